@@ -1,0 +1,57 @@
+"""The ``workup`` command: one subcommand per role, each in its own module, imported on use."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from ..settings import SettingsError
+
+__all__ = ["main", "cli"]
+
+# subcommand -> module in this package; each module defines a click command named ``command``
+_ROLES = {
+    "up": "up",
+    "gateway": "gateway",
+    "worker": "worker",
+    "control": "control",
+    "scale": "scale",
+    "media": "media",
+    "bench": "bench",
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(_ROLES)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        module = _ROLES.get(name)
+        if module is None:
+            return None
+        return importlib.import_module(f"{__name__}.{module}").command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="workup")
+def cli() -> None:
+    """WorkUp: a freelance-marketplace backend of trio services behind one API gateway."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="workup", standalone_mode=False)
+    except SettingsError as exc:
+        click.echo(f"workup: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)

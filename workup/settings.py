@@ -1,0 +1,135 @@
+"""One place for configuration: ``WORKUP_*`` environment variables, overridden by CLI flags.
+
+Every role reads a :class:`Settings`; a bad value is a :class:`SettingsError` whose message is one
+line, which the CLI prints before exiting with code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Mapping
+
+import msgspec
+
+__all__ = ["Settings", "SettingsError", "load_settings", "read_secret", "ensure_secret"]
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed; ``str()`` is a one-line message."""
+
+
+class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    # servers; None means the embedded default of `workup up`
+    amqp_url: str | None = None
+    redis_url: str | None = None
+    users_mongo_url: str | None = None
+    payments_postgres_url: str | None = None
+    cassandra_hosts: str | None = None
+    # secrets (the *_file variants are read by read_secret)
+    jwt_key: str | None = None
+    jwt_key_file: str | None = None
+    control_key: str | None = None
+    control_key_file: str | None = None
+    admin_email: str | None = None
+    admin_password: str | None = None
+    upload_user: str | None = None
+    upload_password: str | None = None
+    # `workup up` and the servers
+    data_dir: str = "./.workup"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    media_port: int = 8910
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        for name in ("port", "media_port"):
+            value = getattr(self, name)
+            if not 0 <= value <= 65535:
+                raise SettingsError(f"{name} must be a port number between 0 and 65535, got {value}")
+        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise SettingsError(f"log_level must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got {self.log_level!r}")
+        self.log_level = self.log_level.upper()
+        if self.amqp_url is not None and not self.amqp_url.startswith(("amqp://", "amqps://")):
+            raise SettingsError(f"amqp_url must start with amqp:// or amqps://, got {self.amqp_url!r}")
+        if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError(f"redis_url must start with redis://, got {self.redis_url!r}")
+        if self.users_mongo_url is not None and not self.users_mongo_url.startswith(("mongodb://", "mongodb+srv://")):
+            raise SettingsError(f"users_mongo_url must start with mongodb://, got {self.users_mongo_url!r}")
+        if self.payments_postgres_url is not None and not self.payments_postgres_url.startswith(("postgresql://", "postgres://")):
+            raise SettingsError(f"payments_postgres_url must start with postgresql://, got {self.payments_postgres_url!r}")
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    def cassandra_contact_points(self) -> list[tuple[str, int]]:
+        """``"h1:9042,h2"`` → ``[("h1", 9042), ("h2", 9042)]``."""
+        points = []
+        for item in (self.cassandra_hosts or "").split(","):
+            item = item.strip()
+            if not item:
+                continue
+            host, _, port = item.rpartition(":") if ":" in item else (item, "", "9042")
+            if not port.isdigit():
+                raise SettingsError(f"cassandra_hosts: bad port in {item!r}")
+            points.append((host, int(port)))
+        return points
+
+
+_FIELDS = tuple(Settings.__struct_fields__)
+_INTS = {"port", "media_port"}
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from ``WORKUP_<FIELD>`` variables (plus ``UPLOAD_USER``/``UPLOAD_PASSWORD``), then
+    ``overrides`` (CLI flags; ``None`` values are ignored)."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    for name in _FIELDS:
+        keys = [f"WORKUP_{name.upper()}"]
+        if name in ("upload_user", "upload_password"):
+            keys.append(name.upper())
+        for key in keys:
+            if env.get(key):
+                raw[name] = env[key]
+                break
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            raw[name] = value
+    for name in _INTS & raw.keys():
+        value = raw[name]
+        if isinstance(value, str):
+            if not value.strip().isdigit():
+                raise SettingsError(f"{name} must be a whole number, got {value!r}")
+            raw[name] = int(value)
+    try:
+        return msgspec.convert(raw, Settings)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def read_secret(value: str | None, file: str | None, name: str) -> str | None:
+    """A secret given directly or as a file path (``*_FILE``); the file wins only when set."""
+    if file:
+        try:
+            return Path(file).read_text().strip()
+        except OSError as exc:
+            raise SettingsError(f"{name}: cannot read {file}: {exc.strerror}") from None
+    return value
+
+
+def ensure_secret(data_dir: Path, filename: str, nbytes: int = 32) -> str:
+    """Read a secret kept in the data directory, creating it (mode 0600) on first use."""
+    path = data_dir / filename
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(nbytes)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    return value
