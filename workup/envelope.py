@@ -4,8 +4,10 @@ A request is a msgpack-encoded command struct plus an :class:`Envelope` of metad
 metadata travels in the message properties: ``type`` = :attr:`Envelope.command` (``"jobs.CreateJob"``),
 ``message_id`` = request id, ``correlation_id``/``reply_to`` for the reply, and the headers
 ``caller``, ``role`` and ``deadline`` (see :func:`to_headers`/:func:`from_headers`). A reply is a
-msgpack :class:`Reply`: a status code and a msgpack body, which for ``status >= 400`` is a
-:class:`~workup.problems.Problem`.
+msgpack :class:`Reply`: a status code and a **JSON** body (the reply is usually bound for HTTP, so
+the gateway passes it through untouched; money is written as exact JSON numbers), which for
+``status >= 400`` is a :class:`~workup.problems.Problem`. Structs use ``rename="camel"`` so the
+JSON field names are the API's.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from .problems import Problem, ProblemError
 
 __all__ = [
     "Role", "Caller", "Envelope", "Reply", "Event", "SERVICE_CALLER",
-    "encode", "decode", "ok_reply", "problem_reply", "raise_for_problem",
+    "encode", "decode", "encode_json", "reply_body", "ok_reply", "problem_reply", "raise_for_problem",
     "to_headers", "from_headers", "new_request_id", "command_name",
 ]
 
@@ -47,7 +49,7 @@ class Envelope(msgspec.Struct, frozen=True):
 
 class Reply(msgspec.Struct, array_like=True):
     status: int
-    body: bytes        # msgpack of the result, or of a Problem when status >= 400
+    body: bytes        # JSON of the result (b"" for none), or of a Problem when status >= 400
 
 
 class Event(msgspec.Struct, frozen=True):
@@ -60,9 +62,11 @@ class Event(msgspec.Struct, frozen=True):
 
 
 _encoder = msgspec.msgpack.Encoder()
+_json_encoder = msgspec.json.Encoder(decimal_format="number")
 
 
 def encode(obj: Any) -> bytes:
+    """msgpack, for request bodies and envelopes."""
     return _encoder.encode(obj)
 
 
@@ -70,20 +74,31 @@ def decode(data: bytes, type: Any = Any) -> Any:
     return msgspec.msgpack.decode(data, type=type)
 
 
+def encode_json(obj: Any) -> bytes:
+    """JSON with Decimals as exact numbers, for reply bodies."""
+    return _json_encoder.encode(obj)
+
+
 def ok_reply(body: Any, status: int = 200) -> Reply:
-    return Reply(status=status, body=encode(body))
+    return Reply(status=status, body=b"" if body is None else encode_json(body))
 
 
 def problem_reply(problem: Problem) -> Reply:
-    return Reply(status=problem.status, body=encode(problem))
+    return Reply(status=problem.status, body=encode_json(problem))
 
 
 def raise_for_problem(reply: Reply) -> Reply:
     """Raise the reply's problem as a :class:`ProblemError` when its status is an error."""
     if reply.status >= 400:
-        p = decode(reply.body, Problem)
+        p = msgspec.json.decode(reply.body, type=Problem)
         raise ProblemError(p.status, p.detail, title=p.title, errors=p.errors)
     return reply
+
+
+def reply_body(reply: Reply, type: Any = Any) -> Any:
+    """The decoded body of a successful reply (raises its problem otherwise)."""
+    raise_for_problem(reply)
+    return msgspec.json.decode(reply.body, type=type) if reply.body else None
 
 
 def command_name(service: str, request_type: type) -> str:
