@@ -1,0 +1,108 @@
+"""Docker Swarm: observe services labelled ``swarm.autoscaler=true`` and set their replicas.
+
+CPU comes from Prometheus over cAdvisor (``container_cpu_usage_seconds_total``), summed per Swarm
+service and normalised by what the service may use: replicas × its CPU limit
+(``deploy.resources.limits.cpus``; one core when unset). Labels: ``swarm.autoscaler.minimum`` and
+``swarm.autoscaler.maximum`` (defaults 1 and 10), optional ``swarm.autoscaler.queue`` naming the
+work queue whose depth also counts.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+import httpx
+import msgspec
+
+from ._policy import Observation, ScalePolicy
+
+__all__ = ["SwarmService", "SwarmProvider", "PrometheusCpu", "policy_from_labels", "LABEL"]
+
+LABEL = "swarm.autoscaler"
+CPU_QUERY = (
+    'sum by (container_label_com_docker_swarm_service_name) '
+    '(rate(container_cpu_usage_seconds_total{container_label_com_docker_swarm_service_name!=""}[1m]))'
+)
+
+
+class SwarmService(msgspec.Struct, frozen=True):
+    name: str
+    replicas: int
+    cpus_per_replica: float
+    labels: dict[str, str]
+
+
+def policy_from_labels(labels: dict[str, str], base: ScalePolicy) -> ScalePolicy:
+    """Min/max from the service's labels; a malformed label is a ValueError naming it."""
+    def number(key: str, default: int) -> int:
+        raw = labels.get(f"{LABEL}.{key}")
+        if raw is None or raw == "":
+            return default
+        if not raw.strip().isdigit():
+            raise ValueError(f"label {LABEL}.{key} must be a whole number, got {raw!r}")
+        return int(raw)
+    return msgspec.structs.replace(base, minimum=number("minimum", base.minimum),
+                                   maximum=number("maximum", base.maximum))
+
+
+class CpuSource(Protocol):
+    def cores_by_service(self) -> dict[str, float]: ...
+
+
+class QueueDepthSource(Protocol):
+    def depth(self, queue: str) -> int | None: ...
+
+
+class PrometheusCpu:
+    """CPU cores in use per Swarm service, from the Prometheus HTTP API."""
+
+    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+        self._client = httpx.Client(base_url=url.rstrip("/"), timeout=timeout)
+
+    def cores_by_service(self) -> dict[str, float]:
+        r = self._client.get("/api/v1/query", params={"query": CPU_QUERY})
+        r.raise_for_status()
+        out: dict[str, float] = {}
+        for row in r.json()["data"]["result"]:
+            name = row["metric"].get("container_label_com_docker_swarm_service_name")
+            if name:
+                out[name] = float(row["value"][1])
+        return out
+
+
+class SwarmProvider:
+    """Reads and scales Swarm services through the Docker Engine API (``docker`` SDK)."""
+
+    def __init__(self, docker_client: Any, cpu: CpuSource, queues: QueueDepthSource | None = None) -> None:
+        self._docker = docker_client
+        self._cpu = cpu
+        self._queues = queues
+
+    def services(self) -> list[SwarmService]:
+        found = []
+        for svc in self._docker.services.list(filters={"label": f"{LABEL}=true"}):
+            spec = svc.attrs["Spec"]
+            replicated = spec.get("Mode", {}).get("Replicated")
+            if replicated is None:  # global services are not ours to scale
+                continue
+            nano = spec.get("TaskTemplate", {}).get("Resources", {}).get("Limits", {}).get("NanoCPUs") or 0
+            found.append(SwarmService(spec["Name"], int(replicated.get("Replicas", 0)),
+                                      nano / 1e9 if nano else 1.0, dict(spec.get("Labels") or {})))
+        return found
+
+    def observe(self, services: list[SwarmService]) -> dict[str, Observation]:
+        cores = self._cpu.cores_by_service()
+        now = time.monotonic()
+        out = {}
+        for s in services:
+            used = cores.get(s.name)
+            capacity = max(s.replicas, 1) * s.cpus_per_replica
+            queue = s.labels.get(f"{LABEL}.queue")
+            depth = self._queues.depth(queue) if (queue and self._queues) else None
+            out[s.name] = Observation(replicas=s.replicas, utilisation=None if used is None else used / capacity,
+                                      queue_depth=depth, at=now)
+        return out
+
+    def scale(self, name: str, replicas: int) -> None:
+        self._docker.services.get(name).scale(replicas)
