@@ -1,0 +1,113 @@
+"""The stored user document and the pure functions that change it.
+
+One document per account (client, freelancer or admin); list items are sub-documents with ids,
+so every change is a read-modify-write of one document, committed with a compare-and-set on
+``version`` (FerretDB has no transactions; one document is atomic everywhere).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import msgspec
+
+from ...messages import users as m
+
+__all__ = ["UserRecord", "email_key", "new_id", "now", "apply_patch", "add_item", "update_item",
+           "remove_item", "add_to_set", "remove_from_set", "ITEM_TYPES"]
+
+
+class UserRecord(msgspec.Struct, kw_only=True):
+    id: str
+    email: str                      # as given at registration or last change
+    email_key: str                  # lower-cased, unique across roles
+    password_hash: str
+    role: m.UserType
+    name: str                       # clientName / fullName ("Administrator" for the admin)
+    created_at: str
+    version: int = 0                # bumped by every save (compare-and-set)
+    closed: bool = False            # the account was deleted: no login, no token, email kept
+    wallet_pending: bool = False    # outbox flag: payments has not acknowledged CreateWallet yet
+    city: str | None = None
+    description: str | None = None
+    industry: str | None = None
+    employee_count: int | None = None
+    job_title: str | None = None
+    birth_date: dt.date | None = None
+    photo_link: str | None = None
+    resume_link: str | None = None
+    skills: list[str] = []
+    languages: list[str] = []
+    achievements: list[m.Achievement] = []
+    education: list[m.Education] = []
+    experience: list[m.Experience] = []
+
+
+ITEM_TYPES: dict[str, type[msgspec.Struct]] = {
+    "achievements": m.Achievement, "education": m.Education, "experience": m.Experience,
+}
+
+
+def email_key(email: str) -> str:
+    return email.strip().lower()
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _given(patch: msgspec.Struct) -> dict[str, Any]:
+    """The fields of a partial-update struct that were present in the request."""
+    return {f: v for f in patch.__struct_fields__ if (v := getattr(patch, f)) is not msgspec.UNSET}
+
+
+# profile field of the request -> attribute of the record
+_PROFILE_FIELDS = {"full_name": "name", "name": "name"}
+
+
+def apply_patch(user: UserRecord, patch: msgspec.Struct) -> UserRecord:
+    """A copy of ``user`` with the given profile fields of ``patch`` applied (email re-keyed)."""
+    changes = {_PROFILE_FIELDS.get(f, f): v for f, v in _given(patch).items()}
+    if "email" in changes:
+        changes["email_key"] = email_key(changes["email"])
+    return msgspec.structs.replace(user, **changes)
+
+
+def add_item(user: UserRecord, kind: str, request: msgspec.Struct) -> tuple[UserRecord, msgspec.Struct]:
+    item = ITEM_TYPES[kind](id=new_id(), **msgspec.structs.asdict(request))
+    return msgspec.structs.replace(user, **{kind: [*getattr(user, kind), item]}), item
+
+
+def update_item(user: UserRecord, kind: str, request: msgspec.Struct) -> tuple[UserRecord, msgspec.Struct] | None:
+    """``None`` when the item is not in the user's list."""
+    fields = _given(request)
+    item_id = fields.pop("id")
+    items = list(getattr(user, kind))
+    for i, item in enumerate(items):
+        if item.id == item_id:
+            items[i] = msgspec.structs.replace(item, **fields)
+            return msgspec.structs.replace(user, **{kind: items}), items[i]
+    return None
+
+
+def remove_item(user: UserRecord, kind: str, item_id: str) -> UserRecord | None:
+    items = getattr(user, kind)
+    kept = [item for item in items if item.id != item_id]
+    return None if len(kept) == len(items) else msgspec.structs.replace(user, **{kind: kept})
+
+
+def add_to_set(user: UserRecord, kind: str, value: str) -> UserRecord | None:
+    """``None`` when already present (nothing to save)."""
+    values = getattr(user, kind)
+    return None if value in values else msgspec.structs.replace(user, **{kind: [*values, value]})
+
+
+def remove_from_set(user: UserRecord, kind: str, value: str) -> UserRecord | None:
+    values = getattr(user, kind)
+    return None if value not in values else msgspec.structs.replace(user, **{kind: [v for v in values if v != value]})

@@ -1,0 +1,80 @@
+"""The users store port: what the commands need from a database, nothing more.
+
+Two adapters implement it (``_mongo.MongoUserStore`` for MongoDB/FerretDB, ``_sqlite.SqliteUserStore``
+embedded) and pass one contract test suite (``tests/users/test_store_contract.py``). Both run their
+blocking driver in threads through a bounded :class:`trio.CapacityLimiter` (:class:`Threaded`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol, TypeVar
+
+import msgspec
+import trio
+
+from ._records import UserRecord
+
+__all__ = ["UserStore", "EmailTaken", "Threaded", "to_document", "from_document"]
+
+T = TypeVar("T")
+
+
+class EmailTaken(Exception):
+    """Another account (any role, any case) already has this email."""
+
+
+class UserStore(Protocol):
+    async def insert(self, user: UserRecord) -> None:
+        """Store a new user (with its ``wallet_pending`` outbox flag, atomically). Raises
+        :class:`EmailTaken`."""
+        ...
+
+    async def get(self, user_id: str) -> UserRecord | None: ...
+
+    async def find_by_email(self, email: str) -> UserRecord | None:
+        """Case-insensitive."""
+        ...
+
+    async def save(self, user: UserRecord) -> bool:
+        """Write ``user`` if the stored version is still ``user.version`` (then bump both);
+        ``False`` when someone else saved in between. Never touches ``wallet_pending``. Raises
+        :class:`EmailTaken` when the new email belongs to another account."""
+        ...
+
+    async def pending_wallets(self, limit: int) -> list[UserRecord]:
+        """Users whose wallet creation is not acknowledged yet (the outbox)."""
+        ...
+
+    async def clear_wallet_pending(self, user_id: str) -> None: ...
+
+    def pool_size(self) -> int: ...
+
+    async def resize_pool(self, size: int) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Threaded:
+    """Runs blocking driver calls in threads, at most ``size`` at a time."""
+
+    def __init__(self, size: int) -> None:
+        self.limiter = trio.CapacityLimiter(max(1, size))
+
+    @property
+    def size(self) -> int:
+        return int(self.limiter.total_tokens)
+
+    def resize(self, size: int) -> None:
+        self.limiter.total_tokens = max(1, size)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+
+
+def to_document(user: UserRecord) -> dict[str, Any]:
+    """Plain types (dates as ISO strings), for BSON or JSON."""
+    return msgspec.to_builtins(user)
+
+
+def from_document(doc: dict[str, Any]) -> UserRecord:
+    return msgspec.convert(doc, UserRecord)
