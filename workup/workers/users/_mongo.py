@@ -14,7 +14,7 @@ import trio
 from pymongo.errors import DuplicateKeyError
 
 from ._records import UserRecord
-from ._store import EmailTaken, Threaded, from_document, to_document
+from ._store import DriverOps, DriverStore, EmailTaken, Threaded, from_document, to_document
 
 __all__ = ["MongoUserStore"]
 
@@ -38,7 +38,9 @@ def _from_mongo(doc: dict[str, Any]) -> UserRecord:
     return from_document(doc)
 
 
-class MongoUserStore:
+class MongoUserStore(DriverStore):
+    _ops = None  # set below, once the operations are defined
+
     def __init__(self, url: str, pool_size: int = 8) -> None:
         self._url = url
         self._threads = Threaded(pool_size)
@@ -71,28 +73,7 @@ class MongoUserStore:
         self._in_flight.pop(client, None)
         await trio.to_thread.run_sync(client.close)
 
-    # --- port -----------------------------------------------------------------------------------
-
-    async def insert(self, user: UserRecord) -> None:
-        await self._call(_insert, user)
-
-    async def get(self, user_id: str) -> UserRecord | None:
-        return await self._call(_find_one, {"_id": user_id})
-
-    async def find_by_email(self, email: str) -> UserRecord | None:
-        return await self._call(_find_one, {"email_key": email.strip().lower()})
-
-    async def save(self, user: UserRecord) -> bool:
-        saved = await self._call(_update, user)
-        if saved:
-            user.version += 1
-        return saved
-
-    async def pending_wallets(self, limit: int) -> list[UserRecord]:
-        return await self._call(_pending, limit)
-
-    async def clear_wallet_pending(self, user_id: str) -> None:
-        await self._call(_clear_pending, user_id)
+    # --- port (the rest comes from DriverStore) -------------------------------------------------
 
     def pool_size(self) -> int:
         return self._threads.size
@@ -128,8 +109,8 @@ def _insert(coll, user: UserRecord) -> None:
         raise EmailTaken(user.email) from None
 
 
-def _find_one(coll, query: dict[str, Any]) -> UserRecord | None:
-    doc = coll.find_one(query)
+def _find_by(coll, field: str, value: str) -> UserRecord | None:
+    doc = coll.find_one({"_id" if field == "id" else field: value})
     return None if doc is None else _from_mongo(doc)
 
 
@@ -151,3 +132,7 @@ def _pending(coll, limit: int) -> list[UserRecord]:
 
 def _clear_pending(coll, user_id: str) -> None:
     coll.update_one({"_id": user_id}, {"$set": {"wallet_pending": False}})
+
+
+MongoUserStore._ops = DriverOps(insert=_insert, find_by=_find_by, update=_update, pending=_pending,
+                                clear_pending=_clear_pending)

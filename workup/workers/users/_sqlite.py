@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 
 from ._records import UserRecord
-from ._store import EmailTaken, Threaded, from_document, to_document
+from ._store import DriverOps, DriverStore, EmailTaken, Threaded, from_document, to_document
 
 __all__ = ["SqliteUserStore"]
 
@@ -65,7 +65,9 @@ class _Pool:
             conn.close()
 
 
-class SqliteUserStore:
+class SqliteUserStore(DriverStore):
+    _ops = None  # set below, once the operations are defined
+
     def __init__(self, path: Path, pool_size: int = 4) -> None:
         self._pool = _Pool(path)
         self._threads = Threaded(pool_size)
@@ -95,28 +97,7 @@ class SqliteUserStore:
     async def _call(self, fn, *args):
         return await self._threads.run(self._run, fn, *args)
 
-    # --- port -----------------------------------------------------------------------------------
-
-    async def insert(self, user: UserRecord) -> None:
-        await self._call(_insert, user)
-
-    async def get(self, user_id: str) -> UserRecord | None:
-        return await self._call(_select_one, "id", user_id)
-
-    async def find_by_email(self, email: str) -> UserRecord | None:
-        return await self._call(_select_one, "email_key", email.strip().lower())
-
-    async def save(self, user: UserRecord) -> bool:
-        saved = await self._call(_update, user)
-        if saved:
-            user.version += 1
-        return saved
-
-    async def pending_wallets(self, limit: int) -> list[UserRecord]:
-        return await self._call(_pending, limit)
-
-    async def clear_wallet_pending(self, user_id: str) -> None:
-        await self._call(_clear_pending, user_id)
+    # --- port (the rest comes from DriverStore) -------------------------------------------------
 
     def pool_size(self) -> int:
         return self._threads.size
@@ -153,6 +134,7 @@ def _insert(conn: sqlite3.Connection, user: UserRecord) -> None:
 
 
 def _select_one(conn: sqlite3.Connection, column: str, value: str) -> UserRecord | None:
+    assert column in ("id", "email_key")
     row = conn.execute(f"SELECT version, wallet_pending, doc FROM users WHERE {column} = ?", (value,)).fetchone()
     return None if row is None else _row_to_user(row)
 
@@ -175,3 +157,7 @@ def _pending(conn: sqlite3.Connection, limit: int) -> list[UserRecord]:
 
 def _clear_pending(conn: sqlite3.Connection, user_id: str) -> None:
     conn.execute("UPDATE users SET wallet_pending = 0 WHERE id = ?", (user_id,))
+
+
+SqliteUserStore._ops = DriverOps(insert=_insert, find_by=_select_one, update=_update, pending=_pending,
+                                 clear_pending=_clear_pending)

@@ -14,7 +14,7 @@ import trio
 
 from ._records import UserRecord
 
-__all__ = ["UserStore", "EmailTaken", "Threaded", "to_document", "from_document"]
+__all__ = ["UserStore", "EmailTaken", "Threaded", "DriverOps", "DriverStore", "to_document", "from_document"]
 
 T = TypeVar("T")
 
@@ -78,3 +78,44 @@ def to_document(user: UserRecord) -> dict[str, Any]:
 
 def from_document(doc: dict[str, Any]) -> UserRecord:
     return msgspec.convert(doc, UserRecord)
+
+
+class DriverOps(msgspec.Struct, frozen=True):
+    """An adapter's blocking operations; each takes the driver handle (a connection or a
+    collection) first and runs in a worker thread."""
+
+    insert: Callable[[Any, UserRecord], None]
+    find_by: Callable[[Any, str, str], UserRecord | None]   # (handle, "id" | "email_key", value)
+    update: Callable[[Any, UserRecord], bool]
+    pending: Callable[[Any, int], list[UserRecord]]
+    clear_pending: Callable[[Any, str], None]
+
+
+class DriverStore:
+    """The port's async methods on top of an adapter's :class:`DriverOps` and its ``_call``."""
+
+    _ops: DriverOps
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        raise NotImplementedError
+
+    async def insert(self, user: UserRecord) -> None:
+        await self._call(self._ops.insert, user)
+
+    async def get(self, user_id: str) -> UserRecord | None:
+        return await self._call(self._ops.find_by, "id", user_id)
+
+    async def find_by_email(self, email: str) -> UserRecord | None:
+        return await self._call(self._ops.find_by, "email_key", email.strip().lower())
+
+    async def save(self, user: UserRecord) -> bool:
+        saved = await self._call(self._ops.update, user)
+        if saved:
+            user.version += 1
+        return saved
+
+    async def pending_wallets(self, limit: int) -> list[UserRecord]:
+        return await self._call(self._ops.pending, limit)
+
+    async def clear_wallet_pending(self, user_id: str) -> None:
+        await self._call(self._ops.clear_pending, user_id)
