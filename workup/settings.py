@@ -27,6 +27,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     users_mongo_url: str | None = None
     payments_postgres_url: str | None = None
     cassandra_hosts: str | None = None
+    cassandra_keyspace_prefix: str = "workup"   # keyspaces <prefix>_jobs, <prefix>_contracts
     # secrets (the *_file variants are read by read_secret)
     jwt_key: str | None = None
     jwt_key_file: str | None = None
