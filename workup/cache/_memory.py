@@ -1,0 +1,66 @@
+"""In-process cache (embedded default): an LRU of versioned entries plus a dict of flags."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Callable
+
+from ._policy import TOMBSTONE_TTL, accepts, check_version
+
+__all__ = ["MemoryCache"]
+
+
+class MemoryCache:
+    """Same semantics as :class:`~workup.cache.RedisCache`; bounded by ``max_entries`` (flags are
+    not counted and never evicted). Single trio thread: no locking needed."""
+
+    def __init__(self, max_entries: int = 100_000, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._entries: OrderedDict[str, tuple[int, bytes | None, float]] = OrderedDict()
+        self._flags: dict[str, bytes] = {}
+        self._max = max_entries
+        self._clock = clock
+
+    def _stored_version(self, key: str, now: float) -> int | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[2] <= now:
+            del self._entries[key]
+            return None
+        return entry[0]
+
+    def _put(self, key: str, version: int, value: bytes | None, ttl: float) -> bool:
+        now = self._clock()
+        if not accepts(self._stored_version(key, now), check_version(version)):
+            return False
+        self._entries[key] = (version, value, now + ttl)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+        return True
+
+    async def get(self, key: str) -> bytes | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[2] <= self._clock():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return entry[1]
+
+    async def set(self, key: str, value: bytes, *, version: int, ttl: float) -> bool:
+        return self._put(key, version, bytes(value), ttl)
+
+    async def delete(self, key: str, *, version: int) -> None:
+        self._put(key, version, None, TOMBSTONE_TTL)
+
+    async def set_flag(self, key: str, value: bytes = b"1") -> None:
+        self._flags[key] = bytes(value)
+
+    async def get_flag(self, key: str) -> bytes | None:
+        return self._flags.get(key)
+
+    async def aclose(self) -> None:
+        pass

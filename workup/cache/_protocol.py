@@ -1,0 +1,31 @@
+"""The cache port shared by the gateway (reads) and the services (fills and invalidations)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+__all__ = ["Cache"]
+
+
+class Cache(Protocol):
+    async def get(self, key: str) -> bytes | None:
+        """The cached value, or ``None`` (missing, expired or invalidated)."""
+        ...
+
+    async def set(self, key: str, value: bytes, *, version: int, ttl: float) -> bool:
+        """Store ``value`` read at ``version`` for ``ttl`` seconds, unless a newer version (or a
+        newer invalidation) is stored. Returns whether it was stored."""
+        ...
+
+    async def delete(self, key: str, *, version: int) -> None:
+        """Invalidate after committing ``version``: a tombstone keeps older fills out for
+        :data:`~workup.cache.TOMBSTONE_TTL` seconds."""
+        ...
+
+    async def set_flag(self, key: str, value: bytes = b"1") -> None:
+        """A durable marker with no TTL (never evicted by the LRU), e.g. closed accounts."""
+        ...
+
+    async def get_flag(self, key: str) -> bytes | None: ...
+
+    async def aclose(self) -> None: ...

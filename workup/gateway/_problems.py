@@ -1,0 +1,88 @@
+"""Problem documents as HTTP responses (RFC 9457), and msgspec errors as field errors."""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+from quart import Response
+from werkzeug.exceptions import HTTPException
+
+from ..envelope import encode_json
+from ..problems import FieldError, Problem, ProblemError
+
+__all__ = ["PROBLEM_JSON", "JSON", "RETRY_AFTER", "problem_response", "problem_bytes", "normalize_problem", "http_problem",
+           "field_errors", "validation_problem"]
+
+PROBLEM_JSON = "application/problem+json"
+JSON = "application/json"
+RETRY_AFTER = "1"  # seconds; a frozen service or a missing responder is usually back soon
+
+_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_MISSING = re.compile(r"missing required field `(?P<name>[^`]+)`")
+
+
+def problem_bytes(problem: Problem) -> bytes:
+    """RFC 9457 JSON with every member written out (``Problem`` itself omits defaults)."""
+    doc: dict[str, object] = {"type": problem.type, "title": problem.title,
+                              "status": problem.status, "detail": problem.detail}
+    if problem.errors is not None:
+        doc["errors"] = problem.errors
+    return encode_json(doc)
+
+
+def normalize_problem(status: int, body: bytes) -> bytes:
+    """A service's problem reply with every member written out (the body is kept as it is when
+    it is not a problem document)."""
+    try:
+        problem = _problem_decoder.decode(body)
+    except msgspec.DecodeError:
+        return body
+    return problem_bytes(problem)
+
+
+_problem_decoder = msgspec.json.Decoder(Problem)
+
+
+def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response:
+    response = Response(problem_bytes(problem), status=problem.status, content_type=PROBLEM_JSON)
+    if problem.status == 503:
+        response.headers["Retry-After"] = RETRY_AFTER
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def http_problem(exc: HTTPException) -> Response:
+    """A werkzeug/quart HTTP error (404, 405, 413, ...) as problem+json."""
+    status = exc.code or 500
+    detail = {
+        404: "no such route",
+        405: "method not allowed on this route",
+        413: "request body too large",
+    }.get(status, "")
+    headers = {}
+    if status == 405 and getattr(exc, "valid_methods", None):
+        headers["Allow"] = ", ".join(sorted(exc.valid_methods))  # type: ignore[attr-defined]
+    return problem_response(ProblemError(status, detail).problem, headers)
+
+
+def _path_to_field(path: str) -> str:
+    # "$.milestones[0].amount" -> "milestones[0].amount"
+    return path[1:] if path.startswith(".") else path
+
+
+def field_errors(exc: msgspec.ValidationError) -> list[FieldError]:
+    """msgspec's one-line message -> ``[{field, message}]`` with the wire (camelCase) names."""
+    text = str(exc)
+    m = _PATH.search(text)
+    path = _path_to_field(m.group("path")) if m else ""
+    message = text[: m.start()] if m else text
+    missing = _MISSING.search(message)
+    if missing:
+        path = f"{path}.{missing.group('name')}" if path else missing.group("name")
+    return [FieldError(field=path or "$", message=message)]
+
+
+def validation_problem(exc: msgspec.ValidationError, where: str = "body") -> ProblemError:
+    return ProblemError(400, f"invalid {where}", errors=field_errors(exc))

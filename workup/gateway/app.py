@@ -1,0 +1,126 @@
+"""The gateway app factory: quart-trio, problem+json for every error, JWT auth, route modules."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from typing import Any, Sequence
+
+import msgspec
+from quart import Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from ..cache import Cache, CacheUnavailable
+from ..envelope import new_request_id
+from ..problems import ProblemError
+from ..settings import Settings
+from ._problems import http_problem, problem_response, validation_problem
+from ._revocations import Revocations
+from ._state import Gateway, GatewayApp
+from ._tokens import InvalidToken, TokenService
+from .kit import ANONYMOUS
+from .routes import blueprints
+
+__all__ = ["create_app"]
+
+_log = logging.getLogger("workup.gateway")
+_access = logging.getLogger("workup.access")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_WWW_AUTHENTICATE = 'Bearer realm="workup"'
+
+
+def create_app(settings: Settings, transport: Any, cache: Cache, *, jwt_keys: Sequence[str] | str,
+               request_timeout: float = 10.0, max_body: int = 1024 * 1024) -> GatewayApp:
+    """The gateway as an ASGI app. ``transport`` is an RpcClient (and EventSource for the
+    notifications); ``jwt_keys``: the first signs, all verify."""
+    keys = [jwt_keys] if isinstance(jwt_keys, str) else list(jwt_keys)
+    tokens = TokenService(keys)
+    app = GatewayApp("workup.gateway", static_folder=None)
+    app.config.update(MAX_CONTENT_LENGTH=max_body, PROPAGATE_EXCEPTIONS=False,
+                      PROVIDE_AUTOMATIC_OPTIONS=True)
+    app.url_map.strict_slashes = False
+    app.url_map.merge_slashes = False
+    app.gw = Gateway(settings=settings, transport=transport, cache=cache, tokens=tokens,
+                     revocations=Revocations(cache), request_timeout=request_timeout, max_body=max_body)
+    _install_hooks(app)
+    for bp in blueprints():
+        app.register_blueprint(bp)
+    return app
+
+
+async def _authenticate(header: str | None, gw: Gateway):
+    if header is None:
+        return ANONYMOUS
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise ProblemError(401, "the Authorization header must be 'Bearer <token>'")
+    try:
+        claims = gw.tokens.verify(token)
+    except InvalidToken as exc:
+        raise ProblemError(401, str(exc)) from None
+    try:
+        closed = await gw.revocations.is_closed(claims.sub)
+    except CacheUnavailable:
+        raise ProblemError(503, "cannot check the account state right now") from None
+    if closed:
+        raise ProblemError(401, "this account is closed")
+    return claims.caller
+
+
+def _install_hooks(app: GatewayApp) -> None:
+    gw = app.gw
+
+    @app.before_request
+    async def _begin() -> None:
+        g.started = time.perf_counter()
+        rid = request.headers.get("X-Request-Id")
+        g.request_id = rid if rid and _REQUEST_ID.match(rid) else new_request_id()
+        g.deadline = time.monotonic() + gw.request_timeout
+        if request.routing_exception is not None:   # unknown route or method: 404/405 before auth
+            raise request.routing_exception
+        length = request.content_length
+        if length is not None and length > gw.max_body:
+            raise ProblemError(413, f"request body over {gw.max_body} bytes")
+        g.caller = await _authenticate(request.headers.get("Authorization"), gw)
+
+    @app.after_request
+    async def _finish(response: Response) -> Response:
+        rid = g.get("request_id") or new_request_id()
+        response.headers["X-Request-Id"] = rid
+        rule = request.url_rule
+        route = rule.rule if rule is not None else "<unmatched>"
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        gw.metrics.observe_request(request.method, route, response.status_code, elapsed)
+        if _access.isEnabledFor(logging.INFO):
+            caller = g.get("caller", ANONYMOUS)
+            _access.info(json.dumps({
+                "requestId": rid, "method": request.method, "path": request.path, "route": route,
+                "status": response.status_code, "ms": round(elapsed * 1000, 3),
+                "user": caller.user_id, "role": caller.role,
+            }, separators=(",", ":")))
+        return response
+
+    @app.errorhandler(ProblemError)
+    async def _problem(exc: ProblemError) -> Response:
+        headers = {"WWW-Authenticate": _WWW_AUTHENTICATE} if exc.status == 401 else None
+        return problem_response(exc.problem, headers)
+
+    @app.errorhandler(msgspec.ValidationError)
+    async def _invalid(exc: msgspec.ValidationError) -> Response:
+        return problem_response(validation_problem(exc, "request").problem)
+
+    @app.errorhandler(HTTPException)
+    async def _http(exc: HTTPException) -> Any:
+        if exc.code is not None and exc.code < 400:
+            return exc.get_response()
+        return http_problem(exc)
+
+    @app.errorhandler(Exception)
+    async def _unexpected(exc: Exception) -> Response:
+        rid = g.get("request_id", "")
+        _log.error("unhandled error in %s %s (request %s)", request.method, request.path, rid,
+                   exc_info=exc)
+        return problem_response(ProblemError(500, f"internal error (request {rid})").problem)

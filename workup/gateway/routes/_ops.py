@@ -1,0 +1,54 @@
+"""Gateway-level routes: welcome, health, metrics."""
+
+from __future__ import annotations
+
+import inspect
+
+import msgspec
+from quart import Blueprint, Response
+
+from ... import __version__ as VERSION
+from .._metrics import CONTENT_TYPE
+from .._problems import JSON, PROBLEM_JSON, RETRY_AFTER
+from .._state import gateway
+
+__all__ = ["blueprint"]
+
+blueprint = Blueprint("ops", __name__)
+
+_WELCOME = msgspec.json.encode({
+    "name": "WorkUp", "version": VERSION,
+    "api": "/api/v1", "openapi": "/openapi.json", "health": "/health", "metrics": "/metrics",
+})
+
+
+@blueprint.get("/")
+async def welcome() -> Response:
+    return Response(_WELCOME, content_type=JSON)
+
+
+async def broker_reachable(transport: object) -> bool:
+    """The transport's own health probe when it has one (``healthy`` attribute, method or
+    coroutine); an in-process transport without one is always reachable."""
+    probe = getattr(transport, "healthy", None)
+    if probe is None:
+        return True
+    if callable(probe):
+        probe = probe()
+    if inspect.isawaitable(probe):
+        probe = await probe
+    return bool(probe)
+
+
+@blueprint.get("/health")
+async def health() -> Response:
+    if await broker_reachable(gateway().transport):
+        return Response(b'{"status":"ok"}', content_type=JSON)
+    body = msgspec.json.encode({"type": "about:blank", "title": "Service Unavailable", "status": 503,
+                                "detail": "the message broker is unreachable"})
+    return Response(body, status=503, content_type=PROBLEM_JSON, headers={"Retry-After": RETRY_AFTER})
+
+
+@blueprint.get("/metrics")
+async def metrics() -> Response:
+    return Response(gateway().metrics.render(), content_type=CONTENT_TYPE)
