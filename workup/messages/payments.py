@@ -3,7 +3,10 @@ the payments engineer adds the HTTP-facing ones below."""
 
 from __future__ import annotations
 
-from decimal import Decimal
+import datetime as dt
+from decimal import ROUND_DOWN, Decimal
+
+import msgspec
 
 from ._base import Message
 
@@ -43,3 +46,143 @@ class CancelContractRequests(Message):
     """contracts → payments when a contract is TERMINATED: its PENDING requests become CANCELLED.
     Idempotent. Reply: ``None``."""
     contract_id: str
+
+
+# --- money ----------------------------------------------------------------------------------------
+
+MAX_AMOUNT = Decimal("1000000000")
+_CENT = Decimal("0.01")
+
+
+def amount_problem(amount: Decimal) -> str | None:
+    """Why ``amount`` is not a valid amount of money (``None`` when it is): finite, > 0, at most
+    2 decimal places, at most 1,000,000,000. Checked by the gateway's body structs and again by
+    the service (a pure function, so both agree)."""
+    if not isinstance(amount, Decimal) or not amount.is_finite():
+        return "amount must be a finite number"
+    if amount <= 0:
+        return "amount must be greater than 0"
+    if amount > MAX_AMOUNT:
+        return "amount must be at most 1000000000"
+    if amount != amount.quantize(_CENT, rounding=ROUND_DOWN):
+        return "amount must have at most 2 decimal places"
+    return None
+
+
+def check_amount(amount: Decimal) -> Decimal:
+    """``amount`` normalised to cents, or ``ValueError`` with the reason."""
+    reason = amount_problem(amount)
+    if reason is not None:
+        raise ValueError(reason)
+    return amount.quantize(_CENT)
+
+
+# --- HTTP-facing: bodies (validated by the gateway) -----------------------------------------------
+
+MAX_DESCRIPTION = 500
+
+
+class MoneyBody(Message):
+    """``POST /{me}/wallet/deposit`` and ``.../withdraw`` body. ``amount`` is kept as the raw JSON
+    text so that only a JSON number is accepted (msgspec would also take a string) and it is read
+    exactly, never through a float; :meth:`money` gives the checked Decimal."""
+    amount: msgspec.Raw
+    description: str | None = None
+
+    def __post_init__(self) -> None:
+        self.money()
+        if self.description is not None and len(self.description) > MAX_DESCRIPTION:
+            raise ValueError(f"description must be at most {MAX_DESCRIPTION} characters")
+
+    def money(self) -> Decimal:
+        text = bytes(self.amount).strip()
+        if not text or text[:1] not in b"-0123456789":
+            raise ValueError("amount must be a JSON number")
+        return check_amount(Decimal(text.decode()))
+
+
+# --- HTTP-facing: commands (the caller is the envelope's user; role CLIENT or FREELANCER) ---------
+
+class GetMyWallet(Message):
+    """Reply: ``WalletBalance``."""
+
+
+class Deposit(Message):
+    """Reply: ``WalletBalance``. ``idempotency_key``: the HTTP ``Idempotency-Key`` header."""
+    amount: Decimal
+    description: str | None = None
+    idempotency_key: str | None = None
+
+
+class Withdraw(Message):
+    """Reply: ``WalletBalance``; 409 insufficient balance."""
+    amount: Decimal
+    description: str | None = None
+    idempotency_key: str | None = None
+
+
+class ListWalletTransactions(Message):
+    """The caller's wallet transactions, newest first. Reply: ``list[WalletTransaction]``."""
+
+
+class GetWalletTransaction(Message):
+    """One of the caller's wallet transactions (404 for anyone else's). Reply: ``WalletTransaction``."""
+    id: str
+
+
+class ListMyRequests(Message):
+    """Requests where the caller is the client (CLIENT) or the freelancer (FREELANCER), newest
+    first. Reply: ``list[PaymentRequest]``."""
+
+
+class ListMyTransactions(Message):
+    """Payment transactions of those requests, newest first. Reply: ``list[PaymentTransaction]``."""
+
+
+class GetPaymentRequest(Message):
+    """Reply: ``PaymentRequest``; 404 missing, 403 not its client or freelancer."""
+    id: str
+
+
+class PayRequest(Message):
+    """The request's client pays it. Reply: ``PayResult``; 409 already paid, cancelled or
+    insufficient balance."""
+    id: str
+    idempotency_key: str | None = None
+
+
+# --- replies ---------------------------------------------------------------------------------------
+
+class WalletTransaction(Message):
+    id: str
+    amount: Decimal
+    transaction_type: str          # "CREDIT" | "DEBIT"
+    description: str | None
+    payment_transaction_id: str | None
+    created_at: dt.datetime
+
+
+class PaymentRequest(Message):
+    id: str
+    client_id: str
+    freelancer_id: str
+    contract_id: str
+    milestone_id: str
+    amount: Decimal
+    status: str                    # "PENDING" | "PAID" | "CANCELLED"
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class PaymentTransaction(Message):
+    id: str
+    payment_request_id: str
+    amount: Decimal
+    status: str                    # "SUCCESS"
+    created_at: dt.datetime
+
+
+class PayResult(Message):
+    transaction_id: str
+    payment_request_id: str
+    status: str = "SUCCESS"

@@ -1,0 +1,62 @@
+"""Fixtures for the payments tests: a unique PostgreSQL database per run (dropped at the end) and
+the two store adapters behind one ``store`` fixture, so that one contract suite runs on both."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from workup.workers.payments._postgres import PostgresStore
+from workup.workers.payments._sqlite import SqliteStore
+
+PG_URL = os.environ.get("WORKUP_TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _admin() -> psycopg.Connection:
+    try:
+        return psycopg.connect(make_conninfo(PG_URL, connect_timeout=5), autocommit=True)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {PG_URL} (set WORKUP_TEST_POSTGRES_URL): {exc}")
+
+
+@contextlib.contextmanager
+def fresh_database(tag: str = "t") -> Iterator[str]:
+    """A new, empty database; yields its URL; dropped (with its connections) afterwards."""
+    name = f"workup_pay_{tag}_{uuid.uuid4().hex[:12]}"
+    with _admin() as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield make_conninfo(**{**conninfo_to_dict(PG_URL), "dbname": name})
+    finally:
+        with _admin() as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    with fresh_database("s") as url:
+        yield url
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+async def store(request: pytest.FixtureRequest, pg_url: str, tmp_path: Path):
+    if request.param == "postgres":
+        s = PostgresStore.open(pg_url, size=4, application_name=f"workup-test-{uuid.uuid4().hex[:8]}")
+    else:
+        s = SqliteStore.open(tmp_path / "payments.sqlite3", size=4)
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+def uid() -> str:
+    return uuid.uuid4().hex
