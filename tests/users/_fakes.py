@@ -1,0 +1,43 @@
+"""Test doubles of the users service's peers (payments, contracts): tiny real Services on the same
+transport that record what they were asked. Used until/besides the real services."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from workup.messages.contracts import ActiveContractAnswer, HasActiveContract
+from workup.messages.payments import CreateWallet, GetWalletOf, WalletBalance
+from workup.problems import not_found
+from workup.workers import Service
+
+
+class FakePayments:
+    def __init__(self) -> None:
+        self.created: list[CreateWallet] = []
+        self.balances: dict[str, Decimal] = {}
+        self.service = Service("payments")
+
+        @self.service.command(CreateWallet)
+        async def create(ctx, req: CreateWallet) -> WalletBalance:
+            self.created.append(req)
+            self.balances.setdefault(req.user_id, Decimal("0"))
+            return WalletBalance(balance=self.balances[req.user_id])
+
+        @self.service.command(GetWalletOf)
+        async def get(ctx, req: GetWalletOf) -> WalletBalance:
+            if req.user_id not in self.balances:
+                raise not_found("wallet")
+            return WalletBalance(balance=self.balances[req.user_id])
+
+    def wallets_for(self, user_id: str) -> int:
+        return sum(1 for c in self.created if c.user_id == user_id)
+
+
+class FakeContracts:
+    def __init__(self) -> None:
+        self.active: set[str] = set()
+        self.service = Service("contracts")
+
+        @self.service.command(HasActiveContract)
+        async def has_active(ctx, req: HasActiveContract) -> ActiveContractAnswer:
+            return ActiveContractAnswer(active=req.user_id in self.active)

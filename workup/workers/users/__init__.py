@@ -1,0 +1,16 @@
+"""The users service: accounts (register, login, close), profiles and freelancer lists.
+
+``service`` is what ``workup worker users`` and ``workup up`` run. Stores: MongoDB (FerretDB) when
+``settings.users_mongo_url`` is set, else SQLite in the data directory. See ``docs/users.md``.
+"""
+
+from .._service import Service
+from ._commands import register as _register_commands
+from ._deps import UsersDeps, open_users_deps
+from ._relay import relay_wallets
+
+__all__ = ["service", "UsersDeps"]
+
+service: Service[UsersDeps] = Service("users", open_deps=open_users_deps)
+_register_commands(service)
+service.background_task(relay_wallets)
