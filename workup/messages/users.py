@@ -33,8 +33,15 @@ __all__ = [
     "Education", "AddEducation", "ListEducation", "UpdateEducation", "RemoveEducation",
     "Experience", "AddExperience", "ListExperience", "UpdateExperience", "RemoveExperience",
     "AddSkill", "ListSkills", "RemoveSkill", "AddLanguage", "ListLanguages", "RemoveLanguage",
-    "ITEM_KINDS",
+    "ITEM_KINDS", "CACHED_ME", "CACHED_CLIENT_PROFILE", "CACHED_FREELANCER_PROFILE", "CACHED_FREELANCER_PUBLIC",
 ]
+
+# Cache entities of the users service (``workup:users:<entity>:<user id>``): the service fills and
+# invalidates them, the gateway serves them (``kit.cached_forward``).
+CACHED_ME = "me"
+CACHED_CLIENT_PROFILE = "client_profile"
+CACHED_FREELANCER_PROFILE = "freelancer_profile"
+CACHED_FREELANCER_PUBLIC = "freelancer_public"
 
 # A pragmatic address check (RFC 5321 lengths, one @, a dot in the domain, no spaces).
 EMAIL_PATTERN = r"^[^@\s\x00-\x1f]{1,64}@[^@\s\x00-\x1f.]+(\.[^@\s\x00-\x1f.]+)+$"

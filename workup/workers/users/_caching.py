@@ -13,13 +13,14 @@ from typing import Any
 
 from ...cache import Cache, CacheUnavailable, cache_key
 from ...envelope import encode_json
+from ...messages import users as m
 
 __all__ = ["ENTITIES", "key", "fill", "invalidate", "TTL"]
 
 log = logging.getLogger("workup.users")
 
 # entity -> what it caches (all derived from the one user document)
-ENTITIES = ("me", "client_profile", "freelancer_profile", "freelancer_public")
+ENTITIES = (m.CACHED_ME, m.CACHED_CLIENT_PROFILE, m.CACHED_FREELANCER_PROFILE, m.CACHED_FREELANCER_PUBLIC)
 TTL = 300.0
 
 

@@ -130,7 +130,7 @@ def _me_view(user: UserRecord) -> m.Me:
 
 async def get_me(ctx: Ctx, req: m.GetMe) -> m.Me:
     user = await current_user(ctx)
-    return await _caching.fill(ctx.deps.cache, "me", user.id, user.version, _me_view(user))
+    return await _caching.fill(ctx.deps.cache, m.CACHED_ME, user.id, user.version, _me_view(user))
 
 
 async def delete_me(ctx: Ctx, req: m.DeleteMe) -> None:
@@ -206,14 +206,14 @@ async def get_public_freelancer(ctx: Ctx, req: m.GetPublicFreelancer) -> m.Publi
     user = await ctx.deps.store.get(req.freelancer_id)
     if user is None or user.closed or user.role != "FREELANCER":
         raise not_found("freelancer")
-    return await _caching.fill(ctx.deps.cache, "freelancer_public", user.id, user.version, _public_profile(user))
+    return await _caching.fill(ctx.deps.cache, m.CACHED_FREELANCER_PUBLIC, user.id, user.version, _public_profile(user))
 
 
 # (role, get request, set request, view, cache entity or None)
 _PROFILE_VIEWS = [
-    ("CLIENT", m.GetClientProfile, m.SetClientProfile, _client_profile, "client_profile"),
+    ("CLIENT", m.GetClientProfile, m.SetClientProfile, _client_profile, m.CACHED_CLIENT_PROFILE),
     ("CLIENT", m.GetClientPhoto, m.SetClientPhoto, _photo, None),
-    ("FREELANCER", m.GetFreelancerProfile, m.SetFreelancerProfile, _freelancer_profile, "freelancer_profile"),
+    ("FREELANCER", m.GetFreelancerProfile, m.SetFreelancerProfile, _freelancer_profile, m.CACHED_FREELANCER_PROFILE),
     ("FREELANCER", m.GetFreelancerPhoto, m.SetFreelancerPhoto, _photo, None),
     ("FREELANCER", m.GetFreelancerResume, m.SetFreelancerResume, _resume, None),
     ("FREELANCER", m.GetFreelancerBrief, None, _brief, None),

@@ -1,0 +1,79 @@
+"""A users system for HTTP tests: the real gateway on a free port, the users service, and fake
+payments/contracts peers (they record calls and let a test set balances or ACTIVE contracts), all
+on one in-process transport. ``tests/_system.running_system`` runs the real peers and RabbitMQ."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+import httpx
+import trio
+
+from workup.cache import open_cache
+from workup.gateway import create_app, serve_app
+from workup.settings import Settings
+from workup.workers import LocalTransport, serve_service
+from workup.workers.users import service as users_service
+
+from ._env import mongo_url, require_mongo
+from ._fakes import FakeContracts, FakePayments
+
+JWT_KEY = "users-test-signing-key-" + "k" * 24
+ADMIN_EMAIL, ADMIN_PASSWORD = "admin@example.com", "admin-password-1"
+PASSWORD = "password123"
+_seq = itertools.count()
+
+
+def unique_email(tag: str = "u") -> str:
+    return f"{tag}-{uuid.uuid4().hex[:10]}-{next(_seq)}@example.com"
+
+
+class UsersSystem:
+    def __init__(self, http: httpx.AsyncClient, payments: FakePayments, contracts: FakeContracts) -> None:
+        self.http, self.payments, self.contracts = http, payments, contracts
+
+    async def register(self, role: str = "CLIENT", email: str | None = None) -> dict:
+        email = email or unique_email(role.lower())
+        if role == "CLIENT":
+            r = await self.http.post("/api/v1/users/clients/register",
+                                     json={"email": email, "password": PASSWORD, "clientName": "Acme"})
+        else:
+            r = await self.http.post("/api/v1/users/freelancers/register",
+                                     json={"email": email, "password": PASSWORD, "fullName": "Fay"})
+        assert r.status_code == 201, r.text
+        return {**r.json(), "email": email, "auth": {"Authorization": f"Bearer {r.json()['authToken']}"}}
+
+    async def admin(self) -> dict:
+        r = await self.http.post("/api/v1/users/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+        assert r.status_code == 200, r.text
+        return {**r.json(), "auth": {"Authorization": f"Bearer {r.json()['authToken']}"}}
+
+
+@asynccontextmanager
+async def users_system(data_dir: str, store: str = "sqlite") -> AsyncIterator[UsersSystem]:
+    url = None
+    if store == "mongo":
+        url = mongo_url()
+        require_mongo(url)
+    settings = Settings(data_dir=data_dir, users_mongo_url=url, admin_email=ADMIN_EMAIL,
+                        admin_password=ADMIN_PASSWORD)
+    t = LocalTransport()
+    payments, contracts = FakePayments(), FakeContracts()
+    cache = open_cache(settings)  # the one the embedded users service fills
+    async with trio.open_nursery() as n:
+        for svc in (payments.service, contracts.service, users_service):
+            await n.start(lambda task_status, svc=svc: serve_service(
+                svc, settings, t, concurrency=32, grace=1, control_secret="s", task_status=task_status))
+        app = create_app(settings, t, cache, jwt_keys=JWT_KEY)
+        base = await n.start(serve_app, app)
+        async with httpx.AsyncClient(base_url=base, timeout=20) as http:
+            yield UsersSystem(http, payments, contracts)
+        if url:
+            from workup.workers.users._mongo import MongoUserStore
+            store_ = await MongoUserStore.open(url)
+            await store_.drop()
+            await store_.aclose()
+        n.cancel_scope.cancel()
