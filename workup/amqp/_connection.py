@@ -1,0 +1,420 @@
+"""The trio shell around :class:`ConnectionCore`: a socket, a reader task, a writer task
+that sends everything queued since its last write in one ``send_all``, a heartbeat task,
+and a supervisor that reconnects with backoff and restores channels, topology and consumers.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+import trio
+
+from ._channel import Channel
+from ._channel_core import ChannelState
+from ._errors import AMQPError, ChannelClosed, ConnectionClosed, ConnectionLost, ProtocolError
+from ._events import (Blocked, ChannelClosedByBroker, ConnectionClosedByBroker,
+                      ConnectionCloseOk, ConnectionOpened, ConsumerCancelledByBroker, Delivered,
+                      MessageReturned, MethodReply, PublishConfirmed, Unblocked)
+from ._params import ConnectionParams, parse_url
+from ._protocol import ConnectionCore
+from ._topology import Topology
+from ._waiter import Waiter
+
+__all__ = ["Connection", "connect"]
+
+log = logging.getLogger("workup.amqp")
+
+# broker connection.close codes after which reconnecting makes sense (320 CONNECTION_FORCED:
+# an operator or a node shutdown closed us); others (403, 530, 50x) would fail again
+RECONNECT_CODES = frozenset({320})
+
+
+@asynccontextmanager
+async def connect(url: str | ConnectionParams, *, name: str | None = None,
+                  reconnect: bool = True, reconnect_delay: float = 0.1,
+                  reconnect_max_delay: float = 5.0) -> AsyncIterator["Connection"]:
+    """Open a connection (raises if the first attempt fails) and run it until the block ends."""
+    params = parse_url(url) if isinstance(url, str) else url
+    conn = Connection(params, name=name, reconnect=reconnect, reconnect_delay=reconnect_delay,
+                      reconnect_max_delay=reconnect_max_delay)
+    stream, core = await conn._handshake()
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(conn._run, stream, core)
+            try:
+                yield conn
+            finally:
+                with trio.CancelScope(shield=True):
+                    await conn.aclose()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # only the block's own exception can be in here (our tasks do not raise): unwrap it
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
+
+
+class Connection:
+    def __init__(self, params: ConnectionParams, *, name: str | None = None,
+                 reconnect: bool = True, reconnect_delay: float = 0.1,
+                 reconnect_max_delay: float = 5.0) -> None:
+        self.params = params
+        self.name = name
+        self.reconnect = reconnect
+        self._delay = (reconnect_delay, reconnect_max_delay)
+        self._core: ConnectionCore | None = None
+        self._stream: trio.SocketStream | None = None
+        self._generation = 0
+        self._up = False
+        self._up_event = trio.Event()
+        self._wake_event = trio.Event()
+        self._closing = False
+        self._error: BaseException | None = None  # set once the connection is dead for good
+        self._closed_event = trio.Event()
+        self._session_scope = trio.CancelScope()
+        self._lost: BaseException | None = None
+        self._close_ok = trio.Event()
+        self._channels: dict[int, Channel] = {}
+        self._topology = Topology()
+        self._last_recv = self._last_send = 0.0
+        self.blocked: str | None = None
+        self.reconnects = 0
+
+    # -- public ------------------------------------------------------------------------------
+
+    async def channel(self, *, confirms: bool = False, prefetch: int | None = None) -> Channel:
+        """Open a channel; ``confirms`` turns on publisher confirms (publish waits for them)."""
+        core = await self._wait_up()
+        number = next(n for n in range(1, core.channel_max + 1) if n not in self._channels)
+        channel = Channel(self, number, confirms)
+        self._channels[number] = channel
+        try:
+            await channel._open()
+            if prefetch is not None:
+                await channel.qos(prefetch)
+        except BaseException:
+            self._channels.pop(number, None)
+            raise
+        return channel
+
+    @property
+    def is_open(self) -> bool:
+        return self._up
+
+    @property
+    def server_properties(self) -> dict[str, object]:
+        return self._core.server_properties if self._core else {}
+
+    async def wait_closed(self) -> BaseException | None:
+        """Wait until the connection is closed for good; the reason (None after ``aclose``)."""
+        await self._closed_event.wait()
+        return None if self._closing else self._error
+
+    async def aclose(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        core = self._core
+        if self._up and core is not None:
+            core.close()
+            self._wake()
+            with trio.move_on_after(2):
+                await self._close_ok.wait()
+        self._die(ConnectionClosed(200, "connection closed by the application"))
+
+    # -- supervisor --------------------------------------------------------------------------
+
+    async def _run(self, stream: trio.SocketStream, core: ConnectionCore) -> None:
+        delay = self._delay[0]
+        while True:
+            started = trio.current_time()
+            await self._session(stream, core, restore=self._generation > 0)
+            if self._closing or self._error is not None:
+                return
+            log.warning("AMQP connection lost (%s); reconnecting", self._lost)
+            if trio.current_time() - started > 10:
+                delay = self._delay[0]  # it was up for a while: start over quickly
+            while True:
+                await trio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, self._delay[1])
+                if self._error is not None:
+                    return
+                try:
+                    stream, core = await self._handshake()
+                    self.reconnects += 1
+                    break
+                except (OSError, AMQPError, trio.TooSlowError) as exc:
+                    if isinstance(exc, ProtocolError):
+                        self._die(exc)
+                        return
+                    log.warning("AMQP reconnect failed: %s", exc)
+
+    async def _handshake(self) -> tuple[trio.SocketStream, ConnectionCore]:
+        p = self.params
+        core = ConnectionCore(p, self.name)
+        with trio.fail_after(p.connect_timeout):
+            try:
+                stream = await trio.open_tcp_stream(p.host, p.port)
+            except OSError as exc:
+                raise ConnectionLost(f"cannot connect to {p.host}:{p.port}: {exc}") from None
+            try:
+                core.start()
+                while True:
+                    data = core.data_to_send()
+                    if data:
+                        await stream.send_all(data)
+                    chunk = await stream.receive_some(65536)
+                    if not chunk:
+                        raise ConnectionLost(
+                            "broker closed the socket during the handshake (bad credentials?)")
+                    for event in core.receive_data(chunk):
+                        if isinstance(event, ConnectionClosedByBroker):
+                            raise ConnectionClosed(event.reply_code, event.reply_text,
+                                                   event.class_id, event.method_id)
+                        if isinstance(event, ConnectionOpened):
+                            return stream, core
+            except BaseException:
+                with trio.CancelScope(shield=True):
+                    await _abort(stream, core)
+                raise
+
+    async def _session(self, stream: trio.SocketStream, core: ConnectionCore,
+                       restore: bool) -> None:
+        self._generation += 1
+        self._stream, self._core, self._lost = stream, core, None
+        self._last_recv = self._last_send = trio.current_time()
+        self._wake_event = trio.Event()
+        self._session_scope = scope = trio.CancelScope()
+        with scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._reader, stream, core)
+                nursery.start_soon(self._writer, stream, core)
+                nursery.start_soon(self._heartbeat, core)
+                if restore:
+                    try:
+                        await self._restore()
+                    except (AMQPError, trio.TooSlowError) as exc:
+                        self._lose(ConnectionLost(f"restoring after reconnect failed: {exc}"))
+                if self._lost is None:
+                    self._set_up()
+        # the session ended: the connection is lost (or being closed)
+        self._up = False
+        self._up_event = trio.Event()
+        with trio.CancelScope(shield=True):
+            await _abort(stream, core)
+        error = self._lost or ConnectionLost("connection lost")
+        fatal = self._closing or not self.reconnect or (
+            isinstance(error, (ConnectionClosed, ProtocolError))
+            and getattr(error, "reply_code", 0) not in RECONNECT_CODES)
+        if fatal and self._error is None:
+            self._die(error)
+        else:
+            for channel in list(self._channels.values()):
+                channel._on_gone(ConnectionLost(str(error)), fatal=False)
+
+    def _set_up(self) -> None:
+        self._up = True
+        self._up_event.set()
+
+    async def _restore(self) -> None:
+        with trio.fail_after(30):
+            channels = sorted(self._channels.values(), key=lambda c: c.number)
+            for channel in channels:
+                await channel._open()
+            if channels:
+                await self._replay_topology(channels[0])
+            for channel in channels:
+                await channel._restore_consumers()
+
+    async def _replay_topology(self, channel: Channel) -> None:
+        assert channel._core is not None
+        from pamqp import commands as C
+        for kind, key, kw in self._topology.steps():
+            try:
+                if channel._core is None or channel._core.state is not ChannelState.OPEN:
+                    await channel._open()
+                core = channel._core
+                assert core is not None
+                if kind == "exchange":
+                    await channel._sync(core, C.Exchange.Declare(
+                        exchange=key, exchange_type=kw["type"], durable=kw["durable"],
+                        auto_delete=kw["auto_delete"], internal=kw["internal"],
+                        arguments=kw["arguments"]))
+                elif kind == "queue":
+                    ok = await channel._sync(core, C.Queue.Declare(
+                        queue=kw["queue"], durable=kw["durable"], exclusive=kw["exclusive"],
+                        auto_delete=kw["auto_delete"], arguments=kw["arguments"]))
+                    if ok.queue != key:
+                        self._topology.rename_queue(key, ok.queue)
+                        for ch in self._channels.values():
+                            for consumer in ch._consumers.values():
+                                if consumer.queue == key:
+                                    consumer.queue = ok.queue
+                else:
+                    queue, exchange, routing_key = key
+                    await channel._sync(core, C.Queue.Bind(
+                        queue=queue, exchange=exchange, routing_key=routing_key,
+                        arguments=kw["arguments"]))
+            except ChannelClosed as exc:
+                log.error("could not restore %s %r after reconnect: %s", kind, key, exc)
+
+    def _die(self, error: BaseException) -> None:
+        """The connection is closed for good: everything waiting on it fails."""
+        if self._error is None:
+            self._error = error
+        self._up = False
+        self._up_event.set()  # wake waiters so they see the error
+        for channel in list(self._channels.values()):
+            channel._on_gone(self._error, fatal=True)
+        self._session_scope.cancel()
+        self._closed_event.set()
+
+    def _lose(self, error: BaseException) -> None:
+        if self._lost is None:
+            self._lost = error
+        self._session_scope.cancel()
+
+    # -- used by channels --------------------------------------------------------------------
+
+    async def _wait_up(self) -> ConnectionCore:
+        while not self._up:
+            if self._error is not None:
+                raise self._error
+            await self._up_event.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._core is not None
+        return self._core
+
+    def _require_core(self) -> ConnectionCore:
+        if self._error is not None:
+            raise self._error
+        if self._core is None:
+            raise ConnectionLost("not connected")
+        return self._core
+
+    def _wake(self) -> None:
+        event = self._wake_event
+        if not event.is_set():
+            event.set()
+
+    def _forget_channel(self, channel: Channel) -> None:
+        if self._channels.get(channel.number) is channel:
+            del self._channels[channel.number]
+
+    # -- session tasks -----------------------------------------------------------------------
+
+    async def _writer(self, stream: trio.SocketStream, core: ConnectionCore) -> None:
+        try:
+            while True:
+                await self._wake_event.wait()
+                self._wake_event = trio.Event()
+                data = core.data_to_send()
+                if data:
+                    await stream.send_all(data)
+                    self._last_send = trio.current_time()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            self._lose(ConnectionLost(f"write failed: {exc}"))
+
+    async def _reader(self, stream: trio.SocketStream, core: ConnectionCore) -> None:
+        channels = self._channels
+        generation = self._generation
+        try:
+            while True:
+                data = await stream.receive_some(262144)
+                if not data:
+                    self._lose(ConnectionLost("the broker closed the connection"))
+                    return
+                self._last_recv = trio.current_time()
+                for event in core.receive_data(data):
+                    if type(event) is Delivered:
+                        channel = channels.get(event.channel)
+                        if channel is None:
+                            continue
+                        delivery = event.delivery
+                        delivery._settler = channel
+                        delivery._generation = generation
+                        sink = channel._sinks.get(delivery.consumer_tag)
+                        if sink is not None:
+                            sink(delivery)
+                        else:
+                            log.warning("delivery for unknown consumer %s",
+                                        delivery.consumer_tag)
+                    else:
+                        self._dispatch(event)
+                if core.wants_write:
+                    self._wake()
+        except ProtocolError as exc:
+            log.error("AMQP protocol error from the broker: %s", exc)
+            core.close(exc.reply_code, exc.reply_text)
+            with trio.move_on_after(1):
+                try:
+                    await stream.send_all(core.data_to_send())
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    pass
+            self._lose(exc)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            self._lose(ConnectionLost(f"read failed: {exc}"))
+
+    def _dispatch(self, event: object) -> None:
+        channel = self._channels.get(getattr(event, "channel", 0))
+        if type(event) is MethodReply:
+            if event.token is not None:
+                event.token.set(event.method)
+        elif type(event) is PublishConfirmed:
+            if channel is not None:
+                channel._on_confirm(event.seqs, event.ack)
+        elif type(event) is MessageReturned:
+            if channel is not None:
+                channel._on_return(event.message, event.seq)
+        elif type(event) is ChannelClosedByBroker:
+            error = ChannelClosed(event.reply_code, event.reply_text, event.class_id,
+                                  event.method_id)
+            for token in event.tokens:
+                token.fail(error)
+            if channel is not None:
+                channel._on_gone(error, fatal=True)
+        elif type(event) is ConsumerCancelledByBroker:
+            if channel is not None:
+                channel._on_consumer_cancelled(event.consumer_tag)
+        elif type(event) is ConnectionClosedByBroker:
+            self._lose(ConnectionClosed(event.reply_code, event.reply_text, event.class_id,
+                                        event.method_id))
+            self._wake()  # the close-ok is queued; the session ends once it is written
+        elif type(event) is ConnectionCloseOk:
+            self._close_ok.set()
+        elif type(event) is Blocked:
+            self.blocked = event.reason
+            log.warning("broker blocked the connection: %s", event.reason)
+        elif type(event) is Unblocked:
+            self.blocked = None
+
+    async def _heartbeat(self, core: ConnectionCore) -> None:
+        interval = core.heartbeat
+        if not interval:
+            return
+        while True:
+            await trio.sleep(interval / 2)
+            now = trio.current_time()
+            if now - self._last_send >= interval / 2:
+                core.send_heartbeat()
+                self._wake()
+            if now - self._last_recv > interval * 2:
+                self._lose(ConnectionLost(f"no data from the broker for {interval * 2} s "
+                                          f"(missed heartbeats)"))
+                return
+
+
+async def _abort(stream: trio.SocketStream, core: ConnectionCore | None) -> None:
+    try:
+        if core is not None:
+            data = core.data_to_send()
+            if data:
+                with trio.move_on_after(0.5):
+                    await stream.send_all(data)
+        await stream.aclose()
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        pass

@@ -1,0 +1,178 @@
+"""Message properties (with their content-header codec) and the received-message types.
+
+The content header is on the hot path of every message, so it is encoded and decoded here
+directly (field tables still go through pamqp); ``tests/amqp/test_message.py`` checks it
+byte-for-byte against pamqp's own ``ContentHeader``.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Protocol
+
+import msgspec
+from pamqp import decode as _pdecode
+from pamqp import encode as _pencode
+
+from ._errors import ProtocolError
+
+__all__ = ["Properties", "Delivery", "Returned", "encode_properties", "decode_properties"]
+
+
+class Properties(msgspec.Struct, frozen=True):
+    """The ``basic`` content properties (``type`` is AMQP's message type name)."""
+
+    content_type: str | None = None
+    content_encoding: str | None = None
+    headers: dict[str, Any] | None = None
+    delivery_mode: int | None = None  # 1 transient, 2 persistent
+    priority: int | None = None
+    correlation_id: str | None = None
+    reply_to: str | None = None
+    expiration: str | None = None
+    message_id: str | None = None
+    timestamp: int | None = None  # POSIX seconds
+    type: str | None = None
+    user_id: str | None = None
+    app_id: str | None = None
+
+
+EMPTY_PROPERTIES = Properties()
+
+# (flag bit, kind) in wire order; kinds: s shortstr, t table, o octet, q 64-bit timestamp
+_FIELDS = (
+    (0x8000, "s"), (0x4000, "s"), (0x2000, "t"), (0x1000, "o"), (0x0800, "o"), (0x0400, "s"),
+    (0x0200, "s"), (0x0100, "s"), (0x0080, "s"), (0x0040, "q"), (0x0020, "s"), (0x0010, "s"),
+    (0x0008, "s"),
+)
+_H = struct.Struct(">H")
+_Q = struct.Struct(">Q")
+
+
+def _shortstr(value: str) -> bytes:
+    raw = value.encode()
+    if len(raw) > 255:
+        raise ValueError(f"AMQP short string longer than 255 bytes: {value[:40]!r}...")
+    return bytes((len(raw),)) + raw
+
+
+def encode_properties(props: Properties) -> bytes:
+    """Property flags + property list, as they follow body-size in a content header."""
+    if props is EMPTY_PROPERTIES:
+        return b"\x00\x00"
+    flags = 0
+    out = [b""]
+    for (bit, kind), value in zip(_FIELDS, msgspec.structs.astuple(props)):
+        if value is None:
+            continue
+        flags |= bit
+        if kind == "s":
+            out.append(_shortstr(value))
+        elif kind == "o":
+            out.append(bytes((value,)))
+        elif kind == "t":
+            out.append(_pencode.field_table(value))
+        else:
+            out.append(_Q.pack(value))
+    out[0] = _H.pack(flags)
+    return b"".join(out)
+
+
+def decode_properties(data: bytes, offset: int) -> Properties:
+    """Decode the property flags and list starting at ``offset`` of a content-header payload."""
+    try:
+        (flags,) = _H.unpack_from(data, offset)
+        if not flags:
+            return EMPTY_PROPERTIES
+        if flags & 0x0007:  # cluster-id (deprecated) or a continuation flag word: not basic
+            raise ProtocolError("unsupported content-header property flags", 502)
+        pos = offset + 2
+        values: list[Any] = []
+        for bit, kind in _FIELDS:
+            if not flags & bit:
+                values.append(None)
+            elif kind == "s":
+                end = pos + 1 + data[pos]
+                if end > len(data):
+                    raise ProtocolError("truncated content header", 502)
+                values.append(data[pos + 1:end].decode())
+                pos = end
+            elif kind == "o":
+                values.append(data[pos])
+                pos += 1
+            elif kind == "t":
+                used, table = _pdecode.field_table(data[pos:])
+                values.append(table)
+                pos += used
+            else:
+                values.append(_Q.unpack_from(data, pos)[0])
+                pos += 8
+        if pos != len(data):
+            raise ProtocolError("content header length does not match its properties", 502)
+        return Properties(*values)
+    except (struct.error, IndexError, UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError(f"malformed content header: {exc}", 502) from None
+
+
+class Settler(Protocol):
+    """What a :class:`Delivery` calls to acknowledge itself (the channel that received it)."""
+
+    def _settle(self, delivery: "Delivery", kind: int, requeue: bool) -> None: ...
+
+
+ACK, NACK, REJECT = 0, 1, 2
+
+
+class Delivery:
+    """A message delivered to a consumer. ``ack``/``nack``/``reject`` never block (they are
+    queued and written with the next batch; consecutive acks become one ``multiple`` ack)."""
+
+    __slots__ = ("body", "properties", "exchange", "routing_key", "delivery_tag",
+                 "redelivered", "consumer_tag", "_settler", "_generation", "settled")
+
+    def __init__(self, consumer_tag: str, delivery_tag: int, redelivered: bool, exchange: str,
+                 routing_key: str) -> None:
+        self.consumer_tag = consumer_tag
+        self.delivery_tag = delivery_tag
+        self.redelivered = redelivered
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.body = b""
+        self.properties = EMPTY_PROPERTIES
+        self._settler: Settler | None = None
+        self._generation = 0
+        self.settled = False
+
+    def ack(self) -> None:
+        self._settle(ACK, False)
+
+    def nack(self, requeue: bool = True) -> None:
+        self._settle(NACK, requeue)
+
+    def reject(self, requeue: bool = True) -> None:
+        self._settle(REJECT, requeue)
+
+    def _settle(self, kind: int, requeue: bool) -> None:
+        if self.settled:
+            raise RuntimeError(f"delivery {self.delivery_tag} was already acked/nacked/rejected")
+        self.settled = True
+        if self._settler is not None:
+            self._settler._settle(self, kind, requeue)
+
+    def __repr__(self) -> str:
+        return (f"<Delivery tag={self.delivery_tag} exchange={self.exchange!r} "
+                f"routing_key={self.routing_key!r} {len(self.body)} bytes>")
+
+
+class Returned:
+    """A ``mandatory`` message the broker could not route (``basic.return``)."""
+
+    __slots__ = ("reply_code", "reply_text", "exchange", "routing_key", "body", "properties")
+
+    def __init__(self, reply_code: int, reply_text: str, exchange: str, routing_key: str) -> None:
+        self.reply_code = reply_code
+        self.reply_text = reply_text
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.body = b""
+        self.properties = EMPTY_PROPERTIES
