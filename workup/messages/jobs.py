@@ -22,7 +22,7 @@ __all__ = [
     "JobListing", "JobPage",
     "Attachment", "ProposalMilestone", "ProposalDraft", "ProposalChanges", "CreateProposal",
     "Proposal", "GetProposal", "UpdateProposal", "GetJobProposals", "GetMyProposals",
-    "AcceptProposal", "JobRef", "ProposalRef", "Acceptance",
+    "AcceptProposal", "JobRef", "ProposalRef", "Acceptance", "job_cache_key",
 ]
 
 Experience = Literal["ENTRY_LEVEL", "INTERMEDIATE", "EXPERT"]
@@ -231,3 +231,10 @@ class Acceptance(Message):
     contract_id: str
     job: JobRef
     proposal: ProposalRef
+
+
+# --- cache keys (the gateway serves these entries; the jobs service fills and invalidates) -------
+
+def job_cache_key(job_id: str) -> str:
+    """The cached ``GetJob`` reply (same for every authenticated caller)."""
+    return f"workup:jobs:job:{job_id}"

@@ -15,7 +15,7 @@ import secrets
 import socket
 import time
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import trio
 
@@ -29,7 +29,8 @@ from ._registry import CommandTable
 from ._runtime import ProcessRuntime
 from ._service import Service
 
-__all__ = ["serve_service", "Instance", "load_control_secret", "ControlError", "parse_count", "LOG_LEVELS"]
+__all__ = ["serve_service", "Instance", "load_control_secret", "ControlError", "parse_count", "run_control",
+           "one_arg", "LOG_LEVELS", "HOST"]
 
 log = logging.getLogger("workup.workers")
 
@@ -103,6 +104,18 @@ class Instance:
     @property
     def max_threads(self) -> int:
         return int(self.limiter.total_tokens)
+
+    async def replay(self, messages: list[ControlMessage]) -> None:
+        """Apply control messages already verified (by our supervisor) before we start, so a new
+        or restarted process has the configuration its siblings were given."""
+        for msg in messages:
+            if msg.command in ("freeze", "start"):
+                self.want_frozen = msg.command == "freeze"
+                continue
+            try:
+                await self._apply(msg)
+            except ControlError as exc:
+                log.warning("%s: replayed control %s failed: %s", self.name, msg.command, exc)
 
     async def run(self, task_status: trio.TaskStatus[Instance] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as root:
@@ -208,28 +221,8 @@ class Instance:
 
     # -- control ---------------------------------------------------------------------------
     async def _control_loop(self, control: Any) -> None:
-        while True:
-            d = await control.receive()
-            try:
-                msg = self.verifier.verify(d.payload)
-            except ControlRefused as exc:
-                log.warning("%s: refused a control message: %s", self.name, exc)
-                await control.reply(d, self._reply(False, f"refused: {exc}"))
-                continue
-            if msg.command == "set-processes" and self.supervisor is not None:
-                continue  # the supervisor answers this one
-            try:
-                detail = await self._apply(msg)
-            except ControlError as exc:
-                log.warning("%s: control %s failed: %s", self.name, msg.command, exc)
-                await control.reply(d, self._reply(False, str(exc)))
-            else:
-                log.info("%s: control %s %s: %s", self.name, msg.command, " ".join(msg.args), detail)
-                await control.reply(d, self._reply(True, detail))
-
-    def _reply(self, ok: bool, detail: str) -> bytes:
-        return _ENCODE_REPLY(ControlReply(ok=ok, pid=os.getpid(), host=HOST, detail=detail,
-                                          status=self.status()))
+        skip = {"set-processes"} if self.supervisor is not None else set()
+        await run_control(control, self.verifier, self.name, self._apply, self.status, skip)
 
     def status(self) -> InstanceStatus:
         deps = self.rt.deps
@@ -246,14 +239,14 @@ class Instance:
         if cmd == "status":
             return "status"
         if cmd == "set-max-threads":
-            n = parse_count(_one(args), "max threads")
+            n = parse_count(one_arg(args), "max threads")
             self.limiter.total_tokens = n
             if self._source is not None:
                 await self._source.set_prefetch(n)
                 self._spawn_loops()
             return f"max threads {n}"
         if cmd == "set-max-db-connections":
-            n = parse_count(_one(args), "max db connections", high=1000)
+            n = parse_count(one_arg(args), "max db connections", high=1000)
             self.db_pool_target = n
             if self.rt.deps is not None:
                 await self._resize_pool(n)
@@ -273,14 +266,14 @@ class Instance:
             return "started"
         if cmd in ("delete-command", "add-command"):
             try:
-                full = self.table.set_enabled(_one(args), cmd == "add-command")
+                full = self.table.set_enabled(one_arg(args), cmd == "add-command")
             except KeyError as exc:
                 raise ControlError(str(exc.args[0])) from None
             return f"{full} {'enabled' if cmd == 'add-command' else 'disabled'}"
         if cmd == "update-command":
-            return self._update(_one(args), msg.source)
+            return self._update(one_arg(args), msg.source)
         if cmd == "set-logging-level":
-            level = _one(args).upper()
+            level = one_arg(args).upper()
             level = "WARNING" if level == "WARN" else level
             if level not in LOG_LEVELS:
                 raise ControlError(f"log level must be one of {', '.join(LOG_LEVELS)}, got {args[0]!r}")
@@ -314,7 +307,37 @@ class Instance:
         await resize(n)
 
 
-def _one(args: list[str]) -> str:
+async def run_control(control: Any, verifier: Verifier, name: str,
+                      apply: Callable[[ControlMessage], Awaitable[str | None]],
+                      status: Callable[[], InstanceStatus], skip: set[str]) -> None:
+    """Verify, apply and answer control messages one at a time, in arrival order. ``apply``
+    returning ``None`` means: applied silently (someone else answers)."""
+    def reply(ok: bool, detail: str) -> bytes:
+        return _ENCODE_REPLY(ControlReply(ok=ok, pid=os.getpid(), host=HOST, detail=detail, status=status()))
+
+    while True:
+        d = await control.receive()
+        try:
+            msg = verifier.verify(d.payload)
+        except ControlRefused as exc:
+            log.warning("%s: refused a control message: %s", name, exc)
+            await control.reply(d, reply(False, f"refused: {exc}"))
+            continue
+        if msg.command in skip:
+            continue
+        try:
+            detail = await apply(msg)
+        except ControlError as exc:
+            log.warning("%s: control %s failed: %s", name, msg.command, exc)
+            await control.reply(d, reply(False, str(exc)))
+        else:
+            if detail is None:
+                continue
+            log.info("%s: control %s %s: %s", name, msg.command, " ".join(msg.args), detail)
+            await control.reply(d, reply(True, detail))
+
+
+def one_arg(args: list[str]) -> str:
     if len(args) != 1:
         raise ControlError(f"expected exactly one argument, got {len(args)}")
     return args[0]
@@ -322,7 +345,7 @@ def _one(args: list[str]) -> str:
 
 async def serve_service(service: Service[Any], settings: Settings, transport: Any, *,
                         concurrency: int = 64, grace: float = 30.0, supervisor: int | None = None,
-                        control_secret: str | None = None,
+                        control_secret: str | None = None, replay: list[ControlMessage] = [],
                         task_status: trio.TaskStatus[Instance] = trio.TASK_STATUS_IGNORED) -> None:
     """Run one instance of ``service`` on ``transport`` until cancelled (or :meth:`Instance.stop`).
     ``await nursery.start(serve_service, ...)`` returns the :class:`Instance` once it consumes."""
@@ -330,4 +353,5 @@ async def serve_service(service: Service[Any], settings: Settings, transport: An
         control_secret = load_control_secret(settings, create=settings.amqp_url is not None)
     instance = Instance(service, settings, transport, concurrency=concurrency, grace=grace,
                         supervisor=supervisor, control_secret=control_secret)
+    await instance.replay(replay)
     await instance.run(task_status)

@@ -1,0 +1,127 @@
+"""Running the jobs and contracts services for tests, over the in-process transport.
+
+``payments`` is a small test double of the peer service (the real one is another engineer's):
+idempotent ``CreatePaymentRequest`` on the milestone id and a record of ``CancelContractRequests``.
+Stores are SQLite in a temporary data dir, or Cassandra (``WORKUP_TEST_CASSANDRA_HOSTS``) in a
+unique keyspace prefix when ``cassandra=True``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import uuid
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import msgspec
+import trio
+
+from workup.envelope import Caller, Event
+from workup.messages.payments import CancelContractRequests, CreatePaymentRequest, PaymentRequestRef
+from workup.settings import Settings
+from workup.workers import LocalTransport, Service, load_service, serve_service
+
+SECRET = "jobs-contracts-test-secret"
+CASSANDRA = os.environ.get("WORKUP_TEST_CASSANDRA_HOSTS", "127.0.0.1:9042")
+
+
+def cassandra_hosts() -> str:
+    """The test Cassandra; fails (never skips) with a clear message when it is not reachable."""
+    host, _, port = CASSANDRA.split(",")[0].rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+    except OSError as exc:
+        raise AssertionError(f"Cassandra is not reachable at {CASSANDRA} ({exc}); "
+                             "start it with `bash ops/dev/services up`") from None
+    return CASSANDRA
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class FakePayments:
+    """The payments peer, reduced to what contracts calls."""
+
+    def __init__(self) -> None:
+        self.requests: dict[str, CreatePaymentRequest] = {}
+        self.ids: dict[str, str] = {}
+        self.cancelled: list[str] = []
+        self.service: Service[None] = Service("payments")
+        self.service.command(CreatePaymentRequest, status=201)(self._create)
+        self.service.command(CancelContractRequests)(self._cancel)
+
+    async def _create(self, ctx: Any, req: CreatePaymentRequest) -> PaymentRequestRef:
+        assert ctx.caller.role == "SERVICE"
+        self.requests[req.milestone_id] = req
+        return PaymentRequestRef(id=self.ids.setdefault(req.milestone_id, new_id()))
+
+    async def _cancel(self, ctx: Any, req: CancelContractRequests) -> None:
+        self.cancelled.append(req.contract_id)
+
+
+class Harness:
+    def __init__(self, transport: LocalTransport, settings: Settings, nursery: trio.Nursery) -> None:
+        self.transport = transport
+        self.settings = settings
+        self.nursery = nursery
+        self.payments = FakePayments()
+        self.events: list[Event] = []
+        self.scopes: dict[str, trio.CancelScope] = {}
+
+    async def call(self, command: str, request: Any, caller: Caller | None = None, *,
+                   request_id: str | None = None) -> tuple[int, Any]:
+        reply = await self.transport.call(command, request, caller=caller or Caller(None, None),
+                                          timeout=20, request_id=request_id)
+        return reply.status, (msgspec.json.decode(reply.body) if reply.body else None)
+
+    async def ok(self, command: str, request: Any, caller: Caller | None = None, status: int = 200) -> Any:
+        got, body = await self.call(command, request, caller)
+        assert got == status, (command, got, body)
+        return body
+
+    async def start(self, name: str) -> None:
+        """Start one instance of ``name`` (``payments`` = the fake) in its own cancel scope."""
+        service = self.payments.service if name == "payments" else load_service(name)
+
+        async def run(task_status: trio.TaskStatus[None]) -> None:
+            with trio.CancelScope() as scope:
+                self.scopes[name] = scope
+                await serve_service(service, self.settings, self.transport, concurrency=16,
+                                    grace=1.0, control_secret=SECRET, task_status=task_status)
+
+        await self.nursery.start(run)
+
+    def kill(self, name: str) -> None:
+        """Stop an instance at once, wherever it is (as a killed process would)."""
+        self.scopes.pop(name).cancel()
+
+    async def _collect(self) -> None:
+        async for event in self.transport.subscribe():
+            self.events.append(event)
+
+    def events_of(self, type: str) -> list[Event]:
+        return [e for e in self.events if e.type == type]
+
+
+def make_settings(data_dir: Path, cassandra: bool = False) -> Settings:
+    if cassandra:
+        return Settings(data_dir=str(data_dir), cassandra_hosts=cassandra_hosts(),
+                        cassandra_keyspace_prefix=f"t{secrets.token_hex(4)}")
+    return Settings(data_dir=str(data_dir))
+
+
+@asynccontextmanager
+async def running(data_dir: Path, names: tuple[str, ...] = ("jobs", "contracts", "payments"),
+                  settings: Settings | None = None) -> AsyncIterator[Harness]:
+    async with trio.open_nursery() as nursery:
+        h = Harness(LocalTransport(), settings or make_settings(data_dir), nursery)
+        nursery.start_soon(h._collect)
+        await trio.sleep(0)
+        for name in names:
+            await h.start(name)
+        yield h
+        nursery.cancel_scope.cancel()

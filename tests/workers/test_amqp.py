@@ -1,0 +1,123 @@
+"""The runtime over the real RabbitMQ (unique names per test)."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+import trio
+
+from workup.envelope import Caller, reply_body
+from workup.settings import Settings
+from workup.transport import DeadlineExceeded, NoResponder
+from workup.workers import AmqpTransport, load_service, serve_service
+from workup.workers._controlmsg import ControlReply, control_key, sign
+from workup.workers.echo import Burn, Echo, Fail, Notify, Relay, Sleep
+
+from ._amqp_env import AMQP_URL, unique_prefix
+
+CLIENT = Caller("u1", "CLIENT")
+SECRET = "amqp-test-secret"
+
+
+async def start(nursery, transport, concurrency=8):
+    return await nursery.start(lambda task_status: serve_service(
+        load_service("echo"), Settings(amqp_url=AMQP_URL), transport, concurrency=concurrency,
+        grace=5, control_secret=SECRET, task_status=task_status))
+
+
+async def cleanup(transport):
+    ch = await transport.conn.channel()
+    for q in ("echo", "echo.dead"):
+        await ch.delete_queue(f"{transport.prefix}.{q}")
+    for x in ("dlx", "events", "control.echo"):
+        await ch.delete_exchange(f"{transport.prefix}.{x}")
+    await ch.close()
+
+
+async def test_rpc_problems_and_events():
+    prefix = unique_prefix()
+    async with AmqpTransport.connect(AMQP_URL, prefix=prefix) as t:
+        with pytest.raises(NoResponder):
+            await t.call("echo.Echo", Echo("x"), caller=CLIENT, timeout=2)
+        async with trio.open_nursery() as n:
+            await start(n, t)
+            reply = await t.call("echo.Echo", Echo("hi", 7), caller=CLIENT, timeout=5)
+            assert reply_body(reply) == {"text": "hi", "n": 7}
+            assert (await t.call("echo.Nope", Echo("x"), caller=CLIENT, timeout=5)).status == 501
+            assert (await t.call("echo.Echo", Burn(1), caller=CLIENT, timeout=5)).status == 400
+            crash = await t.call("echo.Fail", Fail("crash"), caller=CLIENT, timeout=5, request_id="r-9")
+            assert crash.status == 500 and b"r-9" in crash.body and b"secret" not in crash.body
+            body = reply_body(await t.call("echo.Relay", Relay(), caller=CLIENT, timeout=5))
+            assert body["role"] == "SERVICE"
+            with pytest.raises(DeadlineExceeded):
+                await t.call("echo.Sleep", Sleep(0.5), caller=CLIENT, timeout=0.1)
+
+            got = []
+
+            async def collect():
+                async for e in t.subscribe():
+                    got.append(e)
+                    return
+            n.start_soon(collect)
+            await trio.sleep(0.3)
+            await t.call("echo.Notify", Notify("x.done", ["u9"]), caller=CLIENT, timeout=5)
+            with trio.fail_after(3):
+                while not got:
+                    await trio.sleep(0.02)
+            assert got[0].type == "x.done" and got[0].recipients == ["u9"]
+
+            # 500 concurrent calls, each answered exactly once with its own payload
+            results = {}
+
+            async def one(i):
+                results[i] = reply_body(await t.call("echo.Echo", Echo("n", i), caller=CLIENT, timeout=20))["n"]
+            async with trio.open_nursery() as calls:
+                for i in range(500):
+                    calls.start_soon(one, i)
+            assert results == {i: i for i in range(500)}
+            n.cancel_scope.cancel()
+        await cleanup(t)
+
+
+async def control(t, command, *args, key=SECRET, expect=2, source=None):
+    payload = sign(control_key(key), "echo", command, args, source=source)
+    raw = await t.broadcast_control("echo", payload, timeout=3, expect=expect)
+    return [msgspec.json.decode(r, type=ControlReply) for r in raw]
+
+
+async def test_freeze_leaves_messages_queued_and_start_drains_them():
+    prefix = unique_prefix()
+    async with AmqpTransport.connect(AMQP_URL, prefix=prefix) as t:
+        async with trio.open_nursery() as n:
+            await start(n, t)
+            await start(n, t)
+            replies = await control(t, "freeze")
+            assert len(replies) == 2 and all(r.ok and r.status.frozen for r in replies)
+            assert await t.consumer_count("echo") == 0
+            await trio.sleep(1.1)  # the cached consumer count expires
+            with pytest.raises(NoResponder):
+                await t.call("echo.Echo", Echo("x"), caller=CLIENT, timeout=2)
+            answers = []
+
+            async def queued(i):
+                r = await t.call("echo.Echo", Echo("q", i), caller=CLIENT, timeout=20, require_consumer=False)
+                answers.append(reply_body(r)["n"])
+            for i in range(5):
+                n.start_soon(queued, i)
+            with trio.fail_after(5):
+                while True:
+                    ch = await t.conn.channel()
+                    info = await ch.declare_queue(f"{prefix}.echo", passive=True)
+                    await ch.close()
+                    if info.message_count == 5:
+                        break
+                    await trio.sleep(0.05)
+            assert answers == []
+            replies = await control(t, "start")
+            assert all(r.ok and not r.status.frozen for r in replies)
+            with trio.fail_after(5):
+                while len(answers) < 5:
+                    await trio.sleep(0.05)
+            assert sorted(answers) == [0, 1, 2, 3, 4]
+            n.cancel_scope.cancel()
+        await cleanup(t)

@@ -1,0 +1,334 @@
+"""The RabbitMQ transport, on our own trio AMQP client (``workup.amqp``).
+
+Topology (``prefix`` defaults to ``workup``; tests use a unique one):
+
+- ``<prefix>.<service>``: durable work queue, one per service, shared by every instance (each
+  consumes with prefetch = its concurrency); dead-letter exchange ``<prefix>.dlx`` (direct), whose
+  queue ``<prefix>.<service>.dead`` keeps poison messages.
+- Redeliveries are counted in the ``x-workup-attempts`` header: a delivery the broker marks
+  ``redelivered`` (its consumer died or was cut off mid-command) is re-published with the count
+  plus one and acked; past :data:`MAX_ATTEMPTS` it is rejected into the dead-letter queue. (A
+  classic queue keeps the fast path free of quorum-queue consensus; only redeliveries pay.)
+- RPC: requests go to the default exchange, ``mandatory``, with ``reply_to`` =
+  ``amq.rabbitmq.reply-to`` (direct reply-to), ``correlation_id``, ``type`` = command,
+  ``message_id`` = request id and the caller/role/deadline headers; replies are msgpack
+  :class:`~workup.envelope.Reply`. Requests are transient: a caller outlives no broker restart.
+- ``<prefix>.control.<service>``: fanout; every instance binds an exclusive server-named queue.
+- ``<prefix>.events``: topic exchange, routing key = event type.
+
+Frozen services: a call to a service whose queue has no consumer fails fast with
+:class:`NoResponder` (the gateway's 503). Consumer counts come from a passive ``queue.declare``,
+cached for :data:`CONSUMER_CHECK_TTL` seconds per service.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+import msgspec
+import trio
+
+from ..amqp._connection import connect as amqp_connect
+from ..amqp._errors import ChannelClosed
+from ..amqp._message import Delivery, Properties, Returned
+from ..amqp._waiter import Waiter
+from ..envelope import Caller, Event, Reply, encode, from_headers, new_request_id, to_headers
+from ..transport import DeadlineExceeded, NoResponder
+
+__all__ = ["AmqpTransport", "MAX_ATTEMPTS", "CONSUMER_CHECK_TTL", "ATTEMPTS_HEADER"]
+
+log = logging.getLogger("workup.workers.amqp")
+
+MAX_ATTEMPTS = 5
+ATTEMPTS_HEADER = "x-workup-attempts"
+CONSUMER_CHECK_TTL = 1.0
+REPLY_TO = "amq.rabbitmq.reply-to"
+
+_decode_reply = msgspec.msgpack.Decoder(Reply).decode
+_decode_event = msgspec.msgpack.Decoder(Event).decode
+
+
+class AmqpDelivery:
+    __slots__ = ("command", "body", "caller", "deadline", "request_id", "raw")
+
+    def __init__(self, raw: Delivery) -> None:
+        p = raw.properties
+        env = from_headers(p.type or "", p.message_id, p.headers)
+        self.raw = raw
+        self.command = env.command
+        self.body = raw.body
+        self.caller = env.caller
+        self.deadline = env.deadline
+        self.request_id = env.request_id
+
+
+class AmqpWorkSource:
+    """The consumer of one service queue, shared by a pool of worker loops (one of them waits on
+    the broker at a time; the others park)."""
+
+    def __init__(self, transport: AmqpTransport, channel: Any, consumer: Any, queue: str) -> None:
+        self._t = transport
+        self._channel = channel
+        self._consumer = consumer
+        self._queue = queue
+        self._lot = trio.lowlevel.ParkingLot()
+        self._pumping = False
+        self._ended = False
+
+    async def receive(self) -> AmqpDelivery:
+        consumer = self._consumer
+        while True:
+            raw = consumer.receive_nowait()
+            if raw is None:
+                if self._ended:
+                    raise trio.EndOfChannel
+                if self._pumping:
+                    await self._lot.park()
+                    continue
+                self._pumping = True
+                try:
+                    raw = await consumer.__anext__()
+                except StopAsyncIteration:
+                    self._ended = True
+                    self._lot.unpark_all()
+                    raise trio.EndOfChannel from None
+                finally:
+                    self._pumping = False
+                self._lot.unpark()  # someone else waits on the broker now
+            elif self._lot.statistics().tasks_waiting:
+                self._lot.unpark()  # more may be buffered: wake a sibling to look
+            if raw.redelivered and not await self._recount(raw):
+                continue
+            return AmqpDelivery(raw)
+
+    async def _recount(self, raw: Delivery) -> bool:
+        """A redelivery: re-publish with the attempt count raised (or dead-letter it). Returns
+        whether to process it now (never: the re-published copy comes back through the queue)."""
+        headers = dict(raw.properties.headers or {})
+        attempts = int(headers.get(ATTEMPTS_HEADER, 0)) + 1
+        if attempts >= MAX_ATTEMPTS:
+            log.error("%s: message %s (%s) failed %d times; dead-lettered", self._queue,
+                      raw.properties.message_id, raw.properties.type, attempts)
+            raw.reject(requeue=False)
+            return False
+        headers[ATTEMPTS_HEADER] = attempts
+        props = msgspec.structs.replace(raw.properties, headers=headers)
+        await self._t._confirm_publish(raw.body, routing_key=self._queue, properties=props)
+        raw.ack()
+        return False
+
+    async def settle(self, d: AmqpDelivery, reply: Reply | None) -> None:
+        raw = d.raw
+        if reply is not None:
+            p = raw.properties
+            if p.reply_to:
+                await self._channel.publish(encode(reply), routing_key=p.reply_to,
+                                            properties=Properties(correlation_id=p.correlation_id))
+        raw.ack()  # after the reply: a crash before this redelivers, never loses
+
+    async def set_prefetch(self, n: int) -> None:
+        await self._channel.qos(n)
+
+    async def close(self) -> None:
+        """Stop consuming; deliveries already received still come out of :meth:`receive`."""
+        await self._consumer.cancel()
+
+
+class AmqpControlSource:
+    def __init__(self, channel: Any, consumer: Any) -> None:
+        self._channel = channel
+        self._consumer = consumer
+
+    async def receive(self) -> Any:
+        return _ControlDelivery(await self._consumer.__anext__())
+
+    async def reply(self, d: _ControlDelivery, payload: bytes) -> None:
+        p = d.raw.properties
+        if p.reply_to:
+            await self._channel.publish(payload, routing_key=p.reply_to,
+                                        properties=Properties(correlation_id=p.correlation_id))
+
+
+class _ControlDelivery:
+    __slots__ = ("raw", "payload")
+
+    def __init__(self, raw: Delivery) -> None:
+        self.raw = raw
+        self.payload = raw.body
+
+
+class AmqpTransport:
+    """RpcClient + EventPublisher + EventSource over RabbitMQ, and the server side used by
+    :func:`~workup.workers.serve_service`. Create with ``async with AmqpTransport.connect(url)``."""
+
+    def __init__(self, conn: Any, prefix: str) -> None:
+        self.conn = conn
+        self.prefix = prefix
+        self._ids = itertools.count(1)
+        self._pending: dict[str, trio.MemorySendChannel[Any] | Any] = {}
+        self._rpc: Any = None
+        self._pub: Any = None
+        self._confirm: Any = None
+        self._check: Any = None
+        self._consumers: dict[str, tuple[int, float]] = {}
+        self._checking: set[str] = set()
+        self._declared: set[str] = set()
+        self._id_prefix = new_request_id()[:8]
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(cls, url: str, *, prefix: str = "workup",
+                      name: str | None = None) -> AsyncIterator[AmqpTransport]:
+        async with amqp_connect(url, name=name or f"workup-{prefix}") as conn:
+            transport = cls(conn, prefix)
+            async with trio.open_nursery() as nursery:
+                await transport._open(nursery)
+                try:
+                    yield transport
+                finally:
+                    nursery.cancel_scope.cancel()
+
+    def queue_name(self, service: str) -> str:
+        return f"{self.prefix}.{service}"
+
+    async def _open(self, nursery: trio.Nursery) -> None:
+        self._rpc = await self.conn.channel()
+        self._rpc.on_return = self._on_return
+        consumer = await self._rpc.consume(REPLY_TO, no_ack=True)
+        nursery.start_soon(self._read_replies, consumer)
+
+    # -- client side -----------------------------------------------------------------------
+    async def _read_replies(self, consumer: Any) -> None:
+        pending = self._pending
+        async for d in consumer:
+            slot = pending.pop(d.properties.correlation_id, None)
+            if slot is not None:
+                slot.set(d.body)
+
+    def _on_return(self, message: Returned) -> None:
+        slot = self._pending.pop(message.properties.correlation_id, None)
+        if slot is not None:
+            slot.fail(NoResponder(f"no queue for {message.routing_key!r} ({message.reply_text})"))
+
+    async def consumer_count(self, service: str) -> int:
+        """Consumers on the service's queue right now (0 when the queue does not exist)."""
+        if self._check is None:
+            self._check = await self.conn.channel()
+        try:
+            info = await self._check.declare_queue(self.queue_name(service), passive=True)
+        except ChannelClosed:
+            return 0
+        return int(info.consumer_count)
+
+    async def _has_consumer(self, service: str) -> bool:
+        cached = self._consumers.get(service)
+        now = time.monotonic()
+        if cached is not None and (cached[1] > now or service in self._checking):
+            return cached[0] > 0
+        self._checking.add(service)
+        try:
+            count = await self.consumer_count(service)
+        finally:
+            self._checking.discard(service)
+        self._consumers[service] = (count, now + CONSUMER_CHECK_TTL)
+        return count > 0
+
+    async def call(self, command: str, request: Any, *, caller: Caller, timeout: float,
+                   request_id: str | None = None, require_consumer: bool = True) -> Reply:
+        service = command.partition(".")[0]
+        if require_consumer and not await self._has_consumer(service):
+            raise NoResponder(f"no running instance of {service!r} (absent or frozen)")
+        rid = request_id or new_request_id()
+        corr = f"{self._id_prefix}{next(self._ids)}"
+        deadline = time.time() + timeout
+        slot = Waiter()
+        self._pending[corr] = slot
+        try:
+            await self._rpc.publish(
+                encode(request), routing_key=self.queue_name(service), mandatory=True,
+                properties=Properties(reply_to=REPLY_TO, correlation_id=corr, type=command,
+                                      message_id=rid, headers={"caller": caller.user_id or "",
+                                                               "role": caller.role or "",
+                                                               "deadline": deadline}))
+            with trio.move_on_after(timeout):
+                return _decode_reply(await slot.wait())
+        finally:
+            self._pending.pop(corr, None)
+        raise DeadlineExceeded(f"{command}: no reply within {timeout:.3g}s")
+
+    async def _confirm_publish(self, body: bytes, **kwargs: Any) -> None:
+        if self._confirm is None:
+            self._confirm = await self.conn.channel(confirms=True)
+        await self._confirm.publish(body, **kwargs)
+
+    async def _declare_exchange(self, name: str, type: str) -> None:
+        if name not in self._declared:
+            if self._pub is None:
+                self._pub = await self.conn.channel()
+            await self._pub.declare_exchange(name, type, durable=True)
+            self._declared.add(name)
+
+    async def publish_event(self, event: Event) -> None:
+        exchange = f"{self.prefix}.events"
+        await self._declare_exchange(exchange, "topic")
+        await self._pub.publish(encode(event), exchange=exchange, routing_key=event.type)
+
+    async def subscribe(self) -> AsyncIterator[Event]:
+        exchange = f"{self.prefix}.events"
+        async with await self.conn.channel() as channel:
+            await channel.declare_exchange(exchange, "topic", durable=True)
+            queue = await channel.declare_queue("", exclusive=True, auto_delete=True)
+            await channel.bind_queue(queue.name, exchange, "#")
+            async with await channel.consume(queue.name, no_ack=True) as consumer:
+                async for d in consumer:
+                    try:
+                        yield _decode_event(d.body)
+                    except msgspec.MsgspecError:
+                        log.warning("undecodable event on %s", exchange)
+
+    async def broadcast_control(self, service: str, payload: bytes, *, timeout: float,
+                                expect: int | None = None) -> list[bytes]:
+        exchange = f"{self.prefix}.control.{service}"
+        replies: list[bytes] = []
+        async with await self.conn.channel() as channel:
+            await channel.declare_exchange(exchange, "fanout", durable=True)
+            async with await channel.consume(REPLY_TO, no_ack=True) as consumer:
+                corr = new_request_id()
+                await channel.publish(payload, exchange=exchange, properties=Properties(
+                    reply_to=REPLY_TO, correlation_id=corr, type="control"))
+                with trio.move_on_after(timeout):
+                    async for d in consumer:
+                        if d.properties.correlation_id == corr:
+                            replies.append(d.body)
+                            if expect is not None and len(replies) >= expect:
+                                break
+        return replies
+
+    # -- server side -----------------------------------------------------------------------
+    @asynccontextmanager
+    async def consume(self, service: str, prefetch: int) -> AsyncIterator[AmqpWorkSource]:
+        queue = self.queue_name(service)
+        dlx = f"{self.prefix}.dlx"
+        async with await self.conn.channel(prefetch=prefetch) as channel:
+            await channel.declare_exchange(dlx, "direct", durable=True)
+            await channel.declare_queue(f"{queue}.dead", durable=True)
+            await channel.bind_queue(f"{queue}.dead", dlx, queue)
+            await channel.declare_queue(queue, durable=True, arguments={"x-dead-letter-exchange": dlx})
+            async with await channel.consume(queue) as consumer:
+                self._consumers.pop(service, None)
+                yield AmqpWorkSource(self, channel, consumer, queue)
+        self._consumers.pop(service, None)
+
+    @asynccontextmanager
+    async def control(self, service: str) -> AsyncIterator[AmqpControlSource]:
+        exchange = f"{self.prefix}.control.{service}"
+        async with await self.conn.channel() as channel:
+            await channel.declare_exchange(exchange, "fanout", durable=True)
+            queue = await channel.declare_queue("", exclusive=True, auto_delete=True)
+            await channel.bind_queue(queue.name, exchange)
+            async with await channel.consume(queue.name, no_ack=True) as consumer:
+                yield AmqpControlSource(channel, consumer)

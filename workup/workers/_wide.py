@@ -1,0 +1,342 @@
+"""Wide-row tables on Cassandra (scylla-driver) or SQLite, for the jobs and contracts stores.
+
+A store is written once against :class:`Db` and a list of :class:`Table` declarations; the two
+adapters turn them into CQL or SQLite. Tables are modelled the Cassandra way (one table per query,
+partition key + clustering columns), so every operation the port offers is one Cassandra access
+path: no secondary index, no ``ALLOW FILTERING``. State changes that race are conditional
+(:meth:`Db.insert_if_absent`, :meth:`Db.update_if`): lightweight transactions on Cassandra, a
+single conditional statement on SQLite.
+
+Values are plain ``text`` / ``bigint`` / ``int`` / ``boolean``; the stores encode anything richer
+(money as decimal text, lists as JSON) so both adapters hold the same bytes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence, TypeVar
+
+import trio
+
+__all__ = ["Table", "Db", "SqliteDb", "CassandraDb", "open_db", "keyspace_name", "now_ms", "rfc3339", "derived_id", "OUTBOX", "Outbox"]
+
+T = TypeVar("T")
+Row = dict[str, Any]
+
+_SQLITE_TYPES = {"text": "TEXT", "bigint": "INTEGER", "int": "INTEGER", "boolean": "INTEGER"}
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: dict[str, str]                       # column -> text | bigint | int | boolean
+    partition: tuple[str, ...]
+    clustering: tuple[tuple[str, str], ...] = ()  # (column, "ASC" | "DESC"), same direction
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return self.partition + tuple(c for c, _ in self.clustering)
+
+    def order(self) -> str:
+        return ", ".join(f"{c} {d}" for c, d in self.clustering)
+
+    def cql(self) -> str:
+        cols = ", ".join(f"{c} {t}" for c, t in self.columns.items())
+        pk = f"({', '.join(self.partition)})"
+        if self.clustering:
+            pk += ", " + ", ".join(c for c, _ in self.clustering)
+        ddl = f"CREATE TABLE IF NOT EXISTS {self.name} ({cols}, PRIMARY KEY ({pk}))"
+        if self.clustering:
+            ddl += f" WITH CLUSTERING ORDER BY ({self.order()})"
+        return ddl
+
+    def sqlite(self) -> str:
+        cols = ", ".join(f"{c} {_SQLITE_TYPES[t]}" for c, t in self.columns.items())
+        return (f"CREATE TABLE IF NOT EXISTS {self.name} ({cols}, "
+                f"PRIMARY KEY ({', '.join(self.key)})) WITHOUT ROWID")
+
+
+class Db(Protocol):
+    async def insert_if_absent(self, table: Table, row: Row) -> bool:
+        """Insert unless a row with that primary key exists; True when inserted."""
+        ...
+
+    async def upsert(self, table: Table, row: Row) -> None: ...
+
+    async def update_if(self, table: Table, key: Row, changes: Row, expect: Row) -> bool:
+        """Set ``changes`` on the row at ``key`` only if it exists and each ``expect`` column
+        equals its value (``None`` = null); True when applied."""
+        ...
+
+    async def delete(self, table: Table, key: Row) -> None: ...
+
+    async def select(self, table: Table, where: Row, *, after: Sequence[Any] | None = None,
+                     limit: int | None = None) -> list[Row]:
+        """Rows of one partition (``where`` = partition key, optionally a clustering prefix) in
+        clustering order, strictly after the clustering key ``after``."""
+        ...
+
+    async def select_each(self, table: Table, wheres: Sequence[Row]) -> list[list[Row]]:
+        """Many point or partition reads at once (in parallel on Cassandra)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def _where(table: Table, where: Row, after: Sequence[Any] | None) -> tuple[str, list[Any]]:
+    clauses = [f"{c} = ?" for c in where]
+    params = list(where.values())
+    if after is not None:
+        cols = [c for c, _ in table.clustering]
+        op = "<" if table.clustering[0][1] == "DESC" else ">"
+        clauses.append(f"({', '.join(cols)}) {op} ({', '.join('?' for _ in cols)})")
+        params.extend(after)
+    return " AND ".join(clauses), params
+
+
+def _select_sql(table: Table, where: Row, after: Sequence[Any] | None, limit: int | None) -> tuple[str, list[Any]]:
+    clause, params = _where(table, where, after)
+    sql = f"SELECT * FROM {table.name} WHERE {clause}"
+    if table.clustering and len(where) >= len(table.partition):
+        sql += f" ORDER BY {table.order()}"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return sql, params
+
+
+def _insert_sql(table: Table, row: Row, verb: str = "INSERT") -> str:
+    return f"{verb} INTO {table.name} ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})"
+
+
+# --- SQLite --------------------------------------------------------------------------------------
+
+class SqliteDb:
+    """One connection in autocommit mode; calls run one at a time in a worker thread (SQLite
+    serialises writers anyway), so each conditional statement is atomic."""
+
+    def __init__(self, path: Path, tables: Sequence[Table]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA busy_timeout=10000")
+        self._bools = {t.name: [c for c, ty in t.columns.items() if ty == "boolean"] for t in tables}
+        for t in tables:
+            self._conn.execute(t.sqlite())
+        self._limiter = trio.CapacityLimiter(1)
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await trio.to_thread.run_sync(fn, limiter=self._limiter)
+
+    def _rows(self, table: Table, cur: sqlite3.Cursor) -> list[Row]:
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, r)) for r in cur.fetchall()]
+        for r in rows:
+            for c in self._bools[table.name]:
+                if r.get(c) is not None:
+                    r[c] = bool(r[c])
+        return rows
+
+    async def insert_if_absent(self, table: Table, row: Row) -> bool:
+        sql = _insert_sql(table, row, "INSERT OR IGNORE")
+        return await self._run(lambda: self._conn.execute(sql, list(row.values())).rowcount == 1)
+
+    async def upsert(self, table: Table, row: Row) -> None:
+        sql = _insert_sql(table, row, "INSERT OR REPLACE")
+        await self._run(lambda: self._conn.execute(sql, list(row.values())))
+
+    async def update_if(self, table: Table, key: Row, changes: Row, expect: Row) -> bool:
+        sets = ", ".join(f"{c} = ?" for c in changes)
+        conds = [f"{c} = ?" for c in key] + [f"{c} IS ?" for c in expect]
+        sql = f"UPDATE {table.name} SET {sets} WHERE {' AND '.join(conds)}"
+        params = [*changes.values(), *key.values(), *expect.values()]
+        return await self._run(lambda: self._conn.execute(sql, params).rowcount == 1)
+
+    async def delete(self, table: Table, key: Row) -> None:
+        clause, params = _where(table, key, None)
+        await self._run(lambda: self._conn.execute(f"DELETE FROM {table.name} WHERE {clause}", params))
+
+    async def select(self, table: Table, where: Row, *, after: Sequence[Any] | None = None,
+                     limit: int | None = None) -> list[Row]:
+        sql, params = _select_sql(table, where, after, limit)
+        return await self._run(lambda: self._rows(table, self._conn.execute(sql, params)))
+
+    async def select_each(self, table: Table, wheres: Sequence[Row]) -> list[list[Row]]:
+        def run() -> list[list[Row]]:
+            out = []
+            for w in wheres:
+                sql, params = _select_sql(table, w, None, None)
+                out.append(self._rows(table, self._conn.execute(sql, params)))
+            return out
+        return await self._run(run) if wheres else []
+
+    async def aclose(self) -> None:
+        await self._run(self._conn.close)
+
+
+# --- Cassandra -----------------------------------------------------------------------------------
+
+class CassandraDb:
+    """A scylla-driver session on one keyspace. Blocking driver calls run in worker threads
+    bounded by a limiter; statements are prepared once; LWTs report ``was_applied``."""
+
+    def __init__(self, cluster: Any, session: Any, keyspace: str, threads: int) -> None:
+        self._cluster = cluster
+        self._session = session
+        self.keyspace = keyspace
+        self._prepared: dict[str, Any] = {}
+        self._limiter = trio.CapacityLimiter(threads)
+
+    @classmethod
+    async def connect(cls, contact_points: list[tuple[str, int]], keyspace: str,
+                      tables: Sequence[Table], *, replication: int = 1, threads: int = 16) -> "CassandraDb":
+        def setup() -> CassandraDb:
+            from cassandra import ConsistencyLevel
+            from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+            from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+            from cassandra.query import dict_factory
+
+            profile = ExecutionProfile(
+                load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+                consistency_level=ConsistencyLevel.LOCAL_QUORUM,
+                serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
+                row_factory=dict_factory, request_timeout=15,
+            )
+            port = contact_points[0][1]
+            cluster = Cluster([h for h, _ in contact_points], port=port,
+                              execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+                              connect_timeout=10)
+            try:
+                session = cluster.connect()
+                session.execute(
+                    f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
+                    f"{{'class': 'SimpleStrategy', 'replication_factor': {int(replication)}}}")
+                session.set_keyspace(keyspace)
+                existing = set(cluster.metadata.keyspaces[keyspace].tables)
+                for t in tables:
+                    if t.name not in existing:   # schema changes are slow; skip known tables
+                        session.execute(t.cql())
+            except BaseException:
+                cluster.shutdown()
+                raise
+            return cls(cluster, session, keyspace, threads)
+
+        return await trio.to_thread.run_sync(setup)
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await trio.to_thread.run_sync(fn, limiter=self._limiter)
+
+    def _stmt(self, cql: str) -> Any:
+        stmt = self._prepared.get(cql)
+        if stmt is None:
+            stmt = self._prepared[cql] = self._session.prepare(cql)
+        return stmt
+
+    def _exec(self, cql: str, params: Sequence[Any]) -> Any:
+        return self._session.execute(self._stmt(cql), list(params))
+
+    async def insert_if_absent(self, table: Table, row: Row) -> bool:
+        cql = _insert_sql(table, row) + " IF NOT EXISTS"
+        return await self._run(lambda: bool(self._exec(cql, list(row.values())).was_applied))
+
+    async def upsert(self, table: Table, row: Row) -> None:
+        cql = _insert_sql(table, row)
+        await self._run(lambda: self._exec(cql, list(row.values())))
+
+    async def update_if(self, table: Table, key: Row, changes: Row, expect: Row) -> bool:
+        sets = ", ".join(f"{c} = ?" for c in changes)
+        cond = " AND ".join(f"{c} = ?" for c in expect) if expect else "EXISTS"
+        cql = f"UPDATE {table.name} SET {sets} WHERE {' AND '.join(f'{c} = ?' for c in key)} IF {cond}"
+        params = [*changes.values(), *key.values(), *expect.values()]
+        return await self._run(lambda: bool(self._exec(cql, params).was_applied))
+
+    async def delete(self, table: Table, key: Row) -> None:
+        clause, params = _where(table, key, None)
+        await self._run(lambda: self._exec(f"DELETE FROM {table.name} WHERE {clause}", params))
+
+    async def select(self, table: Table, where: Row, *, after: Sequence[Any] | None = None,
+                     limit: int | None = None) -> list[Row]:
+        cql, params = _select_sql(table, where, after, limit)
+        return await self._run(lambda: list(self._exec(cql, params)))
+
+    async def select_each(self, table: Table, wheres: Sequence[Row]) -> list[list[Row]]:
+        if not wheres:
+            return []
+        from cassandra.concurrent import execute_concurrent
+
+        def run() -> list[list[Row]]:
+            stmts = []
+            for w in wheres:
+                cql, params = _select_sql(table, w, None, None)
+                stmts.append((self._stmt(cql), params))
+            results = execute_concurrent(self._session, stmts, concurrency=32, raise_on_first_error=True)
+            return [list(r.result_or_exc) for r in results]
+        return await self._run(run)
+
+    async def drop_keyspace(self) -> None:
+        await self._run(lambda: self._session.execute(f"DROP KEYSPACE IF EXISTS {self.keyspace}", timeout=60))
+
+    async def aclose(self) -> None:
+        await trio.to_thread.run_sync(self._cluster.shutdown)
+
+
+def keyspace_name(prefix: str, service: str) -> str:
+    """``workup`` + ``jobs`` → ``workup_jobs`` (Cassandra identifiers: letters, digits, _)."""
+    name = f"{prefix}_{service}".lower()
+    if not name.replace("_", "").isalnum() or not name[0].isalpha() or len(name) > 48:
+        raise ValueError(f"bad Cassandra keyspace name {name!r}")
+    return name
+
+
+async def open_db(settings: Any, service: str, tables: Sequence[Table]) -> Db:
+    """Cassandra when ``cassandra_hosts`` is set, else SQLite ``<data_dir>/<service>.sqlite3``.
+    The keyspace is ``<cassandra_keyspace_prefix>_<service>`` (default ``workup_<service>``)."""
+    points = settings.cassandra_contact_points()
+    if points:
+        prefix = getattr(settings, "cassandra_keyspace_prefix", None) or "workup"
+        return await CassandraDb.connect(points, keyspace_name(prefix, service), tables)
+    return await trio.to_thread.run_sync(lambda: SqliteDb(settings.data_path / f"{service}.sqlite3", tables))
+
+
+# --- timestamps: stored as integer milliseconds (Cassandra's precision), shown as RFC 3339 UTC ----
+
+def now_ms() -> int:
+    import time
+    return time.time_ns() // 1_000_000
+
+
+def rfc3339(ms: int) -> str:
+    import datetime as dt
+    t = dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc)
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def derived_id(request_id: str, purpose: str) -> str:
+    """An id derived from the request id, so a redelivered create finds what it already made."""
+    import uuid
+    return uuid.uuid5(uuid.UUID("6f1c3a52-8a0e-4c1e-9a57-2b0f4d7e9c11"), f"{purpose}:{request_id}").hex
+
+
+# --- outbox: persisted intents of cross-service steps, retried by a relay until done ------------
+
+OUTBOX = Table("outbox", {"kind": "text", "item": "text", "created_ms": "bigint"}, ("kind",), (("item", "ASC"),))
+
+
+class Outbox:
+    """``(kind, item)`` rows written before a cross-service step and deleted once the peer has
+    acknowledged it; a background relay finishes whatever is left (after a crash, say)."""
+
+    def __init__(self, db: Db) -> None:
+        self.db = db
+
+    async def add(self, kind: str, item: str, now: int) -> None:
+        await self.db.upsert(OUTBOX, {"kind": kind, "item": item, "created_ms": now})
+
+    async def pending(self, kind: str, limit: int = 100) -> list[tuple[str, int]]:
+        """``(item, created_ms)`` of the intents of ``kind`` still to do."""
+        rows = await self.db.select(OUTBOX, {"kind": kind}, limit=limit)
+        return [(r["item"], r["created_ms"]) for r in rows]
+
+    async def done(self, kind: str, item: str) -> None:
+        await self.db.delete(OUTBOX, {"kind": kind, "item": item})

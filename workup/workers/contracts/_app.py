@@ -1,0 +1,34 @@
+"""The contracts :class:`Service` and its dependencies (store + cache), opened once per process."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import AsyncIterator
+
+from ...cache import Cache, open_cache
+from ...settings import Settings
+from .._service import Context, Service
+from .._wide import open_db
+from ._store import TABLES, ContractsStore
+
+__all__ = ["ContractsDeps", "service", "Ctx"]
+
+
+@dataclass
+class ContractsDeps:
+    store: ContractsStore
+    cache: Cache
+
+
+@asynccontextmanager
+async def open_contracts_deps(settings: Settings) -> AsyncIterator[ContractsDeps]:
+    store = ContractsStore(await open_db(settings, "contracts", TABLES))
+    try:
+        yield ContractsDeps(store, open_cache(settings))
+    finally:
+        await store.aclose()
+
+
+service: Service[ContractsDeps] = Service("contracts", open_deps=open_contracts_deps)
+Ctx = Context[ContractsDeps]

@@ -1,0 +1,121 @@
+"""Milestone commands: list, get, progress (freelancer), evaluate (client), mark paid (payments).
+
+Evaluating ACCEPTED asks payments for a payment request (idempotent on the milestone id). The
+ACCEPTED milestone without a ``payment_request_id`` plus a ``payment`` outbox intent, written
+before the state change, is what the relay (``_relay``) finishes if this process dies first.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+
+from ...messages.contracts import (EvaluateMilestone, EvaluatedMilestone, GetContractMilestones, GetMilestone,
+                                   MarkMilestonePaid, Milestone, ProgressMilestone)
+from ...problems import ProblemError, conflict, forbidden, not_found
+from .._wide import now_ms
+from ._app import ContractsDeps, Ctx, service
+from ._contracts import require_service
+from ._reads import contract_changed, milestone_changed, read_milestone, readable_contract
+from ._relay import PAYMENT, request_payment
+from ._rules import completes, evaluated, is_party, payable, progressed
+from ._store import StoredContract, StoredMilestone
+
+log = logging.getLogger("workup.contracts")
+
+
+@service.command(GetContractMilestones)
+async def get_contract_milestones(ctx: Ctx, req: GetContractMilestones) -> list[Milestone]:
+    c = await readable_contract(ctx.deps, ctx.caller, req.contract_id)
+    return [m.public() for m in await ctx.deps.store.milestones_of(c.id)]
+
+
+@service.command(GetMilestone)
+async def get_milestone(ctx: Ctx, req: GetMilestone) -> Milestone:
+    return await read_milestone(ctx.deps, ctx.caller, req.milestone_id)
+
+
+async def _party_milestone(ctx: Ctx, milestone_id: str, role: str) -> tuple[StoredMilestone, StoredContract]:
+    """The milestone and its ACTIVE contract, when the caller is its party of ``role``."""
+    if ctx.caller.role != role:
+        raise forbidden(f"only the contract's {role.lower()} may do this")
+    store = ctx.deps.store
+    m = await store.get_milestone(milestone_id)
+    c = None if m is None else await store.get_contract(m.contract_id)
+    if m is None or c is None:
+        raise not_found("milestone")
+    if not is_party(ctx.caller, c.client_id, c.freelancer_id):
+        raise forbidden(f"only the contract's {role.lower()} may do this")
+    if c.status != "ACTIVE":
+        raise conflict(f"the contract is {c.status}, not ACTIVE")
+    return m, c
+
+
+async def _move(deps: ContractsDeps, m: StoredMilestone, status: str, **extra: str) -> StoredMilestone:
+    now = max(now_ms(), m.updated_ms + 1)
+    if not await deps.store.move_milestone(m, status, now, **extra):
+        raise conflict("the milestone changed meanwhile; read it again")
+    await milestone_changed(deps, m.id, now)
+    return msgspec.structs.replace(m, status=status, updated_ms=now, **extra)
+
+
+@service.command(ProgressMilestone)
+async def progress_milestone(ctx: Ctx, req: ProgressMilestone) -> Milestone:
+    m, c = await _party_milestone(ctx, req.milestone_id, "FREELANCER")
+    nxt = progressed(m.status)
+    if nxt is None:
+        raise conflict(f"a {m.status} milestone cannot be progressed")
+    m = await _move(ctx.deps, m, nxt)
+    if nxt == "IN_REVIEW":
+        await ctx.emit("milestone.in_review", [c.client_id], {"milestoneId": m.id, "contractId": c.id})
+    return m.public()
+
+
+@service.command(EvaluateMilestone)
+async def evaluate_milestone(ctx: Ctx, req: EvaluateMilestone) -> EvaluatedMilestone:
+    m, c = await _party_milestone(ctx, req.milestone_id, "CLIENT")
+    nxt = evaluated(m.status, req.evaluated_state)
+    if nxt is None:
+        raise conflict(f"only an IN_REVIEW milestone can be evaluated; this one is {m.status}")
+    if nxt == "ACCEPTED":
+        await ctx.deps.store.outbox.add(PAYMENT, m.id, now_ms())
+    m = await _move(ctx.deps, m, nxt)
+    await ctx.emit("milestone.evaluated", [c.freelancer_id], {"milestoneId": m.id, "contractId": c.id})
+    request_id = None
+    if nxt == "ACCEPTED":
+        try:
+            request_id = await request_payment(ctx, c, m)
+        except ProblemError as exc:
+            log.warning("payment request for milestone %s deferred to the relay: %s", m.id, exc)
+    pub = m.public()
+    return EvaluatedMilestone(id=pub.id, contract_id=pub.contract_id, description=pub.description,
+                              amount=pub.amount, due_date=pub.due_date, status=pub.status,
+                              payment_request_id=request_id)
+
+
+@service.command(MarkMilestonePaid)
+async def mark_milestone_paid(ctx: Ctx, req: MarkMilestonePaid) -> None:
+    """Idempotent: PAID stays PAID; the contract is COMPLETED once every milestone is PAID."""
+    require_service(ctx)
+    store = ctx.deps.store
+    m = await store.get_milestone(req.milestone_id)
+    if m is None:
+        raise not_found("milestone")
+    if not payable(m.status):
+        raise conflict(f"a {m.status} milestone cannot be paid")
+    if m.status == "ACCEPTED":
+        try:
+            await _move(ctx.deps, m, "PAID", payment_request_id=req.payment_request_id)
+        except ProblemError:
+            m = await store.get_milestone(m.id) or m
+            if m.status != "PAID":
+                raise
+    if completes(x.status for x in await store.milestones_of(m.contract_id)):
+        now = now_ms()
+        if await store.move_contract(m.contract_id, "COMPLETED", "ACTIVE", now):
+            await contract_changed(ctx.deps, m.contract_id, now)
+            c = await store.get_contract(m.contract_id)
+            if c is not None:
+                await ctx.emit("contract.completed", list(c.parties()), {"contractId": c.id})
+    return None
