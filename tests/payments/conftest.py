@@ -12,12 +12,21 @@ from typing import Iterator
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from workup.workers.payments._postgres import PostgresStore
 from workup.workers.payments._sqlite import SqliteStore
 
 PG_URL = os.environ.get("WORKUP_TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def db_url(name: str, **query: str) -> str:
+    """PG_URL pointing at database ``name`` (a URL: Settings wants ``postgresql://``)."""
+    parts = urlsplit(PG_URL)
+    q = dict(parse_qsl(parts.query))
+    q.update(query)
+    return urlunsplit(parts._replace(path="/" + name, query=urlencode(q)))
 
 
 def _admin() -> psycopg.Connection:
@@ -34,7 +43,7 @@ def fresh_database(tag: str = "t") -> Iterator[str]:
     with _admin() as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        yield make_conninfo(**{**conninfo_to_dict(PG_URL), "dbname": name})
+        yield db_url(name)
     finally:
         with _admin() as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

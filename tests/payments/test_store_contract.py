@@ -56,6 +56,8 @@ async def test_deposit_withdraw_are_exact(store):
     assert await store.balance(user) == D("1.00")
     out = await store.withdraw(user, D("0.30"), "coffee")
     assert (out.status, body(out)) == (200, {"balance": D("0.70")})
+    assert [(c.entity, c.id, c.version) for c in out.changed] == [("wallet", user, 11)]
+    assert await store.wallet(user) == (D("0.70"), 11)
     assert out.body == b'{"balance":0.70}'
     big = await store.deposit(user, D("1000000000.00"), None)
     assert body(big) == {"balance": D("1000000000.70")}
@@ -141,8 +143,9 @@ async def test_create_request_is_idempotent_on_milestone(store):
     cmd, request_id = await open_request(store)
     again = msgspec.structs.replace(cmd, amount=D("99.00"))
     assert await store.create_request(again) == (request_id, False)
-    req = await store.get_request(request_id)
+    req, version = await store.get_request(request_id)
     assert (req.status, req.amount, req.milestone_id, req.client_id) == ("PENDING", D("40.00"), cmd.milestone_id, cmd.client_id)
+    assert version == 0
     events = [i for i in await store.claim_outbox(100) if i.kind == "event" and request_id in i.payload.decode()]
     assert [(e.name, json.loads(e.payload)) for e in events] == [
         ("payment.requested", {"recipients": [cmd.client_id], "data": {"paymentRequestId": request_id}})]
@@ -154,12 +157,15 @@ async def test_pay_moves_money_records_everything_and_queues_the_milestone(store
     await store.claim_outbox(1000)          # clear what was queued before
     out = await store.pay(request_id, cmd.client_id)
     assert out.status == 200 and out.outbox
+    assert {(c.entity, c.id, c.version) for c in out.changed} == {
+        ("wallet", cmd.client_id, 2), ("wallet", cmd.freelancer_id, 1), ("request", request_id, 1)}
+    assert [c.readers for c in out.changed if c.entity == "request"] == [(cmd.client_id, cmd.freelancer_id)]
     result = body(out)
     assert result["paymentRequestId"] == request_id and result["status"] == "SUCCESS"
     assert await store.balance(cmd.client_id) == D("60.00")
     assert await store.balance(cmd.freelancer_id) == D("40.00")
-    req = await store.get_request(request_id)
-    assert req.status == "PAID" and req.updated_at >= req.created_at
+    req, version = await store.get_request(request_id)
+    assert req.status == "PAID" and req.updated_at >= req.created_at and version == 1
     [ptx] = await store.transactions_of(cmd.client_id, "client")
     assert (ptx.id, ptx.payment_request_id, ptx.amount, ptx.status) == (result["transactionId"], request_id, D("40.00"), "SUCCESS")
     assert await store.transactions_of(cmd.freelancer_id, "freelancer") == [ptx]
@@ -182,7 +188,7 @@ async def test_pay_refusals_change_nothing(store):
     assert (await store.pay(request_id, cmd.freelancer_id)).status == 403
     assert (await store.pay(uid(), cmd.client_id)).status == 404
     assert await store.balance(cmd.client_id) == D("100.00") and await store.balance(cmd.freelancer_id) == D("0.00")
-    assert (await store.get_request(request_id)).status == "PENDING"
+    assert (await store.get_request(request_id))[0].status == "PENDING"
     await store.deposit(cmd.client_id, D("50.00"), None)
     assert (await store.pay(request_id, cmd.client_id)).status == 200
     again = await store.pay(request_id, cmd.client_id)
@@ -211,10 +217,11 @@ async def test_cancel_contract_requests_cancels_only_pending(store):
     cmd2 = msgspec.structs.replace(cmd1, milestone_id=uid())
     pending_id, _ = await store.create_request(cmd2)
     assert (await store.pay(paid, client)).status == 200
-    assert await store.cancel_contract_requests(cmd1.contract_id) == [pending_id]
+    [changed] = await store.cancel_contract_requests(cmd1.contract_id)
+    assert (changed.id, changed.version, changed.readers) == (pending_id, 1, (client, cmd1.freelancer_id))
     assert await store.cancel_contract_requests(cmd1.contract_id) == []
-    assert (await store.get_request(pending_id)).status == "CANCELLED"
-    assert (await store.get_request(paid)).status == "PAID"
+    assert (await store.get_request(pending_id))[0].status == "CANCELLED"
+    assert (await store.get_request(paid))[0].status == "PAID"
     out = await store.pay(pending_id, client)
     assert (out.status, body(out)["detail"]) == (409, "payment request is cancelled")
     mine = await store.requests_of(client, "client")

@@ -77,6 +77,23 @@ def check_amount(amount: Decimal) -> Decimal:
     return amount.quantize(_CENT)
 
 
+# --- read cache keys (the gateway reads them, the service fills and invalidates them) --------------
+
+def wallet_cache_key(user_id: str) -> str:
+    """The cached ``WalletBalance`` body of a user's wallet."""
+    return f"workup:payments:wallet:{user_id}"
+
+
+def request_cache_key(request_id: str, reader_id: str) -> str:
+    """The cached ``PaymentRequest`` body as served to one of its two parties (so the gateway can
+    serve it without knowing who may read it: any other caller misses and gets the service's 403)."""
+    return f"workup:payments:request:{request_id}:{reader_id}"
+
+
+MAX_IDEMPOTENCY_KEY = 255
+ID_PATTERN = "^[0-9a-f]{32}$"   # ids this service makes (uuid4 hex)
+
+
 # --- HTTP-facing: bodies (validated by the gateway) -----------------------------------------------
 
 MAX_DESCRIPTION = 500

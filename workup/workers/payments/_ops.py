@@ -27,8 +27,8 @@ from ...messages.payments import (
 from ...problems import ProblemError, conflict, forbidden, not_found
 
 __all__ = [
-    "Tx", "IdemKey", "Outcome", "OutboxItem", "Audit", "MAX_BALANCE",
-    "ensure_wallet", "balance", "deposit", "withdraw", "wallet_transactions", "wallet_transaction",
+    "Tx", "IdemKey", "Outcome", "Changed", "OutboxItem", "Audit", "MAX_BALANCE",
+    "ensure_wallet", "balance", "wallet", "deposit", "withdraw", "wallet_transactions", "wallet_transaction",
     "requests_of", "transactions_of", "get_request", "create_request", "cancel_contract_requests",
     "pay", "claim_outbox", "outbox_done", "outbox_retry", "outbox_dead", "purge_idempotency", "audit",
 ]
@@ -55,13 +55,21 @@ class IdemKey(msgspec.Struct, frozen=True):
     key: str
 
 
+class Changed(msgspec.Struct, frozen=True):
+    """A row a command changed, for cache invalidation: ``entity`` "wallet" (id = user id) or
+    "request"; its new ``version``; the users whose cached reads of it must go."""
+    entity: str
+    id: str
+    version: int
+    readers: tuple[str, ...]
+
+
 class Outcome(msgspec.Struct, frozen=True):
     """The answer of an idempotent command: what the caller gets, now and on every retry."""
     status: int
     body: bytes                           # JSON: the result, or a Problem when status >= 400
     replayed: bool = False
-    wallets: tuple[str, ...] = ()         # what changed, for cache invalidation
-    requests: tuple[str, ...] = ()
+    changed: tuple[Changed, ...] = ()
     outbox: bool = False                  # an outbox row was written: wake the relay
 
 
@@ -82,8 +90,7 @@ class Audit(msgspec.Struct, frozen=True):
 
 class _Effect(msgspec.Struct, frozen=True):
     result: Any
-    wallets: tuple[str, ...] = ()
-    requests: tuple[str, ...] = ()
+    changed: tuple[Changed, ...] = ()
     outbox: bool = False
 
 
@@ -113,8 +120,7 @@ def _idempotent(tx: Tx, idem: IdemKey | None, at: dt.datetime, effect: Callable[
             return Outcome(status=int(row[0]), body=bytes(row[1]), replayed=True)
     try:
         done = effect()
-        outcome = Outcome(200, encode_json(done.result), wallets=done.wallets,
-                          requests=done.requests, outbox=done.outbox)
+        outcome = Outcome(200, encode_json(done.result), changed=done.changed, outbox=done.outbox)
     except ProblemError as exc:
         outcome = Outcome(exc.status, encode_json(exc.problem))
     if idem is not None:
@@ -134,10 +140,15 @@ def ensure_wallet(tx: Tx, user_id: str, role: str | None, at: dt.datetime) -> No
            "ON CONFLICT (user_id) DO NOTHING", user_id, role, tx.money(Decimal(0)), tx.ts(at), tx.ts(at))
 
 
+def wallet(tx: Tx, user_id: str) -> tuple[Decimal, int]:
+    """A user's balance and its version; a user without a wallet row has 0 at version 0 (wallets
+    are also created on first use, so a lost CreateWallet costs nothing)."""
+    row = tx.one("SELECT balance, version FROM wallets WHERE user_id = ?", user_id)
+    return (tx.decimal(row[0]), int(row[1])) if row else (Decimal("0.00"), 0)
+
+
 def balance(tx: Tx, user_id: str) -> Decimal:
-    """A user's balance; a user without a wallet row has 0 (wallets are created on first use too)."""
-    row = tx.one("SELECT balance FROM wallets WHERE user_id = ?", user_id)
-    return tx.decimal(row[0]) if row else Decimal("0.00")
+    return wallet(tx, user_id)[0]
 
 
 def _locked_balances(tx: Tx, user_ids: Sequence[str], at: dt.datetime) -> dict[str, Decimal]:
@@ -149,8 +160,18 @@ def _locked_balances(tx: Tx, user_ids: Sequence[str], at: dt.datetime) -> dict[s
     return {r[0]: tx.decimal(r[1]) for r in rows}
 
 
-def _set_balance(tx: Tx, user_id: str, value: Decimal, at: dt.datetime) -> None:
-    tx.run("UPDATE wallets SET balance = ?, updated_at = ? WHERE user_id = ?", tx.money(value), tx.ts(at), user_id)
+def _set_balance(tx: Tx, user_id: str, value: Decimal, at: dt.datetime) -> Changed:
+    row = tx.one("UPDATE wallets SET balance = ?, updated_at = ?, version = version + 1 WHERE user_id = ? "
+                 "RETURNING version", tx.money(value), tx.ts(at), user_id)
+    assert row is not None
+    return Changed("wallet", user_id, int(row[0]), (user_id,))
+
+
+def _set_status(tx: Tx, req: PaymentRequest, status: str, at: dt.datetime) -> Changed:
+    row = tx.one("UPDATE payment_requests SET status = ?, updated_at = ?, version = version + 1 WHERE id = ? "
+                 "RETURNING version", status, tx.ts(at), req.id)
+    assert row is not None
+    return Changed("request", req.id, int(row[0]), (req.client_id, req.freelancer_id))
 
 
 def _wallet_entry(tx: Tx, user_id: str, amount: Decimal, kind: str, description: str | None,
@@ -172,9 +193,9 @@ def deposit(tx: Tx, user_id: str, amount: Decimal, description: str | None, idem
 
     def effect() -> _Effect:
         new = _credit_check(_locked_balances(tx, [user_id], at)[user_id], amount)
-        _set_balance(tx, user_id, new, at)
+        changed = _set_balance(tx, user_id, new, at)
         _wallet_entry(tx, user_id, amount, "CREDIT", description, None, at)
-        return _Effect(WalletBalance(balance=new), wallets=(user_id,))
+        return _Effect(WalletBalance(balance=new), changed=(changed,))
     return _idempotent(tx, idem, at, effect)
 
 
@@ -185,9 +206,9 @@ def withdraw(tx: Tx, user_id: str, amount: Decimal, description: str | None, ide
         old = _locked_balances(tx, [user_id], at)[user_id]
         if old < amount:
             raise conflict("insufficient balance")
-        _set_balance(tx, user_id, old - amount, at)
+        changed = _set_balance(tx, user_id, old - amount, at)
         _wallet_entry(tx, user_id, amount, "DEBIT", description, None, at)
-        return _Effect(WalletBalance(balance=old - amount), wallets=(user_id,))
+        return _Effect(WalletBalance(balance=old - amount), changed=(changed,))
     return _idempotent(tx, idem, at, effect)
 
 
@@ -212,6 +233,7 @@ def wallet_transaction(tx: Tx, user_id: str, id: str) -> WalletTransaction | Non
 # --- payment requests ---------------------------------------------------------------------------
 
 _PR = "id, client_id, freelancer_id, contract_id, milestone_id, amount, status, created_at, updated_at"
+_PRV = _PR + ", version"
 _PT = "pt.id, pt.payment_request_id, pt.amount, pt.status, pt.created_at"
 _SIDES = {"client": "client_id", "freelancer": "freelancer_id"}
 
@@ -227,9 +249,10 @@ def _payment_tx(tx: Tx, r: tuple) -> PaymentTransaction:
                               created_at=tx.datetime(r[4]))
 
 
-def get_request(tx: Tx, id: str) -> PaymentRequest | None:
-    r = tx.one(f"SELECT {_PR} FROM payment_requests WHERE id = ?", id)
-    return _request(tx, r) if r else None
+def get_request(tx: Tx, id: str) -> tuple[PaymentRequest, int] | None:
+    """The request and its version."""
+    r = tx.one(f"SELECT {_PRV} FROM payment_requests WHERE id = ?", id)
+    return (_request(tx, r), int(r[9])) if r else None
 
 
 def requests_of(tx: Tx, user_id: str, side: str) -> list[PaymentRequest]:
@@ -269,14 +292,12 @@ def create_request(tx: Tx, cmd: CreatePaymentRequest) -> tuple[str, bool]:
     return row[0], True
 
 
-def cancel_contract_requests(tx: Tx, contract_id: str) -> list[str]:
-    """Cancel the contract's PENDING requests; returns their ids. Locks them in id order."""
+def cancel_contract_requests(tx: Tx, contract_id: str) -> list[Changed]:
+    """Cancel the contract's PENDING requests (locked in id order)."""
     at = now()
-    ids = [r[0] for r in tx.all("SELECT id FROM payment_requests WHERE contract_id = ? AND status = 'PENDING' "
-                                "ORDER BY id{lock}", contract_id)]
-    for id in ids:
-        tx.run("UPDATE payment_requests SET status = 'CANCELLED', updated_at = ? WHERE id = ?", tx.ts(at), id)
-    return ids
+    rows = tx.all(f"SELECT {_PR} FROM payment_requests WHERE contract_id = ? AND status = 'PENDING' "
+                  "ORDER BY id{lock}", contract_id)
+    return [_set_status(tx, _request(tx, r), "CANCELLED", at) for r in rows]
 
 
 def pay(tx: Tx, request_id: str, payer_id: str, idem: IdemKey | None) -> Outcome:
@@ -301,19 +322,18 @@ def pay(tx: Tx, request_id: str, payer_id: str, idem: IdemKey | None) -> Outcome
         balances[req.client_id] -= req.amount
         credited = _credit_check(balances[req.freelancer_id], req.amount)
         balances[req.freelancer_id] = credited
-        for user_id in sorted(balances):
-            _set_balance(tx, user_id, balances[user_id], at)
+        changed = [_set_balance(tx, user_id, balances[user_id], at) for user_id in sorted(balances)]
         payment_id = new_id()
         tx.run("INSERT INTO payment_transactions (id, payment_request_id, amount, status, created_at) "
                "VALUES (?, ?, ?, 'SUCCESS', ?)", payment_id, req.id, tx.money(req.amount), tx.ts(at))
         _wallet_entry(tx, req.client_id, req.amount, "DEBIT", f"payment of request {req.id}", payment_id, at)
         _wallet_entry(tx, req.freelancer_id, req.amount, "CREDIT", f"payment of request {req.id}", payment_id, at)
-        tx.run("UPDATE payment_requests SET status = 'PAID', updated_at = ? WHERE id = ?", tx.ts(at), req.id)
+        changed.append(_set_status(tx, req, "PAID", at))
         mark = MarkMilestonePaid(milestone_id=req.milestone_id, payment_request_id=req.id)
         _enqueue(tx, "call", "contracts.MarkMilestonePaid", encode_json(mark), at)
         _event(tx, "payment.paid", req.freelancer_id, req.id, at)
         return _Effect(PayResult(transaction_id=payment_id, payment_request_id=req.id),
-                       wallets=tuple(sorted(balances)), requests=(req.id,), outbox=True)
+                       changed=tuple(changed), outbox=True)
     return _idempotent(tx, idem, at, effect)
 
 

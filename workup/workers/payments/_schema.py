@@ -2,7 +2,8 @@
 
 Placeholders are filled per dialect: ``{money}`` is ``NUMERIC(14,2)`` on PostgreSQL and integer
 cents on SQLite (both exact), ``{ts}`` a timestamp, ``{serial}`` an auto-increment primary key used
-for "newest first" ordering, ``{blob}`` bytes. Migrations only ever get appended.
+for "newest first" ordering, ``{blob}`` bytes. ``version`` columns count the writes of a row: the
+versioned read cache (``workup.cache``) orders fills and invalidations by them. Migrations only ever get appended.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ CREATE TABLE wallets (
     user_id     TEXT PRIMARY KEY,
     role        TEXT,
     balance     {money} NOT NULL DEFAULT 0 CHECK (balance >= 0),
+    version     INTEGER NOT NULL DEFAULT 0,
     created_at  {ts} NOT NULL,
     updated_at  {ts} NOT NULL
 );
@@ -28,6 +30,7 @@ CREATE TABLE payment_requests (
     milestone_id   TEXT NOT NULL UNIQUE,
     amount         {money} NOT NULL CHECK (amount > 0),
     status         TEXT NOT NULL CHECK (status IN ('PENDING', 'PAID', 'CANCELLED')),
+    version        INTEGER NOT NULL DEFAULT 0,
     created_at     {ts} NOT NULL,
     updated_at     {ts} NOT NULL
 );

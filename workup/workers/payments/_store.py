@@ -18,7 +18,7 @@ import trio
 
 from ...messages.payments import CreatePaymentRequest, PaymentRequest, PaymentTransaction, WalletTransaction
 from . import _ops
-from ._ops import Audit, IdemKey, OutboxItem, Outcome, Tx
+from ._ops import Audit, Changed, IdemKey, OutboxItem, Outcome, Tx
 
 __all__ = ["SqlStore", "SqlTx", "Dialect", "MAX_TX_ATTEMPTS"]
 
@@ -92,6 +92,9 @@ class SqlStore:
     async def balance(self, user_id: str) -> Decimal:
         return await self._run(_ops.balance, user_id)
 
+    async def wallet(self, user_id: str) -> tuple[Decimal, int]:
+        return await self._run(_ops.wallet, user_id)
+
     async def deposit(self, user_id: str, amount: Decimal, description: str | None,
                       idem: IdemKey | None = None) -> Outcome:
         return await self._run(_ops.deposit, user_id, amount, description, idem)
@@ -112,13 +115,13 @@ class SqlStore:
     async def transactions_of(self, user_id: str, side: str) -> list[PaymentTransaction]:
         return await self._run(_ops.transactions_of, user_id, side)
 
-    async def get_request(self, id: str) -> PaymentRequest | None:
+    async def get_request(self, id: str) -> tuple[PaymentRequest, int] | None:
         return await self._run(_ops.get_request, id)
 
     async def create_request(self, cmd: CreatePaymentRequest) -> tuple[str, bool]:
         return await self._run(_ops.create_request, cmd)
 
-    async def cancel_contract_requests(self, contract_id: str) -> list[str]:
+    async def cancel_contract_requests(self, contract_id: str) -> list[Changed]:
         return await self._run(_ops.cancel_contract_requests, contract_id)
 
     async def pay(self, request_id: str, payer_id: str, idem: IdemKey | None = None) -> Outcome:
