@@ -13,14 +13,16 @@ Values are plain ``text`` / ``bigint`` / ``int`` / ``boolean``; the stores encod
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Protocol, Sequence, TypeVar
 
 import trio
 
-__all__ = ["Table", "Db", "SqliteDb", "CassandraDb", "open_db", "keyspace_name", "now_ms", "rfc3339", "derived_id", "OUTBOX", "Outbox"]
+__all__ = ["Table", "Db", "SqliteDb", "CassandraDb", "open_db", "keyspace_name", "now_ms", "rfc3339", "derived_id", "OUTBOX", "Outbox", "opened_store", "run_relay"]
 
 T = TypeVar("T")
 Row = dict[str, Any]
@@ -340,3 +342,24 @@ class Outbox:
 
     async def done(self, kind: str, item: str) -> None:
         await self.db.delete(OUTBOX, {"kind": kind, "item": item})
+
+
+@asynccontextmanager
+async def opened_store(settings: Any, service: str, tables: Sequence[Table], factory: Callable[[Db], T]) -> AsyncIterator[T]:
+    """``factory(db)`` on the service's database (:func:`open_db`), closed on exit."""
+    db = await open_db(settings, service, tables)
+    try:
+        yield factory(db)
+    finally:
+        await db.aclose()
+
+
+async def run_relay(once: Callable[[], Awaitable[int]], interval: float, log: logging.Logger) -> None:
+    """Call ``once`` every ``interval`` seconds forever; a failure (a store outage, say) is
+    logged and retried, never fatal."""
+    while True:
+        await trio.sleep(interval)
+        try:
+            await once()
+        except Exception:
+            log.exception("outbox relay failed; retrying")

@@ -9,7 +9,7 @@ from typing import AsyncIterator
 from ...cache import Cache, open_cache
 from ...settings import Settings
 from .._service import Context, Service
-from .._wide import open_db
+from .._wide import opened_store
 from ._store import TABLES, ContractsStore
 
 __all__ = ["ContractsDeps", "service", "Ctx"]
@@ -23,11 +23,8 @@ class ContractsDeps:
 
 @asynccontextmanager
 async def open_contracts_deps(settings: Settings) -> AsyncIterator[ContractsDeps]:
-    store = ContractsStore(await open_db(settings, "contracts", TABLES))
-    try:
+    async with opened_store(settings, "contracts", TABLES, ContractsStore) as store:
         yield ContractsDeps(store, open_cache(settings))
-    finally:
-        await store.aclose()
 
 
 service: Service[ContractsDeps] = Service("contracts", open_deps=open_contracts_deps)

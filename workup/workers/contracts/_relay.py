@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import logging
 
-import trio
-
 from ...messages.contracts import Contract
 from ...messages.payments import CancelContractRequests, CreatePaymentRequest
 from ...problems import ProblemError
 from .._service import Runtime
-from .._wide import now_ms
+from .._wide import now_ms, run_relay
 from ._app import ContractsDeps, service
 from ._store import StoredContract, StoredMilestone
 
@@ -80,9 +78,4 @@ async def relay_once(rt: Runtime[ContractsDeps]) -> int:
 
 @service.background_task
 async def payments_relay(rt: Runtime[ContractsDeps]) -> None:
-    while True:
-        await trio.sleep(RELAY_INTERVAL)
-        try:
-            await relay_once(rt)
-        except Exception:   # a store outage must not kill the relay; log and go on
-            log.exception("contracts relay failed; retrying")
+    await run_relay(lambda: relay_once(rt), RELAY_INTERVAL, log)

@@ -138,9 +138,6 @@ class ContractsStore:
         self.db = db
         self.outbox = Outbox(db)
 
-    async def aclose(self) -> None:
-        await self.db.aclose()
-
     # contracts
     async def create_contract(self, c: StoredContract, milestones: list[StoredMilestone]) -> bool:
         """Milestones and indexes first, the contract row last (its presence means complete).

@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import logging
 
-import trio
-
 from ...messages.contracts import CreateContract, MilestoneSpec
 from ...messages.jobs import AcceptProposal, Acceptance, JobRef, ProposalRef, job_cache_key
 from ...problems import ProblemError, conflict, forbidden, not_found
 from .._readcache import invalidate
 from .._service import Runtime
-from .._wide import now_ms
+from .._wide import now_ms, run_relay
 from ._app import Ctx, JobsDeps, service
 from ._proposals import proposals_changed
 from ._rules import require_role
@@ -125,9 +123,4 @@ async def relay_once(rt: Runtime[JobsDeps]) -> int:
 
 @service.background_task
 async def acceptance_relay(rt: Runtime[JobsDeps]) -> None:
-    while True:
-        await trio.sleep(RELAY_INTERVAL)
-        try:
-            await relay_once(rt)
-        except Exception:   # a store outage must not kill the relay; log and go on
-            log.exception("acceptance relay failed; retrying")
+    await run_relay(lambda: relay_once(rt), RELAY_INTERVAL, log)

@@ -9,7 +9,7 @@ from typing import AsyncIterator
 from ...cache import Cache, open_cache
 from ...settings import Settings
 from .._service import Context, Service
-from .._wide import open_db
+from .._wide import opened_store
 from ._store import TABLES, JobsStore
 
 __all__ = ["JobsDeps", "service", "Ctx"]
@@ -23,11 +23,8 @@ class JobsDeps:
 
 @asynccontextmanager
 async def open_jobs_deps(settings: Settings) -> AsyncIterator[JobsDeps]:
-    store = JobsStore(await open_db(settings, "jobs", TABLES))
-    try:
+    async with opened_store(settings, "jobs", TABLES, JobsStore) as store:
         yield JobsDeps(store, open_cache(settings))
-    finally:
-        await store.aclose()
 
 
 service: Service[JobsDeps] = Service("jobs", open_deps=open_jobs_deps)

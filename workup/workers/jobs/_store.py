@@ -136,9 +136,6 @@ class JobsStore:
         self.db = db
         self.outbox = Outbox(db)
 
-    async def aclose(self) -> None:
-        await self.db.aclose()
-
     # jobs
     async def create_job(self, job: StoredJob, terms: Sequence[str]) -> bool:
         """Index rows first, the job row last: a crash leaves at most index rows pointing at no
