@@ -11,7 +11,7 @@ from typing import Any
 
 import pymongo
 import trio
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import OperationFailure
 
 from ._records import UserRecord
 from ._store import DriverOps, DriverStore, EmailTaken, Threaded, from_document, to_document
@@ -97,6 +97,12 @@ class MongoUserStore(DriverStore):
         await self._threads.run(lambda: self._client.drop_database(self._client.get_default_database(_DEFAULT_DB)))
 
 
+def _is_duplicate(exc: OperationFailure) -> bool:
+    """MongoDB says 11000 (DuplicateKeyError); FerretDB 1.24 on SQLite says so on insert but
+    reports an *update* that breaks a unique index as InternalError "UNIQUE constraint failed"."""
+    return exc.code == 11000 or "UNIQUE constraint failed" in str(exc)
+
+
 def _setup(coll) -> None:
     coll.create_index("email_key", unique=True, name="email_key_unique")
     coll.create_index("wallet_pending", name="wallet_pending")
@@ -105,8 +111,10 @@ def _setup(coll) -> None:
 def _insert(coll, user: UserRecord) -> None:
     try:
         coll.insert_one(_to_mongo(user))
-    except DuplicateKeyError:
-        raise EmailTaken(user.email) from None
+    except OperationFailure as exc:
+        if _is_duplicate(exc):
+            raise EmailTaken(user.email) from None
+        raise
 
 
 def _find_by(coll, field: str, value: str) -> UserRecord | None:
@@ -121,8 +129,10 @@ def _update(coll, user: UserRecord) -> bool:
     doc["version"] = user.version + 1
     try:
         result = coll.update_one({"_id": user.id, "version": user.version}, {"$set": doc})
-    except DuplicateKeyError:
-        raise EmailTaken(user.email) from None
+    except OperationFailure as exc:
+        if _is_duplicate(exc):
+            raise EmailTaken(user.email) from None
+        raise
     return result.matched_count == 1
 
 
