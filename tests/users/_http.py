@@ -15,7 +15,7 @@ import trio
 from workup.cache import open_cache
 from workup.gateway import create_app, serve_app
 from workup.settings import Settings
-from workup.workers import LocalTransport, serve_service
+from workup.workers import LocalTransport, load_service, serve_service
 from workup.workers.users import service as users_service
 
 from ._env import mongo_url, require_mongo
@@ -32,8 +32,9 @@ def unique_email(tag: str = "u") -> str:
 
 
 class UsersSystem:
-    def __init__(self, http: httpx.AsyncClient, payments: FakePayments, contracts: FakeContracts) -> None:
-        self.http, self.payments, self.contracts = http, payments, contracts
+    def __init__(self, http: httpx.AsyncClient, payments: FakePayments | None,
+                 contracts: FakeContracts | None, settings: Settings) -> None:
+        self.http, self.payments, self.contracts, self.settings = http, payments, contracts, settings
 
     async def register(self, role: str = "CLIENT", email: str | None = None) -> dict:
         email = email or unique_email(role.lower())
@@ -53,7 +54,9 @@ class UsersSystem:
 
 
 @asynccontextmanager
-async def users_system(data_dir: str, store: str = "sqlite") -> AsyncIterator[UsersSystem]:
+async def users_system(data_dir: str, store: str = "sqlite", peers: str = "fake") -> AsyncIterator[UsersSystem]:
+    """``peers="fake"``: recording doubles of payments and contracts; ``"real"``: the real services
+    (embedded SQLite stores in ``data_dir``)."""
     url = None
     if store == "mongo":
         url = mongo_url()
@@ -61,16 +64,18 @@ async def users_system(data_dir: str, store: str = "sqlite") -> AsyncIterator[Us
     settings = Settings(data_dir=data_dir, users_mongo_url=url, admin_email=ADMIN_EMAIL,
                         admin_password=ADMIN_PASSWORD)
     t = LocalTransport()
-    payments, contracts = FakePayments(), FakeContracts()
+    payments, contracts = (FakePayments(), FakeContracts()) if peers == "fake" else (None, None)
+    peer_services = ([payments.service, contracts.service] if payments
+                     else [load_service("payments"), load_service("contracts")])
     cache = open_cache(settings)  # the one the embedded users service fills
     async with trio.open_nursery() as n:
-        for svc in (payments.service, contracts.service, users_service):
+        for svc in (*peer_services, users_service):
             await n.start(lambda task_status, svc=svc: serve_service(
                 svc, settings, t, concurrency=32, grace=1, control_secret="s", task_status=task_status))
         app = create_app(settings, t, cache, jwt_keys=JWT_KEY)
         base = await n.start(serve_app, app)
         async with httpx.AsyncClient(base_url=base, timeout=20) as http:
-            yield UsersSystem(http, payments, contracts)
+            yield UsersSystem(http, payments, contracts, settings)
         if url:
             from workup.workers.users._mongo import MongoUserStore
             store_ = await MongoUserStore.open(url)
