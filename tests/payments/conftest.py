@@ -50,7 +50,8 @@ def fresh_database(tag: str = "t") -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
+def pg_url(postgres_url: str) -> Iterator[str]:
+    """One database for the session (tests use unique user ids, so they never meet)."""
     with fresh_database("s") as url:
         yield url
 

@@ -123,21 +123,19 @@ def register(service: Service[PaymentsDeps]) -> None:
             await fill(ctx.deps.cache, m.wallet_cache_key(user), version, result)
         return result
 
-    @cmd(m.Deposit)
-    async def deposit(ctx: Ctx, req: m.Deposit) -> msgspec.Raw:
+    async def move_money(ctx: Ctx, req: m.Deposit | m.Withdraw, route: str) -> msgspec.Raw:
         user = account_holder(ctx)
         amount = valid_amount(req.amount)
-        outcome = await ctx.deps.store.deposit(user, amount, req.description,
-                                               idem_key(user, "wallet/deposit", req.idempotency_key))
-        return await _settle(ctx, outcome)
+        op = ctx.deps.store.deposit if route == "wallet/deposit" else ctx.deps.store.withdraw
+        return await _settle(ctx, await op(user, amount, req.description, idem_key(user, route, req.idempotency_key)))
+
+    @cmd(m.Deposit)
+    async def deposit(ctx: Ctx, req: m.Deposit) -> msgspec.Raw:
+        return await move_money(ctx, req, "wallet/deposit")
 
     @cmd(m.Withdraw)
     async def withdraw(ctx: Ctx, req: m.Withdraw) -> msgspec.Raw:
-        user = account_holder(ctx)
-        amount = valid_amount(req.amount)
-        outcome = await ctx.deps.store.withdraw(user, amount, req.description,
-                                                idem_key(user, "wallet/withdraw", req.idempotency_key))
-        return await _settle(ctx, outcome)
+        return await move_money(ctx, req, "wallet/withdraw")
 
     @cmd(m.ListWalletTransactions)
     async def list_wallet_transactions(ctx: Ctx, req: m.ListWalletTransactions) -> list[m.WalletTransaction]:
