@@ -68,8 +68,9 @@ class Db(Protocol):
     async def upsert(self, table: Table, row: Row) -> None: ...
 
     async def update_if(self, table: Table, key: Row, changes: Row, expect: Row) -> bool:
-        """Set ``changes`` on the row at ``key`` only if it exists and each ``expect`` column
-        equals its value (``None`` = null); True when applied."""
+        """Set ``changes`` on the row at ``key`` only if each ``expect`` column equals its value
+        (``None`` = null); True when applied. Cassandra takes a missing row for all-null, so an
+        ``expect`` of only nulls must also name a column that is never null in a real row."""
         ...
 
     async def delete(self, table: Table, key: Row) -> None: ...
@@ -110,6 +111,10 @@ def _select_sql(table: Table, where: Row, after: Sequence[Any] | None, limit: in
 
 def _insert_sql(table: Table, row: Row, verb: str = "INSERT") -> str:
     return f"{verb} INTO {table.name} ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})"
+
+
+def _qualified(table: Table, keyspace: str) -> Table:
+    return Table(f"{keyspace}.{table.name}", table.columns, table.partition, table.clustering)
 
 
 # --- SQLite --------------------------------------------------------------------------------------
@@ -188,7 +193,16 @@ class CassandraDb:
         self._session = session
         self.keyspace = keyspace
         self._prepared: dict[str, Any] = {}
+        self._tables: dict[str, Table] = {}
         self._limiter = trio.CapacityLimiter(threads)
+
+    def _t(self, table: Table) -> Table:
+        """The table under its keyspace-qualified name (no ``USE``: prepared statements are
+        unambiguous that way)."""
+        q = self._tables.get(table.name)
+        if q is None:
+            q = self._tables[table.name] = _qualified(table, self.keyspace)
+        return q
 
     @classmethod
     async def connect(cls, contact_points: list[tuple[str, int]], keyspace: str,
@@ -214,11 +228,10 @@ class CassandraDb:
                 session.execute(
                     f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
                     f"{{'class': 'SimpleStrategy', 'replication_factor': {int(replication)}}}")
-                session.set_keyspace(keyspace)
                 existing = set(cluster.metadata.keyspaces[keyspace].tables)
                 for t in tables:
                     if t.name not in existing:   # schema changes are slow; skip known tables
-                        session.execute(t.cql())
+                        session.execute(_qualified(t, keyspace).cql())
             except BaseException:
                 cluster.shutdown()
                 raise
@@ -239,27 +252,27 @@ class CassandraDb:
         return self._session.execute(self._stmt(cql), list(params))
 
     async def insert_if_absent(self, table: Table, row: Row) -> bool:
-        cql = _insert_sql(table, row) + " IF NOT EXISTS"
+        cql = _insert_sql(self._t(table), row) + " IF NOT EXISTS"
         return await self._run(lambda: bool(self._exec(cql, list(row.values())).was_applied))
 
     async def upsert(self, table: Table, row: Row) -> None:
-        cql = _insert_sql(table, row)
+        cql = _insert_sql(self._t(table), row)
         await self._run(lambda: self._exec(cql, list(row.values())))
 
     async def update_if(self, table: Table, key: Row, changes: Row, expect: Row) -> bool:
         sets = ", ".join(f"{c} = ?" for c in changes)
         cond = " AND ".join(f"{c} = ?" for c in expect) if expect else "EXISTS"
-        cql = f"UPDATE {table.name} SET {sets} WHERE {' AND '.join(f'{c} = ?' for c in key)} IF {cond}"
+        cql = f"UPDATE {self._t(table).name} SET {sets} WHERE {' AND '.join(f'{c} = ?' for c in key)} IF {cond}"
         params = [*changes.values(), *key.values(), *expect.values()]
         return await self._run(lambda: bool(self._exec(cql, params).was_applied))
 
     async def delete(self, table: Table, key: Row) -> None:
         clause, params = _where(table, key, None)
-        await self._run(lambda: self._exec(f"DELETE FROM {table.name} WHERE {clause}", params))
+        await self._run(lambda: self._exec(f"DELETE FROM {self._t(table).name} WHERE {clause}", params))
 
     async def select(self, table: Table, where: Row, *, after: Sequence[Any] | None = None,
                      limit: int | None = None) -> list[Row]:
-        cql, params = _select_sql(table, where, after, limit)
+        cql, params = _select_sql(self._t(table), where, after, limit)
         return await self._run(lambda: list(self._exec(cql, params)))
 
     async def select_each(self, table: Table, wheres: Sequence[Row]) -> list[list[Row]]:
@@ -270,7 +283,7 @@ class CassandraDb:
         def run() -> list[list[Row]]:
             stmts = []
             for w in wheres:
-                cql, params = _select_sql(table, w, None, None)
+                cql, params = _select_sql(self._t(table), w, None, None)
                 stmts.append((self._stmt(cql), params))
             results = execute_concurrent(self._session, stmts, concurrency=32, raise_on_first_error=True)
             return [list(r.result_or_exc) for r in results]

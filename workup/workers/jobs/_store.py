@@ -179,7 +179,7 @@ class JobsStore:
         return await self.db.update_if(
             JOBS, {"id": job_id},
             {"accepted_proposal_id": proposal_id, "active": False, "updated_ms": now},
-            {"accepted_proposal_id": None})
+            {"accepted_proposal_id": None, "active": True})
 
     async def set_job_contract(self, job_id: str, proposal_id: str, contract_id: str) -> bool:
         return await self.db.update_if(JOBS, {"id": job_id}, {"contract_id": contract_id},

@@ -1,0 +1,1 @@
+from tests.jobs._fixtures import keyspace_prefix  # noqa: F401

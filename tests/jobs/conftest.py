@@ -1,0 +1,1 @@
+from ._fixtures import keyspace_prefix  # noqa: F401

@@ -1,0 +1,114 @@
+"""The jobs store contract, run against SQLite and Cassandra alike."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import msgspec
+import pytest
+import trio
+
+from workup.messages.jobs import ProposalMilestone
+from workup.workers.jobs._store import TABLES, JobsStore, StoredJob, StoredProposal
+
+from ._fixtures import KINDS, store_of
+from ._services import new_id
+
+
+@pytest.fixture(params=KINDS)
+async def store(request, tmp_path):
+    async with store_of(request.param, tmp_path, request, "jobs", TABLES, JobsStore) as s:
+        yield s
+
+
+def job(client: str, ms: int, **kw) -> StoredJob:
+    return StoredJob(id=new_id(), client_id=client, title="t", description="d", created_ms=ms, updated_ms=ms,
+                     budget=Decimal("10.25"), skills=["a b"], **kw)
+
+
+def proposal(job_id: str, freelancer: str, ms: int) -> StoredProposal:
+    m = ProposalMilestone(description="x", amount=Decimal("1.10"), due_date=msgspec.convert("2030-01-02", type=__import__("datetime").date))
+    return StoredProposal(id=new_id(), job_id=job_id, freelancer_id=freelancer, cover_letter="c",
+                          job_duration="LESS_THAN_A_MONTH", status="PENDING", milestones=[m], attachments=[],
+                          created_ms=ms, updated_ms=ms)
+
+
+async def test_jobs_by_id_and_client(store):
+    client = new_id()
+    a, b = job(client, 1000), job(client, 2000)
+    assert await store.create_job(a, ["*"]) and await store.create_job(b, ["*"])
+    assert not await store.create_job(a, ["*"])   # a retry keeps the first
+    assert await store.get_job(a.id) == a and await store.get_job(new_id()) is None
+    assert [j.id for j in await store.jobs_of_client(client)] == [b.id, a.id]
+    assert await store.jobs_of_client(new_id()) == []
+
+
+async def test_index_scan_pages_newest_first(store):
+    term, other = f"w{new_id()[:8]}", f"v{new_id()[:8]}"
+    jobs = [job(new_id(), 1000 + i) for i in range(7)]
+    for i, j in enumerate(jobs):
+        await store.create_job(j, [term] + ([other] if i % 2 else []))
+    first = await store.scan_index(term, None, 3)
+    assert first == [(j.created_ms, j.id) for j in reversed(jobs)][:3]
+    rest = await store.scan_index(term, first[-1], 10)
+    assert [k[1] for k in first + rest] == [j.id for j in reversed(jobs)]
+    assert await store.having_term(other, first + rest) == [k for k in first + rest if k[1] in {j.id for j in jobs[1::2]}]
+    await store.unindex_job(jobs[6], [term])
+    assert (await store.scan_index(term, None, 1))[0][1] == jobs[5].id
+
+
+async def test_claim_job_once_even_concurrently(store):
+    j = job(new_id(), 5000)
+    await store.create_job(j, ["*"])
+    wins = []
+
+    async def claim(pid: str) -> None:
+        if await store.claim_job(j.id, pid, 6000):
+            wins.append(pid)
+    async with trio.open_nursery() as n:
+        for i in range(6):
+            n.start_soon(claim, f"p{i}")
+    assert len(wins) == 1
+    got = await store.get_job(j.id)
+    assert got.accepted_proposal_id == wins[0] and got.active is False
+    assert not await store.set_job_contract(j.id, "other", "c1")
+    assert await store.set_job_contract(j.id, wins[0], "c1")
+    assert (await store.get_job(j.id)).contract_id == "c1"
+    assert not await store.claim_job(new_id(), "p", 1)   # no such job
+
+
+async def test_proposals(store):
+    j, f = job(new_id(), 7000), new_id()
+    await store.create_job(j, ["*"])
+    p = proposal(j.id, f, 7100)
+    assert await store.guard_proposal(j.id, f, p.id) == p.id
+    assert await store.add_proposal(p) and not await store.add_proposal(p)
+    assert await store.guard_proposal(j.id, f, new_id()) == p.id   # one per freelancer and job
+    assert await store.get_proposal(p.id) == p
+    q = proposal(j.id, new_id(), 7200)
+    await store.add_proposal(q)
+    assert [x.id for x in await store.proposals_of_job(j.id)] == [p.id, q.id]
+    assert [x.id for x in await store.proposals_of_freelancer(f)] == [p.id]
+    changed = msgspec.structs.replace(p, cover_letter="new", updated_ms=7300)
+    assert await store.update_pending_proposal(changed)
+    assert (await store.get_proposal(p.id)).cover_letter == "new"
+    assert await store.decide_proposal(j.id, p.id, "ACCEPTED", 7400)
+    assert not await store.decide_proposal(j.id, p.id, "REJECTED", 7500)
+    assert not await store.update_pending_proposal(changed)
+    assert (await store.get_proposal(p.id)).status == "ACCEPTED"
+
+
+async def test_guard_taken_over_when_its_proposal_never_landed(store):
+    j, f = new_id(), new_id()
+    assert await store.guard_proposal(j, f, "ghost") == "ghost"   # the creator died here
+    fresh = new_id()
+    assert await store.guard_proposal(j, f, fresh) == fresh
+
+
+async def test_outbox(store):
+    kind = f"k{new_id()[:6]}"
+    await store.outbox.add(kind, "b", 2)
+    await store.outbox.add(kind, "a", 1)
+    assert await store.outbox.pending(kind) == [("a", 1), ("b", 2)]
+    await store.outbox.done(kind, "a")
+    assert await store.outbox.pending(kind) == [("b", 2)]
