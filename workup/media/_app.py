@@ -8,7 +8,8 @@ from types import TracebackType
 
 import msgspec
 import trio
-from quart import Response, request
+from quart import request
+from quart_trio.wrappers.response import TrioResponse as Response
 from quart.wrappers.response import ResponseBody
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
@@ -154,8 +155,11 @@ def create_app(config: MediaConfig) -> QuartTrio:
             headers = {"WWW-Authenticate": _REALM} if exc.status == 401 else {}
             if not body.complete:
                 # read (and drop) a bounded amount more, so a client that is still sending sees
-                # this answer instead of a reset; then close the connection
-                await _discard(body, config.max_upload_bytes)
+                # this answer instead of a reset; then close the connection. A body declared too
+                # large is not read at all (a client that waits for "100 Continue" never sends it).
+                declared = request.content_length
+                if declared is None or declared <= config.max_upload_bytes + FORM_OVERHEAD:
+                    await _discard(body, config.max_upload_bytes)
                 headers["Connection"] = "close"
             return problem_response(exc.problem, headers)
         return _json({"success": True, "path": f"/static/{group}/{name}"}, status=201)

@@ -4,6 +4,10 @@ Quart's ASGI layer reads the request body as fast as the client sends it and app
 unbounded buffer; a handler that streams to disk slower than the network would then hold the upload
 in memory. Here the reader stops pulling from the server (so hypercorn stops reading the socket and
 TCP pushes back on the client) while more than :data:`HIGH_WATER` bytes wait for the handler.
+
+It also shields the last message of a response: hypercorn closes a ``Connection: close`` socket
+from inside that send, and quart-trio cancels the request's tasks as soon as hypercorn reports the
+stream closed, which interrupted the close half-way and left the client waiting forever.
 """
 
 from __future__ import annotations
@@ -44,6 +48,16 @@ class FlowRequest(TrioRequest):
 
 
 class FlowConnection(TrioASGIHTTPConnection):
+    async def handle_request(self, nursery: trio.Nursery, request: FlowRequest, send) -> None:  # type: ignore[override]
+        async def send_last_shielded(message) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                with trio.CancelScope(shield=True):
+                    await send(message)
+            else:
+                await send(message)
+
+        await super().handle_request(nursery, request, send_last_shielded)
+
     async def handle_messages(self, nursery: trio.Nursery, request: FlowRequest, receive) -> None:  # type: ignore[override]
         body = request.body
         while True:

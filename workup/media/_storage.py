@@ -8,6 +8,7 @@ one, never part of either. Hidden names (leading dot) are never served or listed
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import stat
@@ -53,21 +54,21 @@ def _open(path: Path, *, follow_symlinks: bool, content_type: str | None) -> Ope
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError):
         return None
     except OSError as exc:  # ELOOP: a symlink where none is allowed counts as missing
-        if exc.errno == 40:
+        if exc.errno == errno.ELOOP:
             return None
         raise
-    file = os.fdopen(fd, "rb", buffering=0)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            file.close()
+            os.close(fd)
             return None
         if content_type is None:
             content_type = type_for_name(path.name) or sniff(os.pread(fd, SNIFF_BYTES, 0)) or _OCTET_STREAM
-        return Opened(file, st.st_size, st.st_mtime, make_etag(st.st_size, st.st_mtime_ns, st.st_ino), content_type)
     except BaseException:
-        file.close()
+        os.close(fd)
         raise
+    file = os.fdopen(fd, "rb", buffering=0)
+    return Opened(file, st.st_size, st.st_mtime, make_etag(st.st_size, st.st_mtime_ns, st.st_ino), content_type)
 
 
 def open_stored(group_dir: Path, name: str) -> Opened | None:
