@@ -35,7 +35,24 @@ async def start(nursery, service, settings, transport):
         service, settings, transport, concurrency=32, grace=2, control_secret="s", task_status=task_status))
 
 
-class Harness:
+class Watching:
+    """Collects every event published on ``self.t``; waits for conditions (bounded)."""
+    t: LocalTransport
+    events: list[Event]
+
+    async def _collect(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        events = self.t.subscribe()
+        task_status.started()
+        async for event in events:
+            self.events.append(event)
+
+    async def wait_for(self, predicate, timeout: float = 10.0) -> None:
+        with trio.fail_after(timeout):
+            while not predicate():
+                await trio.sleep(0.02)
+
+
+class Harness(Watching):
     def __init__(self, transport: LocalTransport, settings: Settings, contracts: FakeContracts) -> None:
         self.t, self.settings, self.contracts = transport, settings, contracts
         self.events: list[Event] = []
@@ -61,17 +78,6 @@ class Harness:
                                      amount=Decimal(amount))
         ref = await self.ok(cmd, SERVICE_CALLER, status=201)
         return ref["id"], cmd
-
-    async def _collect(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        events = self.t.subscribe()
-        task_status.started()
-        async for event in events:
-            self.events.append(event)
-
-    async def wait_for(self, predicate, timeout: float = 10.0) -> None:
-        with trio.fail_after(timeout):
-            while not predicate():
-                await trio.sleep(0.02)
 
 
 @asynccontextmanager

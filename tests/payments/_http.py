@@ -21,7 +21,7 @@ from workup.settings import Settings
 from workup.workers import AmqpTransport, LocalTransport
 from workup.workers.payments import service as payments_service
 
-from ._harness import FakeContracts, start
+from ._harness import FakeContracts, Watching, start
 
 JWT_KEY = "payments-test-signing-key-" + "p" * 24
 P = "/api/v1/payments"
@@ -35,7 +35,7 @@ class User:
         self.me = f"{P}/{ME.get(role, 'clients/me')}"
 
 
-class PaymentsSystem:
+class PaymentsSystem(Watching):
     def __init__(self, http: httpx.AsyncClient, app, transport, contracts: FakeContracts, settings: Settings):
         self.http, self.app, self.t, self.contracts, self.settings = http, app, transport, contracts, settings
         self.events: list[Event] = []
@@ -59,17 +59,6 @@ class PaymentsSystem:
                                      client_id=client.id, freelancer_id=freelancer.id, amount=Decimal(amount))
         reply = await self.t.call("payments.CreatePaymentRequest", cmd, caller=SERVICE_CALLER, timeout=10)
         return reply_body(reply)["id"], cmd
-
-    async def _collect(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        events = self.t.subscribe()
-        task_status.started()
-        async for event in events:
-            self.events.append(event)
-
-    async def wait_for(self, predicate, timeout: float = 10.0) -> None:
-        with trio.fail_after(timeout):
-            while not predicate():
-                await trio.sleep(0.02)
 
 
 @asynccontextmanager

@@ -77,17 +77,20 @@ async def test_wallet_routes(sys):
         problem(await sys.http.get(f"{u.me}/wallet/transactions/x'1", headers=u.auth), 400)
 
 
-@pytest.mark.parametrize("payload", [
+BAD_MONEY = [
     b'{"amount": 0}', b'{"amount": -5}', b'{"amount": 1.001}', b'{"amount": 1000000000.01}', b'{"amount": 1e10}',
     b'{"amount": "12"}', b'{"amount": null}', b'{"amount": true}', b'{}', b'{"amount": 5, "extra": 1}',
     b'{"amount": 5, "description": 7}', b'[5]', b'{"amount": 5', b'',
-])
-async def test_bad_money_bodies_are_400(sys, payload):
+]
+
+
+async def test_bad_money_bodies_are_400(sys):
     u = sys.user("CLIENT")
-    for op in ("deposit", "withdraw"):
-        r = await sys.http.post(f"{u.me}/wallet/{op}", content=payload,
-                                headers={**u.auth, "content-type": "application/json"})
-        problem(r, 400)
+    for payload in BAD_MONEY:
+        for op in ("deposit", "withdraw"):
+            r = await sys.http.post(f"{u.me}/wallet/{op}", content=payload,
+                                    headers={**u.auth, "content-type": "application/json"})
+            assert problem(r, 400)["detail"], payload
     assert exact(await sys.http.get(f"{u.me}/wallet", headers=u.auth)) == {"balance": 0}
 
 
