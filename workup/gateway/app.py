@@ -16,6 +16,7 @@ from ..cache import Cache, CacheUnavailable
 from ..envelope import new_request_id
 from ..problems import ProblemError
 from ..settings import Settings
+from ._drain import DrainBody
 from ._problems import http_problem, problem_response, validation_problem
 from ._revocations import Revocations
 from ._state import Gateway, GatewayApp
@@ -38,12 +39,14 @@ def create_app(settings: Settings, transport: Any, cache: Cache, *, jwt_keys: Se
     keys = [jwt_keys] if isinstance(jwt_keys, str) else list(jwt_keys)
     tokens = TokenService(keys)
     app = GatewayApp("workup.gateway", static_folder=None)
-    app.config.update(MAX_CONTENT_LENGTH=max_body, PROPAGATE_EXCEPTIONS=False,
+    # body limits are enforced by the gateway itself (see kit._read_body), not by quart
+    app.config.update(MAX_CONTENT_LENGTH=None, PROPAGATE_EXCEPTIONS=False,
                       PROVIDE_AUTOMATIC_OPTIONS=True)
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False
     app.gw = Gateway(settings=settings, transport=transport, cache=cache, tokens=tokens,
                      revocations=Revocations(cache), request_timeout=request_timeout, max_body=max_body)
+    app.asgi_app = DrainBody(app.asgi_app)  # type: ignore[method-assign]
     _install_hooks(app)
     for bp in blueprints():
         app.register_blueprint(bp)

@@ -94,13 +94,26 @@ def _is_json(mimetype: str) -> bool:
     return mimetype == "application/json" or mimetype.endswith("+json")
 
 
+async def _read_body(limit: int) -> bytes:
+    """The whole body, at most ``limit`` bytes (413 beyond; the rest is drained by
+    :class:`~workup.gateway._drain.DrainBody`)."""
+    length = http_request.content_length
+    if length is not None:
+        if length > limit:
+            raise ProblemError(413, f"request body over {limit} bytes")
+        return await http_request.get_data(cache=True, as_text=False, parse_form_data=False)
+    buf = bytearray()
+    async for chunk in http_request.body:
+        buf += chunk
+        if len(buf) > limit:
+            raise ProblemError(413, f"request body over {limit} bytes")
+    return bytes(buf)
+
+
 async def json_body(type_: type[T], *, allow_empty: bool = False) -> T:
     """The request body decoded into ``type_``: 415 non-JSON, 413 over the limit, 400 malformed
     or invalid (with ``errors``). ``allow_empty``: an empty body counts as ``{}``."""
-    limit = gateway().max_body
-    if http_request.content_length is not None and http_request.content_length > limit:
-        raise ProblemError(413, f"request body over {limit} bytes")
-    data = await http_request.get_data(cache=True, as_text=False, parse_form_data=False)
+    data = await _read_body(gateway().max_body)
     mimetype = http_request.mimetype
     if not data.strip():
         if allow_empty:
