@@ -1,9 +1,157 @@
-"""`workup control` (not built yet: see the open issues)."""
+"""``workup control <service> <command> [args]``: reconfigure every live instance of a service.
+
+Commands: status, set-max-threads N, set-max-db-connections N, set-processes N, freeze, start,
+delete-command NAME, add-command NAME, update-command NAME FILE.py, set-logging-level LEVEL,
+spawn-machine (see --provider). Messages are signed with WORKUP_CONTROL_KEY (or _FILE, or the
+data dir's generated key). Exit 0 when every instance that answered applied it, 1 otherwise
+(or when none answered), 2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
 
 import click
 
+from ._options import server_options, settings_from
 
-@click.command(name="control")
-def command() -> None:
-    """Not available yet."""
-    raise click.UsageError("'workup control' is not available yet")
+
+class _BadArgument(click.ClickException):
+    exit_code = 2
+
+
+@click.command(name="control", context_settings={"ignore_unknown_options": False})
+@click.argument("service")
+@click.argument("command_name", metavar="COMMAND")
+@click.argument("args", nargs=-1)
+@click.option("--timeout", type=click.FloatRange(0.1, 120), default=2.0, show_default=True,
+              help="seconds to collect replies")
+@click.option("--expect", type=click.IntRange(1, 10_000), default=None,
+              help="stop waiting once this many instances answered")
+@click.option("--json", "as_json", is_flag=True, help="print the replies as JSON")
+@click.option("--prefix", default="workup", show_default=True, envvar="WORKUP_AMQP_PREFIX",
+              help="prefix of queue and exchange names (WORKUP_AMQP_PREFIX)")
+@click.option("--provider", type=click.Choice(["local", "digitalocean"]), default="local",
+              show_default=True, help="spawn-machine: where")
+@click.option("--name", "machine_name", default=None, help="spawn-machine: replica/droplet name")
+@click.option("--gateway-port", type=click.IntRange(0, 65535), default=None,
+              help="spawn-machine local: also start a gateway on this port")
+@click.option("--swarm-token", envvar="WORKUP_SWARM_TOKEN", default=None,
+              help="spawn-machine digitalocean: swarm join token (WORKUP_SWARM_TOKEN)")
+@click.option("--swarm-manager", envvar="WORKUP_SWARM_MANAGER", default=None,
+              help="spawn-machine digitalocean: manager host:port (WORKUP_SWARM_MANAGER)")
+@click.option("--do-api-url", envvar="DIGITALOCEAN_API_URL", default="https://api.digitalocean.com",
+              show_default=True, help="spawn-machine digitalocean: API base URL")
+@click.option("--region", default="lon1", show_default=True)
+@click.option("--size", default="s-4vcpu-8gb", show_default=True)
+@server_options
+def command(service: str, command_name: str, args: tuple[str, ...], timeout: float,
+            expect: int | None, as_json: bool, prefix: str, provider: str, machine_name: str | None,
+            gateway_port: int | None, swarm_token: str | None, swarm_manager: str | None,
+            do_api_url: str, region: str, size: str, **flags: object) -> None:
+    """Send COMMAND to every instance of SERVICE ('all' for spawn-machine of the whole system)."""
+    from ..control import ControlUsageError, check_arguments
+
+    settings = settings_from(**flags)
+    if command_name == "spawn-machine":
+        _spawn(service, args, settings, provider, machine_name, gateway_port, swarm_token,
+               swarm_manager, do_api_url, region, size)
+        return
+    try:
+        check_arguments(command_name, args)
+    except ControlUsageError as exc:
+        raise _BadArgument(str(exc)) from None
+    if not service.isidentifier() or not service.islower():
+        raise _BadArgument(f"bad service name {service!r}")
+    source = None
+    if command_name == "update-command":
+        args, path = args[:1], Path(args[1])
+        if path.suffix != ".py":
+            raise _BadArgument(f"update-command needs a .py file, got {str(path)!r}")
+        try:
+            source = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _BadArgument(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        try:
+            compile(source, str(path), "exec")
+        except SyntaxError as exc:
+            raise _BadArgument(f"{path}:{exc.lineno}: {exc.msg}") from None
+    if settings.amqp_url is None:
+        raise _BadArgument("workup control needs the broker: set WORKUP_AMQP_URL or --amqp-url")
+    from ..workers._serve import load_control_secret
+    secret = load_control_secret(settings, create=True)
+    assert secret is not None
+    import trio
+
+    replies = trio.run(_send, settings.amqp_url, prefix, service, secret, command_name, list(args),
+                       source, timeout, expect)
+    sys.exit(_report(replies, command_name, as_json, timeout))
+
+
+async def _send(url: str, prefix: str, service: str, secret: str, command_name: str,
+                args: list[str], source: str | None, timeout: float, expect: int | None) -> list:
+    from ..control import broadcast
+    from ..workers._amqp import AmqpTransport
+
+    async with AmqpTransport.connect(url, prefix=prefix, name="workup-control") as transport:
+        return await broadcast(transport, service, secret, command_name, args, source=source,
+                               timeout=timeout, expect=expect)
+
+
+def _report(replies: list, command_name: str, as_json: bool, timeout: float) -> int:
+    import msgspec
+
+    from ..control import render_table, status_rows
+
+    if as_json:
+        click.echo(msgspec.json.encode(replies).decode())
+    elif command_name == "status":
+        if replies:
+            click.echo(render_table(status_rows(replies)))
+    else:
+        for r in sorted(replies, key=lambda r: (r.host, r.pid)):
+            click.echo(f"{r.host} {r.pid}: {'ok' if r.ok else 'FAILED'} {r.detail}")
+    if not replies:
+        click.echo(f"no instance answered within {timeout:g}s", err=True)
+        return 1
+    return 0 if all(r.ok for r in replies) else 1
+
+
+def _spawn(service: str, args: tuple[str, ...], settings: object, provider: str,
+           machine_name: str | None, gateway_port: int | None, swarm_token: str | None,
+           swarm_manager: str | None, api_url: str, region: str, size: str) -> None:
+    import secrets as _secrets
+
+    from ..control._spawn import SERVICES, SpawnError, spawn_digitalocean, spawn_local
+
+    if args:
+        raise _BadArgument("spawn-machine takes no arguments (use the options)")
+    name = machine_name or f"workup-{_secrets.token_hex(3)}"
+    if provider == "local":
+        services = list(SERVICES) if service == "all" else [service]
+        if service != "all" and not (service.isidentifier() and service.islower()):
+            raise _BadArgument(f"bad service name {service!r}")
+        if getattr(settings, "amqp_url") is None:
+            raise _BadArgument("spawn-machine local joins the broker: set WORKUP_AMQP_URL or --amqp-url")
+        env = dict(os.environ, WORKUP_AMQP_URL=getattr(settings, "amqp_url"))
+        if service == "all" and gateway_port is None:
+            gateway_port = 0
+        started = spawn_local(name, services, data_dir=Path(getattr(settings, "data_dir")), env=env,
+                              gateway_port=gateway_port)
+        for role, pid in started:
+            click.echo(f"{name}: {role} pid {pid}")
+        return
+    token = os.environ.get("DIGITALOCEAN_TOKEN")
+    if not token:
+        raise _BadArgument("spawn-machine digitalocean needs DIGITALOCEAN_TOKEN in the environment")
+    if not swarm_token or not swarm_manager:
+        raise _BadArgument("spawn-machine digitalocean needs --swarm-token and --swarm-manager")
+    try:
+        droplet = spawn_digitalocean(name, token=token, swarm_token=swarm_token, manager=swarm_manager,
+                                     api_url=api_url, region=region, size=size)
+    except SpawnError as exc:
+        click.echo(f"workup control: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"droplet {droplet.get('id')} {droplet.get('name')} {droplet.get('status', '')}".rstrip())

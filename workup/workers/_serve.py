@@ -333,7 +333,8 @@ async def run_control(control: Any, verifier: Verifier, name: str,
         else:
             if detail is None:
                 continue
-            log.info("%s: control %s %s: %s", name, msg.command, " ".join(msg.args), detail)
+            log.log(logging.DEBUG if msg.command == "status" else logging.INFO,
+                    "%s: control %s %s: %s", name, msg.command, " ".join(msg.args), detail)
             await control.reply(d, reply(True, detail))
 
 
