@@ -16,7 +16,7 @@ from workup.control import broadcast
 from workup.workers import AmqpTransport
 from workup.workers._controlmsg import ControlReply
 
-from tests.workers._amqp_env import AMQP_URL, unique_prefix
+from tests.workers._amqp_env import AMQP_URL, delete_topology, unique_prefix
 
 SECRET = "cluster-test-secret"
 
@@ -85,9 +85,4 @@ async def cluster(tmp: Path, **extra_env: str) -> AsyncIterator[Cluster]:
         finally:
             with trio.CancelScope(shield=True):
                 await c.stop_all()
-                ch = await t.conn.channel()
-                for q in ("echo", "echo.dead"):
-                    await ch.delete_queue(f"{prefix}.{q}")
-                for x in ("dlx", "events", "control.echo"):
-                    await ch.delete_exchange(f"{prefix}.{x}")
-                await ch.close()
+                await delete_topology(t)

@@ -13,7 +13,7 @@ from workup.workers import AmqpTransport, load_service, serve_service
 from workup.workers._controlmsg import ControlReply, control_key, sign
 from workup.workers.echo import Burn, Echo, Fail, Notify, Relay, Sleep
 
-from ._amqp_env import AMQP_URL, unique_prefix
+from ._amqp_env import AMQP_URL, delete_topology, unique_prefix
 
 CLIENT = Caller("u1", "CLIENT")
 SECRET = "amqp-test-secret"
@@ -23,15 +23,6 @@ async def start(nursery, transport, concurrency=8):
     return await nursery.start(lambda task_status: serve_service(
         load_service("echo"), Settings(amqp_url=AMQP_URL), transport, concurrency=concurrency,
         grace=5, control_secret=SECRET, task_status=task_status))
-
-
-async def cleanup(transport):
-    ch = await transport.conn.channel()
-    for q in ("echo", "echo.dead"):
-        await ch.delete_queue(f"{transport.prefix}.{q}")
-    for x in ("dlx", "events", "control.echo"):
-        await ch.delete_exchange(f"{transport.prefix}.{x}")
-    await ch.close()
 
 
 async def test_rpc_problems_and_events():
@@ -76,7 +67,7 @@ async def test_rpc_problems_and_events():
                     calls.start_soon(one, i)
             assert results == {i: i for i in range(500)}
             n.cancel_scope.cancel()
-        await cleanup(t)
+        await delete_topology(t)
 
 
 async def control(t, command, *args, key=SECRET, expect=2, source=None):
@@ -120,4 +111,4 @@ async def test_freeze_leaves_messages_queued_and_start_drains_them():
                     await trio.sleep(0.05)
             assert sorted(answers) == [0, 1, 2, 3, 4]
             n.cancel_scope.cancel()
-        await cleanup(t)
+        await delete_topology(t)
