@@ -14,7 +14,7 @@ from workup.envelope import SERVICE_CALLER, Caller, Event, reply_body
 from workup.messages import payments as m
 from workup.messages.contracts import MarkMilestonePaid
 from workup.settings import Settings
-from workup.workers import LocalTransport, Service, serve_service
+from workup.workers import AmqpTransport, LocalTransport, Service, serve_service
 from workup.workers.payments import service as payments_service
 
 
@@ -28,6 +28,26 @@ class FakeContracts:
         async def mark(ctx, req: MarkMilestonePaid) -> None:
             self.paid.append(req)      # idempotent receiver: a repeat changes nothing
             self.arrived.set()
+
+
+@asynccontextmanager
+async def amqp_transport(url: str, services: tuple[str, ...] = ("payments", "contracts"),
+                         prefix: str | None = None) -> AsyncIterator[AmqpTransport]:
+    """An AmqpTransport on a unique prefix; its queues and exchanges are deleted afterwards."""
+    prefix = prefix or f"wtpay{uuid.uuid4().hex[:10]}"
+    async with AmqpTransport.connect(url, prefix=prefix) as t:
+        try:
+            yield t
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(10):
+                ch = await t.conn.channel()
+                for svc in services:
+                    for q in (svc, f"{svc}.dead"):
+                        await ch.delete_queue(f"{prefix}.{q}")
+                    await ch.delete_exchange(f"{prefix}.control.{svc}")
+                for x in ("dlx", "events"):
+                    await ch.delete_exchange(f"{prefix}.{x}")
+                await ch.close()
 
 
 async def start(nursery, service, settings, transport):

@@ -18,10 +18,10 @@ from workup.envelope import SERVICE_CALLER, Event, reply_body
 from workup.gateway import create_app, serve_app
 from workup.messages import payments as m
 from workup.settings import Settings
-from workup.workers import AmqpTransport, LocalTransport
+from workup.workers import LocalTransport
 from workup.workers.payments import service as payments_service
 
-from ._harness import FakeContracts, Watching, start
+from ._harness import FakeContracts, Watching, amqp_transport, start
 
 JWT_KEY = "payments-test-signing-key-" + "p" * 24
 P = "/api/v1/payments"
@@ -70,8 +70,7 @@ async def payments_system(pg_url: str, data_dir: str, mode: str = "local", *, am
     fake = FakeContracts()
     async with AsyncExitStack() as stack:
         if mode == "amqp":
-            transport = await stack.enter_async_context(
-                AmqpTransport.connect(amqp_url, prefix=f"wtpay{uuid.uuid4().hex[:10]}"))
+            transport = await stack.enter_async_context(amqp_transport(amqp_url))
         else:
             transport = LocalTransport()
         cache = open_cache(settings)
