@@ -128,6 +128,7 @@ class SqliteDb:
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA busy_timeout=10000")
+        self._conn.execute("PRAGMA synchronous=NORMAL")   # WAL: durable at checkpoints, never corrupt
         self._bools = {t.name: [c for c, ty in t.columns.items() if ty == "boolean"] for t in tables}
         for t in tables:
             self._conn.execute(t.sqlite())
