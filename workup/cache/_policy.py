@@ -14,12 +14,13 @@ __all__ = ["TOMBSTONE_TTL", "accepts", "pack", "unpack", "check_version", "cache
 
 TOMBSTONE_TTL = 60.0  # seconds; longer than any request deadline, so no stale read outlives it
 
+MAX_DIGITS = 40  # versions below 10**40: counters, ms/ns timestamps, ...
 _VALUE = ord(":")
 _TOMBSTONE = ord("!")
 
 
 def check_version(version: int) -> int:
-    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+    if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version < 10**MAX_DIGITS:
         raise ValueError(f"cache version must be a non-negative int, got {version!r}")
     return version
 
@@ -38,7 +39,7 @@ def pack(version: int, value: bytes | None) -> bytes:
 
 def unpack(raw: bytes) -> tuple[int, bytes | None]:
     """Inverse of :func:`pack`; ``ValueError`` on anything else."""
-    for i, byte in enumerate(raw[:21]):
+    for i, byte in enumerate(raw[:MAX_DIGITS + 1]):
         if byte == _VALUE or byte == _TOMBSTONE:
             if i == 0:
                 break
