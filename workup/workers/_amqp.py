@@ -23,7 +23,6 @@ cached for :data:`CONSUMER_CHECK_TTL` seconds per service.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -32,10 +31,8 @@ from typing import Any, AsyncIterator
 import msgspec
 import trio
 
-from ..amqp._connection import connect as amqp_connect
-from ..amqp._errors import ChannelClosed
-from ..amqp._message import Delivery, Properties, Returned
-from ..amqp._waiter import Waiter
+from .. import amqp
+from ..amqp import ChannelClosed, Delivery, Properties
 from ..envelope import Caller, Event, Reply, encode, from_headers, new_request_id, to_headers
 from ..transport import DeadlineExceeded, NoResponder
 
@@ -46,7 +43,7 @@ log = logging.getLogger("workup.workers.amqp")
 MAX_ATTEMPTS = 5
 ATTEMPTS_HEADER = "x-workup-attempts"
 CONSUMER_CHECK_TTL = 1.0
-REPLY_TO = "amq.rabbitmq.reply-to"
+REPLY_TO = amqp.REPLY_TO
 
 _decode_reply = msgspec.msgpack.Decoder(Reply).decode
 _decode_event = msgspec.msgpack.Decoder(Event).decode
@@ -168,8 +165,6 @@ class AmqpTransport:
     def __init__(self, conn: Any, prefix: str) -> None:
         self.conn = conn
         self.prefix = prefix
-        self._ids = itertools.count(1)
-        self._pending: dict[str, trio.MemorySendChannel[Any] | Any] = {}
         self._rpc: Any = None
         self._pub: Any = None
         self._confirm: Any = None
@@ -177,43 +172,20 @@ class AmqpTransport:
         self._consumers: dict[str, tuple[int, float]] = {}
         self._checking: set[str] = set()
         self._declared: set[str] = set()
-        self._id_prefix = new_request_id()[:8]
 
     @classmethod
     @asynccontextmanager
     async def connect(cls, url: str, *, prefix: str = "workup",
                       name: str | None = None) -> AsyncIterator[AmqpTransport]:
-        async with amqp_connect(url, name=name or f"workup-{prefix}") as conn:
+        async with amqp.connect(url, name=name or f"workup-{prefix}") as conn:
             transport = cls(conn, prefix)
-            async with trio.open_nursery() as nursery:
-                await transport._open(nursery)
-                try:
-                    yield transport
-                finally:
-                    nursery.cancel_scope.cancel()
+            transport._rpc = await amqp.RpcClient.open(conn)
+            yield transport
 
     def queue_name(self, service: str) -> str:
         return f"{self.prefix}.{service}"
 
-    async def _open(self, nursery: trio.Nursery) -> None:
-        self._rpc = await self.conn.channel()
-        self._rpc.on_return = self._on_return
-        consumer = await self._rpc.consume(REPLY_TO, no_ack=True)
-        nursery.start_soon(self._read_replies, consumer)
-
     # -- client side -----------------------------------------------------------------------
-    async def _read_replies(self, consumer: Any) -> None:
-        pending = self._pending
-        async for d in consumer:
-            slot = pending.pop(d.properties.correlation_id, None)
-            if slot is not None:
-                slot.set(d.body)
-
-    def _on_return(self, message: Returned) -> None:
-        slot = self._pending.pop(message.properties.correlation_id, None)
-        if slot is not None:
-            slot.fail(NoResponder(f"no queue for {message.routing_key!r} ({message.reply_text})"))
-
     async def consumer_count(self, service: str) -> int:
         """Consumers on the service's queue right now (0 when the queue does not exist)."""
         if self._check is None:
@@ -242,23 +214,19 @@ class AmqpTransport:
         service = command.partition(".")[0]
         if require_consumer and not await self._has_consumer(service):
             raise NoResponder(f"no running instance of {service!r} (absent or frozen)")
-        rid = request_id or new_request_id()
-        corr = f"{self._id_prefix}{next(self._ids)}"
-        deadline = time.time() + timeout
-        slot = Waiter()
-        self._pending[corr] = slot
         try:
-            await self._rpc.publish(
-                encode(request), routing_key=self.queue_name(service), mandatory=True,
-                properties=Properties(reply_to=REPLY_TO, correlation_id=corr, type=command,
-                                      message_id=rid, headers={"caller": caller.user_id or "",
-                                                               "role": caller.role or "",
-                                                               "deadline": deadline}))
-            with trio.move_on_after(timeout):
-                return _decode_reply(await slot.wait())
-        finally:
-            self._pending.pop(corr, None)
-        raise DeadlineExceeded(f"{command}: no reply within {timeout:.3g}s")
+            d = await self._rpc.call(
+                self.queue_name(service), encode(request), timeout=timeout,
+                properties=Properties(type=command, message_id=request_id or new_request_id(),
+                                      headers={"caller": caller.user_id or "", "role": caller.role or "",
+                                               "deadline": time.time() + timeout}))
+        except amqp.RpcTimeout:
+            raise DeadlineExceeded(f"{command}: no reply within {timeout:.3g}s") from None
+        except amqp.Unroutable:
+            raise NoResponder(f"no queue for {service!r}") from None
+        except amqp.ConnectionLost:
+            raise NoResponder(f"lost the broker connection while calling {command}") from None
+        return _decode_reply(d.body)
 
     async def _confirm_publish(self, body: bytes, **kwargs: Any) -> None:
         if self._confirm is None:
