@@ -73,6 +73,18 @@ from ._errors import PublishError as PublishError
 from ._errors import PublishNacked as PublishNacked
 from ._errors import RpcTimeout as RpcTimeout
 from ._errors import Unroutable as Unroutable
+from ._events import Blocked as Blocked
+from ._events import ChannelClosedByBroker as ChannelClosedByBroker
+from ._events import ConnectionClosedByBroker as ConnectionClosedByBroker
+from ._events import ConnectionCloseOk as ConnectionCloseOk
+from ._events import ConnectionOpened as ConnectionOpened
+from ._events import ConsumerCancelledByBroker as ConsumerCancelledByBroker
+from ._events import Delivered as Delivered
+from ._events import Event as Event
+from ._events import MessageReturned as MessageReturned
+from ._events import MethodReply as MethodReply
+from ._events import PublishConfirmed as PublishConfirmed
+from ._events import Unblocked as Unblocked
 from ._frames import FrameReader as FrameReader
 from ._message import Delivery as Delivery
 from ._message import Properties as Properties
@@ -89,4 +101,17 @@ __all__ = [
     "ConsumerCancelled", "Delivery", "FrameReader", "Properties", "ProtocolError",
     "PublishError", "PublishNacked", "QueueInfo", "REPLY_TO", "Returned", "RpcClient",
     "RpcTimeout", "Unroutable", "connect", "parse_url",
+    # sans-IO events
+    "Blocked",
+    "ChannelClosedByBroker",
+    "ConnectionClosedByBroker",
+    "ConnectionCloseOk",
+    "ConnectionOpened",
+    "ConsumerCancelledByBroker",
+    "Delivered",
+    "Event",
+    "MessageReturned",
+    "MethodReply",
+    "PublishConfirmed",
+    "Unblocked",
 ]

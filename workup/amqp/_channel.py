@@ -57,6 +57,7 @@ class Channel:
         self._opening: Waiter | None = None
         self._closed = False
         self.on_return: Callable[[Returned], None] | None = None
+        self._last_reply: Any = None
         self._gone_hooks: list[Callable[[BaseException, bool], None]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -103,7 +104,8 @@ class Channel:
         waiter = Waiter()
         core.send(method, waiter)
         self.connection._wake()
-        return await waiter.wait()
+        self._last_reply = reply = await waiter.wait()
+        return reply
 
     async def _call(self, method: Any) -> Any:
         return await self._sync(await self._ready(), method)
@@ -324,8 +326,11 @@ class Channel:
         if fatal:
             self._consumers.clear()
             self._sinks.clear()
+        closed_by_us = self._closed or self.connection._closing
         for consumer in consumers:
-            if fatal:
+            if fatal and closed_by_us:
+                consumer._finish()  # iteration just ends
+            elif fatal:
                 consumer._fail(error)
             else:
                 consumer._drop_buffered()
@@ -335,6 +340,8 @@ class Channel:
 
     async def _restore_consumers(self) -> None:
         """After a reconnect (channel open again, topology restored): consume again."""
+        if self._core is None or self._core.state is not _OPEN:
+            await self._open()  # a failed topology step may have closed it
         core = self._core
         assert core is not None
         for consumer in list(self._consumers.values()):

@@ -8,9 +8,10 @@ from __future__ import annotations
 import logging
 import random
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 import trio
+from pamqp import commands as C
 
 from ._channel import Channel
 from ._channel_core import ChannelState
@@ -43,7 +44,7 @@ async def connect(url: str | ConnectionParams, *, name: str | None = None,
     stream, core = await conn._handshake()
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(conn._run, stream, core)
+            await nursery.start(conn._run, stream, core)
             try:
                 yield conn
             finally:
@@ -127,11 +128,14 @@ class Connection:
 
     # -- supervisor --------------------------------------------------------------------------
 
-    async def _run(self, stream: trio.SocketStream, core: ConnectionCore) -> None:
+    async def _run(self, stream: trio.SocketStream, core: ConnectionCore,
+                   task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         delay = self._delay[0]
         while True:
             started = trio.current_time()
-            await self._session(stream, core, restore=self._generation > 0)
+            await self._session(stream, core, restore=self._generation > 0,
+                                task_status=task_status)
+            task_status = trio.TASK_STATUS_IGNORED
             if self._closing or self._error is not None:
                 return
             log.warning("AMQP connection lost (%s); reconnecting", self._lost)
@@ -181,8 +185,8 @@ class Connection:
                     await _abort(stream, core)
                 raise
 
-    async def _session(self, stream: trio.SocketStream, core: ConnectionCore,
-                       restore: bool) -> None:
+    async def _session(self, stream: trio.SocketStream, core: ConnectionCore, restore: bool,
+                       task_status: trio.TaskStatus[None]) -> None:
         self._generation += 1
         self._stream, self._core, self._lost = stream, core, None
         self._last_recv = self._last_send = trio.current_time()
@@ -200,6 +204,7 @@ class Connection:
                         self._lose(ConnectionLost(f"restoring after reconnect failed: {exc}"))
                 if self._lost is None:
                     self._set_up()
+                task_status.started()
         # the session ended: the connection is lost (or being closed)
         self._up = False
         self._up_event = trio.Event()
@@ -209,6 +214,7 @@ class Connection:
         fatal = self._closing or not self.reconnect or (
             isinstance(error, (ConnectionClosed, ProtocolError))
             and getattr(error, "reply_code", 0) not in RECONNECT_CODES)
+        _fail_requests(core, error if fatal else ConnectionLost(str(error)))
         if fatal and self._error is None:
             self._die(error)
         else:
@@ -224,42 +230,35 @@ class Connection:
             channels = sorted(self._channels.values(), key=lambda c: c.number)
             for channel in channels:
                 await channel._open()
-            if channels:
-                await self._replay_topology(channels[0])
+            await self._replay_topology()
             for channel in channels:
                 await channel._restore_consumers()
 
-    async def _replay_topology(self, channel: Channel) -> None:
-        assert channel._core is not None
-        from pamqp import commands as C
-        for kind, key, kw in self._topology.steps():
-            try:
-                if channel._core is None or channel._core.state is not ChannelState.OPEN:
-                    await channel._open()
-                core = channel._core
-                assert core is not None
-                if kind == "exchange":
-                    await channel._sync(core, C.Exchange.Declare(
-                        exchange=key, exchange_type=kw["type"], durable=kw["durable"],
-                        auto_delete=kw["auto_delete"], internal=kw["internal"],
-                        arguments=kw["arguments"]))
-                elif kind == "queue":
-                    ok = await channel._sync(core, C.Queue.Declare(
-                        queue=kw["queue"], durable=kw["durable"], exclusive=kw["exclusive"],
-                        auto_delete=kw["auto_delete"], arguments=kw["arguments"]))
-                    if ok.queue != key:
-                        self._topology.rename_queue(key, ok.queue)
-                        for ch in self._channels.values():
-                            for consumer in ch._consumers.values():
-                                if consumer.queue == key:
-                                    consumer.queue = ok.queue
-                else:
-                    queue, exchange, routing_key = key
-                    await channel._sync(core, C.Queue.Bind(
-                        queue=queue, exchange=exchange, routing_key=routing_key,
-                        arguments=kw["arguments"]))
-            except ChannelClosed as exc:
-                log.error("could not restore %s %r after reconnect: %s", kind, key, exc)
+    async def _replay_topology(self) -> None:
+        """Declare again what was declared, on a channel of its own (a step the broker now
+        refuses closes only that channel: it is logged and the replay goes on)."""
+        number = next(n for n in range(1, 65536) if n not in self._channels)
+        replay = Channel(self, number, confirms=False)  # not registered: invisible to users
+        for kind in ("exchange", "queue", "bind"):
+            for _, key, kw in self._topology.steps(kind):
+                try:
+                    if replay._core is None or replay._core.state is not ChannelState.OPEN:
+                        await replay._open()
+                    assert replay._core is not None
+                    await replay._sync(replay._core, _declare_method(kind, key, kw))
+                except ChannelClosed as exc:
+                    replay._core = None
+                    log.error("could not restore %s %r after reconnect: %s", kind, key, exc)
+                    continue
+                if kind == "queue" and kw["queue"] == "":  # server-named: it has a new name
+                    new = replay._last_reply.queue
+                    self._topology.rename_queue(key, new)
+                    for channel in self._channels.values():
+                        for consumer in channel._consumers.values():
+                            if consumer.queue == key:
+                                consumer.queue = new
+        if replay._core is not None and replay._core.state is ChannelState.OPEN:
+            await replay._sync(replay._core, _CHANNEL_CLOSE)
 
     def _die(self, error: BaseException) -> None:
         """The connection is closed for good: everything waiting on it fails."""
@@ -267,6 +266,8 @@ class Connection:
             self._error = error
         self._up = False
         self._up_event.set()  # wake waiters so they see the error
+        if self._core is not None:
+            _fail_requests(self._core, self._error)
         for channel in list(self._channels.values()):
             channel._on_gone(self._error, fatal=True)
         self._session_scope.cancel()
@@ -406,6 +407,31 @@ class Connection:
                 self._lose(ConnectionLost(f"no data from the broker for {interval * 2} s "
                                           f"(missed heartbeats)"))
                 return
+
+
+_CHANNEL_CLOSE = C.Channel.Close(200, "topology restored", 0, 0)
+
+
+def _declare_method(kind: str, key: Any, kw: dict[str, Any]) -> Any:
+    if kind == "exchange":
+        return C.Exchange.Declare(exchange=key, exchange_type=kw["type"], durable=kw["durable"],
+                                  auto_delete=kw["auto_delete"], internal=kw["internal"],
+                                  arguments=kw["arguments"])
+    if kind == "queue":
+        return C.Queue.Declare(queue=kw["queue"], durable=kw["durable"],
+                               exclusive=kw["exclusive"], auto_delete=kw["auto_delete"],
+                               arguments=kw["arguments"])
+    queue, exchange, routing_key = key
+    return C.Queue.Bind(queue=queue, exchange=exchange, routing_key=routing_key,
+                        arguments=kw["arguments"])
+
+
+def _fail_requests(core: ConnectionCore, error: BaseException) -> None:
+    """Fail every synchronous request still waiting for its reply on ``core``'s channels."""
+    for channel in core.channels.values():
+        for token in channel.pending_tokens():
+            if token is not None:
+                token.fail(error)
 
 
 async def _abort(stream: trio.SocketStream, core: ConnectionCore | None) -> None:

@@ -49,6 +49,10 @@ class Consumer:
         self._error = error
         self._wakeup.set()
 
+    def _finish(self) -> None:
+        self._cancelled = True
+        self._fail(StopAsyncIteration())
+
     def _drop_buffered(self) -> None:
         self._buffer.clear()
 
@@ -59,14 +63,14 @@ class Consumer:
 
     async def __anext__(self) -> Delivery:
         while True:
+            if self._cancelled:
+                raise StopAsyncIteration
             if self._buffer:
                 # no schedule point while deliveries are queued: the replies and acks of one
                 # received batch then leave in one write
                 await trio.lowlevel.checkpoint_if_cancelled()
                 return self._buffer.popleft()
             if self._error is not None:
-                if self._cancelled:
-                    raise StopAsyncIteration
                 raise self._error
             self._wakeup = trio.Event()
             await self._wakeup.wait()
@@ -76,16 +80,20 @@ class Consumer:
         return self._buffer.popleft() if self._buffer else None
 
     async def cancel(self) -> None:
-        """``basic.cancel``; buffered, unacknowledged deliveries are requeued by the broker."""
+        """``basic.cancel``; deliveries received but not handed out yet are requeued."""
         if self._cancelled:
             return
-        self._cancelled = True
+        self._cancelled = True  # before the await: deliveries still buffered are not handed out
         try:
             await self.channel._cancel(self)
         except AMQPError:
             pass  # the channel or connection is gone: so is the consumer
         finally:
-            self._fail(StopAsyncIteration())
+            self._finish()
+            buffered, self._buffer = self._buffer, deque()
+            if not self.no_ack:
+                for delivery in buffered:
+                    delivery.nack(requeue=True)
 
     async def __aenter__(self) -> "Consumer":
         return self

@@ -56,6 +56,34 @@ def _shortstr(value: str) -> bytes:
     return bytes((len(raw),)) + raw
 
 
+_L = struct.Struct(">I")
+_D = struct.Struct(">d")
+
+
+def encode_table(table: dict[str, Any]) -> bytes:
+    """An AMQP field table. Unlike pamqp (which sends a Python float as a 32-bit float, so a
+    deadline of 1.7e9 s would be off by a minute) floats are sent as doubles."""
+    parts = []
+    for key, value in sorted(table.items()):  # sorted like pamqp: same bytes for same table
+        parts.append(_shortstr(key))
+        parts.append(_encode_value(value))
+    data = b"".join(parts)
+    return _L.pack(len(data)) + data
+
+
+def _encode_value(value: Any) -> bytes:
+    if type(value) is float:
+        return b"d" + _D.pack(value)
+    if isinstance(value, dict):
+        return b"F" + encode_table(value)
+    if isinstance(value, (list, tuple)):
+        data = b"".join(_encode_value(v) for v in value)
+        return b"A" + _L.pack(len(data)) + data
+    if isinstance(value, (bytes, bytearray)):
+        return b"x" + _L.pack(len(value)) + bytes(value)
+    return _pencode.encode_table_value(value)
+
+
 def encode_properties(props: Properties) -> bytes:
     """Property flags + property list, as they follow body-size in a content header."""
     if props is EMPTY_PROPERTIES:
@@ -71,7 +99,7 @@ def encode_properties(props: Properties) -> bytes:
         elif kind == "o":
             out.append(bytes((value,)))
         elif kind == "t":
-            out.append(_pencode.field_table(value))
+            out.append(encode_table(value))
         else:
             out.append(_Q.pack(value))
     out[0] = _H.pack(flags)

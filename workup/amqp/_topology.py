@@ -41,11 +41,14 @@ class Topology:
     def remove_binding(self, queue: str, exchange: str, routing_key: str) -> None:
         self._bindings.pop((queue, exchange, routing_key), None)
 
-    def steps(self) -> list[Step]:
-        """Exchanges first, then queues, then bindings (which need both)."""
-        return ([("exchange", name, kw) for name, kw in self._exchanges.items()]
-                + [("queue", name, kw) for name, kw in self._queues.items()]
-                + [("bind", key, kw) for key, kw in self._bindings.items()])
+    def steps(self, kind: str) -> list[Step]:
+        """Replay ``"exchange"`` steps first, then ``"queue"`` (renames happen here), then
+        ``"bind"`` (asked for after the queues, so they carry the new names)."""
+        if kind == "exchange":
+            return [(kind, name, kw) for name, kw in self._exchanges.items()]
+        if kind == "queue":
+            return [(kind, name, kw) for name, kw in self._queues.items()]
+        return [(kind, key, kw) for key, kw in self._bindings.items()]
 
     def rename_queue(self, old: str, new: str) -> None:
         """A server-named queue got a new name when it was declared again."""
