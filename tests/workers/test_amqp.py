@@ -112,3 +112,47 @@ async def test_freeze_leaves_messages_queued_and_start_drains_them():
             assert sorted(answers) == [0, 1, 2, 3, 4]
             n.cancel_scope.cancel()
         await delete_topology(t)
+
+
+async def test_redeliveries_are_counted_then_dead_lettered():
+    from workup import amqp
+    from workup.envelope import encode
+    from workup.workers._amqp import ATTEMPTS_HEADER, MAX_ATTEMPTS
+
+    prefix = unique_prefix()
+    queue = f"{prefix}.echo"
+    async with AmqpTransport.connect(AMQP_URL, prefix=prefix) as t:
+        ch = await t.conn.channel(confirms=True)
+        await ch.declare_exchange(f"{prefix}.dlx", "direct", durable=True)
+        await ch.declare_queue(f"{queue}.dead", durable=True)
+        await ch.bind_queue(f"{queue}.dead", f"{prefix}.dlx", queue)
+        await ch.declare_queue(queue, durable=True, arguments={"x-dead-letter-exchange": f"{prefix}.dlx"})
+        for attempts, text in [(MAX_ATTEMPTS - 1, "poison"), (1, "retry")]:
+            await ch.publish(encode(Echo(text)), routing_key=queue, properties=amqp.Properties(
+                type="echo.Echo", message_id=text, headers={ATTEMPTS_HEADER: attempts, "deadline": 4e9}))
+        # a consumer takes both and dies without acking: the broker redelivers them
+        grabber = await t.conn.channel()
+        consumer = await grabber.consume(queue)
+        with trio.fail_after(5):
+            for _ in range(2):
+                await consumer.__anext__()
+        await grabber.close()
+
+        async with trio.open_nursery() as n:
+            inst = await start(n, t)
+            with trio.fail_after(10):
+                while inst.handled < 1:
+                    await trio.sleep(0.05)
+                while (await ch.declare_queue(f"{queue}.dead", passive=True)).message_count < 1:
+                    await trio.sleep(0.05)
+            await trio.sleep(0.2)
+            assert inst.handled == 1  # "retry" came back with its count raised and was handled
+            n.cancel_scope.cancel()
+        dead = await ch.consume(f"{queue}.dead")
+        with trio.fail_after(5):
+            d = await dead.__anext__()
+        assert d.properties.message_id == "poison"
+        d.ack()
+        await dead.cancel()
+        await ch.close()
+        await delete_topology(t)

@@ -118,6 +118,28 @@ class LocalControlSource:
                 pass  # the controller stopped listening
 
 
+class _Subscription:
+    def __init__(self, receive: trio.MemoryReceiveChannel[Event], forget: Any) -> None:
+        self._receive = receive
+        self._forget = forget
+
+    def __aiter__(self) -> _Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        try:
+            return await self._receive.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        self._forget()
+        await self._receive.aclose()
+
+    def __del__(self) -> None:
+        self._forget()
+
+
 class LocalTransport:
     """In-process broker. Implements RpcClient, EventPublisher and EventSource, plus the server
     side (:meth:`consume`, :meth:`control`) that :func:`~workup.workers.serve_service` uses."""
@@ -159,15 +181,12 @@ class LocalTransport:
                 self._subscribers.discard(send)
         await trio.lowlevel.checkpoint()
 
-    async def subscribe(self) -> AsyncIterator[Event]:
+    def subscribe(self) -> AsyncIterator[Event]:
+        """Every event published from the moment of this call (registered at once, not at the
+        first ``__anext__``, so nothing emitted in between is missed)."""
         send, receive = trio.open_memory_channel[Event](_EVENT_BUFFER)
         self._subscribers.add(send)
-        try:
-            async with receive:
-                async for event in receive:
-                    yield event
-        finally:
-            self._subscribers.discard(send)
+        return _Subscription(receive, lambda: self._subscribers.discard(send))
 
     async def broadcast_control(self, service: str, payload: bytes, *, timeout: float,
                                 expect: int | None = None) -> list[bytes]:
