@@ -96,19 +96,37 @@ async def test_wallet_outbox_flag(store):
     pending, done = make_user("p@example.com", wallet_pending=True), make_user("d@example.com")
     await store.insert(pending)
     await store.insert(done)
-    assert [u.id for u in await store.pending_wallets(10)] == [pending.id]
+    assert [u.id for u in await store.pending("wallet_pending", 10)] == [pending.id]
+    assert await store.pending("revoke_pending", 10) == []
     # a profile save never resets the flag, whatever the saved record says
     stale = await store.get(pending.id)
-    await store.clear_wallet_pending(pending.id)
+    await store.clear_pending("wallet_pending", pending.id)
     stale.city = "Alex"
     assert await store.save(stale)
-    assert await store.pending_wallets(10) == []
+    assert await store.pending("wallet_pending", 10) == []
     assert (await store.get(pending.id)).wallet_pending is False
     # and setting it again on a save does not resurrect it either
     again = await store.get(pending.id)
     again.wallet_pending = True
     assert await store.save(again)
-    assert await store.pending_wallets(10) == []
+    assert await store.pending("wallet_pending", 10) == []
+
+
+async def test_close_sets_the_revocation_outbox_flag_in_the_same_write(store):
+    user = make_user("close@example.com", city="Kept")
+    await store.insert(user)
+    stale = await store.get(user.id)
+    assert await store.close(user.id) == 1
+    got = await store.get(user.id)
+    assert (got.closed, got.revoke_pending, got.version, got.city) == (True, True, 1, "Kept")
+    assert [u.id for u in await store.pending("revoke_pending", 10)] == [user.id]
+    assert await store.save(stale) is False  # a write that read before the close loses
+    await store.clear_pending("revoke_pending", user.id)
+    assert await store.pending("revoke_pending", 10) == []
+    assert (await store.get(user.id)).closed is True
+    assert await store.close(new_id()) is None
+    with pytest.raises(EmailTaken):  # the email stays taken
+        await store.insert(make_user("CLOSE@example.com"))
 
 
 async def test_resize_pool_keeps_serving(store):

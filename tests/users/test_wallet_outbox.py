@@ -1,13 +1,18 @@
-"""Wallet creation survives a users process that dies between storing the user and hearing back
-from payments: the outbox flag written with the user makes the relay deliver it after a restart."""
+"""The users outbox: wallet creation survives a users process that dies between storing the user
+and hearing back from payments (the flag written with the user makes the relay deliver it after a
+restart), and a closed account's token revocation survives a cache outage."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 import trio
 
+from workup.cache import CacheUnavailable
+
 from workup.envelope import Caller
 from workup.messages import users as m
+from workup.messages.contracts import ActiveContractAnswer, HasActiveContract
 from workup.messages.payments import CreateWallet
 from workup.settings import Settings
 from workup.transport import DeadlineExceeded
@@ -109,3 +114,57 @@ def test_relay_backoff_rule():
     assert next_wait(True, POLL_INTERVAL) == 2 * POLL_INTERVAL
     assert next_wait(True, 2 * POLL_INTERVAL) == 4 * POLL_INTERVAL
     assert next_wait(True, MAX_BACKOFF) == MAX_BACKOFF
+
+
+class FlakyCache:
+    """The real in-process cache, except that closed-account flags fail while ``down``."""
+
+    def __init__(self, inner):
+        self.inner, self.down = inner, True
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    async def set_flag(self, key, value=b"1"):
+        if self.down:
+            raise CacheUnavailable("redis: connection refused (test)")
+        await self.inner.set_flag(key, value)
+
+
+async def test_closed_account_flag_is_written_after_a_cache_outage(tmp_path, monkeypatch):
+    from workup.cache import MemoryCache, closed_account_key
+    from workup.workers.users import _deps
+
+    flaky = FlakyCache(MemoryCache())
+    monkeypatch.setattr(_deps, "open_cache", lambda settings: flaky)
+    settings = Settings(data_dir=str(tmp_path))
+    t = LocalTransport()
+    payments = FakePayments()
+    contracts = Service("contracts")
+
+    @contracts.command(HasActiveContract)
+    async def none_active(ctx, req):
+        return ActiveContractAnswer(active=False)
+
+    async with trio.open_nursery() as n:
+        for svc in (payments.service, contracts, users_service):
+            await _serve(n, svc, settings, t)
+        reply = await t.call("users.RegisterClient", m.RegisterClient(email="gone@example.com", password="password1",
+                                                                      client_name="C"), caller=Caller(), timeout=10)
+        user_id = msgspec.json.decode(reply.body)["userId"]
+        reply = await t.call("users.DeleteMe", m.DeleteMe(password="password1"),
+                             caller=Caller(user_id, "CLIENT"), timeout=10)
+        assert reply.status == 204  # closed in the store; the flag waits in the outbox
+        assert await flaky.inner.get_flag(closed_account_key(user_id)) is None
+        flaky.down = False
+        with trio.fail_after(MAX_BACKOFF + 5):
+            while await flaky.inner.get_flag(closed_account_key(user_id)) is None:
+                await trio.sleep(0.05)
+        store = await SqliteUserStore.open(tmp_path / "users.sqlite3")
+        await _wait_for_async(lambda: _revocation_done(store, user_id))
+        await store.aclose()
+        n.cancel_scope.cancel()
+
+
+async def _revocation_done(store, user_id):
+    return not (await store.get(user_id)).revoke_pending

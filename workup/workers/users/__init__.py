@@ -7,10 +7,10 @@
 from .._service import Service
 from ._commands import register as _register_commands
 from ._deps import UsersDeps, open_users_deps
-from ._relay import relay_wallets
+from ._relay import relay_outbox
 
 __all__ = ["service", "UsersDeps"]
 
 service: Service[UsersDeps] = Service("users", open_deps=open_users_deps)
 _register_commands(service)
-service.background_task(relay_wallets)
+service.background_task(relay_outbox)

@@ -13,7 +13,7 @@ from typing import Any, Callable, TypeVar
 
 import msgspec
 
-from ...cache import closed_account_key
+from ...cache import CacheUnavailable, closed_account_key
 from ...messages import contracts as contracts_msg
 from ...messages import payments as payments_msg
 from ...messages import users as m
@@ -100,7 +100,7 @@ async def deliver_wallet(rt: Any, user: UserRecord, timeout: float = _WALLET_TIM
     except ProblemError as exc:
         log.warning("wallet for %s not created yet (%s); the relay will retry", user.id, exc)
         return False
-    await rt.deps.store.clear_wallet_pending(user.id)
+    await rt.deps.store.clear_pending("wallet_pending", user.id)
     return True
 
 
@@ -145,11 +145,22 @@ async def delete_me(ctx: Ctx, req: m.DeleteMe) -> None:
     if balance != 0:
         raise conflict(f"the wallet balance is {balance}, not zero")
 
-    def close(u: UserRecord) -> tuple[UserRecord, None]:
-        return msgspec.structs.replace(u, closed=True), None
+    version = await ctx.deps.store.close(user.id)  # closed + revoke_pending, one write
+    if version is not None:
+        await _caching.invalidate(ctx.deps.cache, user.id, version)
+    await revoke_tokens(ctx, user.id)
 
-    await modify(ctx, ("CLIENT", "FREELANCER"), close)
-    await ctx.deps.cache.set_flag(closed_account_key(user.id))
+
+async def revoke_tokens(rt: Any, user_id: str) -> bool:
+    """Write the gateway's closed-account flag and clear the outbox flag; on a cache outage the
+    flag stays and the relay retries."""
+    try:
+        await rt.deps.cache.set_flag(closed_account_key(user_id))
+    except CacheUnavailable as exc:
+        log.error("closed-account flag for %s not written yet (%s); the relay will retry", user_id, exc)
+        return False
+    await rt.deps.store.clear_pending("revoke_pending", user_id)
+    return True
 
 
 async def _has_active_contract(ctx: Ctx, user_id: str) -> bool:

@@ -1,8 +1,9 @@
 """Users store on MongoDB (FerretDB on dev and CI machines) through pymongo.
 
 FerretDB has no multi-document transactions, so everything that must be atomic lives in one
-document: the user with its list items, and the wallet outbox flag (``walletPending``) written in
-the same insert. Email uniqueness across roles is a unique index on the lower-cased email.
+document: the user with its list items, and the outbox flags (``wallet_pending`` written in the
+same insert, ``revoke_pending`` in the same update that closes the account). Email uniqueness
+across roles is a unique index on the lower-cased email.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import trio
 from pymongo.errors import OperationFailure
 
 from ._records import UserRecord
-from ._store import DriverOps, DriverStore, EmailTaken, Threaded, from_document, to_document
+from ._store import OUTBOX_FLAGS, DriverOps, DriverStore, EmailTaken, Threaded, from_document, to_document
 
 __all__ = ["MongoUserStore"]
 
@@ -105,7 +106,8 @@ def _is_duplicate(exc: OperationFailure) -> bool:
 
 def _setup(coll) -> None:
     coll.create_index("email_key", unique=True, name="email_key_unique")
-    coll.create_index("wallet_pending", name="wallet_pending")
+    for flag in OUTBOX_FLAGS:
+        coll.create_index(flag, name=flag)
 
 
 def _insert(coll, user: UserRecord) -> None:
@@ -124,7 +126,7 @@ def _find_by(coll, field: str, value: str) -> UserRecord | None:
 
 def _update(coll, user: UserRecord) -> bool:
     doc = _to_mongo(user)
-    for key in ("_id", "wallet_pending"):
+    for key in ("_id", *OUTBOX_FLAGS):
         doc.pop(key)
     doc["version"] = user.version + 1
     try:
@@ -136,13 +138,21 @@ def _update(coll, user: UserRecord) -> bool:
     return result.matched_count == 1
 
 
-def _pending(coll, limit: int) -> list[UserRecord]:
-    return [_from_mongo(doc) for doc in coll.find({"wallet_pending": True}).limit(limit)]
+def _close(coll, user_id: str) -> int | None:
+    # no projection: FerretDB 1.24 does not implement findAndModify's "fields"
+    doc = coll.find_one_and_update({"_id": user_id}, {"$set": {"closed": True, "revoke_pending": True},
+                                                     "$inc": {"version": 1}},
+                                   return_document=pymongo.ReturnDocument.AFTER)
+    return None if doc is None else doc["version"]
 
 
-def _clear_pending(coll, user_id: str) -> None:
-    coll.update_one({"_id": user_id}, {"$set": {"wallet_pending": False}})
+def _pending(coll, flag: str, limit: int) -> list[UserRecord]:
+    return [_from_mongo(doc) for doc in coll.find({flag: True}).limit(limit)]
 
 
-MongoUserStore._ops = DriverOps(insert=_insert, find_by=_find_by, update=_update, pending=_pending,
-                                clear_pending=_clear_pending)
+def _clear_pending(coll, flag: str, user_id: str) -> None:
+    coll.update_one({"_id": user_id}, {"$set": {flag: False}})
+
+
+MongoUserStore._ops = DriverOps(insert=_insert, find_by=_find_by, update=_update, close=_close,
+                                pending=_pending, clear_pending=_clear_pending)

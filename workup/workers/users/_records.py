@@ -30,6 +30,7 @@ class UserRecord(msgspec.Struct, kw_only=True):
     version: int = 0                # bumped by every save (compare-and-set)
     closed: bool = False            # the account was deleted: no login, no token, email kept
     wallet_pending: bool = False    # outbox flag: payments has not acknowledged CreateWallet yet
+    revoke_pending: bool = False    # outbox flag: the cache's closed-account flag is not written yet
     city: str | None = None
     description: str | None = None
     industry: str | None = None

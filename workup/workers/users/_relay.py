@@ -1,22 +1,27 @@
-"""The wallet outbox relay: a background task in every users worker process.
+"""The outbox relay: a background task in every users worker process.
 
-Registration writes the user with ``wallet_pending`` set (one atomic insert), then asks payments
-for the wallet and clears the flag. If the process dies in between, or payments is down, the flag
-stays; this relay finds such users and retries (payments' ``CreateWallet`` is idempotent on the
-user id, so a duplicate delivery from two processes is harmless) until payments acknowledges.
+Some writes must be followed by a step elsewhere, even if the process dies right after the write:
+- registration inserts the user with ``wallet_pending`` (one atomic insert), then asks payments
+  for the wallet (``CreateWallet``, idempotent on the user id) and clears the flag;
+- closing an account sets ``closed`` and ``revoke_pending`` in one update, then writes the
+  gateway's closed-account cache flag (idempotent) and clears ``revoke_pending``.
+The handler tries the step at once; when it fails (or never happens), this relay finds the flagged
+users and retries until it succeeds. Duplicates (handler and relay, or two processes) are harmless.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any, Awaitable, Callable
 
 import trio
 
 from .._service import Runtime
-from ._commands import deliver_wallet
+from ._commands import deliver_wallet, revoke_tokens
 from ._deps import UsersDeps
+from ._store import OutboxFlag
 
-__all__ = ["relay_wallets", "relay_once", "POLL_INTERVAL", "MAX_BACKOFF"]
+__all__ = ["relay_outbox", "relay_once", "next_wait", "POLL_INTERVAL", "MAX_BACKOFF"]
 
 log = logging.getLogger("workup.users")
 
@@ -25,15 +30,31 @@ MAX_BACKOFF = 15.0    # ceiling of the wait after failed deliveries
 _BATCH = 100
 
 
+async def _wallet(rt: Runtime[UsersDeps], user: Any) -> bool:
+    return await deliver_wallet(rt, user, timeout=5.0)
+
+
+async def _revocation(rt: Runtime[UsersDeps], user: Any) -> bool:
+    return await revoke_tokens(rt, user.id)
+
+
+_STEPS: dict[OutboxFlag, Callable[[Runtime[UsersDeps], Any], Awaitable[bool]]] = {
+    "wallet_pending": _wallet,
+    "revoke_pending": _revocation,
+}
+
+
 async def relay_once(rt: Runtime[UsersDeps]) -> tuple[int, int]:
-    """One scan of the outbox: (delivered, failed)."""
+    """One scan of every outbox flag: (delivered, failed). A failure stops that flag's batch (its
+    peer is unhappy: back off instead of hammering it with the rest)."""
     delivered = failed = 0
-    for user in await rt.deps.store.pending_wallets(_BATCH):
-        if await deliver_wallet(rt, user, timeout=5.0):
-            delivered += 1
-        else:
-            failed += 1
-            break  # payments is unhappy: back off instead of hammering it with the rest
+    for flag, step in _STEPS.items():
+        for user in await rt.deps.store.pending(flag, _BATCH):
+            if await step(rt, user):
+                delivered += 1
+            else:
+                failed += 1
+                break
     return delivered, failed
 
 
@@ -42,13 +63,13 @@ def next_wait(failed: bool, previous: float) -> float:
     return min(MAX_BACKOFF, max(POLL_INTERVAL, previous * 2)) if failed else POLL_INTERVAL
 
 
-async def relay_wallets(rt: Runtime[UsersDeps]) -> None:
+async def relay_outbox(rt: Runtime[UsersDeps]) -> None:
     wait = POLL_INTERVAL
     while True:
         try:
             _delivered, failed = await relay_once(rt)
-        except Exception:  # a store hiccup must not kill the relay; it is retried on the next scan
-            log.exception("wallet relay scan failed")
+        except Exception:  # a store hiccup must not kill the relay; the next scan retries
+            log.exception("outbox relay scan failed")
             failed = 1
         wait = next_wait(bool(failed), wait)
         await trio.sleep(wait)

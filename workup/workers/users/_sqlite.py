@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 
 from ._records import UserRecord
-from ._store import DriverOps, DriverStore, EmailTaken, Threaded, from_document, to_document
+from ._store import OUTBOX_FLAGS, DriverOps, DriverStore, EmailTaken, Threaded, from_document, to_document
 
 __all__ = ["SqliteUserStore"]
 
@@ -21,13 +21,16 @@ CREATE TABLE IF NOT EXISTS users (
     email_key TEXT NOT NULL UNIQUE,
     version INTEGER NOT NULL,
     wallet_pending INTEGER NOT NULL DEFAULT 0,
+    revoke_pending INTEGER NOT NULL DEFAULT 0,
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS users_wallet_pending ON users (wallet_pending) WHERE wallet_pending = 1;
+CREATE INDEX IF NOT EXISTS users_revoke_pending ON users (revoke_pending) WHERE revoke_pending = 1;
 """
 
-# Fields that live in their own column and are never taken from the JSON on read.
-_COLUMNS = ("wallet_pending",)
+# Fields that live in their own column (the outbox flags) and are never taken from the JSON.
+_COLUMNS = OUTBOX_FLAGS
+_SELECT = "SELECT version, wallet_pending, revoke_pending, doc FROM users"
 
 
 class _Pool:
@@ -118,24 +121,24 @@ def _doc_json(user: UserRecord) -> str:
 
 
 def _row_to_user(row: tuple) -> UserRecord:
-    version, wallet_pending, doc = row
+    version, wallet_pending, revoke_pending, doc = row
     data = msgspec.json.decode(doc)
-    data["version"] = version
-    data["wallet_pending"] = bool(wallet_pending)
+    data.update(version=version, wallet_pending=bool(wallet_pending), revoke_pending=bool(revoke_pending))
     return from_document(data)
 
 
 def _insert(conn: sqlite3.Connection, user: UserRecord) -> None:
     try:
-        conn.execute("INSERT INTO users (id, email_key, version, wallet_pending, doc) VALUES (?, ?, ?, ?, ?)",
-                     (user.id, user.email_key, user.version, int(user.wallet_pending), _doc_json(user)))
+        conn.execute("INSERT INTO users (id, email_key, version, wallet_pending, revoke_pending, doc) "
+                     "VALUES (?, ?, ?, ?, ?, ?)", (user.id, user.email_key, user.version, int(user.wallet_pending),
+                                                   int(user.revoke_pending), _doc_json(user)))
     except sqlite3.IntegrityError:
         raise EmailTaken(user.email) from None
 
 
 def _select_one(conn: sqlite3.Connection, column: str, value: str) -> UserRecord | None:
     assert column in ("id", "email_key")
-    row = conn.execute(f"SELECT version, wallet_pending, doc FROM users WHERE {column} = ?", (value,)).fetchone()
+    row = conn.execute(f"{_SELECT} WHERE {column} = ?", (value,)).fetchone()
     return None if row is None else _row_to_user(row)
 
 
@@ -149,15 +152,21 @@ def _update(conn: sqlite3.Connection, user: UserRecord) -> bool:
     return cur.rowcount == 1
 
 
-def _pending(conn: sqlite3.Connection, limit: int) -> list[UserRecord]:
-    rows = conn.execute("SELECT version, wallet_pending, doc FROM users WHERE wallet_pending = 1 LIMIT ?",
-                        (limit,)).fetchall()
+def _close(conn: sqlite3.Connection, user_id: str) -> int | None:
+    row = conn.execute("UPDATE users SET doc = json_set(doc, '$.closed', json('true')), version = version + 1, "
+                       "revoke_pending = 1 WHERE id = ? RETURNING version", (user_id,)).fetchone()
+    return None if row is None else row[0]
+
+
+# flag names are checked against OUTBOX_FLAGS by DriverStore before they reach the SQL
+def _pending(conn: sqlite3.Connection, flag: str, limit: int) -> list[UserRecord]:
+    rows = conn.execute(f"{_SELECT} WHERE {flag} = 1 LIMIT ?", (limit,)).fetchall()
     return [_row_to_user(row) for row in rows]
 
 
-def _clear_pending(conn: sqlite3.Connection, user_id: str) -> None:
-    conn.execute("UPDATE users SET wallet_pending = 0 WHERE id = ?", (user_id,))
+def _clear_pending(conn: sqlite3.Connection, flag: str, user_id: str) -> None:
+    conn.execute(f"UPDATE users SET {flag} = 0 WHERE id = ?", (user_id,))
 
 
-SqliteUserStore._ops = DriverOps(insert=_insert, find_by=_select_one, update=_update, pending=_pending,
-                                 clear_pending=_clear_pending)
+SqliteUserStore._ops = DriverOps(insert=_insert, find_by=_select_one, update=_update, close=_close,
+                                 pending=_pending, clear_pending=_clear_pending)

@@ -7,16 +7,23 @@ blocking driver in threads through a bounded :class:`trio.CapacityLimiter` (:cla
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, TypeVar
+from typing import Any, Callable, Literal, Protocol, TypeVar
 
 import msgspec
 import trio
 
 from ._records import UserRecord
 
-__all__ = ["UserStore", "EmailTaken", "Threaded", "DriverOps", "DriverStore", "to_document", "from_document"]
+__all__ = ["UserStore", "EmailTaken", "Threaded", "DriverOps", "DriverStore", "to_document", "from_document",
+           "OutboxFlag", "OUTBOX_FLAGS"]
 
 T = TypeVar("T")
+
+# Outbox flags: work that must follow a committed write even if the process dies right after it.
+# wallet_pending: payments has not acknowledged CreateWallet; revoke_pending: the closed-account
+# flag of the gateway's cache is not written yet.
+OutboxFlag = Literal["wallet_pending", "revoke_pending"]
+OUTBOX_FLAGS: tuple[OutboxFlag, ...] = ("wallet_pending", "revoke_pending")
 
 
 class EmailTaken(Exception):
@@ -25,8 +32,7 @@ class EmailTaken(Exception):
 
 class UserStore(Protocol):
     async def insert(self, user: UserRecord) -> None:
-        """Store a new user (with its ``wallet_pending`` outbox flag, atomically). Raises
-        :class:`EmailTaken`."""
+        """Store a new user (with its outbox flags, atomically). Raises :class:`EmailTaken`."""
         ...
 
     async def get(self, user_id: str) -> UserRecord | None: ...
@@ -37,15 +43,20 @@ class UserStore(Protocol):
 
     async def save(self, user: UserRecord) -> bool:
         """Write ``user`` if the stored version is still ``user.version`` (then bump both);
-        ``False`` when someone else saved in between. Never touches ``wallet_pending``. Raises
+        ``False`` when someone else saved in between. Never touches the outbox flags. Raises
         :class:`EmailTaken` when the new email belongs to another account."""
         ...
 
-    async def pending_wallets(self, limit: int) -> list[UserRecord]:
-        """Users whose wallet creation is not acknowledged yet (the outbox)."""
+    async def close(self, user_id: str) -> int | None:
+        """Mark the account closed and set ``revoke_pending``, in one write whatever else changed
+        meanwhile; the new version, or ``None`` when there is no such user."""
         ...
 
-    async def clear_wallet_pending(self, user_id: str) -> None: ...
+    async def pending(self, flag: OutboxFlag, limit: int) -> list[UserRecord]:
+        """Users with the outbox ``flag`` set."""
+        ...
+
+    async def clear_pending(self, flag: OutboxFlag, user_id: str) -> None: ...
 
     def pool_size(self) -> int: ...
 
@@ -87,8 +98,9 @@ class DriverOps(msgspec.Struct, frozen=True):
     insert: Callable[[Any, UserRecord], None]
     find_by: Callable[[Any, str, str], UserRecord | None]   # (handle, "id" | "email_key", value)
     update: Callable[[Any, UserRecord], bool]
-    pending: Callable[[Any, int], list[UserRecord]]
-    clear_pending: Callable[[Any, str], None]
+    close: Callable[[Any, str], int | None]
+    pending: Callable[[Any, str, int], list[UserRecord]]
+    clear_pending: Callable[[Any, str, str], None]
 
 
 class DriverStore:
@@ -114,8 +126,13 @@ class DriverStore:
             user.version += 1
         return saved
 
-    async def pending_wallets(self, limit: int) -> list[UserRecord]:
-        return await self._call(self._ops.pending, limit)
+    async def close(self, user_id: str) -> int | None:
+        return await self._call(self._ops.close, user_id)
 
-    async def clear_wallet_pending(self, user_id: str) -> None:
-        await self._call(self._ops.clear_pending, user_id)
+    async def pending(self, flag: OutboxFlag, limit: int) -> list[UserRecord]:
+        assert flag in OUTBOX_FLAGS, flag
+        return await self._call(self._ops.pending, flag, limit)
+
+    async def clear_pending(self, flag: OutboxFlag, user_id: str) -> None:
+        assert flag in OUTBOX_FLAGS, flag
+        await self._call(self._ops.clear_pending, flag, user_id)
