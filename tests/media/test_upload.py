@@ -227,3 +227,15 @@ async def test_keep_alive_connection_survives_errors(media):
         r = await client.post("/upload/icons", auth=(USER, PASSWORD), files={"resource": ("a", png())}, data={"filename": "a"})
         assert r.status_code == 201
         assert (await client.get("/describe/icons")).json()["files"] == ["a.png"]
+
+
+async def test_a_client_that_stops_sending_gets_408_and_nothing_is_kept(media, monkeypatch):
+    import workup.media._upload as upload_module
+
+    monkeypatch.setattr(upload_module, "IDLE_TIMEOUT", 0.5)
+    start = (b"--q\r\nContent-Disposition: form-data; name=\"resource\"; filename=\"x\"\r\n\r\n%PDF-1.4\n" + b"a" * 1000)
+    head = (f"POST /upload/attachments HTTP/1.1\r\nHost: t\r\nAuthorization: {basic(USER, PASSWORD)}\r\n"
+            f"Content-Type: multipart/form-data; boundary=q\r\nContent-Length: {len(start) + 5000}\r\n\r\n").encode()
+    status, headers, body = await raw_request(media.port, head + start)  # then silence
+    assert status == 408 and headers["content-type"] == "application/problem+json"
+    assert list(media.group_dir("attachments").iterdir()) == []

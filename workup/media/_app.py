@@ -153,7 +153,7 @@ def create_app(config: MediaConfig) -> QuartTrio:
             name = await _upload(group)
         except ProblemError as exc:
             headers = {"WWW-Authenticate": _REALM} if exc.status == 401 else {}
-            if not body.complete:
+            if not body.complete and exc.status != 408:  # a silent client gets no more waiting
                 # read (and drop) a bounded amount more, so a client that is still sending sees
                 # this answer instead of a reset; then close the connection. A body declared too
                 # large is not read at all (a client that waits for "100 Continue" never sends it).

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from typing import TYPE_CHECKING
 
 from ._config import Resize
+
+if TYPE_CHECKING:
+    from PIL import Image as _Image
 
 __all__ = ["BadImage", "MAX_PIXELS", "resize_file"]
 
@@ -25,6 +28,8 @@ def resize_file(path: Path, mime_type: str, resize: Resize) -> bool:
 
     Smaller images and animations are left byte for byte as uploaded.
     """
+    from PIL import Image, ImageOps  # imported on first use: most processes never resize
+
     try:
         with Image.open(path) as im:
             if im.width * im.height > MAX_PIXELS:
@@ -50,7 +55,7 @@ def resize_file(path: Path, mime_type: str, resize: Resize) -> bool:
         raise BadImage("the resource is not a decodable image") from None
 
 
-def _fit(im: Image.Image, box: tuple[int, int]) -> Image.Image:
+def _fit(im: "_Image.Image", box: tuple[int, int]) -> "_Image.Image":
     im = im.copy()
     im.thumbnail(box)
     return im

@@ -27,6 +27,7 @@ FORM_OVERHEAD = 64 * 1024  # multipart framing and the other fields, allowed on 
 IDLE_TIMEOUT = 30.0  # seconds without a byte from the client before giving up (408)
 _WRITE_BATCH = 256 * 1024
 _DECODER_BUFFER = 1024 * 1024
+_FEED = 64 * 1024
 _MAX_PARTS = 16
 _MAX_FILENAME_BYTES = 4096
 
@@ -178,8 +179,10 @@ async def receive_upload(
                 received += len(chunk)
                 if received > limit + FORM_OVERHEAD:
                     raise too_large(limit)
-                decoder.receive_data(chunk)
-                await drain()
+                view = memoryview(chunk)
+                for start in range(0, len(view), _FEED):  # keep the decoder's buffer small
+                    decoder.receive_data(view[start:start + _FEED])  # type: ignore[arg-type]
+                    await drain()
             decoder.receive_data(None)
             await drain()
         except ValueError as exc:  # the decoder's verdict on malformed multipart
