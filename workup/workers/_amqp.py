@@ -33,7 +33,7 @@ import trio
 
 from .. import amqp
 from ..amqp import ChannelClosed, Delivery, Properties
-from ..envelope import Caller, Event, Reply, encode, from_headers, new_request_id, to_headers
+from ..envelope import Caller, Event, Reply, encode, new_request_id
 from ..transport import DeadlineExceeded, NoResponder
 
 __all__ = ["AmqpTransport", "MAX_ATTEMPTS", "CONSUMER_CHECK_TTL", "ATTEMPTS_HEADER"]
@@ -49,18 +49,29 @@ _decode_reply = msgspec.msgpack.Decoder(Reply).decode
 _decode_event = msgspec.msgpack.Decoder(Event).decode
 
 
+_ROLES = frozenset(("CLIENT", "FREELANCER", "ADMIN", "SERVICE"))
+_ANONYMOUS = Caller()
+
+
 class AmqpDelivery:
+    """The envelope of one request, read straight from the AMQP properties (the inverse of
+    :func:`~workup.envelope.to_headers`, without building an intermediate Envelope)."""
+
     __slots__ = ("command", "body", "caller", "deadline", "request_id", "raw")
 
     def __init__(self, raw: Delivery) -> None:
         p = raw.properties
-        env = from_headers(p.type or "", p.message_id, p.headers)
+        h = p.headers or {}
+        user = h.get("caller") or None
+        role = h.get("role")
+        role = role if role in _ROLES else None
         self.raw = raw
-        self.command = env.command
+        self.command = p.type or ""
         self.body = raw.body
-        self.caller = env.caller
-        self.deadline = env.deadline
-        self.request_id = env.request_id
+        self.caller = Caller(user, role) if (user or role) else _ANONYMOUS
+        deadline = h.get("deadline")
+        self.deadline = float(deadline) if deadline else time.time() + 30.0
+        self.request_id = p.message_id or new_request_id()
 
 
 class AmqpWorkSource:
@@ -96,7 +107,7 @@ class AmqpWorkSource:
                 finally:
                     self._pumping = False
                 self._lot.unpark()  # someone else waits on the broker now
-            elif self._lot.statistics().tasks_waiting:
+            elif self._lot:
                 self._lot.unpark()  # more may be buffered: wake a sibling to look
             if raw.redelivered and not await self._recount(raw):
                 continue
