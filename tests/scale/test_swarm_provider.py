@@ -47,20 +47,20 @@ class _Cpu:
         return self.cores
 
 
-def test_utilisation_is_normalised_by_replicas_and_cpu_limit():
+async def test_utilisation_is_normalised_by_replicas_and_cpu_limit():
     docker = _Docker([_Svc("workup_payments", 2, {}, nano_cpus=500_000_000), _Svc("workup_jobs", 4, {})])
     p = SwarmProvider(docker, _Cpu({"workup_payments": 0.9, "workup_jobs": 1.0}))
-    obs = p.observe(p.services())
+    obs = await p.observe(await p.services())
     assert obs["workup_payments"].utilisation == pytest.approx(0.9)   # 0.9 / (2 x 0.5)
     assert obs["workup_jobs"].utilisation == pytest.approx(0.25)      # 1.0 / (4 x 1)
 
 
-def test_global_services_are_ignored_and_missing_cpu_is_unknown():
+async def test_global_services_are_ignored_and_missing_cpu_is_unknown():
     docker = _Docker([_Svc("agent", 0, {}, mode="Global"), _Svc("web", 1, {})])
     p = SwarmProvider(docker, _Cpu({}))
-    services = p.services()
+    services = await p.services()
     assert [s.name for s in services] == ["web"]
-    assert p.observe(services)["web"].utilisation is None
+    assert (await p.observe(services))["web"].utilisation is None
 
 
 def test_policy_from_labels():
@@ -72,23 +72,23 @@ def test_policy_from_labels():
         policy_from_labels({"swarm.autoscaler.maximum": "lots"}, base)
 
 
-def test_cycle_scales_hot_service_and_dry_run_does_not():
+async def test_cycle_scales_hot_service_and_dry_run_does_not():
     hot = _Svc("hot", 1, {"swarm.autoscaler.maximum": "3"})
     cold = _Svc("cold", 1, {})
     docker = _Docker([hot, cold])
     provider = SwarmProvider(docker, _Cpu({"hot": 0.95, "cold": 0.5}))
     dry = Autoscaler(provider, lambda s: policy_from_labels(s.labels, ScalePolicy()), dry_run=True)
-    d = dry.cycle()
+    d = await dry.cycle()
     assert d["hot"].direction == "up" and hot.scaled_to is None
     live = Autoscaler(provider, lambda s: policy_from_labels(s.labels, ScalePolicy()))
-    d = live.cycle()
+    d = await live.cycle()
     assert hot.scaled_to == 2 and d["cold"].direction == "hold" and cold.scaled_to is None
 
 
-def test_bad_label_skips_only_that_service():
+async def test_bad_label_skips_only_that_service():
     bad = _Svc("bad", 1, {"swarm.autoscaler.minimum": "-1"})
     good = _Svc("good", 1, {})
     scaler = Autoscaler(SwarmProvider(_Docker([bad, good]), _Cpu({"bad": 2.0, "good": 2.0})),
                         lambda s: policy_from_labels(s.labels, ScalePolicy()))
-    d = scaler.cycle()
+    d = await scaler.cycle()
     assert "bad" not in d and good.scaled_to == 4  # ceil(1 x 2.0 / 0.55)

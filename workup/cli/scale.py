@@ -1,4 +1,9 @@
-"""`workup scale`: the autoscaler (Docker Swarm services, CPU from Prometheus, queue depth)."""
+"""`workup scale`: the autoscaler, on CPU and queue depth, with hysteresis and cooldowns.
+
+Providers: ``swarm`` (Docker Swarm services labelled ``swarm.autoscaler=true``, CPU from
+Prometheus/cAdvisor, min/max from labels) and ``local`` (the ``workup worker`` supervisors on this
+machine, CPU from psutil, processes changed with the signed ``set-processes``).
+"""
 
 from __future__ import annotations
 
@@ -7,18 +12,25 @@ import logging
 import click
 import trio
 
+from ._options import server_options, settings_from
+
 
 @click.command(name="scale")
-@click.option("--provider", type=click.Choice(["swarm"]), default="swarm", show_default=True,
-              help="what to scale: Swarm services labelled swarm.autoscaler=true")
+@click.option("--provider", type=click.Choice(["swarm", "local"]), default="swarm", show_default=True)
+@click.option("--services", default="users,jobs,contracts,payments", show_default=True,
+              help="local: comma-separated services to scale")
+@click.option("--min-processes", type=click.IntRange(min=1), default=1, show_default=True, help="local")
+@click.option("--max-processes", type=click.IntRange(min=1, max=64), default=4, show_default=True, help="local")
+@click.option("--prefix", default="workup", show_default=True, envvar="WORKUP_AMQP_PREFIX",
+              help="local: prefix of queue and exchange names (WORKUP_AMQP_PREFIX)")
 @click.option("--prometheus-url", envvar="WORKUP_PROMETHEUS_URL", default="http://127.0.0.1:9090",
-              show_default=True, help="Prometheus with cAdvisor metrics (WORKUP_PROMETHEUS_URL)")
-@click.option("--interval", type=click.FloatRange(min=1), default=30, show_default=True, help="seconds between cycles")
-@click.option("--once", is_flag=True, help="run one cycle and exit")
+              show_default=True, help="swarm: Prometheus with cAdvisor metrics (WORKUP_PROMETHEUS_URL)")
+@click.option("--interval", type=click.FloatRange(min=0.5), default=30, show_default=True, help="seconds between cycles")
+@click.option("--cycles", type=click.IntRange(min=1), default=None, help="stop after this many cycles")
 @click.option("--dry-run", is_flag=True, help="log decisions without scaling")
-@click.option("--cpu-up", type=click.FloatRange(0, 100, min_open=True), default=85, show_default=True,
-              help="scale up above this CPU %% of a replica's limit")
-@click.option("--cpu-down", type=click.FloatRange(0, 100, min_open=True), default=25, show_default=True,
+@click.option("--cpu-up", type=click.FloatRange(0, 1000, min_open=True), default=85, show_default=True,
+              help="scale up above this CPU %% of what a replica may use")
+@click.option("--cpu-down", type=click.FloatRange(0, 1000, min_open=True), default=25, show_default=True,
               help="scale down below this CPU %%")
 @click.option("--queue-up", type=click.IntRange(min=1), default=100, show_default=True,
               help="scale up above this many queued messages per replica")
@@ -26,25 +38,56 @@ import trio
 @click.option("--cooldown-down", type=click.FloatRange(min=0), default=120, show_default=True)
 @click.option("--down-window", type=click.FloatRange(min=0), default=300, show_default=True,
               help="seconds of low load before scaling down")
-def command(provider: str, prometheus_url: str, interval: float, once: bool, dry_run: bool, cpu_up: float,
-            cpu_down: float, queue_up: int, cooldown_up: float, cooldown_down: float, down_window: float) -> None:
-    """Scale services on CPU and queue depth, with hysteresis and cooldowns."""
-    import docker
-
+@server_options
+def command(provider: str, services: str, min_processes: int, max_processes: int, prefix: str,
+            prometheus_url: str, interval: float, cycles: int | None, dry_run: bool, cpu_up: float,
+            cpu_down: float, queue_up: int, cooldown_up: float, cooldown_down: float,
+            down_window: float, **flags: object) -> None:
+    """Scale services on CPU and queue depth."""
     from ..scale import ScalePolicy
     from ..scale._loop import Autoscaler, run_autoscaler
-    from ..scale._swarm import PrometheusCpu, SwarmProvider, policy_from_labels
 
     if cpu_down >= cpu_up:
         raise click.UsageError(f"--cpu-down ({cpu_down}) must be below --cpu-up ({cpu_up})")
+    if min_processes > max_processes:
+        raise click.UsageError(f"--min-processes ({min_processes}) is above --max-processes ({max_processes})")
     base = ScalePolicy(cpu_up=cpu_up / 100, cpu_down=cpu_down / 100, queue_up=queue_up,
                        cooldown_up=cooldown_up, cooldown_down=cooldown_down, down_window=down_window)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        client = docker.from_env()
-        client.ping()
-    except Exception as exc:
-        raise click.ClickException(f"cannot reach the Docker engine: {exc}") from None
-    scaler = Autoscaler(SwarmProvider(client, PrometheusCpu(prometheus_url)),
-                        lambda svc: policy_from_labels(svc.labels, base), dry_run=dry_run)
-    trio.run(lambda: run_autoscaler(scaler, interval=interval, cycles=1 if once else None))
+    settings = settings_from(**flags)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    if provider == "swarm":
+        import docker
+
+        from ..scale._swarm import PrometheusCpu, SwarmProvider, policy_from_labels
+        try:
+            client = docker.from_env()
+            client.ping()
+        except Exception as exc:
+            raise click.ClickException(f"cannot reach the Docker engine: {exc}") from None
+        scaler = Autoscaler(SwarmProvider(client, PrometheusCpu(prometheus_url)),
+                            lambda svc: policy_from_labels(svc.labels, base), dry_run=dry_run)
+        trio.run(lambda: run_autoscaler(scaler, interval=interval, cycles=cycles))
+        return
+
+    names = [s.strip() for s in services.split(",") if s.strip()]
+    bad = [n for n in names if not (n.isidentifier() and n.islower())]
+    if not names or bad:
+        raise click.UsageError(f"--services needs service names, got {services!r}")
+    if settings.amqp_url is None:
+        raise click.UsageError("the local provider needs the broker: set WORKUP_AMQP_URL or --amqp-url")
+    policy = ScalePolicy(minimum=min_processes, maximum=max_processes, cpu_up=base.cpu_up,
+                         cpu_down=base.cpu_down, queue_up=queue_up, cooldown_up=cooldown_up,
+                         cooldown_down=cooldown_down, down_window=down_window)
+
+    async def main() -> None:
+        from ..scale._local import LocalProvider
+        from ..workers import AmqpTransport
+        from ..workers._serve import load_control_secret
+
+        secret = load_control_secret(settings, create=True)
+        async with AmqpTransport.connect(settings.amqp_url, prefix=prefix) as transport:
+            scaler = Autoscaler(LocalProvider(transport, secret, names), lambda svc: policy, dry_run=dry_run)
+            await run_autoscaler(scaler, interval=interval, cycles=cycles)
+
+    trio.run(main)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import trio
 
@@ -15,30 +15,31 @@ log = logging.getLogger("workup.scale")
 
 
 class Provider(Protocol):
-    def services(self) -> Sequence[Any]: ...               # each has .name and .labels
-    def observe(self, services: Sequence[Any]) -> dict[str, Observation]: ...
-    def scale(self, name: str, replicas: int) -> None: ...
+    async def services(self) -> Sequence[Any]: ...               # each has .name and .labels
+    async def observe(self, services: Sequence[Any]) -> dict[str, Observation]: ...
+    async def scale(self, name: str, replicas: int) -> None: ...
 
 
 class Autoscaler:
     """Keeps each service's :class:`ScaleState` between cycles."""
 
-    def __init__(self, provider: Provider, policy_for: Any, *, dry_run: bool = False) -> None:
+    def __init__(self, provider: Provider, policy_for: Callable[[Any], ScalePolicy], *,
+                 dry_run: bool = False) -> None:
         self.provider = provider
-        self.policy_for = policy_for  # (service) -> ScalePolicy
+        self.policy_for = policy_for
         self.dry_run = dry_run
         self.states: dict[str, ScaleState] = {}
 
-    def cycle(self) -> dict[str, Decision]:
-        services = list(self.provider.services())
-        observations = self.provider.observe(services)
+    async def cycle(self) -> dict[str, Decision]:
+        services = list(await self.provider.services())
+        observations = await self.provider.observe(services)
         decisions: dict[str, Decision] = {}
         for svc in services:
             obs = observations.get(svc.name)
             if obs is None:
                 continue
             try:
-                policy: ScalePolicy = self.policy_for(svc)
+                policy = self.policy_for(svc)
             except ValueError as exc:
                 log.warning("skipping %s: %s", svc.name, exc)
                 continue
@@ -49,7 +50,7 @@ class Autoscaler:
                      "?" if obs.queue_depth is None else obs.queue_depth, decision.direction,
                      decision.replicas, decision.reason, " [dry run]" if self.dry_run else "")
             if decision.direction != "hold" and not self.dry_run:
-                self.provider.scale(svc.name, decision.replicas)
+                await self.provider.scale(svc.name, decision.replicas)
         return decisions
 
 
@@ -57,8 +58,8 @@ async def run_autoscaler(scaler: Autoscaler, *, interval: float, cycles: int | N
     done = 0
     while cycles is None or done < cycles:
         try:
-            await trio.to_thread.run_sync(scaler.cycle)
-        except Exception as exc:  # one failed cycle (Docker or Prometheus away) must not stop scaling
+            await scaler.cycle()
+        except Exception as exc:  # one failed cycle (engine or broker away) must not stop scaling
             log.error("autoscaler cycle failed: %s", exc)
         done += 1
         if cycles is None or done < cycles:

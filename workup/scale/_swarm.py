@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import httpx
 import msgspec
+import trio
 
 from ._policy import Observation, ScalePolicy
 
@@ -72,14 +73,18 @@ class PrometheusCpu:
 
 
 class SwarmProvider:
-    """Reads and scales Swarm services through the Docker Engine API (``docker`` SDK)."""
+    """Reads and scales Swarm services through the Docker Engine API (``docker`` SDK, called off
+    the trio loop)."""
 
     def __init__(self, docker_client: Any, cpu: CpuSource, queues: QueueDepthSource | None = None) -> None:
         self._docker = docker_client
         self._cpu = cpu
         self._queues = queues
 
-    def services(self) -> list[SwarmService]:
+    async def services(self) -> list[SwarmService]:
+        return await trio.to_thread.run_sync(self._services)
+
+    def _services(self) -> list[SwarmService]:
         found = []
         for svc in self._docker.services.list(filters={"label": f"{LABEL}=true"}):
             spec = svc.attrs["Spec"]
@@ -91,7 +96,10 @@ class SwarmProvider:
                                       nano / 1e9 if nano else 1.0, dict(spec.get("Labels") or {})))
         return found
 
-    def observe(self, services: list[SwarmService]) -> dict[str, Observation]:
+    async def observe(self, services: list[SwarmService]) -> dict[str, Observation]:
+        return await trio.to_thread.run_sync(self._observe, services)
+
+    def _observe(self, services: list[SwarmService]) -> dict[str, Observation]:
         cores = self._cpu.cores_by_service()
         now = time.monotonic()
         out = {}
@@ -104,5 +112,5 @@ class SwarmProvider:
                                       queue_depth=depth, at=now)
         return out
 
-    def scale(self, name: str, replicas: int) -> None:
-        self._docker.services.get(name).scale(replicas)
+    async def scale(self, name: str, replicas: int) -> None:
+        await trio.to_thread.run_sync(lambda: self._docker.services.get(name).scale(replicas))
