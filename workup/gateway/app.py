@@ -12,7 +12,7 @@ import msgspec
 from quart import Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from ..cache import Cache, CacheUnavailable
+from ..cache import Cache
 from ..envelope import new_request_id
 from ..problems import ProblemError
 from ..settings import Settings
@@ -20,8 +20,9 @@ from ._drain import DrainBody
 from ._problems import http_problem, problem_response, validation_problem
 from ._revocations import Revocations
 from ._state import Gateway, GatewayApp
-from ._tokens import InvalidToken, TokenService
-from .kit import ANONYMOUS
+from ._auth import ANONYMOUS, authenticate
+from ._notifications import NotificationHub
+from ._tokens import TokenService
 from .routes import blueprints
 
 __all__ = ["create_app"]
@@ -46,31 +47,20 @@ def create_app(settings: Settings, transport: Any, cache: Cache, *, jwt_keys: Se
     app.url_map.merge_slashes = False
     app.gw = Gateway(settings=settings, transport=transport, cache=cache, tokens=tokens,
                      revocations=Revocations(cache), request_timeout=request_timeout, max_body=max_body)
+    app.gw.hub = hub = NotificationHub(transport)
     app.asgi_app = DrainBody(app.asgi_app)  # type: ignore[method-assign]
     _install_hooks(app)
+
+    @app.before_serving
+    async def _start_hub() -> None:
+        app.nursery.start_soon(hub.run)
+
+    @app.after_serving
+    async def _stop_hub() -> None:
+        hub.stop()
     for bp in blueprints():
         app.register_blueprint(bp)
     return app
-
-
-async def _authenticate(header: str | None, gw: Gateway):
-    if header is None:
-        return ANONYMOUS
-    scheme, _, token = header.strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise ProblemError(401, "the Authorization header must be 'Bearer <token>'")
-    try:
-        claims = gw.tokens.verify(token)
-    except InvalidToken as exc:
-        raise ProblemError(401, str(exc)) from None
-    try:
-        closed = await gw.revocations.is_closed(claims.sub)
-    except CacheUnavailable:
-        raise ProblemError(503, "cannot check the account state right now") from None
-    if closed:
-        raise ProblemError(401, "this account is closed")
-    return claims.caller
 
 
 def _install_hooks(app: GatewayApp) -> None:
@@ -87,7 +77,7 @@ def _install_hooks(app: GatewayApp) -> None:
         length = request.content_length
         if length is not None and length > gw.max_body:
             raise ProblemError(413, f"request body over {gw.max_body} bytes")
-        g.caller = await _authenticate(request.headers.get("Authorization"), gw)
+        g.caller = await authenticate(request.headers.get("Authorization"), gw)
 
     @app.after_request
     async def _finish(response: Response) -> Response:

@@ -26,6 +26,7 @@ from ..cache import CacheUnavailable
 from ..envelope import Caller, Reply
 from ..problems import FieldError, ProblemError
 from ..transport import DeadlineExceeded, NoResponder
+from ._auth import ANONYMOUS
 from ._problems import JSON, PROBLEM_JSON, RETRY_AFTER, normalize_problem, validation_problem
 from ._state import gateway
 
@@ -36,7 +37,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-ANONYMOUS = Caller(None, None)
 _log = logging.getLogger("workup.gateway")
 
 

@@ -15,8 +15,8 @@ ROUTE_MODULES = ["users", "jobs", "contracts", "payments"]
 def blueprints() -> list[Blueprint]:
     """The gateway's own routes, then every service route module present (missing ones skipped;
     an import error inside a present module is raised, not hidden)."""
-    from . import _ops
-    found = [_ops.blueprint]
+    from . import _notifications, _ops
+    found = [_ops.blueprint, _notifications.blueprint]
     for name in ROUTE_MODULES:
         qualified = f"{__name__}.{name}"
         try:

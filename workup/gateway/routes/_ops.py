@@ -29,10 +29,11 @@ async def welcome() -> Response:
 
 async def broker_reachable(transport: object) -> bool:
     """The transport's own health probe when it has one (``healthy`` attribute, method or
-    coroutine); an in-process transport without one is always reachable."""
+    coroutine), else its AMQP connection's ``is_open``; an in-process transport is reachable."""
     probe = getattr(transport, "healthy", None)
     if probe is None:
-        return True
+        conn = getattr(transport, "conn", None)
+        return bool(getattr(conn, "is_open", True)) if conn is not None else True
     if callable(probe):
         probe = probe()
     if inspect.isawaitable(probe):

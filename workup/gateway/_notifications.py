@@ -1,0 +1,142 @@
+"""Fan-out of service events to the WebSocket connections of their recipients.
+
+One subscription to the transport's event stream per gateway process (started with the app, so
+it is in place before any WebSocket handshake completes); each open socket registers a bounded
+queue under its user id *before* it accepts. A socket that falls :data:`QUEUE_SIZE` events behind
+is closed (1013, try again later) rather than silently skipping events.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import uuid
+from typing import Any
+
+import msgspec
+import trio
+
+from ..envelope import Event
+
+__all__ = ["NotificationHub", "QUEUE_SIZE", "PROBE", "encode_event"]
+
+QUEUE_SIZE = 256
+PROBE = "gateway.subscribed"  # published by the hub to itself, never delivered
+_log = logging.getLogger("workup.gateway.notifications")
+
+
+class _Wire(msgspec.Struct):
+    type: str
+    at: str
+    data: dict[str, str]
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def encode_event(event: Event) -> str:
+    """What a client receives: ``{type, at, data}`` (recipients are not disclosed)."""
+    return _encode(_Wire(event.type, event.at, event.data)).decode()
+
+
+class Subscription:
+    def __init__(self, hub: "NotificationHub", user_id: str) -> None:
+        self.hub = hub
+        self.user_id = user_id
+        self.send, self.receive = trio.open_memory_channel[str](QUEUE_SIZE)
+        self.overflowed = False
+
+    def deliver(self, text: str) -> None:
+        try:
+            self.send.send_nowait(text)
+        except trio.WouldBlock:
+            self.overflowed = True
+            self.send.close()
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+
+    def __enter__(self) -> "Subscription":
+        self.hub._subs.setdefault(self.user_id, set()).add(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        subs = self.hub._subs.get(self.user_id)
+        if subs is not None:
+            subs.discard(self)
+            if not subs:
+                del self.hub._subs[self.user_id]
+        self.send.close()
+
+
+class NotificationHub:
+    def __init__(self, source: Any) -> None:
+        self._source = source
+        self._subs: dict[str, set[Subscription]] = {}
+        self._scope: trio.CancelScope | None = None
+        self.ready = trio.Event()   # set once our subscription is known to receive events
+
+    def subscribe(self, user_id: str) -> Subscription:
+        return Subscription(self, user_id)
+
+    def open_sockets(self) -> int:
+        return sum(len(s) for s in self._subs.values())
+
+    def dispatch(self, event: Event) -> None:
+        text: str | None = None
+        for user in set(event.recipients):
+            for sub in tuple(self._subs.get(user, ())):
+                if text is None:
+                    text = encode_event(event)
+                sub.deliver(text)
+
+    async def run(self, *, max_backoff: float = 10.0) -> None:
+        """Consume the event stream until :meth:`stop`; resubscribe with backoff when it fails."""
+        if getattr(self._source, "subscribe", None) is None:
+            return  # no event source: notifications stay unavailable (503)
+        with trio.CancelScope() as scope:
+            self._scope = scope
+            backoff = 0.1
+            while True:
+                try:
+                    await self._consume()
+                except Exception as exc:  # the broker went away: subscribe again
+                    _log.warning("event stream failed (%s); resubscribing in %.1fs", exc, backoff)
+                if self.ready.is_set():
+                    self.ready = trio.Event()
+                    backoff = 0.1
+                await trio.sleep(backoff)
+                backoff = min(max_backoff, backoff * 2)
+
+    async def _consume(self) -> None:
+        probe = uuid.uuid4().hex
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._probe, probe)
+            async for event in self._source.subscribe():
+                if event.type == PROBE:
+                    if event.data.get("probe") == probe:
+                        self.ready.set()
+                    continue
+                self.dispatch(event)
+            nursery.cancel_scope.cancel()
+
+    async def _probe(self, probe: str) -> None:
+        """The event stream gives no sign that it is subscribed; an event we publish to nobody
+        and see come back is that sign."""
+        event = Event(type=PROBE, at=_now(), recipients=[], data={"probe": probe})
+        delay = 0.05
+        while not self.ready.is_set():
+            await self._source.publish_event(event)
+            with trio.move_on_after(delay):
+                await self.ready.wait()
+            delay = min(2.0, delay * 2)
+
+    def stop(self) -> None:
+        if self._scope is not None:
+            self._scope.cancel()
+        for subs in list(self._subs.values()):
+            for sub in list(subs):
+                sub.send.close()
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

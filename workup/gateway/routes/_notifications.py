@@ -1,0 +1,62 @@
+"""``/api/v1/notifications``: a WebSocket of the caller's events (API.md "Notifications")."""
+
+from __future__ import annotations
+
+import trio
+from quart import Blueprint, Response, g, websocket
+
+from ...envelope import new_request_id
+from ...problems import ProblemError
+from .._auth import bearer_token, caller_for_token
+from .._problems import problem_response
+from .._state import gateway
+
+__all__ = ["blueprint", "PATH"]
+
+PATH = "/api/v1/notifications"
+READY_WAIT = 5.0   # seconds a handshake may wait for the event subscription after start-up
+
+blueprint = Blueprint("notifications", __name__)
+
+
+@blueprint.get(PATH)
+async def not_upgraded() -> Response:
+    problem = ProblemError(426, "this route is a WebSocket: send an Upgrade: websocket request").problem
+    return problem_response(problem, {"Upgrade": "websocket", "Connection": "Upgrade"})
+
+
+def _token() -> str:
+    header = websocket.headers.get("Authorization")
+    if header is not None:
+        return bearer_token(header)
+    token = websocket.args.get("token", "").strip()
+    if not token:
+        raise ProblemError(401, "a token is required (Authorization header or token parameter)")
+    return token
+
+
+@blueprint.websocket(PATH)
+async def notifications() -> Response | None:
+    gw = gateway()
+    g.request_id = new_request_id()
+    try:
+        caller = await caller_for_token(_token(), gw)
+        with trio.move_on_after(READY_WAIT):
+            await gw.hub.ready.wait()
+        if not gw.hub.ready.is_set():
+            raise ProblemError(503, "notifications are not available right now")
+    except ProblemError as exc:  # refused before the upgrade, as a plain HTTP answer
+        headers = {"WWW-Authenticate": 'Bearer realm="workup"'} if exc.status == 401 else None
+        return problem_response(exc.problem, headers)
+    assert caller.user_id is not None
+    with gw.hub.subscribe(caller.user_id) as sub:
+        await websocket.accept()
+        gw.metrics.websockets += 1
+        try:
+            async for text in sub.receive:
+                await websocket.send(text)
+            if sub.overflowed:
+                await websocket.close(1013, "too many undelivered events; reconnect")
+        finally:
+            gw.metrics.websockets -= 1
+    return None
