@@ -13,6 +13,25 @@ from workup.settings import Settings, SettingsError
 from .conftest import PASSWORD, USER, jpeg, pdf, png, start_media
 
 
+BANNERS = '''
+[[groups]]
+name = "banners"
+mime_types = ["image/png", "image/jpeg"]
+placeholder = "banner.png"
+resize = { width = 100, height = 50, mode = "cover" }
+'''
+DOCS_GROUP = '''
+[[groups]]
+name = "docs"
+mime_types = ["application/pdf"]
+'''
+
+
+def write_banners(directory, extra=""):
+    (directory / "banner.png").write_bytes(png(30, 10))
+    (directory / "groups.toml").write_text(BANNERS + extra)
+
+
 def test_defaults():
     config = media_config("/srv/data", upload_user="u", upload_password="pw-never-printed")
     assert config.storage_dir == "/srv/data/media"
@@ -24,18 +43,7 @@ def test_defaults():
 
 
 def test_toml_groups(tmp_path):
-    (tmp_path / "banner.png").write_bytes(png(30, 10))
-    (tmp_path / "groups.toml").write_text('''
-[[groups]]
-name = "banners"
-mime_types = ["image/png", "image/jpeg"]
-placeholder = "banner.png"
-resize = { width = 100, height = 50, mode = "cover" }
-
-[[groups]]
-name = "docs"
-mime_types = ["application/pdf"]
-''')
+    write_banners(tmp_path, extra=DOCS_GROUP)
     groups = load_groups(tmp_path / "groups.toml")
     assert [g.name for g in groups] == ["banners", "docs"]
     assert groups[0].placeholder_path() == tmp_path / "banner.png"
@@ -94,14 +102,7 @@ def test_credentials_and_limit_are_required():
 
 
 async def test_custom_groups_served(nursery, tmp_path):
-    (tmp_path / "banner.png").write_bytes(png(30, 10))
-    (tmp_path / "groups.toml").write_text('''
-[[groups]]
-name = "banners"
-mime_types = ["image/png", "image/jpeg"]
-placeholder = "banner.png"
-resize = { width = 100, height = 50, mode = "cover" }
-''')
+    write_banners(tmp_path)
     config = media_config(tmp_path, upload_user=USER, upload_password=PASSWORD, groups=tmp_path / "groups.toml")
     port = await start_media(nursery, config)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:

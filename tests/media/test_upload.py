@@ -239,3 +239,17 @@ async def test_a_client_that_stops_sending_gets_408_and_nothing_is_kept(media, m
     status, headers, body = await raw_request(media.port, head + start)  # then silence
     assert status == 408 and headers["content-type"] == "application/problem+json"
     assert list(media.group_dir("attachments").iterdir()) == []
+
+
+async def test_traversal_in_the_upload_url_is_refused(media, tmp_path):
+    before = tree(tmp_path)
+    multipart = (b"--t\r\nContent-Disposition: form-data; name=\"filename\"\r\n\r\nevil\r\n"
+                 b"--t\r\nContent-Disposition: form-data; name=\"resource\"; filename=\"e\"\r\n\r\n%PDF-1.4\nEVIL\r\n--t--\r\n")
+    for target in ["/upload/..", "/upload/%2e%2e", "/upload/..%2fmedia", "/upload/resume%2f..%2f..",
+                   "/upload/resume/../../x", "/upload/%2fetc", "/upload/resume%00"]:
+        request = (f"POST {target} HTTP/1.1\r\nHost: t\r\nAuthorization: {basic(USER, PASSWORD)}\r\nConnection: close\r\n"
+                   f"Content-Type: multipart/form-data; boundary=t\r\nContent-Length: {len(multipart)}\r\n\r\n").encode() + multipart
+        status, headers, _ = await raw_request(media.port, request)
+        assert status in (400, 404), (target, status)
+        assert headers["content-type"] == "application/problem+json"
+    assert tree(tmp_path) == before
