@@ -83,9 +83,11 @@ class Harness:
         assert got == status, (command, got, body)
         return body
 
-    async def start(self, name: str) -> None:
-        """Start one instance of ``name`` (``payments`` = the fake) in its own cancel scope."""
-        service = self.payments.service if name == "payments" else load_service(name)
+    async def start(self, name: str, service: Service[Any] | None = None) -> None:
+        """Start one instance of ``name`` (``payments`` = the fake, unless ``service`` is given)
+        in its own cancel scope."""
+        if service is None:
+            service = self.payments.service if name == "payments" else load_service(name)
 
         async def run(task_status: trio.TaskStatus[None]) -> None:
             with trio.CancelScope() as scope:
