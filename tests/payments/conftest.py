@@ -56,10 +56,12 @@ def pg_url(postgres_url: str) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=["postgres", "sqlite"])
+@pytest.fixture(params=["postgres", "postgres-serializable", "sqlite"])
 async def store(request: pytest.FixtureRequest, pg_url: str, tmp_path: Path):
-    if request.param == "postgres":
-        s = PostgresStore.open(pg_url, size=4, application_name=f"workup-test-{uuid.uuid4().hex[:8]}")
+    if request.param.startswith("postgres"):
+        isolation = "serializable" if request.param.endswith("serializable") else "read committed"
+        s = PostgresStore.open(pg_url, size=4, application_name=f"workup-test-{uuid.uuid4().hex[:8]}",
+                               isolation=isolation)
     else:
         s = SqliteStore.open(tmp_path / "payments.sqlite3", size=4)
     try:

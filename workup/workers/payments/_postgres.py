@@ -36,6 +36,8 @@ _TYPES = {"money": "NUMERIC(14,2)", "ts": "TIMESTAMPTZ", "blob": "BYTEA",
           "serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"}
 _MIGRATION_LOCK = 0x776F726B7570  # pg_advisory_xact_lock key: one migrator at a time
 _RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+_ISOLATION = {"read committed": psycopg.IsolationLevel.READ_COMMITTED,
+              "serializable": psycopg.IsolationLevel.SERIALIZABLE}
 
 
 class StoreUnavailable(RuntimeError):
@@ -97,21 +99,30 @@ def _migrate(conn: psycopg.Connection) -> list[int]:
 class PostgresStore(SqlStore):
     """Open with :meth:`open` (blocking: call it in a thread); close with :meth:`close`."""
 
-    def __init__(self, url: str, size: int, application_name: str = "workup-payments") -> None:
+    def __init__(self, url: str, size: int, application_name: str = "workup-payments",
+                 isolation: str = "read committed") -> None:
         super().__init__(size)
         self._conninfo = _conninfo(url, application_name)
         self._size = size
+        self._isolation = _ISOLATION[isolation]
         self._pool = self._new_pool(size)
+
+    def _configure(self, conn: psycopg.Connection) -> None:
+        conn.isolation_level = self._isolation
 
     def _new_pool(self, size: int) -> ConnectionPool:
         return ConnectionPool(self._conninfo, min_size=size, max_size=size, open=False, timeout=30,
                               kwargs={"autocommit": True, "options": "-c timezone=UTC"},
-                              name="workup-payments")
+                              configure=self._configure, name="workup-payments")
 
     @classmethod
-    def open(cls, url: str, size: int = 4, application_name: str = "workup-payments") -> "PostgresStore":
+    def open(cls, url: str, size: int = 4, application_name: str = "workup-payments",
+             isolation: str = "read committed") -> "PostgresStore":
+        """``isolation``: "read committed" (the default: explicit row locks make it safe) or
+        "serializable" (for the benchmark: the same scripts, with PostgreSQL's conflict aborts
+        retried)."""
         ensure_database(url)
-        store = cls(url, size, application_name)
+        store = cls(url, size, application_name, isolation)
         try:
             store._pool.open(wait=True, timeout=15)
             with store._pool.connection() as conn:
