@@ -156,3 +156,40 @@ async def test_redeliveries_are_counted_then_dead_lettered():
         await dead.cancel()
         await ch.close()
         await delete_topology(t)
+
+
+async def test_set_max_threads_changes_the_prefetch():
+    prefix = unique_prefix()
+    async with AmqpTransport.connect(AMQP_URL, prefix=prefix) as t:
+        ch = await t.conn.channel()
+
+        async def ready_messages():
+            return (await ch.declare_queue(f"{prefix}.echo", passive=True)).message_count
+
+        async def wait_ready(n):
+            seen = []
+            with trio.move_on_after(5):
+                while not seen or seen[-1] != n:
+                    seen.append(await ready_messages())
+                    await trio.sleep(0.05)
+            assert seen[-1] == n, seen
+
+        async with trio.open_nursery() as n:
+            inst = await start(n, t, concurrency=2)
+            done = []
+
+            async def call():
+                done.append(await t.call("echo.Sleep", Sleep(0.6), caller=CLIENT, timeout=20))
+            for _ in range(10):
+                n.start_soon(call)
+            await wait_ready(8)  # prefetch 2: two in flight, eight waiting in the queue
+            replies = await control(t, "set-max-threads", "5", expect=1)
+            assert replies[0].ok and inst.max_threads == 5
+            await wait_ready(3)  # a new consumer with prefetch 5 (the old one's 2 finish first)
+            with trio.fail_after(10):
+                while len(done) < 10:
+                    await trio.sleep(0.05)
+            assert all(r.status == 200 for r in done)
+            n.cancel_scope.cancel()
+        await ch.close()
+        await delete_topology(t)

@@ -83,14 +83,22 @@ class AmqpWorkSource:
         self._channel = channel
         self._consumer = consumer
         self._queue = queue
+        self._retired: list[Any] = []  # consumers replaced by set_prefetch, still being drained
         self._lot = trio.lowlevel.ParkingLot()
         self._pumping = False
         self._ended = False
 
+    def _buffered(self) -> Delivery | None:
+        while self._retired:
+            raw = self._retired[0].receive_nowait()
+            if raw is not None:
+                return raw  # type: ignore[no-any-return]
+            del self._retired[0]  # cancelled and empty: nothing more can arrive on it
+        return self._consumer.receive_nowait()  # type: ignore[no-any-return]
+
     async def receive(self) -> AmqpDelivery:
-        consumer = self._consumer
         while True:
-            raw = consumer.receive_nowait()
+            raw = self._buffered()
             if raw is None:
                 if self._ended:
                     raise trio.EndOfChannel
@@ -98,12 +106,15 @@ class AmqpWorkSource:
                     await self._lot.park()
                     continue
                 self._pumping = True
+                consumer = self._consumer
                 try:
                     raw = await consumer.__anext__()
                 except StopAsyncIteration:
-                    self._ended = True
-                    self._lot.unpark_all()
-                    raise trio.EndOfChannel from None
+                    if consumer is self._consumer:
+                        self._ended = True
+                        self._lot.unpark_all()
+                        raise trio.EndOfChannel from None
+                    continue  # replaced by set_prefetch: wait on the new one
                 finally:
                     self._pumping = False
                 self._lot.unpark()  # someone else waits on the broker now
@@ -139,7 +150,15 @@ class AmqpWorkSource:
         raw.ack()  # after the reply: a crash before this redelivers, never loses
 
     async def set_prefetch(self, n: int) -> None:
+        """``basic.qos`` binds consumers created after it, so the consumer is replaced; the old
+        one's deliveries are still handed out (and acked) before it is forgotten."""
+        if self._ended:
+            return
         await self._channel.qos(n)
+        old, self._consumer = self._consumer, await self._channel.consume(self._queue)
+        await old.cancel()  # after cancel-ok nothing more arrives on it
+        self._retired.append(old)
+        self._lot.unpark_all()  # loops parked behind the old consumer's pump re-check
 
     async def close(self) -> None:
         """Stop consuming; deliveries already received still come out of :meth:`receive`."""
