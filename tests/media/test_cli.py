@@ -8,8 +8,6 @@ import subprocess
 import sys
 from typing import NamedTuple
 
-import pytest
-
 
 class Result(NamedTuple):
     returncode: int

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from types import TracebackType
 
 import msgspec
 import trio
 from quart import request
-from quart_trio.wrappers.response import TrioResponse as Response
 from quart.wrappers.response import ResponseBody
 from quart_trio import QuartTrio
+from quart_trio.wrappers.response import TrioResponse as Response
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_options_header
 

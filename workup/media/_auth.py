@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 
 __all__ = ["basic_credentials", "credentials_match"]
@@ -24,10 +25,15 @@ def basic_credentials(header: str | None) -> tuple[str, str] | None:
     return (user, password) if colon else None
 
 
+def _digest(text: str) -> bytes:
+    # equal-length digests: the comparison's time reveals neither content nor length
+    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
 def credentials_match(given: tuple[str, str] | None, user: str, password: str) -> bool:
     """True when ``given`` equals the configured pair; both halves are always compared."""
     if given is None:
         given = ("", "")
-    user_ok = hmac.compare_digest(given[0].encode(), user.encode())
-    password_ok = hmac.compare_digest(given[1].encode(), password.encode())
+    user_ok = hmac.compare_digest(_digest(given[0]), _digest(user))
+    password_ok = hmac.compare_digest(_digest(given[1]), _digest(password))
     return user_ok & password_ok

@@ -75,4 +75,8 @@ async def serve_media(
             log.info("media server on %s:%d, storage %s", host, bound, config.storage_dir)
             task_status.started(bound)
 
-    await worker_serve(app, hc, sockets=sockets, shutdown_trigger=shutdown_trigger, task_status=_Status())  # type: ignore[arg-type]
+    try:
+        await worker_serve(app, hc, sockets=sockets, shutdown_trigger=shutdown_trigger, task_status=_Status())  # type: ignore[arg-type]
+    finally:
+        for sock in sockets.insecure_sockets:
+            sock.close()

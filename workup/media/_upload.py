@@ -7,6 +7,7 @@ written out in batches of :data:`_WRITE_BATCH` bytes.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -190,5 +191,9 @@ async def receive_upload(
         except RequestEntityTooLarge:
             raise bad_request("malformed multipart body: too many parts or an oversized header") from None
         return await receiver.finish()
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise ProblemError(507, "no space left to store the upload") from None
+        raise
     finally:
         await receiver.discard()
