@@ -2,6 +2,7 @@
 # ensure_venv [extras]   e.g. ensure_venv test  -> pip install -e '.[test]'
 # Skips pip when pyproject.toml has not changed since the last install (hash stamp).
 
+export HOME=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)} # CI may run without one
 WORKUP_CACHE=${WORKUP_CACHE:-$HOME/.cache/workup}
 
 _python() { # a python3 >= 3.11 that can make venvs, installing Debian's if needed
