@@ -1,7 +1,8 @@
 """The jobs and contracts services behind the real gateway on a free port, for HTTP tests.
 
-``store="cassandra"`` uses the real Cassandra (unique keyspace prefix of the session) and the
-real Redis as the cache; ``"sqlite"`` the embedded defaults. Tokens are minted with the test
+``"amqp"`` runs on the real RabbitMQ (unique names), Cassandra (the session's unique keyspace
+prefix) and Redis (the cache); ``"local"`` on the embedded defaults (in-process transport,
+SQLite, in-process cache). Tokens are minted with the test
 signing key (the users service is not needed to be someone).
 """
 
@@ -63,11 +64,11 @@ class System:
 
 
 def system_settings(data_dir: Path, store: str, request: Any) -> Settings:
-    if store == "sqlite":
+    if store == "local":
         return Settings(data_dir=str(data_dir))
     return Settings(data_dir=str(data_dir), cassandra_hosts=request.getfixturevalue("cassandra_hosts"),
                     cassandra_keyspace_prefix=request.getfixturevalue("keyspace_prefix"),
-                    redis_url=request.getfixturevalue("redis_url"))
+                    redis_url=request.getfixturevalue("redis_url"), amqp_url=request.getfixturevalue("amqp_url"))
 
 
 @asynccontextmanager

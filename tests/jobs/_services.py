@@ -12,7 +12,7 @@ import os
 import secrets
 import socket
 import uuid
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -101,8 +101,10 @@ class Harness:
         """Stop an instance at once, wherever it is (as a killed process would)."""
         self.scopes.pop(name).cancel()
 
-    async def _collect(self) -> None:
-        async for event in self.transport.subscribe():
+    async def _collect(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        events = self.transport.subscribe()
+        task_status.started()
+        async for event in events:
             self.events.append(event)
 
     def events_of(self, type: str) -> list[Event]:
@@ -119,11 +121,20 @@ def make_settings(data_dir: Path, cassandra: bool = False) -> Settings:
 @asynccontextmanager
 async def running(data_dir: Path, names: tuple[str, ...] = ("jobs", "contracts", "payments"),
                   settings: Settings | None = None) -> AsyncIterator[Harness]:
-    async with trio.open_nursery() as nursery:
-        h = Harness(LocalTransport(), settings or make_settings(data_dir), nursery)
-        nursery.start_soon(h._collect)
-        await trio.sleep(0)
-        for name in names:
-            await h.start(name)
-        yield h
-        nursery.cancel_scope.cancel()
+    """The services on the in-process transport, or on RabbitMQ (unique names) when
+    ``settings.amqp_url`` is set."""
+    settings = settings or make_settings(data_dir)
+    async with AsyncExitStack() as stack:
+        if settings.amqp_url:
+            from workup.workers import AmqpTransport
+            transport = await stack.enter_async_context(
+                AmqpTransport.connect(settings.amqp_url, prefix=f"wjc{secrets.token_hex(5)}"))
+        else:
+            transport = LocalTransport()
+        async with trio.open_nursery() as nursery:
+            h = Harness(transport, settings, nursery)
+            await nursery.start(h._collect)
+            for name in names:
+                await h.start(name)
+            yield h
+            nursery.cancel_scope.cancel()
