@@ -31,7 +31,7 @@ from workup.gateway import create_app, serve_app
 from workup.settings import Settings
 from workup.workers import LocalTransport, load_service, serve_service
 
-__all__ = ["running_system", "System", "Account", "ALL_SERVICES", "PASSWORD", "unique_email", "test_env"]
+__all__ = ["running_system", "System", "Account", "ALL_SERVICES", "PASSWORD", "unique_email", "env_value"]
 
 ALL_SERVICES = ("users", "jobs", "contracts", "payments")
 PASSWORD = "password-123"
@@ -47,7 +47,7 @@ _DEFAULTS = {
 }
 
 
-def test_env(name: str) -> str:
+def env_value(name: str) -> str:
     return os.environ.get(name) or _DEFAULTS[name]
 
 
@@ -144,7 +144,7 @@ def _with_database(url: str, name: str) -> str:
 async def _postgres_database(stack: AsyncExitStack, tag: str) -> str:
     import psycopg
     from psycopg import sql
-    base = test_env("WORKUP_TEST_POSTGRES_URL")
+    base = env_value("WORKUP_TEST_POSTGRES_URL")
     _require_url(base, 5432, "PostgreSQL", "WORKUP_TEST_POSTGRES_URL")
     name = f"workup_sys_{tag}"
 
@@ -164,7 +164,7 @@ async def _postgres_database(stack: AsyncExitStack, tag: str) -> str:
 
 async def _mongo_database(stack: AsyncExitStack, tag: str) -> str:
     import pymongo
-    base = test_env("WORKUP_TEST_MONGO_URL")
+    base = env_value("WORKUP_TEST_MONGO_URL")
     _require_url(base, 27017, "MongoDB-wire server (FerretDB)", "WORKUP_TEST_MONGO_URL")
     name = f"workup_sys_{tag}"
 
@@ -183,7 +183,7 @@ async def _mongo_database(stack: AsyncExitStack, tag: str) -> str:
 
 
 async def _cassandra_keyspaces(stack: AsyncExitStack, tag: str, services: Iterable[str]) -> tuple[str, str]:
-    hosts = test_env("WORKUP_TEST_CASSANDRA_HOSTS")
+    hosts = env_value("WORKUP_TEST_CASSANDRA_HOSTS")
     host, _, port = hosts.split(",")[0].strip().rpartition(":")
     _require(host or "127.0.0.1", int(port or 9042), "Cassandra", "WORKUP_TEST_CASSANDRA_HOSTS")
     prefix = f"sys{tag}"
@@ -224,8 +224,8 @@ async def _settings(mode: str, services: list[str], data_dir: str, stack: AsyncE
     if "jobs" in services or "contracts" in services:
         hosts, prefix = await _cassandra_keyspaces(stack, tag, services)
         stores.update(cassandra_hosts=hosts, cassandra_keyspace_prefix=prefix)
-    amqp_url = test_env("WORKUP_TEST_AMQP_URL")
-    redis_url = test_env("WORKUP_TEST_REDIS_URL")
+    amqp_url = env_value("WORKUP_TEST_AMQP_URL")
+    redis_url = env_value("WORKUP_TEST_REDIS_URL")
     _require_url(amqp_url, 5672, "RabbitMQ", "WORKUP_TEST_AMQP_URL")
     _require_url(redis_url, 6379, "Redis", "WORKUP_TEST_REDIS_URL")
     return Settings(data_dir=data_dir, amqp_url=amqp_url, redis_url=redis_url, jwt_key=JWT_KEY,

@@ -1,9 +1,156 @@
-"""`workup up` (not built yet: see the open issues)."""
+"""``workup up``: the whole system in one process, embedded defaults for whatever is not configured.
+
+The gateway, every service that exists (users, jobs, contracts, payments) and the media server.
+Services run on the in-process transport (on RabbitMQ when ``WORKUP_AMQP_URL`` is set), their
+stores are SQLite files in the data directory unless a server URL is set, the cache is in process
+unless ``WORKUP_REDIS_URL`` is set. Keys and upload credentials that are not given are generated
+once into the data directory. Ctrl-C / SIGTERM stops everything, bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
 
 import click
 
+from ._options import server_options, settings_from
+
+SERVICES = ("users", "jobs", "contracts", "payments")
+
 
 @click.command(name="up")
-def command() -> None:
-    """Not available yet."""
-    raise click.UsageError("'workup up' is not available yet")
+@click.option("--host", default=None, help="address of the gateway and media server (WORKUP_HOST, default 127.0.0.1)")
+@click.option("--port", type=int, default=None, help="gateway port (WORKUP_PORT, default 8080; 0 = any free port)")
+@click.option("--media-port", "media_port", type=int, default=None,
+              help="media server port (WORKUP_MEDIA_PORT, default 8910; 0 = any free port)")
+@click.option("--prefix", default="workup", show_default=True, envvar="WORKUP_AMQP_PREFIX",
+              help="prefix of queue and exchange names when on RabbitMQ (WORKUP_AMQP_PREFIX)")
+@click.option("--request-timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True,
+              envvar="WORKUP_REQUEST_TIMEOUT", help="seconds a request may wait for its service")
+@server_options
+def command(host: str | None, port: int | None, media_port: int | None, prefix: str,
+            request_timeout: float, **flags: object) -> None:
+    """Start the gateway, the services and the media server; print the URLs once they answer."""
+    from ..settings import ensure_secret
+
+    settings = settings_from(host=host, port=port, media_port=media_port, **flags)
+    try:
+        settings.data_path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.UsageError(f"data directory {settings.data_dir}: {exc.strerror}") from None
+    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
+                        format="%(asctime)s up %(levelname)s %(name)s: %(message)s")
+    if not (settings.upload_user and settings.upload_password):
+        import msgspec
+        settings = msgspec.structs.replace(
+            settings, upload_user=settings.upload_user or "workup",
+            upload_password=settings.upload_password or ensure_secret(settings.data_path, "upload.password", 18))
+    from ..gateway._server import run_until_stopped
+    run_until_stopped(run_system, settings, prefix, request_timeout)
+
+
+def available_services() -> list[str]:
+    from ..workers import UnknownService, load_service
+    names = []
+    for name in SERVICES:
+        try:
+            load_service(name)
+        except UnknownService:
+            continue
+        names.append(name)
+    return names
+
+
+@asynccontextmanager
+async def open_transport(settings: Any, prefix: str) -> AsyncIterator[Any]:
+    from ..workers import AmqpTransport, LocalTransport
+    if settings.amqp_url is None:
+        yield LocalTransport()
+        return
+    async with AmqpTransport.connect(settings.amqp_url, prefix=prefix, name="workup-up") as transport:
+        yield transport
+
+
+async def wait_answering(urls: list[str], *, timeout: float = 30.0) -> None:
+    import httpx
+    import trio
+    async with httpx.AsyncClient(timeout=2) as client:
+        with trio.fail_after(timeout):
+            for url in urls:
+                while True:
+                    try:
+                        if (await client.get(url)).status_code < 500:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    await trio.sleep(0.1)
+
+
+async def run_system(settings: Any, prefix: str, request_timeout: float, *,
+                     task_status: Any = None) -> None:
+    """Everything until SIGINT/SIGTERM (or cancellation); ``task_status.started(urls)`` once the
+    gateway and the media server answer."""
+    import trio
+
+    from ..cache import open_cache
+    from ..gateway import create_app, jwt_keys_from, serve_app
+    from ..gateway._server import until_signalled
+    from ..workers import load_service, serve_service
+
+    keys = jwt_keys_from(settings, generate=True)
+    names = available_services()
+    serve_media = _media_server()
+    stop = trio.Event()
+    with trio.CancelScope() as everything:
+        async with trio.open_nursery() as outer:
+            outer.start_soon(lambda: until_signalled(stop, hard_stop=everything, grace=15))
+            async with open_transport(settings, prefix) as transport:
+                cache = open_cache(settings)
+                async with trio.open_nursery() as workers:
+                    for name in names:
+                        await workers.start(lambda task_status, name=name: serve_service(
+                            load_service(name), settings, transport, grace=2.0, task_status=task_status))
+                    app = create_app(settings, transport, cache, jwt_keys=keys, request_timeout=request_timeout)
+                    async with trio.open_nursery() as front:   # returns after the graceful shutdown
+                        api = await front.start(lambda task_status: serve_app(
+                            app, settings.host, settings.port, shutdown_trigger=stop.wait, task_status=task_status))
+                        urls = {"api": api}
+                        if serve_media is not None:
+                            media_port = await front.start(lambda task_status: serve_media(
+                                settings, host=settings.host, port=settings.media_port,
+                                shutdown_trigger=stop.wait, task_status=task_status))
+                            urls["media"] = api.rsplit(":", 1)[0] + f":{media_port}"
+                        await wait_answering([f"{api}/health"] + ([f"{urls['media']}/describe"] if "media" in urls else []))
+                        _banner(settings, urls, names)
+                        if task_status is not None:
+                            task_status.started(urls)
+                    workers.cancel_scope.cancel()
+            outer.cancel_scope.cancel()
+
+
+def _media_server() -> Any:
+    try:
+        from ..media import serve_media
+    except ImportError:
+        return None
+    return serve_media
+
+
+def _banner(settings: Any, urls: dict[str, str], names: list[str]) -> None:
+    transport = "RabbitMQ" if settings.amqp_url else "the in-process transport"
+    lines = [
+        "WorkUp is up",
+        f"  API       {urls['api']}/api/v1  (OpenAPI {urls['api']}/openapi.json)",
+    ]
+    if "media" in urls:
+        lines.append(f"  media     {urls['media']}  (upload user {settings.upload_user!r}, "
+                     f"password {settings.upload_password!r})")
+    lines += [
+        f"  services  {', '.join(names) or 'none'} on {transport}",
+        f"  data      {settings.data_path.resolve()}",
+        "Press Ctrl-C to stop.",
+    ]
+    click.echo("\n".join(lines))

@@ -1,14 +1,19 @@
-"""Serving the gateway app with hypercorn's trio worker."""
+"""Serving the gateway app with hypercorn's trio worker, and the signal-driven shutdown."""
 
 from __future__ import annotations
 
+import logging
+import signal
 from typing import Any, Awaitable, Callable
 
 import trio
 from hypercorn.config import Config
-from hypercorn.trio import serve
+from hypercorn.trio.run import worker_serve
+from hypercorn.utils import wrap_app
 
-__all__ = ["serve_app", "hypercorn_config"]
+from ..settings import SettingsError
+
+__all__ = ["serve_app", "hypercorn_config", "until_signalled", "run_until_stopped"]
 
 
 def hypercorn_config(host: str, port: int, *, graceful_timeout: float = 5.0) -> Config:
@@ -17,7 +22,7 @@ def hypercorn_config(host: str, port: int, *, graceful_timeout: float = 5.0) -> 
     config.graceful_timeout = graceful_timeout
     config.keep_alive_timeout = 75
     config.accesslog = None          # the app writes its own structured access log
-    config.errorlog = "-"
+    config.errorlog = logging.getLogger("workup.gateway.http")
     config.include_server_header = False
     return config
 
@@ -27,12 +32,51 @@ async def serve_app(app: Any, host: str = "127.0.0.1", port: int = 0, *,
                     graceful_timeout: float = 5.0,
                     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve until cancelled (or ``shutdown_trigger`` returns: then finish in-flight requests for
-    at most ``graceful_timeout`` seconds). ``task_status.started`` gets the base URL."""
+    at most ``graceful_timeout`` seconds). ``task_status.started`` gets the base URL. An address
+    that cannot be bound is a one-line :class:`SettingsError`."""
     config = hypercorn_config(host, port, graceful_timeout=graceful_timeout)
+    try:
+        sockets = config.create_sockets()
+    except OSError as exc:
+        raise SettingsError(f"gateway cannot listen on {host}:{port}: {exc.strerror}") from None
+    for sock in sockets.insecure_sockets:
+        sock.listen(config.backlog)
+    bound_host, bound_port = sockets.insecure_sockets[0].getsockname()[:2]
+    url = f"http://[{bound_host}]:{bound_port}" if ":" in bound_host else f"http://{bound_host}:{bound_port}"
 
-    async def run(task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
-        await serve(app, config, shutdown_trigger=shutdown_trigger, task_status=task_status)
+    class _Status:  # hypercorn reports its binds; callers want one base URL
+        def started(self, value: object = None) -> None:
+            task_status.started(url)
 
-    async with trio.open_nursery() as nursery:
-        binds = await nursery.start(run)
-        task_status.started(binds[0])
+    await worker_serve(wrap_app(app, config.wsgi_max_body_size, None), config, sockets=sockets,
+                       shutdown_trigger=shutdown_trigger, task_status=_Status())  # type: ignore[arg-type]
+
+
+async def until_signalled(stop: trio.Event, *, hard_stop: trio.CancelScope | None = None,
+                          grace: float = 15.0) -> None:
+    """Set ``stop`` on the first SIGINT/SIGTERM; cancel ``hard_stop`` on a second signal or
+    ``grace`` seconds after the first, so shutting down is always bounded."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            if stop.is_set():
+                break
+            stop.set()
+            if hard_stop is not None:
+                hard_stop.deadline = min(hard_stop.deadline, trio.current_time() + grace)
+    if hard_stop is not None:
+        hard_stop.cancel()
+
+
+def run_until_stopped(main: Callable[..., Awaitable[None]], *args: Any) -> None:
+    """``trio.run(main, *args)`` for a CLI: a :class:`SettingsError` raised anywhere in the task
+    tree comes out alone (the CLI prints it as one line, exit code 2)."""
+    try:
+        trio.run(main, *args)
+    except BaseExceptionGroup as group:
+        matched, _ = group.split(SettingsError)
+        if matched is None:
+            raise
+        error: BaseException = matched
+        while isinstance(error, BaseExceptionGroup):
+            error = error.exceptions[0]
+        raise error from None
