@@ -11,6 +11,7 @@ import itertools
 import logging
 from typing import TYPE_CHECKING, Any, Callable
 
+import msgspec
 import trio
 from pamqp import commands as C
 
@@ -223,14 +224,28 @@ class Channel:
                 if self._confirm_waiters.get(seq) is waiter:
                     del self._confirm_waiters[seq]
 
+    def _publish_nowait(self, body: bytes, exchange: str, routing_key: str,
+                        properties: Properties, mandatory: bool) -> bool:
+        """Queue a publish without confirm if the channel is open now; False otherwise."""
+        core = self._core
+        if core is None or core.state is not _OPEN or not self.connection._up \
+                or core.confirm_mode:
+            return False
+        core.publish(exchange, routing_key, body, properties, mandatory)
+        self.connection._wake()
+        return True
+
     async def reply(self, request: Delivery, body: bytes, *,
                     properties: Properties = EMPTY_PROPERTIES) -> None:
         """Answer an RPC request: publish to its ``reply_to`` with its ``correlation_id``."""
         reply_to = request.properties.reply_to
         if not reply_to:
             raise ValueError("the request has no reply_to")
-        if properties.correlation_id is None:
-            properties = _with_correlation(properties, request.properties.correlation_id)
+        if properties is EMPTY_PROPERTIES:
+            properties = Properties(correlation_id=request.properties.correlation_id)
+        elif properties.correlation_id is None:
+            properties = msgspec.structs.replace(
+                properties, correlation_id=request.properties.correlation_id)
         await self.publish(body, routing_key=reply_to, properties=properties)
 
     # -- consume -----------------------------------------------------------------------------
@@ -347,7 +362,3 @@ class Channel:
         for consumer in list(self._consumers.values()):
             await self._subscribe(consumer, core)
 
-
-def _with_correlation(properties: Properties, correlation_id: str | None) -> Properties:
-    import msgspec
-    return msgspec.structs.replace(properties, correlation_id=correlation_id)

@@ -44,6 +44,7 @@ async def connect(url: str | ConnectionParams, *, name: str | None = None,
     stream, core = await conn._handshake()
     try:
         async with trio.open_nursery() as nursery:
+            conn._nursery = nursery
             await nursery.start(conn._run, stream, core)
             try:
                 yield conn
@@ -81,6 +82,7 @@ class Connection:
         self._channels: dict[int, Channel] = {}
         self._topology = Topology()
         self._last_recv = self._last_send = 0.0
+        self._nursery: trio.Nursery | None = None
         self.blocked: str | None = None
         self.reconnects = 0
 
@@ -301,6 +303,12 @@ class Connection:
         event = self._wake_event
         if not event.is_set():
             event.set()
+
+    def _spawn(self, fn: Any) -> None:
+        """Run a helper task (e.g. an RPC client's timer) for the life of the connection."""
+        if self._nursery is None:
+            raise RuntimeError("the connection is not running (use `async with connect()`)")
+        self._nursery.start_soon(fn)
 
     def _forget_channel(self, channel: Channel) -> None:
         if self._channels.get(channel.number) is channel:

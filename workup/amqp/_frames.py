@@ -137,13 +137,27 @@ def _short(value: str) -> bytes:
     return bytes((len(raw),)) + raw
 
 
+_publish_frames: dict[tuple[int, str, str, bool], bytes] = {}
+
+
+def _publish_frame(channel: int, exchange: str, routing_key: str, mandatory: bool) -> bytes:
+    key = (channel, exchange, routing_key, mandatory)
+    method = _publish_frames.get(key)
+    if method is None:
+        args = b"\x00\x3c\x00\x28\x00\x00" + _short(exchange) + _short(routing_key) \
+            + (b"\x01" if mandatory else b"\x00")
+        method = _FRAME_HEAD.pack(METHOD, channel, len(args)) + args + b"\xce"
+        if len(_publish_frames) >= 4096:  # bounded: reply queues come and go
+            _publish_frames.clear()
+        _publish_frames[key] = method
+    return method
+
+
 def encode_publish(channel: int, exchange: str, routing_key: str, body: bytes,
                    properties: Properties, mandatory: bool, frame_max: int) -> bytes:
     """``basic.publish`` + content header + as many body frames as ``frame_max`` needs."""
-    args = b"\x00\x3c\x00\x28\x00\x00" + _short(exchange) + _short(routing_key) \
-        + (b"\x01" if mandatory else b"\x00")
     head = _HEADER_HEAD.pack(60, 0, len(body)) + encode_properties(properties)
-    parts = [_FRAME_HEAD.pack(METHOD, channel, len(args)), args, b"\xce",
+    parts = [_publish_frame(channel, exchange, routing_key, mandatory),
              _FRAME_HEAD.pack(HEADER, channel, len(head)), head, b"\xce"]
     chunk = frame_max - 8
     if len(body) <= chunk:

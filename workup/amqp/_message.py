@@ -84,60 +84,69 @@ def _encode_value(value: Any) -> bytes:
     return _pencode.encode_table_value(value)
 
 
-def encode_properties(props: Properties) -> bytes:
-    """Property flags + property list, as they follow body-size in a content header."""
-    if props is EMPTY_PROPERTIES:
-        return b"\x00\x00"
-    flags = 0
-    out = [b""]
-    for (bit, kind), value in zip(_FIELDS, msgspec.structs.astuple(props)):
-        if value is None:
-            continue
-        flags |= bit
-        if kind == "s":
-            out.append(_shortstr(value))
-        elif kind == "o":
-            out.append(bytes((value,)))
-        elif kind == "t":
-            out.append(encode_table(value))
-        else:
-            out.append(_Q.pack(value))
-    out[0] = _H.pack(flags)
-    return b"".join(out)
+def _compile_encoder() -> Any:
+    """``encode_properties``, unrolled from ``_FIELDS`` (like ``dataclasses`` builds its
+    ``__init__``): no loop, no tuple, one test per field. It runs for every message."""
+    emit = {"s": "_shortstr(v)", "o": "bytes((v,))", "t": "encode_table(v)", "q": "_Q.pack(v)"}
+    lines = ["def encode_properties(p):",
+             "    if p is EMPTY_PROPERTIES:",
+             "        return b'\\x00\\x00'",
+             "    flags = 0",
+             "    out = [b'']"]
+    for name, (bit, kind) in zip(Properties.__struct_fields__, _FIELDS):
+        lines += [f"    v = p.{name}",
+                  "    if v is not None:",
+                  f"        flags |= {bit}",
+                  f"        out.append({emit[kind]})"]
+    lines += ["    out[0] = _H.pack(flags)", "    return b''.join(out)"]
+    namespace: dict[str, Any] = {}
+    exec("\n".join(lines), globals(), namespace)  # noqa: S102 - fixed, generated source
+    function = namespace["encode_properties"]
+    function.__doc__ = "Property flags + property list, as they follow body-size in a header."
+    return function
+
+
+encode_properties = _compile_encoder()
+
+
+def _compile_decoder() -> Any:
+    """``decode_properties``, unrolled from ``_FIELDS`` the same way. A truncated property list
+    shows up as a position past the end (checked once, at the end)."""
+    read = {
+        "s": ["        n = data[pos]", "        {v} = data[pos + 1:pos + 1 + n].decode()",
+              "        pos += 1 + n"],
+        "o": ["        {v} = data[pos]", "        pos += 1"],
+        "t": ["        n, {v} = _pdecode.field_table(data[pos:])", "        pos += n"],
+        "q": ["        ({v},) = _Q.unpack_from(data, pos)", "        pos += 8"],
+    }
+    names = Properties.__struct_fields__
+    lines = ["def decode_properties(data, offset):",
+             "    (flags,) = _H.unpack_from(data, offset)",
+             "    if not flags:",
+             "        return EMPTY_PROPERTIES",
+             "    if flags & 0x0007:",
+             "        raise ProtocolError('unsupported content-header property flags', 502)",
+             "    pos = offset + 2"]
+    for name, (bit, kind) in zip(names, _FIELDS):
+        lines += [f"    if flags & {bit}:"]
+        lines += [line.format(v=name) for line in read[kind]]
+        lines += ["    else:", f"        {name} = None"]
+    lines += ["    if pos != len(data):",
+              "        raise ProtocolError('content header length does not match its "
+              "properties', 502)",
+              f"    return Properties({', '.join(names)})"]
+    namespace: dict[str, Any] = {}
+    exec("\n".join(lines), globals(), namespace)  # noqa: S102 - fixed, generated source
+    return namespace["decode_properties"]
+
+
+_decode_properties = _compile_decoder()
 
 
 def decode_properties(data: bytes, offset: int) -> Properties:
     """Decode the property flags and list starting at ``offset`` of a content-header payload."""
     try:
-        (flags,) = _H.unpack_from(data, offset)
-        if not flags:
-            return EMPTY_PROPERTIES
-        if flags & 0x0007:  # cluster-id (deprecated) or a continuation flag word: not basic
-            raise ProtocolError("unsupported content-header property flags", 502)
-        pos = offset + 2
-        values: list[Any] = []
-        for bit, kind in _FIELDS:
-            if not flags & bit:
-                values.append(None)
-            elif kind == "s":
-                end = pos + 1 + data[pos]
-                if end > len(data):
-                    raise ProtocolError("truncated content header", 502)
-                values.append(data[pos + 1:end].decode())
-                pos = end
-            elif kind == "o":
-                values.append(data[pos])
-                pos += 1
-            elif kind == "t":
-                used, table = _pdecode.field_table(data[pos:])
-                values.append(table)
-                pos += used
-            else:
-                values.append(_Q.unpack_from(data, pos)[0])
-                pos += 8
-        if pos != len(data):
-            raise ProtocolError("content header length does not match its properties", 502)
-        return Properties(*values)
+        return _decode_properties(data, offset)  # type: ignore[no-any-return]
     except (struct.error, IndexError, UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError(f"malformed content header: {exc}", 502) from None
 

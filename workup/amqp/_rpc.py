@@ -1,15 +1,19 @@
 """RPC over direct reply-to: requests carry ``reply_to=amq.rabbitmq.reply-to`` and a
 ``correlation_id``; the replies come back on the same channel and are matched by id.
 
-The hot path avoids per-call events and tasks: a waiting call is a parked task that the reader
-task reschedules with the reply (``trio.lowlevel.wait_task_rescheduled``).
+The hot path has no per-call event, task or cancel scope: a waiting call is a parked task
+(``trio.lowlevel.wait_task_rescheduled``) that the reader task reschedules with its reply,
+and one timer task per client fails the calls whose deadline passed (a heap of deadlines;
+entries of answered calls are dropped lazily and the heap is rebuilt when mostly dead).
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
+import math
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import outcome
@@ -26,6 +30,9 @@ __all__ = ["RpcClient", "REPLY_TO"]
 
 REPLY_TO = "amq.rabbitmq.reply-to"
 _prefixes = itertools.count(1)
+# a waiting call: [deadline, correlation id, parked task (None once resolved), routing key,
+# timeout]
+_Entry = list[Any]
 
 
 class RpcClient:
@@ -33,9 +40,12 @@ class RpcClient:
 
     def __init__(self, channel: "Channel") -> None:
         self.channel = channel
-        self._waiting: dict[str, trio.lowlevel.Task] = {}
+        self._waiting: dict[str, _Entry] = {}
+        self._deadlines: list[_Entry] = []
+        self._next_deadline = math.inf
+        self._timer_scope: trio.CancelScope | None = None
         self._ids = itertools.count(1)
-        # unique per client, so a late reply of an earlier client never matches
+        # unique per client, so a late reply meant for an earlier client never matches
         self._prefix = f"{os.getpid():x}.{next(_prefixes)}."
 
     @classmethod
@@ -46,6 +56,7 @@ class RpcClient:
         channel._gone_hooks.append(client._on_channel_gone)
         # replies go straight to the waiting call, not through a consumer buffer
         await channel._consume(REPLY_TO, no_ack=True, sink=client._on_reply)
+        connection._spawn(client._timer)
         return client
 
     async def call(self, routing_key: str, body: bytes, *, exchange: str = "",
@@ -58,31 +69,71 @@ class RpcClient:
         drops while waiting (the request may or may not have been processed).
         """
         cid = self._prefix + str(next(self._ids))
-        properties = msgspec.structs.replace(properties, correlation_id=cid, reply_to=REPLY_TO)
-        with trio.move_on_after(timeout) as scope:
-            await self.channel.publish(body, exchange=exchange, routing_key=routing_key,
-                                       properties=properties, mandatory=mandatory)
-            # publish did not yield after sending, so the reply cannot have come yet
-            self._waiting[cid] = trio.lowlevel.current_task()
+        if properties is EMPTY_PROPERTIES:
+            properties = Properties(correlation_id=cid, reply_to=REPLY_TO)
+        else:
+            properties = msgspec.structs.replace(properties, correlation_id=cid,
+                                                 reply_to=REPLY_TO)
+        deadline = trio.current_time() + timeout
+        channel = self.channel
+        if not channel._publish_nowait(body, exchange, routing_key, properties, mandatory):
+            with trio.move_on_at(deadline):  # not connected: wait for the reconnect
+                await channel.publish(body, exchange=exchange, routing_key=routing_key,
+                                      properties=properties, mandatory=mandatory)
+            if trio.current_time() >= deadline:
+                raise RpcTimeout(f"no reply to {routing_key!r} within {timeout} s")
+        entry = [deadline, cid, trio.lowlevel.current_task(), routing_key, timeout]
+        self._waiting[cid] = entry
+        self._add_deadline(entry)
 
-            def abort(_: object) -> trio.lowlevel.Abort:
-                self._waiting.pop(cid, None)
-                return trio.lowlevel.Abort.SUCCEEDED
+        def abort(_: object) -> trio.lowlevel.Abort:
+            self._waiting.pop(cid, None)
+            entry[2] = None
+            return trio.lowlevel.Abort.SUCCEEDED
 
-            return await trio.lowlevel.wait_task_rescheduled(abort)  # type: ignore[no-any-return]
-        assert scope.cancelled_caught
-        raise RpcTimeout(f"no reply to {routing_key!r} within {timeout} s")
+        return await trio.lowlevel.wait_task_rescheduled(abort)  # type: ignore[no-any-return]
 
     async def aclose(self) -> None:
         await self.channel.close()
 
+    # -- deadlines ---------------------------------------------------------------------------
+
+    def _add_deadline(self, entry: _Entry) -> None:
+        heap = self._deadlines
+        if len(heap) > 2 * len(self._waiting) + 64:  # mostly answered calls: rebuild
+            heap[:] = [e for e in heap if e[2] is not None]
+            heapq.heapify(heap)
+        heapq.heappush(heap, entry)
+        if entry[0] < self._next_deadline:
+            self._next_deadline = entry[0]
+            if self._timer_scope is not None:
+                self._timer_scope.deadline = entry[0]
+
+    async def _timer(self) -> None:
+        heap = self._deadlines
+        while True:
+            with trio.CancelScope(deadline=self._next_deadline) as scope:
+                self._timer_scope = scope
+                await trio.sleep_forever()
+            self._timer_scope = None
+            now = trio.current_time()
+            while heap and (heap[0][2] is None or heap[0][0] <= now):
+                entry = heapq.heappop(heap)
+                task = entry[2]
+                if task is not None:
+                    entry[2] = None
+                    self._waiting.pop(entry[1], None)
+                    trio.lowlevel.reschedule(task, outcome.Error(RpcTimeout(
+                        f"no reply to {entry[3]!r} within {entry[4]} s")))
+            self._next_deadline = heap[0][0] if heap else math.inf
+
     # -- from the reader task ----------------------------------------------------------------
 
     def _resolve(self, cid: str | None, result: outcome.Outcome) -> None:
-        if cid is None:
-            return
-        task = self._waiting.pop(cid, None)
-        if task is not None:  # else: a late reply of a call that timed out
+        entry = self._waiting.pop(cid, None) if cid is not None else None
+        if entry is not None:  # else: a late reply of a call that timed out
+            task = entry[2]
+            entry[2] = None
             trio.lowlevel.reschedule(task, result)
 
     def _on_reply(self, delivery: Delivery) -> None:
@@ -93,9 +144,8 @@ class RpcClient:
             message.reply_code, message.reply_text, message.exchange, message.routing_key)))
 
     def _on_channel_gone(self, error: BaseException, fatal: bool) -> None:
-        self._fail_all(error if fatal else ConnectionLost(str(error)))
-
-    def _fail_all(self, error: BaseException) -> None:
+        error = error if fatal else ConnectionLost(str(error))
         waiting, self._waiting = self._waiting, {}
-        for task in waiting.values():
+        for entry in waiting.values():
+            task, entry[2] = entry[2], None
             trio.lowlevel.reschedule(task, outcome.Error(error))

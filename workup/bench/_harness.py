@@ -1,0 +1,215 @@
+"""Shared benchmark helpers.
+
+- :class:`Recorder` + :func:`closed_loop_trio` / :func:`closed_loop_asyncio`: keep *c* calls in
+  flight for a warm-up window, then a measure window; only calls that complete inside the
+  measure window count; latency is from just before the call to its return.
+- :func:`percentile` (nearest rank), :class:`Result`.
+- :class:`Server`: a child process that prints ``READY`` once it serves.
+- :func:`table` and :func:`save_json` (``perf/results/<name>-<UTC time>.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Sequence
+
+import msgspec
+
+__all__ = ["Result", "Recorder", "percentile", "closed_loop_trio", "closed_loop_asyncio",
+           "Server", "table", "save_json", "machine", "RESULTS_DIR"]
+
+RESULTS_DIR = Path(__file__).resolve().parents[2] / "perf" / "results"
+
+
+class Result(msgspec.Struct, kw_only=True):
+    name: str
+    in_flight: int
+    calls: int
+    errors: int
+    seconds: float
+    calls_per_s: float
+    p50_ms: float
+    p99_ms: float
+    cpu_us_per_call: float | None = None  # of the measuring (client) process
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending sequence (``nan`` if empty)."""
+    if not ordered:
+        return math.nan
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+class Recorder:
+    """Collects latencies of calls that complete inside ``[start, end]`` (perf_counter)."""
+
+    def __init__(self, warmup: float, duration: float) -> None:
+        now = time.perf_counter()
+        self.start = now + warmup
+        self.end = self.start + duration
+        self.latencies: list[float] = []
+        self.errors = 0
+        self.cpu_start = self.cpu_end = 0.0
+
+    def record(self, t0: float, t1: float) -> None:
+        if self.start <= t1 <= self.end:
+            self.latencies.append(t1 - t0)
+
+    def error(self, t1: float) -> None:
+        if self.start <= t1 <= self.end:
+            self.errors += 1
+
+    def result(self, name: str, in_flight: int) -> Result:
+        lat = sorted(self.latencies)
+        seconds = self.end - self.start
+        cpu = self.cpu_end - self.cpu_start
+        return Result(name=name, in_flight=in_flight, calls=len(lat), errors=self.errors,
+                      seconds=round(seconds, 3), calls_per_s=round(len(lat) / seconds, 1),
+                      p50_ms=round(percentile(lat, 50) * 1000, 3),
+                      p99_ms=round(percentile(lat, 99) * 1000, 3),
+                      cpu_us_per_call=round(cpu / len(lat) * 1e6, 1) if lat else None)
+
+
+async def _loop(call: Callable[[], Awaitable[Any]], rec: Recorder) -> None:
+    clock = time.perf_counter
+    end = rec.end
+    while True:
+        t0 = clock()
+        if t0 > end:
+            return
+        try:
+            await call()
+        except Exception:
+            rec.error(clock())
+            continue
+        rec.record(t0, clock())
+
+
+async def _mark_cpu(rec: Recorder, sleep: Callable[[float], Awaitable[Any]],
+                    on_mark: Callable[[str], None] | None) -> None:
+    """Read our CPU time at the window's edges; ``on_mark("start"/"end")`` lets a parent
+    process read its other processes' CPU time at the same moments."""
+    await sleep(max(0.0, rec.start - time.perf_counter()))
+    rec.cpu_start = time.process_time()
+    if on_mark:
+        on_mark("start")
+    await sleep(max(0.0, rec.end - time.perf_counter()))
+    rec.cpu_end = time.process_time()
+    if on_mark:
+        on_mark("end")
+
+
+async def closed_loop_trio(name: str, call: Callable[[], Awaitable[Any]], in_flight: int, *,
+                           warmup: float, duration: float,
+                           on_mark: Callable[[str], None] | None = None) -> Result:
+    import trio
+
+    rec = Recorder(warmup, duration)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_mark_cpu, rec, trio.sleep, on_mark)
+        for _ in range(in_flight):
+            nursery.start_soon(_loop, call, rec)
+        await trio.sleep(rec.end - time.perf_counter() + 0.05)
+        nursery.cancel_scope.cancel()  # calls still in flight do not count
+    return rec.result(name, in_flight)
+
+
+async def closed_loop_asyncio(name: str, call: Callable[[], Awaitable[Any]], in_flight: int, *,
+                              warmup: float, duration: float,
+                              on_mark: Callable[[str], None] | None = None) -> Result:
+    import asyncio
+
+    rec = Recorder(warmup, duration)
+    tasks = [asyncio.ensure_future(_loop(call, rec)) for _ in range(in_flight)]
+    marker = asyncio.ensure_future(_mark_cpu(rec, asyncio.sleep, on_mark))
+    await asyncio.sleep(rec.end - time.perf_counter() + 0.05)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, marker, return_exceptions=True)
+    return rec.result(name, in_flight)
+
+
+class Server:
+    """A child process (``python -m <module> <args>``) that prints ``READY`` when it serves;
+    stopped with SIGTERM (then SIGKILL) on exit. ``cpu_seconds()`` reads its CPU time."""
+
+    def __init__(self, module: str, *args: str, ready_timeout: float = 30.0) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", module, *args],
+                                     stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                     env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            line = self.proc.stdout.readline().decode().strip()
+            if line == "READY":
+                break
+            if not line and self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{module} {' '.join(args)} did not start "
+                                   f"(exit code {self.proc.returncode})")
+
+    def cpu_seconds(self) -> float:
+        import psutil
+        try:
+            times = psutil.Process(self.proc.pid).cpu_times()
+        except psutil.Error:
+            return math.nan
+        return float(times.user + times.system)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A Markdown table (numbers right-aligned, thousands separated)."""
+    def fmt(value: Any) -> str:
+        if isinstance(value, float):
+            return "-" if math.isnan(value) else f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
+        if isinstance(value, int):
+            return f"{value:,}"
+        return "-" if value is None else str(value)
+
+    cells = [[fmt(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
+              for i, h in enumerate(headers)]
+    line = lambda vals: "| " + " | ".join(v.rjust(w) if i else v.ljust(w)  # noqa: E731
+                                          for i, (v, w) in enumerate(zip(vals, widths))) + " |"
+    return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+                     + [line(r) for r in cells])
+
+
+def machine() -> dict[str, Any]:
+    import psutil
+    return {"python": platform.python_version(), "cpus": os.cpu_count(),
+            "load_avg_1m": round(os.getloadavg()[0], 2),
+            "cpu_busy_percent": psutil.cpu_percent(interval=0.3)}
+
+
+def save_json(name: str, data: Any, path: str | Path | None = None) -> Path:
+    """Write ``data`` to ``path`` or ``perf/results/<name>-<UTC time>.json``; return the path."""
+    if path is None:
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        path = RESULTS_DIR / f"{name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+    path = Path(path)
+    path.write_text(json.dumps(msgspec.to_builtins(data), indent=2) + "\n")
+    return path
