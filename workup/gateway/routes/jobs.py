@@ -1,124 +1,114 @@
 """HTTP routes of the jobs service (``/api/v1/jobs``, ``/api/v1/proposals``; API.md "Jobs and
-proposals").
+proposals"), declared as data (:data:`ROUTES`, also read by the contracts routes' module).
 
-Each handler checks the role first, then the path ids and the body or query (400 with field
-errors), then forwards the command; identity travels in the envelope, never in the body. Job
-reads are served from the cache when the jobs service has filled it.
+Each handler checks the role first, then the path ids (32 hex characters, else 400), then the
+body or query into the command struct (400 with field errors), then forwards it; identity
+travels in the envelope, never in the body. Job reads are served from the cache when the jobs
+service has filled it.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
 
 import msgspec
 from quart import Blueprint, Response
 
 from ...messages import jobs as m
+from ...messages._base import Message
 from ...problems import FieldError, ProblemError
-from ..kit import cached_forward, forward, json_body, query_params, require_auth, require_role
+from ..kit import (cached_forward, call, forward, json_body, query_params, require_auth, require_role,
+                   respond)
 
-__all__ = ["blueprint", "path_id", "ROUTES"]
+__all__ = ["blueprint", "ROUTES", "Route", "path_id", "register", "NoBody"]
 
 blueprint = Blueprint("jobs", __name__)
 
-J, P = "/api/v1/jobs", "/api/v1/proposals"
 _ID = re.compile(r"[0-9a-fA-F]{32}")
-
-# (method, path, roles (None: public, (): any), command, success status) — for the OpenAPI document
-ROUTES: list[tuple[str, str, tuple[str, ...] | None, type, int]] = [
-    ("POST", J, ("CLIENT",), m.CreateJob, 201),
-    ("GET", J, None, m.BrowseJobs, 200),
-    ("GET", f"{J}/search", None, m.SearchJobs, 200),
-    ("GET", f"{J}/me", ("CLIENT",), m.GetMyJobs, 200),
-    ("GET", f"{J}/me/proposals", ("FREELANCER",), m.GetMyProposals, 200),
-    ("GET", f"{J}/{{id}}", (), m.GetJob, 200),
-    ("POST", f"{J}/{{id}}/proposals", ("FREELANCER",), m.CreateProposal, 201),
-    ("GET", f"{J}/{{id}}/proposals", (), m.GetJobProposals, 200),
-    ("POST", f"{J}/{{jobId}}/proposals/{{proposalId}}/accept", ("CLIENT",), m.AcceptProposal, 200),
-    ("GET", f"{P}/{{id}}", (), m.GetProposal, 200),
-    ("PUT", f"{P}/{{id}}", ("FREELANCER",), m.UpdateProposal, 200),
-]
+ANY: tuple[str, ...] = ()   # any authenticated role; None = public
 
 
-def path_id(value: str, field: str) -> str:
+class NoBody(Message):
+    """An empty body or ``{}``."""
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str                               # quart rule, path ids as <snake_name>
+    roles: tuple[str, ...] | None
+    command: type
+    body: type | None = None                # validated body; its fields go into the command
+    query: bool = False                     # the command comes from the query string
+    status: int = 200                       # success status (OpenAPI)
+    ids: dict[str, str] = field(default_factory=dict)   # path id -> its name in problems
+    cached: Callable[[Any], str] | None = None          # cache key of the answer, from the command
+    text: bool = False                      # the answer's ``text`` field served as text/plain
+
+
+def path_id(value: str, name: str) -> str:
     """A path id (32 hex characters) or 400."""
     if not _ID.fullmatch(value):
-        raise ProblemError(400, f"{field} is not a valid id",
-                           errors=[FieldError(field=field, message="must be 32 hexadecimal characters")])
+        raise ProblemError(400, f"{name} is not a valid id",
+                           errors=[FieldError(field=name, message="must be 32 hexadecimal characters")])
     return value.lower()
 
 
-def _with(command: type, draft: Any, **ids: str) -> Any:
-    """The command struct: the validated body plus the path ids."""
-    return command(**msgspec.structs.asdict(draft), **ids)
+async def _command(route: Route, params: dict[str, str]) -> Any:
+    ids = {p: path_id(params[p], name) for p, name in route.ids.items()}
+    if route.query:
+        return query_params(route.command)
+    if route.body is None:
+        return route.command(**ids)
+    body = await json_body(route.body, allow_empty=route.body is NoBody)
+    fields = {} if route.body is NoBody else msgspec.structs.asdict(body)
+    return route.command(**fields, **ids)
 
 
-@blueprint.post(J)
-async def create_job() -> Response:
-    require_role("CLIENT")
-    return await forward("jobs.CreateJob", await json_body(m.CreateJob))
+def _handler(service: str, route: Route) -> Callable[..., Awaitable[Response]]:
+    name = f"{service}.{route.command.__name__}"
+
+    async def handle(**params: str) -> Response:
+        if route.roles is not None:   # first: a wrong role is 403 whatever the ids or body
+            require_role(*route.roles) if route.roles else require_auth()
+        command = await _command(route, params)
+        if route.cached is not None:
+            return await cached_forward(route.cached(command), name, command)
+        if not route.text:
+            return await forward(name, command)
+        reply = await call(name, command)
+        if reply.status >= 400:
+            return respond(reply)
+        text = msgspec.json.decode(reply.body)["text"]
+        return Response(text, status=200, content_type="text/plain; charset=utf-8")
+    return handle
 
 
-@blueprint.get(J)
-async def browse_jobs() -> Response:
-    return await forward("jobs.BrowseJobs", query_params(m.BrowseJobs))
+def register(bp: Blueprint, service: str, routes: list[Route]) -> None:
+    for route in routes:
+        bp.add_url_rule(route.path, endpoint=f"{route.method.lower()}_{route.command.__name__}",
+                        view_func=_handler(service, route), methods=[route.method])
 
 
-@blueprint.get(f"{J}/search")
-async def search_jobs() -> Response:
-    return await forward("jobs.SearchJobs", query_params(m.SearchJobs))
+J, P = "/api/v1/jobs", "/api/v1/proposals"
+CLIENT, FREELANCER = ("CLIENT",), ("FREELANCER",)
 
+ROUTES: list[Route] = [
+    Route("POST", J, CLIENT, m.CreateJob, body=m.JobDraft, status=201),
+    Route("GET", J, None, m.BrowseJobs, query=True),
+    Route("GET", f"{J}/search", None, m.SearchJobs, query=True),
+    Route("GET", f"{J}/me", CLIENT, m.GetMyJobs),
+    Route("GET", f"{J}/me/proposals", FREELANCER, m.GetMyProposals),
+    Route("GET", f"{J}/<job_id>", ANY, m.GetJob, ids={"job_id": "id"}, cached=lambda c: m.job_cache_key(c.job_id)),
+    Route("POST", f"{J}/<job_id>/proposals", FREELANCER, m.CreateProposal, body=m.ProposalDraft, status=201,
+          ids={"job_id": "id"}),
+    Route("GET", f"{J}/<job_id>/proposals", ANY, m.GetJobProposals, ids={"job_id": "id"}),
+    Route("POST", f"{J}/<job_id>/proposals/<proposal_id>/accept", CLIENT, m.AcceptProposal,
+          ids={"job_id": "jobId", "proposal_id": "proposalId"}),
+    Route("GET", f"{P}/<proposal_id>", ANY, m.GetProposal, ids={"proposal_id": "id"}),
+    Route("PUT", f"{P}/<proposal_id>", FREELANCER, m.UpdateProposal, body=m.ProposalChanges, ids={"proposal_id": "id"}),
+]
 
-@blueprint.get(f"{J}/me")
-async def my_jobs() -> Response:
-    require_role("CLIENT")
-    return await forward("jobs.GetMyJobs", m.GetMyJobs())
-
-
-@blueprint.get(f"{J}/me/proposals")
-async def my_proposals() -> Response:
-    require_role("FREELANCER")
-    return await forward("jobs.GetMyProposals", m.GetMyProposals())
-
-
-@blueprint.get(f"{J}/<job_id>")
-async def get_job(job_id: str) -> Response:
-    require_auth()
-    job_id = path_id(job_id, "id")
-    return await cached_forward(m.job_cache_key(job_id), "jobs.GetJob", m.GetJob(job_id=job_id))
-
-
-@blueprint.post(f"{J}/<job_id>/proposals")
-async def create_proposal(job_id: str) -> Response:
-    require_role("FREELANCER")
-    job_id = path_id(job_id, "id")
-    draft = await json_body(m.ProposalDraft)
-    return await forward("jobs.CreateProposal", _with(m.CreateProposal, draft, job_id=job_id))
-
-
-@blueprint.get(f"{J}/<job_id>/proposals")
-async def job_proposals(job_id: str) -> Response:
-    require_auth()
-    return await forward("jobs.GetJobProposals", m.GetJobProposals(job_id=path_id(job_id, "id")))
-
-
-@blueprint.post(f"{J}/<job_id>/proposals/<proposal_id>/accept")
-async def accept_proposal(job_id: str, proposal_id: str) -> Response:
-    require_role("CLIENT")
-    return await forward("jobs.AcceptProposal", m.AcceptProposal(
-        job_id=path_id(job_id, "jobId"), proposal_id=path_id(proposal_id, "proposalId")))
-
-
-@blueprint.get(f"{P}/<proposal_id>")
-async def get_proposal(proposal_id: str) -> Response:
-    require_auth()
-    return await forward("jobs.GetProposal", m.GetProposal(proposal_id=path_id(proposal_id, "id")))
-
-
-@blueprint.put(f"{P}/<proposal_id>")
-async def update_proposal(proposal_id: str) -> Response:
-    require_role("FREELANCER")
-    proposal_id = path_id(proposal_id, "id")
-    changes = await json_body(m.ProposalChanges)
-    return await forward("jobs.UpdateProposal", _with(m.UpdateProposal, changes, proposal_id=proposal_id))
+register(blueprint, "jobs", ROUTES)
