@@ -23,6 +23,7 @@ cached for :data:`CONSUMER_CHECK_TTL` seconds per service.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -84,11 +85,15 @@ class AmqpWorkSource:
         self._consumer = consumer
         self._queue = queue
         self._retired: list[Any] = []  # consumers replaced by set_prefetch, still being drained
+        self._stash: Delivery | None = None  # a delivery taken ahead for a woken sibling
         self._lot = trio.lowlevel.ParkingLot()
         self._pumping = False
         self._ended = False
 
     def _buffered(self) -> Delivery | None:
+        if self._stash is not None:
+            raw, self._stash = self._stash, None
+            return raw
         while self._retired:
             raw = self._retired[0].receive_nowait()
             if raw is not None:
@@ -117,9 +122,12 @@ class AmqpWorkSource:
                     continue  # replaced by set_prefetch: wait on the new one
                 finally:
                     self._pumping = False
-                self._lot.unpark()  # someone else waits on the broker now
-            elif self._lot:
-                self._lot.unpark()  # more may be buffered: wake a sibling to look
+                self._lot.unpark()  # a sibling takes over waiting on the broker
+            elif self._lot and self._stash is None:
+                # wake a sibling only for work that is already here (a one-delivery look-ahead)
+                self._stash = self._consumer.receive_nowait()
+                if self._stash is not None:
+                    self._lot.unpark()
             if raw.redelivered and not await self._recount(raw):
                 continue
             return AmqpDelivery(raw)
@@ -202,6 +210,8 @@ class AmqpTransport:
         self._consumers: dict[str, tuple[int, float]] = {}
         self._checking: set[str] = set()
         self._declared: set[str] = set()
+        self._rid = new_request_id()[:16]  # request ids: a random prefix and a counter
+        self._ids = itertools.count(1)
 
     @classmethod
     @asynccontextmanager
@@ -242,12 +252,18 @@ class AmqpTransport:
     async def call(self, command: str, request: Any, *, caller: Caller, timeout: float,
                    request_id: str | None = None, require_consumer: bool = True) -> Reply:
         service = command.partition(".")[0]
-        if require_consumer and not await self._has_consumer(service):
-            raise NoResponder(f"no running instance of {service!r} (absent or frozen)")
+        if require_consumer:
+            cached = self._consumers.get(service)
+            if cached is None or cached[1] < time.monotonic() and service not in self._checking:
+                has = await self._has_consumer(service)
+            else:
+                has = cached[0] > 0
+            if not has:
+                raise NoResponder(f"no running instance of {service!r} (absent or frozen)")
         try:
             d = await self._rpc.call(
                 self.queue_name(service), encode(request), timeout=timeout,
-                properties=Properties(type=command, message_id=request_id or new_request_id(),
+                properties=Properties(type=command, message_id=request_id or f"{self._rid}{next(self._ids):x}",
                                       headers={"caller": caller.user_id or "", "role": caller.role or "",
                                                "deadline": time.time() + timeout}))
         except amqp.RpcTimeout:

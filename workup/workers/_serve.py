@@ -210,12 +210,16 @@ class Instance:
                 self.expired += 1  # the caller has given up: do nothing, just ack
                 await source.settle(d, None)
                 continue
-            async with limiter:
-                self.in_flight += 1
-                try:
-                    reply = await dispatch(table, rt, d.command, d.body, d.caller, d.deadline, d.request_id)
-                finally:
-                    self.in_flight -= 1
+            try:
+                limiter.acquire_nowait()  # the usual case: no schedule point for the limiter
+            except trio.WouldBlock:
+                await limiter.acquire()
+            self.in_flight += 1
+            try:
+                reply = await dispatch(table, rt, d.command, d.body, d.caller, d.deadline, d.request_id)
+            finally:
+                self.in_flight -= 1
+                limiter.release()
             self.handled += 1
             await source.settle(d, reply)
 
