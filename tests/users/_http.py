@@ -1,6 +1,11 @@
-"""A users system for HTTP tests: the real gateway on a free port, the users service, and fake
-payments/contracts peers (they record calls and let a test set balances or ACTIVE contracts), all
-on one in-process transport. ``tests/_system.running_system`` runs the real peers and RabbitMQ."""
+"""Users systems for HTTP tests, both behind the real gateway on a free port:
+
+- :func:`system` — ``tests._system.running_system`` with the real users, payments and contracts
+  services, ``"local"`` (in-process transport, SQLite) or ``"amqp"`` (RabbitMQ, Redis, FerretDB,
+  PostgreSQL, Cassandra);
+- :func:`users_system` — the users service with fake payments/contracts peers that record calls and
+  let a test set balances or ACTIVE contracts (in-process transport; SQLite or FerretDB store).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ import trio
 from workup.cache import open_cache
 from workup.gateway import create_app, serve_app
 from workup.settings import Settings
-from workup.workers import LocalTransport, load_service, serve_service
+from workup.workers import LocalTransport, serve_service
 from workup.workers.users import service as users_service
 
 from ._env import mongo_url, require_mongo
@@ -35,6 +40,8 @@ class UsersSystem:
     def __init__(self, http: httpx.AsyncClient, payments: FakePayments | None,
                  contracts: FakeContracts | None, settings: Settings) -> None:
         self.http, self.payments, self.contracts, self.settings = http, payments, contracts, settings
+        self.admin_email = settings.admin_email or ADMIN_EMAIL
+        self.admin_password = settings.admin_password or ADMIN_PASSWORD
 
     async def register(self, role: str = "CLIENT", email: str | None = None) -> dict:
         email = email or unique_email(role.lower())
@@ -48,15 +55,15 @@ class UsersSystem:
         return {**r.json(), "email": email, "auth": {"Authorization": f"Bearer {r.json()['authToken']}"}}
 
     async def admin(self) -> dict:
-        r = await self.http.post("/api/v1/users/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+        r = await self.http.post("/api/v1/users/login",
+                                 json={"email": self.admin_email, "password": self.admin_password})
         assert r.status_code == 200, r.text
         return {**r.json(), "auth": {"Authorization": f"Bearer {r.json()['authToken']}"}}
 
 
 @asynccontextmanager
 async def users_system(data_dir: str, store: str = "sqlite", peers: str = "fake") -> AsyncIterator[UsersSystem]:
-    """``peers="fake"``: recording doubles of payments and contracts; ``"real"``: the real services
-    (embedded SQLite stores in ``data_dir``)."""
+    """``peers="fake"``: recording doubles of payments and contracts; ``"none"``: no peers at all."""
     url = None
     if store == "mongo":
         url = mongo_url()
@@ -65,8 +72,7 @@ async def users_system(data_dir: str, store: str = "sqlite", peers: str = "fake"
                         admin_password=ADMIN_PASSWORD)
     t = LocalTransport()
     payments, contracts = (FakePayments(), FakeContracts()) if peers == "fake" else (None, None)
-    peer_services = ([payments.service, contracts.service] if payments
-                     else [load_service("payments"), load_service("contracts")])
+    peer_services = [payments.service, contracts.service] if payments else []
     cache = open_cache(settings)  # the one the embedded users service fills
     async with trio.open_nursery() as n:
         for svc in (*peer_services, users_service):
@@ -82,3 +88,11 @@ async def users_system(data_dir: str, store: str = "sqlite", peers: str = "fake"
             await store_.drop()
             await store_.aclose()
         n.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def system(mode: str) -> AsyncIterator[UsersSystem]:
+    """The real users, payments and contracts services (``tests._system.running_system``)."""
+    from tests._system import running_system
+    async with running_system(mode, ["users", "payments", "contracts"]) as sys:
+        yield UsersSystem(sys.http, None, None, sys.settings)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import trio
+
 from ...cache import Cache, CacheUnavailable, cache_key
 from ...envelope import encode_json
 from ...messages import users as m
@@ -41,10 +43,15 @@ async def fill(cache: Cache, entity: str, user_id: str, version: int, body: Any)
 
 
 async def invalidate(cache: Cache, user_id: str, version: int) -> None:
-    """After committing ``version`` of the user. An outage here is logged; entries then live at
-    most :data:`TTL` seconds."""
-    for entity in ENTITIES:
+    """After committing ``version`` of the user (all entries at once). An outage here is logged;
+    entries then live at most :data:`TTL` seconds."""
+
+    async def one(entity: str) -> None:
         try:
             await cache.delete(key(entity, user_id), version=version)
         except CacheUnavailable as exc:
             log.error("cache invalidation of %s:%s failed: %s", entity, user_id, exc)
+
+    async with trio.open_nursery() as nursery:
+        for entity in ENTITIES:
+            nursery.start_soon(one, entity)
