@@ -212,3 +212,33 @@ async def test_heartbeats_keep_an_idle_connection_alive(amqp_url: str) -> None:
         assert conn.is_open and conn.reconnects == 0
         ch = await conn.channel()
         await ch.declare_queue("", exclusive=True)
+
+
+async def test_cancel_keeps_buffered_deliveries_and_exit_requeues_them(amqp_url: str,
+                                                                       name: str) -> None:
+    async with amqp.connect(amqp_url, name="test-consumer-cancel") as conn:
+        ch = await conn.channel(confirms=True, prefetch=10)
+        await ch.declare_queue(name, auto_delete=False)
+        for i in range(5):
+            await ch.publish(b"%d" % i, routing_key=name)
+        with trio.fail_after(10):
+            consumer = await ch.consume(name)
+            first = await consumer.__anext__()
+            while len(consumer._buffer) < 4:
+                await trio.sleep(0.01)
+            await consumer.cancel()
+            rest = [consumer.receive_nowait() for _ in range(4)]
+            assert [d.body for d in [first, *rest]] == [b"0", b"1", b"2", b"3", b"4"]
+            with pytest.raises(StopAsyncIteration):
+                await consumer.__anext__()
+            for d in (first, *rest):
+                d.nack(requeue=True)
+            async with await ch.consume(name) as again:
+                got = await again.__anext__()
+                got.ack()
+                while len(again._buffer) < 4:
+                    await trio.sleep(0.01)
+            # the four never handed out were requeued when the block ended
+            while (await ch.declare_queue(name, passive=True)).message_count < 4:
+                await trio.sleep(0.05)
+        await ch.delete_queue(name)

@@ -63,14 +63,14 @@ class Consumer:
 
     async def __anext__(self) -> Delivery:
         while True:
-            if self._cancelled:
-                raise StopAsyncIteration
             if self._buffer:
                 # no schedule point while deliveries are queued: the replies and acks of one
                 # received batch then leave in one write
                 await trio.lowlevel.checkpoint_if_cancelled()
                 return self._buffer.popleft()
             if self._error is not None:
+                if self._cancelled:
+                    raise StopAsyncIteration
                 raise self._error
             self._wakeup = trio.Event()
             await self._wakeup.wait()
@@ -80,25 +80,27 @@ class Consumer:
         return self._buffer.popleft() if self._buffer else None
 
     async def cancel(self) -> None:
-        """``basic.cancel``; deliveries received but not handed out yet are requeued."""
+        """``basic.cancel``. Deliveries that arrived before the broker's ``cancel-ok`` are still
+        handed out (by iteration or :meth:`receive_nowait`): ack or nack them."""
         if self._cancelled:
             return
-        self._cancelled = True  # before the await: deliveries still buffered are not handed out
+        self._cancelled = True
         try:
             await self.channel._cancel(self)
         except AMQPError:
             pass  # the channel or connection is gone: so is the consumer
         finally:
             self._finish()
-            buffered, self._buffer = self._buffer, deque()
-            if not self.no_ack:
-                for delivery in buffered:
-                    delivery.nack(requeue=True)
 
     async def __aenter__(self) -> "Consumer":
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        """Cancel, and requeue what was received but never handed out (nobody will now)."""
         with trio.CancelScope(shield=True):
             with trio.move_on_after(5):
                 await self.cancel()
+        buffered, self._buffer = self._buffer, deque()
+        if not self.no_ack:
+            for delivery in buffered:
+                delivery.nack(requeue=True)

@@ -4,7 +4,9 @@
   flight for a warm-up window, then a measure window; only calls that complete inside the
   measure window count; latency is from just before the call to its return.
 - :func:`percentile` (nearest rank), :class:`Result`.
-- :class:`Server`: a child process that prints ``READY`` once it serves.
+- :class:`Server`: a child process that prints ``READY`` once it serves;
+  :func:`run_client`: a child client process that reports ``MARK start``/``MARK end`` at its
+  measure window's edges (:func:`mark`) and its :class:`Result` (:func:`emit_result`).
 - :func:`table` and :func:`save_json` (``perf/results/<name>-<UTC time>.json``).
 """
 
@@ -23,7 +25,8 @@ from typing import Any, Awaitable, Callable, Sequence
 import msgspec
 
 __all__ = ["Result", "Recorder", "percentile", "closed_loop_trio", "closed_loop_asyncio",
-           "Server", "table", "save_json", "machine", "RESULTS_DIR"]
+           "Server", "run_client", "mark", "emit_result", "table", "save_json", "machine",
+           "RESULTS_DIR"]
 
 RESULTS_DIR = Path(__file__).resolve().parents[2] / "perf" / "results"
 
@@ -178,6 +181,43 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def emit_result(result: Result) -> None:
+    """How a client process hands its :class:`Result` to :func:`run_client`."""
+    print("RESULT", json.dumps(msgspec.to_builtins(result)), flush=True)
+
+
+def mark(phase: str) -> None:
+    """``on_mark`` for the closed-loop drivers in a client process run by :func:`run_client`."""
+    print("MARK", phase, flush=True)
+
+
+def run_client(module: str, *args: str, on_mark: Callable[[str], None] | None = None,
+               timeout: float = 600.0) -> dict[str, Any]:
+    """Run ``python -m module args`` (a client that uses :func:`mark` and :func:`emit_result`);
+    ``on_mark(phase)`` runs when it reaches the edges of its measure window (e.g. to read a
+    server's CPU time). Returns the result as a dict."""
+    client = subprocess.Popen([sys.executable, "-m", module, *args], stdout=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL)
+    assert client.stdout is not None
+    result: dict[str, Any] | None = None
+    try:
+        for raw in client.stdout:
+            line = raw.decode().strip()
+            if line.startswith("MARK ") and on_mark is not None:
+                on_mark(line[5:])
+            elif line.startswith("RESULT "):
+                result = json.loads(line[7:])
+        client.wait(timeout)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+    if result is None:
+        raise RuntimeError(f"{module} {' '.join(args)} gave no result "
+                           f"(exit code {client.returncode})")
+    return result
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 import sys
+import time
 from typing import Any
 
 import click
@@ -97,10 +97,6 @@ async def _aiopika_server(url: str, queue: str) -> None:
 
 # -- clients (`python -m workup.bench.amqp client PEER URL QUEUE C WARMUP DURATION`) -----------
 
-def _mark(phase: str) -> None:
-    print("MARK", phase, flush=True)
-
-
 async def _ours_client(url: str, queue: str, c: int, warmup: float,
                        duration: float) -> H.Result:
     from workup import amqp
@@ -113,7 +109,7 @@ async def _ours_client(url: str, queue: str, c: int, warmup: float,
             json.loads(reply.body)
 
         return await H.closed_loop_trio("ours", call, c, warmup=warmup, duration=duration,
-                                        on_mark=_mark)
+                                        on_mark=H.mark)
 
 
 async def _aiormq_client(url: str, queue: str, c: int, warmup: float,
@@ -145,7 +141,7 @@ async def _aiormq_client(url: str, queue: str, c: int, warmup: float,
         json.loads(await asyncio.wait_for(future, 10))
 
     result = await H.closed_loop_asyncio("aiormq", call, c, warmup=warmup, duration=duration,
-                                         on_mark=_mark)
+                                         on_mark=H.mark)
     await conn.close()
     return result
 
@@ -163,7 +159,7 @@ async def _aiopika_client(url: str, queue: str, c: int, warmup: float,
         await rpc.call(queue, kwargs=PAYLOAD)
 
     result = await H.closed_loop_asyncio("aio-pika", call, c, warmup=warmup,
-                                         duration=duration, on_mark=_mark)
+                                         duration=duration, on_mark=H.mark)
     await conn.close()
     return result
 
@@ -177,7 +173,7 @@ def _child(argv: list[str]) -> None:
         else:
             result = trio.run(_ours_client, url, queue, int(rest[0]), float(rest[1]),
                               float(rest[2]))
-            print("RESULT", json.dumps(H.msgspec.to_builtins(result)), flush=True)
+            H.emit_result(result)
         return
     import asyncio
     servers = {"aiormq": _aiormq_server, "aio-pika": _aiopika_server}
@@ -187,32 +183,22 @@ def _child(argv: list[str]) -> None:
     else:
         result = asyncio.run(clients[peer](url, queue, int(rest[0]), float(rest[1]),
                                            float(rest[2])))
-        print("RESULT", json.dumps(H.msgspec.to_builtins(result)), flush=True)
+        H.emit_result(result)
 
 
 # -- orchestration -----------------------------------------------------------------------------
 
 def _cell(peer: str, url: str, c: int, warmup: float, duration: float) -> dict[str, Any]:
     queue = f"bench_amqp_{peer.replace('-', '')}_{secrets.token_hex(4)}"
+    cpu: dict[str, float] = {}
     with H.Server(__name__, "server", peer, url, queue) as server:
-        import time
         time.sleep(0.3)  # let the server settle
-        client = subprocess.Popen(
-            [sys.executable, "-m", __name__, "client", peer, url, queue, str(c), str(warmup),
-             str(duration)], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
-        assert client.stdout is not None
-        cpu: dict[str, float] = {}
-        result: dict[str, Any] | None = None
-        for raw in client.stdout:
-            line = raw.decode().strip()
-            if line.startswith("MARK "):
-                cpu[line[5:]] = server.cpu_seconds()
-            elif line.startswith("RESULT "):
-                result = json.loads(line[7:])
-        client.wait(30)
-        if result is None:
-            raise click.ClickException(f"the {peer} client at {c} in flight failed "
-                                       f"(exit code {client.returncode})")
+        try:
+            result = H.run_client(__name__, "client", peer, url, queue, str(c), str(warmup),
+                                  str(duration),
+                                  on_mark=lambda phase: cpu.update({phase: server.cpu_seconds()}))
+        except RuntimeError as exc:
+            raise click.ClickException(f"the {peer} client at {c} in flight failed: {exc}")
     if "start" in cpu and "end" in cpu and result["calls"]:
         result["server_cpu_us_per_call"] = round(
             (cpu["end"] - cpu["start"]) / result["calls"] * 1e6, 1)
