@@ -227,3 +227,31 @@ async def test_graceful_stop_finishes_in_flight_work():
         await inst.stop()
         assert [r.status for r in results] == [200]
         assert inst.frozen and inst.rt.deps is None
+
+
+SLOW_HOT = '''
+from workup.workers.echo import Sleep
+
+async def handler(ctx, req: Sleep):
+    return {"new": True}
+'''
+
+
+async def test_in_flight_call_finishes_on_the_old_handler():
+    t = LocalTransport()
+    async with trio.open_nursery() as n:
+        await start(n, t)
+        old = []
+
+        async def slow():
+            old.append(reply_body(await t.call("echo.Sleep", Sleep(0.3), caller=CLIENT, timeout=5)))
+        n.start_soon(slow)
+        await trio.sleep(0.05)
+        replies = await control(t, "echo", "update-command", "Sleep", source=SLOW_HOT, expect=1)
+        assert replies[0].ok
+        assert reply_body(await t.call("echo.Sleep", Sleep(0.3), caller=CLIENT, timeout=5)) == {"new": True}
+        with trio.fail_after(2):
+            while not old:
+                await trio.sleep(0.01)
+        assert "pid" in old[0] and "new" not in old[0]
+        n.cancel_scope.cancel()

@@ -15,11 +15,9 @@ from pathlib import Path
 
 import click
 
+from ..workers._cli import BadArgument, exit_on_broker_error
 from ._options import server_options, settings_from
 
-
-class _BadArgument(click.ClickException):
-    exit_code = 2
 
 
 @click.command(name="control", context_settings={"ignore_unknown_options": False})
@@ -62,31 +60,32 @@ def command(service: str, command_name: str, args: tuple[str, ...], timeout: flo
     try:
         check_arguments(command_name, args)
     except ControlUsageError as exc:
-        raise _BadArgument(str(exc)) from None
+        raise BadArgument(str(exc)) from None
     if not service.isidentifier() or not service.islower():
-        raise _BadArgument(f"bad service name {service!r}")
+        raise BadArgument(f"bad service name {service!r}")
     source = None
     if command_name == "update-command":
         args, path = args[:1], Path(args[1])
         if path.suffix != ".py":
-            raise _BadArgument(f"update-command needs a .py file, got {str(path)!r}")
+            raise BadArgument(f"update-command needs a .py file, got {str(path)!r}")
         try:
             source = path.read_text()
         except (OSError, UnicodeDecodeError) as exc:
-            raise _BadArgument(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+            raise BadArgument(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
         try:
             compile(source, str(path), "exec")
         except SyntaxError as exc:
-            raise _BadArgument(f"{path}:{exc.lineno}: {exc.msg}") from None
+            raise BadArgument(f"{path}:{exc.lineno}: {exc.msg}") from None
     if settings.amqp_url is None:
-        raise _BadArgument("workup control needs the broker: set WORKUP_AMQP_URL or --amqp-url")
+        raise BadArgument("workup control needs the broker: set WORKUP_AMQP_URL or --amqp-url")
     from ..workers._serve import load_control_secret
-    secret = load_control_secret(settings, create=True)
-    assert secret is not None
     import trio
 
-    replies = trio.run(_send, settings.amqp_url, prefix, service, secret, command_name, list(args),
-                       source, timeout, expect)
+    with exit_on_broker_error("control"):
+        secret = load_control_secret(settings, create=True)
+        assert secret is not None
+        replies = trio.run(_send, settings.amqp_url, prefix, service, secret, command_name, list(args),
+                           source, timeout, expect)
     sys.exit(_report(replies, command_name, as_json, timeout))
 
 
@@ -127,14 +126,14 @@ def _spawn(service: str, args: tuple[str, ...], settings: object, provider: str,
     from ..control._spawn import SERVICES, SpawnError, spawn_digitalocean, spawn_local
 
     if args:
-        raise _BadArgument("spawn-machine takes no arguments (use the options)")
+        raise BadArgument("spawn-machine takes no arguments (use the options)")
     name = machine_name or f"workup-{_secrets.token_hex(3)}"
     if provider == "local":
         services = list(SERVICES) if service == "all" else [service]
         if service != "all" and not (service.isidentifier() and service.islower()):
-            raise _BadArgument(f"bad service name {service!r}")
+            raise BadArgument(f"bad service name {service!r}")
         if getattr(settings, "amqp_url") is None:
-            raise _BadArgument("spawn-machine local joins the broker: set WORKUP_AMQP_URL or --amqp-url")
+            raise BadArgument("spawn-machine local joins the broker: set WORKUP_AMQP_URL or --amqp-url")
         env = dict(os.environ, WORKUP_AMQP_URL=getattr(settings, "amqp_url"))
         if service == "all" and gateway_port is None:
             gateway_port = 0
@@ -145,9 +144,9 @@ def _spawn(service: str, args: tuple[str, ...], settings: object, provider: str,
         return
     token = os.environ.get("DIGITALOCEAN_TOKEN")
     if not token:
-        raise _BadArgument("spawn-machine digitalocean needs DIGITALOCEAN_TOKEN in the environment")
+        raise BadArgument("spawn-machine digitalocean needs DIGITALOCEAN_TOKEN in the environment")
     if not swarm_token or not swarm_manager:
-        raise _BadArgument("spawn-machine digitalocean needs --swarm-token and --swarm-manager")
+        raise BadArgument("spawn-machine digitalocean needs --swarm-token and --swarm-manager")
     try:
         droplet = spawn_digitalocean(name, token=token, swarm_token=swarm_token, manager=swarm_manager,
                                      api_url=api_url, region=region, size=size)

@@ -8,11 +8,9 @@ import sys
 
 import click
 
+from ..workers._cli import BadArgument, exit_on_broker_error
 from ._options import server_options, settings_from
 
-
-class _BadArgument(click.ClickException):
-    exit_code = 2
 
 
 @click.command(name="worker")
@@ -40,17 +38,19 @@ def command(service: str, processes: int, concurrency: int, grace: float, prefix
     try:
         load_service(service)
     except UnknownService as exc:
-        raise _BadArgument(str(exc)) from None
+        raise BadArgument(str(exc)) from None
     if settings.amqp_url is None:
-        raise _BadArgument("workup worker needs a broker: set WORKUP_AMQP_URL or --amqp-url "
+        raise BadArgument("workup worker needs a broker: set WORKUP_AMQP_URL or --amqp-url "
                            "(the embedded system is 'workup up')")
     logging.basicConfig(level=settings.log_level, stream=sys.stderr,
                         format=f"%(asctime)s {service}[%(process)d] %(levelname)s %(name)s: %(message)s")
-    secret = load_control_secret(settings, create=True)
+    with exit_on_broker_error("worker"):
+        secret = load_control_secret(settings, create=True)
     assert secret is not None
     spec = ChildSpec(service=service, prefix=prefix, concurrency=concurrency, grace=grace,
                      settings=settings, control_secret=secret, supervisor=os.getpid())
     url = settings.amqp_url
     supervisor = Supervisor(spec, processes,
                             connect=lambda: AmqpTransport.connect(url, prefix=prefix, name=f"{service}-supervisor"))
-    trio.run(supervisor.run)
+    with exit_on_broker_error("worker"):
+        trio.run(supervisor.run)
