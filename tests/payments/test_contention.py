@@ -37,7 +37,7 @@ async def test_fifty_concurrent_withdrawals_never_overdraw(sys):
     async with trio.open_nursery() as n:
         for _ in range(50):
             n.start_soon(withdraw)
-    assert sorted(set(statuses)) == [200, 409] and statuses.count(200) == 33
+    assert sorted(set(statuses)) == [200, 409] and statuses.count(200) == 33, statuses
     assert await balance(sys, u) == D("1")             # never stale: the writes invalidated the cache
     history = (await sys.http.get(f"{u.me}/wallet/transactions", headers=u.auth)).json()
     assert len(history) == 34

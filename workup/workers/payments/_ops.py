@@ -62,6 +62,7 @@ class Changed(msgspec.Struct, frozen=True):
     id: str
     version: int
     readers: tuple[str, ...]
+    balance: Decimal | None = None      # a wallet's new balance
 
 
 class Outcome(msgspec.Struct, frozen=True):
@@ -188,14 +189,26 @@ def _credit_check(old: Decimal, amount: Decimal) -> Decimal:
     return new
 
 
+def _add(tx: Tx, user_id: str, delta: Decimal, guard: str, bound: Decimal, at: dt.datetime) -> Changed | None:
+    """``balance += delta`` when ``balance <guard> bound`` holds, in ONE statement: it locks the
+    row, re-checks the guard on the newest version (READ COMMITTED) and writes, so the row lock is
+    held only for this, one insert and the commit. ``None`` when the guard fails."""
+    ensure_wallet(tx, user_id, None, at)
+    row = tx.one(f"UPDATE wallets SET balance = balance + ?, updated_at = ?, version = version + 1 "
+                 f"WHERE user_id = ? AND balance {guard} ? RETURNING balance, version",
+                 tx.money(delta), tx.ts(at), user_id, tx.money(bound))
+    return None if row is None else Changed("wallet", user_id, int(row[1]), (user_id,), tx.decimal(row[0]))
+
+
 def deposit(tx: Tx, user_id: str, amount: Decimal, description: str | None, idem: IdemKey | None) -> Outcome:
     at = now()
 
     def effect() -> _Effect:
-        new = _credit_check(_locked_balances(tx, [user_id], at)[user_id], amount)
-        changed = _set_balance(tx, user_id, new, at)
+        changed = _add(tx, user_id, amount, "<=", MAX_BALANCE - amount, at)
+        if changed is None:
+            raise conflict(f"the balance would exceed the maximum of {MAX_BALANCE}")
         _wallet_entry(tx, user_id, amount, "CREDIT", description, None, at)
-        return _Effect(WalletBalance(balance=new), changed=(changed,))
+        return _Effect(WalletBalance(balance=changed.balance), changed=(changed,))
     return _idempotent(tx, idem, at, effect)
 
 
@@ -203,12 +216,11 @@ def withdraw(tx: Tx, user_id: str, amount: Decimal, description: str | None, ide
     at = now()
 
     def effect() -> _Effect:
-        old = _locked_balances(tx, [user_id], at)[user_id]
-        if old < amount:
+        changed = _add(tx, user_id, -amount, ">=", amount, at)
+        if changed is None:
             raise conflict("insufficient balance")
-        changed = _set_balance(tx, user_id, old - amount, at)
         _wallet_entry(tx, user_id, amount, "DEBIT", description, None, at)
-        return _Effect(WalletBalance(balance=old - amount), changed=(changed,))
+        return _Effect(WalletBalance(balance=changed.balance), changed=(changed,))
     return _idempotent(tx, idem, at, effect)
 
 

@@ -20,7 +20,7 @@ import trio
 from psycopg import errors as pg_errors
 from psycopg import sql as pg_sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolClosed
 
 from ...problems import conflict
 from ._schema import migration_statements, pending
@@ -140,6 +140,10 @@ class PostgresStore(SqlStore):
             try:
                 with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
                     return script(_PgTx(cur, _DIALECT), *args)
+            except PoolClosed:
+                if pool is self._pool or attempt == MAX_TX_ATTEMPTS:
+                    raise
+                continue               # swapped by resize_pool between the read and the checkout
             except _RETRYABLE:
                 self.retries += 1
                 if attempt == MAX_TX_ATTEMPTS:
