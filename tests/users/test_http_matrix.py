@@ -31,7 +31,7 @@ async def _identities(sys):
 
 
 def _url(route):
-    return route.path.replace("<freelancer_id>", "not-a-real-id")
+    return route.path.replace("<id>", "not-a-real-id")
 
 
 async def test_role_matrix(sys):

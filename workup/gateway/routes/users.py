@@ -40,6 +40,7 @@ class Route:
     status: int = 200                 # success status
     reply: Any = None                 # reply type (OpenAPI)
     cached: str | None = None         # cache entity keyed by the caller's id
+    errors: tuple[int, ...] = ()      # route-specific error statuses (OpenAPI), beyond the generic ones
 
 
 def _kinds() -> list[Route]:
@@ -49,8 +50,8 @@ def _kinds() -> list[Route]:
         routes += [
             Route("POST", path, FREELANCER, add_t, "body", 201, item_t),
             Route("GET", path, FREELANCER, list_t, reply=list[item_t]),
-            Route("PUT", path, FREELANCER, update_t, "body", reply=item_t),
-            Route("DELETE", path, FREELANCER, remove_t, "query", 204),
+            Route("PUT", path, FREELANCER, update_t, "body", reply=item_t, errors=(404,)),
+            Route("DELETE", path, FREELANCER, remove_t, "query", 204, errors=(404,)),
         ]
     for kind, add_t, list_t, remove_t in (("skills", m.AddSkill, m.ListSkills, m.RemoveSkill),
                                           ("languages", m.AddLanguage, m.ListLanguages, m.RemoveLanguage)):
@@ -58,25 +59,27 @@ def _kinds() -> list[Route]:
         routes += [
             Route("POST", path, FREELANCER, add_t, "body", 201, str),
             Route("GET", path, FREELANCER, list_t, reply=list[str]),
-            Route("DELETE", path, FREELANCER, remove_t, "query", 204),
+            Route("DELETE", path, FREELANCER, remove_t, "query", 204, errors=(404,)),
         ]
     return routes
 
 
 def _profile(path: str, roles: tuple[str, ...], get_t: type, set_t: type, reply: type,
              cached: str | None = None) -> list[Route]:
-    """GET, PUT and its POST alias."""
+    """GET, PUT and its POST alias (409: the new email is taken)."""
+    errors = (409,) if "email" in set_t.__struct_fields__ else ()
     return [Route("GET", f"{P}{path}", roles, get_t, reply=reply, cached=cached),
-            Route("PUT", f"{P}{path}", roles, set_t, "body", reply=reply),
-            Route("POST", f"{P}{path}", roles, set_t, "body", reply=reply)]
+            Route("PUT", f"{P}{path}", roles, set_t, "body", reply=reply, errors=errors),
+            Route("POST", f"{P}{path}", roles, set_t, "body", reply=reply, errors=errors)]
 
 
 ROUTES: list[Route] = [
-    Route("POST", f"{P}/clients/register", PUBLIC, m.RegisterClient, "body", 201, m.AuthAnswer),
-    Route("POST", f"{P}/freelancers/register", PUBLIC, m.RegisterFreelancer, "body", 201, m.AuthAnswer),
+    Route("POST", f"{P}/clients/register", PUBLIC, m.RegisterClient, "body", 201, m.AuthAnswer, errors=(409,)),
+    Route("POST", f"{P}/freelancers/register", PUBLIC, m.RegisterFreelancer, "body", 201, m.AuthAnswer,
+          errors=(409,)),
     Route("POST", f"{P}/login", PUBLIC, m.Login, "body", 200, m.AuthAnswer),
     Route("GET", f"{P}/me", ANY, m.GetMe, reply=m.Me, cached=m.CACHED_ME),
-    Route("DELETE", f"{P}/me", ("CLIENT", "FREELANCER"), m.DeleteMe, "body", 204),
+    Route("DELETE", f"{P}/me", ("CLIENT", "FREELANCER"), m.DeleteMe, "body", 204, errors=(409, 503)),
     *_profile("/client/profile", CLIENT, m.GetClientProfile, m.SetClientProfile, m.ClientProfile,
               m.CACHED_CLIENT_PROFILE),
     *_profile("/client/photo", CLIENT, m.GetClientPhoto, m.SetClientPhoto, m.PhotoLink),
@@ -88,8 +91,8 @@ ROUTES: list[Route] = [
     *_kinds(),
 ]
 
-_PUBLIC_PROFILE = Route("GET", f"{P}/freelancers/<freelancer_id>", ANY, m.GetPublicFreelancer,
-                        reply=m.PublicFreelancer, cached=m.CACHED_FREELANCER_PUBLIC)
+_PUBLIC_PROFILE = Route("GET", f"{P}/freelancers/<id>", ANY, m.GetPublicFreelancer,
+                        reply=m.PublicFreelancer, cached=m.CACHED_FREELANCER_PUBLIC, errors=(404,))
 _AUTH_ANSWERS = (m.RegisterClient, m.RegisterFreelancer, m.Login)
 
 
@@ -146,13 +149,13 @@ for _route in ROUTES:
 
 
 @blueprint.get(_PUBLIC_PROFILE.path)
-async def public_freelancer(freelancer_id: str) -> Response:
+async def public_freelancer(id: str) -> Response:
     require_auth()
     try:
-        request = msgspec.convert({"freelancerId": freelancer_id}, m.GetPublicFreelancer)
+        request = msgspec.convert({"freelancerId": id}, m.GetPublicFreelancer)
     except msgspec.ValidationError as exc:
         raise ProblemError(400, "bad freelancer id", errors=[FieldError(field="id", message=str(exc))]) from None
-    return await cached_forward(cache_key("users", m.CACHED_FREELANCER_PUBLIC, freelancer_id),
+    return await cached_forward(cache_key("users", m.CACHED_FREELANCER_PUBLIC, id),
                                 _command_name(m.GetPublicFreelancer), request)
 
 
