@@ -46,6 +46,7 @@ class Route:
     ids: dict[str, str] = field(default_factory=dict)   # path id -> its name in problems
     cached: Callable[[Any], str] | None = None          # cache key of the answer, from the command
     text: bool = False                      # the answer's ``text`` field served as text/plain
+    reply: Any = None                       # reply type (OpenAPI)
 
 
 def path_id(value: str, name: str) -> str:
@@ -96,19 +97,21 @@ J, P = "/api/v1/jobs", "/api/v1/proposals"
 CLIENT, FREELANCER = ("CLIENT",), ("FREELANCER",)
 
 ROUTES: list[Route] = [
-    Route("POST", J, CLIENT, m.CreateJob, body=m.JobDraft, status=201),
-    Route("GET", J, None, m.BrowseJobs, query=True),
-    Route("GET", f"{J}/search", None, m.SearchJobs, query=True),
-    Route("GET", f"{J}/me", CLIENT, m.GetMyJobs),
-    Route("GET", f"{J}/me/proposals", FREELANCER, m.GetMyProposals),
-    Route("GET", f"{J}/<job_id>", ANY, m.GetJob, ids={"job_id": "id"}, cached=lambda c: m.job_cache_key(c.job_id)),
+    Route("POST", J, CLIENT, m.CreateJob, body=m.JobDraft, status=201, reply=m.Job),
+    Route("GET", J, None, m.BrowseJobs, query=True, reply=m.JobPage),
+    Route("GET", f"{J}/search", None, m.SearchJobs, query=True, reply=m.JobPage),
+    Route("GET", f"{J}/me", CLIENT, m.GetMyJobs, reply=list[m.Job]),
+    Route("GET", f"{J}/me/proposals", FREELANCER, m.GetMyProposals, reply=list[m.Proposal]),
+    Route("GET", f"{J}/<job_id>", ANY, m.GetJob, ids={"job_id": "id"}, cached=lambda c: m.job_cache_key(c.job_id),
+          reply=m.Job),
     Route("POST", f"{J}/<job_id>/proposals", FREELANCER, m.CreateProposal, body=m.ProposalDraft, status=201,
-          ids={"job_id": "id"}),
-    Route("GET", f"{J}/<job_id>/proposals", ANY, m.GetJobProposals, ids={"job_id": "id"}),
+          ids={"job_id": "id"}, reply=m.Proposal),
+    Route("GET", f"{J}/<job_id>/proposals", ANY, m.GetJobProposals, ids={"job_id": "id"}, reply=list[m.Proposal]),
     Route("POST", f"{J}/<job_id>/proposals/<proposal_id>/accept", CLIENT, m.AcceptProposal,
-          ids={"job_id": "jobId", "proposal_id": "proposalId"}),
-    Route("GET", f"{P}/<proposal_id>", ANY, m.GetProposal, ids={"proposal_id": "id"}),
-    Route("PUT", f"{P}/<proposal_id>", FREELANCER, m.UpdateProposal, body=m.ProposalChanges, ids={"proposal_id": "id"}),
+          ids={"job_id": "jobId", "proposal_id": "proposalId"}, reply=m.Acceptance),
+    Route("GET", f"{P}/<proposal_id>", ANY, m.GetProposal, ids={"proposal_id": "id"}, reply=m.Proposal),
+    Route("PUT", f"{P}/<proposal_id>", FREELANCER, m.UpdateProposal, body=m.ProposalChanges, ids={"proposal_id": "id"},
+          reply=m.Proposal),
 ]
 
 register(blueprint, "jobs", ROUTES)
