@@ -73,6 +73,9 @@ def _fail(problem: ProblemError) -> Any:
 
 # --- accounts -----------------------------------------------------------------------------------
 
+RegisterRequest = m.RegisterClient | m.RegisterFreelancer
+
+
 async def _register(ctx: Ctx, req: RegisterRequest, role: str, name: str, profile: dict[str, Any]) -> m.AuthAnswer:
     deps = ctx.deps
     if await deps.store.find_by_email(req.email) is not None:  # cheap early answer; the index decides
@@ -86,9 +89,6 @@ async def _register(ctx: Ctx, req: RegisterRequest, role: str, name: str, profil
         raise conflict("this email is already registered") from None
     await deliver_wallet(ctx, user)
     return m.AuthAnswer(user_id=user.id, user_type=role)
-
-
-RegisterRequest = m.RegisterClient | m.RegisterFreelancer
 
 
 async def deliver_wallet(rt: Any, user: UserRecord, timeout: float = _WALLET_TIMEOUT) -> bool:
