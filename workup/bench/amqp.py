@@ -2,8 +2,9 @@
 
 An echo of a ~100-byte JSON object over direct reply-to, at 1, 16 and 64 calls in flight. For
 every (peer, in-flight) cell a fresh server process and a fresh client process run on the
-same broker; the client keeps *c* calls in flight for a warm-up and then a measure window
-(``_harness.closed_loop_*``); this process only orchestrates and reads CPU times.
+same broker (cells ordered by in-flight level, peers interleaved); the client keeps *c* calls
+in flight for a warm-up and then a measure window (``_harness.closed_loop_*``); this process
+only orchestrates and reads CPU times.
 
 Peers (the same as ``shared/reference/peer-rpc.md``):
 - ``ours``: ``workup.amqp`` (``RpcClient`` / a consumer that ``reply()``s and acks);
@@ -165,6 +166,9 @@ async def _aiopika_client(url: str, queue: str, c: int, warmup: float,
 
 
 def _child(argv: list[str]) -> None:
+    import logging
+    for noisy in ("aio_pika", "aiormq"):  # their warnings when in-flight calls are cut off
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
     role, peer, url, queue, *rest = argv
     if peer == "ours":
         import trio
@@ -254,10 +258,11 @@ def command(amqp_url: str, levels: str, peers: str, warmup: float, duration: flo
                                  f"levels positive integers")
     before = H.machine()
     results = []
-    for peer in chosen:
-        for c in in_flight:
+    for c in in_flight:  # peers interleaved, so a noisy neighbour hits them alike
+        for peer in chosen:
             click.echo(f"  {peer} at {c} in flight ...", err=True)
             results.append(_cell(peer, amqp_url, c, warmup, duration))
+    results.sort(key=lambda r: (PEERS.index(r["name"]), r["in_flight"]))
     rows = [(r["name"], r["in_flight"], r["calls_per_s"], r["p50_ms"], r["p99_ms"],
              r["errors"], r.get("cpu_us_per_call"), r.get("server_cpu_us_per_call"))
             for r in results]
