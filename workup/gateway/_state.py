@@ -28,6 +28,7 @@ class Gateway:
     max_body: int = 1024 * 1024
     metrics: Metrics = field(default_factory=Metrics)
     hub: Any = None           # the notification hub, set by the app factory
+    openapi: bytes | None = None
 
 
 class GatewayApp(QuartTrio):

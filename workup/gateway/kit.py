@@ -14,6 +14,7 @@ passed through untouched.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 from typing import Any, TypeVar, get_args, get_origin
@@ -39,6 +40,16 @@ __all__ = [
 T = TypeVar("T")
 _log = logging.getLogger("workup.gateway")
 
+# While the OpenAPI document is generated, each handler is run once in "probe" mode: the kit
+# records what the handler asks for (roles, body type, query type, command) and stops it at its
+# first input or RPC. Outside generation this is one context-variable read per kit call.
+_probe: contextvars.ContextVar[Any] = contextvars.ContextVar("workup_gateway_probe", default=None)
+_PROBE_ID = "0" * 32
+
+
+class ProbeDone(Exception):
+    """Raised in probe mode once the handler has shown its input (or made its call)."""
+
 
 # --- who is calling ------------------------------------------------------------------------------
 
@@ -49,6 +60,10 @@ def current_caller() -> Caller:
 
 def require_auth() -> Caller:
     """401 when anonymous; any role otherwise."""
+    probe = _probe.get()
+    if probe is not None:
+        probe.roles = probe.roles if probe.roles is not None else ()
+        return Caller(_PROBE_ID, probe.role_hint or "CLIENT")
     caller = g.get("caller", ANONYMOUS)
     if caller.user_id is None:
         raise ProblemError(401, "authentication required")
@@ -57,6 +72,10 @@ def require_auth() -> Caller:
 
 def require_role(*roles: str) -> Caller:
     """401 when anonymous, 403 when the caller's role is not one of ``roles``. Call it first."""
+    probe = _probe.get()
+    if probe is not None:
+        probe.roles = tuple(roles)
+        return Caller(_PROBE_ID, probe.role_hint if probe.role_hint in roles else roles[0])
     caller = require_auth()
     if caller.role not in roles:
         raise ProblemError(403, f"this route is for {' or '.join(roles)} accounts")
@@ -113,6 +132,10 @@ async def _read_body(limit: int) -> bytes:
 async def json_body(type_: type[T], *, allow_empty: bool = False) -> T:
     """The request body decoded into ``type_``: 415 non-JSON, 413 over the limit, 400 malformed
     or invalid (with ``errors``). ``allow_empty``: an empty body counts as ``{}``."""
+    probe = _probe.get()
+    if probe is not None:
+        probe.body, probe.body_optional = type_, allow_empty
+        raise ProbeDone
     data = await _read_body(gateway().max_body)
     mimetype = http_request.mimetype
     if not data.strip():
@@ -153,6 +176,10 @@ def _list_fields(type_: Any) -> frozenset[str]:
 def query_params(type_: type[T]) -> T:
     """The query string validated into ``type_`` (strings converted to the field types; 400 with
     ``errors`` on failure). Repeated parameters fill list fields."""
+    probe = _probe.get()
+    if probe is not None:
+        probe.query = type_
+        raise ProbeDone
     lists = _list_fields(type_)
     raw: dict[str, Any] = {}
     for key, values in http_request.args.lists():
@@ -168,6 +195,10 @@ def query_params(type_: type[T]) -> T:
 async def call(command: str, request: Any, *, timeout: float | None = None) -> Reply:
     """RPC as the current caller within the request's deadline: no reply in time → 504; the
     service frozen or without a responder → 503 with ``Retry-After``."""
+    probe = _probe.get()
+    if probe is not None:
+        probe.command = command
+        raise ProbeDone
     gw = gateway()
     now = time.monotonic()
     remaining = g.get("deadline", now + gw.request_timeout) - now
@@ -210,6 +241,10 @@ async def cached_forward(key: str, command: str, request: Any) -> Response:
     """Serve the cached reply body under ``key`` when there is one, else forward (the service
     fills the cache). Only for reads whose answer depends on nothing but ``key``: put the
     caller's id in the key when the answer is per caller."""
+    probe = _probe.get()
+    if probe is not None:
+        probe.command, probe.cached = command, True
+        raise ProbeDone
     try:
         body = await gateway().cache.get(key)
     except CacheUnavailable as exc:

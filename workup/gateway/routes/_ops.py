@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 
 import msgspec
-from quart import Blueprint, Response
+from quart import Blueprint, Response, current_app
 
 from ... import __version__ as VERSION
 from .._metrics import CONTENT_TYPE
@@ -48,6 +48,15 @@ async def health() -> Response:
     body = msgspec.json.encode({"type": "about:blank", "title": "Service Unavailable", "status": 503,
                                 "detail": "the message broker is unreachable"})
     return Response(body, status=503, content_type=PROBLEM_JSON, headers={"Retry-After": RETRY_AFTER})
+
+
+@blueprint.get("/openapi.json")
+async def openapi() -> Response:
+    gw = gateway()
+    if gw.openapi is None:  # generated once, on first use (every route module is registered)
+        from .._openapi import openapi_document
+        gw.openapi = msgspec.json.encode(await openapi_document(current_app._get_current_object()))
+    return Response(gw.openapi, content_type=JSON)
 
 
 @blueprint.get("/metrics")
