@@ -35,7 +35,7 @@ from ._options import server_options, settings_from
               show_default=True, help="spawn-machine: where")
 @click.option("--name", "machine_name", default=None, help="spawn-machine: replica/droplet name")
 @click.option("--gateway-port", type=click.IntRange(0, 65535), default=None,
-              help="spawn-machine local: also start a gateway on this port")
+              help="spawn-machine local: also start a gateway on this port (service 'all': default 8081)")
 @click.option("--swarm-token", envvar="WORKUP_SWARM_TOKEN", default=None,
               help="spawn-machine digitalocean: swarm join token (WORKUP_SWARM_TOKEN)")
 @click.option("--swarm-manager", envvar="WORKUP_SWARM_MANAGER", default=None,
@@ -136,7 +136,7 @@ def _spawn(service: str, args: tuple[str, ...], settings: object, provider: str,
             raise BadArgument("spawn-machine local joins the broker: set WORKUP_AMQP_URL or --amqp-url")
         env = dict(os.environ, WORKUP_AMQP_URL=getattr(settings, "amqp_url"))
         if service == "all" and gateway_port is None:
-            gateway_port = 0
+            gateway_port = 8081  # beside the first replica's default 8080
         started = spawn_local(name, services, data_dir=Path(getattr(settings, "data_dir")), env=env,
                               gateway_port=gateway_port)
         for role, pid in started:
