@@ -255,3 +255,29 @@ async def test_in_flight_call_finishes_on_the_old_handler():
                 await trio.sleep(0.01)
         assert "pid" in old[0] and "new" not in old[0]
         n.cancel_scope.cancel()
+
+
+async def test_a_failed_start_stays_frozen_and_says_why():
+    from contextlib import asynccontextmanager
+
+    opened = []
+
+    @asynccontextmanager
+    async def deps(settings):
+        if opened:
+            raise ConnectionError("database is down")
+        opened.append(1)
+        yield None
+
+    svc: Service[None] = Service("flaky", open_deps=deps)
+    t = LocalTransport()
+    async with trio.open_nursery() as n:
+        inst = await start(n, t, service=svc)
+        await control(t, "flaky", "freeze", expect=1)
+        replies = await control(t, "flaky", "start", expect=1)
+        assert not replies[0].ok and "database is down" in replies[0].detail
+        assert inst.frozen and replies[0].status.frozen
+        opened.clear()
+        replies = await control(t, "flaky", "start", expect=1)
+        assert replies[0].ok and not inst.frozen
+        n.cancel_scope.cancel()

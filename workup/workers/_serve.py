@@ -87,6 +87,7 @@ class Instance:
         self.in_flight = 0
         self.expired = 0
         self.db_pool_target: int | None = None
+        self.start_error: str | None = None
         self._changed = trio.Event()
         self._source: Any = None
         self._workers: trio.Nursery | None = None
@@ -129,8 +130,19 @@ class Instance:
                             ready = None
                         await self._wait_until(lambda: not self.want_frozen or self.stopping)
                         continue
-                    await self._active(ready)
-                    ready = None
+                    if ready is not None:
+                        await self._active(ready)  # a failure to start at all is the caller's
+                        ready = None
+                        continue
+                    try:
+                        await self._active(None)
+                    except Exception as exc:
+                        # re-opening deps on `start` failed (database down?): stay frozen, say why
+                        log.exception("%s: could not start", self.name)
+                        self.start_error = f"{type(exc).__name__}: {exc}"
+                        self.want_frozen = True
+                        self.frozen = True
+                        self._notify()
                 root.cancel_scope.cancel()
 
     async def stop(self) -> None:
@@ -263,11 +275,13 @@ class Instance:
                 await self._wait_until(lambda: self.frozen)
             return "frozen"
         if cmd == "start":
-            self.want_frozen = False
+            self.want_frozen, self.start_error = False, None
             self._notify()
-            with trio.move_on_after(30):
-                await self._wait_until(lambda: not self.frozen or self.stopping)
-            return "started"
+            with trio.move_on_after(60):
+                await self._wait_until(lambda: not self.frozen or self.want_frozen or self.stopping)
+            if self.start_error is not None:
+                raise ControlError(f"start failed, still frozen: {self.start_error}")
+            return "started" if not self.frozen else "starting"
         if cmd in ("delete-command", "add-command"):
             try:
                 full = self.table.set_enabled(one_arg(args), cmd == "add-command")
