@@ -281,3 +281,22 @@ async def test_a_failed_start_stays_frozen_and_says_why():
         replies = await control(t, "flaky", "start", expect=1)
         assert replies[0].ok and not inst.frozen
         n.cancel_scope.cancel()
+
+
+async def test_work_cut_off_by_the_grace_period_is_requeued():
+    t = LocalTransport()
+    async with trio.open_nursery() as n:
+        a = await start(n, t, grace=0.05)
+        replies = []
+
+        async def slow():
+            replies.append(reply_body(await t.call("echo.Sleep", Sleep(0.3), caller=CLIENT, timeout=5)))
+        n.start_soon(slow)
+        await trio.sleep(0.02)
+        b = await start(n, t)
+        await a.stop()  # cut off after 50 ms: the delivery goes back and b answers it
+        with trio.fail_after(3):
+            while not replies:
+                await trio.sleep(0.01)
+        assert b.handled == 1 and a.handled == 0
+        n.cancel_scope.cancel()

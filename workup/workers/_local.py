@@ -64,6 +64,7 @@ class LocalWorkSource:
     def __init__(self, queue: _Queue) -> None:
         self._queue = queue
         self._closed = False
+        self.unsettled: set[LocalDelivery] = set()  # handed out, not yet answered
 
     async def receive(self) -> LocalDelivery:
         q = self._queue
@@ -75,11 +76,14 @@ class LocalWorkSource:
             if q.items:
                 await trio.lowlevel.checkpoint()
                 if q.items and not self._closed:
-                    return q.items.popleft()
+                    d = q.items.popleft()
+                    self.unsettled.add(d)
+                    return d
                 continue
             await q.lot.park()
 
     async def settle(self, delivery: LocalDelivery, reply: Reply | None) -> None:
+        self.unsettled.discard(delivery)
         pending = delivery._pending
         if pending is not None and reply is not None:
             pending.reply = reply
@@ -220,6 +224,11 @@ class LocalTransport:
             yield source
         finally:
             await source.close()
+            # like a broker: work cut off mid-command goes back to the queue, in order
+            for d in sorted(source.unsettled, key=lambda d: d.deadline, reverse=True):
+                q.items.appendleft(d)
+            if source.unsettled:
+                q.lot.unpark_all()
 
     @asynccontextmanager
     async def control(self, service: str) -> AsyncIterator[LocalControlSource]:
