@@ -1,12 +1,13 @@
-"""``workup bench users``: login throughput (users worker with 1 vs 2 processes) and a cached
-``GET /api/v1/users/me`` against a bare quart-trio JSON endpoint, over real HTTP.
+"""``workup bench users``: login throughput with the users service on 1 vs 2 worker processes, and
+a cached ``GET /api/v1/users/me`` against a bare quart-trio JSON endpoint, over real HTTP.
 
-Topology, each part its own OS process so they do not share an interpreter: the users service
-(``workup worker users --processes N``, RabbitMQ with a unique prefix), a gateway
-(``python -m workup.bench.users gateway``: the real app on hypercorn's trio worker, Redis cache),
-a bare quart-trio app on the same server code (``... bare``), and this process as the HTTP load
-generator (httpx, N requests in flight for a fixed time). Targets (issue 4): login with 2 processes
-≥ 1.7× with 1; the cached GET ≥ 0.7× the bare endpoint.
+Topology, each part its own OS process: the users service (``workup worker users --processes N``,
+RabbitMQ with a unique prefix, SQLite or ``--users-mongo-url``), the real gateway app on
+hypercorn's trio worker (``python -m workup.bench.users gateway``, Redis cache), a bare quart-trio
+app on the same server code (``... bare``), and this process as the load generator
+(``_harness.closed_loop_trio`` over httpx). Targets (issue 4): login with 2 processes ≥ 1.7× with
+1 process; the cached GET ≥ 0.7× the bare endpoint. Login is CPU-bound (scrypt, one hashing thread
+per process), so its scaling needs two idle cores: the load average is saved with the results.
 """
 
 from __future__ import annotations
@@ -15,77 +16,23 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import click
+import msgspec
 
-__all__ = ["command", "Stats", "summarize"]
+from . import _harness as H
 
-DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
-DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+__all__ = ["command", "ratios"]
+
 PASSWORD = "bench-password-1"
-
-
-@dataclass
-class Stats:
-    name: str
-    requests: int
-    errors: int
-    seconds: float
-    rps: float
-    p50_ms: float
-    p99_ms: float
-
-
-def _percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    i = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
-    return sorted_values[i]
-
-
-def summarize(name: str, latencies: list[float], errors: int, seconds: float) -> Stats:
-    """Throughput counts successful requests only; percentiles are of successful requests."""
-    lat = sorted(latencies)
-    return Stats(name=name, requests=len(lat), errors=errors, seconds=round(seconds, 3),
-                 rps=round(len(lat) / seconds, 1) if seconds > 0 else 0.0,
-                 p50_ms=round(_percentile(lat, 0.50) * 1000, 2), p99_ms=round(_percentile(lat, 0.99) * 1000, 2))
-
-
-async def _load(name: str, send: Callable[[Any], Awaitable[bool]], *, duration: float, concurrency: int,
-                base_url: str) -> Stats:
-    import httpx
-    import trio
-
-    latencies: list[float] = []
-    errors = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as client:
-        await send(client)  # warm-up: connections, caches
-        start = time.perf_counter()
-        stop_at = start + duration
-
-        async def worker() -> None:
-            nonlocal errors
-            while time.perf_counter() < stop_at:
-                t0 = time.perf_counter()
-                ok = await send(client)
-                if ok:
-                    latencies.append(time.perf_counter() - t0)
-                else:
-                    errors += 1
-
-        async with trio.open_nursery() as n:
-            for _ in range(concurrency):
-                n.start_soon(worker)
-        elapsed = time.perf_counter() - start
-    return summarize(name, latencies, errors, elapsed)
+LOGIN, CACHED, BARE = "login", "cached GET /api/v1/users/me", "bare quart-trio JSON GET"
 
 
 def _free_port() -> int:
@@ -94,239 +41,196 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _spawn(args: list[str], env: dict[str, str], log_path: str) -> subprocess.Popen:
-    log = open(log_path, "ab")
-    return subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+class _Users:
+    """``workup worker users --processes N`` on a unique prefix, plus the gateway in front."""
+
+    def __init__(self, opts: dict[str, Any], processes: int, workdir: str) -> None:
+        self.prefix = f"bu{secrets.token_hex(5)}"
+        self.amqp_url = opts["amqp_url"]
+        data_dir = os.path.join(workdir, self.prefix)
+        env = dict(os.environ, WORKUP_AMQP_URL=self.amqp_url, WORKUP_AMQP_PREFIX=self.prefix,
+                   WORKUP_REDIS_URL=opts["redis_url"], WORKUP_DATA_DIR=data_dir, WORKUP_LOG_LEVEL="WARNING")
+        env.pop("WORKUP_USERS_MONGO_URL", None)
+        if opts["users_mongo_url"]:
+            env["WORKUP_USERS_MONGO_URL"] = opts["users_mongo_url"].rstrip("/") + f"/{self.prefix}"
+        self.mongo_url = env.get("WORKUP_USERS_MONGO_URL")
+        self.log = open(os.path.join(workdir, f"{self.prefix}.log"), "ab")
+        self.worker = subprocess.Popen([sys.executable, "-m", "workup", "worker", "users", "--processes",
+                                        str(processes), "--grace", "2"], env=env, stdout=self.log,
+                                       stderr=self.log, stdin=subprocess.DEVNULL)
+        port = _free_port()
+        self.gateway = H.Server("workup.bench.users", "gateway", "--port", str(port), "--prefix", self.prefix,
+                                "--amqp-url", self.amqp_url, "--redis-url", opts["redis_url"])
+        self.base = f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        self.gateway.stop()
+        if self.worker.poll() is None:
+            self.worker.send_signal(signal.SIGTERM)
+            try:
+                self.worker.wait(20)
+            except subprocess.TimeoutExpired:
+                self.worker.kill()
+                self.worker.wait()
+        self.log.close()
 
 
-def _stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
-async def _wait_http(url: str, check: Callable[[Any], bool], what: str, timeout: float = 60.0,
-                     procs: tuple[subprocess.Popen, ...] = ()) -> None:
+async def _register(base: str, email: str, worker: subprocess.Popen, timeout: float = 60) -> str:
+    """The users queue may have no consumer yet (503): retry until the worker serves."""
     import httpx
     import trio
-
     deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(timeout=5) as client:
-        while True:
-            for p in procs:
-                if p.poll() is not None:
-                    raise click.ClickException(f"{what}: a process exited with code {p.returncode}")
-            try:
-                if check(await client.get(url)):
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise click.ClickException(f"{what} did not come up within {timeout:.0f}s")
-            await trio.sleep(0.2)
-
-
-class _Run:
-    """One system under test: users workers + gateway processes for a given process count."""
-
-    def __init__(self, opts: dict[str, Any], workdir: str) -> None:
-        self.opts, self.workdir = opts, workdir
-        self.prefix = f"bench{secrets.token_hex(4)}"
-        self.jwt_key = secrets.token_urlsafe(32)
-        self.procs: list[subprocess.Popen] = []
-
-    def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(WORKUP_AMQP_URL=self.opts["amqp_url"], WORKUP_REDIS_URL=self.opts["redis_url"],
-                   WORKUP_DATA_DIR=os.path.join(self.workdir, self.prefix), WORKUP_JWT_KEY=self.jwt_key,
-                   WORKUP_LOG_LEVEL="WARNING")
-        if self.opts.get("users_mongo_url"):
-            env["WORKUP_USERS_MONGO_URL"] = self.opts["users_mongo_url"]
-        return env
-
-    async def start(self, processes: int) -> str:
-        env, log = self.env(), os.path.join(self.workdir, f"{self.prefix}.log")
-        port = _free_port()
-        self.procs.append(_spawn([sys.executable, "-m", "workup", "worker", "users", "--processes", str(processes),
-                                  "--prefix", self.prefix, "--grace", "2"], env, log))
-        self.procs.append(_spawn([sys.executable, "-m", "workup.bench.users", "gateway", "--port", str(port),
-                                  "--prefix", self.prefix], env, log))
-        base = f"http://127.0.0.1:{port}"
-        await _wait_http(f"{base}/health", lambda r: r.status_code == 200, "the gateway", procs=tuple(self.procs))
-        return base
-
-    async def stop(self) -> None:
-        for p in reversed(self.procs):
-            _stop(p)
-        self.procs.clear()
-        await _delete_topology(self.opts["amqp_url"], self.prefix)
-
-
-async def _delete_topology(amqp_url: str, prefix: str) -> None:
-    """The bench's queues and exchanges (unique prefix) go away with it."""
-    from ..amqp import connect
-    async with connect(amqp_url, name="bench-cleanup") as conn:
-        async with await conn.channel() as ch:
-            for q in (f"{prefix}.users", f"{prefix}.users.dead", f"{prefix}.payments", f"{prefix}.payments.dead"):
-                await ch.delete_queue(q)
-            for x in (f"{prefix}.dlx", f"{prefix}.events", f"{prefix}.control.users"):
-                await ch.delete_exchange(x)
-
-
-async def _register(base: str, email: str) -> str:
-    import httpx
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-        for _ in range(100):  # the users queue may not have a consumer yet (503)
+        while True:
+            if worker.poll() is not None:
+                raise click.ClickException(f"the users worker exited with code {worker.returncode}")
             r = await client.post("/api/v1/users/clients/register",
                                   json={"email": email, "password": PASSWORD, "clientName": "Bench"})
             if r.status_code == 201:
                 return r.json()["authToken"]
-            if r.status_code not in (503, 504):
+            if r.status_code not in (503, 504) or time.monotonic() > deadline:
                 raise click.ClickException(f"registration failed: {r.status_code} {r.text}")
-            import trio
             await trio.sleep(0.3)
-    raise click.ClickException("the users service never answered")
 
 
-async def _bench(opts: dict[str, Any]) -> dict[str, Any]:
-    workdir = tempfile.mkdtemp(prefix="workup-bench-users-")
-    results: dict[str, Any] = {"login": {}, "options": {k: v for k, v in opts.items() if "url" not in k}}
-    try:
-        for processes in opts["processes"]:
-            run = _Run(opts, workdir)
-            try:
-                base = await run.start(processes)
-                email = f"bench-{run.prefix}@example.com"
-                token = await _register(base, email)
-                login_body = {"email": email, "password": PASSWORD}
+async def _http_loop(name: str, base: str, request: dict[str, Any], expect: int, in_flight: int,
+                     opts: dict[str, Any]) -> dict[str, Any]:
+    import httpx
+    limits = httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight)
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+        async def call() -> None:
+            r = await client.request(**request)
+            if r.status_code != expect:
+                raise RuntimeError(f"{r.status_code}")
+        result = await H.closed_loop_trio(name, call, in_flight, warmup=opts["warmup"], duration=opts["duration"])
+    return msgspec.to_builtins(result)
 
-                async def login(client: Any) -> bool:
-                    r = await client.post("/api/v1/users/login", json=login_body)
-                    return r.status_code == 200
 
-                stats = await _load(f"login, {processes} process(es)", login, duration=opts["duration"],
-                                    concurrency=opts["login_concurrency"], base_url=base)
-                results["login"][processes] = stats
-                click.echo(_row(stats))
-                if processes == opts["processes"][0]:
-                    headers = {"Authorization": f"Bearer {token}"}
-
-                    async def me(client: Any) -> bool:
-                        r = await client.get("/api/v1/users/me", headers=headers)
-                        return r.status_code == 200
-
-                    stats = await _load("cached GET /api/v1/users/me", me, duration=opts["duration"],
-                                        concurrency=opts["get_concurrency"], base_url=base)
-                    results["cached_me"] = stats
-                    click.echo(_row(stats))
-            finally:
-                await run.stop()
-        results["bare"] = await _bare(opts, workdir)
-        click.echo(_row(results["bare"]))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+async def _bench(opts: dict[str, Any], workdir: str) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    for processes in opts["processes"]:
+        users = _Users(opts, processes, workdir)
+        try:
+            email = f"bench-{users.prefix}@example.com"
+            token = await _register(users.base, email, users.worker)
+            login = {"method": "POST", "url": "/api/v1/users/login", "json": {"email": email, "password": PASSWORD}}
+            r = await _http_loop(LOGIN, users.base, login, 200, opts["login_in_flight"], opts)
+            results.append({**r, "processes": processes})
+            if processes == opts["processes"][0]:
+                me = {"method": "GET", "url": "/api/v1/users/me", "headers": {"Authorization": f"Bearer {token}"}}
+                results.append({**await _http_loop(CACHED, users.base, me, 200, opts["get_in_flight"], opts),
+                                "processes": processes})
+        finally:
+            users.stop()
+            await _cleanup(users)
+    with H.Server("workup.bench.users", "bare", "--port", str(port := _free_port())):
+        get = {"method": "GET", "url": "/"}
+        results.append({**await _http_loop(BARE, f"http://127.0.0.1:{port}", get, 200, opts["get_in_flight"], opts),
+                        "processes": None})
     return results
 
 
-async def _bare(opts: dict[str, Any], workdir: str) -> Stats:
-    port = _free_port()
-    proc = _spawn([sys.executable, "-m", "workup.bench.users", "bare", "--port", str(port)], dict(os.environ),
-                  os.path.join(workdir, "bare.log"))
-    try:
-        base = f"http://127.0.0.1:{port}"
-        await _wait_http(f"{base}/", lambda r: r.status_code == 200, "the bare endpoint", procs=(proc,))
-
-        async def get(client: Any) -> bool:
-            r = await client.get("/")
-            return r.status_code == 200
-
-        return await _load("bare quart-trio JSON GET", get, duration=opts["duration"],
-                           concurrency=opts["get_concurrency"], base_url=base)
-    finally:
-        _stop(proc)
-
-
-def _row(s: Stats) -> str:
-    return f"{s.name:<36} {s.rps:>9.1f} req/s   p50 {s.p50_ms:>8.2f} ms   p99 {s.p99_ms:>8.2f} ms   errors {s.errors}"
+async def _cleanup(users: _Users) -> None:
+    """The run's queues and exchanges (unique prefix) and its Mongo database go away with it."""
+    from ..amqp import connect
+    p = users.prefix
+    async with connect(users.amqp_url, name="bench-users-cleanup") as conn:
+        async with await conn.channel() as ch:
+            for q in (f"{p}.users", f"{p}.users.dead", f"{p}.payments", f"{p}.payments.dead"):
+                await ch.delete_queue(q)
+            for x in (f"{p}.dlx", f"{p}.events", f"{p}.control.users"):
+                await ch.delete_exchange(x)
+    if users.mongo_url:
+        import pymongo
+        client = pymongo.MongoClient(users.mongo_url, serverSelectionTimeoutMS=5000)
+        try:
+            client.drop_database(client.get_default_database())
+        finally:
+            client.close()
 
 
-def _ratios(results: dict[str, Any]) -> dict[str, float]:
-    out = {}
-    login = results["login"]
-    if 1 in login and 2 in login and login[1].rps:
-        out["login_2_over_1"] = round(login[2].rps / login[1].rps, 2)
-    if "cached_me" in results and results["bare"].rps:
-        out["cached_me_over_bare"] = round(results["cached_me"].rps / results["bare"].rps, 2)
-    return out
+def ratios(results: list[dict[str, Any]]) -> dict[str, float | None]:
+    """login(2 processes) / login(1 process) and cached GET / bare GET, in calls per second."""
+    rate = {(r["name"], r["processes"]): r["calls_per_s"] for r in results}
+    login1, login2 = rate.get((LOGIN, 1)), rate.get((LOGIN, 2))
+    cached = next((v for (name, _), v in rate.items() if name == CACHED), None)
+    bare = rate.get((BARE, None))
+    return {"login 2 processes / 1 process": round(login2 / login1, 2) if login1 and login2 else None,
+            "cached GET /me / bare GET": round(cached / bare, 2) if cached and bare else None}
 
 
-def _parse_processes(value: str) -> list[int]:
+def _process_counts(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
     try:
         counts = [int(v) for v in value.split(",") if v.strip()]
     except ValueError:
-        raise click.BadParameter(f"expected a comma-separated list of counts, got {value!r}") from None
+        raise click.BadParameter(f"expected comma-separated counts, got {value!r}") from None
     if not counts or any(not 1 <= c <= 16 for c in counts):
         raise click.BadParameter("process counts must be between 1 and 16")
     return counts
 
 
 @click.group(name="users", invoke_without_command=True)
-@click.option("--amqp-url", envvar="WORKUP_AMQP_URL", default=DEFAULT_AMQP, show_default=True)
-@click.option("--redis-url", envvar="WORKUP_REDIS_URL", default=DEFAULT_REDIS, show_default=True)
-@click.option("--users-mongo-url", envvar="WORKUP_USERS_MONGO_URL", default=None,
-              help="users store (default: SQLite in a temporary directory)")
-@click.option("--duration", type=click.FloatRange(1, 600), default=10.0, show_default=True,
-              help="seconds of load per scenario")
-@click.option("--processes", "processes", default="1,2", show_default=True,
+@click.option("--amqp-url", default=lambda: os.environ.get("WORKUP_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+              show_default="WORKUP_AMQP_URL or the loopback broker")
+@click.option("--redis-url", default=lambda: os.environ.get("WORKUP_REDIS_URL", "redis://127.0.0.1:6379/0"),
+              show_default="WORKUP_REDIS_URL or the loopback Redis")
+@click.option("--users-mongo-url", default=lambda: os.environ.get("WORKUP_USERS_MONGO_URL", ""),
+              help="MongoDB/FerretDB server for the users store, a database per run (else SQLite)")
+@click.option("--processes", default="1,2", callback=_process_counts, show_default=True,
               help="users worker process counts to compare for login")
-@click.option("--login-concurrency", type=click.IntRange(1, 1024), default=8, show_default=True)
-@click.option("--get-concurrency", type=click.IntRange(1, 1024), default=32, show_default=True)
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="also save results here")
+@click.option("--login-in-flight", default=8, type=click.IntRange(1, 1024), show_default=True)
+@click.option("--get-in-flight", default=32, type=click.IntRange(1, 1024), show_default=True)
+@click.option("--warmup", default=1.0, type=click.FloatRange(0, 60), show_default=True)
+@click.option("--duration", default=5.0, type=click.FloatRange(0.5, 600), show_default=True)
+@click.option("--out", default=None, help="JSON result file (default perf/results/users-<time>.json)")
 @click.pass_context
-def command(ctx: click.Context, json_path: str | None, processes: str, **opts: Any) -> None:
-    """Login throughput (1 vs 2 users processes) and cached GET /me vs a bare endpoint."""
+def command(ctx: click.Context, **opts: Any) -> None:
+    """Login (1 vs 2 users processes) and cached GET /me vs a bare quart-trio endpoint."""
     if ctx.invoked_subcommand is not None:
         return
     import trio
-
-    opts["processes"] = _parse_processes(processes)
-    results = trio.run(_bench, opts)
-    ratios = _ratios(results)
-    for name, value in ratios.items():
+    workdir = tempfile.mkdtemp(prefix="workup-bench-users-")
+    load_before = H.machine()
+    try:
+        results = trio.run(_bench, opts, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    summary = ratios(results)
+    click.echo(H.table(["scenario", "processes", "in flight", "calls/s", "p50 ms", "p99 ms", "errors"],
+                       [[r["name"], r["processes"], r["in_flight"], r["calls_per_s"], r["p50_ms"], r["p99_ms"],
+                         r["errors"]] for r in results]))
+    for name, value in summary.items():
         click.echo(f"{name}: {value}")
-    if json_path:
-        doc = {"login": {str(k): asdict(v) for k, v in results["login"].items()},
-               "cached_me": asdict(results["cached_me"]) if "cached_me" in results else None,
-               "bare": asdict(results["bare"]), "ratios": ratios, "options": results["options"]}
-        with open(json_path, "w") as f:
-            json.dump(doc, f, indent=2)
+    path = H.save_json("users", {"machine_before": load_before, "machine_after": H.machine(),
+                                 "stores": "mongo" if opts["users_mongo_url"] else "sqlite",
+                                 "results": results, "summary": summary}, opts["out"])
+    click.echo(f"saved {path}")
 
 
-# --- the server processes the bench starts ----------------------------------------------------------
+# --- the server processes the bench starts (they print READY once they serve) -----------------------
 
 @command.command(name="gateway", hidden=True)
 @click.option("--port", type=int, required=True)
 @click.option("--prefix", required=True)
-def _gateway_process(port: int, prefix: str) -> None:
-    """The real gateway app over RabbitMQ (prefix) with the Redis cache."""
+@click.option("--amqp-url", required=True)
+@click.option("--redis-url", required=True)
+def _gateway_process(port: int, prefix: str, amqp_url: str, redis_url: str) -> None:
+    """The real gateway app over RabbitMQ (``prefix``) with the Redis cache."""
     import trio
 
     from ..cache import open_cache
     from ..gateway import create_app, serve_app
-    from ..settings import load_settings
+    from ..settings import Settings
     from ..workers import AmqpTransport
 
-    settings = load_settings()
+    settings = Settings(amqp_url=amqp_url, redis_url=redis_url)
 
     async def main() -> None:
-        async with AmqpTransport.connect(settings.amqp_url, prefix=prefix, name="bench-gateway") as transport:
-            app = create_app(settings, transport, open_cache(settings), jwt_keys=settings.jwt_key)
-            await serve_app(app, "127.0.0.1", port)
+        async with AmqpTransport.connect(amqp_url, prefix=prefix, name="bench-gateway") as transport:
+            app = create_app(settings, transport, open_cache(settings), jwt_keys=secrets.token_urlsafe(32))
+            async with trio.open_nursery() as nursery:
+                await nursery.start(serve_app, app, "127.0.0.1", port)
+                print("READY", flush=True)
 
     trio.run(main)
 
@@ -348,7 +252,12 @@ def _bare_process(port: int) -> None:
     async def index() -> Response:
         return Response(body, content_type="application/json")
 
-    trio.run(serve_app, app, "127.0.0.1", port)
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve_app, app, "127.0.0.1", port)
+            print("READY", flush=True)
+
+    trio.run(main)
 
 
 if __name__ == "__main__":
