@@ -220,7 +220,7 @@ class Instance:
                 return
             if d.deadline < now():
                 self.expired += 1  # the caller has given up: do nothing, just ack
-                await source.settle(d, None)
+                await self._settle(source, d, None)
                 continue
             try:
                 limiter.acquire_nowait()  # the usual case: no schedule point for the limiter
@@ -233,7 +233,13 @@ class Instance:
                 self.in_flight -= 1
                 limiter.release()
             self.handled += 1
+            await self._settle(source, d, reply)
+
+    async def _settle(self, source: Any, d: Any, reply: Any) -> None:
+        try:
             await source.settle(d, reply)
+        except Exception as exc:  # the broker connection went away: it will redeliver
+            log.warning("%s: could not answer/ack request %s: %s", self.name, d.request_id, exc)
 
     # -- control ---------------------------------------------------------------------------
     async def _control_loop(self, control: Any) -> None:
