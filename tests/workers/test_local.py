@@ -152,6 +152,7 @@ async def test_control_on_two_instances():
 
         replies = await control(t, "echo", "set-max-threads", "3", expect=2)
         assert all(r.ok for r in replies) and a.max_threads == b.max_threads == 3
+        assert a.rt.deps.limiter.total_tokens == 3  # the deps' driver limiter follows
         replies = await control(t, "echo", "set-max-db-connections", "5", expect=2)
         assert [r.status.db_pool_size for r in replies] == [5, 5]
 

@@ -88,6 +88,7 @@ class Instance:
         self.expired = 0
         self.db_pool_target: int | None = None
         self.start_error: str | None = None
+        self.threads_set = False
         self._changed = trio.Event()
         self._source: Any = None
         self._workers: trio.Nursery | None = None
@@ -165,6 +166,8 @@ class Instance:
             try:
                 if self.db_pool_target is not None:
                     await self._resize_pool(self.db_pool_target)
+                if self.threads_set:
+                    self._resize_threads()
                 async with trio.open_nursery() as background:
                     for task in self.service.background:
                         background.start_soon(self._keep_running, task)
@@ -263,6 +266,8 @@ class Instance:
         if cmd == "set-max-threads":
             n = parse_count(one_arg(args), "max threads")
             self.limiter.total_tokens = n
+            self.threads_set = True
+            self._resize_threads()
             if self._source is not None:
                 await self._source.set_prefetch(n)
                 self._spawn_loops()
@@ -322,6 +327,12 @@ class Instance:
             raise ControlError(f"{full}: {exc}; the old handler stays") from None
         new = self.table.replace(full, handler, source.encode())
         return f"{full} now v{new.version}:{new.digest}"
+
+    def _resize_threads(self) -> None:
+        """The deps' limiter of blocking driver calls follows an explicit ``set-max-threads``."""
+        resize = getattr(self.rt.deps, "resize_threads", None)
+        if resize is not None:
+            resize(self.max_threads)
 
     async def _resize_pool(self, n: int) -> None:
         deps = self.rt.deps

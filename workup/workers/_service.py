@@ -31,10 +31,13 @@ D_co = TypeVar("D_co", covariant=True)
 
 
 class Deps(Protocol):
-    """Optional hooks a service's deps object may provide for the controller."""
+    """Optional hooks a service's deps object may provide for the controller: the database pool
+    (``set-max-db-connections``, ``status``) and the limiter of its blocking driver calls
+    (``resize_threads``, called by ``set-max-threads`` besides the command limiter)."""
 
     def db_pool_size(self) -> int: ...
     async def resize_db_pool(self, size: int) -> None: ...
+    def resize_threads(self, n: int) -> None: ...
 
 
 class Runtime(Protocol[D_co]):

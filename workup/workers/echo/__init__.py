@@ -68,6 +68,9 @@ class EchoDeps:
         self._size = size
         self.limiter = trio.CapacityLimiter(4)
 
+    def resize_threads(self, n: int) -> None:
+        self.limiter.total_tokens = n
+
     def db_pool_size(self) -> int:
         return self.pool.max_size if self.pool is not None else self._size
 
