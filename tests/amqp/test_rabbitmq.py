@@ -242,3 +242,31 @@ async def test_cancel_keeps_buffered_deliveries_and_exit_requeues_them(amqp_url:
             while (await ch.declare_queue(name, passive=True)).message_count < 4:
                 await trio.sleep(0.05)
         await ch.delete_queue(name)
+
+
+async def test_unconfirmed_publishes_wait_for_the_writer(amqp_url: str, name: str) -> None:
+    from workup.amqp._channel import HIGH_WATER_FRAMES
+
+    async with amqp.connect(amqp_url, name="test-backpressure") as conn:
+        ch = await conn.channel()
+        await ch.declare_queue(name, auto_delete=False, arguments={"x-max-length": 100})
+        most = 0
+        with trio.fail_after(30):
+            for i in range(3 * HIGH_WATER_FRAMES):
+                await ch.publish(b"%d" % i, routing_key=name)
+                assert ch._core is not None
+                most = max(most, ch._core.queued_frames)
+        assert most <= HIGH_WATER_FRAMES + 1  # memory stays bounded: publishers waited
+        confirmed = await conn.channel(confirms=True)
+        await confirmed.publish(b"last", routing_key=name)  # everything before it was sent
+        info = await ch.declare_queue(name, passive=True)
+        assert info.message_count == 100
+        await ch.delete_queue(name)
+
+
+async def test_all_channels_in_use_is_a_clear_error(amqp_url: str) -> None:
+    async with amqp.connect(amqp_url + "?channel_max=2", name="test-channel-max") as conn:
+        await conn.channel()
+        await conn.channel()
+        with pytest.raises(amqp.AMQPError, match="all 2 channels"):
+            await conn.channel()

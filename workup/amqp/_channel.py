@@ -30,6 +30,8 @@ __all__ = ["Channel", "QueueInfo"]
 log = logging.getLogger("workup.amqp")
 _tags = itertools.count(1)
 _OPEN = ChannelState.OPEN
+# unconfirmed publishes wait for the writer once this many frames are queued and unsent
+HIGH_WATER_FRAMES = 4096
 
 
 class QueueInfo:
@@ -211,7 +213,10 @@ class Channel:
             seq = core.publish(exchange, routing_key, body, properties, mandatory)
             self.connection._wake()
             if seq is None:
-                await trio.lowlevel.checkpoint_if_cancelled()
+                if core.queued_frames > HIGH_WATER_FRAMES:
+                    await self.connection._backpressure()
+                else:
+                    await trio.lowlevel.checkpoint_if_cancelled()
                 return
             waiter = self._confirm_waiters[seq] = Waiter()
             try:

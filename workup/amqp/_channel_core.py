@@ -132,6 +132,11 @@ class ChannelCore:
             done.add(tag)
         to_ack.clear()
 
+    @property
+    def queued_frames(self) -> int:
+        """Frames queued on the connection (all channels) and not yet sent."""
+        return len(self._out)
+
     def unconfirmed(self) -> list[int]:
         return sorted(self._pending)
 
@@ -170,6 +175,7 @@ class ChannelCore:
                     self._unsettled.append(content.delivery_tag)
                 events.append(Delivered(self.number, content))
             else:
+                assert type(content) is Returned
                 events.append(MessageReturned(self.number, content,
                                               self._match_return(content)))
 
@@ -181,8 +187,8 @@ class ChannelCore:
                 method, (C.Channel.Close, C.Channel.CloseOk)):
             return  # dropped, as the spec says
         if isinstance(method, C.Basic.Return):
-            self._start_content(Returned(method.reply_code, method.reply_text, method.exchange,
-                                         method.routing_key))
+            self._start_content(Returned(method.reply_code or 0, method.reply_text or "",
+                                         method.exchange or "", method.routing_key or ""))
         elif isinstance(method, (C.Basic.Ack, C.Basic.Nack)):
             events.append(PublishConfirmed(self.number, self._confirm(method.delivery_tag,
                                                                       method.multiple),
@@ -190,8 +196,9 @@ class ChannelCore:
         elif isinstance(method, C.Channel.Close):
             events.append(self._closed_by_broker(method))
         elif isinstance(method, C.Basic.Cancel):  # consumer_cancel_notify
-            self.consumers.pop(method.consumer_tag, None)
-            events.append(ConsumerCancelledByBroker(self.number, method.consumer_tag))
+            tag = method.consumer_tag or ""
+            self.consumers.pop(tag, None)
+            events.append(ConsumerCancelledByBroker(self.number, tag))
         elif isinstance(method, C.Channel.Flow):
             self._out.append(encode_method(self.number, C.Channel.FlowOk(method.active)))
         else:
@@ -209,7 +216,7 @@ class ChannelCore:
         elif isinstance(method, C.Channel.CloseOk):
             self._finish()
         elif isinstance(method, C.Basic.CancelOk):
-            self.consumers.pop(method.consumer_tag, None)
+            self.consumers.pop(method.consumer_tag or "", None)
         events.append(MethodReply(self.number, method, token))
 
     def _start_content(self, content: Delivery | Returned) -> None:
@@ -218,8 +225,8 @@ class ChannelCore:
         self._parts = []
 
     def _closed_by_broker(self, method: C.Channel.Close) -> ChannelClosedByBroker:
-        event = ChannelClosedByBroker(self.number, method.reply_code, method.reply_text,
-                                      method.class_id, method.method_id,
+        event = ChannelClosedByBroker(self.number, method.reply_code or 0, method.reply_text or "",
+                                      method.class_id or 0, method.method_id or 0,
                                       [token for _, token in self._waiting], self.unconfirmed())
         self._out.append(encode_method(self.number, C.Channel.CloseOk()))
         self._finish()

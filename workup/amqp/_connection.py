@@ -83,6 +83,7 @@ class Connection:
         self._topology = Topology()
         self._last_recv = self._last_send = 0.0
         self._nursery: trio.Nursery | None = None
+        self._drained: trio.Event | None = None  # publishers waiting for the writer
         self.blocked: str | None = None
         self.reconnects = 0
 
@@ -91,7 +92,10 @@ class Connection:
     async def channel(self, *, confirms: bool = False, prefetch: int | None = None) -> Channel:
         """Open a channel; ``confirms`` turns on publisher confirms (publish waits for them)."""
         core = await self._wait_up()
-        number = next(n for n in range(1, core.channel_max + 1) if n not in self._channels)
+        number = next((n for n in range(1, core.channel_max + 1) if n not in self._channels),
+                      None)
+        if number is None:
+            raise AMQPError(f"all {core.channel_max} channels of the connection are in use")
         channel = Channel(self, number, confirms)
         self._channels[number] = channel
         try:
@@ -208,6 +212,7 @@ class Connection:
                     self._set_up()
                 task_status.started()
         # the session ended: the connection is lost (or being closed)
+        self._release_publishers()
         self._up = False
         self._up_event = trio.Event()
         with trio.CancelScope(shield=True):
@@ -304,6 +309,20 @@ class Connection:
         if not event.is_set():
             event.set()
 
+    async def _backpressure(self) -> None:
+        """Wait until the writer has sent what is queued (the socket, i.e. the broker, is
+        slower than the publishers, or the broker blocked us)."""
+        if self._drained is None:
+            self._drained = trio.Event()
+        drained = self._drained
+        self._wake()
+        await drained.wait()
+
+    def _release_publishers(self) -> None:
+        if self._drained is not None:
+            self._drained.set()
+            self._drained = None
+
     def _spawn(self, fn: Any) -> None:
         """Run a helper task (e.g. an RPC client's timer) for the life of the connection."""
         if self._nursery is None:
@@ -325,6 +344,7 @@ class Connection:
                 if data:
                     await stream.send_all(data)
                     self._last_send = trio.current_time()
+                self._release_publishers()
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             self._lose(ConnectionLost(f"write failed: {exc}"))
 

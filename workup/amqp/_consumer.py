@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import trio
 
@@ -36,7 +36,8 @@ class Consumer:
         self._wakeup = trio.Event()
         self._error: BaseException | None = None
         self._cancelled = False
-        self._sink = self._deliver  # where the reader task puts deliveries
+        # where the reader task puts deliveries
+        self._sink: Callable[[Delivery], None] = self._deliver
 
     # -- fed by the reader task --------------------------------------------------------------
 

@@ -11,16 +11,22 @@ __all__ = ["Event", "ConnectionOpened", "ConnectionClosedByBroker", "ConnectionC
            "MessageReturned", "PublishConfirmed", "ConsumerCancelledByBroker"]
 
 
+def _slots(event: "Event") -> tuple[str, ...]:
+    return type(event).__slots__
+
+
 class Event:
     __slots__ = ()
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
+        fields = ", ".join(f"{k}={getattr(self, k)!r}" for k in _slots(self))
         return f"{type(self).__name__}({fields})"
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and all(
-            getattr(self, k) == getattr(other, k) for k in self.__slots__)
+            getattr(self, k) == getattr(other, k) for k in _slots(self))
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 class ConnectionOpened(Event):

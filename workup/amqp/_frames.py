@@ -94,7 +94,7 @@ def _decode_method(payload: bytes) -> Any:
     try:
         method.unmarshal(payload[4:])
     except Exception as exc:  # pamqp raises struct.error, ValueError, UnicodeDecodeError, ...
-        raise ProtocolError(f"malformed {cls.name}: {exc}", 502) from None
+        raise ProtocolError(f"malformed {method.name}: {exc}", 502) from None
     return method
 
 

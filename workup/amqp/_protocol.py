@@ -85,6 +85,11 @@ class ConnectionCore:
         return data
 
     @property
+    def queued_frames(self) -> int:
+        """Frames (or frame groups) queued and not yet taken by :meth:`data_to_send`."""
+        return len(self._out)
+
+    @property
     def wants_write(self) -> bool:
         return bool(self._out) or any(c.acks_pending for c in self.channels.values())
 
@@ -133,8 +138,8 @@ class ConnectionCore:
         if isinstance(method, C.Connection.Close):
             self.state = ConnectionState.CLOSED
             self._out.append(encode_method(0, C.Connection.CloseOk()))
-            events.append(ConnectionClosedByBroker(method.reply_code, method.reply_text,
-                                                   method.class_id, method.method_id))
+            events.append(ConnectionClosedByBroker(method.reply_code or 0, method.reply_text or "",
+                                                   method.class_id or 0, method.method_id or 0))
         elif isinstance(method, C.Connection.CloseOk) and state is ConnectionState.CLOSING:
             self.state = ConnectionState.CLOSED
             events.append(ConnectionCloseOk())

@@ -129,7 +129,7 @@ class RpcClient:
 
     # -- from the reader task ----------------------------------------------------------------
 
-    def _resolve(self, cid: str | None, result: outcome.Outcome) -> None:
+    def _resolve(self, cid: str | None, result: outcome.Outcome[Delivery]) -> None:
         entry = self._waiting.pop(cid, None) if cid is not None else None
         if entry is not None:  # else: a late reply of a call that timed out
             task = entry[2]

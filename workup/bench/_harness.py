@@ -25,7 +25,7 @@ from typing import Any, Awaitable, Callable, Sequence
 import msgspec
 
 __all__ = ["Result", "Recorder", "percentile", "closed_loop_trio", "closed_loop_asyncio",
-           "Server", "run_client", "mark", "emit_result", "table", "save_json", "machine",
+           "Server", "run_client", "mark", "emit_result", "window_options", "table", "save_json", "machine",
            "RESULTS_DIR"]
 
 RESULTS_DIR = Path(__file__).resolve().parents[2] / "perf" / "results"
@@ -183,6 +183,22 @@ class Server:
         self.stop()
 
 
+def window_options(scenario: str, *, warmup: float = 1.0,
+                   duration: float = 4.0) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The click options every scenario has: ``--warmup``, ``--duration``, ``--json``."""
+    import click
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn = click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+                          help=f"where to write the results (default "
+                               f"perf/results/{scenario}-<UTC time>.json)")(fn)
+        fn = click.option("--duration", type=click.FloatRange(0.1, 3600), default=duration,
+                          show_default=True, help="measured seconds per cell")(fn)
+        return click.option("--warmup", type=click.FloatRange(0, 600), default=warmup,
+                            show_default=True, help="warm-up seconds per cell")(fn)
+    return decorate
+
+
 def emit_result(result: Result) -> None:
     """How a client process hands its :class:`Result` to :func:`run_client`."""
     print("RESULT", json.dumps(msgspec.to_builtins(result)), flush=True)
@@ -232,8 +248,11 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     cells = [[fmt(v) for v in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
               for i, h in enumerate(headers)]
-    line = lambda vals: "| " + " | ".join(v.rjust(w) if i else v.ljust(w)  # noqa: E731
-                                          for i, (v, w) in enumerate(zip(vals, widths))) + " |"
+
+    def line(vals: Sequence[str]) -> str:
+        return "| " + " | ".join(v.rjust(w) if i else v.ljust(w)
+                                 for i, (v, w) in enumerate(zip(vals, widths))) + " |"
+
     return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
                      + [line(r) for r in cells])
 

@@ -236,12 +236,7 @@ def _verdict(key: str, value: float) -> str:
               help="comma-separated calls in flight")
 @click.option("--peers", default=",".join(PEERS), show_default=True,
               help="comma-separated subset of: " + ", ".join(PEERS))
-@click.option("--warmup", type=click.FloatRange(0, 600), default=1.0, show_default=True,
-              help="warm-up seconds per cell")
-@click.option("--duration", type=click.FloatRange(0.1, 3600), default=4.0, show_default=True,
-              help="measured seconds per cell")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
-              help="where to write the results (default perf/results/amqp-<UTC time>.json)")
+@H.window_options("amqp")
 def command(amqp_url: str, levels: str, peers: str, warmup: float, duration: float,
             json_path: str | None) -> None:
     """RPC echo calls/s and p50/p99 latency: ours vs aiormq vs aio-pika JsonRPC."""
