@@ -270,3 +270,14 @@ async def test_all_channels_in_use_is_a_clear_error(amqp_url: str) -> None:
         await conn.channel()
         with pytest.raises(amqp.AMQPError, match="all 2 channels"):
             await conn.channel()
+
+
+async def test_publish_to_missing_exchange_is_a_channel_error(amqp_url: str, name: str) -> None:
+    async with amqp.connect(amqp_url, name="test-missing-exchange") as conn:
+        ch = await conn.channel(confirms=True)
+        with trio.fail_after(5), pytest.raises(amqp.ChannelClosed) as info:
+            await ch.publish(b"x", exchange=name, routing_key="k")
+        assert info.value.reply_code == 404 and "no exchange" in info.value.reply_text
+        await ch.declare_queue(name, auto_delete=True)
+        await ch.publish(b"y", routing_key=name)  # the channel re-opened (confirm mode too)
+        assert (await ch.declare_queue(name, passive=True)).message_count == 1

@@ -10,6 +10,8 @@ bindings and consumers are restored; raises on the *first* connect failure)::
 
     async with amqp.connect("amqp://guest:guest@127.0.0.1:5672/", name="jobs-worker") as conn:
         ch = await conn.channel()                   # or channel(confirms=True, prefetch=64)
+        conn.is_open, conn.reconnects               # state; operations wait while reconnecting
+        error = await conn.wait_closed()            # once closed for good (None after aclose)
 
 Topology::
 
@@ -27,7 +29,8 @@ correlation_id, reply_to, expiration, message_id, timestamp, type, ...)::
                      mandatory=True)
     # on a confirms=True channel this returns once the broker acked it; raises
     # amqp.Unroutable (mandatory + no queue) or amqp.PublishNacked. Without confirms it only
-    # queues the frames (the writer task sends them with the next batch).
+    # queues the frames (the writer task sends them with the next batch), and waits for the
+    # writer once 4096 frames are queued (backpressure).
 
 Consume (an async iterator of ``Delivery``: body, properties, routing_key, exchange,
 delivery_tag, redelivered; ``ack()``, ``nack(requeue=True)``, ``reject(requeue=True)`` are
