@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import socket
 
 import pytest
 import trio
@@ -37,6 +38,8 @@ async def test_rpc_round_trip(amqp_url: str, name: str) -> None:
             assert reply.body == b"echo:hello"
             assert reply.properties.headers == {"n": 5}
             assert reply.properties.correlation_id is not None
+            assert conn._stream is not None  # small frames leave at once: no Nagle delay
+            assert conn._stream.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
             nursery.cancel_scope.cancel()
 
 
