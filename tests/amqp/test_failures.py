@@ -117,9 +117,22 @@ async def test_pending_rpc_fails_when_connection_drops(amqp_url: str, name: str)
                     calls.start_soon(call)
                     await trio.sleep(0.3)
                     proxy.kill()
-                # and after the reconnect, calls work again (nobody answers: a timeout)
+                # after the reconnect, nobody answers: a timeout, never a hang
                 with pytest.raises(amqp.RpcTimeout):
                     await rpc.call(name, b"y", timeout=0.5)
+                # and once a server answers, replies reach us on the restored reply consumer
+                async with amqp.connect(amqp_url, name="test-rpc-drop-server") as server:
+                    server_ch = await server.channel()
+                    async with await server_ch.consume(name) as requests:
+                        async with trio.open_nursery() as answering:
+                            async def answer() -> None:
+                                async for request in requests:
+                                    await server_ch.reply(request, b"re:" + request.body)
+                                    request.ack()
+                            answering.start_soon(answer)
+                            reply = await rpc.call(name, b"z", timeout=5)
+                            assert reply.body == b"re:z"
+                            answering.cancel_scope.cancel()
             assert conn.reconnects >= 1
         nursery.cancel_scope.cancel()
 
