@@ -4,6 +4,7 @@ the payments engineer adds the HTTP-facing ones below."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 from decimal import ROUND_DOWN, Decimal
 
 import msgspec
@@ -103,7 +104,9 @@ class MoneyBody(Message):
     """``POST /{me}/wallet/deposit`` and ``.../withdraw`` body. ``amount`` is kept as the raw JSON
     text so that only a JSON number is accepted (msgspec would also take a string) and it is read
     exactly, never through a float; :meth:`money` gives the checked Decimal."""
-    amount: msgspec.Raw
+    amount: Annotated[msgspec.Raw, msgspec.Meta(
+        description="exact amount: > 0, at most 2 decimal places, at most 1000000000",
+        extra_json_schema={"type": "number", "exclusiveMinimum": 0, "maximum": 1000000000, "multipleOf": 0.01})]
     description: str | None = None
 
     def __post_init__(self) -> None:
