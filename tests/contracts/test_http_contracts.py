@@ -28,7 +28,8 @@ async def test_reads_and_parties_only(system):
         for who in (stranger_c, stranger_f):
             assert (await http.get(path, headers=who.auth)).status_code == 403, path
         assert (await http.get(path)).status_code == 401
-    for path in (f"{C}/{new_id()}", f"{C}/{new_id()}/milestones", f"{C}/milestones/{new_id()}", f"{C}/{new_id()}/print"):
+    for path in (f"{C}/{new_id()}", f"{C}/{new_id()}/milestones", f"{C}/milestones/{new_id()}", f"{C}/{new_id()}/print",
+                 f"{C}/{new_id()}/terminations"):
         assert (await http.get(path, headers=admin.auth)).status_code == 404, path
     assert (await http.get(f"{C}/bad-id", headers=admin.auth)).status_code == 400
     ms = (await http.get(f"{C}/{cid}/milestones", headers=client.auth)).json()
@@ -61,7 +62,8 @@ async def test_milestone_state_machine(system):
         return r.status_code, r.json()
 
     assert await progress(m1, client) == 403 and await progress(m1, User("FREELANCER")) == 403
-    assert await progress(new_id()) == 404
+    assert await progress(new_id()) == 404 and (await evaluate(new_id(), "ACCEPTED"))[0] == 404
+    assert await progress("nope") == 400
     assert (await evaluate(m1, "ACCEPTED"))[0] == 409            # OPEN cannot be evaluated
     assert await progress(m1, body={}) == 200                    # OPEN → IN_PROGRESS
     assert (await evaluate(m1, "IN_PROGRESS"))[0] == 409         # not IN_REVIEW yet

@@ -115,3 +115,8 @@ async def test_search_paging_250_jobs_no_repeats_no_gaps(system):
     assert times == sorted(times, reverse=True)
     browse = await system.http.get("/api/v1/jobs", params={"pageLimit": 5})
     assert browse.status_code == 200 and len(browse.json()["jobs"]) == 5 and browse.json()["pagingState"]
+    after = await system.http.get("/api/v1/jobs", params={"pageLimit": 5, "pagingState": browse.json()["pagingState"]})
+    assert not {j["id"] for j in after.json()["jobs"]} & {j["id"] for j in browse.json()["jobs"]}
+    assert after.json()["jobs"][0]["createdAt"] <= browse.json()["jobs"][-1]["createdAt"]
+    for bad in ({"pageLimit": 0}, {"pageLimit": 101}, {"pagingState": "%%"}):
+        assert (await system.http.get("/api/v1/jobs", params=bad)).status_code == 400, bad

@@ -57,6 +57,7 @@ async def test_read_update_and_list_rules(system):
     assert (await http.get(f"/api/v1/proposals/{new_id()}", headers=fay.auth)).status_code == 404
     assert (await http.get("/api/v1/proposals/xyz", headers=fay.auth)).status_code == 400
     # update: author only, partial, while pending; the cached list follows every write
+    assert (await http.put(f"/api/v1/proposals/{new_id()}", json={"coverLetter": "x"}, headers=fay.auth)).status_code == 404
     assert (await http.put(one, json={"coverLetter": "x"}, headers=owner.auth)).status_code == 403
     assert (await http.put(one, json={"coverLetter": "x"}, headers=sam.auth)).status_code == 403
     assert (await http.put(one, json={"jobDuration": "SOON"}, headers=fay.auth)).status_code == 400

@@ -209,7 +209,7 @@ class CassandraDb:
     async def connect(cls, contact_points: list[tuple[str, int]], keyspace: str,
                       tables: Sequence[Table], *, replication: int = 1, threads: int = 16) -> "CassandraDb":
         def setup() -> CassandraDb:
-            from cassandra import ConsistencyLevel
+            from cassandra import AlreadyExists, ConsistencyLevel
             from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
             from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
             from cassandra.query import dict_factory
@@ -232,7 +232,11 @@ class CassandraDb:
                 existing = set(cluster.metadata.keyspaces[keyspace].tables)
                 for t in tables:
                     if t.name not in existing:   # schema changes are slow; skip known tables
-                        session.execute(_qualified(t, keyspace).cql())
+                        try:
+                            session.execute(_qualified(t, keyspace).cql(), timeout=60)
+                        except AlreadyExists:     # another process made it meanwhile
+                            pass
+                session.wait_for_schema_agreement()
             except BaseException:
                 cluster.shutdown()
                 raise
