@@ -8,7 +8,7 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from workup.cache import open_cache
+from workup.cache import MemoryCache, open_cache
 from workup.envelope import SERVICE_CALLER, Caller
 from workup.messages import payments as m
 from workup.settings import Settings
@@ -144,3 +144,27 @@ async def test_reads_fill_the_cache_and_writes_invalidate_it(h):
     assert await cache.get(m.wallet_cache_key(freelancer.user_id)) is None
     await h.ok(m.GetPaymentRequest(id=request_id), client)
     assert b'"PAID"' in await cache.get(m.request_cache_key(request_id, client.user_id))
+
+
+async def test_a_replayed_success_invalidates_again(h):
+    """The first attempt may have died between its commit and its invalidation: a stale entry
+    planted at the old version is gone after the retry's reply."""
+    client = await h.user("CLIENT", "50")
+    freelancer = await h.user("FREELANCER")
+    request_id, _ = await h.request(client, freelancer, "20")
+    await h.ok(m.PayRequest(id=request_id, idempotency_key="p"), client)
+    await h.ok(m.Deposit(amount=D(1), idempotency_key="d"), client)
+    cache = h.instance.rt.deps.cache = MemoryCache()          # the invalidations never happened
+    stale = {m.wallet_cache_key(client.user_id): b'{"balance":50.00}',
+             m.wallet_cache_key(freelancer.user_id): b'{"balance":0.00}',
+             m.request_cache_key(request_id, client.user_id): b'{"status":"PENDING"}'}
+    for key, value in stale.items():
+        assert await cache.set(key, value, version=0, ttl=60)
+        assert await cache.get(key) == value
+    await h.ok(m.PayRequest(id=request_id, idempotency_key="p"), client)
+    for key in stale:
+        assert await cache.get(key) is None, key
+    h.instance.rt.deps.cache = cache = MemoryCache()
+    assert await cache.set(m.wallet_cache_key(client.user_id), b'{"balance":0}', version=0, ttl=60)
+    await h.ok(m.Deposit(amount=D(1), idempotency_key="d"), client)
+    assert await cache.get(m.wallet_cache_key(client.user_id)) is None

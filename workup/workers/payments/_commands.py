@@ -76,9 +76,27 @@ async def _invalidate(deps: PaymentsDeps, changes: Sequence[Changed]) -> None:
         await invalidate(deps.cache, cache_keys(change), change.version)
 
 
-async def _settle(ctx: Ctx, outcome: Outcome) -> msgspec.Raw:
-    """After the commit and before the reply: invalidate what changed, ring the relay."""
-    await _invalidate(ctx.deps, outcome.changed)
+async def _as_now(deps: PaymentsDeps, wallets: Sequence[str], request_id: str | None = None) -> list[Changed]:
+    """The rows a replayed success had changed, at their current versions."""
+    changes = []
+    found = await deps.store.get_request(request_id) if request_id else None
+    if found is not None:
+        req, version = found
+        changes.append(Changed("request", req.id, version, (req.client_id, req.freelancer_id)))
+        wallets = [req.client_id, req.freelancer_id]
+    for user_id in wallets:
+        changes.append(Changed("wallet", user_id, (await deps.store.wallet(user_id))[1], (user_id,)))
+    return changes
+
+
+async def _settle(ctx: Ctx, outcome: Outcome, wallets: Sequence[str], request_id: str | None = None) -> msgspec.Raw:
+    """After the commit and before the reply: invalidate what changed, ring the relay. A replayed
+    success invalidates again (at the current versions): the first attempt may have died between
+    its commit and its invalidation, and this reply must not be followed by a stale read."""
+    changes: Sequence[Changed] = outcome.changed
+    if outcome.replayed and outcome.status < 400 and ctx.deps.cache is not None:
+        changes = await _as_now(ctx.deps, wallets, request_id)
+    await _invalidate(ctx.deps, changes)
     if outcome.outbox:
         ctx.deps.ring_outbox()
     return answer(outcome)
@@ -127,7 +145,8 @@ def register(service: Service[PaymentsDeps]) -> None:
         user = account_holder(ctx)
         amount = valid_amount(req.amount)
         op = ctx.deps.store.deposit if route == "wallet/deposit" else ctx.deps.store.withdraw
-        return await _settle(ctx, await op(user, amount, req.description, idem_key(user, route, req.idempotency_key)))
+        outcome = await op(user, amount, req.description, idem_key(user, route, req.idempotency_key))
+        return await _settle(ctx, outcome, [user])
 
     @cmd(m.Deposit)
     async def deposit(ctx: Ctx, req: m.Deposit) -> msgspec.Raw:
@@ -181,4 +200,4 @@ def register(service: Service[PaymentsDeps]) -> None:
         idem = idem_key(user, f"requests/{req.id}/pay", req.idempotency_key)
         if not _ID.match(req.id):
             raise not_found("payment request")
-        return await _settle(ctx, await ctx.deps.store.pay(req.id, user, idem))
+        return await _settle(ctx, await ctx.deps.store.pay(req.id, user, idem), [], req.id)
