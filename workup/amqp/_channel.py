@@ -60,7 +60,6 @@ class Channel:
         self._opening: Waiter | None = None
         self._closed = False
         self.on_return: Callable[[Returned], None] | None = None
-        self._last_reply: Any = None
         self._gone_hooks: list[Callable[[BaseException, bool], None]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -107,8 +106,7 @@ class Channel:
         waiter = Waiter()
         core.send(method, waiter)
         self.connection._wake()
-        self._last_reply = reply = await waiter.wait()
-        return reply
+        return await waiter.wait()
 
     async def _call(self, method: Any) -> Any:
         return await self._sync(await self._ready(), method)

@@ -11,18 +11,16 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
 import trio
-from pamqp import commands as C
 
 from ._channel import Channel
-from ._channel_core import ChannelState
 from ._errors import AMQPError, ChannelClosed, ConnectionClosed, ConnectionLost, ProtocolError
 from ._events import (Blocked, ChannelClosedByBroker, ConnectionClosedByBroker,
                       ConnectionCloseOk, ConnectionOpened, ConsumerCancelledByBroker, Delivered,
                       MessageReturned, MethodReply, PublishConfirmed, Unblocked)
 from ._params import ConnectionParams, parse_url
 from ._protocol import ConnectionCore
+from ._restore import restore as restore_session
 from ._topology import Topology
-from ._waiter import Waiter
 
 __all__ = ["Connection", "connect"]
 
@@ -205,7 +203,7 @@ class Connection:
                 nursery.start_soon(self._heartbeat, core)
                 if restore:
                     try:
-                        await self._restore()
+                        await restore_session(self)
                     except (AMQPError, trio.TooSlowError) as exc:
                         self._lose(ConnectionLost(f"restoring after reconnect failed: {exc}"))
                 if self._lost is None:
@@ -231,41 +229,6 @@ class Connection:
     def _set_up(self) -> None:
         self._up = True
         self._up_event.set()
-
-    async def _restore(self) -> None:
-        with trio.fail_after(30):
-            channels = sorted(self._channels.values(), key=lambda c: c.number)
-            for channel in channels:
-                await channel._open()
-            await self._replay_topology()
-            for channel in channels:
-                await channel._restore_consumers()
-
-    async def _replay_topology(self) -> None:
-        """Declare again what was declared, on a channel of its own (a step the broker now
-        refuses closes only that channel: it is logged and the replay goes on)."""
-        number = next(n for n in range(1, 65536) if n not in self._channels)
-        replay = Channel(self, number, confirms=False)  # not registered: invisible to users
-        for kind in ("exchange", "queue", "bind"):
-            for _, key, kw in self._topology.steps(kind):
-                try:
-                    if replay._core is None or replay._core.state is not ChannelState.OPEN:
-                        await replay._open()
-                    assert replay._core is not None
-                    await replay._sync(replay._core, _declare_method(kind, key, kw))
-                except ChannelClosed as exc:
-                    replay._core = None
-                    log.error("could not restore %s %r after reconnect: %s", kind, key, exc)
-                    continue
-                if kind == "queue" and kw["queue"] == "":  # server-named: it has a new name
-                    new = replay._last_reply.queue
-                    self._topology.rename_queue(key, new)
-                    for channel in self._channels.values():
-                        for consumer in channel._consumers.values():
-                            if consumer.queue == key:
-                                consumer.queue = new
-        if replay._core is not None and replay._core.state is ChannelState.OPEN:
-            await replay._sync(replay._core, _CHANNEL_CLOSE)
 
     def _die(self, error: BaseException) -> None:
         """The connection is closed for good: everything waiting on it fails."""
@@ -435,23 +398,6 @@ class Connection:
                 self._lose(ConnectionLost(f"no data from the broker for {interval * 2} s "
                                           f"(missed heartbeats)"))
                 return
-
-
-_CHANNEL_CLOSE = C.Channel.Close(200, "topology restored", 0, 0)
-
-
-def _declare_method(kind: str, key: Any, kw: dict[str, Any]) -> Any:
-    if kind == "exchange":
-        return C.Exchange.Declare(exchange=key, exchange_type=kw["type"], durable=kw["durable"],
-                                  auto_delete=kw["auto_delete"], internal=kw["internal"],
-                                  arguments=kw["arguments"])
-    if kind == "queue":
-        return C.Queue.Declare(queue=kw["queue"], durable=kw["durable"],
-                               exclusive=kw["exclusive"], auto_delete=kw["auto_delete"],
-                               arguments=kw["arguments"])
-    queue, exchange, routing_key = key
-    return C.Queue.Bind(queue=queue, exchange=exchange, routing_key=routing_key,
-                        arguments=kw["arguments"])
 
 
 def _fail_requests(core: ConnectionCore, error: BaseException) -> None:

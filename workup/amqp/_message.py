@@ -11,7 +11,7 @@ import struct
 from typing import Any, Protocol
 
 import msgspec
-from pamqp import decode as _pdecode
+from pamqp import decode as _pdecode  # noqa: F401 - used by the generated decoder
 from pamqp import encode as _pencode
 
 from ._errors import ProtocolError
