@@ -4,6 +4,8 @@ publish."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import trio
 from pamqp import commands as C
@@ -144,6 +146,9 @@ async def _close_by_rabbitmqctl(conn: amqp.Connection) -> None:
     host, port = conn._stream.socket.getsockname()[:2]
     peer_host, peer_port = conn._stream.socket.getpeername()[:2]
     name = f"{host}:{port} -> {peer_host}:{peer_port}"
+    if shutil.which("rabbitmqctl") is None:
+        pytest.fail("rabbitmqctl is not on PATH: this test closes its own broker connection "
+                    "with it (install rabbitmq-server: `bash ops/dev/services up`)")
     listing = await trio.run_process(["rabbitmqctl", "list_connections", "--silent", "pid",
                                       "name"], capture_stdout=True, capture_stderr=True)
     pids = [line.split("\t")[0] for line in listing.stdout.decode().splitlines()
