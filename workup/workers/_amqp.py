@@ -210,6 +210,8 @@ class AmqpTransport:
         self._consumers: dict[str, tuple[int, float]] = {}
         self._checking: set[str] = set()
         self._declared: set[str] = set()
+        self._ctl: tuple[Any, Any] | None = None
+        self._ctl_lock = trio.Lock()
         self._rid = new_request_id()[:16]  # request ids: a random prefix and a counter
         self._ids = itertools.count(1)
 
@@ -306,20 +308,28 @@ class AmqpTransport:
 
     async def broadcast_control(self, service: str, payload: bytes, *, timeout: float,
                                 expect: int | None = None) -> list[bytes]:
+        """Publish on the service's fanout exchange and collect the replies that arrive within
+        ``timeout`` (or until ``expect`` of them). One broadcast at a time per transport, on one
+        long-lived channel whose direct reply-to consumer stays open."""
         exchange = f"{self.prefix}.control.{service}"
         replies: list[bytes] = []
-        async with await self.conn.channel() as channel:
-            await channel.declare_exchange(exchange, "fanout", durable=True)
-            async with await channel.consume(REPLY_TO, no_ack=True) as consumer:
-                corr = new_request_id()
-                await channel.publish(payload, exchange=exchange, properties=Properties(
-                    reply_to=REPLY_TO, correlation_id=corr, type="control"))
-                with trio.move_on_after(timeout):
-                    async for d in consumer:
-                        if d.properties.correlation_id == corr:
-                            replies.append(d.body)
-                            if expect is not None and len(replies) >= expect:
-                                break
+        async with self._ctl_lock:
+            if self._ctl is None:
+                channel = await self.conn.channel()
+                self._ctl = (channel, await channel.consume(REPLY_TO, no_ack=True))
+            channel, consumer = self._ctl
+            if exchange not in self._declared:
+                await channel.declare_exchange(exchange, "fanout", durable=True)
+                self._declared.add(exchange)
+            corr = new_request_id()
+            await channel.publish(payload, exchange=exchange, properties=Properties(
+                reply_to=REPLY_TO, correlation_id=corr, type="control"))
+            with trio.move_on_after(timeout):
+                async for d in consumer:
+                    if d.properties.correlation_id == corr:  # late replies to earlier ones: skip
+                        replies.append(d.body)
+                        if expect is not None and len(replies) >= expect:
+                            break
         return replies
 
     # -- server side -----------------------------------------------------------------------
