@@ -275,8 +275,12 @@ def test_our_channel_close_drops_deliveries() -> None:
     channel.send(C.Channel.Close(200, "bye", 0, 0), "close")
     assert channel.state is ChannelState.CLOSING
     assert _deliveries(core, [1]) == []
+    assert not core.channel_free(1)
+    with pytest.raises(ValueError, match="in use"):
+        core.open_channel(1)
     [reply] = core.receive_data(frame(C.Channel.CloseOk(), 1))
     assert reply.token == "close" and channel.state is ChannelState.CLOSED
+    assert core.channel_free(1) and core.channel_free(2)
 
 
 def test_broker_cancels_consumer() -> None:

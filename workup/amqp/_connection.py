@@ -90,8 +90,8 @@ class Connection:
     async def channel(self, *, confirms: bool = False, prefetch: int | None = None) -> Channel:
         """Open a channel; ``confirms`` turns on publisher confirms (publish waits for them)."""
         core = await self._wait_up()
-        number = next((n for n in range(1, core.channel_max + 1) if n not in self._channels),
-                      None)
+        number = next((n for n in range(1, core.channel_max + 1)
+                       if n not in self._channels and core.channel_free(n)), None)
         if number is None:
             raise AMQPError(f"all {core.channel_max} channels of the connection are in use")
         channel = Channel(self, number, confirms)

@@ -18,7 +18,7 @@ from typing import Any
 
 from pamqp import commands as C
 
-from ._channel_core import ChannelCore
+from ._channel_core import ChannelCore, ChannelState
 from ._errors import ProtocolError
 from ._events import (Blocked, ConnectionClosedByBroker, ConnectionCloseOk, ConnectionOpened,
                       Event, Unblocked)
@@ -102,14 +102,18 @@ class ConnectionCore:
         self.state = ConnectionState.CLOSING
         self._out.append(encode_method(0, C.Connection.Close(reply_code, reply_text[:255], 0, 0)))
 
+    def channel_free(self, number: int) -> bool:
+        """Never used, or closed (a channel still closing cannot be opened again yet)."""
+        channel = self.channels.get(number)
+        return channel is None or channel.state is ChannelState.CLOSED
+
     def open_channel(self, number: int, token: Any = None) -> ChannelCore:
         """Start opening channel ``number``; its ``open-ok`` comes back as a ``MethodReply``."""
         if self.state is not ConnectionState.OPEN:
             raise ProtocolError(f"connection is {self.state.value}", 504)
         if not 0 < number <= self.channel_max:
             raise ValueError(f"channel number {number} outside 1..{self.channel_max}")
-        old = self.channels.get(number)
-        if old is not None and old.state.value != "closed":
+        if not self.channel_free(number):
             raise ValueError(f"channel {number} is already in use")
         channel = ChannelCore(number, self._out, self.frame_max)
         self.channels[number] = channel

@@ -35,7 +35,9 @@ async def restore(conn: "Connection", timeout: float = 30.0) -> None:
 async def _replay_topology(conn: "Connection") -> None:
     """Declare again what was declared, on a channel of its own (a step the broker now
     refuses closes only that channel: it is logged and the replay goes on)."""
-    number = next(n for n in range(1, 65536) if n not in conn._channels)
+    core = conn._require_core()
+    number = next(n for n in range(1, core.channel_max + 1)
+                  if n not in conn._channels and core.channel_free(n))
     replay = Channel(conn, number, confirms=False)  # not registered: invisible to users
     for kind in ("exchange", "queue", "bind"):
         for _, key, kw in conn._topology.steps(kind):
