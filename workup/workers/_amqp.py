@@ -204,9 +204,8 @@ class AmqpTransport:
         self.conn = conn
         self.prefix = prefix
         self._rpc: Any = None
-        self._pub: Any = None
-        self._confirm: Any = None
-        self._check: Any = None
+        self._channels: dict[str, Any] = {}   # long-lived helper channels, opened on first use
+        self._channels_lock = trio.Lock()
         self._consumers: dict[str, tuple[int, float]] = {}
         self._checking: set[str] = set()
         self._declared: set[str] = set()
@@ -228,12 +227,20 @@ class AmqpTransport:
         return f"{self.prefix}.{service}"
 
     # -- client side -----------------------------------------------------------------------
+    async def _channel(self, role: str, confirms: bool = False) -> Any:
+        channel = self._channels.get(role)
+        if channel is None:
+            async with self._channels_lock:
+                channel = self._channels.get(role)
+                if channel is None:
+                    channel = self._channels[role] = await self.conn.channel(confirms=confirms)
+        return channel
+
     async def consumer_count(self, service: str) -> int:
         """Consumers on the service's queue right now (0 when the queue does not exist)."""
-        if self._check is None:
-            self._check = await self.conn.channel()
+        check = await self._channel("check")
         try:
-            info = await self._check.declare_queue(self.queue_name(service), passive=True)
+            info = await check.declare_queue(self.queue_name(service), passive=True)
         except ChannelClosed:
             return 0
         return int(info.consumer_count)
@@ -277,21 +284,18 @@ class AmqpTransport:
         return _decode_reply(d.body)
 
     async def _confirm_publish(self, body: bytes, **kwargs: Any) -> None:
-        if self._confirm is None:
-            self._confirm = await self.conn.channel(confirms=True)
-        await self._confirm.publish(body, **kwargs)
+        await (await self._channel("confirm", confirms=True)).publish(body, **kwargs)
 
     async def _declare_exchange(self, name: str, type: str) -> None:
         if name not in self._declared:
-            if self._pub is None:
-                self._pub = await self.conn.channel()
-            await self._pub.declare_exchange(name, type, durable=True)
+            await (await self._channel("publish")).declare_exchange(name, type, durable=True)
             self._declared.add(name)
 
     async def publish_event(self, event: Event) -> None:
         exchange = f"{self.prefix}.events"
         await self._declare_exchange(exchange, "topic")
-        await self._pub.publish(encode(event), exchange=exchange, routing_key=event.type)
+        await (await self._channel("publish")).publish(encode(event), exchange=exchange,
+                                                       routing_key=event.type)
 
     async def subscribe(self) -> AsyncIterator[Event]:
         exchange = f"{self.prefix}.events"
