@@ -6,11 +6,18 @@ import json
 import uuid
 from decimal import Decimal
 
+import httpx
 import pytest
+import trio
 
+from workup.cache import MemoryCache
 from workup.envelope import SERVICE_CALLER
+from workup.gateway import create_app, serve_app
 from workup.messages import payments as m
+from workup.settings import Settings
+from workup.workers import LocalTransport, Service
 
+from ._harness import start
 from ._http import P, payments_system
 
 D = Decimal
@@ -186,3 +193,32 @@ async def test_pay_idempotency_key(sys):
     # the same key on another request's route is another operation
     assert (await sys.http.post(f"{P}/requests/{other}/pay", headers=key)).json()["paymentRequestId"] == other
     assert exact(await sys.http.get(f"{client.me}/wallet", headers=client.auth)) == {"balance": D("10.00")}
+
+
+async def test_body_over_the_limit_is_413(sys):
+    u = sys.user("CLIENT")
+    big = b'{"amount": 1, "description": "' + b"x" * (1024 * 1024 + 10) + b'"}'
+    problem(await sys.http.post(f"{u.me}/wallet/deposit", content=big,
+                                headers={**u.auth, "content-type": "application/json"}), 413)
+
+
+async def test_unavailable_is_503_and_late_is_504(tmp_path):
+    """No payments instance: 503 with Retry-After; an instance slower than the deadline: 504."""
+    slow = Service("payments")
+
+    @slow.command(m.GetMyWallet)
+    async def get_wallet(ctx, req):
+        await trio.sleep(3)
+
+    t = LocalTransport()
+    app = create_app(Settings(data_dir=str(tmp_path)), t, MemoryCache(), jwt_keys="k" * 40, request_timeout=0.5)
+    auth = {"Authorization": f"Bearer {app.gw.tokens.issue(uuid.uuid4().hex, 'CLIENT')}"}
+    async with trio.open_nursery() as n:
+        base = await n.start(serve_app, app)
+        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+            r = await http.get(f"{P}/clients/me/wallet", headers=auth)
+            problem(r, 503)
+            assert r.headers["Retry-After"]
+            await start(n, slow, Settings(data_dir=str(tmp_path)), t)
+            problem(await http.get(f"{P}/clients/me/wallet", headers=auth), 504)
+        n.cancel_scope.cancel()
