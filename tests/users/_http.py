@@ -1,8 +1,8 @@
 """Users systems for HTTP tests, both behind the real gateway on a free port:
 
-- :func:`system` — ``tests._system.running_system`` with the real users, payments and contracts
-  services, ``"local"`` (in-process transport, SQLite) or ``"amqp"`` (RabbitMQ, Redis, FerretDB,
-  PostgreSQL, Cassandra);
+- :func:`system` — ``tests._system.running_system`` with the real users and payments (and
+  contracts) services, ``"local"`` (in-process transport, SQLite) or ``"amqp"`` (RabbitMQ, Redis,
+  FerretDB, PostgreSQL, Cassandra);
 - :func:`users_system` — the users service with fake payments/contracts peers that record calls and
   let a test set balances or ACTIVE contracts (in-process transport; SQLite or FerretDB store).
 """
@@ -91,8 +91,9 @@ async def users_system(data_dir: str, store: str = "sqlite", peers: str = "fake"
 
 
 @asynccontextmanager
-async def system(mode: str) -> AsyncIterator[UsersSystem]:
-    """The real users, payments and contracts services (``tests._system.running_system``)."""
+async def system(mode: str, services: tuple[str, ...] = ("users", "payments")) -> AsyncIterator[UsersSystem]:
+    """The real services (``tests._system.running_system``); contracts only where a test needs it
+    (in "amqp" mode it brings Cassandra in)."""
     from tests._system import running_system
-    async with running_system(mode, ["users", "payments", "contracts"]) as sys:
+    async with running_system(mode, list(services)) as sys:
         yield UsersSystem(sys.http, None, None, sys.settings)

@@ -16,8 +16,13 @@ U, W = "/api/v1/users", "/api/v1/payments"
 
 
 @pytest.fixture(params=["local", "amqp"])
-async def sys(request):
-    async with system(request.param) as s:
+def mode(request):
+    return request.param
+
+
+@pytest.fixture
+async def sys(mode):
+    async with system(mode) as s:
         yield s
 
 
@@ -130,7 +135,12 @@ async def test_concurrent_registration_of_one_email(sys):
     assert sorted(statuses) == [201] + [409] * 7
 
 
-async def test_delete_me(sys):
+async def test_delete_me(mode):
+    async with system(mode, ("users", "payments", "contracts")) as sys:
+        await _delete_me(sys)
+
+
+async def _delete_me(sys):
     f = await sys.register("FREELANCER")
     auth = f["auth"]
     problem(await sys.http.request("DELETE", f"{U}/me", json={"password": "wrong-password"}, headers=auth), 401)

@@ -27,8 +27,9 @@ class Harness:
         self.nursery, self.t, self.settings = nursery, transport, settings
         self.payments, self.contracts = payments, contracts
 
-    async def call(self, req, caller=ANON):
-        return await self.t.call(f"users.{type(req).__name__}", req, caller=caller, timeout=10)
+    async def call(self, req, caller=ANON, request_id=None):
+        return await self.t.call(f"users.{type(req).__name__}", req, caller=caller, timeout=10,
+                                 request_id=request_id)
 
     async def ok(self, req, caller=ANON, status=200):
         reply = await self.call(req, caller)
@@ -187,3 +188,25 @@ async def test_delete_me_is_503_when_a_peer_does_not_answer(tmp_path):
         assert reply.status == 503
         assert (await h.call(m.GetMe(), client)).status == 200
         n.cancel_scope.cancel()
+
+
+async def test_redelivered_commands_do_not_create_twice(h):
+    """A command redelivered after a worker died before acking carries the same request id."""
+    reg = m.RegisterFreelancer(email="again@example.com", password="password1", full_name="F")
+    first = await h.call(reg, request_id="rid-register-1")
+    again = await h.call(reg, request_id="rid-register-1")
+    assert first.status == again.status == 201 and first.body == again.body
+    # the same request id does not let anyone else in: the password must match, like a login
+    thief = m.RegisterFreelancer(email="again@example.com", password="password2", full_name="F")
+    assert (await h.call(thief, request_id="rid-register-1")).status == 409
+    other_role = m.RegisterClient(email="again@example.com", password="password1", client_name="C")
+    assert (await h.call(other_role, request_id="rid-register-1")).status == 409
+    assert (await h.call(reg, request_id="rid-register-2")).status == 409
+
+    fay = Caller(reply_body(first)["userId"], "FREELANCER")
+    add = m.AddEducation(school_name="MIT")
+    one = await h.call(add, fay, request_id="rid-add-1")
+    two = await h.call(add, fay, request_id="rid-add-1")
+    assert one.status == two.status == 201 and one.body == two.body
+    await h.ok(add, fay, status=201)  # a new request adds a new item
+    assert len(await h.ok(m.ListEducation(), fay)) == 2

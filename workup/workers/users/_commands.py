@@ -21,8 +21,8 @@ from ...problems import ProblemError, conflict, forbidden, not_found, unauthoriz
 from .._service import Context, Service
 from . import _caching
 from ._deps import UsersDeps
-from ._records import (UserRecord, add_item, add_to_set, apply_patch, email_key, new_id, now, remove_from_set,
-                       remove_item, update_item)
+from ._records import (UserRecord, add_item, add_to_set, apply_patch, derived_id, email_key, now,
+                       remove_from_set, remove_item, update_item)
 from ._store import EmailTaken
 
 __all__ = ["register"]
@@ -77,18 +77,37 @@ RegisterRequest = m.RegisterClient | m.RegisterFreelancer
 
 
 async def _register(ctx: Ctx, req: RegisterRequest, role: str, name: str, profile: dict[str, Any]) -> m.AuthAnswer:
+    """Idempotent per request id: a redelivered registration (the worker died before acking)
+    finds its own account and answers the same instead of 409, if the password matches too (the
+    request id may come from the client, so a replay proves what a login proves)."""
     deps = ctx.deps
-    if await deps.store.find_by_email(req.email) is not None:  # cheap early answer; the index decides
-        raise conflict("this email is already registered")
-    user = UserRecord(id=new_id(), email=req.email, email_key=email_key(req.email), role=role, name=name,
+    key = email_key(req.email)
+    user_id = derived_id(ctx.request_id, "register", key)
+    if (existing := await deps.store.find_by_email(key)) is not None:  # cheap early answer; the index decides
+        return await _replayed_registration(ctx, req, existing, user_id)
+    user = UserRecord(id=user_id, email=req.email, email_key=key, role=role, name=name,
                       password_hash=await deps.hash(req.password), created_at=now(), wallet_pending=True,
                       **profile)
     try:
         await deps.store.insert(user)  # the user and its wallet outbox flag, in one document
     except EmailTaken:
-        raise conflict("this email is already registered") from None
+        existing = await deps.store.find_by_email(key)
+        if existing is None:  # its id was taken, not its email: same request id for another email
+            raise conflict("this request id was already used for another registration") from None
+        return await _replayed_registration(ctx, req, existing, user_id)
     await deliver_wallet(ctx, user)
     return m.AuthAnswer(user_id=user.id, user_type=role)
+
+
+async def _replayed_registration(ctx: Ctx, req: RegisterRequest, existing: UserRecord,
+                                 user_id: str) -> m.AuthAnswer:
+    replay = existing.id == user_id and not existing.closed and existing.role == (
+        "CLIENT" if isinstance(req, m.RegisterClient) else "FREELANCER")
+    if not replay or not await ctx.deps.verify(req.password, existing.password_hash):
+        raise conflict("this email is already registered")
+    if existing.wallet_pending:
+        await deliver_wallet(ctx, existing)
+    return m.AuthAnswer(user_id=existing.id, user_type=existing.role)
 
 
 async def deliver_wallet(rt: Any, user: UserRecord, timeout: float = _WALLET_TIMEOUT) -> bool:
@@ -258,7 +277,8 @@ def _item_commands(service: Service[UsersDeps], kind: str, add_t: type, update_t
 
     @service.command(add_t, status=201)
     async def add(ctx: Ctx, req: Any) -> Any:
-        return await modify(ctx, ("FREELANCER",), lambda u: add_item(u, kind, req))
+        item_id = derived_id(ctx.request_id, "add", kind)  # a redelivered add adds nothing more
+        return await modify(ctx, ("FREELANCER",), lambda u: add_item(u, kind, req, item_id))
 
     @service.command(list_t)
     async def list_(ctx: Ctx, req: Any) -> Any:

@@ -8,6 +8,7 @@ so every change is a read-modify-write of one document, committed with a compare
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 from typing import Any
 
@@ -15,7 +16,7 @@ import msgspec
 
 from ...messages import users as m
 
-__all__ = ["UserRecord", "email_key", "new_id", "now", "apply_patch", "add_item", "update_item",
+__all__ = ["UserRecord", "email_key", "new_id", "derived_id", "now", "apply_patch", "add_item", "update_item",
            "remove_item", "add_to_set", "remove_from_set", "ITEM_TYPES"]
 
 
@@ -59,6 +60,12 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+def derived_id(request_id: str, *parts: str) -> str:
+    """A 32-hex id fixed by the request id (and what is created), so a redelivered command
+    creates the same thing again instead of a second one."""
+    return hashlib.sha256("\x1f".join((request_id, *parts)).encode()).hexdigest()[:32]
+
+
 def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -80,9 +87,16 @@ def apply_patch(user: UserRecord, patch: msgspec.Struct) -> UserRecord:
     return msgspec.structs.replace(user, **changes)
 
 
-def add_item(user: UserRecord, kind: str, request: msgspec.Struct) -> tuple[UserRecord, msgspec.Struct]:
-    item = ITEM_TYPES[kind](id=new_id(), **msgspec.structs.asdict(request))
-    return msgspec.structs.replace(user, **{kind: [*getattr(user, kind), item]}), item
+def add_item(user: UserRecord, kind: str, request: msgspec.Struct,
+             item_id: str | None = None) -> tuple[UserRecord | None, msgspec.Struct]:
+    """Append a new item; when ``item_id`` is already in the list (a redelivered add), nothing
+    changes (``None``) and the existing item is the answer."""
+    items = getattr(user, kind)
+    for existing in items:
+        if item_id is not None and existing.id == item_id:
+            return None, existing
+    item = ITEM_TYPES[kind](id=item_id or new_id(), **msgspec.structs.asdict(request))
+    return msgspec.structs.replace(user, **{kind: [*items, item]}), item
 
 
 def update_item(user: UserRecord, kind: str, request: msgspec.Struct) -> tuple[UserRecord, msgspec.Struct] | None:
