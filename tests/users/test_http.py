@@ -151,8 +151,11 @@ async def _delete_me(sys):
     r = await sys.http.post(f"{W}/freelancers/me/wallet/withdraw", json={"amount": 12.5}, headers=auth)
     assert r.status_code == 200 and r.json()["balance"] == 0
     await sys.http.get(f"{U}/me", headers=auth)  # cached now
+    viewer = await sys.register("CLIENT")
+    assert (await sys.http.get(f"{U}/freelancers/{f['userId']}", headers=viewer["auth"])).status_code == 200
     r = await sys.http.request("DELETE", f"{U}/me", json={"password": PASSWORD}, headers=auth)
     assert r.status_code == 204 and r.content == b""
+    problem(await sys.http.get(f"{U}/freelancers/{f['userId']}", headers=viewer["auth"]), 404)
     problem(await sys.http.get(f"{U}/me", headers=auth), 401)
     problem(await sys.http.get(f"{W}/freelancers/me/wallet", headers=auth), 401)  # every route family
     problem(await sys.http.post(f"{U}/login", json={"email": f["email"], "password": PASSWORD}), 401)
