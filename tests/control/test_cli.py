@@ -18,6 +18,7 @@ DEAD_BROKER = "amqp://guest:guest@127.0.0.1:1/"
     (["control", "echo", "update-command", "Echo", "/nonexistent/x.py"], 2, "cannot read"),
     (["control", "echo", "update-command", "Echo", "notpython.txt"], 2, "needs a .py file"),
     (["control", "Echo!", "status"], 2, "bad service name"),
+    (["control", "all", "delete-command", "Echo"], 2, "names one service's command"),
     (["control", "echo", "status", "--amqp-url", DEAD_BROKER], 1, "cannot connect"),
     (["worker", "nosuchservice", "--amqp-url", DEAD_BROKER], 2, "no service named"),
     (["worker", "echo", "--processes", "0", "--amqp-url", DEAD_BROKER], 2, "processes"),

@@ -51,7 +51,7 @@ async def test_controller_commands_on_two_instances(tmp_path):
 
         # status table from the CLI
         rc, out, _ = await c.ctl("status", "--expect", "4")
-        assert rc == 0 and out.splitlines()[0].startswith("HOST") and len(out.splitlines()) == 3
+        assert rc == 0 and out.splitlines()[0].split()[:2] == ["SERVICE", "HOST"] and len(out.splitlines()) == 3
 
         rc, out, _ = await c.ctl("set-max-threads", "7", "--expect", "2")
         assert rc == 0 and out.count("ok max threads 7") == 2

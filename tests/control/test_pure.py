@@ -44,7 +44,7 @@ def test_status_rows_merge_supervisors():
     rows = status_rows([_proc(12, 10), sup, _proc(11, 10, frozen=True), lonely])
     assert [(r.pid, r.processes, r.role) for r in rows] == [(11, 2, "process"), (12, 2, "process"), (20, 1, "supervisor")]
     table = render_table(rows).splitlines()
-    assert table[0].split()[:3] == ["HOST", "PID", "SUPERVISOR"]
+    assert table[0].split()[:4] == ["SERVICE", "HOST", "PID", "SUPERVISOR"]
     assert "yes" in table[1] and "B=v2:abc" in table[1] and "all 2" in table[1]
     assert "(no live process)" in table[3]
 

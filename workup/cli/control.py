@@ -49,7 +49,7 @@ def command(service: str, command_name: str, args: tuple[str, ...], timeout: flo
             expect: int | None, as_json: bool, prefix: str, provider: str, machine_name: str | None,
             gateway_port: int | None, swarm_token: str | None, swarm_manager: str | None,
             do_api_url: str, region: str, size: str, **flags: object) -> None:
-    """Send COMMAND to every instance of SERVICE ('all' for spawn-machine of the whole system)."""
+    """Send COMMAND to every instance of SERVICE ('all': users, jobs, contracts and payments)."""
     from ..control import ControlUsageError, check_arguments
 
     settings = settings_from(**flags)
@@ -63,6 +63,8 @@ def command(service: str, command_name: str, args: tuple[str, ...], timeout: flo
         raise BadArgument(str(exc)) from None
     if not service.isidentifier() or not service.islower():
         raise BadArgument(f"bad service name {service!r}")
+    if service == "all" and command_name in ("delete-command", "add-command", "update-command"):
+        raise BadArgument(f"{command_name} names one service's command; give that service")
     source = None
     if command_name == "update-command":
         args, path = args[:1], Path(args[1])
@@ -91,12 +93,24 @@ def command(service: str, command_name: str, args: tuple[str, ...], timeout: flo
 
 async def _send(url: str, prefix: str, service: str, secret: str, command_name: str,
                 args: list[str], source: str | None, timeout: float, expect: int | None) -> list:
+    import trio
+
     from ..control import broadcast
     from ..workers._amqp import AmqpTransport
 
-    async with AmqpTransport.connect(url, prefix=prefix, name="workup-control") as transport:
-        return await broadcast(transport, service, secret, command_name, args, source=source,
-                               timeout=timeout, expect=expect)
+    from ..control._spawn import SERVICES
+
+    services = list(SERVICES) if service == "all" else [service]
+    replies: list = []
+
+    async def one(name: str) -> None:  # a connection each: broadcasts wait out their timeout
+        async with AmqpTransport.connect(url, prefix=prefix, name="workup-control") as transport:
+            replies.extend(await broadcast(transport, name, secret, command_name, args,
+                                           source=source, timeout=timeout, expect=expect))
+    async with trio.open_nursery() as n:
+        for name in services:
+            n.start_soon(one, name)
+    return replies
 
 
 def _report(replies: list, command_name: str, as_json: bool, timeout: float) -> int:

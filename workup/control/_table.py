@@ -8,7 +8,7 @@ from ..workers._controlmsg import ControlReply, InstanceStatus
 
 __all__ = ["status_rows", "render_table"]
 
-COLUMNS = ("HOST", "PID", "SUPERVISOR", "PROCS", "THREADS", "POOL", "FROZEN", "COMMANDS",
+COLUMNS = ("SERVICE", "HOST", "PID", "SUPERVISOR", "PROCS", "THREADS", "POOL", "FROZEN", "COMMANDS",
            "VERSIONS", "HANDLED", "UPTIME")
 
 
@@ -41,18 +41,18 @@ def status_rows(replies: Sequence[ControlReply]) -> list[InstanceStatus]:
             st.processes = sup.processes
         rows.append(st)
     rows.extend(s for key, s in supervisors.items() if key not in covered)
-    return sorted(rows, key=lambda s: (s.host, s.pid))
+    return sorted(rows, key=lambda s: (s.service, s.host, s.pid))
 
 
 def render_table(rows: Sequence[InstanceStatus]) -> str:
     cells = [COLUMNS]
     for st in rows:
         if st.role == "supervisor":
-            cells.append((st.host, str(st.pid), "-", str(st.processes), "-", "-", "-",
+            cells.append((st.service, st.host, str(st.pid), "-", str(st.processes), "-", "-", "-",
                           "(no live process)", "-", "-", f"{st.uptime:.0f}s"))
             continue
         cells.append((
-            st.host, str(st.pid), str(st.supervisor or "-"),
+            st.service, st.host, str(st.pid), str(st.supervisor or "-"),
             str(st.processes if st.processes is not None else 1), str(st.max_threads),
             "-" if st.db_pool_size is None else str(st.db_pool_size),
             "yes" if st.frozen else "no", _commands(st), _versions(st), str(st.handled),

@@ -27,3 +27,16 @@ def exit_on_broker_error(role: str) -> Iterator[None]:
     except (AMQPError, OSError) as exc:
         click.echo(f"workup {role}: {exc}", err=True)
         sys.exit(1)
+    except BaseExceptionGroup as group:  # the same, from tasks of a nursery
+        leaves = _leaves(group)
+        if not leaves or not all(isinstance(e, (AMQPError, OSError)) for e in leaves):
+            raise
+        click.echo(f"workup {role}: {leaves[0]}", err=True)
+        sys.exit(1)
+
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
