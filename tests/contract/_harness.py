@@ -21,7 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import httpx
 
@@ -105,6 +105,15 @@ def start_workup(data_dir: Path, extra_env: dict[str, str] | None = None, *,
             running.stop()
             raise AssertionError(f"GET /health did not answer 200 within {startup_timeout}s:\n{running.log_tail()}")
         time.sleep(0.2)
+
+
+def hold(running: Running, stop: Any, what: str) -> Iterator[Running]:
+    """Fixture body: yield `running`, then `stop()` it and assert a clean exit (code 0)."""
+    try:
+        yield running
+    finally:
+        code = stop()
+    assert code == 0, f"{what} did not exit cleanly on SIGTERM (exit {code}):\n{running.log_tail()}"
 
 
 # --- tokens: forged with the key we configured, to get expired / badly signed ones -----------

@@ -9,18 +9,14 @@ from typing import Iterator
 import httpx
 import pytest
 
-from ._harness import Account, Running, login_admin, register_client, register_freelancer, start_workup
+from ._harness import Account, Running, hold, login_admin, register_client, register_freelancer, start_workup
 
 
 @pytest.fixture(scope="session")
 def system() -> Iterator[Running]:
     with tempfile.TemporaryDirectory(prefix="workup-contract-") as tmp:
         running = start_workup(Path(tmp))
-        try:
-            yield running
-        finally:
-            code = running.stop()
-        assert code == 0, f"workup up did not exit cleanly on SIGTERM (exit {code}):\n{running.log_tail()}"
+        yield from hold(running, running.stop, "workup up")
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +46,38 @@ def client(http: httpx.Client) -> Account:
 def freelancer(http: httpx.Client) -> Account:
     """A freelancer shared by the tests that do not change its state."""
     return register_freelancer(http)
+
+
+# --- the distributed subset (test_distributed.py) ------------------------------------------------
+
+_DISTRIBUTED_MODULE = Path(__file__).with_name("test_distributed.py")
+
+
+def _is_distributed(item: pytest.Item) -> bool:
+    return Path(str(item.path)) == _DISTRIBUTED_MODULE
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the distributed subset after the rest of this folder: its system starts meanwhile."""
+    mine = [i for i, item in enumerate(items) if Path(str(item.path)).parent == _DISTRIBUTED_MODULE.parent]
+    if not mine:
+        return
+    block = items[mine[0]:mine[-1] + 1]
+    block.sort(key=_is_distributed)                  # stable: the order within each part is kept
+    items[mine[0]:mine[-1] + 1] = block
+
+
+@pytest.fixture(scope="session", autouse=True)
+def distributed_system(request: pytest.FixtureRequest) -> Iterator[object]:
+    """Begins the distributed `workup up` in the background when the session runs any of
+    test_distributed.py (None otherwise); stops it and drops its stores at the end."""
+    if not any(_is_distributed(item) for item in request.session.items):
+        yield None
+        return
+    from ._distributed import Distributed
+    handle = Distributed()
+    handle.begin()
+    try:
+        yield handle
+    finally:
+        handle.close()

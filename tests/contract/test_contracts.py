@@ -33,6 +33,7 @@ def test_contract_reads_and_access(http: httpx.Client, admin: Account) -> None:
         assert [c["id"] for c in expect(http.get(f"{C}/me", headers=mine.auth), 200)] == [cid]
     stranger = register_client(http)
     assert expect(http.get(f"{C}/me", headers=stranger.auth), 200) == []
+    assert isinstance(expect(http.get(f"{C}/me", headers=admin.auth), 200), list)
     for path in (f"{C}/{cid}", f"{C}/{cid}/milestones", f"{C}/milestones/{milestones[0]['id']}",
                  f"{C}/{cid}/terminations", f"{C}/{cid}/print"):
         problem(http.get(path, headers=stranger.auth), 403)

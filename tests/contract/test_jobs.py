@@ -144,6 +144,7 @@ def test_propose_201_and_reads(http: httpx.Client, admin: Account) -> None:
     for viewer in (f, c, admin):
         assert expect(http.get(f"{API}/proposals/{p['id']}", headers=viewer.auth), 200)["id"] == p["id"]
     problem(http.get(f"{API}/proposals/{p['id']}", headers=other.auth), 403)
+    problem(http.get(f"{API}/proposals/{p['id']}", headers=register_client(http).auth), 403)
     problem(http.get(f"{API}/proposals/{job['id']}", headers=f.auth), 404)          # a job id is no proposal id
     problem(http.get(f"{J}/{f.id}/proposals", headers=f.auth), 404)
 
