@@ -64,6 +64,7 @@ class _Pool:
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []
+            self.max_idle = 0  # connections still out close when they come back
         for conn in idle:
             conn.close()
 
