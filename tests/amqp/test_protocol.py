@@ -299,3 +299,42 @@ def test_flow_is_answered() -> None:
     assert core.receive_data(frame(C.Channel.Flow(False), 1)) == []
     [(_, ok)] = parse(core.data_to_send())
     assert ok.name == "Channel.FlowOk" and ok.active is False
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pamqp, on deprecated method ids
+def test_mutated_streams_raise_only_protocol_errors() -> None:
+    """Fuzz: any corruption of a valid broker stream is a ProtocolError or goes through."""
+    import random
+
+    valid = b"".join([
+        content(1, C.Basic.Deliver("ct", 1, False, "ex", "rk"), b"x" * 300, correlation_id="a",
+                headers={"k": "v", "n": 1, "f": 1.5, "l": [1, "a"], "t": {"x": True}}),
+        frame(C.Basic.Ack(1, False), 1),
+        content(1, C.Basic.Return(312, "NO_ROUTE", "", "q"), b"r", message_id="m"),
+        frame(C.Channel.Flow(True), 1),
+        frame(C.Queue.DeclareOk("q", 1, 2), 1),
+    ])
+    rng = random.Random(7)
+    outcomes = {"ok": 0, "error": 0}
+    for _ in range(3000):
+        data = bytearray(valid)
+        for _ in range(rng.randint(1, 4)):
+            pos = rng.randrange(len(data))
+            choice = rng.random()
+            if choice < 0.6:
+                data[pos] = rng.randrange(256)
+            elif choice < 0.8:
+                del data[pos:pos + rng.randint(1, 8)]
+            else:
+                data[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+        core = open_core()
+        channel = _open_channel(core)
+        channel.send(C.Confirm.Select(), "sel")
+        core.receive_data(frame(C.Confirm.SelectOk(), 1))
+        channel.send(C.Queue.Declare(queue="q"), "declare")
+        try:
+            core.receive_data(bytes(data))
+            outcomes["ok"] += 1
+        except ProtocolError:
+            outcomes["error"] += 1
+    assert outcomes["error"] > 1000  # the mutations were mostly caught, and nothing else raised
