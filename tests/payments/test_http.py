@@ -85,19 +85,23 @@ async def test_wallet_routes(sys):
 
 
 BAD_MONEY = [
-    b'{"amount": 0}', b'{"amount": -5}', b'{"amount": 1.001}', b'{"amount": 1000000000.01}', b'{"amount": 1e10}',
-    b'{"amount": "12"}', b'{"amount": null}', b'{"amount": true}', b'{}', b'{"amount": 5, "extra": 1}',
-    b'{"amount": 5, "description": 7}', b'[5]', b'{"amount": 5', b'',
+    (b'{"amount": 0}', "amount"), (b'{"amount": -5}', "amount"), (b'{"amount": 1.001}', "amount"),
+    (b'{"amount": 1000000000.01}', "amount"), (b'{"amount": 1e10}', "amount"), (b'{"amount": "12"}', "amount"),
+    (b'{"amount": null}', "amount"), (b'{"amount": true}', "amount"), (b'{}', "amount"),
+    (b'{"amount": 5, "extra": 1}', None), (b'{"amount": 5, "description": 7}', "description"),
+    (b'[5]', None), (b'{"amount": 5', None), (b'', None),
 ]
 
 
 async def test_bad_money_bodies_are_400(sys):
     u = sys.user("CLIENT")
-    for payload in BAD_MONEY:
+    for payload, field in BAD_MONEY:
         for op in ("deposit", "withdraw"):
             r = await sys.http.post(f"{u.me}/wallet/{op}", content=payload,
                                     headers={**u.auth, "content-type": "application/json"})
-            assert problem(r, 400)["detail"], payload
+            body = problem(r, 400)
+            if field is not None:
+                assert [e["field"] for e in body["errors"]] == [field], (payload, body)
     assert exact(await sys.http.get(f"{u.me}/wallet", headers=u.auth)) == {"balance": 0}
 
 

@@ -20,6 +20,9 @@ RETRY_AFTER = "1"  # seconds; a frozen service or a missing responder is usually
 
 _PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _MISSING = re.compile(r"missing required field `(?P<name>[^`]+)`")
+# a struct's own check (``__post_init__``) has no path from msgspec; by convention its message
+# starts with the field it is about: "amount must have at most 2 decimal places"
+_SUBJECT = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*) must\b")
 
 
 def problem_bytes(problem: Problem) -> bytes:
@@ -81,6 +84,9 @@ def field_errors(exc: msgspec.ValidationError) -> list[FieldError]:
     missing = _MISSING.search(message)
     if missing:
         path = f"{path}.{missing.group('name')}" if path else missing.group("name")
+    subject = None if path else _SUBJECT.match(message)
+    if subject:
+        path = subject.group("name")
     return [FieldError(field=path or "$", message=message)]
 
 
