@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -232,6 +233,15 @@ def is_money(value: Any, expected: float | None = None) -> None:
     assert isinstance(value, (int, float)) and not isinstance(value, bool), f"money not a JSON number: {value!r}"
     if expected is not None:
         assert round(value * 100) == round(expected * 100) and abs(value - expected) < 1e-9, (value, expected)
+
+
+_RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|\+00:00)$")
+
+
+def timestamps(body: dict[str, Any], *names: str) -> None:
+    """Each named field is an RFC 3339 UTC timestamp."""
+    for name in names:
+        assert isinstance(body[name], str) and _RFC3339_UTC.match(body[name]), f"{name}={body[name]!r} is not RFC 3339 UTC"
 
 
 def wait_until(check: Any, timeout: float = 10, interval: float = 0.1) -> Any:

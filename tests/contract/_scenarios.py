@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from ._harness import (API, Account, expect, has_fields, is_money, problem, register_client,
-                       register_freelancer, wait_until)
+                       register_freelancer, timestamps, wait_until)
 
 JOB_FIELDS = "id title description location budget skills experience clientId active createdAt updatedAt"
 SEARCH_ITEM_FIELDS = {"id", "title", "description", "experience", "skills", "budget", "createdAt"}
@@ -111,6 +111,7 @@ def marketplace_flow(http: httpx.Client) -> None:
     amounts = [120.5, 79.5]
     client, freelancer, contract, milestones = new_contract(http, amounts)
     has_fields(contract, CONTRACT_FIELDS)
+    timestamps(contract, "createdAt")
     assert contract["status"] == "ACTIVE"
     assert (contract["clientId"], contract["freelancerId"]) == (client.id, freelancer.id)
     assert [m["id"] for m in milestones] == contract["milestoneIds"]
@@ -125,6 +126,7 @@ def marketplace_flow(http: httpx.Client) -> None:
         request_id = to_accepted(http, client, freelancer, m["id"])
         request = expect(http.get(f"{API}/payments/requests/{request_id}", headers=freelancer.auth), 200)
         has_fields(request, REQUEST_FIELDS)
+        timestamps(request, "createdAt", "updatedAt")
         assert (request["status"], request["milestoneId"], request["contractId"]) == ("PENDING", m["id"], contract["id"])
         is_money(request["amount"], amount)
         answer = has_fields(expect(pay(http, client, request_id), 200), "transactionId paymentRequestId status")

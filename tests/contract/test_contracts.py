@@ -83,7 +83,7 @@ def test_print_plain_text(http: httpx.Client) -> None:
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain"), (r.status_code, r.headers)
     text = r.text
     for piece in (contract["id"], "ACTIVE", contract["jobTitle"], contract["clientId"], contract["freelancerId"],
-                  "part 1", "11.50", "2027-01-15", "part 2", "22.00", "2027-02-15", "OPEN"):
+                  "part 1", "11.5", "2027-01-15", "part 2", "22", "2027-02-15", "OPEN"):
         assert piece in text, f"{piece!r} not in the printed contract:\n{text}"
     assert text.index("part 1") < text.index("part 2")
 
@@ -118,6 +118,7 @@ def test_termination_flow(http: httpx.Client, admin: Account) -> None:
     handled = has_fields(expect(_handle(http, admin, t["id"], "ACCEPTED"), 200), TERMINATION_FIELDS)
     assert (handled["id"], handled["status"]) == (t["id"], "ACCEPTED")
     problem(_handle(http, admin, t["id"], "REJECTED"), 409)                  # not pending any more
+    assert [x["id"] for x in expect(http.get(f"{C}/{cid}/terminations", headers=client.auth), 200)] == [t2["id"]]
     assert expect(http.get(f"{C}/{cid}", headers=client.auth), 200)["status"] == "TERMINATED"
     problem(_handle(http, admin, t2["id"], "ACCEPTED"), 409)                 # contract no longer ACTIVE
     request = expect(http.get(f"{API}/payments/requests/{request_id}", headers=client.auth), 200)
@@ -145,3 +146,8 @@ def test_contract_parts_need_party_role(http: httpx.Client, who: str) -> None:
         problem(progress(http, client, mid), 403)
     else:
         problem(evaluate(http, freelancer, mid, "ACCEPTED"), 403)
+
+
+def test_termination_404s(http: httpx.Client, client: Account, admin: Account) -> None:
+    problem(_request_termination(http, client, client.id), 404)              # a user id is no contract id
+    problem(_handle(http, admin, client.id, "ACCEPTED"), 404)

@@ -50,6 +50,8 @@ def test_item_list_lifecycle(http: httpx.Client, name: str) -> None:
     assert [i["id"] for i in expect(http.get(f"{F}/{name}", headers=f.auth), 200)] == [minimal["id"]]
     problem(http.delete(f"{F}/{name}", params={id_param: added["id"]}, headers=f.auth), 404)
     problem(http.put(f"{F}/{name}", json={"id": added["id"], **change}, headers=f.auth), 404)
+    problem(http.delete(f"{F}/{name}", headers=f.auth), 400)                      # no id parameter
+    problem(http.put(f"{F}/{name}", json=change, headers=f.auth), 400, fields=("id",))
 
 
 @pytest.mark.parametrize("name", LISTS)
@@ -88,5 +90,7 @@ def test_string_sets(http: httpx.Client, name: str, add_field: str, remove_param
     r = http.delete(f"{F}/{name}", params={remove_param: "Python"}, headers=f.auth)
     assert r.status_code == 204, (r.status_code, r.text)
     assert expect(http.get(f"{F}/{name}", headers=f.auth), 200) == ["Go"]
+    problem(http.delete(f"{F}/{name}", params={remove_param: "Python"}, headers=f.auth), 404)   # not in the list
+    problem(http.delete(f"{F}/{name}", headers=f.auth), 400)
     problem(http.post(f"{F}/{name}", json={}, headers=f.auth), 400, fields=(add_field,))
     problem(http.post(f"{F}/{name}", json={add_field: 5}, headers=f.auth), 400, fields=(add_field,))

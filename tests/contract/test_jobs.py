@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from ._harness import (API, Account, expect, has_fields, is_money, problem, register_client,
-                       register_freelancer)
+                       register_freelancer, timestamps)
 from ._scenarios import (JOB_FIELDS, PROPOSAL_FIELDS, SEARCH_ITEM_FIELDS, accept, post_job, proposal_body,
                          propose, search_paging)
 
@@ -19,6 +19,7 @@ def test_post_and_get_job(http: httpx.Client, client: Account, freelancer: Accou
     job = has_fields(post_job(http, client, budget=1234.56, skills=["python", "trio"], experience="EXPERT"), JOB_FIELDS)
     assert (job["clientId"], job["active"], job["experience"], job["skills"]) == (client.id, True, "EXPERT", ["python", "trio"])
     is_money(job["budget"], 1234.56)
+    timestamps(job, "createdAt", "updatedAt")
     for viewer in (client, freelancer, admin):
         assert expect(http.get(f"{J}/{job['id']}", headers=viewer.auth), 200) == job
     problem(http.get(f"{J}/{job['id']}"), 401)
@@ -80,6 +81,7 @@ def test_search_matching_rules(http: httpx.Client) -> None:
     in_title = post_job(http, c, title=f"Need {w1} and {w2}", description="x", skills=[])
     in_desc = post_job(http, c, title="other", description=f"about {w1.upper()} work", skills=[])
     in_skills = post_job(http, c, title="third", description="y", skills=[w1, w2])
+    spread = post_job(http, c, title=f"{w2}: urgent!", description=f"({w1.capitalize()}).", skills=[])
     post_job(http, c, title=f"prefix {w1}suffix", description="not whole word", skills=[])
     inactive = post_job(http, c, title=f"closed {w1}", description="z", skills=[])
     accept(http, c, inactive["id"], propose(http, f, inactive["id"])["id"])
@@ -89,10 +91,10 @@ def test_search_matching_rules(http: httpx.Client) -> None:
         assert page["pagingState"] is None
         return [j["id"] for j in page["jobs"]]
 
-    assert ids(w1) == [in_skills["id"], in_desc["id"], in_title["id"]]
-    assert ids(f"{w2.upper()} {w1}") == [in_skills["id"], in_title["id"]]
+    assert ids(w1) == [spread["id"], in_skills["id"], in_desc["id"], in_title["id"]]
+    assert ids(f"{w2.upper()} {w1}") == [spread["id"], in_skills["id"], in_title["id"]]
     assert ids(f"{w1} zqabsent{uuid.uuid4().hex[:6]}") == []
-    item = expect(http.get(f"{J}/search", params={"query": w2}), 200)["jobs"][0]
+    item = expect(http.get(f"{J}/search", params={"query": w2}), 200)["jobs"][1]
     assert set(item) == SEARCH_ITEM_FIELDS, item
 
 
@@ -135,6 +137,7 @@ def test_propose_201_and_reads(http: httpx.Client, admin: Account) -> None:
     p = has_fields(expect(http.post(f"{J}/{job['id']}/proposals", json=body, headers=f.auth), 201), PROPOSAL_FIELDS)
     assert (p["status"], p["jobId"], p["freelancerId"], p["jobDuration"]) == ("PENDING", job["id"], f.id, body["jobDuration"])
     assert p["milestones"] == body["milestones"] and p["attachments"] == body["attachments"]
+    timestamps(p, "createdAt", "updatedAt")
     theirs = propose(http, other, job["id"])
 
     assert {x["id"] for x in expect(http.get(f"{J}/{job['id']}/proposals", headers=c.auth), 200)} == {p["id"], theirs["id"]}

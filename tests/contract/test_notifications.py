@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import httpx
@@ -11,11 +10,8 @@ import pytest
 import trio
 from trio_websocket import ConnectionRejected, WebSocketConnection, open_websocket_url
 
-from ._harness import API, Account, Running, bearer, expect, problem, register_client, register_freelancer, resign
+from ._harness import API, Account, Running, bearer, expect, problem, register_client, register_freelancer, resign, timestamps
 from ._scenarios import deposit, new_contract, pay, post_job, proposal_body, to_accepted
-
-RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|\+00:00)$")
-
 
 def _ws_url(system: Running, token: str | None = None) -> str:
     url = system.base_url.replace("http://", "ws://") + f"{API}/notifications"
@@ -30,7 +26,7 @@ async def _next_event(ws: WebSocketConnection, type: str, timeout: float = 10) -
             seen.append(event)
             if event.get("type") == type:
                 assert {"type", "at", "data"} <= event.keys(), event
-                assert RFC3339_UTC.match(event["at"]), event
+                timestamps(event, "at")
                 return event
     raise AssertionError(f"no {type} event within {timeout}s; got {seen}")
 

@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from ._harness import API, Account, expect, has_fields, is_money, problem, register_client, register_freelancer
+from ._harness import (API, Account, expect, has_fields, is_money, problem, register_client, register_freelancer,
+                       timestamps)
 from ._scenarios import (PAYMENT_TX_FIELDS, REQUEST_FIELDS, WALLET_TX_FIELDS, balance, deposit, idempotent_deposit,
                          me, new_contract, pay, to_accepted, withdraw)
 
@@ -66,6 +67,7 @@ def test_wallet_transactions(http: httpx.Client) -> None:
     assert isinstance(txs, list) and len(txs) == 2
     for tx in txs:
         has_fields(tx, WALLET_TX_FIELDS)
+        timestamps(tx, "createdAt")
         is_money(tx["amount"])
     assert [(t["transactionType"], t["amount"]) for t in txs] == [("DEBIT", 20), ("CREDIT", 50)]   # newest first
     assert txs[0]["description"] == "cash"
@@ -120,6 +122,7 @@ def test_requests_transactions_and_pay_rules(http: httpx.Client, admin: Account)
     stranger = register_client(http)
     problem(http.get(f"{P}/requests/{request_id}", headers=stranger.auth), 403)
     problem(http.get(f"{P}/requests/{client.id}", headers=client.auth), 404)
+    problem(pay(http, client, client.id), 404)
     for party in (client, freelancer):
         listed = expect(http.get(f"{me(party)}/requests", headers=party.auth), 200)
         assert [has_fields(r, REQUEST_FIELDS)["id"] for r in listed] == [request_id]

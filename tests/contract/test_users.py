@@ -51,6 +51,11 @@ def test_register_validation_400(http: httpx.Client, kind: str, body: dict, fiel
     problem(http.post(f"{U}/{kind}/register", json=body), 400, fields=(field,))
 
 
+def test_password_of_exactly_8_chars_is_enough(http: httpx.Client) -> None:
+    body = {"email": unique_email("eight"), "password": "12345678", "clientName": "A"}
+    expect(http.post(f"{U}/clients/register", json=body), 201)
+
+
 def test_duplicate_email_409_case_insensitive_across_roles(http: httpx.Client) -> None:
     email = unique_email("dup")
     register_client(http, email=email)
@@ -73,14 +78,16 @@ def test_login_401_same_answer_for_unknown_email_and_wrong_password(http: httpx.
     assert (wrong["title"], wrong["detail"], wrong["type"]) == (unknown["title"], unknown["detail"], unknown["type"])
 
 
-def test_login_missing_field_400(http: httpx.Client) -> None:
+def test_login_missing_field_or_wrong_type_400(http: httpx.Client) -> None:
     problem(http.post(f"{U}/login", json={"password": PASSWORD}), 400, fields=("email",))
+    problem(http.post(f"{U}/login", json={"email": "a@example.com", "password": 12345678}), 400, fields=("password",))
 
 
 def test_me_for_each_role(http: httpx.Client, client: Account, freelancer: Account, admin: Account) -> None:
     for account in (client, freelancer, admin):
         body = has_fields(expect(http.get(f"{U}/me", headers=account.auth), 200), "userId email userType name")
         assert (body["userId"], body["userType"], body["email"].lower()) == (account.id, account.role, account.email.lower())
+    assert [expect(http.get(f"{U}/me", headers=a.auth), 200)["name"] for a in (client, freelancer)] == ["Acme Ltd", "Fay Lancer"]
 
 
 def test_client_profile_get_put_post_alias(http: httpx.Client) -> None:
@@ -131,6 +138,8 @@ def test_freelancer_profile_and_briefs(http: httpx.Client) -> None:
     assert expect(http.post(f"{U}/freelancer/profile", json={"city": "Pisa"}, headers=f.auth), 200)["city"] == "Pisa"
     problem(http.put(f"{U}/freelancer/profile", json={"birthDate": "1990-13-45"}, headers=f.auth), 400,
             fields=("birthDate",))
+    other = register_client(http)
+    problem(http.put(f"{U}/freelancer/profile", json={"email": other.email.upper()}, headers=f.auth), 409)
     briefs = has_fields(expect(http.get(f"{U}/freelancer/profile_briefs", headers=f.auth), 200), "fullName email")
     assert (briefs["fullName"], briefs["email"].lower()) == ("Fay Lancer", f.email.lower())
 
