@@ -142,12 +142,15 @@ async def closed_loop_asyncio(name: str, call: Callable[[], Awaitable[Any]], in_
 
 class Server:
     """A child process (``python -m <module> <args>``) that prints ``READY`` when it serves;
-    stopped with SIGTERM (then SIGKILL) on exit. ``cpu_seconds()`` reads its CPU time."""
+    stopped with SIGTERM (then SIGKILL) on exit. ``cpu_seconds()`` reads its CPU time.
+    ``env`` is added to the environment (pass secrets such as URLs with passwords there, not
+    in ``args``: arguments show in ``ps`` and in error messages)."""
 
-    def __init__(self, module: str, *args: str, ready_timeout: float = 30.0) -> None:
+    def __init__(self, module: str, *args: str, ready_timeout: float = 30.0,
+                 env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", module, *args],
                                      stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                     env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                                     env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})))
         assert self.proc.stdout is not None
         deadline = time.monotonic() + ready_timeout
         while True:
@@ -210,12 +213,12 @@ def mark(phase: str) -> None:
 
 
 def run_client(module: str, *args: str, on_mark: Callable[[str], None] | None = None,
-               timeout: float = 600.0) -> dict[str, Any]:
+               timeout: float = 600.0, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run ``python -m module args`` (a client that uses :func:`mark` and :func:`emit_result`);
     ``on_mark(phase)`` runs when it reaches the edges of its measure window (e.g. to read a
-    server's CPU time). Returns the result as a dict."""
+    server's CPU time). Returns the result as a dict. ``env`` as for :class:`Server`."""
     client = subprocess.Popen([sys.executable, "-m", module, *args], stdout=subprocess.PIPE,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, env=dict(os.environ, **(env or {})))
     assert client.stdout is not None
     result: dict[str, Any] | None = None
     try:

@@ -19,6 +19,7 @@ p50 ≤ 0.6× aio-pika's.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sys
 import time
@@ -35,11 +36,12 @@ PAYLOAD = {"id": 123456, "method": "echo", "user": "user-0042", "ts": 1700000000
            "data": "abcdefghijklmn"}
 BODY = json.dumps(PAYLOAD).encode()  # 101 bytes
 REPLY_TO = "amq.rabbitmq.reply-to"
+URL_ENV = "WORKUP_BENCH_AMQP_URL"  # how the orchestrator hands the broker URL to its children
 TARGETS = {"ours/aiormq at 64": 4.0, "ours/aio-pika at 64": 5.0,
            "ours p50 / aio-pika p50 at 1 (at most)": 0.6}
 
 
-# -- servers (run as `python -m workup.bench.amqp server PEER URL QUEUE`) -----------------------
+# -- servers (`python -m workup.bench.amqp server PEER QUEUE`, URL in $WORKUP_BENCH_AMQP_URL) --
 
 async def _ours_server(url: str, queue: str) -> None:
     from workup import amqp
@@ -96,7 +98,7 @@ async def _aiopika_server(url: str, queue: str) -> None:
     await asyncio.Event().wait()
 
 
-# -- clients (`python -m workup.bench.amqp client PEER URL QUEUE C WARMUP DURATION`) -----------
+# -- clients (`python -m workup.bench.amqp client PEER QUEUE C WARMUP DURATION`) ----------------
 
 async def _ours_client(url: str, queue: str, c: int, warmup: float,
                        duration: float) -> H.Result:
@@ -166,10 +168,22 @@ async def _aiopika_client(url: str, queue: str, c: int, warmup: float,
 
 
 def _child(argv: list[str]) -> None:
+    try:
+        _run_child(argv)
+    except KeyboardInterrupt:
+        pass
+    except Exception as exc:  # one line for the orchestrator's user, not a traceback
+        print(f"workup.bench.amqp {' '.join(argv[:2])}: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        sys.exit(1)
+
+
+def _run_child(argv: list[str]) -> None:
     import logging
     for noisy in ("aio_pika", "aiormq"):  # their warnings when in-flight calls are cut off
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
-    role, peer, url, queue, *rest = argv
+    role, peer, queue, *rest = argv
+    url = os.environ[URL_ENV]
     if peer == "ours":
         import trio
         if role == "server":
@@ -195,14 +209,15 @@ def _child(argv: list[str]) -> None:
 def _cell(peer: str, url: str, c: int, warmup: float, duration: float) -> dict[str, Any]:
     queue = f"bench_amqp_{peer.replace('-', '')}_{secrets.token_hex(4)}"
     cpu: dict[str, float] = {}
-    with H.Server(__name__, "server", peer, url, queue) as server:
-        time.sleep(0.3)  # let the server settle
-        try:
-            result = H.run_client(__name__, "client", peer, url, queue, str(c), str(warmup),
-                                  str(duration),
+    try:
+        env = {URL_ENV: url}  # not in argv: it may hold a password
+        with H.Server(__name__, "server", peer, queue, env=env) as server:
+            time.sleep(0.3)  # let the server settle
+            result = H.run_client(__name__, "client", peer, queue, str(c), str(warmup),
+                                  str(duration), env=env,
                                   on_mark=lambda phase: cpu.update({phase: server.cpu_seconds()}))
-        except RuntimeError as exc:
-            raise click.ClickException(f"the {peer} client at {c} in flight failed: {exc}")
+    except RuntimeError as exc:
+        raise click.ClickException(f"{peer} at {c} in flight failed: {exc}") from None
     if "start" in cpu and "end" in cpu and result["calls"]:
         result["server_cpu_us_per_call"] = round(
             (cpu["end"] - cpu["start"]) / result["calls"] * 1e6, 1)
@@ -229,6 +244,17 @@ def _verdict(key: str, value: float) -> str:
     return "met" if ok else "MISSED"
 
 
+def _check_broker(url: str) -> None:
+    import socket
+
+    from workup.amqp import parse_url
+    p = parse_url(url)
+    try:
+        socket.create_connection((p.host, p.port), timeout=3).close()
+    except OSError as exc:
+        raise click.ClickException(f"RabbitMQ is not reachable at {p.host}:{p.port} ({exc})")
+
+
 @click.command(name="amqp")
 @click.option("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/", show_default=True,
               envvar="WORKUP_AMQP_URL", help="broker (WORKUP_AMQP_URL)")
@@ -251,6 +277,7 @@ def command(amqp_url: str, levels: str, peers: str, warmup: float, duration: flo
     if unknown or not chosen or not in_flight or min(in_flight) < 1:
         raise click.BadParameter(f"peers must be among {', '.join(PEERS)} and in-flight "
                                  f"levels positive integers")
+    _check_broker(amqp_url)
     before = H.machine()
     results = []
     for c in in_flight:  # peers interleaved, so a noisy neighbour hits them alike
