@@ -54,3 +54,12 @@ def test_bad_arguments_exit_2() -> None:
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2, proc.stderr
         assert "Traceback" not in proc.stderr and "Error" in proc.stderr
+
+
+def test_unreachable_broker_is_one_line() -> None:
+    proc = subprocess.run([sys.executable, "-m", "workup", "bench", "amqp", "--amqp-url",
+                           "amqp://guest:guest@127.0.0.1:1/"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "Error: RabbitMQ is not reachable at 127.0.0.1:1 ([Errno 111] Connection refused)"]
