@@ -28,7 +28,7 @@ def command(host: str | None, port: int | None, prefix: str, request_timeout: fl
 
     from ..cache import open_cache
     from ..gateway import create_app, jwt_keys_from, serve_app
-    from ..gateway._server import run_until_stopped, until_signalled
+    from ..gateway._server import run_until_stopped, settle_heap, until_signalled
     from ..workers import AmqpTransport
 
     settings = settings_from(host=host, port=port, **flags)
@@ -55,6 +55,7 @@ def command(host: str | None, port: int | None, prefix: str, request_timeout: fl
                         url = await servers.start(lambda task_status: serve_app(
                             app, settings.host, settings.port, shutdown_trigger=stop.wait,
                             graceful_timeout=graceful_timeout, task_status=task_status))
+                        settle_heap()
                         log.info("gateway on %s (broker %s, prefix %s)", url, _redact(settings.amqp_url), prefix)
                         click.echo(f"WorkUp gateway on {url}", err=True)
                 outer.cancel_scope.cancel()

@@ -97,7 +97,7 @@ async def run_system(settings: Any, prefix: str, request_timeout: float, *,
 
     from ..cache import open_cache
     from ..gateway import create_app, jwt_keys_from, serve_app
-    from ..gateway._server import until_signalled
+    from ..gateway._server import settle_heap, until_signalled
     from ..workers import load_service, serve_service
 
     keys = jwt_keys_from(settings, generate=True)
@@ -124,6 +124,7 @@ async def run_system(settings: Any, prefix: str, request_timeout: float, *,
                                 shutdown_trigger=stop.wait, task_status=task_status))
                             urls["media"] = api.rsplit(":", 1)[0] + f":{media_port}"
                         await wait_answering([f"{api}/health"] + ([f"{urls['media']}/describe"] if "media" in urls else []))
+                        settle_heap()
                         _banner(settings, urls, names)
                         if task_status is not None:
                             task_status.started(urls)

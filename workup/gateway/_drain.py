@@ -22,13 +22,24 @@ SEND_TIME = 5.0                # bound on the shielded final send
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 
 
+def _may_have_body(scope: dict) -> bool:
+    """A request without Content-Length (or with 0) and without Transfer-Encoding has no body:
+    the common GET skips the wrapping entirely."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return value.strip() not in (b"0", b"")
+        if name == b"transfer-encoding":
+            return True
+    return False
+
+
 class DrainBody:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]],
                        send: Callable[[dict], Awaitable[None]]) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or not _may_have_body(scope):
             await self.app(scope, receive, send)
             return
         done = trio.Event()

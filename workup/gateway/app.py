@@ -69,7 +69,12 @@ def _install_hooks(app: GatewayApp) -> None:
     @app.before_request
     async def _begin() -> None:
         g.started = time.perf_counter()
-        rid = request.headers.get("X-Request-Id")
+        auth = rid = None
+        for name, value in request.scope["headers"]:   # one pass over the raw headers
+            if name == b"authorization":
+                auth = value.decode("latin-1")
+            elif name == b"x-request-id":
+                rid = value.decode("latin-1")
         g.request_id = rid if rid and _REQUEST_ID.match(rid) else new_request_id()
         g.deadline = time.monotonic() + gw.request_timeout
         if request.routing_exception is not None:   # unknown route or method: 404/405 before auth
@@ -77,7 +82,7 @@ def _install_hooks(app: GatewayApp) -> None:
         length = request.content_length
         if length is not None and length > gw.max_body:
             raise ProblemError(413, f"request body over {gw.max_body} bytes")
-        g.caller = await authenticate(request.headers.get("Authorization"), gw)
+        g.caller = await authenticate(auth, gw)
 
     @app.after_request
     async def _finish(response: Response) -> Response:
