@@ -72,6 +72,9 @@ def encode_table(table: dict[str, Any]) -> bytes:
 
 
 def _encode_value(value: Any) -> bytes:
+    if type(value) is str:
+        raw = value.encode()
+        return b"S" + _L.pack(len(raw)) + raw
     if type(value) is float:
         return b"d" + _D.pack(value)
     if isinstance(value, dict):
