@@ -41,3 +41,17 @@ class FakeContracts:
         @self.service.command(HasActiveContract)
         async def has_active(ctx, req: HasActiveContract) -> ActiveContractAnswer:
             return ActiveContractAnswer(active=req.user_id in self.active)
+
+
+class HangingPayments:
+    """Takes ``CreateWallet`` and never answers (``reached`` is set when it got one)."""
+
+    def __init__(self) -> None:
+        import trio
+        self.reached = trio.Event()
+        self.service = Service("payments")
+
+        @self.service.command(CreateWallet)
+        async def never_answers(ctx, req: CreateWallet) -> None:
+            self.reached.set()
+            await trio.sleep_forever()

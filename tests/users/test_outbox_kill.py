@@ -19,10 +19,10 @@ from workup.messages import users as m
 from workup.messages.payments import CreateWallet
 from workup.settings import Settings
 from workup.transport import DeadlineExceeded
-from workup.workers import AmqpTransport, Service, serve_service
+from workup.workers import AmqpTransport, serve_service
 from workup.workers.users._sqlite import SqliteUserStore
 
-from ._fakes import FakePayments
+from ._fakes import FakePayments, HangingPayments
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,16 +83,10 @@ async def test_sigkill_between_storing_the_user_and_the_wallet(amqp_url, tmp_pat
                 return await t.consumer_count("users") > 0
 
             # 1. payments takes CreateWallet and never answers; the worker dies meanwhile
-            reached = trio.Event()
-            hanging = Service("payments")
-
-            @hanging.command(CreateWallet)
-            async def never_answers(ctx, req):
-                reached.set()
-                await trio.sleep_forever()
+            hanging = HangingPayments()
 
             async with trio.open_nursery() as n:
-                holder = await _serve(n, hanging, settings, t)
+                holder = await _serve(n, hanging.service, settings, t)
                 await _until(users_up, "the users worker")
 
                 async def register() -> None:
@@ -103,7 +97,7 @@ async def test_sigkill_between_storing_the_user_and_the_wallet(amqp_url, tmp_pat
                         pass
                 n.start_soon(register)
                 with trio.fail_after(30):
-                    await reached.wait()
+                    await hanging.reached.wait()
                 _kill_hard(worker)
                 await holder.stop()
                 n.cancel_scope.cancel()

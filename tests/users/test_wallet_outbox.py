@@ -21,7 +21,7 @@ from workup.workers.users import service as users_service
 from workup.workers.users._relay import MAX_BACKOFF, POLL_INTERVAL, next_wait
 from workup.workers.users._sqlite import SqliteUserStore
 
-from ._fakes import FakePayments
+from ._fakes import FakePayments, HangingPayments
 
 
 async def _serve(nursery, svc, settings, t):
@@ -51,17 +51,11 @@ async def test_wallet_is_created_after_a_crash_between_the_two_steps(tmp_path):
 
     # 1. payments receives CreateWallet but the users process dies before the acknowledgement
     t1 = LocalTransport()
-    reached = trio.Event()
-    hanging = Service("payments")
-
-    @hanging.command(CreateWallet)
-    async def never_answers(ctx, req):
-        reached.set()
-        await trio.sleep_forever()
+    hanging = HangingPayments()
 
     with trio.CancelScope() as users_process:
         async with trio.open_nursery() as n:
-            await _serve(n, hanging, settings, t1)
+            await _serve(n, hanging.service, settings, t1)
             await _serve(n, users_service, settings, t1)
 
             async def register():
@@ -70,7 +64,7 @@ async def test_wallet_is_created_after_a_crash_between_the_two_steps(tmp_path):
                                   m.RegisterClient(email=email, password="password1", client_name="C"),
                                   caller=Caller(), timeout=30)
             n.start_soon(register)
-            await reached.wait()
+            await hanging.reached.wait()
             users_process.cancel()  # "kill": every task of the process goes away mid-command
 
     store = await SqliteUserStore.open(tmp_path / "users.sqlite3")
