@@ -168,6 +168,7 @@ BAD_PROPOSALS = [
     ({"milestones": [{"description": "m", "amount": 1.001, "dueDate": "2027-01-01"}]}, "amount"),
     ({"milestones": [{"description": "m", "amount": 0, "dueDate": "2027-01-01"}]}, "amount"),
     ({"milestones": [{"description": "m", "amount": 1e9 + 1, "dueDate": "2027-01-01"}]}, "amount"),
+    ({"milestones": [{"description": "m", "amount": "10", "dueDate": "2027-01-01"}]}, "amount"),
     ({"milestones": [{"description": "m", "amount": 10, "dueDate": "next week"}]}, "dueDate"),
     ({"milestones": [{"amount": 10, "dueDate": "2027-01-01"}]}, "description"),
     ({"attachments": [{"name": "a"}]}, "url"),

@@ -103,6 +103,33 @@ def test_idempotency_stores_failures_too(http: httpx.Client) -> None:
     assert balance(http, account) == 100
 
 
+def test_idempotency_same_key_other_body_gets_first_answer(http: httpx.Client) -> None:
+    account = register_client(http)
+    key = uuid.uuid4().hex
+    assert expect(deposit(http, account, 10, key), 200) == {"balance": 10}
+    assert expect(deposit(http, account, 20, key), 200) == {"balance": 10}
+    assert balance(http, account) == 10
+
+
+def test_idempotency_stores_a_400_answer_too(http: httpx.Client) -> None:
+    """API.md: "the first answer for a key, whatever its status, is stored and returned again"."""
+    account = register_client(http)
+    key = uuid.uuid4().hex
+    first = problem(deposit(http, account, 0, key), 400)
+    again = problem(deposit(http, account, 5, key), 400)
+    assert again == first
+    assert balance(http, account) == 0
+
+
+def test_idempotency_concurrent_retries_effect_once(http: httpx.Client) -> None:
+    account = register_freelancer(http)
+    key = uuid.uuid4().hex
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: deposit(http, account, 7, key), range(6)))
+    assert [(a.status_code, a.json()) for a in answers] == [(200, {"balance": 7})] * 6, [a.text for a in answers]
+    assert balance(http, account) == 7
+
+
 def test_pay_idempotent_and_effect_once(http: httpx.Client) -> None:
     client, freelancer, _, milestones = new_contract(http, [40])
     request_id = to_accepted(http, client, freelancer, milestones[0]["id"])
