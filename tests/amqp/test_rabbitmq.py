@@ -79,6 +79,12 @@ async def test_timeout_is_a_typed_error_and_late_replies_are_dropped(amqp_url: s
             with pytest.raises(amqp.RpcTimeout, match="within 0.3 s"):
                 await rpc.call(name, b"nobody listens", timeout=0.3)
             assert 0.29 < trio.current_time() - start < 2
+        # a closed client fails its calls and leaves no task behind
+        other = await amqp.RpcClient.open(conn)
+        await other.aclose()
+        assert other._stopped.cancel_called
+        with pytest.raises(amqp.ChannelClosed):
+            await other.call(name, b"x", timeout=1)
         # now answer the stale request: the late reply must not reach the next call
         async with trio.open_nursery() as nursery:
             await nursery.start(_echo_server, ch, name)

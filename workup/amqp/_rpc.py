@@ -44,6 +44,7 @@ class RpcClient:
         self._deadlines: list[_Entry] = []
         self._next_deadline = math.inf
         self._timer_scope: trio.CancelScope | None = None
+        self._stopped = trio.CancelScope()  # ends the timer task
         self._ids = itertools.count(1)
         # unique per client, so a late reply meant for an earlier client never matches
         self._prefix = f"{os.getpid():x}.{next(_prefixes)}."
@@ -94,6 +95,8 @@ class RpcClient:
         return await trio.lowlevel.wait_task_rescheduled(abort)  # type: ignore[no-any-return]
 
     async def aclose(self) -> None:
+        """Close the client's channel (waiting calls fail) and stop its timer task."""
+        self._stopped.cancel()
         await self.channel.close()
 
     # -- deadlines ---------------------------------------------------------------------------
@@ -110,6 +113,10 @@ class RpcClient:
                 self._timer_scope.deadline = entry[0]
 
     async def _timer(self) -> None:
+        with self._stopped:
+            await self._expire_calls()
+
+    async def _expire_calls(self) -> None:
         heap = self._deadlines
         while True:
             with trio.CancelScope(deadline=self._next_deadline) as scope:
