@@ -117,14 +117,23 @@ def test_search_default_and_max_page_limit(http: httpx.Client) -> None:
     assert len(page["jobs"]) == 21 and page["pagingState"] is None
 
 
-def test_browse_active_jobs_paged(http: httpx.Client, client: Account) -> None:
-    job = post_job(http, client, title="browse me")
-    page = has_fields(expect(http.get(J, params={"pageLimit": 5}), 200), "jobs pagingState")
-    assert isinstance(page["jobs"], list) and 1 <= len(page["jobs"]) <= 5
-    assert job["id"] in [j["id"] for j in page["jobs"]]        # newest first: on the first page
-    if page["pagingState"] is not None:
-        nxt = expect(http.get(J, params={"pageLimit": 5, "pagingState": page["pagingState"]}), 200)
-        assert not {j["id"] for j in nxt["jobs"]} & {j["id"] for j in page["jobs"]}
+def test_browse_active_jobs_paged(http: httpx.Client) -> None:
+    c, f = register_client(http), register_freelancer(http)
+    closed = post_job(http, c, title="browse closed")
+    accept(http, c, closed["id"], propose(http, f, closed["id"])["id"])
+    job = post_job(http, c, title="browse me")
+    first = has_fields(expect(http.get(J, params={"pageLimit": 5}), 200), "jobs pagingState")
+    assert isinstance(first["jobs"], list) and 1 <= len(first["jobs"]) <= 5
+    assert job["id"] in [j["id"] for j in first["jobs"]]        # newest first: on the first page
+    seen, state = [], None
+    for _ in range(100):
+        page = expect(http.get(J, params={"pageLimit": 100, **({"pagingState": state} if state else {})}), 200)
+        seen += [j["id"] for j in page["jobs"]]
+        state = page["pagingState"]
+        if state is None:
+            break
+    assert state is None and len(seen) == len(set(seen)), "browse repeated jobs or never ended"
+    assert job["id"] in seen and closed["id"] not in seen
     problem(http.get(J, params={"pageLimit": 0}), 400)
 
 

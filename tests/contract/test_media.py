@@ -97,3 +97,8 @@ def test_upload_bad_requests_400(media: httpx.Client, upload_auth: tuple[str, st
     assert _upload(media, "photos", "doc", PDF, "image/png", upload_auth).status_code == 400      # bytes are a PDF
     assert _upload(media, "resume", "pic", PNG, "application/pdf", upload_auth).status_code == 400
     assert _upload(media, "icons", "pic", PDF, "application/pdf", upload_auth).status_code == 400
+
+
+def test_upload_over_25_mib_413(media: httpx.Client, upload_auth: tuple[str, str]) -> None:
+    big = PDF + b"0" * (25 * 1024 * 1024)
+    assert _upload(media, "resume", "big", big, "application/pdf", upload_auth).status_code == 413

@@ -97,3 +97,21 @@ async def test_milestone_payment_contract_events(system: Running) -> None:
     finally:
         sync.close()
 
+
+
+async def test_contract_terminated_to_both_parties(system: Running, admin: Account) -> None:
+    sync = httpx.Client(base_url=system.base_url, timeout=20)
+    try:
+        client, freelancer, contract, _ = await trio.to_thread.run_sync(new_contract, sync, [15])
+        async with open_websocket_url(_ws_url(system, client.token)) as client_ws, \
+                open_websocket_url(_ws_url(system, freelancer.token)) as freelancer_ws:
+            def terminate() -> None:
+                t = expect(sync.post(f"{API}/contracts/{contract['id']}/terminations/request", json={"reason": "r"},
+                                     headers=client.auth), 201)
+                expect(sync.post(f"{API}/contracts/terminations/{t['id']}/handle", json={"chosenStatus": "ACCEPTED"},
+                                 headers=admin.auth), 200)
+            await trio.to_thread.run_sync(terminate)
+            for ws in (client_ws, freelancer_ws):
+                assert (await _next_event(ws, "contract.terminated"))["data"]["contractId"] == contract["id"]
+    finally:
+        sync.close()

@@ -179,6 +179,7 @@ def test_delete_me_closes_the_account(http: httpx.Client) -> None:
     for token in (f.token, second):
         problem(http.get(f"{U}/me", headers={"Authorization": f"Bearer {token}"}), 401)
     problem(http.get(f"{API}/payments/freelancers/me/wallet", headers=f.auth), 401)
+    problem(http.get(f"{API}/jobs/search", params={"query": "x"}, headers=f.auth), 401)     # also on public routes
     problem(http.post(f"{U}/login", json={"email": f.email, "password": PASSWORD}), 401)
     problem(http.post(f"{U}/clients/register", json={"email": f.email, "password": PASSWORD, "clientName": "X"}), 409)
 
