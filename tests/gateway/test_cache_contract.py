@@ -11,12 +11,13 @@ from workup.settings import Settings
 from workup.cache import open_cache
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis-resp", "redis-py"])
 async def cache(request):
     if request.param == "memory":
         c = MemoryCache()
     else:
-        c = RedisCache(request.getfixturevalue("redis_url"))
+        c = RedisCache(request.getfixturevalue("redis_url"), driver=request.param.removeprefix("redis-"))
+        assert c.driver == request.param.removeprefix("redis-")
     yield c
     await c.aclose()
 

@@ -157,3 +157,20 @@ async def test_rpc_latency_metrics_per_service(system):
     assert 'workup_rpc_duration_seconds_count{service="demo",outcome="timeout"} 1' in text
     assert 'workup_rpc_duration_seconds_count{service="nobody",outcome="unavailable"} 1' in text
     assert 'workup_http_requests_total{method="POST",route="/demo/nap",status="504"} 1' in text
+
+
+async def test_cache_outage_degrades_to_forwarding():
+    import socket
+    from workup.cache import RedisCache
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    transport = LocalTransport()
+    app = make_app(transport, RedisCache(f"redis://127.0.0.1:{dead}/0"), blueprints=[bp])
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: serve_service(
+            demo, Settings(), transport, concurrency=4, grace=0.5, control_secret=SECRET, task_status=task_status))
+        async with served(app) as (client, _):
+            r = await client.get("/demo/cached/through", headers=auth(app, "u-outage"))
+            assert r.status_code == 201 and r.json()["text"] == "through"
+        nursery.cancel_scope.cancel()

@@ -1,4 +1,6 @@
-"""Redis cache through redis-py's sync client, called from a bounded pool of trio threads.
+"""Redis cache. ``redis://`` URLs are spoken directly on trio sockets (:mod:`._resp`, no thread
+hop); ``rediss://`` and ``unix://`` go through redis-py's sync client in a bounded pool of trio
+threads.
 
 Entries are single strings ``b"<version>:<value>"`` (tombstones ``b"<version>!"``, see
 :mod:`._policy`), so a read is one ``GET``; the compare-and-set of a fill or invalidation is a
@@ -8,22 +10,23 @@ so they may exceed Lua's 2**53 exact-integer range.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Any
 
-import redis
 import trio
 
 from ._policy import TOMBSTONE_TTL, check_version, pack, unpack
+from ._resp import RespError, RespPool, RespProtocolError
 
 __all__ = ["RedisCache", "CacheUnavailable"]
 
 
 class CacheUnavailable(Exception):
-    """Redis could not be reached."""
+    """Redis could not be reached (or answered with an error)."""
 
 
-_PUT = """
+PUT_SCRIPT = """
 local cur = redis.call('GET', KEYS[1])
 if cur then
   local cv = string.match(cur, '^(%d+)[:!]')
@@ -33,24 +36,79 @@ end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 """
+_PUT_SHA = hashlib.sha1(PUT_SCRIPT.encode()).hexdigest()
 
 
-class RedisCache:
-    def __init__(self, url: str, *, max_connections: int = 32) -> None:
+class _Resp:
+    def __init__(self, url: str, max_connections: int) -> None:
+        self.pool = RespPool(url, max_connections=max_connections)
+
+    async def run(self, *args: Any) -> Any:
+        try:
+            reply = await self.pool.command(*args)
+        except (OSError, ConnectionError, trio.TooSlowError, RespProtocolError) as exc:
+            raise CacheUnavailable(f"redis: {exc!r}") from exc
+        if isinstance(reply, RespError):
+            raise CacheUnavailable(f"redis: {reply}")
+        return reply
+
+    async def get(self, key: str) -> bytes | None:
+        return await self.run("GET", key)
+
+    async def set(self, key: str, value: bytes) -> None:
+        await self.run("SET", key, value)
+
+    async def put(self, key: str, version: str, packed: bytes, ttl_ms: int) -> bool:
+        try:
+            return bool(await self.run("EVALSHA", _PUT_SHA, 1, key, version, packed, ttl_ms))
+        except CacheUnavailable as exc:
+            if "NOSCRIPT" not in str(exc):
+                raise
+        return bool(await self.run("EVAL", PUT_SCRIPT, 1, key, version, packed, ttl_ms))
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
+
+
+class _RedisPy:
+    def __init__(self, url: str, max_connections: int) -> None:
+        import redis
+        self._errors = redis.RedisError
         self._pool = redis.ConnectionPool.from_url(url, max_connections=max_connections,
                                                    socket_timeout=5, socket_connect_timeout=5)
         self._client = redis.Redis(connection_pool=self._pool)
-        self._put_script = self._client.register_script(_PUT)
+        self._script = self._client.register_script(PUT_SCRIPT)
         self._limiter = trio.CapacityLimiter(max_connections)
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         try:
             return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
-        except redis.RedisError as exc:
+        except self._errors as exc:
             raise CacheUnavailable(f"redis: {exc}") from exc
 
     async def get(self, key: str) -> bytes | None:
-        raw = await self._run(self._client.get, key)
+        return await self._run(self._client.get, key)
+
+    async def set(self, key: str, value: bytes) -> None:
+        await self._run(self._client.set, key, value)
+
+    async def put(self, key: str, version: str, packed: bytes, ttl_ms: int) -> bool:
+        return bool(await self._run(lambda: self._script(keys=[key], args=[version, packed, ttl_ms])))
+
+    async def aclose(self) -> None:
+        await trio.to_thread.run_sync(self._pool.disconnect)
+
+
+class RedisCache:
+    def __init__(self, url: str, *, max_connections: int = 32, driver: str | None = None) -> None:
+        """``driver``: ``"resp"`` (direct, ``redis://`` only) or ``"redis-py"``; by URL when None."""
+        if driver is None:
+            driver = "resp" if url.startswith("redis://") else "redis-py"
+        self.driver = driver
+        self._backend: _Resp | _RedisPy = (_Resp if driver == "resp" else _RedisPy)(url, max_connections)
+
+    async def get(self, key: str) -> bytes | None:
+        raw = await self._backend.get(key)
         if raw is None:
             return None
         try:
@@ -60,9 +118,7 @@ class RedisCache:
 
     async def _put(self, key: str, version: int, value: bytes | None, ttl: float) -> bool:
         check_version(version)
-        ttl_ms = max(1, math.ceil(ttl * 1000))
-        stored = await self._run(lambda: self._put_script(keys=[key], args=[str(version), pack(version, value), ttl_ms]))
-        return bool(stored)
+        return await self._backend.put(key, str(version), pack(version, value), max(1, math.ceil(ttl * 1000)))
 
     async def set(self, key: str, value: bytes, *, version: int, ttl: float) -> bool:
         return await self._put(key, version, bytes(value), ttl)
@@ -71,10 +127,10 @@ class RedisCache:
         await self._put(key, version, None, TOMBSTONE_TTL)
 
     async def set_flag(self, key: str, value: bytes = b"1") -> None:
-        await self._run(self._client.set, key, value)
+        await self._backend.set(key, bytes(value))
 
     async def get_flag(self, key: str) -> bytes | None:
-        return await self._run(self._client.get, key)
+        return await self._backend.get(key)
 
     async def aclose(self) -> None:
-        await trio.to_thread.run_sync(self._pool.disconnect)
+        await self._backend.aclose()
