@@ -127,6 +127,18 @@ async def test_idempotency_key_over_http(sys):
     assert exact(await sys.http.get(f"{u.me}/wallet", headers=u.auth)) == {"balance": 110}
     problem(await sys.http.post(f"{u.me}/wallet/deposit", json={"amount": 1},
                                 headers={**u.auth, "Idempotency-Key": "x" * 300}), 400)
+    # a refusal at the gateway (400) is the first answer too, and a refusal after a success
+    # gets the success
+    bad = {**u.auth, "Idempotency-Key": "bad-first"}
+    first_400 = await sys.http.post(f"{u.me}/wallet/withdraw", json={"amount": 0.001}, headers=bad)
+    assert problem(first_400, 400)["errors"][0]["field"] == "amount"
+    retry = await sys.http.post(f"{u.me}/wallet/withdraw", json={"amount": 1}, headers=bad)
+    assert (retry.status_code, retry.content) == (400, first_400.content)
+    retry = await sys.http.post(f"{u.me}/wallet/deposit", json={"amount": 10}, headers={**u.auth, **key})
+    assert (retry.status_code, retry.content) == (200, first.content)
+    retry = await sys.http.post(f"{u.me}/wallet/deposit", json={"amount": "x"}, headers={**u.auth, **key})
+    assert (retry.status_code, retry.content) == (200, first.content)
+    assert exact(await sys.http.get(f"{u.me}/wallet", headers=u.auth)) == {"balance": 110}
 
 
 async def test_request_routes_and_pay(sys):
@@ -193,6 +205,8 @@ async def test_pay_idempotency_key(sys):
     first = await sys.http.post(f"{P}/requests/{request_id}/pay", headers=key)
     second = await sys.http.post(f"{P}/requests/{request_id}/pay", headers=key)
     assert first.status_code == second.status_code == 200 and first.content == second.content
+    bad = await sys.http.post(f"{P}/requests/not-an-id/pay", headers=key)
+    assert problem(bad, 400) and (await sys.http.post(f"{P}/requests/not-an-id/pay", headers=key)).content == bad.content
     other, _ = await sys.open_request(client, freelancer, "20")
     # the same key on another request's route is another operation
     assert (await sys.http.post(f"{P}/requests/{other}/pay", headers=key)).json()["paymentRequestId"] == other

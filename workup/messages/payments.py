@@ -9,6 +9,7 @@ from decimal import ROUND_DOWN, Decimal
 
 import msgspec
 
+from ..problems import Problem
 from ._base import Message
 
 
@@ -169,6 +170,27 @@ class PayRequest(Message):
     insufficient balance."""
     id: str
     idempotency_key: str | None = None
+
+
+class RecordRefusal(Message):
+    """The gateway refused an idempotent request (400/413/415) that carried an Idempotency-Key:
+    that refusal becomes the key's first answer, unless the key already has one. Reply: the key's
+    first answer (this problem, or what the earlier request with that key got)."""
+    route: str
+    idempotency_key: str
+    problem: Problem
+
+
+def idempotency_route(command: type, request_id: str | None = None) -> str:
+    """The "route" part of an idempotency key's scope (user, route, key), the same for the
+    gateway and the service: ``wallet/deposit``, ``wallet/withdraw``, ``requests/<id>/pay``."""
+    if command is Deposit:
+        return "wallet/deposit"
+    if command is Withdraw:
+        return "wallet/withdraw"
+    if command is PayRequest:
+        return f"requests/{request_id}/pay"
+    raise ValueError(f"{command.__name__} takes no Idempotency-Key")
 
 
 # --- replies ---------------------------------------------------------------------------------------

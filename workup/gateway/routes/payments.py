@@ -83,8 +83,8 @@ def idempotency_key() -> str | None:
     return key
 
 
-async def _command(route: Route, id: str | None) -> Any:
-    extra = {"idempotency_key": idempotency_key()} if route.idempotent else {}
+async def _command(route: Route, id: str | None, key: str | None) -> Any:
+    extra = {"idempotency_key": key} if route.idempotent else {}
     if route.source == "id":
         return route.command(id=path_id(id or ""), **extra)
     if route.source == "body":
@@ -98,7 +98,16 @@ def _handler(route: Route) -> Callable[..., Awaitable[Response]]:
 
     async def handle(id: str | None = None) -> Response:
         caller = require_role(*route.roles)     # first: a wrong role is 403 whatever the input
-        command = await _command(route, id)
+        key = idempotency_key() if route.idempotent else None
+        try:
+            command = await _command(route, id, key)
+        except ProblemError as exc:
+            if key is None or not 400 <= exc.status < 500:
+                raise
+            # API.md: the first answer for a key, whatever its status, is the answer for every
+            # retry; the service keeps it (or returns an earlier one for that key)
+            return await forward("payments.RecordRefusal", m.RecordRefusal(
+                route=m.idempotency_route(route.command, id), idempotency_key=key, problem=exc.problem))
         if route.cached == "wallet":
             return await cached_forward(m.wallet_cache_key(caller.user_id), name, command)
         if route.cached == "request":

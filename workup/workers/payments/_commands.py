@@ -9,6 +9,7 @@ from typing import Any, Sequence
 
 import msgspec
 
+from ...envelope import encode_json
 from ...messages import payments as m
 from ...problems import FieldError, Problem, ProblemError, bad_request, forbidden, not_found
 from .._readcache import fill, invalidate
@@ -141,20 +142,40 @@ def register(service: Service[PaymentsDeps]) -> None:
             await fill(ctx.deps.cache, m.wallet_cache_key(user), version, result)
         return result
 
-    async def move_money(ctx: Ctx, req: m.Deposit | m.Withdraw, route: str) -> msgspec.Raw:
+    async def refused(ctx: Ctx, idem: IdemKey | None, exc: ProblemError) -> msgspec.Raw:
+        """A refusal before the transaction is still the key's first answer (API.md: "whatever
+        its status"); without a key it is just raised."""
+        if idem is None:
+            raise exc
+        return answer(await ctx.deps.store.remember(idem, exc.status, encode_json(exc.problem)))
+
+    async def move_money(ctx: Ctx, req: m.Deposit | m.Withdraw) -> msgspec.Raw:
         user = account_holder(ctx)
-        amount = valid_amount(req.amount)
-        op = ctx.deps.store.deposit if route == "wallet/deposit" else ctx.deps.store.withdraw
-        outcome = await op(user, amount, req.description, idem_key(user, route, req.idempotency_key))
-        return await _settle(ctx, outcome, [user])
+        idem = idem_key(user, m.idempotency_route(type(req)), req.idempotency_key)
+        try:
+            amount = valid_amount(req.amount)
+        except ProblemError as exc:
+            return await refused(ctx, idem, exc)
+        op = ctx.deps.store.deposit if isinstance(req, m.Deposit) else ctx.deps.store.withdraw
+        return await _settle(ctx, await op(user, amount, req.description, idem), [user])
 
     @cmd(m.Deposit)
     async def deposit(ctx: Ctx, req: m.Deposit) -> msgspec.Raw:
-        return await move_money(ctx, req, "wallet/deposit")
+        return await move_money(ctx, req)
 
     @cmd(m.Withdraw)
     async def withdraw(ctx: Ctx, req: m.Withdraw) -> msgspec.Raw:
-        return await move_money(ctx, req, "wallet/withdraw")
+        return await move_money(ctx, req)
+
+    @cmd(m.RecordRefusal)
+    async def record_refusal(ctx: Ctx, req: m.RecordRefusal) -> msgspec.Raw:
+        user = account_holder(ctx)
+        if not 400 <= req.problem.status < 500:
+            raise bad_request("only a refusal (4xx) can be recorded")
+        idem = idem_key(user, req.route, req.idempotency_key)
+        assert idem is not None
+        return await refused(ctx, idem, ProblemError(req.problem.status, req.problem.detail,
+                                                      title=req.problem.title, errors=req.problem.errors))
 
     @cmd(m.ListWalletTransactions)
     async def list_wallet_transactions(ctx: Ctx, req: m.ListWalletTransactions) -> list[m.WalletTransaction]:
@@ -197,7 +218,7 @@ def register(service: Service[PaymentsDeps]) -> None:
         user = account_holder(ctx)
         if ctx.caller.role != "CLIENT":
             raise forbidden("only the request's client can pay it")
-        idem = idem_key(user, f"requests/{req.id}/pay", req.idempotency_key)
+        idem = idem_key(user, m.idempotency_route(m.PayRequest, req.id), req.idempotency_key)
         if not _ID.match(req.id):
-            raise not_found("payment request")
+            return await refused(ctx, idem, not_found("payment request"))
         return await _settle(ctx, await ctx.deps.store.pay(req.id, user, idem), [], req.id)

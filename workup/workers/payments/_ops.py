@@ -30,7 +30,7 @@ __all__ = [
     "Tx", "IdemKey", "Outcome", "Changed", "OutboxItem", "Audit", "MAX_BALANCE",
     "ensure_wallet", "balance", "wallet", "deposit", "withdraw", "wallet_transactions", "wallet_transaction",
     "requests_of", "transactions_of", "get_request", "create_request", "cancel_contract_requests",
-    "pay", "claim_outbox", "outbox_done", "outbox_retry", "outbox_dead", "purge_idempotency", "audit",
+    "pay", "remember", "claim_outbox", "outbox_done", "outbox_retry", "outbox_dead", "purge_idempotency", "audit",
 ]
 
 # NUMERIC(14,2): the largest balance a wallet can hold; a deposit or credit beyond it is refused.
@@ -110,15 +110,9 @@ def _idempotent(tx: Tx, idem: IdemKey | None, at: dt.datetime, effect: Callable[
     effect: a concurrent duplicate blocks on the primary key until this transaction ends, then
     finds the stored answer; if this transaction rolls back, the key is free again."""
     if idem is not None:
-        fresh = tx.one(
-            "INSERT INTO idempotency_keys (user_id, route, key, status, body, created_at) "
-            "VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT DO NOTHING RETURNING status",
-            idem.user_id, idem.route, idem.key, b"", tx.ts(at))
-        if fresh is None:
-            row = tx.one("SELECT status, body FROM idempotency_keys WHERE user_id = ? AND route = ? AND key = ?",
-                         idem.user_id, idem.route, idem.key)
-            assert row is not None
-            return Outcome(status=int(row[0]), body=bytes(row[1]), replayed=True)
+        first = remember(tx, idem, 0, b"", at)      # status 0: in progress, set below
+        if first.replayed:
+            return first
     try:
         done = effect()
         outcome = Outcome(200, encode_json(done.result), changed=done.changed, outbox=done.outbox)
@@ -128,6 +122,20 @@ def _idempotent(tx: Tx, idem: IdemKey | None, at: dt.datetime, effect: Callable[
         tx.run("UPDATE idempotency_keys SET status = ?, body = ? WHERE user_id = ? AND route = ? AND key = ?",
                outcome.status, outcome.body, idem.user_id, idem.route, idem.key)
     return outcome
+
+
+def remember(tx: Tx, idem: IdemKey, status: int, body: bytes, at: dt.datetime | None = None) -> Outcome:
+    """Make (status, body) the key's first answer unless it has one; returns the first answer
+    (``replayed`` when it was already there)."""
+    fresh = tx.one("INSERT INTO idempotency_keys (user_id, route, key, status, body, created_at) "
+                   "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING status",
+                   idem.user_id, idem.route, idem.key, status, body, tx.ts(at or now()))
+    if fresh is not None:
+        return Outcome(status=status, body=body)
+    row = tx.one("SELECT status, body FROM idempotency_keys WHERE user_id = ? AND route = ? AND key = ?",
+                 idem.user_id, idem.route, idem.key)
+    assert row is not None
+    return Outcome(status=int(row[0]), body=bytes(row[1]), replayed=True)
 
 
 def purge_idempotency(tx: Tx, before: dt.datetime) -> int:

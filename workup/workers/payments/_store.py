@@ -127,6 +127,9 @@ class SqlStore:
     async def pay(self, request_id: str, payer_id: str, idem: IdemKey | None = None) -> Outcome:
         return await self._run(_ops.pay, request_id, payer_id, idem)
 
+    async def remember(self, idem: IdemKey, status: int, body: bytes) -> Outcome:
+        return await self._run(_ops.remember, idem, status, body)
+
     async def claim_outbox(self, limit: int = 20, lease: float = 30.0) -> list[OutboxItem]:
         return await self._run(_ops.claim_outbox, limit, lease)
 
