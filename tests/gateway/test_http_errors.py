@@ -193,3 +193,16 @@ async def test_metrics_count_requests_by_route_template(client):
     assert 'workup_http_requests_total{method="GET",route="/probe/query",status="200"} 1' in text
     assert 'workup_http_requests_total{method="GET",route="<unmatched>",status="404"} 1' in text
     assert 'workup_http_request_duration_seconds_bucket{method="GET",route="/probe/query",status="200",le="+Inf"} 1' in text
+
+
+async def test_structured_access_log(client, caplog):
+    import logging
+    caplog.set_level(logging.INFO, logger="workup.access")
+    r = await client.get("/probe/role", headers={"Authorization": f"Bearer {token('ADMIN', 'adm')}",
+                                                 "X-Request-Id": "log-me-1"})
+    assert r.status_code == 200
+    lines = [json.loads(rec.getMessage()) for rec in caplog.records if rec.name == "workup.access"]
+    entry = next(e for e in lines if e["requestId"] == "log-me-1")
+    assert entry["method"] == "GET" and entry["path"] == "/probe/role" and entry["route"] == "/probe/role"
+    assert entry["status"] == 200 and entry["user"] == "adm" and entry["role"] == "ADMIN"
+    assert entry["ms"] >= 0

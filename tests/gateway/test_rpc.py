@@ -2,7 +2,9 @@
 (504), frozen or absent services (503 + Retry-After), the request id in the envelope, caller
 identity, pass-through bodies, cached reads, RPC metrics."""
 
-import msgspec
+import secrets
+from contextlib import asynccontextmanager
+
 import pytest
 import trio
 from quart import Blueprint
@@ -78,16 +80,28 @@ async def missing_route():
     return await kit.forward("nobody.Nothing", Echo(text="x"))
 
 
-@pytest.fixture
-async def system():
-    transport = LocalTransport()
-    app = make_app(transport, blueprints=[bp], request_timeout=0.5)
-    async with trio.open_nursery() as nursery:
-        instance = await nursery.start(lambda task_status: serve_service(
-            demo, Settings(), transport, concurrency=8, grace=0.5, control_secret=SECRET, task_status=task_status))
-        async with served(app) as (client, _):
-            yield app, transport, client, instance
-        nursery.cancel_scope.cancel()
+@asynccontextmanager
+async def open_transport(mode, amqp_url):
+    if mode == "local":
+        yield LocalTransport()
+        return
+    from workup.workers import AmqpTransport
+    async with AmqpTransport.connect(amqp_url, prefix=f"gwrpc{secrets.token_hex(5)}") as transport:
+        yield transport
+
+
+@pytest.fixture(params=["local", "amqp"])
+async def system(request):
+    amqp_url = request.getfixturevalue("amqp_url") if request.param == "amqp" else None
+    async with open_transport(request.param, amqp_url) as transport:
+        app = make_app(transport, blueprints=[bp], request_timeout=0.5)
+        async with trio.open_nursery() as nursery:
+            instance = await nursery.start(lambda task_status: serve_service(
+                demo, Settings(), transport, concurrency=8, grace=0.5, control_secret=SECRET,
+                task_status=task_status))
+            async with served(app) as (client, _):
+                yield app, transport, client, instance
+            nursery.cancel_scope.cancel()
 
 
 def auth(app, user="u1", role="CLIENT"):
