@@ -31,7 +31,8 @@ class _LazyGroup(click.Group):
         module = _ROLES.get(name)
         if module is None:
             return None
-        return importlib.import_module(f"{__name__}.{module}").command
+        command: click.Command = importlib.import_module(f"{__name__}.{module}").command
+        return command
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -12,7 +12,7 @@ import time
 from typing import Any, Sequence
 
 import msgspec
-import psutil
+import psutil  # type: ignore[import-untyped]
 
 from ..control import broadcast
 from ._policy import Observation
@@ -72,7 +72,8 @@ class LocalProvider:
         try:
             async with await self._transport.conn.channel() as channel:
                 info = await channel.declare_queue(self._transport.queue_name(service), passive=True)
-            return info.message_count
+            depth: int = info.message_count
+            return depth
         except Exception:  # no such queue yet: unknown, not zero
             return None
 
