@@ -18,6 +18,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -107,27 +108,38 @@ async def _http_loop(name: str, base: str, request: dict[str, Any], expect: int,
 
 
 async def _bench(opts: dict[str, Any], workdir: str) -> list[dict[str, Any]]:
-    results: list[dict[str, Any]] = []
-    for processes in opts["processes"]:
-        users = _Users(opts, processes, workdir)
-        try:
+    """Start every system first, then measure in interleaved rounds (the order reversed every other
+    round), so load that other programs put on the machine hits every scenario alike."""
+    systems: list[_Users] = []
+    bare: H.Server | None = None
+    try:
+        scenarios: list[tuple[str, int | None, str, dict[str, Any], int]] = []
+        for processes in opts["processes"]:
+            users = _Users(opts, processes, workdir)
+            systems.append(users)
             email = f"bench-{users.prefix}@example.com"
             token = await _register(users.base, email, users.worker)
-            login = {"method": "POST", "url": "/api/v1/users/login", "json": {"email": email, "password": PASSWORD}}
-            r = await _http_loop(LOGIN, users.base, login, 200, opts["login_in_flight"], opts)
-            results.append({**r, "processes": processes})
-            if processes == opts["processes"][0]:
-                me = {"method": "GET", "url": "/api/v1/users/me", "headers": {"Authorization": f"Bearer {token}"}}
-                results.append({**await _http_loop(CACHED, users.base, me, 200, opts["get_in_flight"], opts),
-                                "processes": processes})
-        finally:
+            scenarios.append((LOGIN, processes, users.base, {
+                "method": "POST", "url": "/api/v1/users/login", "json": {"email": email, "password": PASSWORD}},
+                opts["login_in_flight"]))
+            if len(systems) == 1:
+                scenarios.append((CACHED, processes, users.base, {
+                    "method": "GET", "url": "/api/v1/users/me", "headers": {"Authorization": f"Bearer {token}"}},
+                    opts["get_in_flight"]))
+        bare = H.Server("workup.bench.users", "bare", "--port", str(port := _free_port()))
+        scenarios.append((BARE, None, f"http://127.0.0.1:{port}", {"method": "GET", "url": "/"}, opts["get_in_flight"]))
+        results = []
+        for round_ in range(opts["rounds"]):
+            for name, processes, base, request, in_flight in (scenarios if round_ % 2 == 0 else scenarios[::-1]):
+                r = await _http_loop(name, base, request, 200, in_flight, opts)
+                results.append({**r, "processes": processes, "round": round_})
+        return results
+    finally:
+        if bare is not None:
+            bare.stop()
+        for users in systems:
             users.stop()
             await _cleanup(users)
-    with H.Server("workup.bench.users", "bare", "--port", str(port := _free_port())):
-        get = {"method": "GET", "url": "/"}
-        results.append({**await _http_loop(BARE, f"http://127.0.0.1:{port}", get, 200, opts["get_in_flight"], opts),
-                        "processes": None})
-    return results
 
 
 async def _cleanup(users: _Users) -> None:
@@ -150,13 +162,22 @@ async def _cleanup(users: _Users) -> None:
 
 
 def ratios(results: list[dict[str, Any]]) -> dict[str, float | None]:
-    """login(2 processes) / login(1 process) and cached GET / bare GET, in calls per second."""
-    rate = {(r["name"], r["processes"]): r["calls_per_s"] for r in results}
-    login1, login2 = rate.get((LOGIN, 1)), rate.get((LOGIN, 2))
-    cached = next((v for (name, _), v in rate.items() if name == CACHED), None)
-    bare = rate.get((BARE, None))
-    return {"login 2 processes / 1 process": round(login2 / login1, 2) if login1 and login2 else None,
-            "cached GET /me / bare GET": round(cached / bare, 2) if cached and bare else None}
+    """Median over rounds of the per-round ratios (paired, so slow rounds do not bias them):
+    login(2 processes) / login(1 process) and cached GET / bare GET, in calls per second."""
+    by_round: dict[int, dict[tuple[str, Any], float]] = {}
+    for r in results:
+        by_round.setdefault(r["round"], {})[(r["name"], r["processes"])] = r["calls_per_s"]
+    login, get = [], []
+    for rate in by_round.values():
+        cached = next((v for (name, _), v in rate.items() if name == CACHED), None)
+        if rate.get((LOGIN, 1)) and rate.get((LOGIN, 2)):
+            login.append(rate[(LOGIN, 2)] / rate[(LOGIN, 1)])
+        if cached and rate.get((BARE, None)):
+            get.append(cached / rate[(BARE, None)])
+    med_login = statistics.median(login) if login else None
+    med_get = statistics.median(get) if get else None
+    return {"login 2 processes / 1 process": round(med_login, 2) if med_login else None,
+            "cached GET /me / bare GET": round(med_get, 2) if med_get else None}
 
 
 def _process_counts(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
@@ -180,8 +201,11 @@ def _process_counts(ctx: click.Context, param: click.Parameter, value: str) -> l
               help="users worker process counts to compare for login")
 @click.option("--login-in-flight", default=8, type=click.IntRange(1, 1024), show_default=True)
 @click.option("--get-in-flight", default=32, type=click.IntRange(1, 1024), show_default=True)
-@click.option("--warmup", default=1.0, type=click.FloatRange(0, 60), show_default=True)
-@click.option("--duration", default=5.0, type=click.FloatRange(0.5, 600), show_default=True)
+@click.option("--warmup", default=0.5, type=click.FloatRange(0, 60), show_default=True)
+@click.option("--duration", default=3.0, type=click.FloatRange(0.5, 600), show_default=True,
+              help="seconds measured per scenario per round")
+@click.option("--rounds", default=3, type=click.IntRange(1, 100), show_default=True,
+              help="interleaved measuring rounds (ratios are the median of the per-round ratios)")
 @click.option("--out", default=None, help="JSON result file (default perf/results/users-<time>.json)")
 @click.pass_context
 def command(ctx: click.Context, **opts: Any) -> None:
@@ -196,9 +220,9 @@ def command(ctx: click.Context, **opts: Any) -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     summary = ratios(results)
-    click.echo(H.table(["scenario", "processes", "in flight", "calls/s", "p50 ms", "p99 ms", "errors"],
-                       [[r["name"], r["processes"], r["in_flight"], r["calls_per_s"], r["p50_ms"], r["p99_ms"],
-                         r["errors"]] for r in results]))
+    click.echo(H.table(["round", "scenario", "processes", "in flight", "calls/s", "p50 ms", "p99 ms", "errors"],
+                       [[r["round"], r["name"], r["processes"], r["in_flight"], r["calls_per_s"], r["p50_ms"],
+                         r["p99_ms"], r["errors"]] for r in results]))
     for name, value in summary.items():
         click.echo(f"{name}: {value}")
     path = H.save_json("users", {"machine_before": load_before, "machine_after": H.machine(),
