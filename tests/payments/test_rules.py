@@ -96,3 +96,11 @@ def test_path_ids():
         with pytest.raises(ProblemError) as exc:
             path_id(bad)
         assert exc.value.status == 400
+
+
+def test_idempotency_routes():
+    assert m.idempotency_route(m.Deposit) == "wallet/deposit"
+    assert m.idempotency_route(m.Withdraw) == "wallet/withdraw"
+    assert m.idempotency_route(m.PayRequest, "abc") == "requests/abc/pay"
+    with pytest.raises(ValueError):
+        m.idempotency_route(m.GetMyWallet)

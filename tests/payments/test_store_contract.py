@@ -241,3 +241,15 @@ async def test_outbox_lease_retry_and_done(store):
     await store.outbox_done(claimed[0].seq)
     await store.outbox_retry(claimed[0].seq, 0.0, "gone")
     assert [i for i in await store.claim_outbox(1000, lease=0.0) if i.seq == claimed[0].seq] == []
+
+
+async def test_remember_keeps_the_first_answer(store):
+    user = await funded(store, "0")
+    key = IdemKey(user, "wallet/deposit", "r")
+    first = await store.remember(key, 400, b'{"status":400}')
+    assert (first.status, first.replayed) == (400, False)
+    assert (await store.deposit(user, D("5.00"), None, key)).body == b'{"status":400}'   # no effect
+    assert await store.balance(user) == D("0.00")
+    done = await store.deposit(user, D("5.00"), None, IdemKey(user, "wallet/deposit", "s"))
+    later = await store.remember(IdemKey(user, "wallet/deposit", "s"), 415, b"{}")
+    assert (later.status, later.body, later.replayed) == (200, done.body, True)
