@@ -55,7 +55,7 @@ async def modify(ctx: Ctx, roles: tuple[str, ...], change: Callable[[UserRecord]
     for _ in range(_SAVE_ATTEMPTS):
         user = await current_user(ctx, *roles)
         new, answer = change(user)
-        if new is None:
+        if new is None or new == user:  # nothing changed: no write, no invalidation
             return answer
         try:
             saved = await deps.store.save(new)
