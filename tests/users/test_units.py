@@ -9,7 +9,7 @@ import pytest
 
 from workup.messages import users as m
 from workup.workers.users import _caching, _deps, _passwords
-from workup.workers.users._records import (UserRecord, add_item, add_to_set, apply_patch, email_key, new_id, now,
+from workup.workers.users._records import (MAX_ITEMS, MAX_TAGS, ListFull, UserRecord, add_item, add_to_set, apply_patch, email_key, new_id, now,
                                            remove_from_set, remove_item, update_item)
 
 
@@ -57,6 +57,19 @@ def test_item_changes():
     assert update_item(u1, "experience", m.UpdateExperience(id="nope", city="x")) is None
     assert remove_item(u2, "experience", "nope") is None
     assert remove_item(u2, "experience", item.id).experience == []
+
+
+def test_lists_and_sets_are_bounded():
+    u = user()
+    for i in range(MAX_ITEMS):
+        u, _ = add_item(u, "achievements", m.AddAchievement(achievement_name=f"a{i}"))
+    with pytest.raises(ListFull):
+        add_item(u, "achievements", m.AddAchievement(achievement_name="one too many"))
+    for i in range(MAX_TAGS):
+        u = add_to_set(u, "skills", f"s{i}")
+    assert add_to_set(u, "skills", "s0") is None  # a present value is still fine
+    with pytest.raises(ListFull):
+        add_to_set(u, "skills", "one too many")
 
 
 def test_set_changes():

@@ -21,7 +21,7 @@ from ...problems import ProblemError, conflict, forbidden, not_found, unauthoriz
 from .._service import Context, Service
 from . import _caching
 from ._deps import UsersDeps
-from ._records import (UserRecord, add_item, add_to_set, apply_patch, derived_id, email_key, now,
+from ._records import (ListFull, UserRecord, add_item, add_to_set, apply_patch, derived_id, email_key, now,
                        remove_from_set, remove_item, update_item)
 from ._store import EmailTaken
 
@@ -54,7 +54,10 @@ async def modify(ctx: Ctx, roles: tuple[str, ...], change: Callable[[UserRecord]
     deps = ctx.deps
     for _ in range(_SAVE_ATTEMPTS):
         user = await current_user(ctx, *roles)
-        new, answer = change(user)
+        try:
+            new, answer = change(user)
+        except ListFull as exc:
+            raise conflict(str(exc)) from None
         if new is None or new == user:  # nothing changed: no write, no invalidation
             return answer
         try:

@@ -16,7 +16,7 @@ import msgspec
 
 from ...messages import users as m
 
-__all__ = ["UserRecord", "email_key", "new_id", "derived_id", "now", "apply_patch", "add_item", "update_item",
+__all__ = ["UserRecord", "ListFull", "MAX_ITEMS", "MAX_TAGS", "email_key", "new_id", "derived_id", "now", "apply_patch", "add_item", "update_item",
            "remove_item", "add_to_set", "remove_from_set", "ITEM_TYPES"]
 
 
@@ -45,6 +45,15 @@ class UserRecord(msgspec.Struct, kw_only=True):
     achievements: list[m.Achievement] = []
     education: list[m.Education] = []
     experience: list[m.Experience] = []
+
+
+# Bounds that keep one user document far below MongoDB's 16 MiB document limit.
+MAX_ITEMS = 100   # per list (achievements, education, experience)
+MAX_TAGS = 100    # per set (skills, languages)
+
+
+class ListFull(Exception):
+    """The list or set already holds its maximum number of entries."""
 
 
 ITEM_TYPES: dict[str, type[msgspec.Struct]] = {
@@ -95,6 +104,8 @@ def add_item(user: UserRecord, kind: str, request: msgspec.Struct,
     for existing in items:
         if item_id is not None and existing.id == item_id:
             return None, existing
+    if len(items) >= MAX_ITEMS:
+        raise ListFull(f"at most {MAX_ITEMS} {kind} entries")
     item = ITEM_TYPES[kind](id=item_id or new_id(), **msgspec.structs.asdict(request))
     return msgspec.structs.replace(user, **{kind: [*items, item]}), item
 
@@ -120,7 +131,11 @@ def remove_item(user: UserRecord, kind: str, item_id: str) -> UserRecord | None:
 def add_to_set(user: UserRecord, kind: str, value: str) -> UserRecord | None:
     """``None`` when already present (nothing to save)."""
     values = getattr(user, kind)
-    return None if value in values else msgspec.structs.replace(user, **{kind: [*values, value]})
+    if value in values:
+        return None
+    if len(values) >= MAX_TAGS:
+        raise ListFull(f"at most {MAX_TAGS} {kind}")
+    return msgspec.structs.replace(user, **{kind: [*values, value]})
 
 
 def remove_from_set(user: UserRecord, kind: str, value: str) -> UserRecord | None:
