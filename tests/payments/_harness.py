@@ -29,6 +29,10 @@ class FakeContracts:
             self.paid.append(req)      # idempotent receiver: a repeat changes nothing
             self.arrived.set()
 
+    def paid_for(self, milestone_id: str) -> list[MarkMilestonePaid]:
+        """What arrived for one milestone (a shared test database may hold other tests' rows)."""
+        return [p for p in self.paid if p.milestone_id == milestone_id]
+
 
 @asynccontextmanager
 async def amqp_transport(url: str, services: tuple[str, ...] = ("payments", "contracts"),

@@ -56,8 +56,17 @@ def pg_url(postgres_url: str) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="module")
+def store_pg_url(postgres_url: str) -> Iterator[str]:
+    """The store contract suite's own database (its outbox rows are never delivered: no relay
+    of another test may pick them up)."""
+    with fresh_database("c") as url:
+        yield url
+
+
 @pytest.fixture(params=["postgres", "postgres-serializable", "sqlite"])
-async def store(request: pytest.FixtureRequest, pg_url: str, tmp_path: Path):
+async def store(request: pytest.FixtureRequest, store_pg_url: str, tmp_path: Path):
+    pg_url = store_pg_url
     if request.param.startswith("postgres"):
         isolation = "serializable" if request.param.endswith("serializable") else "read committed"
         s = PostgresStore.open(pg_url, size=4, application_name=f"workup-test-{uuid.uuid4().hex[:8]}",

@@ -59,9 +59,9 @@ async def test_twenty_concurrent_pays_succeed_exactly_once(sys):
     assert sorted(s for s, _ in answers) == [200] + [409] * 19
     assert all(b["detail"] == "payment request already paid" for s, b in answers if s == 409)
     assert await balance(sys, client) == D("380") and await balance(sys, freelancer) == D("120")
-    await sys.wait_for(lambda: sys.contracts.paid)
+    await sys.wait_for(lambda: sys.contracts.paid_for(cmd.milestone_id))
     await trio.sleep(0.3)
-    assert [p.milestone_id for p in sys.contracts.paid] == [cmd.milestone_id]
+    assert [p.payment_request_id for p in sys.contracts.paid_for(cmd.milestone_id)] == [request_id]
 
 
 @pytest.fixture

@@ -180,8 +180,8 @@ async def test_request_routes_and_pay(sys):
         entry = (await sys.http.get(f"{who.me}/wallet/transactions", headers=who.auth)).json()[0]
         assert entry["paymentTransactionId"] == result["transactionId"]
         assert entry["transactionType"] == ("DEBIT" if who is client else "CREDIT")
-    await sys.wait_for(lambda: sys.contracts.paid)
-    assert sys.contracts.paid[0].milestone_id == cmd.milestone_id
+    await sys.wait_for(lambda: sys.contracts.paid_for(cmd.milestone_id))
+    assert [p.payment_request_id for p in sys.contracts.paid_for(cmd.milestone_id)] == [request_id]
 
     # insufficient balance and cancelled: 409, nothing changes
     second, cmd2 = await sys.open_request(client, freelancer, "30")

@@ -87,10 +87,12 @@ async def test_request_pay_and_milestone_delivery(h):
 
     paid = await h.ok(m.PayRequest(id=request_id), client)
     assert paid["paymentRequestId"] == request_id and paid["status"] == "SUCCESS"
-    await h.wait_for(lambda: h.contracts.paid)
-    assert [(p.milestone_id, p.payment_request_id) for p in h.contracts.paid] == [(cmd.milestone_id, request_id)]
-    await h.wait_for(lambda: any(e.type == "payment.paid" for e in h.events))
-    assert [e.recipients for e in h.events if e.type == "payment.paid"] == [[freelancer.user_id]]
+    await h.wait_for(lambda: h.contracts.paid_for(cmd.milestone_id))
+    assert [p.payment_request_id for p in h.contracts.paid_for(cmd.milestone_id)] == [request_id]
+    def paid_events():
+        return [e.recipients for e in h.events if e.type == "payment.paid" and e.data["paymentRequestId"] == request_id]
+    await h.wait_for(paid_events)
+    assert paid_events() == [[freelancer.user_id]]
     again = await h.call(m.PayRequest(id=request_id), client)
     assert again.status == 409 and msgspec.json.decode(again.body)["detail"] == "payment request already paid"
     assert await h.ok(m.GetMyWallet(), client) == {"balance": 39.5}

@@ -4,6 +4,7 @@ goes below zero, moves all-or-nothing, and every idempotent command has its effe
 from __future__ import annotations
 
 import json
+import random
 from decimal import Decimal
 
 import msgspec
@@ -253,3 +254,51 @@ async def test_remember_keeps_the_first_answer(store):
     done = await store.deposit(user, D("5.00"), None, IdemKey(user, "wallet/deposit", "s"))
     later = await store.remember(IdemKey(user, "wallet/deposit", "s"), 415, b"{}")
     assert (later.status, later.body, later.replayed) == (200, done.body, True)
+
+
+async def test_concurrent_relays_never_claim_a_row_twice(store):
+    client = await funded(store, "0")
+    for _ in range(30):
+        await open_request(store, "1.00", client)
+    claims: list[list[int]] = [[], []]
+
+    async def relay(mine: list[int]) -> None:
+        for _ in range(20):
+            mine.extend(i.seq for i in await store.claim_outbox(3, lease=60))
+    async with trio.open_nursery() as n:
+        for mine in claims:
+            n.start_soon(relay, mine)
+    assert not set(claims[0]) & set(claims[1])
+    assert len(claims[0]) + len(claims[1]) == len(set(claims[0]) | set(claims[1])) >= 30
+
+
+async def test_conservation_after_random_operations(store):
+    """Seeded random deposits, withdrawals, requests and pays, 8 at a time, on fresh users:
+    their balances add up to their deposits minus withdrawals, and none is negative."""
+    rnd = random.Random(7)
+    users = [await funded(store, "0") for _ in range(5)]
+    requests: list[tuple[str, str]] = []
+    flows = {"in": D(0), "out": D(0)}
+    limiter = trio.CapacityLimiter(8)
+
+    async def op(kind: str, amount: Decimal, a: str, b: str) -> None:
+        async with limiter:
+            if kind == "deposit":
+                assert (await store.deposit(a, amount, None)).status == 200
+                flows["in"] += amount
+            elif kind == "withdraw":
+                if (await store.withdraw(a, amount, None)).status == 200:
+                    flows["out"] += amount
+            elif kind == "request" and a != b:
+                cmd = CreatePaymentRequest(milestone_id=uid(), contract_id=uid(), client_id=a, freelancer_id=b,
+                                           amount=amount)
+                requests.append(((await store.create_request(cmd))[0], a))
+            elif kind == "pay" and requests:
+                request_id, payer = requests[rnd.randrange(len(requests))]
+                assert (await store.pay(request_id, payer)).status in (200, 409)
+    async with trio.open_nursery() as n:
+        for _ in range(200):
+            n.start_soon(op, rnd.choice(["deposit", "withdraw", "request", "pay", "pay"]),
+                         D(rnd.randint(1, 9999)) / 100, rnd.choice(users), rnd.choice(users))
+    balances = [await store.balance(u) for u in users]
+    assert min(balances) >= 0 and sum(balances) == flows["in"] - flows["out"]
