@@ -169,3 +169,14 @@ def idempotent_deposit(http: httpx.Client, account: Account) -> None:
     again = expect(deposit(http, account, 10.25, key), 200)
     assert first == again and first["balance"] == 10.25, (first, again)
     assert balance(http, account) == 10.25
+
+
+def concurrent_withdrawals(http: httpx.Client) -> None:
+    """8 racing withdrawals of 30 from 100: exactly 3 succeed, the balance never goes below zero."""
+    from concurrent.futures import ThreadPoolExecutor
+    account = register_freelancer(http)
+    expect(deposit(http, account, 100), 200)
+    with ThreadPoolExecutor(8) as pool:
+        statuses = sorted(pool.map(lambda _: withdraw(http, account, 30).status_code, range(8)))
+    assert statuses == [200] * 3 + [409] * 5, statuses
+    assert balance(http, account) == 10

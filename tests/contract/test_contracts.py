@@ -108,6 +108,7 @@ def test_termination_flow(http: httpx.Client, admin: Account) -> None:
     assert (t["contractId"], t["requesterId"], t["reason"], t["status"]) == (cid, freelancer.id, "no time", "PENDING")
     problem(_request_termination(http, freelancer, cid, "again"), 409)       # duplicate pending
     problem(_request_termination(http, register_client(http), cid), 403)
+    problem(_request_termination(http, admin, cid), 403)                     # an admin is no party
     problem(http.post(f"{C}/{cid}/terminations/request", json={}, headers=client.auth), 400, fields=("reason",))
     t2 = expect(_request_termination(http, client, cid, "me too"), 201)
     pending = expect(http.get(f"{C}/{cid}/terminations", headers=admin.auth), 200)

@@ -13,7 +13,8 @@ import pytest
 
 from ._distributed import Distributed
 from ._harness import API, PASSWORD, Running, hold, expect, problem, register_client, register_freelancer, resign
-from ._scenarios import idempotent_deposit, marketplace_flow, search_paging
+from ._scenarios import concurrent_withdrawals, idempotent_deposit, marketplace_flow, search_paging
+from ._ws import proposal_events
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +59,11 @@ def test_marketplace_flow(dhttp: httpx.Client) -> None:
 
 def test_idempotent_deposit(dhttp: httpx.Client) -> None:
     idempotent_deposit(dhttp, register_freelancer(dhttp))
+
+
+def test_concurrent_withdrawals(dhttp: httpx.Client) -> None:
+    concurrent_withdrawals(dhttp)
+
+
+async def test_proposal_events_over_rabbitmq(dist: Running) -> None:
+    await proposal_events(dist)

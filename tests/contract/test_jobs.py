@@ -199,6 +199,9 @@ def test_update_proposal(http: httpx.Client) -> None:
     assert (updated["coverLetter"], updated["milestones"], updated["status"]) == ("better", p["milestones"], "PENDING")
     problem(http.put(f"{API}/proposals/{p['id']}", json={"jobDuration": "SOON"}, headers=f.auth), 400,
             fields=("jobDuration",))
+    problem(http.put(f"{API}/proposals/{p['id']}", json={"milestones": []}, headers=f.auth), 400, fields=("milestones",))
+    changed = proposal_body([5, 6])["milestones"]
+    assert expect(http.put(f"{API}/proposals/{p['id']}", json={"milestones": changed}, headers=f.auth), 200)["milestones"] == changed
     problem(http.put(f"{API}/proposals/{p['id']}", json={"coverLetter": "mine"}, headers=register_freelancer(http).auth), 403)
     accept(http, c, job["id"], p["id"])
     problem(http.put(f"{API}/proposals/{p['id']}", json={"coverLetter": "late"}, headers=f.auth), 409)

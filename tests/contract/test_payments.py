@@ -10,8 +10,8 @@ import pytest
 
 from ._harness import (API, Account, expect, has_fields, is_money, problem, register_client, register_freelancer,
                        timestamps)
-from ._scenarios import (PAYMENT_TX_FIELDS, REQUEST_FIELDS, WALLET_TX_FIELDS, balance, deposit, idempotent_deposit,
-                         me, new_contract, pay, to_accepted, withdraw)
+from ._scenarios import (PAYMENT_TX_FIELDS, REQUEST_FIELDS, WALLET_TX_FIELDS, balance, concurrent_withdrawals, deposit,
+                         idempotent_deposit, me, new_contract, pay, to_accepted, withdraw)
 
 P = f"{API}/payments"
 
@@ -51,12 +51,7 @@ def test_other_role_and_admin_403(http: httpx.Client, client: Account, freelance
 
 
 def test_concurrent_withdrawals_never_below_zero(http: httpx.Client) -> None:
-    account = register_freelancer(http)
-    expect(deposit(http, account, 100), 200)
-    with ThreadPoolExecutor(8) as pool:
-        statuses = sorted(pool.map(lambda _: withdraw(http, account, 30).status_code, range(8)))
-    assert statuses == [200] * 3 + [409] * 5, statuses
-    assert balance(http, account) == 10
+    concurrent_withdrawals(http)
 
 
 def test_wallet_transactions(http: httpx.Client) -> None:
