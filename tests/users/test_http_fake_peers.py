@@ -13,12 +13,12 @@ U = "/api/v1/users"
 
 
 @pytest.fixture(params=["sqlite", "mongo"])
-def store(request):
+def store_kind(request):
     return request.param
 
 
-async def test_close_is_refused_while_a_party_to_an_active_contract(store, tmp_path):
-    async with users_system(str(tmp_path), store) as sys:
+async def test_close_is_refused_while_a_party_to_an_active_contract(store_kind, tmp_path):
+    async with users_system(str(tmp_path), store_kind) as sys:
         client = await sys.register("CLIENT")
         assert [(c.user_id, c.role) for c in sys.payments.created] == [(client["userId"], "CLIENT")]
         sys.contracts.active.add(client["userId"])
@@ -33,8 +33,8 @@ async def test_close_is_refused_while_a_party_to_an_active_contract(store, tmp_p
         assert r.status_code == 204
 
 
-async def test_close_is_503_when_the_peers_do_not_answer(store, tmp_path):
-    async with users_system(str(tmp_path), store, peers="none") as sys:
+async def test_close_is_503_when_the_peers_do_not_answer(store_kind, tmp_path):
+    async with users_system(str(tmp_path), store_kind, peers="none") as sys:
         client = await sys.register("CLIENT")  # 201 even with payments down (the outbox keeps it)
         r = await sys.http.request("DELETE", f"{U}/me", json={"password": PASSWORD}, headers=client["auth"])
         assert r.status_code == 503 and r.headers["Retry-After"]
