@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 import msgspec
@@ -53,7 +54,8 @@ class _Users:
                    WORKUP_REDIS_URL=opts["redis_url"], WORKUP_DATA_DIR=data_dir, WORKUP_LOG_LEVEL="WARNING")
         env.pop("WORKUP_USERS_MONGO_URL", None)
         if opts["users_mongo_url"]:
-            env["WORKUP_USERS_MONGO_URL"] = opts["users_mongo_url"].rstrip("/") + f"/{self.prefix}"
+            parts = urlsplit(opts["users_mongo_url"])  # a database of its own, dropped afterwards
+            env["WORKUP_USERS_MONGO_URL"] = urlunsplit(parts._replace(path=f"/{self.prefix}"))
         self.mongo_url = env.get("WORKUP_USERS_MONGO_URL")
         self.log = open(os.path.join(workdir, f"{self.prefix}.log"), "ab")
         self.worker = subprocess.Popen([sys.executable, "-m", "workup", "worker", "users", "--processes",
