@@ -193,6 +193,19 @@ def test_malformed_json_400(http: httpx.Client, client: Account) -> None:
     problem(http.post(f"{API}/jobs", content=b"{not json}", headers={**headers, **client.auth}), 400)
 
 
+BAD_UTF8 = {
+    f"{API}/users/login": b'{"email": "\xff\xfe@example.com", "password": "whatever-123"}',
+    f"{API}/jobs": b'{"title": "\xff\xfe", "description": "d"}',
+    f"{API}/payments/clients/me/wallet/deposit": b'{"amount": 1, "description": "\xff\xfe"}',
+}
+
+
+@pytest.mark.parametrize("path", BAD_UTF8)
+def test_invalid_utf8_in_json_400(http: httpx.Client, client: Account, path: str) -> None:
+    headers = {**client.auth, "Content-Type": "application/json"} if "login" not in path else {"Content-Type": "application/json"}
+    problem(http.post(path, content=BAD_UTF8[path], headers=headers), 400)
+
+
 def test_non_object_json_400(http: httpx.Client, client: Account) -> None:
     problem(http.post(f"{API}/jobs", json=["title", "description"], headers=client.auth), 400)
 
