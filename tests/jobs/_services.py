@@ -73,9 +73,9 @@ class Harness:
         self.scopes: dict[str, trio.CancelScope] = {}
 
     async def call(self, command: str, request: Any, caller: Caller | None = None, *,
-                   request_id: str | None = None) -> tuple[int, Any]:
+                   request_id: str | None = None, timeout: float = 20) -> tuple[int, Any]:
         reply = await self.transport.call(command, request, caller=caller or Caller(None, None),
-                                          timeout=20, request_id=request_id)
+                                          timeout=timeout, request_id=request_id)
         return reply.status, (msgspec.json.decode(reply.body) if reply.body else None)
 
     async def ok(self, command: str, request: Any, caller: Caller | None = None, status: int = 200) -> Any:

@@ -14,6 +14,7 @@ import pytest
 import trio
 
 from workup.envelope import Caller
+from workup.transport import DeadlineExceeded
 from workup.messages.contracts import (CreateContract, EvaluateMilestone, GetContract, GetContractMilestones,
                                        GetMilestone, GetMyContracts, ProgressMilestone)
 from workup.messages.jobs import AcceptProposal, CreateJob, GetJob, GetJobProposals
@@ -49,6 +50,16 @@ def stuck(name: str, command: type, reached: trio.Event) -> Service[Any]:
     return svc
 
 
+DEADLINE = 3.0   # the request's deadline: its redelivery after the restart is dropped, so only
+                 # the relay can finish the step
+
+
+async def unanswered(h, command: str, request: Any, caller: Caller) -> None:
+    """A call whose worker is killed mid-way: it never gets a reply."""
+    with pytest.raises(DeadlineExceeded):
+        await h.call(command, request, caller, timeout=DEADLINE)
+
+
 async def eventually(check, timeout: float = 10) -> Any:
     with trio.fail_after(timeout):
         while True:
@@ -66,11 +77,12 @@ async def test_accept_killed_before_the_contract_exists(tmp_path, settings):
         job = await h.ok("jobs.CreateJob", CreateJob(title="t", description="d"), client, 201)
         p = await h.ok("jobs.CreateProposal", proposal(job["id"]), fay, 201)
         other = await h.ok("jobs.CreateProposal", proposal(job["id"]), sam, 201)
-        h.nursery.start_soon(h.call, "jobs.AcceptProposal", AcceptProposal(job_id=job["id"], proposal_id=p["id"]), client)
+        h.nursery.start_soon(unanswered, h, "jobs.AcceptProposal", AcceptProposal(job_id=job["id"], proposal_id=p["id"]), client)
         with trio.fail_after(10):
             await reached.wait()             # the job is claimed; the contract is being asked for
         h.kill("jobs")
         h.kill("contracts")
+        await trio.sleep(DEADLINE)
         await h.start("contracts")
         await h.start("jobs")                # its relay finishes the acceptance
         contracts = await eventually(lambda: h.ok("contracts.GetMyContracts", GetMyContracts(), client))
@@ -94,12 +106,13 @@ async def test_evaluate_killed_before_the_payment_request_exists(tmp_path, setti
             await h.ok("contracts.ProgressMilestone", ProgressMilestone(milestone_id=mid), fay)
         reached = trio.Event()
         await h.start("payments", stuck("payments", CreatePaymentRequest, reached))
-        h.nursery.start_soon(h.call, "contracts.EvaluateMilestone",
+        h.nursery.start_soon(unanswered, h, "contracts.EvaluateMilestone",
                              EvaluateMilestone(milestone_id=mid, evaluated_state="ACCEPTED"), client)
         with trio.fail_after(10):
             await reached.wait()             # ACCEPTED is stored; the payment request is being asked for
         h.kill("contracts")
         h.kill("payments")
+        await trio.sleep(DEADLINE)
         assert not h.payments.requests
         await h.start("payments")
         await h.start("contracts")

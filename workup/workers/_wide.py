@@ -230,12 +230,14 @@ class CassandraDb:
                     f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
                     f"{{'class': 'SimpleStrategy', 'replication_factor': {int(replication)}}}")
                 existing = set(cluster.metadata.keyspaces[keyspace].tables)
-                for t in tables:
-                    if t.name not in existing:   # schema changes are slow; skip known tables
-                        try:
-                            session.execute(_qualified(t, keyspace).cql(), timeout=60)
-                        except AlreadyExists:     # another process made it meanwhile
-                            pass
+                # missing tables only, all at once: one schema agreement wait instead of one each
+                pending = [session.execute_async(_qualified(t, keyspace).cql(), timeout=60)
+                           for t in tables if t.name not in existing]
+                for future in pending:
+                    try:
+                        future.result()
+                    except AlreadyExists:     # another process made it meanwhile
+                        pass
                 session.wait_for_schema_agreement()
             except BaseException:
                 cluster.shutdown()
