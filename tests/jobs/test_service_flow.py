@@ -54,3 +54,22 @@ async def test_job_to_completed_contract(tmp_path):
         await trio.sleep(0.05)
         assert [e.recipients for e in h.events_of("contract.completed")] == [[client.user_id, freelancer.user_id]]
         assert len(h.events_of("proposal.accepted")) == 1
+
+
+async def test_accept_while_contracts_is_down(tmp_path):
+    """503 while contracts does not answer (nothing is lost: the claim and the intent are kept);
+    the retry, once contracts is back, answers the contract, and there is only one."""
+    client, freelancer = Caller(new_id(), "CLIENT"), Caller(new_id(), "FREELANCER")
+    async with running(tmp_path, ("jobs", "payments")) as h:
+        job = await h.ok("jobs.CreateJob", CreateJob(title="t", description="d"), client, 201)
+        p = await h.ok("jobs.CreateProposal", proposal(job["id"]), freelancer, 201)
+        accept = AcceptProposal(job_id=job["id"], proposal_id=p["id"])
+        status, body = await h.call("jobs.AcceptProposal", accept, client)
+        assert status == 503 and "retry" in body["detail"]
+        assert (await h.ok("jobs.GetJob", GetJob(job_id=job["id"]), client))["active"] is False
+        await h.start("contracts")
+        first = await h.ok("jobs.AcceptProposal", accept, client)
+        assert first == await h.ok("jobs.AcceptProposal", accept, client)
+        c = await h.ok("contracts.GetContract", GetContract(contract_id=first["contractId"]), freelancer)
+        assert c["proposalId"] == p["id"] and [m["amount"] for m in await h.ok(
+            "contracts.GetContractMilestones", GetContractMilestones(contract_id=c["id"]), client)] == [100.5, 200]
