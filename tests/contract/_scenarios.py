@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from ._harness import (API, Account, expect, has_fields, is_money, problem, register_client,
-                       register_freelancer, timestamps, wait_until)
+                       register_freelancer, timestamps, unique_email, wait_until)
 
 JOB_FIELDS = "id title description location budget skills experience clientId active createdAt updatedAt"
 SEARCH_ITEM_FIELDS = {"id", "title", "description", "experience", "skills", "budget", "createdAt"}
@@ -180,3 +180,35 @@ def concurrent_withdrawals(http: httpx.Client) -> None:
         statuses = sorted(pool.map(lambda _: withdraw(http, account, 30).status_code, range(8)))
     assert statuses == [200] * 3 + [409] * 5, statuses
     assert balance(http, account) == 10
+
+
+def races(http: httpx.Client, n: int = 6) -> None:
+    """The 409 rules hold under concurrency: one PENDING proposal per freelancer and job, one
+    account per email, one accepted proposal per job, one payment per request."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def race(calls: list[Any]) -> list[int]:
+        with ThreadPoolExecutor(len(calls)) as pool:
+            return sorted(r.status_code for r in pool.map(lambda call: call(), calls))
+
+    client, freelancer, other = register_client(http), register_freelancer(http), register_freelancer(http)
+    job = post_job(http, client)
+    body = proposal_body([10])
+    assert race([lambda: http.post(f"{API}/jobs/{job['id']}/proposals", json=body, headers=freelancer.auth)] * n) == \
+        [201] + [409] * (n - 1)
+    email = unique_email("race")
+    register = {"email": email, "password": "race-pass-1", "clientName": "R"}
+    assert race([lambda: http.post(f"{API}/users/clients/register", json=register)] * n) == [201] + [409] * (n - 1)
+    mine = expect(http.get(f"{API}/jobs/{job['id']}/proposals", headers=client.auth), 200)
+    theirs = propose(http, other, job["id"], [10])
+    accepts = [lambda p=p: http.post(f"{API}/jobs/{job['id']}/proposals/{p}/accept", headers=client.auth)
+               for p in (mine[0]["id"], theirs["id"])]
+    assert race(accepts) == [200, 409]
+    cid = [c["id"] for c in expect(http.get(f"{API}/contracts/me", headers=client.auth), 200)]
+    assert len(cid) == 1, cid
+    mid = expect(http.get(f"{API}/contracts/{cid[0]}/milestones", headers=client.auth), 200)[0]["id"]
+    winner = freelancer if expect(http.get(f"{API}/contracts/{cid[0]}", headers=client.auth), 200)["freelancerId"] == freelancer.id else other
+    request_id = to_accepted(http, client, winner, mid)
+    expect(deposit(http, client, 100), 200)
+    assert race([lambda: pay(http, client, request_id)] * n) == [200] + [409] * (n - 1)
+    assert (balance(http, client), balance(http, winner)) == (90, 10)

@@ -8,7 +8,7 @@ import pytest
 
 from ._harness import API, Account, expect, has_fields, problem, register_client, register_freelancer
 from ._scenarios import (CONTRACT_FIELDS, MILESTONE_FIELDS, deposit, evaluate, marketplace_flow, milestone,
-                         new_contract, pay, progress, to_accepted)
+                         new_contract, pay, progress, races, to_accepted)
 
 C = f"{API}/contracts"
 TERMINATION_FIELDS = "id contractId requesterId reason status"
@@ -16,6 +16,10 @@ TERMINATION_FIELDS = "id contractId requesterId reason status"
 
 def test_marketplace_flow(http: httpx.Client) -> None:
     marketplace_flow(http)
+
+
+def test_races_keep_the_409_rules(http: httpx.Client) -> None:
+    races(http)
 
 
 def test_contract_reads_and_access(http: httpx.Client, admin: Account) -> None:

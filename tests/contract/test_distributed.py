@@ -13,7 +13,7 @@ import pytest
 
 from ._distributed import Distributed
 from ._harness import API, PASSWORD, Running, hold, expect, problem, register_client, register_freelancer, resign
-from ._scenarios import concurrent_withdrawals, idempotent_deposit, marketplace_flow, search_paging
+from ._scenarios import concurrent_withdrawals, idempotent_deposit, marketplace_flow, races, search_paging
 from ._ws import proposal_events
 
 
@@ -59,6 +59,10 @@ def test_marketplace_flow(dhttp: httpx.Client) -> None:
 
 def test_idempotent_deposit(dhttp: httpx.Client) -> None:
     idempotent_deposit(dhttp, register_freelancer(dhttp))
+
+
+def test_races_keep_the_409_rules(dhttp: httpx.Client) -> None:
+    races(dhttp)
 
 
 def test_concurrent_withdrawals(dhttp: httpx.Client) -> None:
