@@ -14,7 +14,9 @@ from workup.control import broadcast
 from workup.envelope import Caller
 from workup.messages import payments as m
 from workup.settings import Settings
+from workup.problems import ProblemError
 from workup.workers.payments._postgres import PostgresStore, StoreUnavailable
+from workup.workers.payments._store import MAX_TX_ATTEMPTS
 
 from ._harness import running
 from .conftest import PG_URL, db_url
@@ -82,3 +84,20 @@ def test_unreachable_server_is_a_one_line_error():
     with pytest.raises(StoreUnavailable) as exc:
         PostgresStore.open("postgresql://postgres@127.0.0.1:1/nothing", size=1)
     assert "\n" not in str(exc.value) and "cannot reach PostgreSQL" in str(exc.value)
+
+
+async def test_a_transaction_that_keeps_conflicting_gives_up_with_503(pg_url):
+    store = PostgresStore.open(pg_url, size=1)
+    calls = []
+
+    def always_conflicts(tx):
+        calls.append(1)
+        tx.one("SELECT 1")
+        raise psycopg.errors.SerializationFailure("could not serialize access")
+    try:
+        with pytest.raises(ProblemError) as exc:
+            await store._run(always_conflicts)
+        assert exc.value.status == 503 and "nothing was changed" in exc.value.problem.detail
+        assert len(calls) == store.retries == MAX_TX_ATTEMPTS
+    finally:
+        await store.close()

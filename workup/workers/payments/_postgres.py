@@ -24,7 +24,7 @@ from psycopg_pool import ConnectionPool, PoolClosed
 
 from ...problems import conflict
 from ._schema import migration_statements, pending
-from ._store import MAX_TX_ATTEMPTS, Dialect, SqlStore, SqlTx
+from ._store import MAX_TX_ATTEMPTS, Dialect, SqlStore, SqlTx, contended
 
 __all__ = ["PostgresStore", "ensure_database", "StoreUnavailable"]
 
@@ -144,10 +144,11 @@ class PostgresStore(SqlStore):
                 if pool is self._pool or attempt == MAX_TX_ATTEMPTS:
                     raise
                 continue               # swapped by resize_pool between the read and the checkout
-            except _RETRYABLE:
+            except _RETRYABLE as exc:
                 self.retries += 1
                 if attempt == MAX_TX_ATTEMPTS:
-                    raise
+                    log.warning("transaction gave up after %d attempts: %s", attempt, exc)
+                    raise contended() from None
                 time.sleep(random.uniform(0, 0.005 * 2 ** attempt))   # jittered backoff
             except pg_errors.CheckViolation:
                 raise conflict("insufficient balance") from None

@@ -23,7 +23,7 @@ import trio
 
 from ...problems import conflict
 from ._schema import migration_statements, pending
-from ._store import MAX_TX_ATTEMPTS, Dialect, SqlStore, SqlTx
+from ._store import MAX_TX_ATTEMPTS, Dialect, SqlStore, SqlTx, contended
 
 __all__ = ["SqliteStore"]
 
@@ -85,9 +85,11 @@ class SqliteStore(SqlStore):
                 try:
                     conn.execute("BEGIN IMMEDIATE")
                 except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) and "busy" not in str(exc) or attempt == MAX_TX_ATTEMPTS:
+                    if "locked" not in str(exc) and "busy" not in str(exc):
                         raise
                     self.retries += 1
+                    if attempt == MAX_TX_ATTEMPTS:
+                        raise contended() from None
                     time.sleep(random.uniform(0, 0.005 * 2 ** attempt))
                     continue
                 try:

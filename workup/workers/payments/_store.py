@@ -17,14 +17,20 @@ from typing import Any, Callable, TypeVar
 import trio
 
 from ...messages.payments import CreatePaymentRequest, PaymentRequest, PaymentTransaction, WalletTransaction
+from ...problems import ProblemError, unavailable
 from . import _ops
 from ._ops import Audit, Changed, IdemKey, OutboxItem, Outcome, Tx
 
-__all__ = ["SqlStore", "SqlTx", "Dialect", "MAX_TX_ATTEMPTS"]
+__all__ = ["SqlStore", "SqlTx", "Dialect", "MAX_TX_ATTEMPTS", "contended"]
 
 T = TypeVar("T")
 
 MAX_TX_ATTEMPTS = 8     # a transaction that keeps hitting deadlocks/serialization failures gives up
+
+
+def contended() -> ProblemError:
+    """The answer when a transaction gives up: nothing was written, the caller may retry."""
+    return unavailable("too many concurrent changes to the same rows; nothing was changed, retry")
 
 
 class Dialect:
