@@ -261,10 +261,15 @@ async def running_system(mode: str = "local", services: Iterable[str] = ALL_SERV
                         system_events.append(event)
 
                 await nursery.start(collect)
-                for name in names:
-                    await nursery.start(lambda task_status, name=name: serve_service(
+
+                async def start(name: str) -> None:
+                    await nursery.start(lambda task_status: serve_service(
                         load_service(name), settings, transport, concurrency=concurrency, grace=1.0,
                         control_secret=CONTROL_KEY, task_status=task_status))
+
+                async with trio.open_nursery() as starting:   # in parallel: schema set-up is slow
+                    for name in names:
+                        starting.start_soon(start, name)
                 app = create_app(settings, transport, cache, jwt_keys=JWT_KEY, request_timeout=request_timeout)
                 base_url = await nursery.start(serve_app, app)
                 async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
