@@ -191,8 +191,15 @@ def test_delete_me_409_with_balance(http: httpx.Client) -> None:
     expect(http.get(f"{U}/me", headers=c.auth), 200)            # still open
 
 
-def test_delete_me_409_while_party_to_active_contract(http: httpx.Client) -> None:
-    client, freelancer, _, _ = new_contract(http, [10])
+def test_delete_me_409_while_party_to_active_contract(http: httpx.Client, admin: Account) -> None:
+    client, freelancer, contract, _ = new_contract(http, [10])
     for account in (client, freelancer):
         problem(http.request("DELETE", f"{U}/me", json={"password": PASSWORD}, headers=account.auth), 409)
         expect(http.get(f"{U}/me", headers=account.auth), 200)
+    t = expect(http.post(f"{API}/contracts/{contract['id']}/terminations/request", json={"reason": "bye"},
+                         headers=client.auth), 201)
+    expect(http.post(f"{API}/contracts/terminations/{t['id']}/handle", json={"chosenStatus": "ACCEPTED"},
+                     headers=admin.auth), 200)
+    for account in (client, freelancer):                   # no ACTIVE contract any more
+        r = http.request("DELETE", f"{U}/me", json={"password": PASSWORD}, headers=account.auth)
+        assert r.status_code == 204, (r.status_code, r.text)
