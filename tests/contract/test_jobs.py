@@ -28,7 +28,7 @@ def test_post_and_get_job(http: httpx.Client, client: Account, freelancer: Accou
 def test_post_job_minimal(http: httpx.Client, client: Account) -> None:
     job = expect(http.post(J, json={"title": "T", "description": "D"}, headers=client.auth), 201)
     has_fields(job, JOB_FIELDS)
-    assert job["active"] is True
+    assert job["active"] is True and job["skills"] == []
 
 
 BAD_JOBS = [
@@ -165,7 +165,7 @@ def test_propose_404_no_job_and_409_duplicate_pending(http: httpx.Client, client
     f = register_freelancer(http)
     problem(http.post(f"{J}/{f.id}/proposals", json=proposal_body([10]), headers=f.auth), 404)
     job = post_job(http, client)
-    propose(http, f, job["id"])
+    assert propose(http, f, job["id"])["attachments"] == []
     problem(http.post(f"{J}/{job['id']}/proposals", json=proposal_body([10]), headers=f.auth), 409)
 
 
