@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -173,7 +174,6 @@ def idempotent_deposit(http: httpx.Client, account: Account) -> None:
 
 def concurrent_withdrawals(http: httpx.Client) -> None:
     """8 racing withdrawals of 30 from 100: exactly 3 succeed, the balance never goes below zero."""
-    from concurrent.futures import ThreadPoolExecutor
     account = register_freelancer(http)
     expect(deposit(http, account, 100), 200)
     with ThreadPoolExecutor(8) as pool:
@@ -185,8 +185,6 @@ def concurrent_withdrawals(http: httpx.Client) -> None:
 def races(http: httpx.Client, n: int = 6) -> None:
     """The 409 rules hold under concurrency: one PENDING proposal per freelancer and job, one
     account per email, one accepted proposal per job, one payment per request."""
-    from concurrent.futures import ThreadPoolExecutor
-
     def race(calls: list[Any]) -> list[int]:
         with ThreadPoolExecutor(len(calls)) as pool:
             return sorted(r.status_code for r in pool.map(lambda call: call(), calls))
@@ -199,15 +197,15 @@ def races(http: httpx.Client, n: int = 6) -> None:
     email = unique_email("race")
     register = {"email": email, "password": "race-pass-1", "clientName": "R"}
     assert race([lambda: http.post(f"{API}/users/clients/register", json=register)] * n) == [201] + [409] * (n - 1)
-    mine = expect(http.get(f"{API}/jobs/{job['id']}/proposals", headers=client.auth), 200)
+    mine = expect(http.get(f"{API}/jobs/{job['id']}/proposals", headers=freelancer.auth), 200)[0]
     theirs = propose(http, other, job["id"], [10])
     accepts = [lambda p=p: http.post(f"{API}/jobs/{job['id']}/proposals/{p}/accept", headers=client.auth)
-               for p in (mine[0]["id"], theirs["id"])]
+               for p in (mine["id"], theirs["id"])]
     assert race(accepts) == [200, 409]
-    cid = [c["id"] for c in expect(http.get(f"{API}/contracts/me", headers=client.auth), 200)]
-    assert len(cid) == 1, cid
-    mid = expect(http.get(f"{API}/contracts/{cid[0]}/milestones", headers=client.auth), 200)[0]["id"]
-    winner = freelancer if expect(http.get(f"{API}/contracts/{cid[0]}", headers=client.auth), 200)["freelancerId"] == freelancer.id else other
+    contracts = expect(http.get(f"{API}/contracts/me", headers=client.auth), 200)
+    assert len(contracts) == 1, contracts
+    winner = freelancer if contracts[0]["freelancerId"] == freelancer.id else other
+    mid = contracts[0]["milestoneIds"][0]
     request_id = to_accepted(http, client, winner, mid)
     expect(deposit(http, client, 100), 200)
     assert race([lambda: pay(http, client, request_id)] * n) == [200] + [409] * (n - 1)
