@@ -161,12 +161,18 @@ def balance(tx: Tx, user_id: str) -> Decimal:
 
 
 def _locked_balances(tx: Tx, user_ids: Sequence[str], at: dt.datetime) -> dict[str, Decimal]:
+    """Lock the wallets in user-id order and read their balances; wallets that do not exist yet
+    are created first (only then: the common case costs one statement)."""
     ids = sorted(set(user_ids))
-    for user_id in ids:
-        ensure_wallet(tx, user_id, None, at)
     marks = ", ".join("?" for _ in ids)
-    rows = tx.all(f"SELECT user_id, balance FROM wallets WHERE user_id IN ({marks}) ORDER BY user_id{{lock}}", *ids)
-    return {r[0]: tx.decimal(r[1]) for r in rows}
+    for _ in range(2):
+        rows = tx.all(f"SELECT user_id, balance FROM wallets WHERE user_id IN ({marks}) "
+                      "ORDER BY user_id{lock}", *ids)
+        if len(rows) == len(ids):
+            return {r[0]: tx.decimal(r[1]) for r in rows}
+        for user_id in sorted(set(ids) - {r[0] for r in rows}):
+            ensure_wallet(tx, user_id, None, at)
+    raise AssertionError("wallets vanished while locked")
 
 
 def _set_balance(tx: Tx, user_id: str, value: Decimal, at: dt.datetime) -> Changed:
@@ -183,11 +189,14 @@ def _set_status(tx: Tx, req: PaymentRequest, status: str, at: dt.datetime) -> Ch
     return Changed("request", req.id, int(row[0]), (req.client_id, req.freelancer_id))
 
 
-def _wallet_entry(tx: Tx, user_id: str, amount: Decimal, kind: str, description: str | None,
-                  payment_transaction_id: str | None, at: dt.datetime) -> None:
+def _wallet_entries(tx: Tx, at: dt.datetime, *entries: tuple[str, Decimal, str, str | None, str | None]) -> None:
+    """Insert wallet transactions ``(user_id, amount, CREDIT|DEBIT, description, payment id)``
+    in one statement."""
+    marks = ", ".join("(?, ?, ?, ?, ?, ?, ?)" for _ in entries)
+    params = [v for user_id, amount, kind, description, payment_id in entries
+              for v in (new_id(), user_id, tx.money(amount), kind, description, payment_id, tx.ts(at))]
     tx.run("INSERT INTO wallet_transactions (id, user_id, amount, transaction_type, description, "
-           "payment_transaction_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-           new_id(), user_id, tx.money(amount), kind, description, payment_transaction_id, tx.ts(at))
+           f"payment_transaction_id, created_at) VALUES {marks}", *params)
 
 
 def _credit_check(old: Decimal, amount: Decimal) -> Decimal:
@@ -200,12 +209,18 @@ def _credit_check(old: Decimal, amount: Decimal) -> Decimal:
 def _add(tx: Tx, user_id: str, delta: Decimal, guard: str, bound: Decimal, at: dt.datetime) -> Changed | None:
     """``balance += delta`` when ``balance <guard> bound`` holds, in ONE statement: it locks the
     row, re-checks the guard on the newest version (READ COMMITTED) and writes, so the row lock is
-    held only for this, one insert and the commit. ``None`` when the guard fails."""
-    ensure_wallet(tx, user_id, None, at)
-    row = tx.one(f"UPDATE wallets SET balance = balance + ?, updated_at = ?, version = version + 1 "
-                 f"WHERE user_id = ? AND balance {guard} ? RETURNING balance, version",
-                 tx.money(delta), tx.ts(at), user_id, tx.money(bound))
-    return None if row is None else Changed("wallet", user_id, int(row[1]), (user_id,), tx.decimal(row[0]))
+    held only for this, one insert and the commit. ``None`` when the guard fails. A wallet that
+    does not exist yet is created (only then: the common case costs one statement)."""
+    for _ in range(2):
+        row = tx.one(f"UPDATE wallets SET balance = balance + ?, updated_at = ?, version = version + 1 "
+                     f"WHERE user_id = ? AND balance {guard} ? RETURNING balance, version",
+                     tx.money(delta), tx.ts(at), user_id, tx.money(bound))
+        if row is not None:
+            return Changed("wallet", user_id, int(row[1]), (user_id,), tx.decimal(row[0]))
+        if tx.one("SELECT 1 FROM wallets WHERE user_id = ?", user_id) is not None:
+            return None
+        ensure_wallet(tx, user_id, None, at)
+    return None
 
 
 def deposit(tx: Tx, user_id: str, amount: Decimal, description: str | None, idem: IdemKey | None) -> Outcome:
@@ -215,7 +230,7 @@ def deposit(tx: Tx, user_id: str, amount: Decimal, description: str | None, idem
         changed = _add(tx, user_id, amount, "<=", MAX_BALANCE - amount, at)
         if changed is None:
             raise conflict(f"the balance would exceed the maximum of {MAX_BALANCE}")
-        _wallet_entry(tx, user_id, amount, "CREDIT", description, None, at)
+        _wallet_entries(tx, at, (user_id, amount, "CREDIT", description, None))
         return _Effect(WalletBalance(balance=changed.balance), changed=(changed,))
     return _idempotent(tx, idem, at, effect)
 
@@ -227,7 +242,7 @@ def withdraw(tx: Tx, user_id: str, amount: Decimal, description: str | None, ide
         changed = _add(tx, user_id, -amount, ">=", amount, at)
         if changed is None:
             raise conflict("insufficient balance")
-        _wallet_entry(tx, user_id, amount, "DEBIT", description, None, at)
+        _wallet_entries(tx, at, (user_id, amount, "DEBIT", description, None))
         return _Effect(WalletBalance(balance=changed.balance), changed=(changed,))
     return _idempotent(tx, idem, at, effect)
 
@@ -288,13 +303,15 @@ def transactions_of(tx: Tx, user_id: str, side: str) -> list[PaymentTransaction]
     return [_payment_tx(tx, r) for r in rows]
 
 
-def _enqueue(tx: Tx, kind: str, name: str, payload: bytes, at: dt.datetime) -> None:
-    tx.run("INSERT INTO outbox (kind, name, payload, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?)",
-           kind, name, payload, tx.ts(at), tx.ts(at))
+def _enqueue(tx: Tx, at: dt.datetime, *items: tuple[str, str, bytes]) -> None:
+    """Outbox rows ``(kind, name, payload)``, in one statement."""
+    marks = ", ".join("(?, ?, ?, ?, ?)" for _ in items)
+    params = [v for kind, name, payload in items for v in (kind, name, payload, tx.ts(at), tx.ts(at))]
+    tx.run(f"INSERT INTO outbox (kind, name, payload, next_attempt_at, created_at) VALUES {marks}", *params)
 
 
-def _event(tx: Tx, type: str, recipient: str, request_id: str, at: dt.datetime) -> None:
-    _enqueue(tx, "event", type, encode_json({"recipients": [recipient], "data": {"paymentRequestId": request_id}}), at)
+def _event(type: str, recipient: str, request_id: str) -> tuple[str, str, bytes]:
+    return "event", type, encode_json({"recipients": [recipient], "data": {"paymentRequestId": request_id}})
 
 
 def create_request(tx: Tx, cmd: CreatePaymentRequest) -> tuple[str, bool]:
@@ -308,7 +325,7 @@ def create_request(tx: Tx, cmd: CreatePaymentRequest) -> tuple[str, bool]:
         found = tx.one("SELECT id FROM payment_requests WHERE milestone_id = ?", cmd.milestone_id)
         assert found is not None
         return found[0], False
-    _event(tx, "payment.requested", cmd.client_id, row[0], at)
+    _enqueue(tx, at, _event("payment.requested", cmd.client_id, row[0]))
     return row[0], True
 
 
@@ -346,12 +363,13 @@ def pay(tx: Tx, request_id: str, payer_id: str, idem: IdemKey | None) -> Outcome
         payment_id = new_id()
         tx.run("INSERT INTO payment_transactions (id, payment_request_id, amount, status, created_at) "
                "VALUES (?, ?, ?, 'SUCCESS', ?)", payment_id, req.id, tx.money(req.amount), tx.ts(at))
-        _wallet_entry(tx, req.client_id, req.amount, "DEBIT", f"payment of request {req.id}", payment_id, at)
-        _wallet_entry(tx, req.freelancer_id, req.amount, "CREDIT", f"payment of request {req.id}", payment_id, at)
+        note = f"payment of request {req.id}"
+        _wallet_entries(tx, at, (req.client_id, req.amount, "DEBIT", note, payment_id),
+                        (req.freelancer_id, req.amount, "CREDIT", note, payment_id))
         changed.append(_set_status(tx, req, "PAID", at))
         mark = MarkMilestonePaid(milestone_id=req.milestone_id, payment_request_id=req.id)
-        _enqueue(tx, "call", "contracts.MarkMilestonePaid", encode_json(mark), at)
-        _event(tx, "payment.paid", req.freelancer_id, req.id, at)
+        _enqueue(tx, at, ("call", "contracts.MarkMilestonePaid", encode_json(mark)),
+                 _event("payment.paid", req.freelancer_id, req.id))
         return _Effect(PayResult(transaction_id=payment_id, payment_request_id=req.id),
                        changed=tuple(changed), outbox=True)
     return _idempotent(tx, idem, at, effect)
