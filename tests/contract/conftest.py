@@ -1,4 +1,4 @@
-"""One `workup up` (embedded stores) for the whole contract suite, stopped with SIGTERM at the end."""
+"""One `workup up` (embedded stores) for this package of tests, stopped with SIGTERM after its last test."""
 
 from __future__ import annotations
 
@@ -12,37 +12,37 @@ import pytest
 from ._harness import Account, Running, hold, login_admin, register_client, register_freelancer, start_workup
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def system() -> Iterator[Running]:
     with tempfile.TemporaryDirectory(prefix="workup-contract-") as tmp:
         running = start_workup(Path(tmp))
         yield from hold(running, running.stop, "workup up")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def http(system: Running) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=system.base_url, timeout=20) as client:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def media(system: Running) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=system.media_url, timeout=20) as client:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def admin(http: httpx.Client, system: Running) -> Account:
     return login_admin(http, system.env)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def client(http: httpx.Client) -> Account:
     """A client shared by the tests that do not change its state (register your own otherwise)."""
     return register_client(http)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def freelancer(http: httpx.Client) -> Account:
     """A freelancer shared by the tests that do not change its state."""
     return register_freelancer(http)
@@ -67,9 +67,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items[mine[0]:mine[-1] + 1] = block
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def distributed_system(request: pytest.FixtureRequest) -> Iterator[object]:
-    """Begins the distributed `workup up` in the background when the session runs any of
+    """Begins the distributed `workup up` in the background when this run includes any of
     test_distributed.py (None otherwise); stops it and drops its stores at the end."""
     if not any(_is_distributed(item) for item in request.session.items):
         yield None

@@ -133,6 +133,7 @@ def test_pay_idempotent_and_effect_once(http: httpx.Client) -> None:
     first = expect(pay(http, client, request_id, key), 200)
     assert expect(pay(http, client, request_id, key), 200) == first
     problem(pay(http, client, request_id, uuid.uuid4().hex), 409)
+    problem(pay(http, register_client(http), request_id, key), 403)          # per user: not the stored 200
     assert (balance(http, client), balance(http, freelancer)) == (60, 40)
 
 
