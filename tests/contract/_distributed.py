@@ -1,6 +1,6 @@
-"""The distributed `workup up` (RabbitMQ, Redis, PostgreSQL, MongoDB wire, Cassandra), started in
-a background thread as soon as the first test of this package starts, so its slow start (Cassandra schema)
-overlaps the embedded suite. Each store gets a name of its own, dropped by `close()`."""
+"""The distributed `workup up` (RabbitMQ, Redis, PostgreSQL, MongoDB wire, Cassandra), started in a
+background thread as soon as the first test of this package starts, so its slow start (Cassandra
+schema) overlaps the embedded suite. Each store gets a name of its own, dropped by `close()`."""
 
 from __future__ import annotations
 
