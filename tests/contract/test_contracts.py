@@ -90,6 +90,8 @@ def test_print_plain_text(http: httpx.Client) -> None:
                   "part 1", "11.5", "2027-01-15", "part 2", "22", "2027-02-15", "OPEN"):
         assert piece in text, f"{piece!r} not in the printed contract:\n{text}"
     assert text.index("part 1") < text.index("part 2")
+    for piece in (contract["id"], contract["jobTitle"], contract["clientId"], contract["freelancerId"]):
+        assert text.index(piece) < text.index("part 1"), f"{piece!r} should come before the milestones:\n{text}"
 
 
 # --- terminations -------------------------------------------------------------------------------------
