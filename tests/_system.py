@@ -272,6 +272,8 @@ async def running_system(mode: str = "local", services: Iterable[str] = ALL_SERV
                         starting.start_soon(start, name)
                 app = create_app(settings, transport, cache, jwt_keys=JWT_KEY, request_timeout=request_timeout)
                 base_url = await nursery.start(serve_app, app)
+                with trio.fail_after(30):   # notifications are live before the test starts
+                    await app.gw.hub.ready.wait()
                 async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
                     yield System(http, base_url, app, transport, settings, cache, system_events)
                 nursery.cancel_scope.cancel()
