@@ -125,3 +125,17 @@ def test_gateway_serves_on_rabbitmq_and_stops(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_bench_gateway_runs(tmp_path):
+    import json
+    out = tmp_path / "bench.json"
+    r = subprocess.run(WORKUP + ["bench", "gateway", "--duration", "0.5", "--warmup", "0.2", "--rounds", "1",
+                                 "--connections", "2", "--json", str(out)],
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-2000:]
+    data = json.loads(out.read_text())
+    names = [x["name"] for x in data["results"]]
+    assert names == ["bare", "gateway"]
+    assert all(x["calls"] > 0 and x["errors"] == 0 for x in data["results"])
+    assert data["ratio"] > 0 and "cached GET /api/v1/users/me" in r.stdout
