@@ -206,3 +206,12 @@ async def test_structured_access_log(client, caplog):
     assert entry["method"] == "GET" and entry["path"] == "/probe/role" and entry["route"] == "/probe/role"
     assert entry["status"] == 200 and entry["user"] == "adm" and entry["role"] == "ADMIN"
     assert entry["ms"] >= 0
+
+
+async def test_metrics_labels_stay_bounded(client):
+    for i in range(3):
+        await client.request(f"BREW{i}", "/")
+        await client.get(f"/nothing/{i}")
+    text = (await client.get("/metrics")).text
+    assert "BREW" not in text and "/nothing/" not in text
+    assert 'method="OTHER",route="<unmatched>"' in text

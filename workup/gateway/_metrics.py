@@ -50,6 +50,9 @@ def _histogram_lines(name: str, names: tuple[str, ...], series: dict[tuple[str, 
         yield f"{name}_count{_labels(names, values)} {h.count}"
 
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class Metrics:
     _REQ = ("method", "route", "status")
     _RPC = ("service", "outcome")
@@ -60,7 +63,9 @@ class Metrics:
         self.websockets = 0
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        key = (method, route, str(status))
+        # label values come from fixed sets only (methods, route templates, statuses): a client
+        # cannot grow the series by inventing methods or paths
+        key = (method if method in _METHODS else "OTHER", route, str(status))
         h = self.requests.get(key)
         if h is None:
             h = self.requests[key] = Histogram()
