@@ -1,9 +1,12 @@
 """File names: what a client may ask for, and how an uploaded name is made safe to store.
 
-Traversal attempts are refused outright rather than "cleaned": a name that contains a path
-separator, a ``..``, NUL or another control character, in its raw form or after up to three rounds
-of percent-decoding (so ``%2e%2e%2f`` and ``%252e%252e%252f`` count) or of Unicode compatibility
-folding (fullwidth ``／``), is never a file name here.
+A *requested* name (``GET /static/<group>/<name>``) that contains a path separator, a ``..``, NUL or
+another control character, in its raw form or after up to three rounds of percent-decoding (so
+``%2e%2e%2f`` and ``%252e%252e%252f`` count) or of Unicode compatibility folding (fullwidth ``／``),
+is refused outright. An *uploaded* ``filename`` is sanitised instead, as API.md says: every
+character outside ``a-z 0-9 _ - .`` (separators, ``%``, NUL, control characters) becomes ``_`` and
+every run of dots ``..`` does too, so whatever a client sends, the stored name is one plain file in
+the group directory.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ _SEPARATORS = ("/", "\\")
 _MEDIA_EXTENSIONS = {"png", "jpg", "jpeg", "jpe", "gif", "webp", "bmp", "tif", "tiff", "pdf"}
 _UNSAFE = re.compile(r"[^a-z0-9._-]+")
 _REQUEST_RE = re.compile(r"[a-z0-9_-][a-z0-9._-]*")
+_DOTS = re.compile(r"\.{2,}")
+_UNDERSCORES = re.compile(r"_{2,}")
 
 
 class BadName(ValueError):
@@ -65,20 +70,22 @@ def requested_name(name: str) -> str:
 def stored_stem(filename: str) -> str:
     """The stem an uploaded ``filename`` is stored under (the extension is added from the bytes).
 
-    ASCII lower case (accents dropped: "Résumé" → "resume"), spaces and any other character than
-    ``a-z 0-9 _ - .`` to ``_``, a media extension dropped, leading dots and dashes dropped, at most
-    :data:`MAX_STEM` characters; so a stored name needs no escaping in a URL.
+    ASCII lower case (look-alikes folded, accents dropped: "Résumé" → "resume"), any character
+    other than ``a-z 0-9 _ - .`` and any ``..`` to ``_`` (runs of ``_`` collapsed), a media
+    extension dropped, leading/trailing dots, dashes and underscores dropped, at most
+    :data:`MAX_STEM` characters; so a stored name needs no escaping in a URL and never leaves its
+    directory. :class:`BadName` when nothing usable is left.
     """
-    check_name(filename)
-    name = _ascii(filename).strip().lower()
+    name = _ascii(unicodedata.normalize("NFKC", filename)).strip().lower()
     stem, dot, ext = name.rpartition(".")
     if dot and ext in _MEDIA_EXTENSIONS:
         name = stem
-    name = _UNSAFE.sub("_", name.replace(" ", "_"))
-    name = name.lstrip(".-")[:MAX_STEM].rstrip(".")
-    if not name.strip("_"):
+    name = _UNSAFE.sub("_", name)
+    name = _DOTS.sub("_", name)
+    name = _UNDERSCORES.sub("_", name).strip("._-")[:MAX_STEM].rstrip("._-")
+    if not name:
         raise BadName("file name has no usable characters")
-    check_name(name)  # folding look-alikes (e.g. a one-dot leader) must not have made a '..'
+    check_name(name)  # cannot fail after the above; kept as the last line of defence
     return name
 
 
