@@ -230,7 +230,7 @@ class CassandraDb:
                     f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
                     f"{{'class': 'SimpleStrategy', 'replication_factor': {int(replication)}}}")
                 existing = set(cluster.metadata.keyspaces[keyspace].tables)
-                # missing tables only, all at once: one schema agreement wait instead of one each
+                # missing tables only, all at once (the driver waits for schema agreement after each)
                 pending = [session.execute_async(_qualified(t, keyspace).cql(), timeout=60)
                            for t in tables if t.name not in existing]
                 for future in pending:
@@ -238,7 +238,6 @@ class CassandraDb:
                         future.result()
                     except AlreadyExists:     # another process made it meanwhile
                         pass
-                session.wait_for_schema_agreement()
             except BaseException:
                 cluster.shutdown()
                 raise
