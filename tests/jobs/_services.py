@@ -2,15 +2,13 @@
 
 ``payments`` is a small test double of the peer service (the real one is another engineer's):
 idempotent ``CreatePaymentRequest`` on the milestone id and a record of ``CancelContractRequests``.
-Stores are SQLite in a temporary data dir, or Cassandra (``WORKUP_TEST_CASSANDRA_HOSTS``) in a
-unique keyspace prefix when ``cassandra=True``.
+Stores are SQLite in a temporary data dir unless the given settings name Cassandra (see
+``_fixtures.store_settings``); the transport is RabbitMQ when they name a broker.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
-import socket
 import uuid
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -25,20 +23,6 @@ from workup.settings import Settings
 from workup.workers import LocalTransport, Service, load_service, serve_service
 
 SECRET = "jobs-contracts-test-secret"
-CASSANDRA = os.environ.get("WORKUP_TEST_CASSANDRA_HOSTS", "127.0.0.1:9042")
-
-
-def cassandra_hosts() -> str:
-    """The test Cassandra; fails (never skips) with a clear message when it is not reachable."""
-    host, _, port = CASSANDRA.split(",")[0].rpartition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=2).close()
-    except OSError as exc:
-        raise AssertionError(f"Cassandra is not reachable at {CASSANDRA} ({exc}); "
-                             "start it with `bash ops/dev/services up`") from None
-    return CASSANDRA
-
-
 def new_id() -> str:
     return uuid.uuid4().hex
 
@@ -111,10 +95,7 @@ class Harness:
         return [e for e in self.events if e.type == type]
 
 
-def make_settings(data_dir: Path, cassandra: bool = False) -> Settings:
-    if cassandra:
-        return Settings(data_dir=str(data_dir), cassandra_hosts=cassandra_hosts(),
-                        cassandra_keyspace_prefix=f"t{secrets.token_hex(4)}")
+def make_settings(data_dir: Path) -> Settings:
     return Settings(data_dir=str(data_dir))
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import trio
 
 from workup.envelope import Caller, SERVICE_CALLER
-from workup.messages.contracts import (EvaluateMilestone, GetContract, GetContractMilestones, MarkMilestonePaid,
-                                       ProgressMilestone)
+from workup.messages.contracts import (EvaluateMilestone, GetContract, GetContractMilestones, HasActiveContract,
+                                       MarkMilestonePaid, ProgressMilestone)
 from workup.messages.jobs import AcceptProposal, CreateJob, CreateProposal, GetJob, SearchJobs
 
 from ._services import new_id, running
@@ -40,6 +40,9 @@ async def test_job_to_completed_contract(tmp_path):
         cid = acc["contractId"]
         c = await h.ok("contracts.GetContract", GetContract(contract_id=cid), freelancer)
         assert c["status"] == "ACTIVE" and c["proposalId"] == p["id"]
+        for who in (client, freelancer):
+            assert await h.ok("contracts.HasActiveContract", HasActiveContract(user_id=who.user_id), SERVICE_CALLER) == {"active": True}
+        assert (await h.call("contracts.HasActiveContract", HasActiveContract(user_id=client.user_id), client))[0] == 403
         ms = await h.ok("contracts.GetContractMilestones", GetContractMilestones(contract_id=cid), client)
         assert [m["description"] for m in ms] == ["design", "build"] and ms[0]["amount"] == 100.5
         for m in ms:
@@ -51,6 +54,7 @@ async def test_job_to_completed_contract(tmp_path):
             await h.ok("contracts.MarkMilestonePaid",
                        MarkMilestonePaid(milestone_id=m["id"], payment_request_id=ev["paymentRequestId"]), SERVICE_CALLER)
         assert (await h.ok("contracts.GetContract", GetContract(contract_id=cid), client))["status"] == "COMPLETED"
+        assert await h.ok("contracts.HasActiveContract", HasActiveContract(user_id=client.user_id), SERVICE_CALLER) == {"active": False}
         await trio.sleep(0.05)
         assert [e.recipients for e in h.events_of("contract.completed")] == [[client.user_id, freelancer.user_id]]
         assert len(h.events_of("proposal.accepted")) == 1
