@@ -31,7 +31,8 @@ from workup.gateway import create_app, serve_app
 from workup.settings import Settings
 from workup.workers import LocalTransport, load_service, serve_service
 
-__all__ = ["running_system", "System", "Account", "ALL_SERVICES", "PASSWORD", "unique_email", "env_value"]
+__all__ = ["running_system", "System", "Account", "ALL_SERVICES", "PASSWORD", "unique_email", "env_value",
+           "delete_topology"]
 
 ALL_SERVICES = ("users", "jobs", "contracts", "payments")
 PASSWORD = "password-123"
@@ -208,6 +209,22 @@ async def _cassandra_keyspaces(stack: AsyncExitStack, tag: str, services: Iterab
     return hosts, prefix
 
 
+async def delete_topology(transport: Any, prefix: str, names: list[str]) -> None:
+    """Remove this system's queues and exchanges from the shared broker (best effort, bounded)."""
+    queues = [q for n in names for q in (f"{prefix}.{n}", f"{prefix}.{n}.dead")]
+    exchanges = [f"{prefix}.control.{n}" for n in names] + [f"{prefix}.dlx", f"{prefix}.events"]
+    with trio.move_on_after(10):
+        for kind, name in [("queue", q) for q in queues] + [("exchange", e) for e in exchanges]:
+            try:
+                async with await transport.conn.channel() as channel:
+                    if kind == "queue":
+                        await channel.delete_queue(name)
+                    else:
+                        await channel.delete_exchange(name)
+            except Exception:
+                pass
+
+
 async def _settings(mode: str, services: list[str], data_dir: str, stack: AsyncExitStack) -> Settings:
     admin = {
         "admin_email": os.environ.get("WORKUP_ADMIN_EMAIL") or unique_email("admin"),
@@ -246,8 +263,9 @@ async def running_system(mode: str = "local", services: Iterable[str] = ALL_SERV
             settings = await _settings(mode, names, data_dir, stack)
             if mode == "amqp":
                 from workup.workers import AmqpTransport
-                transport = await stack.enter_async_context(
-                    AmqpTransport.connect(settings.amqp_url, prefix=f"wsys{secrets.token_hex(5)}"))
+                prefix = f"wsys{secrets.token_hex(5)}"
+                transport = await stack.enter_async_context(AmqpTransport.connect(settings.amqp_url, prefix=prefix))
+                stack.push_async_callback(delete_topology, transport, prefix, names)
             else:
                 transport = LocalTransport()
             cache = open_cache(settings)

@@ -16,6 +16,8 @@ from workup.settings import Settings
 from workup.workers import LocalTransport, Service, serve_service
 from workup.workers._controlmsg import control_key, sign
 
+from tests._system import delete_topology
+
 from ._serve import make_app, served
 
 SECRET = "rpc-test-control-secret-" + "x" * 16
@@ -86,8 +88,13 @@ async def open_transport(mode, amqp_url):
         yield LocalTransport()
         return
     from workup.workers import AmqpTransport
-    async with AmqpTransport.connect(amqp_url, prefix=f"gwrpc{secrets.token_hex(5)}") as transport:
-        yield transport
+    prefix = f"gwrpc{secrets.token_hex(5)}"
+    async with AmqpTransport.connect(amqp_url, prefix=prefix) as transport:
+        try:
+            yield transport
+        finally:
+            with trio.CancelScope(shield=True):
+                await delete_topology(transport, prefix, ["demo"])
 
 
 @pytest.fixture(params=["local", "amqp"])
