@@ -219,9 +219,12 @@ def command(connections: int, duration: float, warmup: float, rounds: int, redis
                 for name, server, port, path, tok in (("bare", bare, bare_port, BARE, "-"),
                                                       ("gateway", gateway, gw_port, ME, token)):
                     cpu: dict[str, float] = {}
+
+                    def on_mark(phase: str, server: Server = server, cpu: dict[str, float] = cpu) -> None:
+                        cpu[phase] = server.cpu_seconds()   # the server's CPU at the window's edges
+
                     result = run_client(__name__, "load", "127.0.0.1", str(port), path, tok, str(connections),
-                                        str(warmup), str(duration), name,
-                                        on_mark=lambda phase, s=server, c=cpu: c.__setitem__(phase, s.cpu_seconds()))
+                                        str(warmup), str(duration), name, on_mark=on_mark)
                     server_cpu = cpu.get("end", 0.0) - cpu.get("start", 0.0)
                     result["server_cpu_us_per_call"] = (round(server_cpu / result["calls"] * 1e6, 1)
                                                         if result["calls"] else None)
@@ -236,10 +239,10 @@ def command(connections: int, duration: float, warmup: float, rounds: int, redis
     click.echo(f"\ncached GET {ME} / bare endpoint throughput: {ratio:.2f}x "
                f"(target >= 0.70; cache: {'Redis' if redis_url else 'in-process'}; "
                f"{connections} connections, body {size} bytes)")
-    path = save_json("gateway", {"machine": machine(), "connections": connections, "body_bytes": size,
+    saved = save_json("gateway", {"machine": machine(), "connections": connections, "body_bytes": size,
                                  "cache": "redis" if redis_url else "memory", "ratio": ratio, "best": best,
                                  "results": results}, json_path)
-    click.echo(f"saved {path}")
+    click.echo(f"saved {saved}")
 
 
 if __name__ == "__main__":

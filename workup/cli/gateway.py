@@ -32,7 +32,8 @@ def command(host: str | None, port: int | None, prefix: str, request_timeout: fl
     from ..workers import AmqpTransport
 
     settings = settings_from(host=host, port=port, **flags)
-    if settings.amqp_url is None:
+    amqp_url = settings.amqp_url
+    if amqp_url is None:
         raise SettingsError("workup gateway needs a broker: set WORKUP_AMQP_URL or --amqp-url "
                             "(the embedded system is 'workup up')")
     keys = jwt_keys_from(settings, generate=True)
@@ -48,7 +49,7 @@ def command(host: str | None, port: int | None, prefix: str, request_timeout: fl
         with trio.CancelScope() as everything:
             async with trio.open_nursery() as outer:
                 outer.start_soon(lambda: until_signalled(stop, hard_stop=everything, grace=graceful_timeout + 5))
-                async with AmqpTransport.connect(settings.amqp_url, prefix=prefix, name="workup-gateway") as transport:
+                async with AmqpTransport.connect(amqp_url, prefix=prefix, name="workup-gateway") as transport:
                     app = create_app(settings, transport, open_cache(settings), jwt_keys=keys,
                                      request_timeout=request_timeout)
                     async with trio.open_nursery() as servers:  # returns after the graceful shutdown
@@ -56,7 +57,7 @@ def command(host: str | None, port: int | None, prefix: str, request_timeout: fl
                             app, settings.host, settings.port, shutdown_trigger=stop.wait,
                             graceful_timeout=graceful_timeout, task_status=task_status))
                         settle_heap()
-                        log.info("gateway on %s (broker %s, prefix %s)", url, _redact(settings.amqp_url), prefix)
+                        log.info("gateway on %s (broker %s, prefix %s)", url, _redact(amqp_url), prefix)
                         click.echo(f"WorkUp gateway on {url}", err=True)
                 outer.cancel_scope.cancel()
 

@@ -4,7 +4,7 @@ status, RPC latency per service and outcome. Text exposition format 0.0.4."""
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 __all__ = ["Metrics", "Histogram", "BUCKETS", "CONTENT_TYPE"]
 
@@ -37,7 +37,7 @@ def _labels(names: tuple[str, ...], values: tuple[str, ...], extra: str = "") ->
     return "{" + ",".join(parts) + "}"
 
 
-def _histogram_lines(name: str, names: tuple[str, ...], series: dict[tuple[str, ...], Histogram]) -> Iterable[str]:
+def _histogram_lines(name: str, names: tuple[str, ...], series: Mapping[Any, Histogram]) -> Iterable[str]:
     for values, h in sorted(series.items()):
         cumulative = 0
         for bound, n in zip(BUCKETS, h.counts):

@@ -33,7 +33,6 @@ _PROBLEM_JSON = "application/problem+json"
 
 @dataclass
 class Probe:
-    role_hint: str | None = None
     roles: tuple[str, ...] | None = None    # None: the handler never asked (public)
     body: Any = None
     body_optional: bool = False
@@ -67,7 +66,7 @@ def _expansions(rule: str) -> list[tuple[str, dict[str, str]]]:
 
 async def _probe(app: Quart, rule: Any, method: str, path: str, values: dict[str, str]) -> Probe:
     probe = Probe()
-    view = app.view_functions[rule.endpoint]
+    view: Any = app.view_functions[rule.endpoint]
     concrete = _RULE_ARG.sub(lambda m: values.get(m.group("name"), _PROBE_VALUE), path)
     async with app.test_request_context(concrete, method=method):
         token = kit._probe.set(probe)

@@ -16,12 +16,12 @@ from ..cache import Cache
 from ..envelope import new_request_id
 from ..problems import ProblemError
 from ..settings import Settings
+from ._auth import ANONYMOUS, authenticate
 from ._drain import DrainBody
+from ._notifications import NotificationHub
 from ._problems import http_problem, problem_response, validation_problem
 from ._revocations import Revocations
 from ._state import Gateway, GatewayApp
-from ._auth import ANONYMOUS, authenticate
-from ._notifications import NotificationHub
 from ._tokens import TokenService
 from .routes import blueprints
 
@@ -40,7 +40,7 @@ def create_app(settings: Settings, transport: Any, cache: Cache, *, jwt_keys: Se
     keys = [jwt_keys] if isinstance(jwt_keys, str) else list(jwt_keys)
     tokens = TokenService(keys)
     app = GatewayApp("workup.gateway", static_folder=None)
-    # body limits are enforced by the gateway itself (see kit._read_body), not by quart
+    # body limits are the gateway's own (the before_request hook and kit.json_body), not quart's
     app.config.update(MAX_CONTENT_LENGTH=None, PROPAGATE_EXCEPTIONS=False,
                       PROVIDE_AUTOMATIC_OPTIONS=True)
     app.url_map.strict_slashes = False
@@ -48,7 +48,7 @@ def create_app(settings: Settings, transport: Any, cache: Cache, *, jwt_keys: Se
     app.gw = Gateway(settings=settings, transport=transport, cache=cache, tokens=tokens,
                      revocations=Revocations(cache), request_timeout=request_timeout, max_body=max_body)
     app.gw.hub = hub = NotificationHub(transport)
-    app.asgi_app = DrainBody(app.asgi_app)  # type: ignore[method-assign]
+    app.asgi_app = DrainBody(app.asgi_app)  # type: ignore[method-assign,assignment]
     _install_hooks(app)
 
     @app.before_serving
@@ -58,6 +58,7 @@ def create_app(settings: Settings, transport: Any, cache: Cache, *, jwt_keys: Se
     @app.after_serving
     async def _stop_hub() -> None:
         hub.stop()
+
     for bp in blueprints():
         app.register_blueprint(bp)
     return app

@@ -17,14 +17,14 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
-from typing import Any, TypeVar, get_args, get_origin
+from typing import Any, TypeVar, cast, get_args, get_origin
 
 import msgspec
 from quart import Response, g
 from quart import request as http_request
 
 from ..cache import CacheUnavailable
-from ..envelope import Caller, Reply
+from ..envelope import Caller, Reply, Role
 from ..problems import FieldError, ProblemError
 from ..transport import DeadlineExceeded, NoResponder
 from ._auth import ANONYMOUS
@@ -63,7 +63,7 @@ def require_auth() -> Caller:
     probe = _probe.get()
     if probe is not None:
         probe.roles = probe.roles if probe.roles is not None else ()
-        return Caller(_PROBE_ID, probe.role_hint or "CLIENT")
+        return Caller(_PROBE_ID, "CLIENT")
     caller = g.get("caller", ANONYMOUS)
     if caller.user_id is None:
         raise ProblemError(401, "authentication required")
@@ -75,7 +75,7 @@ def require_role(*roles: str) -> Caller:
     probe = _probe.get()
     if probe is not None:
         probe.roles = tuple(roles)
-        return Caller(_PROBE_ID, probe.role_hint if probe.role_hint in roles else roles[0])
+        return Caller(_PROBE_ID, cast(Role, roles[0]))
     caller = require_auth()
     if caller.role not in roles:
         raise ProblemError(403, f"this route is for {' or '.join(roles)} accounts")

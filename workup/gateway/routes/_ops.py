@@ -55,7 +55,8 @@ async def openapi() -> Response:
     gw = gateway()
     if gw.openapi is None:  # generated once, on first use (every route module is registered)
         from .._openapi import openapi_document
-        gw.openapi = msgspec.json.encode(await openapi_document(current_app._get_current_object()))
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        gw.openapi = msgspec.json.encode(await openapi_document(app))
     return Response(gw.openapi, content_type=JSON)
 
 
