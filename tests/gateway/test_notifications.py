@@ -114,3 +114,20 @@ async def test_slow_reader_is_closed_not_silently_skipped(system):
             # what arrived is a gap-free prefix, then the socket was closed (1013)
             assert seen == [str(i) for i in range(len(seen))]
             assert ws.closed is not None and ws.closed.code == 1013
+
+
+async def test_client_messages_are_ignored_and_sockets_close_with_the_account(system):
+    from workup.gateway import kit
+    app, transport, client, base = system
+    token = app.gw.tokens.issue("chatty", "CLIENT")
+    with trio.fail_after(10):
+        async with open_websocket_url(ws_url(base, f"?token={token}")) as ws:
+            for i in range(50):   # more than quart's inbound queue holds
+                await ws.send_message(f"hello {i}")
+            await transport.publish_event(event("payment.paid", "chatty", paymentRequestId="r1"))
+            assert json.loads(await ws.get_message())["data"] == {"paymentRequestId": "r1"}
+            async with app.app_context():
+                kit.account_closed("chatty")
+            with pytest.raises(Exception):
+                await ws.get_message()
+            assert ws.closed is not None and ws.closed.code == 1008

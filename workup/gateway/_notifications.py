@@ -45,6 +45,7 @@ class Subscription:
         self.user_id = user_id
         self.send, self.receive = trio.open_memory_channel[str](QUEUE_SIZE)
         self.overflowed = False
+        self.revoked = False
 
     def deliver(self, text: str) -> None:
         try:
@@ -77,6 +78,12 @@ class NotificationHub:
 
     def subscribe(self, user_id: str) -> Subscription:
         return Subscription(self, user_id)
+
+    def disconnect(self, user_id: str) -> None:
+        """Close the user's sockets (the account was closed)."""
+        for sub in tuple(self._subs.get(user_id, ())):
+            sub.revoked = True
+            sub.send.close()
 
     def open_sockets(self) -> int:
         return sum(len(s) for s in self._subs.values())

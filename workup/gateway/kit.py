@@ -94,7 +94,10 @@ def issue_token(user_id: str, role: str) -> str:
 def account_closed(user_id: str) -> None:
     """Tell this gateway instance at once that the account is closed (after a successful
     ``DELETE /me``); other instances learn it from the cache flag within a second."""
-    gateway().revocations.mark_closed(user_id)
+    gw = gateway()
+    gw.revocations.mark_closed(user_id)
+    if gw.hub is not None:
+        gw.hub.disconnect(user_id)
 
 
 # --- input ---------------------------------------------------------------------------------------

@@ -53,10 +53,22 @@ async def notifications() -> Response | None:
         await websocket.accept()
         gw.metrics.websockets += 1
         try:
-            async for text in sub.receive:
-                await websocket.send(text)
-            if sub.overflowed:
-                await websocket.close(1013, "too many undelivered events; reconnect")
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_discard_incoming)
+                async for text in sub.receive:
+                    await websocket.send(text)
+                if sub.overflowed:
+                    await websocket.close(1013, "too many undelivered events; reconnect")
+                elif sub.revoked:
+                    await websocket.close(1008, "account closed")
+                nursery.cancel_scope.cancel()
         finally:
             gw.metrics.websockets -= 1
     return None
+
+
+async def _discard_incoming() -> None:
+    """Clients have nothing to say here; reading keeps quart's inbound queue from filling up
+    (it would stop noticing the disconnect)."""
+    while True:
+        await websocket.receive()
