@@ -215,3 +215,34 @@ async def test_metrics_labels_stay_bounded(client):
     text = (await client.get("/metrics")).text
     assert "BREW" not in text and "/nothing/" not in text
     assert 'method="OTHER",route="<unmatched>"' in text
+
+
+class _Probe:
+    """Only the health probe of a transport (the decision under test is the gateway's)."""
+
+    def __init__(self, up):
+        self.up = up
+
+    async def healthy(self):
+        return self.up
+
+
+class _Conn:
+    def __init__(self, is_open):
+        self.is_open = is_open
+
+
+class _AmqpLike:
+    def __init__(self, is_open):
+        self.conn = _Conn(is_open)
+
+
+@pytest.mark.parametrize("transport, status", [
+    (_Probe(True), 200), (_Probe(False), 503), (_AmqpLike(True), 200), (_AmqpLike(False), 503), (None, 200),
+])
+async def test_health_follows_the_broker(transport, status):
+    async with served(make_app(transport)) as (client, _):
+        r = await client.get("/health")
+        assert r.status_code == status
+        if status == 503:
+            assert r.headers["retry-after"] and r.json()["status"] == 503
