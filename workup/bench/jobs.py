@@ -132,17 +132,25 @@ async def _bench(opts: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
             await cache.aclose()
         finally:
             workers.stop()
-            await _cleanup(t, prefix)
+    await _cleanup(opts["amqp_url"], prefix)
     return results
 
 
-async def _cleanup(t: Any, prefix: str) -> None:
-    ch = await t.conn.channel()
+async def _cleanup(url: str, prefix: str) -> None:
+    """The bench's queues and exchanges (unique prefix) go away with it."""
+    from ..workers import AmqpTransport
+    async with AmqpTransport.connect(url, prefix=prefix, name="bench-cleanup") as t:
+        ch = await t.conn.channel()
+        await _delete_topology(ch, prefix)
+
+
+async def _delete_topology(ch: Any, prefix: str) -> None:
     for s in SERVICES:
         for q in (s, f"{s}.dead"):
             await ch.delete_queue(f"{prefix}.{q}")
         await ch.delete_exchange(f"{prefix}.control.{s}")
-    await ch.delete_exchange(f"{prefix}.dlx")
+    for x in ("dlx", "events"):
+        await ch.delete_exchange(f"{prefix}.{x}")
 
 
 def _drop_keyspaces(hosts: str, prefix: str) -> None:

@@ -67,6 +67,12 @@ class Db(Protocol):
 
     async def upsert(self, table: Table, row: Row) -> None: ...
 
+    async def upsert_many(self, table: Table, rows: Sequence[Row]) -> None:
+        """Independent upserts at once (rows with the same columns)."""
+        ...
+
+    async def delete_many(self, table: Table, keys: Sequence[Row]) -> None: ...
+
     async def update_if(self, table: Table, key: Row, changes: Row, expect: Row) -> bool:
         """Set ``changes`` on the row at ``key`` only if each ``expect`` column equals its value
         (``None`` = null); True when applied. Cassandra takes a missing row for all-null, so an
@@ -153,6 +159,22 @@ class SqliteDb:
     async def upsert(self, table: Table, row: Row) -> None:
         sql = _insert_sql(table, row, "INSERT OR REPLACE")
         await self._run(lambda: self._conn.execute(sql, list(row.values())))
+
+    def _many(self, sql: str, params: list[list[Any]]) -> None:
+        with self._conn:   # one transaction: one commit for all
+            self._conn.execute("BEGIN")
+            self._conn.executemany(sql, params)
+
+    async def upsert_many(self, table: Table, rows: Sequence[Row]) -> None:
+        if rows:
+            sql = _insert_sql(table, rows[0], "INSERT OR REPLACE")
+            await self._run(lambda: self._many(sql, [list(r.values()) for r in rows]))
+
+    async def delete_many(self, table: Table, keys: Sequence[Row]) -> None:
+        if keys:
+            clause, _ = _where(table, keys[0], None)
+            await self._run(lambda: self._many(f"DELETE FROM {table.name} WHERE {clause}",
+                                               [list(k.values()) for k in keys]))
 
     async def update_if(self, table: Table, key: Row, changes: Row, expect: Row) -> bool:
         sets = ", ".join(f"{c} = ?" for c in changes)
@@ -264,6 +286,23 @@ class CassandraDb:
     async def upsert(self, table: Table, row: Row) -> None:
         cql = _insert_sql(self._t(table), row)
         await self._run(lambda: self._exec(cql, list(row.values())))
+
+    def _concurrent(self, cql: str, params: list[list[Any]]) -> list[Any]:
+        from cassandra.concurrent import execute_concurrent_with_args
+        results = execute_concurrent_with_args(self._session, self._stmt(cql), params, concurrency=32,
+                                               raise_on_first_error=True)
+        return [r.result_or_exc for r in results]
+
+    async def upsert_many(self, table: Table, rows: Sequence[Row]) -> None:
+        if rows:
+            cql = _insert_sql(self._t(table), rows[0])
+            await self._run(lambda: self._concurrent(cql, [list(r.values()) for r in rows]))
+
+    async def delete_many(self, table: Table, keys: Sequence[Row]) -> None:
+        if keys:
+            clause, _ = _where(table, keys[0], None)
+            cql = f"DELETE FROM {self._t(table).name} WHERE {clause}"
+            await self._run(lambda: self._concurrent(cql, [list(k.values()) for k in keys]))
 
     async def update_if(self, table: Table, key: Row, changes: Row, expect: Row) -> bool:
         sets = ", ".join(f"{c} = ?" for c in changes)

@@ -140,8 +140,8 @@ class JobsStore:
     async def create_job(self, job: StoredJob, terms: Sequence[str]) -> bool:
         """Index rows first, the job row last: a crash leaves at most index rows pointing at no
         job, which readers skip. False when the job existed already."""
-        for term in terms:
-            await self.db.upsert(JOB_INDEX, {"term": term, "created_ms": job.created_ms, "job_id": job.id})
+        await self.db.upsert_many(JOB_INDEX, [{"term": t, "created_ms": job.created_ms, "job_id": job.id}
+                                              for t in terms])
         await self.db.upsert(JOBS_BY_CLIENT, {"client_id": job.client_id, "created_ms": job.created_ms,
                                               "job_id": job.id})
         return await self.db.insert_if_absent(JOBS, _job_row(job))
@@ -171,8 +171,8 @@ class JobsStore:
         return [k for k, rows in zip(keys, found) if rows]
 
     async def unindex_job(self, job: StoredJob, terms: Sequence[str]) -> None:
-        for term in terms:
-            await self.db.delete(JOB_INDEX, {"term": term, "created_ms": job.created_ms, "job_id": job.id})
+        await self.db.delete_many(JOB_INDEX, [{"term": t, "created_ms": job.created_ms, "job_id": job.id}
+                                              for t in terms])
 
     async def claim_job(self, job_id: str, proposal_id: str, now: int) -> bool:
         """Make the job inactive with ``proposal_id`` accepted, if no proposal was accepted yet."""
