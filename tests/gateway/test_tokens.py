@@ -137,3 +137,21 @@ def test_short_key_is_a_settings_error():
         TokenService(["short"])
     with pytest.raises(SettingsError):
         TokenService([])
+
+
+def test_keys_from_settings(tmp_path):
+    from workup.gateway import jwt_keys_from
+    from workup.settings import Settings
+    assert jwt_keys_from(Settings(jwt_key="a" * 20)) == ["a" * 20]
+    assert jwt_keys_from(Settings(jwt_key="new-key-1234567890, old-key-1234567890")) == [
+        "new-key-1234567890", "old-key-1234567890"]
+    secret = tmp_path / "jwt"
+    secret.write_text("from-a-file-0123456789\n")
+    assert jwt_keys_from(Settings(jwt_key="ignored-key-12345678", jwt_key_file=str(secret))) == ["from-a-file-0123456789"]
+    with pytest.raises(SettingsError):
+        jwt_keys_from(Settings(data_dir=str(tmp_path)))
+    with pytest.raises(SettingsError):
+        jwt_keys_from(Settings(jwt_key_file=str(tmp_path / "missing")))
+    generated = jwt_keys_from(Settings(data_dir=str(tmp_path / "d")), generate=True)
+    assert len(generated[0]) >= 32 and (tmp_path / "d" / "jwt.key").stat().st_mode & 0o777 == 0o600
+    assert jwt_keys_from(Settings(data_dir=str(tmp_path / "d")), generate=True) == generated
