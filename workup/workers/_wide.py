@@ -208,16 +208,18 @@ class SqliteDb:
 # --- Cassandra -----------------------------------------------------------------------------------
 
 class CassandraDb:
-    """A scylla-driver session on one keyspace. Blocking driver calls run in worker threads
-    bounded by a limiter; statements are prepared once; LWTs report ``was_applied``."""
+    """A scylla-driver session on one keyspace, bridged to trio: statements go out through the
+    driver's async API (``execute_async``) and its callbacks wake the waiting trio task, so no
+    thread blocks per query; a limiter bounds the queries in flight. Connecting, preparing and
+    shutting down block, so they run in a worker thread. Statements are prepared once."""
 
-    def __init__(self, cluster: Any, session: Any, keyspace: str, threads: int) -> None:
+    def __init__(self, cluster: Any, session: Any, keyspace: str, in_flight: int) -> None:
         self._cluster = cluster
         self._session = session
         self.keyspace = keyspace
         self._prepared: dict[str, Any] = {}
         self._tables: dict[str, Table] = {}
-        self._limiter = trio.CapacityLimiter(threads)
+        self._limiter = trio.CapacityLimiter(in_flight)
 
     def _t(self, table: Table) -> Table:
         """The table under its keyspace-qualified name (no ``USE``: prepared statements are
@@ -229,7 +231,7 @@ class CassandraDb:
 
     @classmethod
     async def connect(cls, contact_points: list[tuple[str, int]], keyspace: str,
-                      tables: Sequence[Table], *, replication: int = 1, threads: int = 16) -> "CassandraDb":
+                      tables: Sequence[Table], *, replication: int = 1, in_flight: int = 128) -> "CassandraDb":
         def setup() -> CassandraDb:
             from cassandra import AlreadyExists, ConsistencyLevel
             from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
@@ -263,79 +265,102 @@ class CassandraDb:
             except BaseException:
                 cluster.shutdown()
                 raise
-            return cls(cluster, session, keyspace, threads)
+            return cls(cluster, session, keyspace, in_flight)
 
         return await trio.to_thread.run_sync(setup)
 
-    async def _run(self, fn: Callable[[], T]) -> T:
-        return await trio.to_thread.run_sync(fn, limiter=self._limiter)
-
-    def _stmt(self, cql: str) -> Any:
+    async def _stmt(self, cql: str) -> Any:
         stmt = self._prepared.get(cql)
         if stmt is None:
-            stmt = self._prepared[cql] = self._session.prepare(cql)
+            stmt = await trio.to_thread.run_sync(self._session.prepare, cql)
+            self._prepared[cql] = stmt
         return stmt
 
-    def _exec(self, cql: str, params: Sequence[Any]) -> Any:
-        return self._session.execute(self._stmt(cql), list(params))
+    async def _exec(self, cql: str, params: Sequence[Any]) -> list[Row]:
+        """All rows of one statement (every page)."""
+        stmt = await self._stmt(cql)
+        async with self._limiter:
+            token = trio.lowlevel.current_trio_token()
+            done = trio.Event()
+            rows: list[Row] = []
+            failure: list[BaseException] = []
+            future = self._session.execute_async(stmt, list(params))
+
+            def wake() -> None:
+                try:
+                    token.run_sync_soon(done.set)
+                except trio.RunFinishedError:   # the waiting task's run is gone
+                    pass
+
+            def on_page(page: list[Row]) -> None:   # in the driver's I/O thread
+                if page:   # None for statements without rows
+                    rows.extend(page)
+                if future.has_more_pages:
+                    future.start_fetching_next_page()
+                else:
+                    wake()
+
+            def on_error(exc: BaseException) -> None:
+                failure.append(exc)
+                wake()
+
+            future.add_callbacks(on_page, on_error)
+            await done.wait()
+        if failure:
+            raise failure[0]
+        return rows
+
+    async def _applied(self, cql: str, params: Sequence[Any]) -> bool:
+        rows = await self._exec(cql, params)
+        return bool(rows and rows[0].get("[applied]"))
+
+    async def _each(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+        results: list[list[Row]] = [[] for _ in statements]
+
+        async def one(i: int, cql: str, params: Sequence[Any]) -> None:
+            results[i] = await self._exec(cql, params)
+        async with trio.open_nursery() as nursery:
+            for i, (cql, params) in enumerate(statements):
+                nursery.start_soon(one, i, cql, params)
+        return results
 
     async def insert_if_absent(self, table: Table, row: Row) -> bool:
-        cql = _insert_sql(self._t(table), row) + " IF NOT EXISTS"
-        return await self._run(lambda: bool(self._exec(cql, list(row.values())).was_applied))
+        return await self._applied(_insert_sql(self._t(table), row) + " IF NOT EXISTS", list(row.values()))
 
     async def upsert(self, table: Table, row: Row) -> None:
-        cql = _insert_sql(self._t(table), row)
-        await self._run(lambda: self._exec(cql, list(row.values())))
-
-    def _concurrent(self, cql: str, params: list[list[Any]]) -> list[Any]:
-        from cassandra.concurrent import execute_concurrent_with_args
-        results = execute_concurrent_with_args(self._session, self._stmt(cql), params, concurrency=32,
-                                               raise_on_first_error=True)
-        return [r.result_or_exc for r in results]
+        await self._exec(_insert_sql(self._t(table), row), list(row.values()))
 
     async def upsert_many(self, table: Table, rows: Sequence[Row]) -> None:
         if rows:
             cql = _insert_sql(self._t(table), rows[0])
-            await self._run(lambda: self._concurrent(cql, [list(r.values()) for r in rows]))
+            await self._each([(cql, list(r.values())) for r in rows])
 
     async def delete_many(self, table: Table, keys: Sequence[Row]) -> None:
         if keys:
             clause, _ = _where(table, keys[0], None)
             cql = f"DELETE FROM {self._t(table).name} WHERE {clause}"
-            await self._run(lambda: self._concurrent(cql, [list(k.values()) for k in keys]))
+            await self._each([(cql, list(k.values())) for k in keys])
 
     async def update_if(self, table: Table, key: Row, changes: Row, expect: Row) -> bool:
         sets = ", ".join(f"{c} = ?" for c in changes)
         cond = " AND ".join(f"{c} = ?" for c in expect) if expect else "EXISTS"
         cql = f"UPDATE {self._t(table).name} SET {sets} WHERE {' AND '.join(f'{c} = ?' for c in key)} IF {cond}"
-        params = [*changes.values(), *key.values(), *expect.values()]
-        return await self._run(lambda: bool(self._exec(cql, params).was_applied))
+        return await self._applied(cql, [*changes.values(), *key.values(), *expect.values()])
 
     async def delete(self, table: Table, key: Row) -> None:
         clause, params = _where(table, key, None)
-        await self._run(lambda: self._exec(f"DELETE FROM {self._t(table).name} WHERE {clause}", params))
+        await self._exec(f"DELETE FROM {self._t(table).name} WHERE {clause}", params)
 
     async def select(self, table: Table, where: Row, *, after: Sequence[Any] | None = None,
                      limit: int | None = None) -> list[Row]:
-        cql, params = _select_sql(self._t(table), where, after, limit)
-        return await self._run(lambda: list(self._exec(cql, params)))
+        return await self._exec(*_select_sql(self._t(table), where, after, limit))
 
     async def select_each(self, table: Table, wheres: Sequence[Row]) -> list[list[Row]]:
-        if not wheres:
-            return []
-        from cassandra.concurrent import execute_concurrent
-
-        def run() -> list[list[Row]]:
-            stmts = []
-            for w in wheres:
-                cql, params = _select_sql(self._t(table), w, None, None)
-                stmts.append((self._stmt(cql), params))
-            results = execute_concurrent(self._session, stmts, concurrency=32, raise_on_first_error=True)
-            return [list(r.result_or_exc) for r in results]
-        return await self._run(run)
+        return await self._each([_select_sql(self._t(table), w, None, None) for w in wheres])
 
     async def drop_keyspace(self) -> None:
-        await self._run(lambda: self._session.execute(f"DROP KEYSPACE IF EXISTS {self.keyspace}", timeout=60))
+        await trio.to_thread.run_sync(
+            lambda: self._session.execute(f"DROP KEYSPACE IF EXISTS {self.keyspace}", timeout=60))
 
     async def aclose(self) -> None:
         await trio.to_thread.run_sync(self._cluster.shutdown)
