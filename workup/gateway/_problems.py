@@ -84,9 +84,14 @@ def field_errors(exc: msgspec.ValidationError) -> list[FieldError]:
     missing = _MISSING.search(message)
     if missing:
         path = f"{path}.{missing.group('name')}" if path else missing.group("name")
-    subject = None if path else _SUBJECT.match(message)
+    subject = None if missing else _SUBJECT.match(message)
     if subject:
-        path = subject.group("name")
+        name = subject.group("name")
+        # a nested struct's own check: msgspec's path ends at the struct ("milestones[0]")
+        if not path:
+            path = name
+        elif not re.search(rf"(^|\.){re.escape(name)}$", path):
+            path = f"{path}.{name}"
     return [FieldError(field=path or "$", message=message)]
 
 

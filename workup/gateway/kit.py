@@ -17,7 +17,9 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
-from typing import Any, TypeVar, cast, get_args, get_origin
+from decimal import Decimal
+from types import UnionType
+from typing import Annotated, Any, TypeVar, Union, cast, get_args, get_origin
 
 import msgspec
 from quart import Response, g
@@ -152,13 +154,67 @@ async def json_body(type_: type[T], *, allow_empty: bool = False) -> T:
     if mimetype and not _is_json(mimetype):
         raise ProblemError(415, f"expected application/json, got {mimetype}")
     try:
-        return _decoder(type_).decode(data)
+        value = _decoder(type_).decode(data)
     except msgspec.ValidationError as exc:
         raise validation_problem(exc) from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         if not mimetype:
             raise ProblemError(415, "the request body is not JSON") from None
-        raise ProblemError(400, f"malformed JSON: {exc}") from None
+        reason = "the body is not valid UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc)
+        raise ProblemError(400, f"malformed JSON: {reason}") from None
+    if _has_money(type_):
+        _refuse_quoted_money(type_, msgspec.json.decode(data), "$")
+    return value
+
+
+# Money must be a JSON number (API.md), but msgspec also accepts a string for a Decimal field:
+# for body types with Decimal fields, look at the raw JSON once more and refuse quoted amounts.
+_money_types: dict[Any, bool] = {}
+
+
+def _unwrap(tp: Any) -> list[Any]:
+    """The concrete types a field annotation may hold (Annotated and Optional unwrapped)."""
+    origin = get_origin(tp)
+    if origin is Annotated:
+        return _unwrap(get_args(tp)[0])
+    if origin in (Union, UnionType):
+        return [t for arg in get_args(tp) for t in _unwrap(arg)]
+    return [tp]
+
+
+def _has_money(tp: Any) -> bool:
+    known = _money_types.get(tp)
+    if known is None:
+        _money_types[tp] = False  # recursion guard
+        known = False
+        for t in _unwrap(tp):
+            if t is Decimal:
+                known = True
+            elif get_origin(t) in (list, tuple, set, frozenset):
+                known = any(_has_money(a) for a in get_args(t) if a is not Ellipsis)
+            elif isinstance(t, type) and issubclass(t, msgspec.Struct):
+                known = any(_has_money(f.type) for f in msgspec.structs.fields(t))
+            if known:
+                break
+        _money_types[tp] = known
+    return known
+
+
+def _refuse_quoted_money(tp: Any, raw: Any, path: str) -> None:
+    for t in _unwrap(tp):
+        if t is Decimal and isinstance(raw, str):
+            field = path.rsplit(".", 1)[-1] if path != "$" else path
+            raise ProblemError(400, f"{path.removeprefix('$.')} must be a JSON number",
+                               errors=[FieldError(field=path.removeprefix("$."), message=f"{field} must be a JSON number")])
+        if get_origin(t) in (list, tuple, set, frozenset) and isinstance(raw, list):
+            (item,) = get_args(t)[:1] or (Any,)
+            if _has_money(item):
+                for i, element in enumerate(raw):
+                    _refuse_quoted_money(item, element, f"{path}[{i}]")
+        elif isinstance(t, type) and issubclass(t, msgspec.Struct) and isinstance(raw, dict):
+            for f in msgspec.structs.fields(t):
+                if f.encode_name in raw and _has_money(f.type):
+                    _refuse_quoted_money(f.type, raw[f.encode_name], f"{path}.{f.encode_name}")
 
 
 _query_lists: dict[Any, frozenset[str]] = {}
