@@ -84,10 +84,15 @@ async def _probe(app: Quart, rule: Any, method: str, path: str, values: dict[str
 
 
 def _route_meta(view: Any, method: str, path: str) -> Any:
-    module = sys.modules.get(getattr(view, "__module__", "") or "")
-    for route in getattr(module, "ROUTES", None) or ():
-        if getattr(route, "method", None) == method and getattr(route, "path", None) == path:
-            return route
+    # the view's own module first; then every route module, since one module may register the
+    # ROUTES of another (the contracts routes are registered by the jobs module's helper)
+    own = sys.modules.get(getattr(view, "__module__", "") or "")
+    modules = [own] + [m for name, m in sys.modules.items()
+                       if name.startswith("workup.gateway.routes.") and m is not own]
+    for module in modules:
+        for route in getattr(module, "ROUTES", None) or ():
+            if getattr(route, "method", None) == method and getattr(route, "path", None) == path:
+                return route
     return None
 
 
@@ -174,6 +179,7 @@ def _operation(rule: Any, method: str, template: str, probe: Probe, meta: Any,
         pending.append((op, "body", schemas.add(probe.body)))
         op["requestBody"] = {"required": not probe.body_optional, "content": {}}
         errors |= {400, 413, 415}
+    errors |= set(getattr(meta, "errors", ()) or ())  # route-specific errors a ROUTES table declares
     status = getattr(meta, "status", None) or (201 if method == "POST" and "register" in template else 200)
     reply = getattr(meta, "reply", None)
     success: dict[str, Any] = {"description": "Success"}

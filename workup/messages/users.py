@@ -93,6 +93,13 @@ class AuthAnswer(Message):
     user_type: UserType
 
 
+class TokenAnswer(Message):
+    """What the gateway answers to register and login: :class:`AuthAnswer` plus the JWT."""
+    auth_token: str
+    user_id: str
+    user_type: UserType
+
+
 class GetMe(Message):
     pass
 

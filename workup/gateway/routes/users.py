@@ -74,10 +74,10 @@ def _profile(path: str, roles: tuple[str, ...], get_t: type, set_t: type, reply:
 
 
 ROUTES: list[Route] = [
-    Route("POST", f"{P}/clients/register", PUBLIC, m.RegisterClient, "body", 201, m.AuthAnswer, errors=(409,)),
-    Route("POST", f"{P}/freelancers/register", PUBLIC, m.RegisterFreelancer, "body", 201, m.AuthAnswer,
+    Route("POST", f"{P}/clients/register", PUBLIC, m.RegisterClient, "body", 201, m.TokenAnswer, errors=(409,)),
+    Route("POST", f"{P}/freelancers/register", PUBLIC, m.RegisterFreelancer, "body", 201, m.TokenAnswer,
           errors=(409,)),
-    Route("POST", f"{P}/login", PUBLIC, m.Login, "body", 200, m.AuthAnswer),
+    Route("POST", f"{P}/login", PUBLIC, m.Login, "body", 200, m.TokenAnswer),
     Route("GET", f"{P}/me", ANY, m.GetMe, reply=m.Me, cached=m.CACHED_ME),
     Route("DELETE", f"{P}/me", ("CLIENT", "FREELANCER"), m.DeleteMe, "body", 204, errors=(409, 503)),
     *_profile("/client/profile", CLIENT, m.GetClientProfile, m.SetClientProfile, m.ClientProfile,
