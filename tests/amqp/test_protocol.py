@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pamqp import commands as C
 
-from workup.amqp import (ChannelClosedByBroker, ChannelState, ConnectionClosedByBroker,
+from workup.amqp import (ChannelClosedByBroker, RequestsAbandoned, ChannelState, ConnectionClosedByBroker,
                          ConnectionCore, ConnectionParams, ConsumerCancelledByBroker, Delivered,
                          MessageReturned, MethodReply, Properties, ProtocolError,
                          PublishConfirmed)
@@ -281,6 +281,31 @@ def test_our_channel_close_drops_deliveries() -> None:
     [reply] = core.receive_data(frame(C.Channel.CloseOk(), 1))
     assert reply.token == "close" and channel.state is ChannelState.CLOSED
     assert core.channel_free(1) and core.channel_free(2)
+
+
+def test_replies_to_requests_sent_before_our_close_still_answer_them() -> None:
+    # a bind in flight when the application closes the channel: BindOk, then CloseOk
+    core = open_core()
+    channel = _open_channel(core)
+    channel.send(C.Queue.Bind(queue="q", exchange="x", routing_key="k"), "bind")
+    channel.send(C.Channel.Close(200, "bye", 0, 0), "close")
+    assert _deliveries(core, [1]) == []  # deliveries are still dropped
+    events = core.receive_data(frame(C.Queue.BindOk(), 1) + frame(C.Channel.CloseOk(), 1))
+    assert [(e.token, e.method.name) for e in events] == [("bind", "Queue.BindOk"),
+                                                         ("close", "Channel.CloseOk")]
+    assert channel.state is ChannelState.CLOSED
+
+
+def test_close_ok_before_earlier_replies_abandons_those_requests() -> None:
+    # RabbitMQ may answer our close without the consume-ok of a consume sent just before it
+    core = open_core()
+    channel = _open_channel(core)
+    channel.send(C.Basic.Consume(queue="q", consumer_tag="ct"), "consume")
+    channel.send(C.Channel.Close(200, "bye", 0, 0), "close")
+    abandoned, closed = core.receive_data(frame(C.Channel.CloseOk(), 1))
+    assert isinstance(abandoned, RequestsAbandoned) and abandoned.tokens == ["consume"]
+    assert (closed.token, closed.method.name) == ("close", "Channel.CloseOk")
+    assert channel.state is ChannelState.CLOSED and core.channel_free(1)
 
 
 def test_broker_cancels_consumer() -> None:

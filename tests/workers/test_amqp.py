@@ -193,3 +193,25 @@ async def test_set_max_threads_changes_the_prefetch():
             n.cancel_scope.cancel()
         await ch.close()
         await delete_topology(t)
+
+
+async def test_subscription_cut_off_during_set_up_leaves_the_connection_working():
+    # cancelling subscribe() while its exchange/queue/bind are in flight closes the channel with
+    # replies still on the way; the connection must survive it (it once died with a 505)
+    import random
+
+    rng = random.Random(7)
+    prefix = unique_prefix()
+    async with AmqpTransport.connect(AMQP_URL, prefix=prefix) as t:
+        async with trio.open_nursery() as n:
+            await start(n, t)
+            for _ in range(20):
+                with trio.move_on_after(rng.uniform(0.001, 0.010)):
+                    async for _event in t.subscribe():
+                        break
+            reply = await t.call("echo.Echo", Echo(text="still here"), caller=Caller("u", "CLIENT"),
+                                 timeout=5)
+            assert reply_body(reply)["text"] == "still here"
+            assert t.conn.is_open
+            n.cancel_scope.cancel()
+        await delete_topology(t)

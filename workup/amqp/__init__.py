@@ -87,6 +87,7 @@ from ._events import Event as Event
 from ._events import MessageReturned as MessageReturned
 from ._events import MethodReply as MethodReply
 from ._events import PublishConfirmed as PublishConfirmed
+from ._events import RequestsAbandoned as RequestsAbandoned
 from ._events import Unblocked as Unblocked
 from ._frames import FrameReader as FrameReader
 from ._message import Delivery as Delivery
@@ -116,5 +117,6 @@ __all__ = [
     "MessageReturned",
     "MethodReply",
     "PublishConfirmed",
+    "RequestsAbandoned",
     "Unblocked",
 ]

@@ -21,6 +21,7 @@ from pamqp import commands as C
 
 from ._errors import ProtocolError
 from ._events import (ChannelClosedByBroker, ConsumerCancelledByBroker, Delivered, Event,
+                      RequestsAbandoned,
                       MessageReturned, MethodReply, PublishConfirmed)
 from ._frames import BODY, HEADER, METHOD, Method, encode_ack, encode_method, encode_publish
 from ._message import ACK, NACK, Delivery, Properties, Returned
@@ -185,7 +186,11 @@ class ChannelCore:
             return
         if self.state is ChannelState.CLOSING and not isinstance(
                 method, (C.Channel.Close, C.Channel.CloseOk)):
-            return  # dropped, as the spec says
+            # dropped, as the spec says; but a reply to a request sent before our close still
+            # answers (and unblocks) that request, so the FIFO stays aligned for the CloseOk
+            if self._waiting and method.name in self._waiting[0][0]:
+                self._receive_reply(method, events)
+            return
         if isinstance(method, C.Basic.Return):
             self._start_content(Returned(method.reply_code or 0, method.reply_text or "",
                                          method.exchange or "", method.routing_key or ""))
@@ -207,6 +212,14 @@ class ChannelCore:
     def _receive_reply(self, method: Any, events: list[Event]) -> None:
         if not self._waiting:
             raise ProtocolError(f"unexpected {method.name} on channel {self.number}", 505)
+        if self.state is ChannelState.CLOSING and isinstance(method, C.Channel.CloseOk):
+            abandoned = []
+            while self._waiting and method.name not in self._waiting[0][0]:
+                abandoned.append(self._waiting.popleft()[1])
+            if abandoned:
+                events.append(RequestsAbandoned(self.number, abandoned))
+            if not self._waiting:
+                raise ProtocolError(f"unexpected {method.name} on channel {self.number}", 505)
         expected, token = self._waiting.popleft()
         if method.name not in expected:
             raise ProtocolError(f"got {method.name} on channel {self.number}, expected "

@@ -16,7 +16,8 @@ from ._channel import Channel
 from ._errors import AMQPError, ChannelClosed, ConnectionClosed, ConnectionLost, ProtocolError
 from ._events import (Blocked, ChannelClosedByBroker, ConnectionClosedByBroker,
                       ConnectionCloseOk, ConnectionOpened, ConsumerCancelledByBroker, Delivered,
-                      MessageReturned, MethodReply, PublishConfirmed, Unblocked)
+                      MessageReturned, MethodReply, PublishConfirmed, RequestsAbandoned,
+                      Unblocked)
 from ._params import ConnectionParams, parse_url
 from ._protocol import ConnectionCore
 from ._restore import restore as restore_session
@@ -369,6 +370,11 @@ class Connection:
                 token.fail(error)
             if channel is not None:
                 channel._on_gone(error, fatal=True)
+        elif type(event) is RequestsAbandoned:
+            error = ChannelClosed(200, "channel closed by the application")
+            for token in event.tokens:
+                if token is not None:
+                    token.fail(error)
         elif type(event) is ConsumerCancelledByBroker:
             if channel is not None:
                 channel._on_consumer_cancelled(event.consumer_tag)

@@ -82,6 +82,17 @@ class MethodReply(Event):
         self.token = token
 
 
+class RequestsAbandoned(Event):
+    """Our ``channel.close`` was answered before some earlier synchronous requests (RabbitMQ may
+    skip e.g. ``consume-ok`` once it has the close): ``tokens`` will never get their reply."""
+
+    __slots__ = ("channel", "tokens")
+
+    def __init__(self, channel: int, tokens: list[Any]) -> None:
+        self.channel = channel
+        self.tokens = tokens
+
+
 class ChannelClosedByBroker(Event):
     """``channel.close`` from the broker (``close-ok`` already queued). ``tokens`` are the
     pending synchronous requests, ``unconfirmed`` the publish sequence numbers left open."""
