@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 import sys
+import traceback
 
 import click
 
@@ -56,3 +59,36 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:  # a role that cannot start (server unreachable, ...): one line, no trace
+        leaf = _first_leaf(exc)
+        if isinstance(leaf, SettingsError):
+            click.echo(f"workup: {leaf}", err=True)
+            sys.exit(2)
+        if isinstance(leaf, KeyboardInterrupt):
+            sys.exit(130)
+        logging.getLogger("workup").debug("workup failed", exc_info=exc)
+        if os.environ.get("WORKUP_LOG_LEVEL", "").upper() == "DEBUG":
+            traceback.print_exception(exc)
+            click.echo(f"workup: {_one_line(leaf)}", err=True)
+        else:
+            click.echo(f"workup: {_one_line(leaf)} (WORKUP_LOG_LEVEL=DEBUG shows the traceback)", err=True)
+        sys.exit(1)
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    """The first real error inside (possibly nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup):
+        inner = [e for e in exc.exceptions if not _is_cancellation(e)] or list(exc.exceptions)
+        exc = inner[0]
+    return exc
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    return type(exc).__name__ == "Cancelled"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return f"{type(exc).__name__}: {text}"
