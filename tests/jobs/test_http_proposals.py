@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import trio
 
+from workup.cache import open_cache
+from workup.messages.jobs import job_cache_key
+
 from ._http import MILESTONES, User
 from ._services import new_id
 
@@ -81,7 +84,11 @@ async def test_accept(system):
     job = await system.job(owner, title="Acceptable work")
     pf = await system.proposal(fay, job["id"])
     ps = await system.proposal(sam, job["id"])
-    assert (await http.get(f"/api/v1/jobs/{job['id']}", headers=owner.auth)).json()["active"] is True  # cached
+    assert (await http.get(f"/api/v1/jobs/{job['id']}", headers=owner.auth)).json()["active"] is True
+    cache = open_cache(system.services.settings)
+    with trio.fail_after(5):   # the read filled the cache the gateway serves from
+        while await cache.get(job_cache_key(job["id"])) is None:
+            await trio.sleep(0.02)
     assert (await system.accept(User("CLIENT"), job["id"], pf["id"])).status_code == 403
     assert (await system.accept(fay, job["id"], pf["id"])).status_code == 403
     assert (await system.accept(owner, job["id"], new_id())).status_code == 404

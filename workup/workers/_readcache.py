@@ -1,6 +1,7 @@
 """Versioned cache-aside for the jobs and contracts services (``workup.cache``).
 
-A read fills its entry at the version it read (the entity's ``updated_ms``); a committed write
+A read fills its entry (in the background) at the version it read (the entity's
+``updated_ms``); a committed write
 invalidates at its new version before the reply is sent, so an older in-flight fill cannot land
 and no read after the write's reply sees the old value. A cache outage only costs a store read.
 """
@@ -12,12 +13,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, AsyncContextManager, AsyncIterator, Callable, Generic, Sequence, TypeVar
 
+import trio
+
 from ..cache import Cache, CacheUnavailable, open_cache
 from ..envelope import encode_json
 from ..settings import Settings
 from ._wide import Db, Table, opened_store
 
-__all__ = ["TTL", "lookup", "fill", "invalidate", "StoreDeps", "deps_opener"]
+__all__ = ["TTL", "lookup", "fill", "fill_soon", "invalidate", "StoreDeps", "deps_opener"]
 
 S = TypeVar("S")
 
@@ -35,11 +38,40 @@ async def lookup(cache: Cache, key: str) -> bytes | None:
 
 async def fill(cache: Cache, key: str, version: int, body: Any) -> Any:
     """Store ``body`` (JSON-encoded) as read at ``version``; returns ``body``."""
+    await _fill(cache, key, version, encode_json(body))
+    return body
+
+
+MAX_PENDING_FILLS = 256
+_pending = 0
+
+
+def fill_soon(cache: Cache, key: str, version: int, body: Any) -> Any:
+    """:func:`fill` in the background (the reply does not wait for the cache); returns ``body``.
+    Safe to land late: an invalidation at a newer version keeps it out. Under a backlog of
+    :data:`MAX_PENDING_FILLS` a fill is skipped (the next read fills)."""
+    global _pending
+    if _pending < MAX_PENDING_FILLS:
+        _pending += 1
+        trio.lowlevel.spawn_system_task(_fill_later, cache, key, version, encode_json(body))
+    return body
+
+
+async def _fill_later(cache: Cache, key: str, version: int, data: bytes) -> None:
+    global _pending
     try:
-        await cache.set(key, encode_json(body), version=version, ttl=TTL)
+        await _fill(cache, key, version, data)
+    except Exception:   # a system task must not raise
+        log.exception("cache fill of %s failed", key)
+    finally:
+        _pending -= 1
+
+
+async def _fill(cache: Cache, key: str, version: int, data: bytes) -> None:
+    try:
+        await cache.set(key, data, version=version, ttl=TTL)
     except CacheUnavailable as exc:
         log.warning("cache fill of %s skipped: %s", key, exc)
-    return body
 
 
 async def invalidate(cache: Cache, keys: Sequence[str], version: int) -> None:

@@ -12,7 +12,7 @@ import msgspec
 from ...envelope import Caller
 from ...messages.contracts import Contract, Milestone
 from ...problems import forbidden, not_found
-from .._readcache import fill, invalidate, lookup
+from .._readcache import fill_soon, invalidate, lookup
 from ._app import ContractsDeps
 from ._rules import can_read
 
@@ -38,7 +38,7 @@ async def read_contract(deps: ContractsDeps, contract_id: str) -> Contract:
     c = await deps.store.get_contract(contract_id)
     if c is None:
         raise not_found("contract")
-    return await fill(deps.cache, contract_key(c.id), c.updated_ms, c.public())
+    return fill_soon(deps.cache, contract_key(c.id), c.updated_ms, c.public())
 
 
 async def readable_contract(deps: ContractsDeps, caller: Caller, contract_id: str) -> Contract:
@@ -56,7 +56,7 @@ async def read_milestone(deps: ContractsDeps, caller: Caller, milestone_id: str)
         stored = await deps.store.get_milestone(milestone_id)
         if stored is None:
             raise not_found("milestone")
-        m = await fill(deps.cache, milestone_key(stored.id), stored.updated_ms, stored.public())
+        m = fill_soon(deps.cache, milestone_key(stored.id), stored.updated_ms, stored.public())
     await readable_contract(deps, caller, m.contract_id)
     return m
 

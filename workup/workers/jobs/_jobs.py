@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...messages.jobs import BrowseJobs, CreateJob, GetJob, GetMyJobs, Job, JobPage, SearchJobs, job_cache_key
 from ...problems import ProblemError, not_found
-from .._readcache import fill
+from .._readcache import fill_soon
 from .._wide import derived_id, now_ms
 from ._app import Ctx, service
 from ._rules import require_role
@@ -33,7 +33,7 @@ async def get_job(ctx: Ctx, req: GetJob) -> Job:
     job = await ctx.deps.store.get_job(req.job_id)
     if job is None:
         raise not_found("job")
-    return await fill(ctx.deps.cache, job_cache_key(job.id), job.updated_ms, job.public())
+    return fill_soon(ctx.deps.cache, job_cache_key(job.id), job.updated_ms, job.public())
 
 
 @service.command(GetMyJobs)

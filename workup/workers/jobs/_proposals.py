@@ -12,7 +12,7 @@ from ...envelope import Caller
 from ...messages.jobs import (CreateProposal, GetJobProposals, GetMyProposals, GetProposal, Proposal,
                               UpdateProposal)
 from ...problems import conflict, forbidden, not_found
-from .._readcache import fill, invalidate, lookup
+from .._readcache import fill_soon, invalidate, lookup
 from .._wide import derived_id, now_ms
 from ._app import Ctx, JobsDeps, service
 from ._rules import can_read_proposal, require_role, visible_proposals
@@ -110,7 +110,7 @@ async def get_job_proposals(ctx: Ctx, req: GetJobProposals) -> list[Proposal]:
     else:
         stored = await ctx.deps.store.proposals_of_job(job.id)
         version = max((p.updated_ms for p in stored), default=0)
-        proposals = await fill(ctx.deps.cache, key, version, [p.public() for p in stored])
+        proposals = fill_soon(ctx.deps.cache, key, version, [p.public() for p in stored])
     shown = visible_proposals(ctx.caller, job.client_id, proposals, lambda p: p.freelancer_id)
     if shown is None:
         raise forbidden("only the job's owner may see its proposals")
