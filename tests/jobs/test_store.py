@@ -116,3 +116,23 @@ async def test_outbox(store):
     assert await store.outbox.pending(kind) == [("a", 1), ("b", 2)]
     await store.outbox.done(kind, "a")
     assert await store.outbox.pending(kind) == [("b", 2)]
+
+
+async def test_search_page_filters_across_batches(store):
+    """Every word must match and inactive jobs are skipped, however sparse the matches: pages
+    walk the driving word's partition in growing batches, without repeats or gaps."""
+    from workup.workers.jobs._jobs import search_page
+    a, b = f"a{new_id()[:8]}", f"b{new_id()[:8]}"
+    jobs = [job(new_id(), 10_000 + i) for i in range(60)]
+    for i, j in enumerate(jobs):
+        await store.create_job(j, ["*", a] + ([b] if i % 7 == 0 else []))
+    await store.claim_job(jobs[14].id, "p", 20_000)   # inactive now (still indexed)
+    expected = [j.id for i, j in reversed(list(enumerate(jobs))) if i % 7 == 0 and i != 14]
+    seen, state = [], None
+    for _ in range(10):
+        page = await search_page(store, [a, b], 3, state)
+        seen += [j.id for j in page.jobs]
+        state = page.paging_state
+        if state is None:
+            break
+    assert seen == expected

@@ -71,7 +71,7 @@ async def search_page(store: JobsStore, terms: list[str], limit: int, state: str
     whatever is created in between (newer jobs sort before the position)."""
     driver, others = terms[0], terms[1:]
     after = _after(state)
-    batch = min(max(limit + 1, 32), 256)
+    batch = limit + 1   # enough when nothing is filtered out; grows while filters drop keys
     found: list[StoredJob] = []
     while len(found) <= limit:
         keys = await store.scan_index(driver, after, batch)
@@ -86,6 +86,7 @@ async def search_page(store: JobsStore, terms: list[str], limit: int, state: str
         after = keys[-1]
         if len(keys) < batch:
             break
+        batch = min(batch * 2, 512)
     page = found[:limit]
     more = len(found) > limit
     return JobPage(jobs=[j.listing() for j in page],
