@@ -111,11 +111,10 @@ async def mark_milestone_paid(ctx: Ctx, req: MarkMilestonePaid) -> None:
             m = await store.get_milestone(m.id) or m
             if m.status != "PAID":
                 raise
-    if completes(x.status for x in await store.milestones_of(m.contract_id)):
-        now = now_ms()
-        if await store.move_contract(m.contract_id, "COMPLETED", "ACTIVE", now):
-            await contract_changed(ctx.deps, m.contract_id, now)
-            c = await store.get_contract(m.contract_id)
-            if c is not None:
-                await ctx.emit("contract.completed", list(c.parties()), {"contractId": c.id})
+    c = await store.get_contract(m.contract_id)
+    if c is not None and c.status == "ACTIVE" and completes(x.status for x in await store.milestones_of(c.id)):
+        now = max(now_ms(), c.updated_ms + 1)
+        if await store.move_contract(c.id, "COMPLETED", "ACTIVE", now):
+            await contract_changed(ctx.deps, c.id, now)
+            await ctx.emit("contract.completed", list(c.parties()), {"contractId": c.id})
     return None

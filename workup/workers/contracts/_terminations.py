@@ -62,7 +62,7 @@ async def handle_termination(ctx: Ctx, req: HandleTermination) -> TerminationReq
         raise not_found("contract")
     if nxt == "ACCEPTED" and c.status != "ACTIVE":
         raise conflict(f"the contract is {c.status}, not ACTIVE")
-    now = now_ms()
+    now = max(now_ms(), c.updated_ms + 1)   # the contract's next version, if it changes
     if not await store.move_termination(t, nxt, "PENDING", now):
         raise conflict("the termination request was handled meanwhile")
     if nxt == "ACCEPTED":

@@ -50,7 +50,7 @@ async def accept_proposal(ctx: Ctx, req: AcceptProposal) -> Acceptance:
     if job.accepted_proposal_id is None:
         if p.status != "PENDING" or not job.active:
             raise conflict(f"the proposal is {p.status} and the job is not open")
-        now = now_ms()
+        now = max(now_ms(), job.updated_ms + 1)   # a newer version than any cached read
         await store.outbox.add(KIND, job.id, now)
         if await store.claim_job(job.id, p.id, now):
             await invalidate(ctx.deps.cache, [job_cache_key(job.id)], now)
@@ -73,10 +73,10 @@ async def finish_acceptance(rt: Runtime[JobsDeps], job: StoredJob) -> str:
     store = deps.store
     pid = job.accepted_proposal_id
     assert pid is not None
-    now = now_ms()
+    proposals = await store.proposals_of_job(job.id)
+    now = max([now_ms(), *(p.updated_ms + 1 for p in proposals)])   # newer than any cached list
     if await store.decide_proposal(job.id, pid, "ACCEPTED", now):
         await rt.emit("proposal.accepted", [await _author(deps, pid)], {"proposalId": pid, "jobId": job.id})
-    proposals = await store.proposals_of_job(job.id)
     for other in proposals:
         if other.id != pid and other.status == "PENDING":
             if await store.decide_proposal(job.id, other.id, "REJECTED", now):
