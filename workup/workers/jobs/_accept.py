@@ -74,7 +74,7 @@ async def finish_acceptance(rt: Runtime[JobsDeps], job: StoredJob) -> str:
     pid = job.accepted_proposal_id
     assert pid is not None
     proposals = await store.proposals_of_job(job.id)
-    now = max([now_ms(), *(p.updated_ms + 1 for p in proposals)])   # newer than any cached list
+    now = max([now_ms(), *(p.updated_ms + 1 for p in proposals)])   # see _proposals.next_version
     if await store.decide_proposal(job.id, pid, "ACCEPTED", now):
         await rt.emit("proposal.accepted", [await _author(deps, pid)], {"proposalId": pid, "jobId": job.id})
     for other in proposals:

@@ -18,7 +18,7 @@ from ._app import Ctx, JobsDeps, service
 from ._rules import can_read_proposal, require_role, visible_proposals
 from ._store import StoredJob, StoredProposal
 
-__all__ = ["proposals_key", "proposals_changed"]
+__all__ = ["proposals_key", "proposals_changed", "next_version"]
 
 _proposal_list = msgspec.json.Decoder(list[Proposal])
 
@@ -29,6 +29,12 @@ def proposals_key(job_id: str) -> str:
 
 async def proposals_changed(deps: JobsDeps, job_id: str, version: int) -> None:
     await invalidate(deps.cache, [proposals_key(job_id)], version)
+
+
+async def next_version(deps: JobsDeps, job_id: str) -> int:
+    """A version newer than every proposal of the job (the cached list's version is their
+    largest ``updated_ms``), for a write that changes the list."""
+    return max([now_ms(), *(p.updated_ms + 1 for p in await deps.store.proposals_of_job(job_id))])
 
 
 async def _job(deps: JobsDeps, job_id: str) -> StoredJob:
@@ -49,7 +55,7 @@ async def create_proposal(ctx: Ctx, req: CreateProposal) -> Proposal:
     holder = await store.guard_proposal(job.id, freelancer_id, pid)
     if holder != pid:
         raise conflict("you already have a pending proposal on this job")
-    now = now_ms()
+    now = await next_version(ctx.deps, job.id)
     p = StoredProposal(id=pid, job_id=job.id, freelancer_id=freelancer_id, cover_letter=req.cover_letter,
                        job_duration=req.job_duration, status="PENDING", milestones=req.milestones,
                        attachments=req.attachments, created_ms=now, updated_ms=now)
@@ -58,8 +64,9 @@ async def create_proposal(ctx: Ctx, req: CreateProposal) -> Proposal:
     await proposals_changed(ctx.deps, job.id, now)
     if not (await _job(ctx.deps, job.id)).active:
         # the job was accepted while we wrote: this proposal can no longer be considered
-        await store.decide_proposal(job.id, pid, "REJECTED", now_ms())
-        await proposals_changed(ctx.deps, job.id, now_ms())
+        now = await next_version(ctx.deps, job.id)
+        await store.decide_proposal(job.id, pid, "REJECTED", now)
+        await proposals_changed(ctx.deps, job.id, now)
         raise conflict("the job is no longer active")
     await ctx.emit("proposal.created", [job.client_id], {"proposalId": pid, "jobId": job.id})
     return p.public()
@@ -93,7 +100,7 @@ async def update_proposal(ctx: Ctx, req: UpdateProposal) -> Proposal:
         raise conflict(f"the proposal is {p.status}, not PENDING")
     changes = {f: getattr(req, f) for f in ("cover_letter", "job_duration", "milestones", "attachments")
                if getattr(req, f) is not None}
-    p = msgspec.structs.replace(p, **changes, updated_ms=max(now_ms(), p.updated_ms + 1))
+    p = msgspec.structs.replace(p, **changes, updated_ms=await next_version(ctx.deps, p.job_id))
     if not await store.update_pending_proposal(p):
         raise conflict("the proposal is no longer PENDING")
     await proposals_changed(ctx.deps, p.job_id, p.updated_ms)
