@@ -1,0 +1,105 @@
+"""Table declarations, the :class:`Db` port and the SQL both adapters share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence
+
+__all__ = ["Table", "Db", "Row"]
+
+Row = dict[str, Any]
+
+_SQLITE_TYPES = {"text": "TEXT", "bigint": "INTEGER", "int": "INTEGER", "boolean": "INTEGER"}
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: dict[str, str]                       # column -> text | bigint | int | boolean
+    partition: tuple[str, ...]
+    clustering: tuple[tuple[str, str], ...] = ()  # (column, "ASC" | "DESC"), same direction
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return self.partition + tuple(c for c, _ in self.clustering)
+
+    def order(self) -> str:
+        return ", ".join(f"{c} {d}" for c, d in self.clustering)
+
+    def cql(self) -> str:
+        cols = ", ".join(f"{c} {t}" for c, t in self.columns.items())
+        pk = f"({', '.join(self.partition)})"
+        if self.clustering:
+            pk += ", " + ", ".join(c for c, _ in self.clustering)
+        ddl = f"CREATE TABLE IF NOT EXISTS {self.name} ({cols}, PRIMARY KEY ({pk}))"
+        if self.clustering:
+            ddl += f" WITH CLUSTERING ORDER BY ({self.order()})"
+        return ddl
+
+    def sqlite(self) -> str:
+        cols = ", ".join(f"{c} {_SQLITE_TYPES[t]}" for c, t in self.columns.items())
+        return (f"CREATE TABLE IF NOT EXISTS {self.name} ({cols}, "
+                f"PRIMARY KEY ({', '.join(self.key)})) WITHOUT ROWID")
+
+
+class Db(Protocol):
+    async def insert_if_absent(self, table: Table, row: Row) -> bool:
+        """Insert unless a row with that primary key exists; True when inserted."""
+        ...
+
+    async def upsert(self, table: Table, row: Row) -> None: ...
+
+    async def upsert_many(self, table: Table, rows: Sequence[Row]) -> None:
+        """Independent upserts at once (rows with the same columns)."""
+        ...
+
+    async def delete_many(self, table: Table, keys: Sequence[Row]) -> None: ...
+
+    async def update_if(self, table: Table, key: Row, changes: Row, expect: Row) -> bool:
+        """Set ``changes`` on the row at ``key`` only if each ``expect`` column equals its value
+        (``None`` = null); True when applied. Cassandra takes a missing row for all-null, so an
+        ``expect`` of only nulls must also name a column that is never null in a real row."""
+        ...
+
+    async def delete(self, table: Table, key: Row) -> None: ...
+
+    async def select(self, table: Table, where: Row, *, after: Sequence[Any] | None = None,
+                     limit: int | None = None) -> list[Row]:
+        """Rows of one partition (``where`` = partition key, optionally a clustering prefix) in
+        clustering order, strictly after the clustering key ``after``."""
+        ...
+
+    async def select_each(self, table: Table, wheres: Sequence[Row]) -> list[list[Row]]:
+        """Many point or partition reads at once (in parallel on Cassandra)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def _where(table: Table, where: Row, after: Sequence[Any] | None) -> tuple[str, list[Any]]:
+    clauses = [f"{c} = ?" for c in where]
+    params = list(where.values())
+    if after is not None:
+        cols = [c for c, _ in table.clustering]
+        op = "<" if table.clustering[0][1] == "DESC" else ">"
+        clauses.append(f"({', '.join(cols)}) {op} ({', '.join('?' for _ in cols)})")
+        params.extend(after)
+    return " AND ".join(clauses), params
+
+
+def _select_sql(table: Table, where: Row, after: Sequence[Any] | None, limit: int | None) -> tuple[str, list[Any]]:
+    clause, params = _where(table, where, after)
+    sql = f"SELECT * FROM {table.name} WHERE {clause}"
+    if table.clustering and len(where) >= len(table.partition):
+        sql += f" ORDER BY {table.order()}"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return sql, params
+
+
+def _insert_sql(table: Table, row: Row, verb: str = "INSERT") -> str:
+    return f"{verb} INTO {table.name} ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})"
+
+
+def _qualified(table: Table, keyspace: str) -> Table:
+    return Table(f"{keyspace}.{table.name}", table.columns, table.partition, table.clustering)
