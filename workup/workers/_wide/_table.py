@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
-__all__ = ["Table", "Db", "Row"]
+__all__ = ["Table", "Db", "Row", "located"]
 
 Row = dict[str, Any]
 
@@ -103,3 +103,13 @@ def _insert_sql(table: Table, row: Row, verb: str = "INSERT") -> str:
 
 def _qualified(table: Table, keyspace: str) -> Table:
     return Table(f"{keyspace}.{table.name}", table.columns, table.partition, table.clustering)
+
+
+async def located(db: Db, index: Table, state: Table, key: Row) -> Row | None:
+    """The ``state`` row that the ``index`` row at ``key`` points at (an index table holds the
+    whole primary key of its state table), or None."""
+    refs = await db.select(index, key)
+    if not refs:
+        return None
+    rows = await db.select(state, {k: refs[0][k] for k in state.key})
+    return rows[0] if rows else None

@@ -28,7 +28,7 @@ import datetime as dt
 import msgspec
 
 from ...messages.contracts import Contract, Milestone, TerminationRequest
-from .._wide import OUTBOX, Db, Outbox, Table, rfc3339
+from .._wide import OUTBOX, Db, Outbox, Table, located, rfc3339
 
 __all__ = ["TABLES", "StoredContract", "StoredMilestone", "StoredTermination", "ContractsStore",
            "contract_id_for", "milestone_id_for"]
@@ -173,11 +173,8 @@ class ContractsStore:
         return [_milestone(r) for r in await self.db.select(MILESTONES, {"contract_id": contract_id})]
 
     async def get_milestone(self, milestone_id: str) -> StoredMilestone | None:
-        refs = await self.db.select(MILESTONES_BY_ID, {"id": milestone_id})
-        if not refs:
-            return None
-        rows = await self.db.select(MILESTONES, {"contract_id": refs[0]["contract_id"], "position": refs[0]["position"]})
-        return _milestone(rows[0]) if rows else None
+        row = await located(self.db, MILESTONES_BY_ID, MILESTONES, {"id": milestone_id})
+        return _milestone(row) if row else None
 
     async def move_milestone(self, m: StoredMilestone, status: str, now: int, **extra: Any) -> bool:
         """``m.status`` → ``status`` if the milestone is still in ``m.status``."""
@@ -212,11 +209,8 @@ class ContractsStore:
         return await self.db.insert_if_absent(TERMINATIONS, msgspec.structs.asdict(t))
 
     async def get_termination(self, termination_id: str) -> StoredTermination | None:
-        refs = await self.db.select(TERMINATIONS_BY_ID, {"id": termination_id})
-        if not refs:
-            return None
-        rows = await self.db.select(TERMINATIONS, {"contract_id": refs[0]["contract_id"], "id": termination_id})
-        return _termination(rows[0]) if rows else None
+        row = await located(self.db, TERMINATIONS_BY_ID, TERMINATIONS, {"id": termination_id})
+        return _termination(row) if row else None
 
     async def terminations_of(self, contract_id: str) -> list[StoredTermination]:
         """Oldest first."""

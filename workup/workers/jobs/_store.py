@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import msgspec
 
 from ...messages.jobs import Attachment, Job, JobListing, Proposal, ProposalMilestone
-from .._wide import OUTBOX, Db, Outbox, Table, rfc3339
+from .._wide import OUTBOX, Db, Outbox, Table, located, rfc3339
 
 __all__ = ["TABLES", "StoredJob", "StoredProposal", "JobsStore"]
 
@@ -206,11 +206,8 @@ class JobsStore:
         return await self.db.insert_if_absent(PROPOSALS, _proposal_row(p))
 
     async def get_proposal(self, proposal_id: str) -> StoredProposal | None:
-        refs = await self.db.select(PROPOSALS_BY_ID, {"id": proposal_id})
-        if not refs:
-            return None
-        rows = await self.db.select(PROPOSALS, {"job_id": refs[0]["job_id"], "id": proposal_id})
-        return _proposal(rows[0]) if rows else None
+        row = await located(self.db, PROPOSALS_BY_ID, PROPOSALS, {"id": proposal_id})
+        return _proposal(row) if row else None
 
     async def proposals_of_job(self, job_id: str) -> list[StoredProposal]:
         """Oldest first."""
