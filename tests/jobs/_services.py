@@ -55,6 +55,7 @@ class Harness:
         self.payments = FakePayments()
         self.events: list[Event] = []
         self.scopes: dict[str, trio.CancelScope] = {}
+        self.started: set[str] = set()   # every service name started (their queues are deleted at the end)
 
     async def call(self, command: str, request: Any, caller: Caller | None = None, *,
                    request_id: str | None = None, timeout: float = 20) -> tuple[int, Any]:
@@ -72,6 +73,7 @@ class Harness:
         in its own cancel scope."""
         if service is None:
             service = self.payments.service if name == "payments" else load_service(name)
+        self.started.add(name)
 
         async def run(task_status: trio.TaskStatus[None]) -> None:
             with trio.CancelScope() as scope:
@@ -108,14 +110,30 @@ async def running(data_dir: Path, names: tuple[str, ...] = ("jobs", "contracts",
     async with AsyncExitStack() as stack:
         if settings.amqp_url:
             from workup.workers import AmqpTransport
-            transport = await stack.enter_async_context(
-                AmqpTransport.connect(settings.amqp_url, prefix=f"wjc{secrets.token_hex(5)}"))
+            prefix = f"wjc{secrets.token_hex(5)}"
+            transport = await stack.enter_async_context(AmqpTransport.connect(settings.amqp_url, prefix=prefix))
+            started: set[str] = set(names)
+            stack.push_async_callback(delete_topology, transport, prefix, started)
         else:
             transport = LocalTransport()
         async with trio.open_nursery() as nursery:
             h = Harness(transport, settings, nursery)
+            if settings.amqp_url:
+                h.started = started
             await nursery.start(h._collect)
             for name in names:
                 await h.start(name)
             yield h
             nursery.cancel_scope.cancel()
+
+
+async def delete_topology(transport: Any, prefix: str, names: set[str]) -> None:
+    """The run's queues and exchanges (unique prefix) go away with it: the broker is shared."""
+    with trio.move_on_after(20):
+        ch = await transport.conn.channel()
+        for name in names:
+            for queue in (name, f"{name}.dead"):
+                await ch.delete_queue(f"{prefix}.{queue}")
+            await ch.delete_exchange(f"{prefix}.control.{name}")
+        for exchange in ("dlx", "events"):
+            await ch.delete_exchange(f"{prefix}.{exchange}")
