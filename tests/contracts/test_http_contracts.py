@@ -147,3 +147,37 @@ async def test_terminations(system):
     assert r.status_code == 409
     await trio.sleep(0.05)
     assert [e.recipients for e in system.services.events_of("contract.terminated")] == [[client.id, fay.id]]
+
+
+async def test_racing_progress_and_duplicate_proposals(system):
+    """Conditional writes under concurrency: racing progress calls move a milestone one step per
+    success and never skip; racing proposals of one freelancer on one job admit exactly one."""
+    client, fay, c = await system.contract()
+    mid = c["milestoneIds"][0]
+    statuses: list[tuple[int, str | None]] = []
+
+    async def progress() -> None:
+        r = await system.http.post(f"{C}/milestones/{mid}/progress", headers=fay.auth)
+        statuses.append((r.status_code, r.json().get("status")))
+    async with trio.open_nursery() as n:
+        for _ in range(5):
+            n.start_soon(progress)
+    wins = sorted(s for code, s in statuses if code == 200)
+    assert all(code in (200, 409) for code, _ in statuses) and wins in (["IN_PROGRESS"], ["IN_PROGRESS", "IN_REVIEW"])
+    final = (await system.http.get(f"{C}/milestones/{mid}", headers=fay.auth)).json()["status"]
+    assert final == wins[-1]
+
+    job = await system.job(client)
+    sam = User("FREELANCER")
+    body = {"coverLetter": "x", "jobDuration": "LESS_THAN_A_MONTH",
+            "milestones": [{"description": "m", "amount": 1, "dueDate": "2030-01-01"}]}
+    codes: list[int] = []
+
+    async def propose() -> None:
+        r = await system.http.post(f"/api/v1/jobs/{job['id']}/proposals", json=body, headers=sam.auth)
+        codes.append(r.status_code)
+    async with trio.open_nursery() as n:
+        for _ in range(4):
+            n.start_soon(propose)
+    assert sorted(codes) == [201, 409, 409, 409]
+    assert len((await system.http.get(f"/api/v1/jobs/{job['id']}/proposals", headers=client.auth)).json()) == 1

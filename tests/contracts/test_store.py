@@ -73,14 +73,14 @@ async def test_terminations(store):
     await store.create_contract(c, ms)
     t = StoredTermination(id=new_id(), contract_id=c.id, requester_id=c.client_id, reason="r", status="PENDING",
                           created_ms=5, updated_ms=5)
-    assert await store.guard_termination(c.id, c.client_id, t.id) == t.id
+    assert await store.guard_termination(c.id, c.client_id, t.id, 5) == t.id
     assert await store.add_termination(t)
-    assert await store.guard_termination(c.id, c.client_id, new_id()) == t.id   # one PENDING per party
+    assert await store.guard_termination(c.id, c.client_id, new_id(), 10**9) == t.id   # one PENDING per party
     other = new_id()
-    assert await store.guard_termination(c.id, c.freelancer_id, other) == other
+    assert await store.guard_termination(c.id, c.freelancer_id, other, 6) == other
     assert await store.get_termination(t.id) == t and await store.terminations_of(c.id) == [t]
     assert await store.move_termination(t, "REJECTED", "PENDING", 6)
     assert not await store.move_termination(t, "ACCEPTED", "PENDING", 7)
     await store.release_termination_guard(t)
     fresh = new_id()
-    assert await store.guard_termination(c.id, c.client_id, fresh) == fresh
+    assert await store.guard_termination(c.id, c.client_id, fresh, 8) == fresh   # released: at once

@@ -10,6 +10,7 @@ import trio
 
 from workup.messages.jobs import ProposalMilestone
 from workup.workers._wide import CassandraDb
+from workup.workers._wide._slots import GRACE_MS
 from workup.workers.jobs._store import TABLES, JobsStore, StoredJob, StoredProposal
 
 from ._fixtures import KINDS, store_of
@@ -85,9 +86,9 @@ async def test_proposals(store):
     j, f = job(new_id(), 7000), new_id()
     await store.create_job(j, ["*"])
     p = proposal(j.id, f, 7100)
-    assert await store.guard_proposal(j.id, f, p.id) == p.id
+    assert await store.guard_proposal(j.id, f, p.id, 7100) == p.id
     assert await store.add_proposal(p) and not await store.add_proposal(p)
-    assert await store.guard_proposal(j.id, f, new_id()) == p.id   # one per freelancer and job
+    assert await store.guard_proposal(j.id, f, new_id(), 7100 + GRACE_MS + 1) == p.id   # one per freelancer and job
     assert await store.get_proposal(p.id) == p
     q = proposal(j.id, new_id(), 7200)
     await store.add_proposal(q)
@@ -102,11 +103,26 @@ async def test_proposals(store):
     assert (await store.get_proposal(p.id)).status == "ACCEPTED"
 
 
-async def test_guard_taken_over_when_its_proposal_never_landed(store):
+async def test_slot_taken_over_only_when_its_proposal_never_landed(store):
     j, f = new_id(), new_id()
-    assert await store.guard_proposal(j, f, "ghost") == "ghost"   # the creator died here
+    assert await store.guard_proposal(j, f, "ghost", 1000) == "ghost"   # the creator died here...
+    assert await store.guard_proposal(j, f, new_id(), 1000 + GRACE_MS - 1) == "ghost"   # ...or is still writing
     fresh = new_id()
-    assert await store.guard_proposal(j, f, fresh) == fresh
+    assert await store.guard_proposal(j, f, fresh, 1000 + GRACE_MS + 1) == fresh
+    assert await store.guard_proposal(j, f, fresh, 1000 + GRACE_MS + 2) == fresh   # a redelivery keeps it
+
+
+async def test_racing_slot_claims_have_one_winner(store):
+    j, f = new_id(), new_id()
+    mine = [new_id() for _ in range(6)]
+    got: list[str] = []
+
+    async def claim(pid: str) -> None:
+        got.append(await store.guard_proposal(j, f, pid, 5000))
+    async with trio.open_nursery() as n:
+        for pid in mine:
+            n.start_soon(claim, pid)
+    assert len(set(got)) == 1 and got[0] in mine
 
 
 async def test_outbox(store):

@@ -15,8 +15,10 @@ from ._cassandra import CassandraDb, keyspace_name
 from ._ids import derived_id, now_ms, rfc3339
 from ._open import open_db, opened_store
 from ._outbox import OUTBOX, Outbox, run_relay
+from ._slots import claim_slot, slot_table
 from ._sqlite import SqliteDb
 from ._table import Db, Row, Table, located
 
 __all__ = ["Table", "Db", "Row", "SqliteDb", "CassandraDb", "open_db", "opened_store", "keyspace_name",
-           "now_ms", "rfc3339", "derived_id", "OUTBOX", "Outbox", "run_relay", "located"]
+           "now_ms", "rfc3339", "derived_id", "OUTBOX", "Outbox", "run_relay", "located",
+           "claim_slot", "slot_table"]

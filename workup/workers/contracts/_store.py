@@ -8,7 +8,7 @@
 | milestones_by_id | id | where a milestone lives |
 | terminations_by_contract | contract_id, id | a contract's termination requests (state rows) |
 | terminations_by_id | id | where a termination request lives |
-| termination_guard | (contract_id, requester_id) | one PENDING request per party and contract (LWT) |
+| termination_slots | (contract_id, requester_id) | one PENDING request per party and contract (LWT, see ``_wide._slots``) |
 | outbox | kind, item | payment requests / cancellations not acknowledged yet (relay) |
 
 A contract's id is derived from its proposal's id and a milestone's from (contract, position), so
@@ -28,7 +28,8 @@ import datetime as dt
 import msgspec
 
 from ...messages.contracts import Contract, Milestone, TerminationRequest
-from .._wide import OUTBOX, Db, Outbox, Table, located, rfc3339
+from .._wide import OUTBOX, Db, Outbox, Table, claim_slot, located, rfc3339, slot_table
+from .._wide._slots import HolderState
 
 __all__ = ["TABLES", "StoredContract", "StoredMilestone", "StoredTermination", "ContractsStore",
            "contract_id_for", "milestone_id_for"]
@@ -51,11 +52,10 @@ TERMINATIONS = Table("terminations_by_contract", {
     "created_ms": BIGINT, "updated_ms": BIGINT,
 }, ("contract_id",), (("id", "ASC"),))
 TERMINATIONS_BY_ID = Table("terminations_by_id", {"id": TEXT, "contract_id": TEXT}, ("id",))
-TERMINATION_GUARD = Table("termination_guard", {"contract_id": TEXT, "requester_id": TEXT, "termination_id": TEXT},
-                          ("contract_id", "requester_id"))
+TERMINATION_SLOTS = slot_table("termination_slots", ("contract_id", "requester_id"), "termination_id")
 
 TABLES = [CONTRACTS, CONTRACTS_BY_PARTY, MILESTONES, MILESTONES_BY_ID, TERMINATIONS, TERMINATIONS_BY_ID,
-          TERMINATION_GUARD, OUTBOX]
+          TERMINATION_SLOTS, OUTBOX]
 
 _NS = uuid.UUID("0b6d2a4e-33c7-4f0e-8d5e-7c9a1e2f4b60")
 
@@ -186,22 +186,16 @@ class ContractsStore:
                                        {"payment_request_id": request_id}, {"payment_request_id": None})
 
     # terminations
-    async def guard_termination(self, contract_id: str, requester_id: str, termination_id: str) -> str:
+    async def guard_termination(self, contract_id: str, requester_id: str, termination_id: str, now: int) -> str:
         """Reserve the requester's PENDING slot on the contract; returns the id holding it."""
-        key = {"contract_id": contract_id, "requester_id": requester_id}
-        if await self.db.insert_if_absent(TERMINATION_GUARD, {**key, "termination_id": termination_id}):
-            return termination_id
-        rows = await self.db.select(TERMINATION_GUARD, key)
-        holder = rows[0]["termination_id"] if rows else None
-        held = None if holder is None else await self.get_termination(holder)
-        if held is None or held.status != "PENDING":   # released, handled, or its creator died
-            if await self.db.update_if(TERMINATION_GUARD, key, {"termination_id": termination_id},
-                                       {"termination_id": holder}):
-                return termination_id
-        return holder
+        async def state(holder: str) -> HolderState:
+            held = await self.get_termination(holder)
+            return "missing" if held is None else "live" if held.status == "PENDING" else "done"
+        return await claim_slot(self.db, TERMINATION_SLOTS, {"contract_id": contract_id, "requester_id": requester_id},
+                                "termination_id", termination_id, now, state)
 
     async def release_termination_guard(self, t: StoredTermination) -> None:
-        await self.db.update_if(TERMINATION_GUARD, {"contract_id": t.contract_id, "requester_id": t.requester_id},
+        await self.db.update_if(TERMINATION_SLOTS, {"contract_id": t.contract_id, "requester_id": t.requester_id},
                                 {"termination_id": None}, {"termination_id": t.id})
 
     async def add_termination(self, t: StoredTermination) -> bool:

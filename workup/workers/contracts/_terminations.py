@@ -30,7 +30,7 @@ async def request_termination(ctx: Ctx, req: RequestTermination) -> TerminationR
     requester = ctx.caller.user_id
     assert requester is not None
     tid = derived_id(ctx.request_id, "termination")
-    if await store.guard_termination(c.id, requester, tid) != tid:
+    if await store.guard_termination(c.id, requester, tid, now_ms()) != tid:
         raise conflict("you already have a PENDING termination request on this contract")
     now = now_ms()
     t = StoredTermination(id=tid, contract_id=c.id, requester_id=requester, reason=req.reason,

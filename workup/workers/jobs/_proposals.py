@@ -52,7 +52,7 @@ async def create_proposal(ctx: Ctx, req: CreateProposal) -> Proposal:
     if not job.active:
         raise conflict("the job is no longer active")
     pid = derived_id(ctx.request_id, "proposal")
-    holder = await store.guard_proposal(job.id, freelancer_id, pid)
+    holder = await store.guard_proposal(job.id, freelancer_id, pid, now_ms())
     if holder != pid:
         raise conflict("you already have a pending proposal on this job")
     now = await next_version(ctx.deps, job.id)

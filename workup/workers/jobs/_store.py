@@ -8,7 +8,7 @@
 | proposals_by_job | job_id, id | a job's proposals (state rows: conditional updates) |
 | proposals_by_id | id | which job a proposal belongs to |
 | proposals_by_freelancer | freelancer_id, (created_ms, id) DESC | a freelancer's proposals |
-| proposal_guard | (job_id, freelancer_id) | at most one proposal per freelancer and job (LWT) |
+| proposal_slots | (job_id, freelancer_id) | at most one proposal per freelancer and job (LWT, see ``_wide._slots``) |
 | outbox | kind, item | accepted jobs whose contract is not recorded yet (relay) |
 """
 
@@ -21,7 +21,8 @@ from typing import Any, Sequence
 import msgspec
 
 from ...messages.jobs import Attachment, Job, JobListing, Proposal, ProposalMilestone
-from .._wide import OUTBOX, Db, Outbox, Table, located, rfc3339
+from .._wide import OUTBOX, Db, Outbox, Table, claim_slot, located, rfc3339, slot_table
+from .._wide._slots import HolderState
 
 __all__ = ["TABLES", "StoredJob", "StoredProposal", "JobsStore"]
 
@@ -44,11 +45,10 @@ PROPOSALS_BY_ID = Table("proposals_by_id", {"id": TEXT, "job_id": TEXT}, ("id",)
 PROPOSALS_BY_FREELANCER = Table("proposals_by_freelancer", {
     "freelancer_id": TEXT, "created_ms": BIGINT, "id": TEXT, "job_id": TEXT,
 }, ("freelancer_id",), (("created_ms", "DESC"), ("id", "DESC")))
-PROPOSAL_GUARD = Table("proposal_guard", {"job_id": TEXT, "freelancer_id": TEXT, "proposal_id": TEXT},
-                       ("job_id", "freelancer_id"))
+PROPOSAL_SLOTS = slot_table("proposal_slots", ("job_id", "freelancer_id"), "proposal_id")
 
 TABLES = [JOBS, JOBS_BY_CLIENT, JOB_INDEX, PROPOSALS, PROPOSALS_BY_ID, PROPOSALS_BY_FREELANCER,
-          PROPOSAL_GUARD, OUTBOX]
+          PROPOSAL_SLOTS, OUTBOX]
 
 
 class StoredJob(msgspec.Struct, kw_only=True):
@@ -186,18 +186,12 @@ class JobsStore:
                                        {"accepted_proposal_id": proposal_id})
 
     # proposals
-    async def guard_proposal(self, job_id: str, freelancer_id: str, proposal_id: str) -> str:
+    async def guard_proposal(self, job_id: str, freelancer_id: str, proposal_id: str, now: int) -> str:
         """Reserve the (job, freelancer) slot for ``proposal_id``; returns the id holding it."""
-        key = {"job_id": job_id, "freelancer_id": freelancer_id}
-        if await self.db.insert_if_absent(PROPOSAL_GUARD, {**key, "proposal_id": proposal_id}):
-            return proposal_id
-        rows = await self.db.select(PROPOSAL_GUARD, key)
-        holder = rows[0]["proposal_id"] if rows else proposal_id
-        if await self.get_proposal(holder) is None:
-            # a creator died between the guard and the proposal row: take the slot over
-            if await self.db.update_if(PROPOSAL_GUARD, key, {"proposal_id": proposal_id}, {"proposal_id": holder}):
-                return proposal_id
-        return holder
+        async def state(holder: str) -> HolderState:
+            return "missing" if await self.get_proposal(holder) is None else "live"
+        return await claim_slot(self.db, PROPOSAL_SLOTS, {"job_id": job_id, "freelancer_id": freelancer_id},
+                                "proposal_id", proposal_id, now, state)
 
     async def add_proposal(self, p: StoredProposal) -> bool:
         await self.db.upsert(PROPOSALS_BY_ID, {"id": p.id, "job_id": p.job_id})
