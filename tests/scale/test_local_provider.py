@@ -18,6 +18,18 @@ POLICY = ScalePolicy(minimum=1, maximum=2, cpu_up=0.3, cpu_down=0.05, cooldown_u
                      down_window=0)
 
 
+async def idle(c, timeout=60.0):
+    """Wait until no worker process has work in flight and the queue is empty."""
+    with trio.fail_after(timeout):
+        while True:
+            procs = [r.status for r in await c.status(timeout=0.5) if r.status and r.status.role == "process"]
+            async with await c.t.conn.channel() as ch:
+                depth = (await ch.declare_queue(c.t.queue_name("echo"), passive=True)).message_count
+            if procs and depth == 0 and all(p.in_flight == 0 for p in procs):
+                return
+            await trio.sleep(0.2)
+
+
 async def supervisors(c):
     return [r.status for r in await c.status(timeout=0.5) if r.status and r.status.role == "supervisor"]
 
@@ -46,9 +58,9 @@ async def test_cpu_load_scales_up_then_quiet_scales_down(tmp_path):
         await c.processes(2)
         assert [s.processes for s in await supervisors(c)] == [2]
 
-        await trio.sleep(2.5)                 # let in-flight burns finish
+        await idle(c)                         # the burns already queued or running finish first
         await scaler.cycle()                  # new pids: first sample for them
-        await trio.sleep(1.0)
+        await trio.sleep(1.5)
         quiet = await scaler.cycle()
         assert quiet["echo"].direction == "down" and quiet["echo"].replicas == 1, quiet
         await c.processes(1)
