@@ -43,6 +43,8 @@ def command(host: str | None, port: int | None, media_port: int | None, prefix: 
         raise click.UsageError(f"data directory {settings.data_dir}: {exc.strerror}") from None
     logging.basicConfig(level=settings.log_level, stream=sys.stderr,
                         format="%(asctime)s up %(levelname)s %(name)s: %(message)s")
+    # our own readiness probes go through httpx: keep its per-request INFO lines out of the log
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     if not (settings.upload_user and settings.upload_password):
         import msgspec
         settings = msgspec.structs.replace(
