@@ -211,18 +211,8 @@ async def _cassandra_keyspaces(stack: AsyncExitStack, tag: str, services: Iterab
 
 async def delete_topology(transport: Any, prefix: str, names: list[str]) -> None:
     """Remove this system's queues and exchanges from the shared broker (best effort, bounded)."""
-    queues = [q for n in names for q in (f"{prefix}.{n}", f"{prefix}.{n}.dead")]
-    exchanges = [f"{prefix}.control.{n}" for n in names] + [f"{prefix}.dlx", f"{prefix}.events"]
-    with trio.move_on_after(10):
-        for kind, name in [("queue", q) for q in queues] + [("exchange", e) for e in exchanges]:
-            try:
-                async with await transport.conn.channel() as channel:
-                    if kind == "queue":
-                        await channel.delete_queue(name)
-                    else:
-                        await channel.delete_exchange(name)
-            except Exception:
-                pass
+    assert transport.prefix == prefix
+    await transport.delete_topology(names)
 
 
 async def _settings(mode: str, services: list[str], data_dir: str, stack: AsyncExitStack) -> Settings:

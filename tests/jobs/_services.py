@@ -129,11 +129,5 @@ async def running(data_dir: Path, names: tuple[str, ...] = ("jobs", "contracts",
 
 async def delete_topology(transport: Any, prefix: str, names: set[str]) -> None:
     """The run's queues and exchanges (unique prefix) go away with it: the broker is shared."""
-    with trio.move_on_after(20):
-        ch = await transport.conn.channel()
-        for name in names:
-            for queue in (name, f"{name}.dead"):
-                await ch.delete_queue(f"{prefix}.{queue}")
-            await ch.delete_exchange(f"{prefix}.control.{name}")
-        for exchange in ("dlx", "events"):
-            await ch.delete_exchange(f"{prefix}.{exchange}")
+    assert transport.prefix == prefix
+    await transport.delete_topology(sorted(names), timeout=20)

@@ -43,15 +43,8 @@ async def amqp_transport(url: str, services: tuple[str, ...] = ("payments", "con
         try:
             yield t
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(10):
-                ch = await t.conn.channel()
-                for svc in services:
-                    for q in (svc, f"{svc}.dead"):
-                        await ch.delete_queue(f"{prefix}.{q}")
-                    await ch.delete_exchange(f"{prefix}.control.{svc}")
-                for x in ("dlx", "events"):
-                    await ch.delete_exchange(f"{prefix}.{x}")
-                await ch.close()
+            with trio.CancelScope(shield=True):
+                await t.delete_topology(services)
 
 
 async def start(nursery, service, settings, transport):

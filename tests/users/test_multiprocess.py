@@ -43,8 +43,6 @@ async def test_two_processes_share_one_store(amqp_url, tmp_path):
                 reply = await t.call("users.Login", login, caller=Caller(), timeout=30)
                 ids.add(reply_body(reply)["userId"])
             assert len(ids) == 1
-            async with await t.conn.channel() as ch:
-                for q in ("users", "users.dead"):
-                    await ch.delete_queue(f"{prefix}.{q}")
+            await t.delete_topology(["users"])
     finally:
         await trio.to_thread.run_sync(stop, worker)

@@ -82,8 +82,6 @@ async def test_sigkill_between_storing_the_user_and_the_wallet(amqp_url, tmp_pat
                 await until(flag_cleared, "the outbox flag cleared")
                 n.cancel_scope.cancel()
             await store.aclose()
-            async with await t.conn.channel() as ch:
-                for q in ("users", "users.dead", "payments", "payments.dead"):
-                    await ch.delete_queue(f"{prefix}.{q}")
+            await t.delete_topology(["users", "payments"])
     finally:
         await trio.to_thread.run_sync(stop, worker)

@@ -14,9 +14,4 @@ def unique_prefix() -> str:
 
 async def delete_topology(transport, service: str = "echo") -> None:
     """Remove what a test's service instances declared under the transport's prefix."""
-    ch = await transport.conn.channel()
-    for q in (service, f"{service}.dead"):
-        await ch.delete_queue(f"{transport.prefix}.{q}")
-    for x in ("dlx", "events", f"control.{service}"):
-        await ch.delete_exchange(f"{transport.prefix}.{x}")
-    await ch.close()
+    await transport.delete_topology([service])

@@ -215,3 +215,22 @@ async def test_subscription_cut_off_during_set_up_leaves_the_connection_working(
             assert t.conn.is_open
             n.cancel_scope.cancel()
         await delete_topology(t)
+
+
+async def test_delete_topology_removes_what_a_service_declared():
+    from workup import amqp
+
+    prefix = unique_prefix()
+    async with AmqpTransport.connect(AMQP_URL, prefix=prefix) as t:
+        async with trio.open_nursery() as n:
+            await start(n, t)
+            n.cancel_scope.cancel()
+        async with await t.conn.channel() as ch:
+            assert (await ch.declare_queue(f"{prefix}.echo.dead", passive=True)).name == f"{prefix}.echo.dead"
+        await t.delete_topology(["echo"])
+        for name in (f"{prefix}.echo", f"{prefix}.echo.dead"):
+            with pytest.raises(amqp.ChannelClosed) as info:
+                async with await t.conn.channel() as ch:
+                    await ch.declare_queue(name, passive=True)
+            assert info.value.reply_code == 404
+        await t.delete_topology(["echo"])  # again: nothing left, no error

@@ -140,17 +140,7 @@ async def _cleanup(url: str, prefix: str) -> None:
     """The bench's queues and exchanges (unique prefix) go away with it."""
     from ..workers import AmqpTransport
     async with AmqpTransport.connect(url, prefix=prefix, name="bench-cleanup") as t:
-        ch = await t.conn.channel()
-        await _delete_topology(ch, prefix)
-
-
-async def _delete_topology(ch: Any, prefix: str) -> None:
-    for s in SERVICES:
-        for q in (s, f"{s}.dead"):
-            await ch.delete_queue(f"{prefix}.{q}")
-        await ch.delete_exchange(f"{prefix}.control.{s}")
-    for x in ("dlx", "events"):
-        await ch.delete_exchange(f"{prefix}.{x}")
+        await t.delete_topology(SERVICES)
 
 
 def _drop_keyspaces(hosts: str, prefix: str) -> None:

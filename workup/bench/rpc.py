@@ -141,11 +141,7 @@ def _cleanup(url: str, prefix: str) -> None:
 
     async def run() -> None:
         async with AmqpTransport.connect(url, prefix=prefix, name="bench-cleanup") as t:
-            ch = await t.conn.channel()
-            for q in ("echo", "echo.dead"):
-                await ch.delete_queue(f"{prefix}.{q}")
-            for x in ("dlx", "control.echo"):
-                await ch.delete_exchange(f"{prefix}.{x}")
+            await t.delete_topology(["echo"])
     trio.run(run)
 
 

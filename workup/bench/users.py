@@ -146,14 +146,9 @@ async def _bench(opts: dict[str, Any], workdir: str) -> list[dict[str, Any]]:
 
 async def _cleanup(users: _Users) -> None:
     """The run's queues and exchanges (unique prefix) and its Mongo database go away with it."""
-    from ..amqp import connect
-    p = users.prefix
-    async with connect(users.amqp_url, name="bench-users-cleanup") as conn:
-        async with await conn.channel() as ch:
-            for q in (f"{p}.users", f"{p}.users.dead", f"{p}.payments", f"{p}.payments.dead"):
-                await ch.delete_queue(q)
-            for x in (f"{p}.dlx", f"{p}.events", f"{p}.control.users"):
-                await ch.delete_exchange(x)
+    from ..workers import AmqpTransport
+    async with AmqpTransport.connect(users.amqp_url, prefix=users.prefix, name="bench-users-cleanup") as t:
+        await t.delete_topology(["users", "payments"])
     if users.mongo_url:
         import pymongo
         client = pymongo.MongoClient(users.mongo_url, serverSelectionTimeoutMS=5000)

@@ -27,7 +27,7 @@ import itertools
 import logging
 import time
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Sequence
 
 import msgspec
 import trio
@@ -335,6 +335,24 @@ class AmqpTransport:
                         if expect is not None and len(replies) >= expect:
                             break
         return replies
+
+    async def delete_topology(self, services: Sequence[str], *, timeout: float = 10.0) -> None:
+        """Delete what instances of ``services`` declared under this transport's prefix (work and
+        dead-letter queues, control exchanges, the dlx and events exchanges): for test and bench
+        runs on a shared broker. Best effort and bounded; a missing name is not an error."""
+        names = ([("queue", q) for s in services for q in (self.queue_name(s), f"{self.queue_name(s)}.dead")]
+                 + [("exchange", f"{self.prefix}.control.{s}") for s in services]
+                 + [("exchange", f"{self.prefix}.dlx"), ("exchange", f"{self.prefix}.events")])
+        with trio.move_on_after(timeout):
+            for kind, name in names:
+                try:  # one channel each: a broker error closes the channel it happened on
+                    async with await self.conn.channel() as channel:
+                        if kind == "queue":
+                            await channel.delete_queue(name)
+                        else:
+                            await channel.delete_exchange(name)
+                except amqp.AMQPError:
+                    pass
 
     # -- server side -----------------------------------------------------------------------
     @asynccontextmanager
