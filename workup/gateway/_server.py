@@ -12,6 +12,7 @@ from hypercorn.config import Config
 from hypercorn.trio.run import worker_serve
 from hypercorn.utils import wrap_app
 
+from .._listening import Started, bind_address, listen
 from ..settings import SettingsError
 
 __all__ = ["serve_app", "hypercorn_config", "until_signalled", "run_until_stopped", "settle_heap"]
@@ -19,7 +20,7 @@ __all__ = ["serve_app", "hypercorn_config", "until_signalled", "run_until_stoppe
 
 def hypercorn_config(host: str, port: int, *, graceful_timeout: float = 5.0) -> Config:
     config = Config()
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.bind = [bind_address(host, port)]
     config.graceful_timeout = graceful_timeout
     config.keep_alive_timeout = 75
     config.accesslog = None          # the app writes its own structured access log
@@ -36,21 +37,12 @@ async def serve_app(app: Any, host: str = "127.0.0.1", port: int = 0, *,
     at most ``graceful_timeout`` seconds). ``task_status.started`` gets the base URL. An address
     that cannot be bound is a one-line :class:`SettingsError`."""
     config = hypercorn_config(host, port, graceful_timeout=graceful_timeout)
-    try:
-        sockets = config.create_sockets()
-    except OSError as exc:
-        raise SettingsError(f"gateway cannot listen on {host}:{port}: {exc.strerror}") from None
-    for sock in sockets.insecure_sockets:
-        sock.listen(config.backlog)
-    bound_host, bound_port = sockets.insecure_sockets[0].getsockname()[:2]
-    url = f"http://[{bound_host}]:{bound_port}" if ":" in bound_host else f"http://{bound_host}:{bound_port}"
-
-    class _Status:  # hypercorn reports its binds; callers want one base URL
-        def started(self, value: object = None) -> None:
-            task_status.started(url)
+    sockets, bound_host, bound_port = listen(config, "gateway")
+    url = f"http://{bind_address(bound_host, bound_port)}"
 
     await worker_serve(wrap_app(app, config.wsgi_max_body_size, None), config, sockets=sockets,
-                       shutdown_trigger=shutdown_trigger, task_status=_Status())  # type: ignore[arg-type]
+                       shutdown_trigger=shutdown_trigger,
+                       task_status=Started(lambda: task_status.started(url)))  # type: ignore[arg-type]
 
 
 async def until_signalled(stop: trio.Event, *, hard_stop: trio.CancelScope | None = None,

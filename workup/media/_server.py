@@ -10,6 +10,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio.run import worker_serve
 from hypercorn.utils import wrap_app
 
+from .._listening import Started, bind_address, listen
 from ..settings import Settings, SettingsError
 from ._app import create_app
 from ._config import MediaConfig, media_config
@@ -57,26 +58,19 @@ async def serve_media(
     app = wrap_app(create_app(config), HypercornConfig.wsgi_max_body_size, None)
     await trio.to_thread.run_sync(prepare_storage, config)
     hc = HypercornConfig()
-    hc.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    hc.bind = [bind_address(host, port)]
     hc.include_server_header = False
     hc.graceful_timeout = 5.0
     hc.accesslog = None
     hc.errorlog = logging.getLogger("workup.media.http")
-    try:
-        sockets = hc.create_sockets()
-    except OSError as exc:
-        raise SettingsError(f"media server cannot listen on {host}:{port}: {exc.strerror}") from None
-    for sock in sockets.insecure_sockets:
-        sock.listen(hc.backlog)
-    bound = sockets.insecure_sockets[0].getsockname()[1]
+    sockets, _, bound = listen(hc, "media server")
 
-    class _Status:  # hypercorn reports its binds as URLs; callers want the port
-        def started(self, value: object = None) -> None:
-            log.info("media server on %s:%d, storage %s", host, bound, config.storage_dir)
-            task_status.started(bound)
+    def report() -> None:
+        log.info("media server on %s:%d, storage %s", host, bound, config.storage_dir)
+        task_status.started(bound)
 
     try:
-        await worker_serve(app, hc, sockets=sockets, shutdown_trigger=shutdown_trigger, task_status=_Status())  # type: ignore[arg-type]
+        await worker_serve(app, hc, sockets=sockets, shutdown_trigger=shutdown_trigger, task_status=Started(report))  # type: ignore[arg-type]
     finally:
         for sock in sockets.insecure_sockets:
             sock.close()
