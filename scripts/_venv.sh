@@ -19,14 +19,24 @@ _python() { # a python3 >= 3.11 that can make venvs, installing Debian's if need
 }
 
 ensure_venv() {
-  local extras=${1:-} spec=. stamp want
+  local extras=${1:-} spec=. stamp want wheels=$WORKUP_CACHE/wheels
   [ -n "$extras" ] && spec=".[$extras]"
   [ -x .venv/bin/python ] || { echo "setup: creating .venv" >&2; "$(_python)" -m venv .venv; }
   stamp=.venv/.workup-installed-${extras:-base}
-  want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
   [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return 0
-  echo "setup: pip install -e '$spec' (cache: $WORKUP_CACHE/pip)" >&2
-  PIP_CACHE_DIR=$WORKUP_CACHE/pip PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    .venv/bin/python -m pip install -q -e "$spec"
+  # Every wheel the project needs (and its build backend) is kept in a wheelhouse outside the
+  # clone, refreshed when pyproject.toml changes; a new .venv then installs offline from it.
+  # (pip's own HTTP cache stays empty behind this machine's registry proxy.)
+  if [ "$(cat "$wheels/.stamp-${extras:-base}" 2>/dev/null)" != "$want" ]; then
+    echo "setup: filling the wheelhouse $wheels (pyproject.toml changed or first run)" >&2
+    mkdir -p "$wheels"
+    .venv/bin/python -m pip wheel -q -w "$wheels" "$spec" "setuptools>=68" wheel >&2 \
+      && rm -f "$wheels"/workup-*.whl && echo "$want" >"$wheels/.stamp-${extras:-base}" \
+      || echo "setup: wheelhouse not filled; installing from the registry" >&2
+  fi
+  echo "setup: pip install -e '$spec'" >&2
+  .venv/bin/python -m pip install -q --no-index --find-links "$wheels" -e "$spec" 2>/dev/null \
+    || .venv/bin/python -m pip install -q -e "$spec"
   echo "$want" >"$stamp"
 }
