@@ -16,8 +16,10 @@ import json
 import math
 import os
 import platform
+import queue
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Sequence
@@ -140,6 +142,30 @@ async def closed_loop_asyncio(name: str, call: Callable[[], Awaitable[Any]], in_
     return rec.result(name, in_flight)
 
 
+class _Lines:
+    """A child's stdout lines with a deadline: a reader thread feeds a queue, so a child that
+    hangs without printing (say, its broker went away mid-run) ends the wait at the deadline
+    instead of blocking the benchmark for ever. ``None`` marks the end of the output."""
+
+    def __init__(self, stream: Any) -> None:
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream: Any) -> None:
+        try:
+            for raw in stream:
+                self._queue.put(raw.decode(errors="replace").strip())
+        finally:
+            self._queue.put(None)
+
+    def next(self, deadline: float) -> str | None:
+        """The next line; ``None`` at the end; ``TimeoutError`` at ``deadline`` (monotonic)."""
+        try:
+            return self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise TimeoutError from None
+
+
 class Server:
     """A child process (``python -m <module> <args>``) that prints ``READY`` when it serves;
     stopped with SIGTERM (then SIGKILL) on exit. ``cpu_seconds()`` reads its CPU time.
@@ -152,15 +178,18 @@ class Server:
                                      stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                      env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})))
         assert self.proc.stdout is not None
-        deadline = time.monotonic() + ready_timeout
+        lines, deadline = _Lines(self.proc.stdout), time.monotonic() + ready_timeout
         while True:
-            line = self.proc.stdout.readline().decode().strip()
+            try:
+                line = lines.next(deadline)
+            except TimeoutError:
+                line = None
             if line == "READY":
                 break
-            if not line and self.proc.poll() is not None or time.monotonic() > deadline:
+            if line is None:
                 self.stop()
-                raise RuntimeError(f"{module} {' '.join(args)} did not start "
-                                   f"(exit code {self.proc.returncode})")
+                raise RuntimeError(f"{module} {args[0] if args else ''} did not start within "
+                                   f"{ready_timeout:.0f} s (exit code {self.proc.returncode})")
 
     def cpu_seconds(self) -> float:
         import psutil
@@ -221,20 +250,23 @@ def run_client(module: str, *args: str, on_mark: Callable[[str], None] | None = 
                               stdin=subprocess.DEVNULL, env=dict(os.environ, **(env or {})))
     assert client.stdout is not None
     result: dict[str, Any] | None = None
+    lines, deadline = _Lines(client.stdout), time.monotonic() + timeout
     try:
-        for raw in client.stdout:
-            line = raw.decode().strip()
+        while (line := lines.next(deadline)) is not None:
             if line.startswith("MARK ") and on_mark is not None:
                 on_mark(line[5:])
             elif line.startswith("RESULT "):
                 result = json.loads(line[7:])
-        client.wait(timeout)
+        client.wait(max(0.0, deadline - time.monotonic()))
+    except (TimeoutError, subprocess.TimeoutExpired):
+        raise RuntimeError(f"{module} {args[0] if args else ''} gave no result within {timeout:.0f} s "
+                           f"(stopped; is a service it needs still up?)") from None
     finally:
         if client.poll() is None:
             client.kill()
             client.wait()
     if result is None:
-        raise RuntimeError(f"{module} {' '.join(args)} gave no result "
+        raise RuntimeError(f"{module} {args[0] if args else ''} gave no result "
                            f"(exit code {client.returncode})")
     return result
 

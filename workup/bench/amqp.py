@@ -214,7 +214,7 @@ def _cell(peer: str, url: str, c: int, warmup: float, duration: float) -> dict[s
         with H.Server(__name__, "server", peer, queue, env=env) as server:
             time.sleep(0.3)  # let the server settle
             result = H.run_client(__name__, "client", peer, queue, str(c), str(warmup),
-                                  str(duration), env=env,
+                                  str(duration), env=env, timeout=warmup + duration + 60,
                                   on_mark=lambda phase: cpu.update({phase: server.cpu_seconds()}))
     except RuntimeError as exc:
         raise click.ClickException(f"{peer} at {c} in flight failed: {exc}") from None

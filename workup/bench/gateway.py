@@ -224,7 +224,8 @@ def command(connections: int, duration: float, warmup: float, rounds: int, redis
                         cpu[phase] = server.cpu_seconds()   # the server's CPU at the window's edges
 
                     result = run_client(__name__, "load", "127.0.0.1", str(port), path, tok, str(connections),
-                                        str(warmup), str(duration), name, on_mark=on_mark)
+                                        str(warmup), str(duration), name, on_mark=on_mark,
+                                        timeout=warmup + duration + 60)
                     server_cpu = cpu.get("end", 0.0) - cpu.get("start", 0.0)
                     result["server_cpu_us_per_call"] = (round(server_cpu / result["calls"] * 1e6, 1)
                                                         if result["calls"] else None)

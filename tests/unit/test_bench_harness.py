@@ -1,0 +1,57 @@
+"""The benchmark harness never waits for ever on a child process (real child processes)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from workup.bench import _harness as H
+
+CHILD = '''
+import sys, time
+mode = sys.argv[1]
+if mode == "silent":
+    time.sleep(60)
+elif mode == "ready-then-hang":
+    print("READY", flush=True)
+    time.sleep(60)
+elif mode == "reports":
+    print("MARK start", flush=True)
+    print("MARK end", flush=True)
+    print('RESULT {"name": "x", "calls": 3}', flush=True)
+'''
+
+
+@pytest.fixture
+def child_env(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "bench_child.py").write_text(CHILD)
+    return {"PYTHONPATH": str(tmp_path)}
+
+
+def test_run_client_returns_the_result_and_the_marks(child_env: dict[str, str]) -> None:
+    marks: list[str] = []
+    result = H.run_client("bench_child", "reports", on_mark=marks.append, env=child_env, timeout=30)
+    assert result == {"name": "x", "calls": 3}
+    assert marks == ["start", "end"]
+
+
+def test_run_client_stops_a_silent_child_at_its_timeout(child_env: dict[str, str]) -> None:
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="no result within 2 s"):
+        H.run_client("bench_child", "silent", env=child_env, timeout=2)
+    assert time.monotonic() - t0 < 15
+
+
+def test_server_that_never_gets_ready_is_stopped(child_env: dict[str, str]) -> None:
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="did not start within 2 s"):
+        H.Server("bench_child", "silent", env=child_env, ready_timeout=2)
+    assert time.monotonic() - t0 < 15
+
+
+def test_server_ready_then_stopped_on_exit(child_env: dict[str, str]) -> None:
+    with H.Server("bench_child", "ready-then-hang", env=child_env, ready_timeout=30) as server:
+        assert server.proc.poll() is None
+    assert server.proc.poll() is not None
