@@ -74,7 +74,7 @@ async def test_migrations_are_idempotent_and_create_the_database(postgres_url):
             store = PostgresStore.open(url, size=1)      # creates the database on first open
             await store.close()
         with psycopg.connect(url, autocommit=True) as conn:
-            assert conn.execute("SELECT array_agg(version) FROM schema_migrations").fetchone()[0] == [1]
+            assert conn.execute("SELECT array_agg(version ORDER BY version) FROM schema_migrations").fetchone()[0] == [1, 2]
     finally:
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))

@@ -170,3 +170,17 @@ async def test_a_replayed_success_invalidates_again(h):
     assert await cache.set(m.wallet_cache_key(client.user_id), b'{"balance":0}', version=0, ttl=60)
     await h.ok(m.Deposit(amount=D(1), idempotency_key="d"), client)
     assert await cache.get(m.wallet_cache_key(client.user_id)) is None
+
+
+async def test_close_wallet_is_for_services_and_closes_for_good(h):
+    user = await h.user("FREELANCER")
+    await h.ok(m.Deposit(amount=D("3")), user)
+    assert (await h.call(m.CloseWallet(user_id=user.user_id), user)).status == 403
+    refused = await h.call(m.CloseWallet(user_id=user.user_id), SERVICE_CALLER)
+    assert refused.status == 409 and msgspec.json.decode(refused.body)["detail"] == "the wallet balance is 3.00, not zero"
+    await h.ok(m.Withdraw(amount=D("3")), user)
+    assert await h.ok(m.GetMyWallet(), user) == {"balance": 0}     # cached now
+    assert (await h.call(m.CloseWallet(user_id=user.user_id), SERVICE_CALLER)).status < 300
+    assert (await h.call(m.CloseWallet(user_id=user.user_id), SERVICE_CALLER)).status < 300   # idempotent
+    refused = await h.call(m.Deposit(amount=D("1")), user)
+    assert refused.status == 409 and msgspec.json.decode(refused.body)["detail"] == "the wallet is closed"

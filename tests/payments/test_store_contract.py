@@ -12,6 +12,7 @@ import trio
 
 from workup.messages.contracts import MarkMilestonePaid
 from workup.messages.payments import CreatePaymentRequest
+from workup.problems import ProblemError
 from workup.workers.payments._ops import IdemKey
 
 from .conftest import uid
@@ -195,6 +196,69 @@ async def test_pay_refusals_change_nothing(store):
     again = await store.pay(request_id, cmd.client_id)
     assert (again.status, body(again)["detail"]) == (409, "payment request already paid")
     assert await store.balance(cmd.client_id) == D("0.00") and await store.balance(cmd.freelancer_id) == D("150.00")
+
+
+async def close_refused(store, user: str) -> str:
+    try:
+        await store.close_wallet(user)
+    except ProblemError as exc:
+        assert exc.status == 409
+        return exc.problem.detail
+    raise AssertionError("the close was not refused")
+
+
+async def test_close_wallet_needs_zero_then_refuses_every_movement(store):
+    user = await funded(store, "5.00")
+    assert await close_refused(store, user) == "the wallet balance is 5.00, not zero"
+    assert (await store.deposit(user, D("1.00"), None)).status == 200      # still open
+    assert (await store.withdraw(user, D("6.00"), None)).status == 200
+    closed = await store.close_wallet(user)
+    assert closed is not None and (closed.entity, closed.id) == ("wallet", user)
+    assert await store.close_wallet(user) is None                          # idempotent
+    for out in (await store.deposit(user, D("1.00"), None), await store.withdraw(user, D("1.00"), None),
+                await store.deposit(user, D("1.00"), None, IdemKey(user, "deposit", "k1"))):
+        assert (out.status, body(out)["detail"]) == (409, "the wallet is closed")
+    assert await store.balance(user) == D("0.00")
+    assert len(await store.wallet_transactions(user)) == 3                 # nothing after the close
+    never_created = uid()
+    assert await store.close_wallet(never_created) is not None             # created closed
+    assert (await store.deposit(never_created, D("1.00"), None)).status == 409
+
+
+async def test_pay_into_or_out_of_a_closed_wallet_is_refused_and_moves_nothing(store):
+    cmd, request_id = await open_request(store, "40.00")
+    await store.close_wallet(cmd.freelancer_id)
+    refused = await store.pay(request_id, cmd.client_id)
+    assert (refused.status, body(refused)["detail"]) == (409, f"the wallet of account {cmd.freelancer_id} is closed")
+    assert await store.balance(cmd.client_id) == D("100.00") and await store.balance(cmd.freelancer_id) == D("0.00")
+    assert (await store.get_request(request_id))[0].status == "PENDING"
+    cmd2, request2 = await open_request(store, "40.00", client=await funded(store, "0"))
+    await store.close_wallet(cmd2.client_id)
+    assert (await store.pay(request2, cmd2.client_id)).status == 409
+
+
+async def test_close_racing_deposits_never_strands_money(store):
+    """Each round: a deposit and a close at once. Exactly one of them wins; a closed wallet is
+    always empty."""
+    for _ in range(10):
+        user = await funded(store, "0")
+        results: dict[str, object] = {}
+
+        async def deposit() -> None:
+            results["deposit"] = (await store.deposit(user, D("1.00"), None)).status
+
+        async def close() -> None:
+            try:
+                await store.close_wallet(user)
+                results["close"] = 200
+            except ProblemError as exc:
+                results["close"] = exc.status
+        async with trio.open_nursery() as n:
+            n.start_soon(deposit)
+            n.start_soon(close)
+        assert sorted([results["deposit"], results["close"]]) == [200, 409], results
+        expected = D("0.00") if results["close"] == 200 else D("1.00")
+        assert await store.balance(user) == expected
 
 
 async def test_twenty_concurrent_pays_succeed_exactly_once(store):

@@ -6,8 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from workup.messages.contracts import ActiveContractAnswer, HasActiveContract
-from workup.messages.payments import CreateWallet, GetWalletOf, WalletBalance
-from workup.problems import not_found
+from workup.messages.payments import CloseWallet, CreateWallet, GetWalletOf, WalletBalance
+from workup.problems import conflict, not_found
 from workup.workers import Service
 
 
@@ -15,6 +15,7 @@ class FakePayments:
     def __init__(self) -> None:
         self.created: list[CreateWallet] = []
         self.balances: dict[str, Decimal] = {}
+        self.closed: set[str] = set()
         self.service = Service("payments")
 
         @self.service.command(CreateWallet)
@@ -28,6 +29,13 @@ class FakePayments:
             if req.user_id not in self.balances:
                 raise not_found("wallet")
             return WalletBalance(balance=self.balances[req.user_id])
+
+        @self.service.command(CloseWallet)
+        async def close(ctx, req: CloseWallet) -> None:
+            balance = self.balances.setdefault(req.user_id, Decimal("0"))
+            if balance != 0:
+                raise conflict(f"the wallet balance is {balance}, not zero")
+            self.closed.add(req.user_id)
 
     def wallets_for(self, user_id: str) -> int:
         return sum(1 for c in self.created if c.user_id == user_id)

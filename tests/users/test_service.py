@@ -168,8 +168,10 @@ async def test_delete_me_checks_password_contracts_and_balance(h):
     h.contracts.active.clear()
     h.payments.balances[client.user_id] = Decimal("0.01")
     assert (await h.call(m.DeleteMe(password="password1"), client)).status == 409
+    assert client.user_id not in h.payments.closed
     h.payments.balances[client.user_id] = Decimal("0")
     assert (await h.call(m.DeleteMe(password="password1"), client)).status == 204
+    assert client.user_id in h.payments.closed
     assert await open_cache(h.settings).get_flag(closed_account_key(client.user_id)) is not None
     assert (await h.call(m.GetMe(), client)).status == 401
     assert (await h.call(m.Login(email="leaver@example.com", password="password1"))).status == 401

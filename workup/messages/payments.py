@@ -26,6 +26,12 @@ class GetWalletOf(Message):
     user_id: str
 
 
+class CloseWallet(Message):
+    """users → payments when an account is closed: 409 unless the balance is zero; afterwards no
+    deposit, withdrawal or payment touches the wallet. Idempotent. Reply: ``None``."""
+    user_id: str
+
+
 class WalletBalance(Message):
     balance: Decimal
 

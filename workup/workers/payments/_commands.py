@@ -118,6 +118,12 @@ def register(service: Service[PaymentsDeps]) -> None:
         require_service(ctx)
         return m.WalletBalance(balance=await ctx.deps.store.balance(req.user_id))
 
+    @cmd(m.CloseWallet)
+    async def close_wallet(ctx: Ctx, req: m.CloseWallet) -> None:
+        require_service(ctx)
+        changed = await ctx.deps.store.close_wallet(req.user_id)
+        await _invalidate(ctx.deps, [changed] if changed is not None else [])
+
     @cmd(m.CreatePaymentRequest, status=201)
     async def create_payment_request(ctx: Ctx, req: m.CreatePaymentRequest) -> m.PaymentRequestRef:
         require_service(ctx)

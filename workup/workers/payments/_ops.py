@@ -160,15 +160,20 @@ def balance(tx: Tx, user_id: str) -> Decimal:
     return wallet(tx, user_id)[0]
 
 
-def _locked_balances(tx: Tx, user_ids: Sequence[str], at: dt.datetime) -> dict[str, Decimal]:
+def _locked_balances(tx: Tx, user_ids: Sequence[str], at: dt.datetime,
+                     closed: str = "the wallet is closed") -> dict[str, Decimal]:
     """Lock the wallets in user-id order and read their balances; wallets that do not exist yet
-    are created first (only then: the common case costs one statement)."""
+    are created first (only then: the common case costs one statement). A closed wallet is 409
+    (``closed``, with ``{user}`` filled in)."""
     ids = sorted(set(user_ids))
     marks = ", ".join("?" for _ in ids)
     for _ in range(2):
-        rows = tx.all(f"SELECT user_id, balance FROM wallets WHERE user_id IN ({marks}) "
+        rows = tx.all(f"SELECT user_id, balance, closed_at FROM wallets WHERE user_id IN ({marks}) "
                       "ORDER BY user_id{lock}", *ids)
         if len(rows) == len(ids):
+            for r in rows:
+                if r[2] is not None:
+                    raise conflict(closed.format(user=r[0]))
             return {r[0]: tx.decimal(r[1]) for r in rows}
         for user_id in sorted(set(ids) - {r[0] for r in rows}):
             ensure_wallet(tx, user_id, None, at)
@@ -209,18 +214,42 @@ def _credit_check(old: Decimal, amount: Decimal) -> Decimal:
 def _add(tx: Tx, user_id: str, delta: Decimal, guard: str, bound: Decimal, at: dt.datetime) -> Changed | None:
     """``balance += delta`` when ``balance <guard> bound`` holds, in ONE statement: it locks the
     row, re-checks the guard on the newest version (READ COMMITTED) and writes, so the row lock is
-    held only for this, one insert and the commit. ``None`` when the guard fails. A wallet that
-    does not exist yet is created (only then: the common case costs one statement)."""
+    held only for this, one insert and the commit. ``None`` when the guard fails; 409 when the
+    wallet is closed. A wallet that does not exist yet is created (only then: the common case
+    costs one statement)."""
     for _ in range(2):
         row = tx.one(f"UPDATE wallets SET balance = balance + ?, updated_at = ?, version = version + 1 "
-                     f"WHERE user_id = ? AND balance {guard} ? RETURNING balance, version",
+                     f"WHERE user_id = ? AND closed_at IS NULL AND balance {guard} ? RETURNING balance, version",
                      tx.money(delta), tx.ts(at), user_id, tx.money(bound))
         if row is not None:
             return Changed("wallet", user_id, int(row[1]), (user_id,), tx.decimal(row[0]))
-        if tx.one("SELECT 1 FROM wallets WHERE user_id = ?", user_id) is not None:
+        found = tx.one("SELECT closed_at FROM wallets WHERE user_id = ?", user_id)
+        if found is not None:
+            if found[0] is not None:
+                raise conflict("the wallet is closed")
             return None
         ensure_wallet(tx, user_id, None, at)
     return None
+
+
+def close_wallet(tx: Tx, user_id: str) -> Changed | None:
+    """Close the wallet of an account being closed, if its balance is zero (else 409), in one
+    transaction under the row lock: a deposit or payment racing with the close either lands first
+    (and the close is refused) or finds the wallet closed. Idempotent (``None`` when already
+    closed); a wallet not created yet is created closed."""
+    at = now()
+    ensure_wallet(tx, user_id, None, at)
+    row = tx.one("SELECT balance, closed_at FROM wallets WHERE user_id = ?{lock}", user_id)
+    assert row is not None
+    balance = tx.decimal(row[0])
+    if balance != 0:
+        raise conflict(f"the wallet balance is {balance}, not zero")
+    if row[1] is not None:
+        return None
+    done = tx.one("UPDATE wallets SET closed_at = ?, updated_at = ?, version = version + 1 WHERE user_id = ? "
+                  "RETURNING version", tx.ts(at), tx.ts(at), user_id)
+    assert done is not None
+    return Changed("wallet", user_id, int(done[0]), (user_id,))
 
 
 def deposit(tx: Tx, user_id: str, amount: Decimal, description: str | None, idem: IdemKey | None) -> Outcome:
@@ -353,7 +382,8 @@ def pay(tx: Tx, request_id: str, payer_id: str, idem: IdemKey | None) -> Outcome
             raise conflict("payment request already paid")
         if req.status != "PENDING":
             raise conflict(f"payment request is {req.status.lower()}")
-        balances = _locked_balances(tx, [req.client_id, req.freelancer_id], at)
+        balances = _locked_balances(tx, [req.client_id, req.freelancer_id], at,
+                                    closed="the wallet of account {user} is closed")
         if balances[req.client_id] < req.amount:
             raise conflict("insufficient balance")
         balances[req.client_id] -= req.amount

@@ -80,8 +80,14 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_due ON outbox (status, next_attempt_at)
 """
 
+# A closed account's wallet: no deposit, withdrawal or payment touches it again. Closing checks
+# the balance is zero in the same transaction that sets this, under the row lock.
+_V2 = """
+ALTER TABLE wallets ADD COLUMN closed_at {ts}
+"""
+
 # (version, template); append only.
-MIGRATIONS: list[tuple[int, str]] = [(1, _V1)]
+MIGRATIONS: list[tuple[int, str]] = [(1, _V1), (2, _V2)]
 
 
 def migration_statements(template: str, types: dict[str, str]) -> list[str]:

@@ -109,6 +109,9 @@ class SqlStore:
                        idem: IdemKey | None = None) -> Outcome:
         return await self._run(_ops.withdraw, user_id, amount, description, idem)
 
+    async def close_wallet(self, user_id: str) -> Changed | None:
+        return await self._run(_ops.close_wallet, user_id)
+
     async def wallet_transactions(self, user_id: str) -> list[WalletTransaction]:
         return await self._run(_ops.wallet_transactions, user_id)
 

@@ -163,9 +163,9 @@ async def delete_me(ctx: Ctx, req: m.DeleteMe) -> None:
         raise unauthorized("wrong password")
     if await _has_active_contract(ctx, user.id):
         raise conflict("the account is a party to an ACTIVE contract")
-    balance = await _wallet_balance(ctx, user.id)
-    if balance != 0:
-        raise conflict(f"the wallet balance is {balance}, not zero")
+    # payments checks the balance is zero and closes the wallet in one transaction, so a deposit
+    # or payment racing with this close cannot land in a closed account's wallet
+    await _close_wallet(ctx, user.id)
 
     version = await ctx.deps.store.close(user.id)  # closed + revoke_pending, one write
     if version is not None:
@@ -193,14 +193,13 @@ async def _has_active_contract(ctx: Ctx, user_id: str) -> bool:
     return msgspec.convert(body, contracts_msg.ActiveContractAnswer).active
 
 
-async def _wallet_balance(ctx: Ctx, user_id: str) -> Any:
+async def _close_wallet(ctx: Ctx, user_id: str) -> None:
     try:
-        body = await ctx.call("payments.GetWalletOf", payments_msg.GetWalletOf(user_id=user_id))
+        await ctx.call("payments.CloseWallet", payments_msg.CloseWallet(user_id=user_id))
     except ProblemError as exc:
-        if exc.status == 404:  # never created (its outbox entry still pending): nothing in it
-            return 0
-        raise unavailable(f"cannot check the account's wallet now ({exc.problem.detail}); retry") from None
-    return msgspec.convert(body, payments_msg.WalletBalance).balance
+        if exc.status == 409:  # money in it: the account stays open
+            raise conflict(exc.problem.detail or "the wallet balance is not zero") from None
+        raise unavailable(f"cannot close the account's wallet now ({exc.problem.detail}); retry") from None
 
 
 # --- profiles -----------------------------------------------------------------------------------
