@@ -1,0 +1,95 @@
+"""A private RabbitMQ node for tests that kill the broker: its own node name, port and data
+directory, so killing it touches no other test's broker. Needs root (the node runs as the
+``rabbitmq`` user, like the one ops/dev/services starts) and Debian's rabbitmq-server; without
+them the test fails with a message, never skips."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+BASE = Path("/var/lib/rabbitmq")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _amqp_answers(port: int) -> bool:
+    """The broker's AMQP listener answers the protocol header with its own (connection.start)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.settimeout(2)
+            s.sendall(b"AMQP\x00\x00\x09\x01")
+            return s.recv(1)[:1] == b"\x01"      # a method frame
+    except OSError:
+        return False
+
+
+class PrivateBroker:
+    def __init__(self) -> None:
+        if os.geteuid() != 0 or not os.path.exists(SERVER) or shutil.which("runuser") is None:
+            pytest.fail("a private RabbitMQ node needs root and Debian's rabbitmq-server "
+                        "(`bash ops/dev/services up rabbitmq` installs it)")
+        tag = uuid.uuid4().hex[:8]
+        self.port = _free_port()
+        self.node = f"workup-test-{tag}@localhost"
+        self.dir = BASE / f"workup-test-{tag}"
+        self.log = self.dir / "server.log"
+        self.proc: subprocess.Popen | None = None
+        self.dir.mkdir(parents=True)
+        shutil.chown(self.dir, "rabbitmq", "rabbitmq")
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/"
+
+    def start(self, timeout: float = 120.0) -> None:
+        dist = _free_port()
+        env = [f"HOME={BASE}", f"RABBITMQ_NODENAME={self.node}", f"RABBITMQ_NODE_PORT={self.port}",
+               "RABBITMQ_NODE_IP_ADDRESS=127.0.0.1", f"RABBITMQ_DIST_PORT={dist}",
+               f"RABBITMQ_MNESIA_BASE={self.dir}/mnesia", f"RABBITMQ_LOG_BASE={self.dir}",
+               f"RABBITMQ_PID_FILE={self.dir}/pid", "RABBITMQ_LOGS=-",
+               "ERL_EPMD_ADDRESS=127.0.0.1",
+               "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1}"]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(["runuser", "-u", "rabbitmq", "--", "env", *env, SERVER],
+                                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while not _amqp_answers(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                tail = self.log.read_text(errors="replace")[-2000:]
+                self.kill()
+                pytest.fail(f"private RabbitMQ node {self.node} did not start on port {self.port} "
+                            f"within {timeout:.0f} s; log {self.log}:\n{tail}")
+            time.sleep(0.3)
+
+    def kill(self) -> None:
+        """SIGKILL the whole node (wrapper, beam and its helpers): no clean shutdown."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(30)
+        self.proc = None
+        deadline = time.monotonic() + 30
+        while _amqp_answers(self.port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def remove(self) -> None:
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
