@@ -83,3 +83,17 @@ async def _pump(source: trio.SocketStream, sink: trio.SocketStream) -> None:
             await sink.send_all(data)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
+
+
+async def confirmed_in_queue(channel, queue: str, total: int, timeout: float) -> set[int]:
+    """Consume ``queue`` (bodies are integers) until ``total`` distinct ones arrived or
+    ``timeout`` passed; acks each. What a reconnect test checks its confirmed publishes against."""
+    got: set[int] = set()
+    async with await channel.consume(queue) as deliveries:
+        with trio.move_on_after(timeout):
+            async for delivery in deliveries:
+                got.add(int(delivery.body))
+                delivery.ack()
+                if len(got) == total:
+                    break
+    return got

@@ -10,6 +10,7 @@ import trio
 from workup import amqp
 from workup.amqp import Properties
 
+from ._fakes import confirmed_in_queue
 from ._private_broker import PrivateBroker
 
 PERSISTENT = Properties(delivery_mode=2)
@@ -76,12 +77,4 @@ async def test_broker_killed_and_restarted_mid_stream_loses_no_confirmed_publish
         assert confirmed == list(range(total)) and total >= cut_at + 200
         # every confirmed message is in the durable queue (at-least-once: duplicates allowed)
         reader = await conn.channel(prefetch=500)
-        got: set[int] = set()
-        async with await reader.consume(name) as queue:
-            with trio.move_on_after(30):
-                async for delivery in queue:
-                    got.add(int(delivery.body))
-                    delivery.ack()
-                    if len(got) == total:
-                        break
-        assert got == set(range(total))
+        assert await confirmed_in_queue(reader, name, total, timeout=30) == set(range(total))

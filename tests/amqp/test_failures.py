@@ -13,7 +13,7 @@ from pamqp import commands as C
 from workup import amqp
 from workup.amqp import ConnectionParams, Properties
 
-from ._fakes import Proxy, handshake, read_frames, serve
+from ._fakes import Proxy, confirmed_in_queue, handshake, read_frames, serve
 from ._wire import frame
 
 
@@ -217,15 +217,7 @@ async def test_reconnect_restores_topology_and_loses_no_confirmed_publish(
             assert confirmed == list(range(total))
             # every confirmed message is in the durable-by-name queue (duplicates allowed)
             obs = await observer.channel()
-            got: set[int] = set()
-            async with await obs.consume(name) as queue:
-                with trio.move_on_after(10):
-                    async for delivery in queue:
-                        got.add(int(delivery.body))
-                        delivery.ack()
-                        if len(got) == total:
-                            break
-            assert got == set(range(total))
+            assert await confirmed_in_queue(obs, name, total, timeout=10) == set(range(total))
             # the exclusive queue and its binding were declared again; the consumer followed
             assert via_exclusive and via_exclusive[-1] == total - 1
             await obs.delete_queue(name)
