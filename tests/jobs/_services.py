@@ -103,9 +103,9 @@ def make_settings(data_dir: Path) -> Settings:
 
 @asynccontextmanager
 async def running(data_dir: Path, names: tuple[str, ...] = ("jobs", "contracts", "payments"),
-                  settings: Settings | None = None) -> AsyncIterator[Harness]:
-    """The services on the in-process transport, or on RabbitMQ (unique names) when
-    ``settings.amqp_url`` is set."""
+                  settings: Settings | None = None, transport: Any = None) -> AsyncIterator[Harness]:
+    """The services on the in-process transport (or ``transport``), or on RabbitMQ (unique
+    names) when ``settings.amqp_url`` is set."""
     settings = settings or make_settings(data_dir)
     async with AsyncExitStack() as stack:
         if settings.amqp_url:
@@ -114,7 +114,7 @@ async def running(data_dir: Path, names: tuple[str, ...] = ("jobs", "contracts",
             transport = await stack.enter_async_context(AmqpTransport.connect(settings.amqp_url, prefix=prefix))
             started: set[str] = set(names)
             stack.push_async_callback(delete_topology, transport, prefix, started)
-        else:
+        elif transport is None:
             transport = LocalTransport()
         async with trio.open_nursery() as nursery:
             h = Harness(transport, settings, nursery)

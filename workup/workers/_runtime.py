@@ -37,8 +37,9 @@ class ProcessRuntime:
             raise ProblemError(503, f"{command} is not available") from None
         return reply_body(reply)
 
-    async def emit(self, type: str, recipients: Sequence[str], data: dict[str, str]) -> None:
-        at = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    async def emit(self, type: str, recipients: Sequence[str], data: dict[str, str], *,
+                   at: str | None = None) -> None:
+        at = at or datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         await self.transport.publish_event(Event(type=type, at=at, recipients=list(recipients), data=dict(data)))
 
 
@@ -68,5 +69,6 @@ class RequestContext:
             raise ProblemError(504, f"no time left to call {command}")
         return await self._rt.call(command, request, timeout=min(timeout, remaining))
 
-    async def emit(self, type: str, recipients: Sequence[str], data: dict[str, str]) -> None:
-        await self._rt.emit(type, recipients, data)
+    async def emit(self, type: str, recipients: Sequence[str], data: dict[str, str], *,
+                   at: str | None = None) -> None:
+        await self._rt.emit(type, recipients, data, at=at)

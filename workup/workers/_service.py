@@ -52,8 +52,9 @@ class Runtime(Protocol[D_co]):
         """Call another service as ``SERVICE``; returns the decoded body or raises ProblemError."""
         ...
 
-    async def emit(self, type: str, recipients: Sequence[str], data: dict[str, str]) -> None:
-        """Publish a notification event on ``workup.events``."""
+    async def emit(self, type: str, recipients: Sequence[str], data: dict[str, str], *,
+                   at: str | None = None) -> None:
+        """Publish a notification event on ``workup.events`` (``at``: when it happened, default now)."""
         ...
 
 

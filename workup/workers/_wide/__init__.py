@@ -12,6 +12,8 @@ Values are plain ``text`` / ``bigint`` / ``int`` / ``boolean``; the stores encod
 """
 
 from ._cassandra import CassandraDb, keyspace_name
+from ._events import EVENT, EventCheck, EventIntent, relay_events
+from ._events import drop as drop_event, intend as intend_event, publish as publish_event
 from ._ids import derived_id, now_ms, rfc3339
 from ._open import open_db, opened_store
 from ._outbox import OUTBOX, Outbox, run_relay
@@ -21,4 +23,5 @@ from ._table import Db, Row, Table, located
 
 __all__ = ["Table", "Db", "Row", "SqliteDb", "CassandraDb", "open_db", "opened_store", "keyspace_name",
            "now_ms", "rfc3339", "derived_id", "OUTBOX", "Outbox", "run_relay", "located",
-           "claim_slot", "slot_table"]
+           "claim_slot", "slot_table", "EVENT", "EventCheck", "EventIntent", "relay_events",
+           "intend_event", "publish_event", "drop_event"]

@@ -14,7 +14,7 @@ import msgspec
 from ...messages.contracts import (EvaluateMilestone, EvaluatedMilestone, GetContractMilestones, GetMilestone,
                                    MarkMilestonePaid, Milestone, ProgressMilestone)
 from ...problems import ProblemError, conflict, forbidden, not_found
-from .._wide import now_ms
+from .._wide import EventCheck, EventIntent, drop_event, intend_event, now_ms, publish_event
 from ._app import ContractsDeps, Ctx, service
 from ._contracts import require_service
 from ._reads import contract_changed, milestone_changed, read_milestone, readable_contract
@@ -52,12 +52,23 @@ async def _party_milestone(ctx: Ctx, milestone_id: str, role: str) -> tuple[Stor
     return m, c
 
 
-async def _move(deps: ContractsDeps, m: StoredMilestone, status: str, **extra: str) -> StoredMilestone:
+async def _move(deps: ContractsDeps, m: StoredMilestone, status: str, event: EventIntent | None = None,
+                **extra: str) -> StoredMilestone:
+    """``m`` → ``status`` if nobody changed it meanwhile (else 409, and ``event``, the intent of
+    the event this move announces, is dropped unpublished)."""
     now = max(now_ms(), m.updated_ms + 1)
     if not await deps.store.move_milestone(m, status, now, **extra):
+        if event is not None:
+            await drop_event(deps.store.outbox, event)
         raise conflict("the milestone changed meanwhile; read it again")
     await milestone_changed(deps, m.id, now)
     return msgspec.structs.replace(m, status=status, updated_ms=now, **extra)
+
+
+# The statuses a milestone can be in once a move to the key happened (for the event relay): later
+# moves may have followed. Back to IN_PROGRESS may be IN_REVIEW again by then.
+_REACHED = {"IN_REVIEW": ("IN_REVIEW", "ACCEPTED", "PAID"), "ACCEPTED": ("ACCEPTED", "PAID"),
+            "IN_PROGRESS": ("IN_PROGRESS", "IN_REVIEW", "ACCEPTED", "PAID")}
 
 
 @service.command(ProgressMilestone)
@@ -66,9 +77,14 @@ async def progress_milestone(ctx: Ctx, req: ProgressMilestone) -> Milestone:
     nxt = progressed(m.status)
     if nxt is None:
         raise conflict(f"a {m.status} milestone cannot be progressed")
-    m = await _move(ctx.deps, m, nxt)
+    event = None
     if nxt == "IN_REVIEW":
-        await ctx.emit("milestone.in_review", [c.client_id], {"milestoneId": m.id, "contractId": c.id})
+        event = await intend_event(ctx.deps.store.outbox, "milestone.in_review", [c.client_id],
+                                   {"milestoneId": m.id, "contractId": c.id},
+                                   EventCheck("milestone", m.id, _REACHED["IN_REVIEW"]))
+    m = await _move(ctx.deps, m, nxt, event)
+    if event is not None:
+        await publish_event(ctx, ctx.deps.store.outbox, event)
     return m.public()
 
 
@@ -80,8 +96,10 @@ async def evaluate_milestone(ctx: Ctx, req: EvaluateMilestone) -> EvaluatedMiles
         raise conflict(f"only an IN_REVIEW milestone can be evaluated; this one is {m.status}")
     if nxt == "ACCEPTED":
         await ctx.deps.store.outbox.add(PAYMENT, m.id, now_ms())
-    m = await _move(ctx.deps, m, nxt)
-    await ctx.emit("milestone.evaluated", [c.freelancer_id], {"milestoneId": m.id, "contractId": c.id})
+    event = await intend_event(ctx.deps.store.outbox, "milestone.evaluated", [c.freelancer_id],
+                               {"milestoneId": m.id, "contractId": c.id}, EventCheck("milestone", m.id, _REACHED[nxt]))
+    m = await _move(ctx.deps, m, nxt, event)
+    await publish_event(ctx, ctx.deps.store.outbox, event)
     request_id = None
     if nxt == "ACCEPTED":
         try:
@@ -114,7 +132,11 @@ async def mark_milestone_paid(ctx: Ctx, req: MarkMilestonePaid) -> None:
     c = await store.get_contract(m.contract_id)
     if c is not None and c.status == "ACTIVE" and completes(x.status for x in await store.milestones_of(c.id)):
         now = max(now_ms(), c.updated_ms + 1)
+        event = await intend_event(store.outbox, "contract.completed", list(c.parties()), {"contractId": c.id},
+                                   EventCheck("contract", c.id, ("COMPLETED",)))
         if await store.move_contract(c.id, "COMPLETED", "ACTIVE", now):
             await contract_changed(ctx.deps, c.id, now)
-            await ctx.emit("contract.completed", list(c.parties()), {"contractId": c.id})
+            await publish_event(ctx, store.outbox, event)
+        else:
+            await drop_event(store.outbox, event)
     return None

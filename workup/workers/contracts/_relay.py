@@ -15,9 +15,9 @@ from ...messages.contracts import Contract
 from ...messages.payments import CancelContractRequests, CreatePaymentRequest
 from ...problems import ProblemError
 from .._service import Runtime
-from .._wide import now_ms, run_relay
+from .._wide import now_ms, relay_events, run_relay
 from ._app import ContractsDeps, service
-from ._store import StoredContract, StoredMilestone
+from ._store import ContractsStore, StoredContract, StoredMilestone
 
 __all__ = ["PAYMENT", "CANCEL", "request_payment", "cancel_requests", "relay_once", "RELAY_INTERVAL", "GRACE_MS"]
 
@@ -73,7 +73,17 @@ async def relay_once(rt: Runtime[ContractsDeps]) -> int:
                 done += 1
             except ProblemError as exc:
                 log.warning("relay: %s %s still pending: %s", kind, item, exc)
-    return done
+    return done + await relay_events(rt, rt.deps.store.outbox, _status_of(rt.deps.store), GRACE_MS, log)
+
+
+def _status_of(store: ContractsStore):
+    async def status(entity: str, id: str) -> str | None:
+        if entity == "milestone":
+            m = await store.get_milestone(id)
+            return m.status if m else None
+        c = await store.get_contract(id) if entity == "contract" else None
+        return c.status if c else None
+    return status
 
 
 @service.background_task

@@ -7,7 +7,7 @@ import logging
 
 from ...messages.contracts import GetPendingTerminations, HandleTermination, RequestTermination, TerminationRequest
 from ...problems import ProblemError, conflict, forbidden, not_found
-from .._wide import derived_id, now_ms
+from .._wide import EventCheck, derived_id, drop_event, intend_event, now_ms, publish_event
 from ._app import Ctx, service
 from ._reads import contract_changed, readable_contract
 from ._relay import CANCEL, cancel_requests
@@ -67,11 +67,14 @@ async def handle_termination(ctx: Ctx, req: HandleTermination) -> TerminationReq
         raise conflict("the termination request was handled meanwhile")
     if nxt == "ACCEPTED":
         await store.outbox.add(CANCEL, c.id, now)
+        event = await intend_event(store.outbox, "contract.terminated", list(c.parties()), {"contractId": c.id},
+                                   EventCheck("contract", c.id, ("TERMINATED",)))
         if not await store.move_contract(c.id, "TERMINATED", "ACTIVE", now):
+            await drop_event(store.outbox, event)
             await store.move_termination(t, "PENDING", "ACCEPTED", now_ms())   # undo: nothing ended
             raise conflict("the contract is no longer ACTIVE")
         await contract_changed(ctx.deps, c.id, now)
-        await ctx.emit("contract.terminated", list(c.parties()), {"contractId": c.id})
+        await publish_event(ctx, store.outbox, event)
         try:
             await cancel_requests(ctx, c.id)
         except ProblemError as exc:

@@ -20,12 +20,12 @@ from ...messages.jobs import AcceptProposal, Acceptance, JobRef, ProposalRef, jo
 from ...problems import ProblemError, conflict, forbidden, not_found
 from .._readcache import invalidate
 from .._service import Runtime
-from .._wide import now_ms, run_relay
+from .._wide import now_ms, relay_events, run_relay
 from ._app import Ctx, JobsDeps, service
 from ._proposals import proposals_changed
 from ._rules import require_role
 from ._search import job_terms
-from ._store import StoredJob
+from ._store import JobsStore, StoredJob
 
 __all__ = ["finish_acceptance", "relay_once", "RELAY_INTERVAL", "GRACE_MS"]
 
@@ -75,12 +75,16 @@ async def finish_acceptance(rt: Runtime[JobsDeps], job: StoredJob) -> str:
     assert pid is not None
     proposals = await store.proposals_of_job(job.id)
     now = max([now_ms(), *(p.updated_ms + 1 for p in proposals)])   # see _proposals.next_version
-    if await store.decide_proposal(job.id, pid, "ACCEPTED", now):
-        await rt.emit("proposal.accepted", [await _author(deps, pid)], {"proposalId": pid, "jobId": job.id})
+    # The decisions are announced on every run of this step, not only when this run applied them:
+    # a run that died after deciding and before announcing is finished by another run (the
+    # intent stays until the end), which must announce them. Duplicates only after a crash.
+    await store.decide_proposal(job.id, pid, "ACCEPTED", now)
+    await rt.emit("proposal.accepted", [await _author(deps, pid)], {"proposalId": pid, "jobId": job.id})
     for other in proposals:
-        if other.id != pid and other.status == "PENDING":
-            if await store.decide_proposal(job.id, other.id, "REJECTED", now):
-                await rt.emit("proposal.rejected", [other.freelancer_id], {"proposalId": other.id, "jobId": job.id})
+        if other.id != pid:   # every other proposal of an accepted job ends REJECTED
+            if other.status == "PENDING":
+                await store.decide_proposal(job.id, other.id, "REJECTED", now)
+            await rt.emit("proposal.rejected", [other.freelancer_id], {"proposalId": other.id, "jobId": job.id})
     await proposals_changed(deps, job.id, now)
     await store.unindex_job(job, sorted(job_terms(job.title, job.description, job.skills)))
     contract_id = job.contract_id
@@ -118,7 +122,14 @@ async def relay_once(rt: Runtime[JobsDeps]) -> int:
             done += 1
         except ProblemError as exc:
             log.warning("relay: accept of job %s still pending: %s", job_id, exc)
-    return done
+    return done + await relay_events(rt, store.outbox, _status_of(store), GRACE_MS, log)
+
+
+def _status_of(store: JobsStore):
+    async def status(entity: str, id: str) -> str | None:
+        p = await store.get_proposal(id) if entity == "proposal" else None
+        return p.status if p else None
+    return status
 
 
 @service.background_task

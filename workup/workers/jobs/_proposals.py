@@ -13,7 +13,7 @@ from ...messages.jobs import (CreateProposal, GetJobProposals, GetMyProposals, G
                               UpdateProposal)
 from ...problems import conflict, forbidden, not_found
 from .._readcache import fill_soon, invalidate, lookup
-from .._wide import derived_id, now_ms
+from .._wide import EventCheck, derived_id, drop_event, intend_event, now_ms, publish_event
 from ._app import Ctx, JobsDeps, service
 from ._rules import can_read_proposal, require_role, visible_proposals
 from ._store import StoredJob, StoredProposal
@@ -59,6 +59,8 @@ async def create_proposal(ctx: Ctx, req: CreateProposal) -> Proposal:
     p = StoredProposal(id=pid, job_id=job.id, freelancer_id=freelancer_id, cover_letter=req.cover_letter,
                        job_duration=req.job_duration, status="PENDING", milestones=req.milestones,
                        attachments=req.attachments, created_ms=now, updated_ms=now)
+    event = await intend_event(store.outbox, "proposal.created", [job.client_id], {"proposalId": pid, "jobId": job.id},
+                               EventCheck("proposal", pid, ("PENDING", "ACCEPTED")))
     if not await store.add_proposal(p):
         p = await store.get_proposal(pid) or p   # a redelivery
     await proposals_changed(ctx.deps, job.id, now)
@@ -67,8 +69,9 @@ async def create_proposal(ctx: Ctx, req: CreateProposal) -> Proposal:
         now = await next_version(ctx.deps, job.id)
         await store.decide_proposal(job.id, pid, "REJECTED", now)
         await proposals_changed(ctx.deps, job.id, now)
+        await drop_event(store.outbox, event)
         raise conflict("the job is no longer active")
-    await ctx.emit("proposal.created", [job.client_id], {"proposalId": pid, "jobId": job.id})
+    await publish_event(ctx, store.outbox, event)
     return p.public()
 
 
