@@ -37,8 +37,19 @@ def _amqp_answers(port: int) -> bool:
         return False
 
 
+def _listens(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 class PrivateBroker:
-    def __init__(self) -> None:
+    """``tls=True`` adds an ``amqps`` listener on :attr:`tls_port` with a server certificate for
+    ``localhost``/127.0.0.1 issued by a fresh test CA (:attr:`ca_file`)."""
+
+    def __init__(self, *, tls: bool = False) -> None:
         if os.geteuid() != 0 or not os.path.exists(SERVER) or shutil.which("runuser") is None:
             pytest.fail("a private RabbitMQ node needs root and Debian's rabbitmq-server "
                         "(`bash ops/dev/services up rabbitmq` installs it)")
@@ -50,6 +61,24 @@ class PrivateBroker:
         self.proc: subprocess.Popen | None = None
         self.dir.mkdir(parents=True)
         shutil.chown(self.dir, "rabbitmq", "rabbitmq")
+        self.config: Path | None = None
+        self.tls_port = _free_port() if tls else None
+        if tls:
+            self._write_tls_config()
+
+    def _write_tls_config(self) -> None:
+        from ._certs import write_ca_and_server
+        self.ca_file, cert, key = write_ca_and_server(self.dir, "localhost")
+        self.config = self.dir / "rabbitmq.conf"
+        self.config.write_text(
+            f"listeners.ssl.default = 127.0.0.1:{self.tls_port}\n"
+            f"ssl_options.cacertfile = {self.ca_file}\n"
+            f"ssl_options.certfile = {cert}\n"
+            f"ssl_options.keyfile = {key}\n"
+            "ssl_options.verify = verify_none\n"
+            "ssl_options.fail_if_no_peer_cert = false\n")
+        for path in (self.ca_file, cert, key, self.config):
+            shutil.chown(path, "rabbitmq", "rabbitmq")
 
     @property
     def url(self) -> str:
@@ -63,12 +92,14 @@ class PrivateBroker:
                f"RABBITMQ_PID_FILE={self.dir}/pid", "RABBITMQ_LOGS=-",
                "ERL_EPMD_ADDRESS=127.0.0.1",
                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1}"]
+        if self.config is not None:
+            env.append(f"RABBITMQ_CONFIG_FILE={self.config}")
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(["runuser", "-u", "rabbitmq", "--", "env", *env, SERVER],
                                          stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True)
         deadline = time.monotonic() + timeout
-        while not _amqp_answers(self.port):
+        while not _amqp_answers(self.port) or (self.tls_port and not _listens(self.tls_port)):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 tail = self.log.read_text(errors="replace")[-2000:]
                 self.kill()

@@ -4,6 +4,7 @@ publish."""
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -149,13 +150,17 @@ async def _close_by_rabbitmqctl(conn: amqp.Connection) -> None:
     if shutil.which("rabbitmqctl") is None:
         pytest.fail("rabbitmqctl is not on PATH: this test closes its own broker connection "
                     "with it (install rabbitmq-server: `bash ops/dev/services up`)")
+    # the node ops/dev/services starts is workup@localhost (scripts/test exports it too)
+    env = dict(os.environ)
+    if "RABBITMQ_NODENAME" not in env and os.path.exists("/var/lib/rabbitmq/workup/pid"):
+        env["RABBITMQ_NODENAME"] = "workup@localhost"
     listing = await trio.run_process(["rabbitmqctl", "list_connections", "--silent", "pid",
-                                      "name"], capture_stdout=True, capture_stderr=True)
+                                      "name"], capture_stdout=True, capture_stderr=True, env=env)
     pids = [line.split("\t")[0] for line in listing.stdout.decode().splitlines()
             if line.endswith("\t" + name)]
     assert len(pids) == 1, listing.stdout
     result = await trio.run_process(["rabbitmqctl", "close_connection", pids[0], "test"],
-                                    capture_stdout=True, capture_stderr=True, check=False)
+                                    capture_stdout=True, capture_stderr=True, check=False, env=env)
     assert result.returncode == 0, result.stderr
 
 

@@ -23,10 +23,21 @@ def test_vhost(url: str, vhost: str) -> None:
 
 
 @pytest.mark.parametrize("url,match", [
-    ("http://h", "scheme"), ("amqps://h", "scheme"), ("amqp://h:99999", "port"),
+    ("http://h", "scheme"), ("amqp://h:99999", "port"), ("amqp://h?cacertfile=/ca.pem", "needs amqps"),
+    ("amqps://h?verify=yes", "verify_peer or verify_none"),
     ("amqp://h?heartbeat=x", "heartbeat"), ("amqp://h?bogus=1", "unknown"),
     ("amqp://h?heartbeat=-1", "negative"),
 ])
 def test_bad_urls(url: str, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         parse_url(url)
+
+
+def test_amqps_url() -> None:
+    p = parse_url("amqps://u:p@broker/?cacertfile=/ca.pem&certfile=/c.pem&keyfile=/k.pem"
+                  "&server_name_indication=mq.example&verify=verify_peer")
+    assert (p.tls, p.port, p.cacertfile, p.certfile, p.keyfile, p.server_name, p.verify) == \
+        (True, 5671, "/ca.pem", "/c.pem", "/k.pem", "mq.example", True)
+    assert parse_url("amqps://h:1234?verify=verify_none").verify is False
+    assert parse_url("amqp://h").tls is False and "amqps://" in repr(parse_url("amqps://u:secret@h"))
+    assert "secret" not in repr(parse_url("amqps://u:secret@h"))

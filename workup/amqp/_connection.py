@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import logging
 import random
+import ssl
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Union
 
 import trio
 
@@ -21,11 +22,13 @@ from ._events import (Blocked, ChannelClosedByBroker, ConnectionClosedByBroker,
 from ._params import ConnectionParams, parse_url
 from ._protocol import ConnectionCore
 from ._restore import restore as restore_session
+from ._tls import client_context
 from ._topology import Topology
 
 __all__ = ["Connection", "connect"]
 
 log = logging.getLogger("workup.amqp")
+Stream = Union[trio.SocketStream, trio.SSLStream]   # amqp:// or amqps://
 
 # broker connection.close codes after which reconnecting makes sense (320 CONNECTION_FORCED:
 # an operator or a node shutdown closed us); others (403, 530, 50x) would fail again
@@ -67,7 +70,8 @@ class Connection:
         self.reconnect = reconnect
         self._delay = (reconnect_delay, reconnect_max_delay)
         self._core: ConnectionCore | None = None
-        self._stream: trio.SocketStream | None = None
+        self._stream: Stream | None = None
+        self._tls: ssl.SSLContext | None = None
         self._generation = 0
         self._up = False
         self._up_event = trio.Event()
@@ -133,7 +137,7 @@ class Connection:
 
     # -- supervisor --------------------------------------------------------------------------
 
-    async def _run(self, stream: trio.SocketStream, core: ConnectionCore,
+    async def _run(self, stream: Stream, core: ConnectionCore,
                    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         delay = self._delay[0]
         while True:
@@ -161,14 +165,16 @@ class Connection:
                         return
                     log.warning("AMQP reconnect failed: %s", exc)
 
-    async def _handshake(self) -> tuple[trio.SocketStream, ConnectionCore]:
+    async def _handshake(self) -> tuple[Stream, ConnectionCore]:
         p = self.params
         core = ConnectionCore(p, self.name)
         with trio.fail_after(p.connect_timeout):
             try:
-                stream = await trio.open_tcp_stream(p.host, p.port)
+                stream: Stream = await trio.open_tcp_stream(p.host, p.port)
             except OSError as exc:
                 raise ConnectionLost(f"cannot connect to {p.host}:{p.port}: {exc}") from None
+            if p.tls:
+                stream = await self._start_tls(stream)
             try:
                 core.start()
                 while True:
@@ -190,7 +196,21 @@ class Connection:
                     await _abort(stream, core)
                 raise
 
-    async def _session(self, stream: trio.SocketStream, core: ConnectionCore, restore: bool,
+    async def _start_tls(self, tcp: trio.SocketStream) -> trio.SSLStream:
+        p = self.params
+        if self._tls is None:
+            self._tls = client_context(p)
+        stream = trio.SSLStream(tcp, self._tls, server_hostname=p.server_name or p.host)
+        try:
+            await stream.do_handshake()
+        except (trio.BrokenResourceError, ssl.SSLError) as exc:
+            with trio.CancelScope(shield=True):
+                await tcp.aclose()
+            reason = exc.__cause__ if isinstance(exc, trio.BrokenResourceError) and exc.__cause__ else exc
+            raise ConnectionLost(f"TLS handshake with {p.host}:{p.port} failed: {reason}") from None
+        return stream
+
+    async def _session(self, stream: Stream, core: ConnectionCore, restore: bool,
                        task_status: trio.TaskStatus[None]) -> None:
         self._generation += 1
         self._stream, self._core, self._lost = stream, core, None
@@ -299,7 +319,7 @@ class Connection:
 
     # -- session tasks -----------------------------------------------------------------------
 
-    async def _writer(self, stream: trio.SocketStream, core: ConnectionCore) -> None:
+    async def _writer(self, stream: Stream, core: ConnectionCore) -> None:
         try:
             while True:
                 await self._wake_event.wait()
@@ -312,7 +332,7 @@ class Connection:
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             self._lose(ConnectionLost(f"write failed: {exc}"))
 
-    async def _reader(self, stream: trio.SocketStream, core: ConnectionCore) -> None:
+    async def _reader(self, stream: Stream, core: ConnectionCore) -> None:
         channels = self._channels
         generation = self._generation
         try:
@@ -414,7 +434,7 @@ def _fail_requests(core: ConnectionCore, error: BaseException) -> None:
                 token.fail(error)
 
 
-async def _abort(stream: trio.SocketStream, core: ConnectionCore | None) -> None:
+async def _abort(stream: Stream, core: ConnectionCore | None) -> None:
     try:
         if core is not None:
             data = core.data_to_send()

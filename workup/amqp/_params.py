@@ -1,4 +1,5 @@
-"""Connection parameters and ``amqp://`` URL parsing (RabbitMQ's URI spec)."""
+"""Connection parameters and ``amqp://`` / ``amqps://`` URL parsing (RabbitMQ's URI spec,
+including its TLS query options)."""
 
 from __future__ import annotations
 
@@ -20,28 +21,41 @@ class ConnectionParams(msgspec.Struct, frozen=True, kw_only=True):
     frame_max: int = 131072
     channel_max: int = 2047
     connect_timeout: float = 10.0
+    # TLS (``amqps://``): the server's certificate is verified against ``cacertfile`` (else the
+    # system's CAs) and the host name (or ``server_name``); ``verify=False`` turns that off.
+    tls: bool = False
+    cacertfile: str | None = None
+    certfile: str | None = None      # client certificate (with ``keyfile``), for brokers that ask
+    keyfile: str | None = None
+    server_name: str | None = None
+    verify: bool = True
 
     def __repr__(self) -> str:  # never print the password
-        return (f"ConnectionParams(amqp://{self.username}@{self.host}:{self.port}"
+        return (f"ConnectionParams(amqp{'s' if self.tls else ''}://{self.username}@{self.host}:{self.port}"
                 f"/{self.virtual_host!r}, heartbeat={self.heartbeat})")
 
 
 _QUERY_INT = {"heartbeat": "heartbeat", "frame_max": "frame_max", "channel_max": "channel_max"}
 _QUERY_FLOAT = {"connection_timeout": "connect_timeout", "connect_timeout": "connect_timeout"}
+_QUERY_TLS = {"cacertfile": "cacertfile", "certfile": "certfile", "keyfile": "keyfile",
+              "server_name_indication": "server_name"}
+_VERIFY = {"verify_peer": True, "verify_none": False}
 
 
 def parse_url(url: str) -> ConnectionParams:
-    """Parse ``amqp://user:pass@host:port/vhost?heartbeat=30``.
+    """Parse ``amqp://user:pass@host:port/vhost?heartbeat=30`` or
+    ``amqps://...?cacertfile=/ca.pem&verify=verify_peer&server_name_indication=broker``.
 
     As in RabbitMQ's URI spec, an absent path means vhost ``/``, an empty path (``host/``) the
     vhost ``""``... which nobody wants, so we map it to ``/`` as well; ``%2F`` is ``/``.
     Raises ``ValueError`` with a one-line reason.
     """
     parts = urlsplit(url)
-    if parts.scheme != "amqp":
-        raise ValueError(f"unsupported AMQP URL scheme {parts.scheme!r} (expected amqp://)")
+    if parts.scheme not in ("amqp", "amqps"):
+        raise ValueError(f"unsupported AMQP URL scheme {parts.scheme!r} (expected amqp:// or amqps://)")
+    tls = parts.scheme == "amqps"
     try:
-        port = parts.port or 5672
+        port = parts.port or (5671 if tls else 5672)
     except ValueError as exc:
         raise ValueError(f"bad port in AMQP URL: {exc}") from None
     vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
@@ -49,6 +63,7 @@ def parse_url(url: str) -> ConnectionParams:
         "host": parts.hostname or "127.0.0.1",
         "port": port,
         "virtual_host": vhost,
+        "tls": tls,
     }
     if parts.username is not None:
         fields["username"] = unquote(parts.username)
@@ -61,10 +76,20 @@ def parse_url(url: str) -> ConnectionParams:
                 fields[_QUERY_INT[key]] = int(value)
             elif key in _QUERY_FLOAT:
                 fields[_QUERY_FLOAT[key]] = float(value)
+            elif key in _QUERY_TLS or key == "verify":
+                if not tls:
+                    raise ValueError(f"AMQP URL option {key!r} needs amqps://")
+                if key == "verify":
+                    if value not in _VERIFY:
+                        raise ValueError(f"bad value for AMQP URL option 'verify': {value!r} "
+                                         f"(verify_peer or verify_none)")
+                    fields["verify"] = _VERIFY[value]
+                else:
+                    fields[_QUERY_TLS[key]] = value
             else:
                 raise ValueError(f"unknown AMQP URL option {key!r}")
         except ValueError as exc:
-            if "unknown" in str(exc):
+            if "unknown" in str(exc) or "amqps" in str(exc) or "verify" in str(exc):
                 raise
             raise ValueError(f"bad value for AMQP URL option {key!r}: {value!r}") from None
     for key in ("heartbeat", "frame_max", "channel_max"):
