@@ -269,9 +269,13 @@ def command(amqp_url: str, levels: str, peers: str, warmup: float, duration: flo
     from workup.amqp import parse_url
     try:
         parse_url(amqp_url)
-        in_flight = [int(x) for x in levels.split(",") if x.strip()]
     except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+        raise click.BadParameter(str(exc), param_hint="--amqp-url") from None
+    try:
+        in_flight = [int(x) for x in levels.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"a comma-separated list of whole numbers, got {levels!r}",
+                                 param_hint="--in-flight") from None
     chosen = [p.strip() for p in peers.split(",") if p.strip()]
     unknown = [p for p in chosen if p not in PEERS]
     if unknown or not chosen or not in_flight or min(in_flight) < 1:
