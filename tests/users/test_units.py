@@ -20,7 +20,12 @@ def user(**kw) -> UserRecord:
 
 def test_password_hashes_are_salted_scrypt_and_verify():
     h1, h2 = _passwords.hash_password("correct horse"), _passwords.hash_password("correct horse")
-    assert h1 != h2 and h1.startswith(f"scrypt${2**14}$8$1$")
+    assert h1 != h2 and h1.startswith("scrypt$32768$8$1$")      # n=2**15, r=8, p=1
+    # a hash made with older (weaker) parameters still verifies: each hash names its own
+    salt = b"0123456789abcdef"
+    old = "$".join(["scrypt", "16384", "8", "1", _passwords._b64(salt),
+                    _passwords._b64(_passwords._scrypt("correct horse", salt, 2**14, 8, 1))])
+    assert _passwords.verify_password("correct horse", old) and not _passwords.verify_password("wrong", old)
     assert _passwords.verify_password("correct horse", h1)
     assert not _passwords.verify_password("correct horsE", h1)
     for broken in ("", "sha256$x", "scrypt$1$2$3", "scrypt$x$8$1$AAAA$BBBB", h1.replace("scrypt", "bcrypt")):
