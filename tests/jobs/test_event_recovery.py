@@ -40,6 +40,20 @@ class HoldingEvents(LocalTransport):
         await super().publish_event(event)
 
 
+class FailingOnce(LocalTransport):
+    """The first publish of ``failing`` raises, as a broker that just went away would."""
+
+    def __init__(self, failing: str) -> None:
+        super().__init__()
+        self.failing: str | None = failing
+
+    async def publish_event(self, event: Event) -> None:
+        if event.type == self.failing:
+            self.failing = None
+            raise ConnectionError("broker went away")
+        await super().publish_event(event)
+
+
 async def _contract_with_milestone(h, client: Caller, fay: Caller) -> tuple[str, str]:
     job = await h.ok("jobs.CreateJob", CreateJob(title="t", description="d"), client, 201)
     p = await h.ok("jobs.CreateProposal", proposal(job["id"]), fay, 201)
@@ -120,3 +134,16 @@ def _no_intents(settings):
     async def check() -> bool:
         return not await _event_intents(settings)
     return check
+
+
+async def test_a_failed_publish_still_answers_and_the_relay_sends_it(tmp_path, settings):
+    client, fay = Caller(new_id(), "CLIENT"), Caller(new_id(), "FREELANCER")
+    transport = FailingOnce("milestone.in_review")
+    async with running(tmp_path, ("jobs", "contracts"), settings=settings, transport=transport) as h:
+        cid, mid = await _contract_with_milestone(h, client, fay)
+        await h.ok("contracts.ProgressMilestone", ProgressMilestone(milestone_id=mid), fay)   # IN_PROGRESS
+        moved = await h.ok("contracts.ProgressMilestone", ProgressMilestone(milestone_id=mid), fay)
+        assert moved["status"] == "IN_REVIEW" and transport.failing is None   # the change stands
+        events = await eventually(lambda: _async(h.events_of("milestone.in_review")))
+        assert [e.data for e in events] == [{"milestoneId": mid, "contractId": cid}]
+        assert await eventually(_no_intents(settings))

@@ -24,6 +24,7 @@ from ._outbox import Outbox
 __all__ = ["EVENT", "EventCheck", "EventIntent", "intend", "publish", "drop", "relay_events"]
 
 EVENT = "event"
+_log = logging.getLogger("workup.workers")
 
 
 class EventCheck(msgspec.Struct, frozen=True):
@@ -64,10 +65,16 @@ async def intend(outbox: Outbox, type: str, recipients: Sequence[str], data: dic
     return intent
 
 
-async def publish(rt: Any, outbox: Outbox, intent: EventIntent) -> None:
-    """After the write applied: announce it, then forget the intent."""
-    await rt.emit(intent.type, intent.recipients, intent.data, at=intent.at)
+async def publish(rt: Any, outbox: Outbox, intent: EventIntent) -> bool:
+    """After the write applied: announce it, then forget the intent. A publish that fails (the
+    broker is away) is logged and left to the relay: the change itself succeeded."""
+    try:
+        await rt.emit(intent.type, intent.recipients, intent.data, at=intent.at)
+    except Exception as exc:
+        _log.warning("event %s not published yet (%s); the relay retries", intent.type, exc)
+        return False
     await outbox.done(EVENT, _item(intent))
+    return True
 
 
 async def drop(outbox: Outbox, intent: EventIntent) -> None:
@@ -93,8 +100,7 @@ async def relay_events(rt: Any, outbox: Outbox, status_of: Status, grace_ms: int
             await outbox.done(EVENT, item)
             continue
         if await status_of(intent.check.entity, intent.check.id) in intent.check.statuses:
-            await publish(rt, outbox, intent)
-            published += 1
+            published += await publish(rt, outbox, intent)
         else:
             await drop(outbox, intent)
     return published
