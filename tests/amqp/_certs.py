@@ -21,9 +21,11 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
                              serialization.NoEncryption())
 
 
-def write_ca_and_server(directory: Path, host: str, *, ca_name: str = "workup test CA") -> tuple[Path, Path, Path]:
+def write_ca_and_server(directory: Path, host: str, *, ca_name: str = "workup test CA",
+                        client: str | None = None) -> tuple[Path, Path, Path]:
     """Write ``ca.pem``, ``server.pem`` (for ``host`` and 127.0.0.1) and ``server.key`` into
-    ``directory``; returns their paths."""
+    ``directory``, and with ``client`` also ``client.pem``/``client.key`` (a client certificate
+    of that name from the same CA); returns the first three paths."""
     now = dt.datetime.now(dt.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (x509.CertificateBuilder().subject_name(_name(ca_name)).issuer_name(_name(ca_name))
@@ -48,4 +50,13 @@ def write_ca_and_server(directory: Path, host: str, *, ca_name: str = "workup te
     paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     paths[2].write_bytes(_pem_key(key))
+    if client is not None:
+        ckey = ec.generate_private_key(ec.SECP256R1())
+        ccert = (x509.CertificateBuilder().subject_name(_name(client)).issuer_name(ca.subject)
+                 .public_key(ckey.public_key()).serial_number(x509.random_serial_number())
+                 .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+                 .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+                 .sign(ca_key, hashes.SHA256()))
+        (directory / "client.pem").write_bytes(ccert.public_bytes(serialization.Encoding.PEM))
+        (directory / "client.key").write_bytes(_pem_key(ckey))
     return paths

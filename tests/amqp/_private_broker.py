@@ -47,9 +47,11 @@ def _listens(port: int) -> bool:
 
 class PrivateBroker:
     """``tls=True`` adds an ``amqps`` listener on :attr:`tls_port` with a server certificate for
-    ``localhost``/127.0.0.1 issued by a fresh test CA (:attr:`ca_file`)."""
+    ``localhost``/127.0.0.1 issued by a fresh test CA (:attr:`ca_file`); ``client_certs=True``
+    makes that listener require a client certificate from the same CA (``client.pem`` and
+    ``client.key`` in :attr:`dir`)."""
 
-    def __init__(self, *, tls: bool = False) -> None:
+    def __init__(self, *, tls: bool = False, client_certs: bool = False) -> None:
         if os.geteuid() != 0 or not os.path.exists(SERVER) or shutil.which("runuser") is None:
             pytest.fail("a private RabbitMQ node needs root and Debian's rabbitmq-server "
                         "(`bash ops/dev/services up rabbitmq` installs it)")
@@ -64,19 +66,20 @@ class PrivateBroker:
         self.config: Path | None = None
         self.tls_port = _free_port() if tls else None
         if tls:
-            self._write_tls_config()
+            self._write_tls_config(client_certs)
 
-    def _write_tls_config(self) -> None:
+    def _write_tls_config(self, client_certs: bool) -> None:
         from ._certs import write_ca_and_server
-        self.ca_file, cert, key = write_ca_and_server(self.dir, "localhost")
+        self.ca_file, cert, key = write_ca_and_server(self.dir, "localhost",
+                                                      client="workup-client" if client_certs else None)
         self.config = self.dir / "rabbitmq.conf"
         self.config.write_text(
             f"listeners.ssl.default = 127.0.0.1:{self.tls_port}\n"
             f"ssl_options.cacertfile = {self.ca_file}\n"
             f"ssl_options.certfile = {cert}\n"
             f"ssl_options.keyfile = {key}\n"
-            "ssl_options.verify = verify_none\n"
-            "ssl_options.fail_if_no_peer_cert = false\n")
+            + ("ssl_options.verify = verify_peer\nssl_options.fail_if_no_peer_cert = true\n" if client_certs
+               else "ssl_options.verify = verify_none\nssl_options.fail_if_no_peer_cert = false\n"))
         for path in (self.ca_file, cert, key, self.config):
             shutil.chown(path, "rabbitmq", "rabbitmq")
 

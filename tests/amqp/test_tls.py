@@ -74,3 +74,26 @@ def test_missing_ca_file_is_a_clear_error() -> None:
     from workup.amqp._tls import client_context
     with pytest.raises(ValueError, match="cannot load the certificate files"):
         client_context(amqp.parse_url("amqps://h/?cacertfile=/nonexistent/ca.pem"))
+
+
+@pytest.fixture(scope="module")
+def mtls_broker():
+    b = PrivateBroker(tls=True, client_certs=True)
+    try:
+        b.start()
+        yield b
+    finally:
+        b.remove()
+
+
+async def test_client_certificate_when_the_broker_requires_one(mtls_broker, name) -> None:
+    ca = str(mtls_broker.ca_file)
+    with trio.fail_after(20), pytest.raises(amqp.ConnectionLost) as exc:   # no certificate: refused
+        async with amqp.connect(_url(mtls_broker, cacertfile=ca, connect_timeout="5"), reconnect=False):
+            pass  # pragma: no cover
+    assert "certificate" in str(exc.value) and "\n" not in str(exc.value)
+    url = _url(mtls_broker, cacertfile=ca, certfile=str(mtls_broker.dir / "client.pem"),
+               keyfile=str(mtls_broker.dir / "client.key"))
+    async with amqp.connect(url, name="test-mtls") as conn:
+        ch = await conn.channel()
+        await ch.declare_queue(name, auto_delete=True)

@@ -179,9 +179,15 @@ class Connection:
                 core.start()
                 while True:
                     data = core.data_to_send()
-                    if data:
-                        await stream.send_all(data)
-                    chunk = await stream.receive_some(65536)
+                    try:
+                        if data:
+                            await stream.send_all(data)
+                        chunk = await stream.receive_some(65536)
+                    except (trio.BrokenResourceError, OSError) as exc:
+                        # e.g. TLS 1.3: a broker that wants a client certificate says so only
+                        # after the TLS handshake, as an alert on our first read
+                        raise ConnectionLost(f"connection to {p.host}:{p.port} broke during the "
+                                             f"handshake: {_cause(exc)}") from None
                     if not chunk:
                         raise ConnectionLost(
                             "broker closed the socket during the handshake (bad credentials?)")
@@ -206,8 +212,7 @@ class Connection:
         except (trio.BrokenResourceError, ssl.SSLError) as exc:
             with trio.CancelScope(shield=True):
                 await tcp.aclose()
-            reason = exc.__cause__ if isinstance(exc, trio.BrokenResourceError) and exc.__cause__ else exc
-            raise ConnectionLost(f"TLS handshake with {p.host}:{p.port} failed: {reason}") from None
+            raise ConnectionLost(f"TLS handshake with {p.host}:{p.port} failed: {_cause(exc)}") from None
         return stream
 
     async def _session(self, stream: Stream, core: ConnectionCore, restore: bool,
@@ -432,6 +437,11 @@ def _fail_requests(core: ConnectionCore, error: BaseException) -> None:
         for token in channel.pending_tokens():
             if token is not None:
                 token.fail(error)
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """What broke a stream: trio's BrokenResourceError wraps the OS or TLS error."""
+    return exc.__cause__ if isinstance(exc, trio.BrokenResourceError) and exc.__cause__ else exc
 
 
 async def _abort(stream: Stream, core: ConnectionCore | None) -> None:
