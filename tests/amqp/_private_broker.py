@@ -49,9 +49,10 @@ class PrivateBroker:
     """``tls=True`` adds an ``amqps`` listener on :attr:`tls_port` with a server certificate for
     ``localhost``/127.0.0.1 issued by a fresh test CA (:attr:`ca_file`); ``client_certs=True``
     makes that listener require a client certificate from the same CA (``client.pem`` and
-    ``client.key`` in :attr:`dir`)."""
+    ``client.key`` in :attr:`dir`); ``external=True`` also enables SASL EXTERNAL (the certificate's
+    common name is the user: create it with :meth:`ctl`)."""
 
-    def __init__(self, *, tls: bool = False, client_certs: bool = False) -> None:
+    def __init__(self, *, tls: bool = False, client_certs: bool = False, external: bool = False) -> None:
         if os.geteuid() != 0 or not os.path.exists(SERVER) or shutil.which("runuser") is None:
             pytest.fail("a private RabbitMQ node needs root and Debian's rabbitmq-server "
                         "(`bash ops/dev/services up rabbitmq` installs it)")
@@ -64,9 +65,17 @@ class PrivateBroker:
         self.dir.mkdir(parents=True)
         shutil.chown(self.dir, "rabbitmq", "rabbitmq")
         self.config: Path | None = None
+        self.plugins: Path | None = None
         self.tls_port = _free_port() if tls else None
         if tls:
-            self._write_tls_config(client_certs)
+            self._write_tls_config(client_certs or external)
+        if external:
+            self.plugins = self.dir / "enabled_plugins"
+            self.plugins.write_text("[rabbitmq_auth_mechanism_ssl].\n")
+            with open(self.config, "a") as conf:  # type: ignore[arg-type]
+                conf.write("auth_mechanisms.1 = PLAIN\nauth_mechanisms.2 = EXTERNAL\n"
+                           "ssl_cert_login_from = common_name\n")
+            shutil.chown(self.plugins, "rabbitmq", "rabbitmq")
 
     def _write_tls_config(self, client_certs: bool) -> None:
         from ._certs import write_ca_and_server
@@ -97,6 +106,8 @@ class PrivateBroker:
                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1}"]
         if self.config is not None:
             env.append(f"RABBITMQ_CONFIG_FILE={self.config}")
+        if self.plugins is not None:
+            env.append(f"RABBITMQ_ENABLED_PLUGINS_FILE={self.plugins}")
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(["runuser", "-u", "rabbitmq", "--", "env", *env, SERVER],
                                          stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -109,6 +120,15 @@ class PrivateBroker:
                 pytest.fail(f"private RabbitMQ node {self.node} did not start on port {self.port} "
                             f"within {timeout:.0f} s; log {self.log}:\n{tail}")
             time.sleep(0.3)
+
+    def ctl(self, *args: str) -> str:
+        """``rabbitmqctl args`` against this node (as the rabbitmq user, bounded); its output."""
+        result = subprocess.run(["runuser", "-u", "rabbitmq", "--", "env", f"HOME={BASE}",
+                                 f"RABBITMQ_NODENAME={self.node}", "/usr/lib/rabbitmq/bin/rabbitmqctl", *args],
+                                capture_output=True, text=True, timeout=60)
+        if result.returncode != 0:
+            pytest.fail(f"rabbitmqctl {' '.join(args)} on {self.node} failed: {result.stderr.strip()}")
+        return result.stdout
 
     def kill(self) -> None:
         """SIGKILL the whole node (wrapper, beam and its helpers): no clean shutdown."""

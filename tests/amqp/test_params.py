@@ -24,7 +24,8 @@ def test_vhost(url: str, vhost: str) -> None:
 
 @pytest.mark.parametrize("url,match", [
     ("http://h", "scheme"), ("amqp://h:99999", "port"), ("amqp://h?cacertfile=/ca.pem", "needs amqps"),
-    ("amqps://h?verify=yes", "verify_peer or verify_none"),
+    ("amqps://h?verify=yes", "verify_peer or verify_none"), ("amqps://h?auth_mechanism=kerberos", "plain or external"),
+    ("amqps://h?auth_mechanism=external", "client certificate"),
     ("amqp://h?heartbeat=x", "heartbeat"), ("amqp://h?bogus=1", "unknown"),
     ("amqp://h?heartbeat=-1", "negative"),
 ])
@@ -41,3 +42,5 @@ def test_amqps_url() -> None:
     assert parse_url("amqps://h:1234?verify=verify_none").verify is False
     assert parse_url("amqp://h").tls is False and "amqps://" in repr(parse_url("amqps://u:secret@h"))
     assert "secret" not in repr(parse_url("amqps://u:secret@h"))
+    assert parse_url("amqps://h?auth_mechanism=EXTERNAL&certfile=/c.pem").auth_mechanism == "EXTERNAL"
+    assert parse_url("amqp://h").auth_mechanism == "PLAIN"

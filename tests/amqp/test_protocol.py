@@ -57,6 +57,19 @@ def test_no_plain_mechanism() -> None:
         core.receive_data(start_frame("AMQPLAIN EXTERNAL"))
 
 
+def test_external_mechanism_sends_an_empty_response() -> None:
+    core = ConnectionCore(ConnectionParams(auth_mechanism="EXTERNAL", tls=True, certfile="/c.pem"))
+    core.start()
+    core.data_to_send()
+    core.receive_data(start_frame("PLAIN EXTERNAL"))
+    [(_, start_ok)] = parse(core.data_to_send())
+    assert (start_ok.mechanism, start_ok.response) == ("EXTERNAL", "")
+    refused = ConnectionCore(ConnectionParams(auth_mechanism="EXTERNAL"))
+    refused.start()
+    with pytest.raises(ProtocolError, match="does not offer EXTERNAL"):
+        refused.receive_data(start_frame("PLAIN AMQPLAIN"))
+
+
 def test_method_out_of_order_in_handshake() -> None:
     core = ConnectionCore(ConnectionParams())
     core.start()

@@ -1,7 +1,10 @@
 """``amqps://`` against a real RabbitMQ TLS listener (a private node with a test CA): a verified
-round trip, and clear one-line refusals for an unknown CA and a wrong host name."""
+round trip, clear one-line refusals for an unknown CA and a wrong host name, client
+certificates when the broker requires them, and SASL EXTERNAL."""
 
 from __future__ import annotations
+
+import secrets
 
 import pytest
 import trio
@@ -97,3 +100,30 @@ async def test_client_certificate_when_the_broker_requires_one(mtls_broker, name
     async with amqp.connect(url, name="test-mtls") as conn:
         ch = await conn.channel()
         await ch.declare_queue(name, auto_delete=True)
+
+
+@pytest.fixture(scope="module")
+def external_broker():
+    b = PrivateBroker(tls=True, external=True)
+    try:
+        b.start()
+        b.ctl("add_user", "workup-client", secrets.token_urlsafe(24))   # the certificate's CN
+        b.ctl("set_permissions", "-p", "/", "workup-client", ".*", ".*", ".*")
+        yield b
+    finally:
+        b.remove()
+
+
+async def test_sasl_external_logs_in_as_the_certificate_name(external_broker, name) -> None:
+    cert = f"certfile={external_broker.dir / 'client.pem'}&keyfile={external_broker.dir / 'client.key'}"
+    url = (f"amqps://127.0.0.1:{external_broker.tls_port}/?cacertfile={external_broker.ca_file}&{cert}"
+           "&auth_mechanism=external")
+    async with amqp.connect(url, name="test-external") as conn:
+        assert conn.params.auth_mechanism == "EXTERNAL"
+        ch = await conn.channel()
+        await ch.declare_queue(name, auto_delete=True)
+        # the broker knows this connection as the certificate's user (no password was sent)
+        listing = await trio.to_thread.run_sync(external_broker.ctl, "list_connections", "--silent",
+                                                "user", "auth_mechanism", "client_properties")
+        [line] = [x for x in listing.splitlines() if "test-external" in x]
+        assert line.split("\t")[:2] == ["workup-client", "EXTERNAL"]

@@ -29,6 +29,9 @@ class ConnectionParams(msgspec.Struct, frozen=True, kw_only=True):
     keyfile: str | None = None
     server_name: str | None = None
     verify: bool = True
+    # "PLAIN" (username and password) or "EXTERNAL" (the TLS client certificate names the user;
+    # RabbitMQ's rabbitmq_auth_mechanism_ssl plugin)
+    auth_mechanism: str = "PLAIN"
 
     def __repr__(self) -> str:  # never print the password
         return (f"ConnectionParams(amqp{'s' if self.tls else ''}://{self.username}@{self.host}:{self.port}"
@@ -40,6 +43,7 @@ _QUERY_FLOAT = {"connection_timeout": "connect_timeout", "connect_timeout": "con
 _QUERY_TLS = {"cacertfile": "cacertfile", "certfile": "certfile", "keyfile": "keyfile",
               "server_name_indication": "server_name"}
 _VERIFY = {"verify_peer": True, "verify_none": False}
+_MECHANISMS = {"plain": "PLAIN", "external": "EXTERNAL"}
 
 
 def parse_url(url: str) -> ConnectionParams:
@@ -76,6 +80,10 @@ def parse_url(url: str) -> ConnectionParams:
                 fields[_QUERY_INT[key]] = int(value)
             elif key in _QUERY_FLOAT:
                 fields[_QUERY_FLOAT[key]] = float(value)
+            elif key == "auth_mechanism":
+                if value.lower() not in _MECHANISMS:
+                    raise ValueError(f"unknown AMQP auth_mechanism {value!r} (plain or external)")
+                fields["auth_mechanism"] = _MECHANISMS[value.lower()]
             elif key in _QUERY_TLS or key == "verify":
                 if not tls:
                     raise ValueError(f"AMQP URL option {key!r} needs amqps://")
@@ -92,6 +100,8 @@ def parse_url(url: str) -> ConnectionParams:
             if "unknown" in str(exc) or "amqps" in str(exc) or "verify" in str(exc):
                 raise
             raise ValueError(f"bad value for AMQP URL option {key!r}: {value!r}") from None
+    if fields.get("auth_mechanism") == "EXTERNAL" and not fields.get("certfile"):
+        raise ValueError("AMQP auth_mechanism=external needs amqps:// with a client certificate (certfile)")
     for key in ("heartbeat", "frame_max", "channel_max"):
         if int(fields.get(key, 0)) < 0:  # type: ignore[call-overload]
             raise ValueError(f"AMQP URL option {key!r} must not be negative")

@@ -5,7 +5,7 @@
     events = core.receive_data(chunk)     # bytes from the socket, cut anywhere
     sock.send_all(core.data_to_send())    # everything queued since the last call
 
-Handshake: start → start-ok (PLAIN) → tune → tune-ok + open → open-ok (``ConnectionOpened``).
+Handshake: start → start-ok (PLAIN, or EXTERNAL over TLS) → tune → tune-ok + open → open-ok (``ConnectionOpened``).
 Channels are :class:`ChannelCore` objects sharing the output buffer. A malformed or
 out-of-place frame raises :class:`ProtocolError`; the shell then closes the connection.
 """
@@ -168,9 +168,10 @@ class ConnectionCore:
         if (start.version_major, start.version_minor) != (0, 9):
             raise ProtocolError(f"broker speaks AMQP {start.version_major}."
                                 f"{start.version_minor}, not 0-9-1", 505)
+        p = self.params
         mechanisms = start.mechanisms.split() if isinstance(start.mechanisms, str) else []
-        if "PLAIN" not in mechanisms:
-            raise ProtocolError(f"broker does not offer PLAIN authentication "
+        if p.auth_mechanism not in mechanisms:
+            raise ProtocolError(f"broker does not offer {p.auth_mechanism} authentication "
                                 f"(offers {start.mechanisms!r})", 503)
         self.server_properties = dict(start.server_properties or {})
         props: dict[str, Any] = {
@@ -180,10 +181,10 @@ class ConnectionCore:
         }
         if self._name:
             props["connection_name"] = self._name
-        p = self.params
+        # EXTERNAL: an empty response, the broker takes the name from our TLS certificate
+        response = "" if p.auth_mechanism == "EXTERNAL" else f"\0{p.username}\0{p.password}"
         self._out.append(encode_method(0, C.Connection.StartOk(
-            client_properties=props, mechanism="PLAIN",
-            response=f"\0{p.username}\0{p.password}", locale="en_US")))
+            client_properties=props, mechanism=p.auth_mechanism, response=response, locale="en_US")))
         self.state = ConnectionState.AWAIT_TUNE
 
     def _on_tune(self, tune: C.Connection.Tune) -> None:
