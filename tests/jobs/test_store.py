@@ -152,3 +152,33 @@ async def test_search_page_filters_across_batches(store):
         if state is None:
             break
     assert seen == expected
+
+
+async def test_outbox_keeps_tombstones_one_hour_on_cassandra(cassandra_hosts):
+    """Outbox rows live seconds; their tombstones must not pile up for Cassandra's default ten
+    days. A keyspace made before the option existed gets it at the next start."""
+    from workup.settings import Settings
+    from workup.workers._wide import OUTBOX, keyspace_name
+    points = Settings(cassandra_hosts=cassandra_hosts).cassandra_contact_points()
+    keyspace = keyspace_name(f"t{new_id()[:10]}", "outbox")
+
+    async def gc_grace(db: CassandraDb) -> int:
+        rows = await trio.to_thread.run_sync(lambda: list(db._session.execute(
+            "SELECT gc_grace_seconds FROM system_schema.tables WHERE keyspace_name = %s AND table_name = 'outbox'",
+            (keyspace,))))
+        return rows[0]["gc_grace_seconds"]
+
+    db = await CassandraDb.connect(points, keyspace, [OUTBOX])
+    try:
+        assert await gc_grace(db) == 3600
+        await trio.to_thread.run_sync(lambda: db._session.execute(
+            f"ALTER TABLE {keyspace}.outbox WITH gc_grace_seconds = 864000", timeout=60))
+        assert await gc_grace(db) == 864000       # as a table made by an older version
+        again = await CassandraDb.connect(points, keyspace, [OUTBOX])
+        try:
+            assert await gc_grace(again) == 3600
+        finally:
+            await again.aclose()
+    finally:
+        await db.drop_keyspace()
+        await db.aclose()

@@ -66,6 +66,14 @@ class CassandraDb:
                         future.result()
                     except AlreadyExists:     # another process made it meanwhile
                         pass
+                # tables made before an option changed get it now (only when it differs: every
+                # ALTER is a schema change the whole cluster must agree on)
+                for t in tables:
+                    meta = cluster.metadata.keyspaces[keyspace].tables.get(t.name) if t.name in existing else None
+                    if (meta is not None and t.gc_grace_seconds is not None
+                            and int(meta.options.get("gc_grace_seconds", -1)) != t.gc_grace_seconds):
+                        session.execute(f"ALTER TABLE {keyspace}.{t.name} WITH gc_grace_seconds = "
+                                        f"{int(t.gc_grace_seconds)}", timeout=60)
             except BaseException:
                 cluster.shutdown()
                 raise

@@ -11,7 +11,11 @@ from ._table import Db, Table
 
 __all__ = ["OUTBOX", "Outbox", "run_relay"]
 
-OUTBOX = Table("outbox", {"kind": "text", "item": "text", "created_ms": "bigint"}, ("kind",), (("item", "ASC"),))
+# Rows live seconds (written before a step, deleted after it), so each kind's partition collects a
+# tombstone per step: keep them one hour, not Cassandra's ten days. (Should a replica miss a delete
+# for longer, the intent comes back and its relay re-checks it: every step here is idempotent.)
+OUTBOX = Table("outbox", {"kind": "text", "item": "text", "created_ms": "bigint"}, ("kind",), (("item", "ASC"),),
+               gc_grace_seconds=3600)
 
 
 class Outbox:

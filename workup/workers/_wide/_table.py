@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
@@ -18,6 +19,10 @@ class Table:
     columns: dict[str, str]                       # column -> text | bigint | int | boolean
     partition: tuple[str, ...]
     clustering: tuple[tuple[str, str], ...] = ()  # (column, "ASC" | "DESC"), same direction
+    # Cassandra only: how long deletion markers are kept (default 10 days). A queue-like table
+    # whose rows are written and soon deleted (the outbox) sets it low, or its partitions fill
+    # with tombstones that every read must step over (and fail on past 100k).
+    gc_grace_seconds: int | None = None
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -32,8 +37,13 @@ class Table:
         if self.clustering:
             pk += ", " + ", ".join(c for c, _ in self.clustering)
         ddl = f"CREATE TABLE IF NOT EXISTS {self.name} ({cols}, PRIMARY KEY ({pk}))"
+        options = []
         if self.clustering:
-            ddl += f" WITH CLUSTERING ORDER BY ({self.order()})"
+            options.append(f"CLUSTERING ORDER BY ({self.order()})")
+        if self.gc_grace_seconds is not None:
+            options.append(f"gc_grace_seconds = {int(self.gc_grace_seconds)}")
+        if options:
+            ddl += " WITH " + " AND ".join(options)
         return ddl
 
     def sqlite(self) -> str:
@@ -102,7 +112,7 @@ def _insert_sql(table: Table, row: Row, verb: str = "INSERT") -> str:
 
 
 def _qualified(table: Table, keyspace: str) -> Table:
-    return Table(f"{keyspace}.{table.name}", table.columns, table.partition, table.clustering)
+    return dataclasses.replace(table, name=f"{keyspace}.{table.name}")
 
 
 async def located(db: Db, index: Table, state: Table, key: Row) -> Row | None:
