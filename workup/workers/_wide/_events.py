@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Sequence
 
 import msgspec
 
-from ._ids import now_ms
+from ._ids import now_ms, rfc3339
 from ._outbox import Outbox
 
 __all__ = ["EVENT", "EventCheck", "EventIntent", "intend", "publish", "drop", "relay_events"]
@@ -52,14 +51,10 @@ def _item(intent: EventIntent) -> str:
     return _encode.encode(intent).decode()
 
 
-def _now_rfc3339() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 async def intend(outbox: Outbox, type: str, recipients: Sequence[str], data: dict[str, str],
                  check: EventCheck) -> EventIntent:
     """Record the event before the write that makes it true."""
-    intent = EventIntent(id=uuid.uuid4().hex, type=type, at=_now_rfc3339(), recipients=list(recipients),
+    intent = EventIntent(id=uuid.uuid4().hex, type=type, at=rfc3339(now_ms()), recipients=list(recipients),
                          data=dict(data), check=check)
     await outbox.add(EVENT, _item(intent), now_ms())
     return intent
