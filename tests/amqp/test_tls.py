@@ -94,10 +94,10 @@ async def test_client_certificate_when_the_broker_requires_one(mtls_broker, name
     with trio.fail_after(20), pytest.raises(amqp.ConnectionLost) as exc:   # no certificate: refused
         async with amqp.connect(_url(mtls_broker, cacertfile=ca, connect_timeout="5"), reconnect=False):
             pass  # pragma: no cover
-    # the broker's TLS alert ("certificate required") or, when its close beats our read, a reset:
-    # either way one line naming the handshake, never a traceback
+    # the broker's TLS alert ("certificate required"), or a reset or EOF when its close beats our
+    # read: the reason varies, the answer does not (one line naming the handshake, no traceback)
     message = str(exc.value)
-    assert "handshake" in message and ("certificate" in message or "reset" in message) and "\n" not in message
+    assert "handshake" in message and "\n" not in message
     url = _url(mtls_broker, cacertfile=ca, certfile=str(mtls_broker.dir / "client.pem"),
                keyfile=str(mtls_broker.dir / "client.key"))
     async with amqp.connect(url, name="test-mtls") as conn:
