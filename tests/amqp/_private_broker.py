@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from ..conftest import servicecheck
+
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 BASE = Path("/var/lib/rabbitmq")
 
@@ -27,14 +29,8 @@ def _free_port() -> int:
 
 
 def _amqp_answers(port: int) -> bool:
-    """The broker's AMQP listener answers the protocol header with its own (connection.start)."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-            s.settimeout(2)
-            s.sendall(b"AMQP\x00\x00\x09\x01")
-            return s.recv(1)[:1] == b"\x01"      # a method frame
-    except OSError:
-        return False
+    """The broker's AMQP listener answers with connection.start (the dev services' own check)."""
+    return servicecheck.ping_amqp("127.0.0.1", port) is None
 
 
 def _listens(port: int) -> bool:
