@@ -6,8 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from workup.messages.contracts import ActiveContractAnswer, HasActiveContract
-from workup.messages.payments import CloseWallet, CreateWallet, GetWalletOf, WalletBalance
-from workup.problems import conflict, not_found
+from workup.messages.payments import CloseWallet, CreateWallet, WalletBalance
+from workup.problems import conflict
 from workup.workers import Service
 
 
@@ -22,12 +22,6 @@ class FakePayments:
         async def create(ctx, req: CreateWallet) -> WalletBalance:
             self.created.append(req)
             self.balances.setdefault(req.user_id, Decimal("0"))
-            return WalletBalance(balance=self.balances[req.user_id])
-
-        @self.service.command(GetWalletOf)
-        async def get(ctx, req: GetWalletOf) -> WalletBalance:
-            if req.user_id not in self.balances:
-                raise not_found("wallet")
             return WalletBalance(balance=self.balances[req.user_id])
 
         @self.service.command(CloseWallet)

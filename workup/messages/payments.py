@@ -22,7 +22,7 @@ class CreateWallet(Message):
 
 
 class GetWalletOf(Message):
-    """users → payments before closing an account. Reply: ``WalletBalance``."""
+    """A service's read of any user's balance (0 without a wallet). Reply: ``WalletBalance``."""
     user_id: str
 
 
