@@ -160,11 +160,9 @@ def balance(tx: Tx, user_id: str) -> Decimal:
     return wallet(tx, user_id)[0]
 
 
-def _locked_balances(tx: Tx, user_ids: Sequence[str], at: dt.datetime,
-                     closed: str = "the wallet is closed") -> dict[str, Decimal]:
+def _locked_balances(tx: Tx, user_ids: Sequence[str], at: dt.datetime) -> dict[str, Decimal]:
     """Lock the wallets in user-id order and read their balances; wallets that do not exist yet
-    are created first (only then: the common case costs one statement). A closed wallet is 409
-    (``closed``, with ``{user}`` filled in)."""
+    are created first (only then: the common case costs one statement). A closed wallet is 409."""
     ids = sorted(set(user_ids))
     marks = ", ".join("?" for _ in ids)
     for _ in range(2):
@@ -173,7 +171,7 @@ def _locked_balances(tx: Tx, user_ids: Sequence[str], at: dt.datetime,
         if len(rows) == len(ids):
             for r in rows:
                 if r[2] is not None:
-                    raise conflict(closed.format(user=r[0]))
+                    raise conflict(f"the wallet of account {r[0]} is closed")
             return {r[0]: tx.decimal(r[1]) for r in rows}
         for user_id in sorted(set(ids) - {r[0] for r in rows}):
             ensure_wallet(tx, user_id, None, at)
@@ -382,8 +380,7 @@ def pay(tx: Tx, request_id: str, payer_id: str, idem: IdemKey | None) -> Outcome
             raise conflict("payment request already paid")
         if req.status != "PENDING":
             raise conflict(f"payment request is {req.status.lower()}")
-        balances = _locked_balances(tx, [req.client_id, req.freelancer_id], at,
-                                    closed="the wallet of account {user} is closed")
+        balances = _locked_balances(tx, [req.client_id, req.freelancer_id], at)
         if balances[req.client_id] < req.amount:
             raise conflict("insufficient balance")
         balances[req.client_id] -= req.amount
