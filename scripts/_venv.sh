@@ -23,7 +23,7 @@ ensure_venv() {
   [ -n "$extras" ] && spec=".[$extras]"
   [ -x .venv/bin/python ] || { echo "setup: creating .venv" >&2; "$(_python)" -m venv .venv; }
   stamp=.venv/.workup-installed-${extras:-base}
-  want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
+  want=$(sha256sum pyproject.toml | cut -d' ' -f1)
   [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return 0
   # Every wheel the project needs (and its build backend) is kept in a wheelhouse outside the
   # clone, refreshed when pyproject.toml changes; a new .venv then installs offline from it.
