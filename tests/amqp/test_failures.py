@@ -150,7 +150,7 @@ async def _close_by_rabbitmqctl(conn: amqp.Connection) -> None:
     if shutil.which("rabbitmqctl") is None:
         pytest.fail("rabbitmqctl is not on PATH: this test closes its own broker connection "
                     "with it (install rabbitmq-server: `bash ops/dev/services up`)")
-    # the node ops/dev/services starts is workup@localhost (scripts/test exports it too)
+    # the node ops/dev/services starts is workup@localhost, not rabbit@<host>
     env = dict(os.environ)
     if "RABBITMQ_NODENAME" not in env and os.path.exists("/var/lib/rabbitmq/workup/pid"):
         env["RABBITMQ_NODENAME"] = "workup@localhost"
