@@ -26,10 +26,11 @@ import httpx
 import trio
 
 from workup.cache import open_cache
-from workup.envelope import Event
+from workup.transport.envelope import Event
 from workup.gateway import create_app, serve_app
 from workup.settings import Settings
-from workup.workers import LocalTransport, load_service, serve_service
+from workup.transport import LocalTransport
+from workup.runtime import load_service, serve_service
 
 __all__ = ["running_system", "System", "Account", "ALL_SERVICES", "PASSWORD", "unique_email", "env_value",
            "delete_topology"]
@@ -252,7 +253,7 @@ async def running_system(mode: str = "local", services: Iterable[str] = ALL_SERV
         async with AsyncExitStack() as stack:
             settings = await _settings(mode, names, data_dir, stack)
             if mode == "amqp":
-                from workup.workers import AmqpTransport
+                from workup.transport import AmqpTransport
                 prefix = f"wsys{secrets.token_hex(5)}"
                 transport = await stack.enter_async_context(AmqpTransport.connect(settings.amqp_url, prefix=prefix))
                 stack.push_async_callback(delete_topology, transport, prefix, names)

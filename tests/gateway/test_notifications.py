@@ -7,8 +7,8 @@ import trio
 from trio_websocket import ConnectionRejected, open_websocket_url
 
 from workup.cache import closed_account_key
-from workup.envelope import Event
-from workup.workers import LocalTransport
+from workup.transport.envelope import Event
+from workup.transport import LocalTransport
 
 from ._serve import make_app, served
 

@@ -13,8 +13,9 @@ from workup.cache import cache_key
 from workup.gateway import kit
 from workup.messages._base import Message
 from workup.settings import Settings
-from workup.workers import LocalTransport, Service, serve_service
-from workup.workers._controlmsg import control_key, sign
+from workup.transport import LocalTransport
+from workup.runtime import Service, serve_service
+from workup.runtime.control import control_key, sign
 
 from tests._system import delete_topology
 
@@ -87,7 +88,7 @@ async def open_transport(mode, amqp_url):
     if mode == "local":
         yield LocalTransport()
         return
-    from workup.workers import AmqpTransport
+    from workup.transport import AmqpTransport
     prefix = f"gwrpc{secrets.token_hex(5)}"
     async with AmqpTransport.connect(amqp_url, prefix=prefix) as transport:
         try:

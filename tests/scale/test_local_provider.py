@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import trio
 
-from tests.control._cluster import SECRET, cluster
-from workup.envelope import Caller
+from tests.controller._cluster import SECRET, cluster
+from workup.transport.envelope import Caller
 from workup.scale import ScalePolicy
 from workup.scale._local import LocalProvider
 from workup.scale._loop import Autoscaler
-from workup.workers.echo import Burn
+from workup.services.echo import Burn
 
 # low thresholds: the machine is shared, so a busy process may get well under a full core; this
 # checks the measuring and the acting, the thresholds themselves are tested in test_policy.py

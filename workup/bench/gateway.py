@@ -101,7 +101,8 @@ async def _serve_gateway(port: int, redis_url: str | None) -> None:
     from ..gateway import create_app, serve_app
     from ..gateway._server import settle_heap
     from ..settings import Settings
-    from ..workers import LocalTransport, load_service, serve_service
+    from ..transport import LocalTransport
+    from ..runtime import load_service, serve_service
 
     with tempfile.TemporaryDirectory(prefix="workup-bench-gw-") as data_dir:
         settings = Settings(data_dir=data_dir, redis_url=redis_url, control_key="bench-control-key-" + "x" * 16)

@@ -83,11 +83,11 @@ async def _bench(opts: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
     import msgspec
 
     from ..cache import RedisCache
-    from ..envelope import Caller, reply_body
+    from ..transport.envelope import Caller, reply_body
     from ..messages.contracts import GetContract
     from ..messages.jobs import AcceptProposal, CreateJob, CreateProposal, GetJob, SearchJobs, job_cache_key
-    from ..workers import AmqpTransport
-    from ..workers.echo import Echo
+    from ..transport import AmqpTransport
+    from ..services.echo import Echo
 
     client, freelancer = Caller(secrets.token_hex(16), "CLIENT"), Caller(secrets.token_hex(16), "FREELANCER")
     results: list[dict[str, Any]] = []
@@ -138,7 +138,7 @@ async def _bench(opts: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
 
 async def _cleanup(url: str, prefix: str) -> None:
     """The bench's queues and exchanges (unique prefix) go away with it."""
-    from ..workers import AmqpTransport
+    from ..transport import AmqpTransport
     async with AmqpTransport.connect(url, prefix=prefix, name="bench-cleanup") as t:
         await t.delete_topology(SERVICES)
 

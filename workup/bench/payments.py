@@ -45,14 +45,15 @@ async def _run(opts: dict[str, Any]) -> dict[str, Any]:
     import trio
 
     from ..cache import open_cache
-    from ..envelope import SERVICE_CALLER, Caller, reply_body
+    from ..transport.envelope import SERVICE_CALLER, Caller, reply_body
     from ..messages import payments as m
     from ..settings import Settings
     from ..messages.contracts import MarkMilestonePaid
-    from ..workers import LocalTransport, Service, serve_service
-    from ..workers.payments import service
-    from ..workers.payments._deps import PaymentsDeps, open_payments_deps
-    from ..workers.payments._postgres import PostgresStore
+    from ..transport import LocalTransport
+    from ..runtime import Service, serve_service
+    from ..services.payments import service
+    from ..services.payments.deps import PaymentsDeps, open_payments_deps
+    from ..services.payments.postgres import PostgresStore
 
     settings = Settings(data_dir=opts["data_dir"], payments_postgres_url=opts["pg_url"])
 

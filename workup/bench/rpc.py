@@ -39,9 +39,9 @@ TEXT = "x" * 80  # Echo(text, n): ~100 bytes in msgpack, ~95 in the JSON reply
 
 async def _client(url: str, prefix: str, kind: str, c: int, warmup: float, duration: float,
                   arg: int) -> H.Result:
-    from ..envelope import Caller, reply_body
-    from ..workers._amqp import AmqpTransport
-    from ..workers.echo import Burn, Echo
+    from ..transport.envelope import Caller, reply_body
+    from ..transport.rabbitmq import AmqpTransport
+    from ..services.echo import Burn, Echo
 
     caller = Caller("bench", "CLIENT")
     command, request = ("echo.Echo", Echo(TEXT, 1)) if kind == "echo" else ("echo.Burn", Burn(arg))
@@ -94,7 +94,7 @@ class _Worker:
     def _consuming(url: str, prefix: str, n: int) -> bool:
         import trio
 
-        from ..workers._amqp import AmqpTransport
+        from ..transport.rabbitmq import AmqpTransport
 
         async def count() -> int:
             async with AmqpTransport.connect(url, prefix=prefix, name="bench-probe") as t:
@@ -137,7 +137,7 @@ def _runtime_cell(url: str, prefix: str, worker: _Worker, name: str, kind: str, 
 def _cleanup(url: str, prefix: str) -> None:
     import trio
 
-    from ..workers._amqp import AmqpTransport
+    from ..transport.rabbitmq import AmqpTransport
 
     async def run() -> None:
         async with AmqpTransport.connect(url, prefix=prefix, name="bench-cleanup") as t:

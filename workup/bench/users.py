@@ -146,7 +146,7 @@ async def _bench(opts: dict[str, Any], workdir: str) -> list[dict[str, Any]]:
 
 async def _cleanup(users: _Users) -> None:
     """The run's queues and exchanges (unique prefix) and its Mongo database go away with it."""
-    from ..workers import AmqpTransport
+    from ..transport import AmqpTransport
     async with AmqpTransport.connect(users.amqp_url, prefix=users.prefix, name="bench-users-cleanup") as t:
         await t.delete_topology(["users", "payments"])
     if users.mongo_url:
@@ -242,7 +242,7 @@ def _gateway_process(port: int, prefix: str, amqp_url: str, redis_url: str) -> N
     from ..cache import open_cache
     from ..gateway import create_app, serve_app
     from ..settings import Settings
-    from ..workers import AmqpTransport
+    from ..transport import AmqpTransport
 
     settings = Settings(amqp_url=amqp_url, redis_url=redis_url)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from ..workers._cli import BadArgument, exit_on_broker_error
+from ._errors import BadArgument, exit_on_broker_error
 from ._options import server_options, settings_from
 
 
@@ -50,7 +50,7 @@ def command(service: str, command_name: str, args: tuple[str, ...], timeout: flo
             gateway_port: int | None, swarm_token: str | None, swarm_manager: str | None,
             do_api_url: str, region: str, size: str, **flags: object) -> None:
     """Send COMMAND to every instance of SERVICE ('all': users, jobs, contracts and payments)."""
-    from ..control import ControlUsageError, check_arguments
+    from ..controller import ControlUsageError, check_arguments
 
     settings = settings_from(**flags)
     if command_name == "spawn-machine":
@@ -80,7 +80,7 @@ def command(service: str, command_name: str, args: tuple[str, ...], timeout: flo
             raise BadArgument(f"{path}:{exc.lineno}: {exc.msg}") from None
     if settings.amqp_url is None:
         raise BadArgument("workup control needs the broker: set WORKUP_AMQP_URL or --amqp-url")
-    from ..workers._serve import load_control_secret
+    from ..runtime.instance import load_control_secret
     import trio
 
     with exit_on_broker_error("control"):
@@ -95,10 +95,10 @@ async def _send(url: str, prefix: str, service: str, secret: str, command_name: 
                 args: list[str], source: str | None, timeout: float, expect: int | None) -> list:
     import trio
 
-    from ..control import broadcast
-    from ..workers._amqp import AmqpTransport
+    from ..controller import broadcast
+    from ..transport.rabbitmq import AmqpTransport
 
-    from ..control._spawn import SERVICES
+    from ..controller._spawn import SERVICES
 
     services = list(SERVICES) if service == "all" else [service]
     replies: list = []
@@ -116,7 +116,7 @@ async def _send(url: str, prefix: str, service: str, secret: str, command_name: 
 def _report(replies: list, command_name: str, as_json: bool, timeout: float) -> int:
     import msgspec
 
-    from ..control import render_table, status_rows
+    from ..controller import render_table, status_rows
 
     if as_json:
         click.echo(msgspec.json.encode(replies).decode())
@@ -137,7 +137,7 @@ def _spawn(service: str, args: tuple[str, ...], settings: object, provider: str,
            swarm_manager: str | None, api_url: str, region: str, size: str) -> None:
     import secrets as _secrets
 
-    from ..control._spawn import SERVICES, SpawnError, spawn_digitalocean, spawn_local
+    from ..controller._spawn import SERVICES, SpawnError, spawn_digitalocean, spawn_local
 
     if args:
         raise BadArgument("spawn-machine takes no arguments (use the options)")

@@ -29,7 +29,7 @@ def command(host: str | None, port: int | None, prefix: str, request_timeout: fl
     from ..cache import open_cache
     from ..gateway import create_app, jwt_keys_from, serve_app
     from ..gateway._server import run_until_stopped, settle_heap, until_signalled
-    from ..workers import AmqpTransport
+    from ..transport import AmqpTransport
 
     settings = settings_from(host=host, port=port, **flags)
     amqp_url = settings.amqp_url

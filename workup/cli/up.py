@@ -55,7 +55,7 @@ def command(host: str | None, port: int | None, media_port: int | None, prefix: 
 
 
 def available_services() -> list[str]:
-    from ..workers import UnknownService, load_service
+    from ..runtime import UnknownService, load_service
     names = []
     for name in SERVICES:
         try:
@@ -68,7 +68,7 @@ def available_services() -> list[str]:
 
 @asynccontextmanager
 async def open_transport(settings: Any, prefix: str) -> AsyncIterator[Any]:
-    from ..workers import AmqpTransport, LocalTransport
+    from ..transport import AmqpTransport, LocalTransport
     if settings.amqp_url is None:
         yield LocalTransport()
         return
@@ -100,7 +100,7 @@ async def run_system(settings: Any, prefix: str, request_timeout: float, *,
     from ..cache import open_cache
     from ..gateway import create_app, jwt_keys_from, serve_app
     from ..gateway._server import settle_heap, until_signalled
-    from ..workers import load_service, serve_service
+    from ..runtime import load_service, serve_service
 
     keys = jwt_keys_from(settings, generate=True)
     names = available_services()

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from ..workers._cli import BadArgument, exit_on_broker_error
+from ._errors import BadArgument, exit_on_broker_error
 from ._options import server_options, settings_from
 
 
@@ -28,11 +28,11 @@ def command(service: str, processes: int, concurrency: int, grace: float, prefix
     """Run SERVICE (users, jobs, contracts, payments) as N processes consuming its queue."""
     import trio
 
-    from ..workers import UnknownService, load_service
-    from ..workers._amqp import AmqpTransport
-    from ..workers._child import ChildSpec
-    from ..workers._serve import load_control_secret
-    from ..workers._supervisor import Supervisor
+    from ..runtime import UnknownService, load_service
+    from ..transport.rabbitmq import AmqpTransport
+    from ..runtime.child import ChildSpec
+    from ..runtime.instance import load_control_secret
+    from ..runtime.supervisor import Supervisor
 
     settings = settings_from(**flags)
     try:

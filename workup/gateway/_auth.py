@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from ..cache import CacheUnavailable
-from ..envelope import Caller
+from ..transport.envelope import Caller
 from ..problems import ProblemError
 from ._state import Gateway
 from ._tokens import InvalidToken

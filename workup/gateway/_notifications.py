@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 import trio
 
-from ..envelope import Event
+from ..transport.envelope import Event
 
 __all__ = ["NotificationHub", "QUEUE_SIZE", "PROBE", "encode_event"]
 

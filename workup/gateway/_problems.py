@@ -8,7 +8,7 @@ import msgspec
 from quart import Response
 from werkzeug.exceptions import HTTPException
 
-from ..envelope import encode_json
+from ..transport.envelope import encode_json
 from ..problems import FieldError, Problem, ProblemError
 
 __all__ = ["PROBLEM_JSON", "JSON", "RETRY_AFTER", "problem_response", "problem_bytes", "normalize_problem", "http_problem",

@@ -20,7 +20,7 @@ import msgspec
 from jwcrypto import jwk, jws
 from jwcrypto.common import JWException
 
-from ..envelope import Caller
+from ..transport.envelope import Caller
 from ..settings import Settings, SettingsError, ensure_secret, read_secret
 
 __all__ = ["InvalidToken", "TokenService", "Claims", "jwt_keys_from", "ALGORITHMS", "ISSUER"]

@@ -13,7 +13,7 @@ from quart import Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from ..cache import Cache
-from ..envelope import new_request_id
+from ..transport.envelope import new_request_id
 from ..problems import ProblemError
 from ..settings import Settings
 from ._auth import ANONYMOUS, authenticate

@@ -26,7 +26,7 @@ from quart import Response, g
 from quart import request as http_request
 
 from ..cache import CacheUnavailable
-from ..envelope import Caller, Reply, Role
+from ..transport.envelope import Caller, Reply, Role
 from ..problems import FieldError, ProblemError
 from ..transport import DeadlineExceeded, NoResponder
 from ._auth import ANONYMOUS

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import msgspec
 import psutil  # type: ignore[import-untyped]
 
-from ..control import broadcast
+from ..controller import broadcast
 from ._policy import Observation
 
 __all__ = ["LocalService", "LocalProvider"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import trio
 from quart import Blueprint, Response, g, websocket
 
-from ...envelope import new_request_id
+from ...transport.envelope import new_request_id
 from ...problems import ProblemError
 from .._auth import bearer_token, caller_for_token
 from .._problems import problem_response

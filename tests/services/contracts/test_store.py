@@ -1,0 +1,86 @@
+"""The contracts store contract, run against SQLite and Cassandra alike."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+import trio
+
+from workup.services.contracts.store import (TABLES, ContractsStore, StoredContract, StoredMilestone,
+    StoredTermination, contract_id_for, milestone_id_for)
+from tests.services.jobs._fixtures import KINDS, store_of
+from tests.services.jobs._services import new_id
+
+
+@pytest.fixture(params=KINDS)
+async def store(request, tmp_path):
+    async with store_of(request.param, tmp_path, request, "contracts", TABLES, ContractsStore) as s:
+        yield s
+
+
+def contract(client: str, freelancer: str, ms: int, n: int = 2) -> tuple[StoredContract, list[StoredMilestone]]:
+    cid = contract_id_for(new_id())
+    milestones = [StoredMilestone(id=milestone_id_for(cid, i), contract_id=cid, position=i, description=f"m{i}",
+                                  amount=Decimal("12.50") + i, due_date=dt.date(2030, 1, 1 + i), status="OPEN",
+                                  updated_ms=ms) for i in range(n)]
+    c = StoredContract(id=cid, job_id=new_id(), job_title="job", proposal_id=new_id(), client_id=client,
+                       freelancer_id=freelancer, status="ACTIVE", milestone_ids=[m.id for m in milestones],
+                       created_ms=ms, updated_ms=ms)
+    return c, milestones
+
+
+async def test_contracts(store):
+    client, f1, f2 = new_id(), new_id(), new_id()
+    (a, am), (b, bm) = contract(client, f1, 1000), contract(client, f2, 2000)
+    assert await store.create_contract(a, am) and await store.create_contract(b, bm)
+    assert not await store.create_contract(a, am)   # idempotent
+    assert await store.get_contract(a.id) == a and await store.get_contract(new_id()) is None
+    assert [c.id for c in await store.contracts_of(client)] == [b.id, a.id]
+    assert [c.id for c in await store.contracts_of(f1)] == [a.id]
+    assert await store.move_contract(a.id, "COMPLETED", "ACTIVE", 3000)
+    assert not await store.move_contract(a.id, "TERMINATED", "ACTIVE", 3000)
+    assert (await store.get_contract(a.id)).status == "COMPLETED"
+    assert not await store.move_contract(new_id(), "TERMINATED", "ACTIVE", 1)
+
+
+async def test_milestones(store):
+    c, ms = contract(new_id(), new_id(), 1000, n=12)
+    await store.create_contract(c, ms)
+    assert await store.milestones_of(c.id) == ms   # proposal order, even past 10
+    m = ms[3]
+    assert await store.get_milestone(m.id) == m and await store.get_milestone(new_id()) is None
+    wins = []
+
+    async def move(i: int) -> None:
+        if await store.move_milestone(m, "IN_PROGRESS", 2000 + i):
+            wins.append(i)
+    async with trio.open_nursery() as n:
+        for i in range(5):
+            n.start_soon(move, i)
+    assert len(wins) == 1
+    moved = await store.get_milestone(m.id)
+    assert moved.status == "IN_PROGRESS" and moved.updated_ms == 2000 + wins[0]
+    assert await store.record_payment_request(moved, "pr1") and not await store.record_payment_request(moved, "pr2")
+    assert (await store.get_milestone(m.id)).payment_request_id == "pr1"
+    await store.create_contract(c, [StoredMilestone(**{**{f: getattr(m, f) for f in m.__struct_fields__}, "status": "OPEN"})])
+    assert (await store.get_milestone(m.id)).status == "IN_PROGRESS"   # a retried create resets nothing
+
+
+async def test_terminations(store):
+    c, ms = contract(new_id(), new_id(), 1000)
+    await store.create_contract(c, ms)
+    t = StoredTermination(id=new_id(), contract_id=c.id, requester_id=c.client_id, reason="r", status="PENDING",
+                          created_ms=5, updated_ms=5)
+    assert await store.guard_termination(c.id, c.client_id, t.id, 5) == t.id
+    assert await store.add_termination(t)
+    assert await store.guard_termination(c.id, c.client_id, new_id(), 10**9) == t.id   # one PENDING per party
+    other = new_id()
+    assert await store.guard_termination(c.id, c.freelancer_id, other, 6) == other
+    assert await store.get_termination(t.id) == t and await store.terminations_of(c.id) == [t]
+    assert await store.move_termination(t, "REJECTED", "PENDING", 6)
+    assert not await store.move_termination(t, "ACCEPTED", "PENDING", 7)
+    await store.release_termination_guard(t)
+    fresh = new_id()
+    assert await store.guard_termination(c.id, c.client_id, fresh, 8) == fresh   # released: at once

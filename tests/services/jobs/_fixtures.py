@@ -1,0 +1,51 @@
+"""Store fixtures: every store contract test runs against SQLite and against Cassandra.
+
+Cassandra keyspaces are ``<prefix>_jobs`` / ``<prefix>_contracts`` with a prefix unique to the
+test session (schema made once, by the first test, dropped at the end), so parallel runs by
+others never meet.
+"""
+
+from __future__ import annotations
+
+import secrets
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Sequence
+
+import pytest
+import trio
+
+from workup.settings import Settings
+from workup.storage import CassandraDb, Table, keyspace_name, opened_store
+
+KINDS = ["sqlite", "cassandra"]
+
+
+@pytest.fixture(scope="session")
+def keyspace_prefix(cassandra_hosts: str) -> Any:
+    prefix = f"t{secrets.token_hex(5)}"
+    yield prefix
+    points = Settings(cassandra_hosts=cassandra_hosts).cassandra_contact_points()
+
+    async def drop() -> None:
+        for service in ("jobs", "contracts"):
+            db = await CassandraDb.connect(points, keyspace_name(prefix, service), [])
+            try:
+                await db.drop_keyspace()
+            finally:
+                await db.aclose()
+    trio.run(drop)
+
+
+def store_settings(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    if kind == "sqlite":
+        return Settings(data_dir=str(tmp_path))
+    return Settings(data_dir=str(tmp_path), cassandra_hosts=request.getfixturevalue("cassandra_hosts"),
+                    cassandra_keyspace_prefix=request.getfixturevalue("keyspace_prefix"))
+
+
+@asynccontextmanager
+async def store_of(kind: str, tmp_path: Path, request: pytest.FixtureRequest, service: str,
+                   tables: Sequence[Table], factory: Callable[[Any], Any]) -> AsyncIterator[Any]:
+    async with opened_store(store_settings(kind, tmp_path, request), service, tables, factory) as store:
+        yield store

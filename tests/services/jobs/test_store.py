@@ -1,0 +1,184 @@
+"""The jobs store contract, run against SQLite and Cassandra alike."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import msgspec
+import pytest
+import trio
+
+from workup.messages.jobs import ProposalMilestone
+from workup.storage import CassandraDb
+from workup.storage.slots import GRACE_MS
+from workup.services.jobs.store import TABLES, JobsStore, StoredJob, StoredProposal
+
+from ._fixtures import KINDS, store_of
+from ._services import new_id
+
+
+@pytest.fixture(params=KINDS)
+async def store(request, tmp_path):
+    async with store_of(request.param, tmp_path, request, "jobs", TABLES, JobsStore) as s:
+        yield s
+
+
+def job(client: str, ms: int, **kw) -> StoredJob:
+    return StoredJob(id=new_id(), client_id=client, title="t", description="d", created_ms=ms, updated_ms=ms,
+                     budget=Decimal("10.25"), skills=["a b"], **kw)
+
+
+def proposal(job_id: str, freelancer: str, ms: int) -> StoredProposal:
+    m = ProposalMilestone(description="x", amount=Decimal("1.10"), due_date=msgspec.convert("2030-01-02", type=__import__("datetime").date))
+    return StoredProposal(id=new_id(), job_id=job_id, freelancer_id=freelancer, cover_letter="c",
+                          job_duration="LESS_THAN_A_MONTH", status="PENDING", milestones=[m], attachments=[],
+                          created_ms=ms, updated_ms=ms)
+
+
+async def test_jobs_by_id_and_client(store):
+    client = new_id()
+    a, b = job(client, 1000), job(client, 2000)
+    assert await store.create_job(a, ["*"]) and await store.create_job(b, ["*"])
+    assert not await store.create_job(a, ["*"])   # a retry keeps the first
+    assert await store.get_job(a.id) == a and await store.get_job(new_id()) is None
+    assert [j.id for j in await store.jobs_of_client(client)] == [b.id, a.id]
+    assert await store.jobs_of_client(new_id()) == []
+
+
+async def test_index_scan_pages_newest_first(store):
+    term, other = f"w{new_id()[:8]}", f"v{new_id()[:8]}"
+    jobs = [job(new_id(), 1000 + i) for i in range(7)]
+    for i, j in enumerate(jobs):
+        await store.create_job(j, [term] + ([other] if i % 2 else []))
+    first = await store.scan_index(term, None, 3)
+    assert first == [(j.created_ms, j.id) for j in reversed(jobs)][:3]
+    rest = await store.scan_index(term, first[-1], 10)
+    assert [k[1] for k in first + rest] == [j.id for j in reversed(jobs)]
+    assert await store.having_term(other, first + rest) == [k for k in first + rest if k[1] in {j.id for j in jobs[1::2]}]
+    if isinstance(store.db, CassandraDb):   # every page of a result, not only the first
+        store.db._session.default_fetch_size = 2
+    assert await store.scan_index(term, None, 100) == first + rest
+    await store.unindex_job(jobs[6], [term])
+    assert (await store.scan_index(term, None, 1))[0][1] == jobs[5].id
+
+
+async def test_claim_job_once_even_concurrently(store):
+    j = job(new_id(), 5000)
+    await store.create_job(j, ["*"])
+    wins = []
+
+    async def claim(pid: str) -> None:
+        if await store.claim_job(j.id, pid, 6000):
+            wins.append(pid)
+    async with trio.open_nursery() as n:
+        for i in range(6):
+            n.start_soon(claim, f"p{i}")
+    assert len(wins) == 1
+    got = await store.get_job(j.id)
+    assert got.accepted_proposal_id == wins[0] and got.active is False
+    assert not await store.set_job_contract(j.id, "other", "c1")
+    assert await store.set_job_contract(j.id, wins[0], "c1")
+    assert (await store.get_job(j.id)).contract_id == "c1"
+    assert not await store.claim_job(new_id(), "p", 1)   # no such job
+
+
+async def test_proposals(store):
+    j, f = job(new_id(), 7000), new_id()
+    await store.create_job(j, ["*"])
+    p = proposal(j.id, f, 7100)
+    assert await store.guard_proposal(j.id, f, p.id, 7100) == p.id
+    assert await store.add_proposal(p) and not await store.add_proposal(p)
+    assert await store.guard_proposal(j.id, f, new_id(), 7100 + GRACE_MS + 1) == p.id   # one per freelancer and job
+    assert await store.get_proposal(p.id) == p
+    q = proposal(j.id, new_id(), 7200)
+    await store.add_proposal(q)
+    assert [x.id for x in await store.proposals_of_job(j.id)] == [p.id, q.id]
+    assert [x.id for x in await store.proposals_of_freelancer(f)] == [p.id]
+    changed = msgspec.structs.replace(p, cover_letter="new", updated_ms=7300)
+    assert await store.update_pending_proposal(changed)
+    assert (await store.get_proposal(p.id)).cover_letter == "new"
+    assert await store.decide_proposal(j.id, p.id, "ACCEPTED", 7400)
+    assert not await store.decide_proposal(j.id, p.id, "REJECTED", 7500)
+    assert not await store.update_pending_proposal(changed)
+    assert (await store.get_proposal(p.id)).status == "ACCEPTED"
+
+
+async def test_slot_taken_over_only_when_its_proposal_never_landed(store):
+    j, f = new_id(), new_id()
+    assert await store.guard_proposal(j, f, "ghost", 1000) == "ghost"   # the creator died here...
+    assert await store.guard_proposal(j, f, new_id(), 1000 + GRACE_MS - 1) == "ghost"   # ...or is still writing
+    fresh = new_id()
+    assert await store.guard_proposal(j, f, fresh, 1000 + GRACE_MS + 1) == fresh
+    assert await store.guard_proposal(j, f, fresh, 1000 + GRACE_MS + 2) == fresh   # a redelivery keeps it
+
+
+async def test_racing_slot_claims_have_one_winner(store):
+    j, f = new_id(), new_id()
+    mine = [new_id() for _ in range(6)]
+    got: list[str] = []
+
+    async def claim(pid: str) -> None:
+        got.append(await store.guard_proposal(j, f, pid, 5000))
+    async with trio.open_nursery() as n:
+        for pid in mine:
+            n.start_soon(claim, pid)
+    assert len(set(got)) == 1 and got[0] in mine
+
+
+async def test_outbox(store):
+    kind = f"k{new_id()[:6]}"
+    await store.outbox.add(kind, "b", 2)
+    await store.outbox.add(kind, "a", 1)
+    assert await store.outbox.pending(kind) == [("a", 1), ("b", 2)]
+    await store.outbox.done(kind, "a")
+    assert await store.outbox.pending(kind) == [("b", 2)]
+
+
+async def test_search_page_filters_across_batches(store):
+    """Every word must match and inactive jobs are skipped, however sparse the matches: pages
+    walk the driving word's partition in growing batches, without repeats or gaps."""
+    from workup.services.jobs.jobs import search_page
+    a, b = f"a{new_id()[:8]}", f"b{new_id()[:8]}"
+    jobs = [job(new_id(), 10_000 + i) for i in range(60)]
+    for i, j in enumerate(jobs):
+        await store.create_job(j, ["*", a] + ([b] if i % 7 == 0 else []))
+    await store.claim_job(jobs[14].id, "p", 20_000)   # inactive now (still indexed)
+    expected = [j.id for i, j in reversed(list(enumerate(jobs))) if i % 7 == 0 and i != 14]
+    seen, state = [], None
+    for _ in range(10):
+        page = await search_page(store, [a, b], 3, state)
+        seen += [j.id for j in page.jobs]
+        state = page.paging_state
+        if state is None:
+            break
+    assert seen == expected
+
+
+async def test_outbox_keeps_tombstones_one_hour_on_cassandra(cassandra_hosts):
+    """Outbox rows live seconds; their tombstones must not pile up for Cassandra's default ten
+    days. A keyspace made before the option existed gets it at the next start."""
+    from workup.settings import Settings
+    from workup.storage import OUTBOX, keyspace_name
+    points = Settings(cassandra_hosts=cassandra_hosts).cassandra_contact_points()
+    keyspace = keyspace_name(f"t{new_id()[:10]}", "outbox")
+
+    async def gc_grace(db: CassandraDb) -> int:
+        rows = await trio.to_thread.run_sync(lambda: list(db._session.execute(
+            "SELECT gc_grace_seconds FROM system_schema.tables WHERE keyspace_name = %s AND table_name = 'outbox'",
+            (keyspace,))))
+        return rows[0]["gc_grace_seconds"]
+
+    db = await CassandraDb.connect(points, keyspace, [OUTBOX])
+    try:
+        assert await gc_grace(db) == 3600
+        await trio.to_thread.run_sync(lambda: db._session.execute(
+            f"ALTER TABLE {keyspace}.outbox WITH gc_grace_seconds = 864000", timeout=60))
+        assert await gc_grace(db) == 864000       # as a table made by an older version
+        again = await CassandraDb.connect(points, keyspace, [OUTBOX])
+        try:
+            assert await gc_grace(again) == 3600
+        finally:
+            await again.aclose()
+    finally:
+        await db.drop_keyspace()
+        await db.aclose()

@@ -1,0 +1,74 @@
+"""The :class:`~workup.runtime.Runtime` and :class:`~workup.runtime.Context` a handler receives."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Any, Sequence
+
+from ..transport.envelope import SERVICE_CALLER, Caller, Event, reply_body
+from ..problems import ProblemError
+from ..settings import Settings
+from ..transport import DeadlineExceeded, NoResponder
+
+__all__ = ["ProcessRuntime", "RequestContext"]
+
+
+class ProcessRuntime:
+    """One per worker process: the deps of the moment (``None`` while frozen), settings, and the
+    transport used to call other services and publish events."""
+
+    __slots__ = ("deps", "settings", "transport", "service")
+
+    def __init__(self, service: str, settings: Settings, transport: Any) -> None:
+        self.service = service
+        self.settings = settings
+        self.transport = transport
+        self.deps: Any = None
+
+    async def call(self, command: str, request: Any, *, timeout: float = 10.0) -> Any:
+        """Call another service as ``SERVICE``. A missing or frozen service is a 503 and a late one
+        a 504 :class:`ProblemError`, so a handler has one exception type to think about."""
+        try:
+            reply = await self.transport.call(command, request, caller=SERVICE_CALLER, timeout=timeout)
+        except DeadlineExceeded:
+            raise ProblemError(504, f"{command} did not answer within {timeout:.3g}s") from None
+        except NoResponder:
+            raise ProblemError(503, f"{command} is not available") from None
+        return reply_body(reply)
+
+    async def emit(self, type: str, recipients: Sequence[str], data: dict[str, str], *,
+                   at: str | None = None) -> None:
+        at = at or datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        await self.transport.publish_event(Event(type=type, at=at, recipients=list(recipients), data=dict(data)))
+
+
+class RequestContext:
+    """Per request: the process runtime plus caller, request id and deadline. Calls made while
+    handling a request never outlive that request's deadline."""
+
+    __slots__ = ("_rt", "caller", "request_id", "deadline")
+
+    def __init__(self, rt: ProcessRuntime, caller: Caller, request_id: str, deadline: float) -> None:
+        self._rt = rt
+        self.caller = caller
+        self.request_id = request_id
+        self.deadline = deadline
+
+    @property
+    def deps(self) -> Any:
+        return self._rt.deps
+
+    @property
+    def settings(self) -> Settings:
+        return self._rt.settings
+
+    async def call(self, command: str, request: Any, *, timeout: float = 10.0) -> Any:
+        remaining = self.deadline - time.time()
+        if remaining <= 0:
+            raise ProblemError(504, f"no time left to call {command}")
+        return await self._rt.call(command, request, timeout=min(timeout, remaining))
+
+    async def emit(self, type: str, recipients: Sequence[str], data: dict[str, str], *,
+                   at: str | None = None) -> None:
+        await self._rt.emit(type, recipients, data, at=at)

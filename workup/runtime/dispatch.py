@@ -1,0 +1,52 @@
+"""One request in, one reply out: the core shared by every transport.
+
+Decisions: an unknown command is a 501 problem, a deleted (disabled) one a 503, a body that does
+not decode into the command's request type a 400, a :class:`ProblemError` its own problem, and
+anything else a 500 whose detail names the request id; the traceback goes to the log only.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+
+from ..transport.envelope import Caller, Reply, encode_json, problem_reply
+from ..problems import Problem, ProblemError
+from .registry import CommandTable
+from .context import ProcessRuntime, RequestContext
+
+__all__ = ["dispatch", "problem"]
+
+log = logging.getLogger("workup.runtime")
+
+
+def problem(status: int, detail: str, title: str | None = None) -> Reply:
+    return problem_reply(ProblemError(status, detail, title=title).problem)
+
+
+async def dispatch(table: CommandTable, rt: ProcessRuntime, command: str, body: bytes,
+                   caller: Caller, deadline: float, request_id: str) -> Reply:
+    entry = table.get(command)
+    if entry is None:
+        return problem(501, f"unknown command {command!r}")
+    if not entry.enabled:
+        return problem(503, f"command {command!r} is disabled on this instance")
+    try:
+        request = entry.decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        return problem(400, f"malformed {command} request: {exc}")
+    ctx = RequestContext(rt, caller, request_id, deadline)
+    try:
+        result: Any = await entry.handler(ctx, request)
+        if result is None:
+            return Reply(entry.status, b"")
+        return Reply(entry.status, encode_json(result))
+    except ProblemError as exc:
+        return Reply(exc.problem.status, encode_json(exc.problem))
+    except Exception:
+        log.exception("request %s (%s) failed", request_id, command)
+        return Reply(500, encode_json(Problem(
+            status=500, title="Internal Server Error",
+            detail=f"internal error while handling request {request_id}")))

@@ -1,0 +1,104 @@
+"""How a service declares its commands; the runtime (``workup.runtime``) runs them.
+
+A service module builds one :class:`Service` and decorates handlers::
+
+    jobs = Service("jobs", open_deps=open_jobs_deps)
+
+    @jobs.command(CreateJob, status=201)
+    async def create_job(ctx: Context[JobsDeps], req: CreateJob) -> Job:
+        ...
+
+The command's name is ``"<service>.<RequestStruct>"`` (``"jobs.CreateJob"``). A handler returns
+the reply body (a msgspec struct, list, dict or ``None``) or raises
+:class:`workup.problems.ProblemError`; anything else it raises becomes a logged 500 with the
+request id and no stack trace. ``open_deps(settings)`` is an async context manager that yields the
+service's resources (store, cache, ...); the runtime enters it once per worker process, leaves it
+on ``freeze``/shutdown and enters it again on ``start``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, AsyncContextManager, Awaitable, Callable, Generic, Protocol, Sequence, TypeVar
+
+from ..transport.envelope import Caller
+from ..settings import Settings
+
+__all__ = ["Service", "CommandSpec", "Context", "Runtime", "Deps"]
+
+D = TypeVar("D")
+D_co = TypeVar("D_co", covariant=True)
+
+
+class Deps(Protocol):
+    """Optional hooks a service's deps object may provide for the controller: the database pool
+    (``set-max-db-connections``, ``status``) and the limiter of its blocking driver calls
+    (``resize_threads``, called by ``set-max-threads`` besides the command limiter)."""
+
+    def db_pool_size(self) -> int: ...
+    async def resize_db_pool(self, size: int) -> None: ...
+    def resize_threads(self, n: int) -> None: ...
+
+
+class Runtime(Protocol[D_co]):
+    """What a running service process offers to handlers and background tasks."""
+
+    @property
+    def deps(self) -> D_co: ...
+    @property
+    def settings(self) -> Settings: ...
+
+    async def call(self, command: str, request: Any, *, timeout: float = 10.0) -> Any:
+        """Call another service as ``SERVICE``; returns the decoded body or raises ProblemError."""
+        ...
+
+    async def emit(self, type: str, recipients: Sequence[str], data: dict[str, str], *,
+                   at: str | None = None) -> None:
+        """Publish a notification event on ``workup.events`` (``at``: when it happened, default now)."""
+        ...
+
+
+class Context(Runtime[D_co], Protocol[D_co]):
+    """A :class:`Runtime` plus the request being handled."""
+
+    @property
+    def caller(self) -> Caller: ...
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def deadline(self) -> float: ...
+
+
+Handler = Callable[[Any, Any], Awaitable[Any]]
+Background = Callable[[Any], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    name: str              # "jobs.CreateJob"
+    request_type: type
+    handler: Handler
+    status: int = 200      # success status of the reply
+
+
+@dataclass
+class Service(Generic[D]):
+    name: str
+    open_deps: Callable[[Settings], AsyncContextManager[D]] | None = None
+    commands: dict[str, CommandSpec] = field(default_factory=dict)
+    background: list[Background] = field(default_factory=list)
+
+    def command(self, request_type: type, *, status: int = 200) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            name = f"{self.name}.{request_type.__name__}"
+            if name in self.commands:
+                raise ValueError(f"command {name} registered twice")
+            self.commands[name] = CommandSpec(name, request_type, handler, status)
+            return handler
+        return register
+
+    def background_task(self, task: Background) -> Background:
+        """``async def task(runtime: Runtime[D])`` run in every worker process while it is not
+        frozen (outbox relays and the like); cancelled on freeze and shutdown."""
+        self.background.append(task)
+        return task

@@ -1,0 +1,142 @@
+"""Milestone commands: list, get, progress (freelancer), evaluate (client), mark paid (payments).
+
+Evaluating ACCEPTED asks payments for a payment request (idempotent on the milestone id). The
+ACCEPTED milestone without a ``payment_request_id`` plus a ``payment`` outbox intent, written
+before the state change, is what the relay (``_relay``) finishes if this process dies first.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+
+from ...messages.contracts import (EvaluateMilestone, EvaluatedMilestone, GetContractMilestones,
+    GetMilestone, MarkMilestonePaid, Milestone, ProgressMilestone)
+from ...problems import ProblemError, conflict, forbidden, not_found
+from ...storage import EventCheck, EventIntent, drop_event, intend_event, now_ms, publish_event
+from .app import ContractsDeps, Ctx, service
+from .contracts import require_service
+from .reads import contract_changed, milestone_changed, read_milestone, readable_contract
+from .relay import PAYMENT, request_payment
+from .rules import completes, evaluated, is_party, payable, progressed
+from .store import StoredContract, StoredMilestone
+
+log = logging.getLogger("workup.contracts")
+
+
+@service.command(GetContractMilestones)
+async def get_contract_milestones(ctx: Ctx, req: GetContractMilestones) -> list[Milestone]:
+    c = await readable_contract(ctx.deps, ctx.caller, req.contract_id)
+    return [m.public() for m in await ctx.deps.store.milestones_of(c.id)]
+
+
+@service.command(GetMilestone)
+async def get_milestone(ctx: Ctx, req: GetMilestone) -> Milestone:
+    return await read_milestone(ctx.deps, ctx.caller, req.milestone_id)
+
+
+async def _party_milestone(ctx: Ctx, milestone_id: str, role: str) -> tuple[StoredMilestone, StoredContract]:
+    """The milestone and its ACTIVE contract, when the caller is its party of ``role``."""
+    if ctx.caller.role != role:
+        raise forbidden(f"only the contract's {role.lower()} may do this")
+    store = ctx.deps.store
+    m = await store.get_milestone(milestone_id)
+    c = None if m is None else await store.get_contract(m.contract_id)
+    if m is None or c is None:
+        raise not_found("milestone")
+    if not is_party(ctx.caller, c.client_id, c.freelancer_id):
+        raise forbidden(f"only the contract's {role.lower()} may do this")
+    if c.status != "ACTIVE":
+        raise conflict(f"the contract is {c.status}, not ACTIVE")
+    return m, c
+
+
+async def _move(deps: ContractsDeps, m: StoredMilestone, status: str, event: EventIntent | None = None,
+                **extra: str) -> StoredMilestone:
+    """``m`` → ``status`` if nobody changed it meanwhile (else 409, and ``event``, the intent of
+    the event this move announces, is dropped unpublished)."""
+    now = max(now_ms(), m.updated_ms + 1)
+    if not await deps.store.move_milestone(m, status, now, **extra):
+        if event is not None:
+            await drop_event(deps.store.outbox, event)
+        raise conflict("the milestone changed meanwhile; read it again")
+    await milestone_changed(deps, m.id, now)
+    return msgspec.structs.replace(m, status=status, updated_ms=now, **extra)
+
+
+# The statuses a milestone can be in once a move to the key happened (for the event relay): later
+# moves may have followed. Back to IN_PROGRESS may be IN_REVIEW again by then.
+_REACHED = {"IN_REVIEW": ("IN_REVIEW", "ACCEPTED", "PAID"), "ACCEPTED": ("ACCEPTED", "PAID"),
+            "IN_PROGRESS": ("IN_PROGRESS", "IN_REVIEW", "ACCEPTED", "PAID")}
+
+
+@service.command(ProgressMilestone)
+async def progress_milestone(ctx: Ctx, req: ProgressMilestone) -> Milestone:
+    m, c = await _party_milestone(ctx, req.milestone_id, "FREELANCER")
+    nxt = progressed(m.status)
+    if nxt is None:
+        raise conflict(f"a {m.status} milestone cannot be progressed")
+    event = None
+    if nxt == "IN_REVIEW":
+        event = await intend_event(ctx.deps.store.outbox, "milestone.in_review", [c.client_id],
+                                   {"milestoneId": m.id, "contractId": c.id},
+                                   EventCheck("milestone", m.id, _REACHED["IN_REVIEW"]))
+    m = await _move(ctx.deps, m, nxt, event)
+    if event is not None:
+        await publish_event(ctx, ctx.deps.store.outbox, event)
+    return m.public()
+
+
+@service.command(EvaluateMilestone)
+async def evaluate_milestone(ctx: Ctx, req: EvaluateMilestone) -> EvaluatedMilestone:
+    m, c = await _party_milestone(ctx, req.milestone_id, "CLIENT")
+    nxt = evaluated(m.status, req.evaluated_state)
+    if nxt is None:
+        raise conflict(f"only an IN_REVIEW milestone can be evaluated; this one is {m.status}")
+    if nxt == "ACCEPTED":
+        await ctx.deps.store.outbox.add(PAYMENT, m.id, now_ms())
+    event = await intend_event(ctx.deps.store.outbox, "milestone.evaluated", [c.freelancer_id],
+                               {"milestoneId": m.id, "contractId": c.id}, EventCheck("milestone", m.id, _REACHED[nxt]))
+    m = await _move(ctx.deps, m, nxt, event)
+    await publish_event(ctx, ctx.deps.store.outbox, event)
+    request_id = None
+    if nxt == "ACCEPTED":
+        try:
+            request_id = await request_payment(ctx, c, m)
+        except ProblemError as exc:
+            log.warning("payment request for milestone %s deferred to the relay: %s", m.id, exc)
+    pub = m.public()
+    return EvaluatedMilestone(id=pub.id, contract_id=pub.contract_id, description=pub.description,
+                              amount=pub.amount, due_date=pub.due_date, status=pub.status,
+                              payment_request_id=request_id)
+
+
+@service.command(MarkMilestonePaid)
+async def mark_milestone_paid(ctx: Ctx, req: MarkMilestonePaid) -> None:
+    """Idempotent: PAID stays PAID; the contract is COMPLETED once every milestone is PAID."""
+    require_service(ctx)
+    store = ctx.deps.store
+    m = await store.get_milestone(req.milestone_id)
+    if m is None:
+        raise not_found("milestone")
+    if not payable(m.status):
+        raise conflict(f"a {m.status} milestone cannot be paid")
+    if m.status == "ACCEPTED":
+        try:
+            await _move(ctx.deps, m, "PAID", payment_request_id=req.payment_request_id)
+        except ProblemError:
+            m = await store.get_milestone(m.id) or m
+            if m.status != "PAID":
+                raise
+    c = await store.get_contract(m.contract_id)
+    if c is not None and c.status == "ACTIVE" and completes(x.status for x in await store.milestones_of(c.id)):
+        now = max(now_ms(), c.updated_ms + 1)
+        event = await intend_event(store.outbox, "contract.completed", list(c.parties()), {"contractId": c.id},
+                                   EventCheck("contract", c.id, ("COMPLETED",)))
+        if await store.move_contract(c.id, "COMPLETED", "ACTIVE", now):
+            await contract_changed(ctx.deps, c.id, now)
+            await publish_event(ctx, store.outbox, event)
+        else:
+            await drop_event(store.outbox, event)
+    return None

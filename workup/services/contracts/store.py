@@ -1,0 +1,216 @@
+"""The contracts store: one table per query, on Cassandra or SQLite (see ``workup.storage``).
+
+| table | key | query |
+|---|---|---|
+| contracts | id | a contract (state row: conditional updates) |
+| contracts_by_party | user_id, (created_ms, contract_id) DESC | a user's contracts, newest first |
+| milestones_by_contract | contract_id, position | a contract's milestones in proposal order (state rows) |
+| milestones_by_id | id | where a milestone lives |
+| terminations_by_contract | contract_id, id | a contract's termination requests (state rows) |
+| terminations_by_id | id | where a termination request lives |
+| termination_slots | (contract_id, requester_id) | one PENDING request per party and contract (LWT, see ``workup.storage.slots``) |
+| outbox | kind, item | payment requests / cancellations not acknowledged yet (relay) |
+
+A contract's id is derived from its proposal's id and a milestone's from (contract, position), so
+a retried ``CreateContract`` writes the very same rows; every state row is created with
+``IF NOT EXISTS``, so a retry never resets a state that moved on.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import datetime as dt
+
+import msgspec
+
+from ...messages.contracts import Contract, Milestone, TerminationRequest
+from ...storage import OUTBOX, Db, Outbox, Table, claim_slot, located, rfc3339, slot_table
+from ...storage.slots import HolderState
+
+__all__ = ["TABLES", "StoredContract", "StoredMilestone", "StoredTermination", "ContractsStore",
+           "contract_id_for", "milestone_id_for"]
+
+TEXT, BIGINT, INT = "text", "bigint", "int"
+
+CONTRACTS = Table("contracts", {
+    "id": TEXT, "job_id": TEXT, "job_title": TEXT, "proposal_id": TEXT, "client_id": TEXT,
+    "freelancer_id": TEXT, "status": TEXT, "milestone_ids": TEXT, "created_ms": BIGINT, "updated_ms": BIGINT,
+}, ("id",))
+CONTRACTS_BY_PARTY = Table("contracts_by_party", {"user_id": TEXT, "created_ms": BIGINT, "contract_id": TEXT},
+                           ("user_id",), (("created_ms", "DESC"), ("contract_id", "DESC")))
+MILESTONES = Table("milestones_by_contract", {
+    "contract_id": TEXT, "position": INT, "id": TEXT, "description": TEXT, "amount": TEXT,
+    "due_date": TEXT, "status": TEXT, "payment_request_id": TEXT, "updated_ms": BIGINT,
+}, ("contract_id",), (("position", "ASC"),))
+MILESTONES_BY_ID = Table("milestones_by_id", {"id": TEXT, "contract_id": TEXT, "position": INT}, ("id",))
+TERMINATIONS = Table("terminations_by_contract", {
+    "contract_id": TEXT, "id": TEXT, "requester_id": TEXT, "reason": TEXT, "status": TEXT,
+    "created_ms": BIGINT, "updated_ms": BIGINT,
+}, ("contract_id",), (("id", "ASC"),))
+TERMINATIONS_BY_ID = Table("terminations_by_id", {"id": TEXT, "contract_id": TEXT}, ("id",))
+TERMINATION_SLOTS = slot_table("termination_slots", ("contract_id", "requester_id"), "termination_id")
+
+TABLES = [CONTRACTS, CONTRACTS_BY_PARTY, MILESTONES, MILESTONES_BY_ID, TERMINATIONS, TERMINATIONS_BY_ID,
+          TERMINATION_SLOTS, OUTBOX]
+
+_NS = uuid.UUID("0b6d2a4e-33c7-4f0e-8d5e-7c9a1e2f4b60")
+
+
+def contract_id_for(proposal_id: str) -> str:
+    return uuid.uuid5(_NS, f"contract:{proposal_id}").hex
+
+
+def milestone_id_for(contract_id: str, position: int) -> str:
+    return uuid.uuid5(_NS, f"milestone:{contract_id}:{position}").hex
+
+
+class StoredContract(msgspec.Struct, kw_only=True):
+    id: str
+    job_id: str
+    job_title: str
+    proposal_id: str
+    client_id: str
+    freelancer_id: str
+    status: Any
+    milestone_ids: list[str]
+    created_ms: int
+    updated_ms: int
+
+    def parties(self) -> tuple[str, str]:
+        return self.client_id, self.freelancer_id
+
+    def public(self) -> Contract:
+        return Contract(id=self.id, job_id=self.job_id, job_title=self.job_title, proposal_id=self.proposal_id,
+                        client_id=self.client_id, freelancer_id=self.freelancer_id, status=self.status,
+                        milestone_ids=self.milestone_ids, created_at=rfc3339(self.created_ms))
+
+
+class StoredMilestone(msgspec.Struct, kw_only=True):
+    id: str
+    contract_id: str
+    position: int
+    description: str
+    amount: Decimal
+    due_date: dt.date
+    status: Any
+    payment_request_id: str | None = None
+    updated_ms: int
+
+    def public(self) -> Milestone:
+        return Milestone(id=self.id, contract_id=self.contract_id, description=self.description,
+                         amount=self.amount, due_date=self.due_date, status=self.status)
+
+
+class StoredTermination(msgspec.Struct, kw_only=True):
+    id: str
+    contract_id: str
+    requester_id: str
+    reason: str
+    status: Any
+    created_ms: int
+    updated_ms: int
+
+    def public(self) -> TerminationRequest:
+        return TerminationRequest(id=self.id, contract_id=self.contract_id, requester_id=self.requester_id,
+                                  reason=self.reason, status=self.status)
+
+
+def _contract(row: dict[str, Any]) -> StoredContract:
+    return msgspec.convert(dict(row, milestone_ids=json.loads(row["milestone_ids"])), StoredContract, strict=False)
+
+
+def _milestone(row: dict[str, Any]) -> StoredMilestone:
+    return msgspec.convert(row, StoredMilestone, strict=False)
+
+
+def _termination(row: dict[str, Any]) -> StoredTermination:
+    return msgspec.convert(row, StoredTermination, strict=False)
+
+
+class ContractsStore:
+    """The contracts port; the adapter is the :class:`Db` it is built on (Cassandra or SQLite)."""
+
+    def __init__(self, db: Db) -> None:
+        self.db = db
+        self.outbox = Outbox(db)
+
+    # contracts
+    async def create_contract(self, c: StoredContract, milestones: list[StoredMilestone]) -> bool:
+        """Milestones and indexes first, the contract row last (its presence means complete).
+        False when the contract existed already."""
+        for m in milestones:
+            row = msgspec.structs.asdict(m)
+            row.update(amount=str(m.amount), due_date=m.due_date.isoformat())
+            await self.db.insert_if_absent(MILESTONES, row)
+            await self.db.upsert(MILESTONES_BY_ID, {"id": m.id, "contract_id": m.contract_id, "position": m.position})
+        for user in c.parties():
+            await self.db.upsert(CONTRACTS_BY_PARTY, {"user_id": user, "created_ms": c.created_ms, "contract_id": c.id})
+        row = msgspec.structs.asdict(c)
+        row["milestone_ids"] = json.dumps(c.milestone_ids)
+        return await self.db.insert_if_absent(CONTRACTS, row)
+
+    async def get_contract(self, contract_id: str) -> StoredContract | None:
+        rows = await self.db.select(CONTRACTS, {"id": contract_id})
+        return _contract(rows[0]) if rows else None
+
+    async def contracts_of(self, user_id: str) -> list[StoredContract]:
+        """Newest first."""
+        refs = await self.db.select(CONTRACTS_BY_PARTY, {"user_id": user_id})
+        found = await self.db.select_each(CONTRACTS, [{"id": r["contract_id"]} for r in refs])
+        return [_contract(rows[0]) for rows in found if rows]
+
+    async def move_contract(self, contract_id: str, status: str, expect: str, now: int) -> bool:
+        return await self.db.update_if(CONTRACTS, {"id": contract_id}, {"status": status, "updated_ms": now},
+                                       {"status": expect})
+
+    # milestones
+    async def milestones_of(self, contract_id: str) -> list[StoredMilestone]:
+        """In proposal order."""
+        return [_milestone(r) for r in await self.db.select(MILESTONES, {"contract_id": contract_id})]
+
+    async def get_milestone(self, milestone_id: str) -> StoredMilestone | None:
+        row = await located(self.db, MILESTONES_BY_ID, MILESTONES, {"id": milestone_id})
+        return _milestone(row) if row else None
+
+    async def move_milestone(self, m: StoredMilestone, status: str, now: int, **extra: Any) -> bool:
+        """``m.status`` → ``status`` if the milestone is still in ``m.status``."""
+        return await self.db.update_if(MILESTONES, {"contract_id": m.contract_id, "position": m.position},
+                                       {"status": status, "updated_ms": now, **extra}, {"status": m.status})
+
+    async def record_payment_request(self, m: StoredMilestone, request_id: str) -> bool:
+        return await self.db.update_if(MILESTONES, {"contract_id": m.contract_id, "position": m.position},
+                                       {"payment_request_id": request_id}, {"payment_request_id": None})
+
+    # terminations
+    async def guard_termination(self, contract_id: str, requester_id: str, termination_id: str, now: int) -> str:
+        """Reserve the requester's PENDING slot on the contract; returns the id holding it."""
+        async def state(holder: str) -> HolderState:
+            held = await self.get_termination(holder)
+            return "missing" if held is None else "live" if held.status == "PENDING" else "done"
+        return await claim_slot(self.db, TERMINATION_SLOTS, {"contract_id": contract_id, "requester_id": requester_id},
+                                "termination_id", termination_id, now, state)
+
+    async def release_termination_guard(self, t: StoredTermination) -> None:
+        await self.db.update_if(TERMINATION_SLOTS, {"contract_id": t.contract_id, "requester_id": t.requester_id},
+                                {"termination_id": None}, {"termination_id": t.id})
+
+    async def add_termination(self, t: StoredTermination) -> bool:
+        await self.db.upsert(TERMINATIONS_BY_ID, {"id": t.id, "contract_id": t.contract_id})
+        return await self.db.insert_if_absent(TERMINATIONS, msgspec.structs.asdict(t))
+
+    async def get_termination(self, termination_id: str) -> StoredTermination | None:
+        row = await located(self.db, TERMINATIONS_BY_ID, TERMINATIONS, {"id": termination_id})
+        return _termination(row) if row else None
+
+    async def terminations_of(self, contract_id: str) -> list[StoredTermination]:
+        """Oldest first."""
+        rows = await self.db.select(TERMINATIONS, {"contract_id": contract_id})
+        return sorted((_termination(r) for r in rows), key=lambda t: (t.created_ms, t.id))
+
+    async def move_termination(self, t: StoredTermination, status: str, expect: str, now: int) -> bool:
+        return await self.db.update_if(TERMINATIONS, {"contract_id": t.contract_id, "id": t.id},
+                                       {"status": status, "updated_ms": now}, {"status": expect})

@@ -1,0 +1,137 @@
+"""Accepting a proposal: jobs → contracts, surviving a crash between the two.
+
+1. Claim the job (conditional: only while no proposal is accepted) after writing an ``accept``
+   intent to the outbox. The claimed job (inactive, ``accepted_proposal_id`` set) is the
+   persisted decision; of two concurrent accepts on one job exactly one claim applies.
+2. Finish: the proposal PENDING → ACCEPTED, every other PENDING one → REJECTED, the job out of
+   the search index, ``contracts.CreateContract`` (idempotent on the proposal id), the contract
+   id recorded on the job, the intent dropped.
+
+Every step of 2 is idempotent, so the handler, a retried accept and the background relay (which
+finishes intents older than :data:`GRACE_MS` left by a process that died) may all run it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ...messages.contracts import CreateContract, MilestoneSpec
+from ...messages.jobs import AcceptProposal, Acceptance, JobRef, ProposalRef, job_cache_key
+from ...problems import ProblemError, conflict, forbidden, not_found
+from ...runtime.readcache import invalidate
+from ...runtime.service import Runtime
+from ...storage import now_ms, relay_events, run_relay
+from .app import Ctx, JobsDeps, service
+from .proposals import proposals_changed
+from .rules import require_role
+from .search import job_terms
+from .store import JobsStore, StoredJob
+
+__all__ = ["finish_acceptance", "relay_once", "RELAY_INTERVAL", "GRACE_MS"]
+
+log = logging.getLogger("workup.jobs")
+KIND = "accept"
+RELAY_INTERVAL = 1.0   # seconds between outbox scans
+GRACE_MS = 3000        # an intent younger than this belongs to a live handler
+
+
+@service.command(AcceptProposal)
+async def accept_proposal(ctx: Ctx, req: AcceptProposal) -> Acceptance:
+    client_id = require_role(ctx.caller, "CLIENT")
+    store = ctx.deps.store
+    job = await store.get_job(req.job_id)
+    if job is None:
+        raise not_found("job")
+    if job.client_id != client_id:
+        raise forbidden("only the job's owner may accept its proposals")
+    p = await store.get_proposal(req.proposal_id)
+    if p is None or p.job_id != job.id:
+        raise not_found("proposal")
+    if job.accepted_proposal_id is None:
+        if p.status != "PENDING" or not job.active:
+            raise conflict(f"the proposal is {p.status} and the job is not open")
+        now = max(now_ms(), job.updated_ms + 1)   # a newer version than any cached read
+        await store.outbox.add(KIND, job.id, now)
+        if await store.claim_job(job.id, p.id, now):
+            await invalidate(ctx.deps.cache, [job_cache_key(job.id)], now)
+        job = await store.get_job(job.id) or job
+    if job.accepted_proposal_id != p.id:
+        raise conflict("another proposal of this job was accepted")
+    try:
+        contract_id = job.contract_id or await finish_acceptance(ctx, job)
+    except ProblemError as exc:
+        log.warning("accept of %s: contract not created yet (%s); the relay retries", p.id, exc)
+        raise ProblemError(503, "the contract is being created; retry the request") from None
+    return Acceptance(contract_id=contract_id, job=JobRef(id=job.id, active=False),
+                      proposal=ProposalRef(id=p.id, status="ACCEPTED"))
+
+
+async def finish_acceptance(rt: Runtime[JobsDeps], job: StoredJob) -> str:
+    """Steps 2 for a claimed job; returns the contract id. Raises ProblemError when contracts
+    did not answer (the intent stays for the relay)."""
+    deps = rt.deps
+    store = deps.store
+    pid = job.accepted_proposal_id
+    assert pid is not None
+    proposals = await store.proposals_of_job(job.id)
+    now = max([now_ms(), *(p.updated_ms + 1 for p in proposals)])   # see _proposals.next_version
+    # The decisions are announced on every run of this step, not only when this run applied them:
+    # a run that died after deciding and before announcing is finished by another run (the
+    # intent stays until the end), which must announce them. Duplicates only after a crash.
+    await store.decide_proposal(job.id, pid, "ACCEPTED", now)
+    await rt.emit("proposal.accepted", [await _author(deps, pid)], {"proposalId": pid, "jobId": job.id})
+    for other in proposals:
+        if other.id != pid:   # every other proposal of an accepted job ends REJECTED
+            if other.status == "PENDING":
+                await store.decide_proposal(job.id, other.id, "REJECTED", now)
+            await rt.emit("proposal.rejected", [other.freelancer_id], {"proposalId": other.id, "jobId": job.id})
+    await proposals_changed(deps, job.id, now)
+    await store.unindex_job(job, sorted(job_terms(job.title, job.description, job.skills)))
+    contract_id = job.contract_id
+    if contract_id is None:
+        accepted = next(p for p in proposals if p.id == pid)
+        ref = await rt.call("contracts.CreateContract", CreateContract(
+            proposal_id=pid, job_id=job.id, job_title=job.title, client_id=job.client_id,
+            freelancer_id=accepted.freelancer_id,
+            milestones=[MilestoneSpec(description=m.description, amount=m.amount, due_date=m.due_date)
+                        for m in accepted.milestones]))
+        contract_id = str(ref["id"])
+        await store.set_job_contract(job.id, pid, contract_id)
+    await store.outbox.done(KIND, job.id)
+    return contract_id
+
+
+async def _author(deps: JobsDeps, proposal_id: str) -> str:
+    p = await deps.store.get_proposal(proposal_id)
+    return p.freelancer_id if p else ""
+
+
+async def relay_once(rt: Runtime[JobsDeps]) -> int:
+    """Finish the intents older than the grace period; returns how many were completed."""
+    store = rt.deps.store
+    done = 0
+    for job_id, created_ms in await store.outbox.pending(KIND):
+        if now_ms() - created_ms < GRACE_MS:
+            continue
+        job = await store.get_job(job_id)
+        if job is None or job.accepted_proposal_id is None:
+            await store.outbox.done(KIND, job_id)   # the claim never happened
+            continue
+        try:
+            await finish_acceptance(rt, job)
+            done += 1
+        except ProblemError as exc:
+            log.warning("relay: accept of job %s still pending: %s", job_id, exc)
+    return done + await relay_events(rt, store.outbox, _status_of(store), GRACE_MS, log)
+
+
+def _status_of(store: JobsStore):
+    async def status(entity: str, id: str) -> str | None:
+        p = await store.get_proposal(id) if entity == "proposal" else None
+        return p.status if p else None
+    return status
+
+
+@service.background_task
+async def acceptance_relay(rt: Runtime[JobsDeps]) -> None:
+    await run_relay(lambda: relay_once(rt), RELAY_INTERVAL, log)

@@ -1,0 +1,135 @@
+"""Proposal commands: create, get, update while pending, list by job, mine.
+
+The list of a job's proposals is cached per job in the worker (the access rule depends on the
+caller, so the gateway cannot serve it): every proposal write of that job invalidates it.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from ...transport.envelope import Caller
+from ...messages.jobs import (CreateProposal, GetJobProposals, GetMyProposals, GetProposal, Proposal,
+    UpdateProposal)
+from ...problems import conflict, forbidden, not_found
+from ...runtime.readcache import fill_soon, invalidate, lookup
+from ...storage import EventCheck, derived_id, drop_event, intend_event, now_ms, publish_event
+from .app import Ctx, JobsDeps, service
+from .rules import can_read_proposal, require_role, visible_proposals
+from .store import StoredJob, StoredProposal
+
+__all__ = ["proposals_key", "proposals_changed", "next_version"]
+
+_proposal_list = msgspec.json.Decoder(list[Proposal])
+
+
+def proposals_key(job_id: str) -> str:
+    return f"workup:jobs:proposals:{job_id}"
+
+
+async def proposals_changed(deps: JobsDeps, job_id: str, version: int) -> None:
+    await invalidate(deps.cache, [proposals_key(job_id)], version)
+
+
+async def next_version(deps: JobsDeps, job_id: str) -> int:
+    """A version newer than every proposal of the job (the cached list's version is their
+    largest ``updated_ms``), for a write that changes the list."""
+    return max([now_ms(), *(p.updated_ms + 1 for p in await deps.store.proposals_of_job(job_id))])
+
+
+async def _job(deps: JobsDeps, job_id: str) -> StoredJob:
+    job = await deps.store.get_job(job_id)
+    if job is None:
+        raise not_found("job")
+    return job
+
+
+@service.command(CreateProposal, status=201)
+async def create_proposal(ctx: Ctx, req: CreateProposal) -> Proposal:
+    freelancer_id = require_role(ctx.caller, "FREELANCER")
+    store = ctx.deps.store
+    job = await _job(ctx.deps, req.job_id)
+    if not job.active:
+        raise conflict("the job is no longer active")
+    pid = derived_id(ctx.request_id, "proposal")
+    holder = await store.guard_proposal(job.id, freelancer_id, pid, now_ms())
+    if holder != pid:
+        raise conflict("you already have a pending proposal on this job")
+    now = await next_version(ctx.deps, job.id)
+    p = StoredProposal(id=pid, job_id=job.id, freelancer_id=freelancer_id, cover_letter=req.cover_letter,
+                       job_duration=req.job_duration, status="PENDING", milestones=req.milestones,
+                       attachments=req.attachments, created_ms=now, updated_ms=now)
+    event = await intend_event(store.outbox, "proposal.created", [job.client_id], {"proposalId": pid, "jobId": job.id},
+                               EventCheck("proposal", pid, ("PENDING", "ACCEPTED")))
+    if not await store.add_proposal(p):
+        p = await store.get_proposal(pid) or p   # a redelivery
+    await proposals_changed(ctx.deps, job.id, now)
+    if not (await _job(ctx.deps, job.id)).active:
+        # the job was accepted while we wrote: this proposal can no longer be considered
+        now = await next_version(ctx.deps, job.id)
+        await store.decide_proposal(job.id, pid, "REJECTED", now)
+        await proposals_changed(ctx.deps, job.id, now)
+        await drop_event(store.outbox, event)
+        raise conflict("the job is no longer active")
+    await publish_event(ctx, store.outbox, event)
+    return p.public()
+
+
+async def _readable(deps: JobsDeps, caller: Caller, proposal_id: str) -> StoredProposal:
+    p = await deps.store.get_proposal(proposal_id)
+    if p is None:
+        raise not_found("proposal")
+    job = await _job(deps, p.job_id)
+    if not can_read_proposal(caller, p.freelancer_id, job.client_id):
+        raise forbidden("only the proposal's freelancer or the job's owner may see it")
+    return p
+
+
+@service.command(GetProposal)
+async def get_proposal(ctx: Ctx, req: GetProposal) -> Proposal:
+    return (await _readable(ctx.deps, ctx.caller, req.proposal_id)).public()
+
+
+@service.command(UpdateProposal)
+async def update_proposal(ctx: Ctx, req: UpdateProposal) -> Proposal:
+    freelancer_id = require_role(ctx.caller, "FREELANCER")
+    store = ctx.deps.store
+    p = await store.get_proposal(req.proposal_id)
+    if p is None:
+        raise not_found("proposal")
+    if p.freelancer_id != freelancer_id:
+        raise forbidden("only the proposal's author may change it")
+    if p.status != "PENDING":
+        raise conflict(f"the proposal is {p.status}, not PENDING")
+    changes = {f: getattr(req, f) for f in ("cover_letter", "job_duration", "milestones", "attachments")
+               if getattr(req, f) is not None}
+    p = msgspec.structs.replace(p, **changes, updated_ms=await next_version(ctx.deps, p.job_id))
+    if not await store.update_pending_proposal(p):
+        raise conflict("the proposal is no longer PENDING")
+    await proposals_changed(ctx.deps, p.job_id, p.updated_ms)
+    return p.public()
+
+
+@service.command(GetJobProposals)
+async def get_job_proposals(ctx: Ctx, req: GetJobProposals) -> list[Proposal]:
+    job = await _job(ctx.deps, req.job_id)
+    key = proposals_key(job.id)
+    cached = await lookup(ctx.deps.cache, key)
+    if cached is not None:
+        proposals = _proposal_list.decode(cached)
+    else:
+        stored = await ctx.deps.store.proposals_of_job(job.id)
+        version = max((p.updated_ms for p in stored), default=0)
+        proposals = fill_soon(ctx.deps.cache, key, version, [p.public() for p in stored])
+    shown = visible_proposals(ctx.caller, job.client_id, proposals, lambda p: p.freelancer_id)
+    if shown is None:
+        raise forbidden("only the job's owner may see its proposals")
+    return shown
+
+
+@service.command(GetMyProposals)
+async def get_my_proposals(ctx: Ctx, req: GetMyProposals) -> list[Proposal]:
+    freelancer_id = require_role(ctx.caller, "FREELANCER")
+    return [p.public() for p in await ctx.deps.store.proposals_of_freelancer(freelancer_id)]
+
+

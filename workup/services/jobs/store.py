@@ -1,0 +1,226 @@
+"""The jobs store: one table per query, on Cassandra or SQLite (see ``workup.storage``).
+
+| table | key | query |
+|---|---|---|
+| jobs | id | a job by id (state row: conditional updates) |
+| jobs_by_client | client_id, (created_ms, job_id) DESC | a client's jobs, newest first |
+| job_index | term, (created_ms, job_id) DESC | active jobs having a word (``*`` = all), newest first |
+| proposals_by_job | job_id, id | a job's proposals (state rows: conditional updates) |
+| proposals_by_id | id | which job a proposal belongs to |
+| proposals_by_freelancer | freelancer_id, (created_ms, id) DESC | a freelancer's proposals |
+| proposal_slots | (job_id, freelancer_id) | at most one proposal per freelancer and job (LWT, see ``workup.storage.slots``) |
+| outbox | kind, item | accepted jobs whose contract is not recorded yet (relay) |
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any, Sequence
+
+import msgspec
+
+from ...messages.jobs import Attachment, Job, JobListing, Proposal, ProposalMilestone
+from ...storage import OUTBOX, Db, Outbox, Table, claim_slot, located, rfc3339, slot_table
+from ...storage.slots import HolderState
+
+__all__ = ["TABLES", "StoredJob", "StoredProposal", "JobsStore"]
+
+TEXT, BIGINT, BOOL = "text", "bigint", "boolean"
+_NEWEST = (("created_ms", "DESC"), ("job_id", "DESC"))
+
+JOBS = Table("jobs", {
+    "id": TEXT, "client_id": TEXT, "title": TEXT, "description": TEXT, "location": TEXT,
+    "budget": TEXT, "skills": TEXT, "experience": TEXT, "active": BOOL, "created_ms": BIGINT,
+    "updated_ms": BIGINT, "accepted_proposal_id": TEXT, "contract_id": TEXT,
+}, ("id",))
+JOBS_BY_CLIENT = Table("jobs_by_client", {"client_id": TEXT, "created_ms": BIGINT, "job_id": TEXT},
+                       ("client_id",), _NEWEST)
+JOB_INDEX = Table("job_index", {"term": TEXT, "created_ms": BIGINT, "job_id": TEXT}, ("term",), _NEWEST)
+PROPOSALS = Table("proposals_by_job", {
+    "job_id": TEXT, "id": TEXT, "freelancer_id": TEXT, "cover_letter": TEXT, "job_duration": TEXT,
+    "status": TEXT, "milestones": TEXT, "attachments": TEXT, "created_ms": BIGINT, "updated_ms": BIGINT,
+}, ("job_id",), (("id", "ASC"),))
+PROPOSALS_BY_ID = Table("proposals_by_id", {"id": TEXT, "job_id": TEXT}, ("id",))
+PROPOSALS_BY_FREELANCER = Table("proposals_by_freelancer", {
+    "freelancer_id": TEXT, "created_ms": BIGINT, "id": TEXT, "job_id": TEXT,
+}, ("freelancer_id",), (("created_ms", "DESC"), ("id", "DESC")))
+PROPOSAL_SLOTS = slot_table("proposal_slots", ("job_id", "freelancer_id"), "proposal_id")
+
+TABLES = [JOBS, JOBS_BY_CLIENT, JOB_INDEX, PROPOSALS, PROPOSALS_BY_ID, PROPOSALS_BY_FREELANCER,
+          PROPOSAL_SLOTS, OUTBOX]
+
+
+class StoredJob(msgspec.Struct, kw_only=True):
+    id: str
+    client_id: str
+    title: str
+    description: str
+    location: str | None = None
+    budget: Decimal | None = None
+    skills: list[str] = []
+    experience: Any = None
+    active: bool = True
+    created_ms: int
+    updated_ms: int
+    accepted_proposal_id: str | None = None
+    contract_id: str | None = None
+
+    def public(self) -> Job:
+        return Job(id=self.id, title=self.title, description=self.description, location=self.location,
+                   budget=self.budget, skills=self.skills, experience=self.experience,
+                   client_id=self.client_id, active=self.active, created_at=rfc3339(self.created_ms),
+                   updated_at=rfc3339(self.updated_ms))
+
+    def listing(self) -> JobListing:
+        return JobListing(id=self.id, title=self.title, description=self.description,
+                          experience=self.experience, skills=self.skills, budget=self.budget,
+                          created_at=rfc3339(self.created_ms))
+
+
+class StoredProposal(msgspec.Struct, kw_only=True):
+    id: str
+    job_id: str
+    freelancer_id: str
+    cover_letter: str
+    job_duration: Any
+    status: Any
+    milestones: list[ProposalMilestone]
+    attachments: list[Attachment]
+    created_ms: int
+    updated_ms: int
+
+    def public(self) -> Proposal:
+        return Proposal(id=self.id, job_id=self.job_id, freelancer_id=self.freelancer_id,
+                        cover_letter=self.cover_letter, job_duration=self.job_duration, status=self.status,
+                        milestones=self.milestones, attachments=self.attachments,
+                        created_at=rfc3339(self.created_ms), updated_at=rfc3339(self.updated_ms))
+
+
+_enc = msgspec.json.Encoder(decimal_format="string")
+
+
+def _json(value: Any) -> str:
+    return _enc.encode(value).decode()
+
+
+def _job_row(j: StoredJob) -> dict[str, Any]:
+    row = msgspec.structs.asdict(j)
+    row["budget"] = None if j.budget is None else str(j.budget)
+    row["skills"] = json.dumps(j.skills)
+    return row
+
+
+def _job(row: dict[str, Any]) -> StoredJob:
+    row = dict(row, skills=json.loads(row["skills"] or "[]"))
+    return msgspec.convert(row, StoredJob, strict=False)
+
+
+def _proposal_row(p: StoredProposal) -> dict[str, Any]:
+    row = msgspec.structs.asdict(p)
+    row["milestones"] = _json(p.milestones)
+    row["attachments"] = _json(p.attachments)
+    return row
+
+
+def _proposal(row: dict[str, Any]) -> StoredProposal:
+    row = dict(row, milestones=msgspec.json.decode(row["milestones"]),
+               attachments=msgspec.json.decode(row["attachments"]))
+    return msgspec.convert(row, StoredProposal, strict=False, from_attributes=False)
+
+
+class JobsStore:
+    """The jobs port; the adapter is the :class:`Db` it is built on (Cassandra or SQLite)."""
+
+    def __init__(self, db: Db) -> None:
+        self.db = db
+        self.outbox = Outbox(db)
+
+    # jobs
+    async def create_job(self, job: StoredJob, terms: Sequence[str]) -> bool:
+        """Index rows first, the job row last: a crash leaves at most index rows pointing at no
+        job, which readers skip. False when the job existed already."""
+        await self.db.upsert_many(JOB_INDEX, [{"term": t, "created_ms": job.created_ms, "job_id": job.id}
+                                              for t in terms])
+        await self.db.upsert(JOBS_BY_CLIENT, {"client_id": job.client_id, "created_ms": job.created_ms,
+                                              "job_id": job.id})
+        return await self.db.insert_if_absent(JOBS, _job_row(job))
+
+    async def get_job(self, job_id: str) -> StoredJob | None:
+        rows = await self.db.select(JOBS, {"id": job_id})
+        return _job(rows[0]) if rows else None
+
+    async def get_jobs(self, job_ids: Sequence[str]) -> list[StoredJob]:
+        """The jobs that exist among ``job_ids``, in that order."""
+        found = await self.db.select_each(JOBS, [{"id": i} for i in job_ids])
+        return [_job(rows[0]) for rows in found if rows]
+
+    async def jobs_of_client(self, client_id: str) -> list[StoredJob]:
+        rows = await self.db.select(JOBS_BY_CLIENT, {"client_id": client_id})
+        return await self.get_jobs([r["job_id"] for r in rows])
+
+    async def scan_index(self, term: str, after: tuple[int, str] | None, limit: int) -> list[tuple[int, str]]:
+        """(created_ms, job_id) of jobs indexed under ``term``, newest first, after ``after``."""
+        rows = await self.db.select(JOB_INDEX, {"term": term}, after=after, limit=limit)
+        return [(r["created_ms"], r["job_id"]) for r in rows]
+
+    async def having_term(self, term: str, keys: Sequence[tuple[int, str]]) -> list[tuple[int, str]]:
+        """The keys (in order) whose job is indexed under ``term`` too."""
+        found = await self.db.select_each(
+            JOB_INDEX, [{"term": term, "created_ms": ms, "job_id": jid} for ms, jid in keys])
+        return [k for k, rows in zip(keys, found) if rows]
+
+    async def unindex_job(self, job: StoredJob, terms: Sequence[str]) -> None:
+        await self.db.delete_many(JOB_INDEX, [{"term": t, "created_ms": job.created_ms, "job_id": job.id}
+                                              for t in terms])
+
+    async def claim_job(self, job_id: str, proposal_id: str, now: int) -> bool:
+        """Make the job inactive with ``proposal_id`` accepted, if no proposal was accepted yet."""
+        return await self.db.update_if(
+            JOBS, {"id": job_id},
+            {"accepted_proposal_id": proposal_id, "active": False, "updated_ms": now},
+            {"accepted_proposal_id": None, "active": True})
+
+    async def set_job_contract(self, job_id: str, proposal_id: str, contract_id: str) -> bool:
+        return await self.db.update_if(JOBS, {"id": job_id}, {"contract_id": contract_id},
+                                       {"accepted_proposal_id": proposal_id})
+
+    # proposals
+    async def guard_proposal(self, job_id: str, freelancer_id: str, proposal_id: str, now: int) -> str:
+        """Reserve the (job, freelancer) slot for ``proposal_id``; returns the id holding it."""
+        async def state(holder: str) -> HolderState:
+            return "missing" if await self.get_proposal(holder) is None else "live"
+        return await claim_slot(self.db, PROPOSAL_SLOTS, {"job_id": job_id, "freelancer_id": freelancer_id},
+                                "proposal_id", proposal_id, now, state)
+
+    async def add_proposal(self, p: StoredProposal) -> bool:
+        await self.db.upsert(PROPOSALS_BY_ID, {"id": p.id, "job_id": p.job_id})
+        await self.db.upsert(PROPOSALS_BY_FREELANCER, {"freelancer_id": p.freelancer_id,
+                                                       "created_ms": p.created_ms, "id": p.id, "job_id": p.job_id})
+        return await self.db.insert_if_absent(PROPOSALS, _proposal_row(p))
+
+    async def get_proposal(self, proposal_id: str) -> StoredProposal | None:
+        row = await located(self.db, PROPOSALS_BY_ID, PROPOSALS, {"id": proposal_id})
+        return _proposal(row) if row else None
+
+    async def proposals_of_job(self, job_id: str) -> list[StoredProposal]:
+        """Oldest first."""
+        rows = await self.db.select(PROPOSALS, {"job_id": job_id})
+        return sorted((_proposal(r) for r in rows), key=lambda p: (p.created_ms, p.id))
+
+    async def proposals_of_freelancer(self, freelancer_id: str) -> list[StoredProposal]:
+        """Newest first."""
+        refs = await self.db.select(PROPOSALS_BY_FREELANCER, {"freelancer_id": freelancer_id})
+        found = await self.db.select_each(PROPOSALS, [{"job_id": r["job_id"], "id": r["id"]} for r in refs])
+        return [_proposal(rows[0]) for rows in found if rows]
+
+    async def update_pending_proposal(self, p: StoredProposal) -> bool:
+        """Replace the editable fields while the proposal is still PENDING."""
+        row = _proposal_row(p)
+        changes = {k: row[k] for k in ("cover_letter", "job_duration", "milestones", "attachments", "updated_ms")}
+        return await self.db.update_if(PROPOSALS, {"job_id": p.job_id, "id": p.id}, changes, {"status": "PENDING"})
+
+    async def decide_proposal(self, job_id: str, proposal_id: str, status: str, now: int) -> bool:
+        """PENDING → ``status`` (ACCEPTED / REJECTED); False when it was not PENDING."""
+        return await self.db.update_if(PROPOSALS, {"job_id": job_id, "id": proposal_id},
+                                       {"status": status, "updated_ms": now}, {"status": "PENDING"})

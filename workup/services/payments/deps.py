@@ -1,0 +1,61 @@
+"""What a payments worker process holds: the store, the read cache, and the outbox relay's bell."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import AsyncIterator
+
+import trio
+
+from ...cache import Cache, open_cache
+from ...settings import Settings
+from .postgres import PostgresStore
+from .sqlite import SqliteStore
+from .store import SqlStore
+
+__all__ = ["PaymentsDeps", "open_payments_deps", "open_store", "DEFAULT_POOL_SIZE"]
+
+log = logging.getLogger("workup.payments")
+
+DEFAULT_POOL_SIZE = 8     # connections per process (PostgreSQL); `set-max-db-connections` changes it
+
+
+@dataclass
+class PaymentsDeps:
+    store: SqlStore
+    cache: Cache | None
+    outbox_bell: trio.Event = field(default_factory=trio.Event)
+
+    def ring_outbox(self) -> None:
+        """A transaction wrote outbox rows: deliver now rather than at the next poll."""
+        self.outbox_bell.set()
+
+    def db_pool_size(self) -> int:
+        return self.store.pool_size()
+
+    async def resize_db_pool(self, size: int) -> None:
+        await self.store.resize_pool(size)
+        log.info("payments: database pool resized to %d", size)
+
+
+async def open_store(settings: Settings, size: int = DEFAULT_POOL_SIZE) -> SqlStore:
+    """PostgreSQL when ``payments_postgres_url`` is set (database created and migrated if needed),
+    else SQLite at ``<data_dir>/payments.sqlite3``."""
+    url = settings.payments_postgres_url
+    if url:
+        return await trio.to_thread.run_sync(lambda: PostgresStore.open(url, size))
+    path = settings.data_path / "payments.sqlite3"
+    return await trio.to_thread.run_sync(lambda: SqliteStore.open(path))
+
+
+@asynccontextmanager
+async def open_payments_deps(settings: Settings) -> AsyncIterator[PaymentsDeps]:
+    store = await open_store(settings)
+    try:
+        # the cache is process-wide (shared with an embedded gateway): not ours to close
+        yield PaymentsDeps(store=store, cache=open_cache(settings))
+    finally:
+        with trio.CancelScope(shield=True):
+            await store.close()

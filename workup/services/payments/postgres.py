@@ -1,0 +1,178 @@
+"""PostgreSQL adapter: psycopg 3 + ``psycopg_pool.ConnectionPool`` (resizable live).
+
+Transactions run at READ COMMITTED with explicit ``SELECT ... FOR UPDATE`` row locks taken in one
+global order (see :mod:`._ops`); serialization failures and deadlocks (which that order should
+make impossible) are retried a bounded number of times and counted. ``CHECK (balance >= 0)`` is
+the last line of defence: if it ever fires, the transaction rolls back and the caller gets 409.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import time
+from decimal import Decimal
+from typing import Any, Callable, TypeVar
+
+import psycopg
+import trio
+from psycopg import errors as pg_errors
+from psycopg import sql as pg_sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import ConnectionPool, PoolClosed
+
+from ...problems import conflict
+from .schema import migration_statements, pending
+from .store import MAX_TX_ATTEMPTS, Dialect, SqlStore, SqlTx, contended
+
+__all__ = ["PostgresStore", "ensure_database", "StoreUnavailable"]
+
+log = logging.getLogger("workup.payments.postgres")
+T = TypeVar("T")
+
+_DIALECT = Dialect("%s", " FOR UPDATE", " FOR UPDATE SKIP LOCKED")
+_TYPES = {"money": "NUMERIC(14,2)", "ts": "TIMESTAMPTZ", "blob": "BYTEA",
+          "serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"}
+_MIGRATION_LOCK = 0x776F726B7570  # pg_advisory_xact_lock key: one migrator at a time
+_RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+_ISOLATION = {"read committed": psycopg.IsolationLevel.READ_COMMITTED,
+              "serializable": psycopg.IsolationLevel.SERIALIZABLE}
+
+
+class StoreUnavailable(RuntimeError):
+    """The database cannot be reached or prepared; ``str()`` is one line."""
+
+
+class _PgTx(SqlTx):
+    def money(self, value: Decimal) -> Decimal:
+        return value
+
+    def decimal(self, value: Any) -> Decimal:
+        return Decimal(value).quantize(Decimal("0.01"))
+
+    def ts(self, value: dt.datetime) -> dt.datetime:
+        return value
+
+    def datetime(self, value: dt.datetime) -> dt.datetime:
+        return value.astimezone(dt.timezone.utc)
+
+
+def _conninfo(url: str, application_name: str) -> str:
+    params = conninfo_to_dict(url)
+    params.setdefault("application_name", application_name)
+    params.setdefault("connect_timeout", 5)
+    return make_conninfo(**params)
+
+
+def ensure_database(url: str) -> None:
+    """Create the URL's database when it does not exist (connecting to ``postgres`` to do it)."""
+    params = conninfo_to_dict(url)
+    name = params.get("dbname") or "postgres"
+    admin = make_conninfo(**{**params, "dbname": "postgres", "connect_timeout": 5})
+    try:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+                try:
+                    conn.execute(pg_sql.SQL("CREATE DATABASE {}").format(pg_sql.Identifier(name)))
+                except pg_errors.DuplicateDatabase:
+                    pass   # created by a concurrent start-up
+    except psycopg.OperationalError as exc:
+        raise StoreUnavailable(f"payments: cannot reach PostgreSQL: {str(exc).strip().splitlines()[0]}") from None
+
+
+def _migrate(conn: psycopg.Connection) -> list[int]:
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
+                     "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+        applied = [r[0] for r in conn.execute("SELECT version FROM schema_migrations").fetchall()]
+        done = []
+        for version, template in pending(applied):
+            for statement in migration_statements(template, _TYPES):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+            done.append(version)
+        return done
+
+
+class PostgresStore(SqlStore):
+    """Open with :meth:`open` (blocking: call it in a thread); close with :meth:`close`."""
+
+    def __init__(self, url: str, size: int, application_name: str = "workup-payments",
+                 isolation: str = "read committed") -> None:
+        super().__init__(size)
+        self._conninfo = _conninfo(url, application_name)
+        self._size = size
+        self._isolation = _ISOLATION[isolation]
+        self._pool = self._new_pool(size)
+
+    def _configure(self, conn: psycopg.Connection) -> None:
+        conn.isolation_level = self._isolation
+
+    def _new_pool(self, size: int) -> ConnectionPool:
+        return ConnectionPool(self._conninfo, min_size=size, max_size=size, open=False, timeout=30,
+                              kwargs={"autocommit": True, "options": "-c timezone=UTC"},
+                              configure=self._configure, name="workup-payments")
+
+    @classmethod
+    def open(cls, url: str, size: int = 4, application_name: str = "workup-payments",
+             isolation: str = "read committed") -> "PostgresStore":
+        """``isolation``: "read committed" (the default: explicit row locks make it safe) or
+        "serializable" (for the benchmark: the same scripts, with PostgreSQL's conflict aborts
+        retried)."""
+        ensure_database(url)
+        store = cls(url, size, application_name, isolation)
+        try:
+            store._pool.open(wait=True, timeout=15)
+            with store._pool.connection() as conn:
+                applied = _migrate(conn)
+        except Exception as exc:
+            store._pool.close()
+            raise StoreUnavailable(f"payments: cannot open PostgreSQL store: {str(exc).strip().splitlines()[0]}") from None
+        if applied:
+            log.info("payments schema migrated to version %s", applied[-1])
+        return store
+
+    def _transaction(self, script: Callable[..., T], args: tuple) -> T:
+        for attempt in range(1, MAX_TX_ATTEMPTS + 1):
+            pool = self._pool          # read once: a resize may swap it meanwhile
+            try:
+                with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                    return script(_PgTx(cur, _DIALECT), *args)
+            except PoolClosed:
+                if pool is self._pool or attempt == MAX_TX_ATTEMPTS:
+                    raise
+                continue               # swapped by resize_pool between the read and the checkout
+            except _RETRYABLE as exc:
+                self.retries += 1
+                if attempt == MAX_TX_ATTEMPTS:
+                    log.warning("transaction gave up after %d attempts: %s", attempt, exc)
+                    raise contended() from None
+                time.sleep(random.uniform(0, 0.005 * 2 ** attempt))   # jittered backoff
+            except pg_errors.CheckViolation:
+                raise conflict("insufficient balance") from None
+        raise AssertionError("unreachable")
+
+    def pool_size(self) -> int:
+        return self._size
+
+    async def resize_pool(self, size: int) -> None:
+        """Live: growing opens connections now; shrinking swaps in a smaller pool and closes the
+        old one (its connections in use finish their transaction first)."""
+        if size < 1:
+            raise ValueError("the pool needs at least one connection")
+        old = self._pool
+        if size >= self._size:
+            old.resize(size, size)
+            await trio.to_thread.run_sync(lambda: old.wait(timeout=15))
+        else:
+            new = self._new_pool(size)
+            await trio.to_thread.run_sync(lambda: new.open(wait=True, timeout=15))
+            self._pool = new
+            await trio.to_thread.run_sync(lambda: old.close(timeout=30))
+        self._size = size
+        self._set_threads(size)
+
+    async def close(self) -> None:
+        await trio.to_thread.run_sync(lambda: self._pool.close(timeout=10))

@@ -1,0 +1,27 @@
+"""Wide-row tables on Cassandra (scylla-driver) or SQLite, for the jobs and contracts stores.
+
+A store is written once against :class:`Db` and a list of :class:`Table` declarations; the two
+adapters turn them into CQL or SQLite. Tables are modelled the Cassandra way (one table per query,
+partition key + clustering columns), so every operation the port offers is one Cassandra access
+path: no secondary index, no ``ALLOW FILTERING``. State changes that race are conditional
+(:meth:`Db.insert_if_absent`, :meth:`Db.update_if`): lightweight transactions on Cassandra, a
+single conditional statement on SQLite.
+
+Values are plain ``text`` / ``bigint`` / ``int`` / ``boolean``; the stores encode anything richer
+(money as decimal text, lists as JSON) so both adapters hold the same bytes.
+"""
+
+from .cassandra import CassandraDb, keyspace_name
+from .events import EVENT, EventCheck, EventIntent, relay_events
+from .events import drop as drop_event, intend as intend_event, publish as publish_event
+from .ids import derived_id, now_ms, rfc3339
+from .open import open_db, opened_store
+from .outbox import OUTBOX, Outbox, run_relay
+from .slots import claim_slot, slot_table
+from .sqlite import SqliteDb
+from .table import Db, Row, Table, located
+
+__all__ = ["Table", "Db", "Row", "SqliteDb", "CassandraDb", "open_db", "opened_store", "keyspace_name",
+           "now_ms", "rfc3339", "derived_id", "OUTBOX", "Outbox", "run_relay", "located",
+           "claim_slot", "slot_table", "EVENT", "EventCheck", "EventIntent", "relay_events",
+           "intend_event", "publish_event", "drop_event"]

@@ -1,0 +1,186 @@
+"""The Cassandra adapter of :class:`~._table.Db` (scylla-driver, bridged to trio)."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import trio
+
+from .table import Row, Table, _insert_sql, _qualified, _select_sql, _where
+
+__all__ = ["CassandraDb", "keyspace_name"]
+
+
+class CassandraDb:
+    """A scylla-driver session on one keyspace, bridged to trio: statements go out through the
+    driver's async API (``execute_async``) and its callbacks wake the waiting trio task, so no
+    thread blocks per query; a limiter bounds the queries in flight. Connecting, preparing and
+    shutting down block, so they run in a worker thread. Statements are prepared once."""
+
+    def __init__(self, cluster: Any, session: Any, keyspace: str, in_flight: int) -> None:
+        self._cluster = cluster
+        self._session = session
+        self.keyspace = keyspace
+        self._prepared: dict[str, Any] = {}
+        self._tables: dict[str, Table] = {}
+        self._limiter = trio.CapacityLimiter(in_flight)
+
+    def _t(self, table: Table) -> Table:
+        """The table under its keyspace-qualified name (no ``USE``: prepared statements are
+        unambiguous that way)."""
+        q = self._tables.get(table.name)
+        if q is None:
+            q = self._tables[table.name] = _qualified(table, self.keyspace)
+        return q
+
+    @classmethod
+    async def connect(cls, contact_points: list[tuple[str, int]], keyspace: str,
+                      tables: Sequence[Table], *, replication: int = 1, in_flight: int = 128) -> "CassandraDb":
+        def setup() -> CassandraDb:
+            from cassandra import AlreadyExists, ConsistencyLevel
+            from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+            from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+            from cassandra.query import dict_factory
+
+            profile = ExecutionProfile(
+                load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+                consistency_level=ConsistencyLevel.LOCAL_QUORUM,
+                serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
+                row_factory=dict_factory, request_timeout=15,
+            )
+            port = contact_points[0][1]
+            cluster = Cluster([h for h, _ in contact_points], port=port,
+                              execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+                              connect_timeout=10)
+            try:
+                session = cluster.connect()
+                session.execute(
+                    f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
+                    f"{{'class': 'SimpleStrategy', 'replication_factor': {int(replication)}}}")
+                existing = set(cluster.metadata.keyspaces[keyspace].tables)
+                # missing tables only, all at once (the driver waits for schema agreement after each)
+                pending = [session.execute_async(_qualified(t, keyspace).cql(), timeout=60)
+                           for t in tables if t.name not in existing]
+                for future in pending:
+                    try:
+                        future.result()
+                    except AlreadyExists:     # another process made it meanwhile
+                        pass
+                # tables made before an option changed get it now (only when it differs: every
+                # ALTER is a schema change the whole cluster must agree on)
+                for t in tables:
+                    meta = cluster.metadata.keyspaces[keyspace].tables.get(t.name) if t.name in existing else None
+                    if (meta is not None and t.gc_grace_seconds is not None
+                            and int(meta.options.get("gc_grace_seconds", -1)) != t.gc_grace_seconds):
+                        session.execute(f"ALTER TABLE {keyspace}.{t.name} WITH gc_grace_seconds = "
+                                        f"{int(t.gc_grace_seconds)}", timeout=60)
+            except BaseException:
+                cluster.shutdown()
+                raise
+            return cls(cluster, session, keyspace, in_flight)
+
+        return await trio.to_thread.run_sync(setup)
+
+    async def _stmt(self, cql: str) -> Any:
+        stmt = self._prepared.get(cql)
+        if stmt is None:
+            stmt = await trio.to_thread.run_sync(self._session.prepare, cql)
+            self._prepared[cql] = stmt
+        return stmt
+
+    async def _exec(self, cql: str, params: Sequence[Any]) -> list[Row]:
+        """All rows of one statement (every page)."""
+        stmt = await self._stmt(cql)
+        async with self._limiter:
+            token = trio.lowlevel.current_trio_token()
+            done = trio.Event()
+            rows: list[Row] = []
+            failure: list[BaseException] = []
+            future = self._session.execute_async(stmt, list(params))
+
+            def wake() -> None:
+                try:
+                    token.run_sync_soon(done.set)
+                except trio.RunFinishedError:   # the waiting task's run is gone
+                    pass
+
+            def on_page(page: list[Row]) -> None:   # in the driver's I/O thread
+                if page:   # None for statements without rows
+                    rows.extend(page)
+                if future.has_more_pages:
+                    future.start_fetching_next_page()
+                else:
+                    wake()
+
+            def on_error(exc: BaseException) -> None:
+                failure.append(exc)
+                wake()
+
+            future.add_callbacks(on_page, on_error)
+            await done.wait()
+        if failure:
+            raise failure[0]
+        return rows
+
+    async def _applied(self, cql: str, params: Sequence[Any]) -> bool:
+        rows = await self._exec(cql, params)
+        return bool(rows and rows[0].get("[applied]"))
+
+    async def _each(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+        results: list[list[Row]] = [[] for _ in statements]
+
+        async def one(i: int, cql: str, params: Sequence[Any]) -> None:
+            results[i] = await self._exec(cql, params)
+        async with trio.open_nursery() as nursery:
+            for i, (cql, params) in enumerate(statements):
+                nursery.start_soon(one, i, cql, params)
+        return results
+
+    async def insert_if_absent(self, table: Table, row: Row) -> bool:
+        return await self._applied(_insert_sql(self._t(table), row) + " IF NOT EXISTS", list(row.values()))
+
+    async def upsert(self, table: Table, row: Row) -> None:
+        await self._exec(_insert_sql(self._t(table), row), list(row.values()))
+
+    async def upsert_many(self, table: Table, rows: Sequence[Row]) -> None:
+        if rows:
+            cql = _insert_sql(self._t(table), rows[0])
+            await self._each([(cql, list(r.values())) for r in rows])
+
+    async def delete_many(self, table: Table, keys: Sequence[Row]) -> None:
+        if keys:
+            clause, _ = _where(table, keys[0], None)
+            cql = f"DELETE FROM {self._t(table).name} WHERE {clause}"
+            await self._each([(cql, list(k.values())) for k in keys])
+
+    async def update_if(self, table: Table, key: Row, changes: Row, expect: Row) -> bool:
+        sets = ", ".join(f"{c} = ?" for c in changes)
+        cond = " AND ".join(f"{c} = ?" for c in expect) if expect else "EXISTS"
+        cql = f"UPDATE {self._t(table).name} SET {sets} WHERE {' AND '.join(f'{c} = ?' for c in key)} IF {cond}"
+        return await self._applied(cql, [*changes.values(), *key.values(), *expect.values()])
+
+    async def delete(self, table: Table, key: Row) -> None:
+        clause, params = _where(table, key, None)
+        await self._exec(f"DELETE FROM {self._t(table).name} WHERE {clause}", params)
+
+    async def select(self, table: Table, where: Row, *, after: Sequence[Any] | None = None,
+                     limit: int | None = None) -> list[Row]:
+        return await self._exec(*_select_sql(self._t(table), where, after, limit))
+
+    async def select_each(self, table: Table, wheres: Sequence[Row]) -> list[list[Row]]:
+        return await self._each([_select_sql(self._t(table), w, None, None) for w in wheres])
+
+    async def drop_keyspace(self) -> None:
+        await trio.to_thread.run_sync(
+            lambda: self._session.execute(f"DROP KEYSPACE IF EXISTS {self.keyspace}", timeout=60))
+
+    async def aclose(self) -> None:
+        await trio.to_thread.run_sync(self._cluster.shutdown)
+
+
+def keyspace_name(prefix: str, service: str) -> str:
+    """``workup`` + ``jobs`` → ``workup_jobs`` (Cassandra identifiers: letters, digits, _)."""
+    name = f"{prefix}_{service}".lower()
+    if not name.replace("_", "").isalnum() or not name[0].isalpha() or len(name) > 48:
+        raise ValueError(f"bad Cassandra keyspace name {name!r}")
+    return name

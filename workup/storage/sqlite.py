@@ -1,0 +1,95 @@
+"""The SQLite adapter of :class:`~._table.Db` (the embedded default)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any, Callable, Sequence, TypeVar
+
+import trio
+
+from .table import Row, Table, _insert_sql, _select_sql, _where
+
+__all__ = ["SqliteDb"]
+
+T = TypeVar("T")
+
+
+class SqliteDb:
+    """One connection in autocommit mode; calls run one at a time in a worker thread (SQLite
+    serialises writers anyway), so each conditional statement is atomic."""
+
+    def __init__(self, path: Path, tables: Sequence[Table]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA busy_timeout=10000")
+        self._conn.execute("PRAGMA synchronous=NORMAL")   # WAL: durable at checkpoints, never corrupt
+        self._bools = {t.name: [c for c, ty in t.columns.items() if ty == "boolean"] for t in tables}
+        for t in tables:
+            self._conn.execute(t.sqlite())
+        self._limiter = trio.CapacityLimiter(1)
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await trio.to_thread.run_sync(fn, limiter=self._limiter)
+
+    def _rows(self, table: Table, cur: sqlite3.Cursor) -> list[Row]:
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, r)) for r in cur.fetchall()]
+        for r in rows:
+            for c in self._bools[table.name]:
+                if r.get(c) is not None:
+                    r[c] = bool(r[c])
+        return rows
+
+    async def insert_if_absent(self, table: Table, row: Row) -> bool:
+        sql = _insert_sql(table, row, "INSERT OR IGNORE")
+        return await self._run(lambda: self._conn.execute(sql, list(row.values())).rowcount == 1)
+
+    async def upsert(self, table: Table, row: Row) -> None:
+        sql = _insert_sql(table, row, "INSERT OR REPLACE")
+        await self._run(lambda: self._conn.execute(sql, list(row.values())))
+
+    def _many(self, sql: str, params: list[list[Any]]) -> None:
+        with self._conn:   # one transaction: one commit for all
+            self._conn.execute("BEGIN")
+            self._conn.executemany(sql, params)
+
+    async def upsert_many(self, table: Table, rows: Sequence[Row]) -> None:
+        if rows:
+            sql = _insert_sql(table, rows[0], "INSERT OR REPLACE")
+            await self._run(lambda: self._many(sql, [list(r.values()) for r in rows]))
+
+    async def delete_many(self, table: Table, keys: Sequence[Row]) -> None:
+        if keys:
+            clause, _ = _where(table, keys[0], None)
+            await self._run(lambda: self._many(f"DELETE FROM {table.name} WHERE {clause}",
+                                               [list(k.values()) for k in keys]))
+
+    async def update_if(self, table: Table, key: Row, changes: Row, expect: Row) -> bool:
+        sets = ", ".join(f"{c} = ?" for c in changes)
+        conds = [f"{c} = ?" for c in key] + [f"{c} IS ?" for c in expect]
+        sql = f"UPDATE {table.name} SET {sets} WHERE {' AND '.join(conds)}"
+        params = [*changes.values(), *key.values(), *expect.values()]
+        return await self._run(lambda: self._conn.execute(sql, params).rowcount == 1)
+
+    async def delete(self, table: Table, key: Row) -> None:
+        clause, params = _where(table, key, None)
+        await self._run(lambda: self._conn.execute(f"DELETE FROM {table.name} WHERE {clause}", params))
+
+    async def select(self, table: Table, where: Row, *, after: Sequence[Any] | None = None,
+                     limit: int | None = None) -> list[Row]:
+        sql, params = _select_sql(table, where, after, limit)
+        return await self._run(lambda: self._rows(table, self._conn.execute(sql, params)))
+
+    async def select_each(self, table: Table, wheres: Sequence[Row]) -> list[list[Row]]:
+        def run() -> list[list[Row]]:
+            out = []
+            for w in wheres:
+                sql, params = _select_sql(table, w, None, None)
+                out.append(self._rows(table, self._conn.execute(sql, params)))
+            return out
+        return await self._run(run) if wheres else []
+
+    async def aclose(self) -> None:
+        await self._run(self._conn.close)
