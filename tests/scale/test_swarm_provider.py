@@ -1,7 +1,7 @@
 """The Swarm provider's reading of service specs and the loop's acting on decisions.
 
 The Docker engine and Prometheus are replaced by in-memory doubles here (pure logic: label parsing,
-CPU normalisation, dry run); `tests/scale/test_swarm_engine.py` runs against a real dockerd.
+CPU normalisation, dry run). No test runs the provider against a real dockerd yet (issue 13).
 """
 
 import pytest
