@@ -62,3 +62,10 @@ def test_no_role_declares_a_knob_of_its_own():
     sources = "\n".join(p.read_text() for p in sorted(CLI.glob("*.py")))
     assert "envvar=" not in sources
     assert len(re.findall(r'"--prefix"', sources)) == 1
+
+
+def test_outside_a_command_every_value_given_counts(monkeypatch):
+    monkeypatch.delenv("WORKUP_AMQP_PREFIX", raising=False)
+    monkeypatch.delenv("WORKUP_PROCESSES", raising=False)
+    s = settings_from(amqp_prefix="direct", processes=None, not_a_field=1)
+    assert s.amqp_prefix == "direct" and s.processes == Settings().processes
