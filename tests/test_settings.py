@@ -1,6 +1,11 @@
+import re
+from pathlib import Path
+
+import msgspec
 import pytest
 
-from workup.settings import SettingsError, ensure_secret, load_settings, read_secret
+from workup.settings import (LOG_LEVELS, Settings, SettingsError, ensure_secret, env_names, load_settings,
+                             read_secret)
 
 
 def test_defaults_without_environment():
@@ -47,3 +52,80 @@ def test_secrets_from_file_and_generated(tmp_path):
     first = ensure_secret(tmp_path / "data", "jwt.key")
     assert first == ensure_secret(tmp_path / "data", "jwt.key") and len(first) >= 32
     assert (tmp_path / "data" / "jwt.key").stat().st_mode & 0o777 == 0o600
+
+
+# -- one channel: every knob is a field, read from its variables, documented ------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = (ROOT / "docs" / "configuration.md").read_text()
+VARIABLE = re.compile(r"\b(?:WORKUP|UPLOAD|DIGITALOCEAN)_[A-Z0-9_]*[A-Z0-9]\b")
+
+
+def _sources(*folders):
+    return "\n".join(p.read_text() for folder in folders for p in sorted((ROOT / folder).rglob("*.py")))
+
+
+def test_env_names():
+    assert env_names("amqp_prefix") == ("WORKUP_AMQP_PREFIX",)
+    assert env_names("upload_user") == ("WORKUP_UPLOAD_USER", "UPLOAD_USER")
+    assert env_names("do_api_url") == ("DIGITALOCEAN_API_URL",)
+
+
+def test_every_knob_is_a_field_read_from_its_variable():
+    env = {"WORKUP_AMQP_PREFIX": "p1", "WORKUP_REQUEST_TIMEOUT": "2.5", "WORKUP_PROCESSES": "3",
+           "WORKUP_CONCURRENCY": "8", "WORKUP_GRACE": "0", "WORKUP_PROMETHEUS_URL": "http://prom:9090",
+           "WORKUP_SWARM_TOKEN": "t", "WORKUP_SWARM_MANAGER": "m:2377", "DIGITALOCEAN_API_URL": "http://do"}
+    s = load_settings(environ=env)
+    assert (s.amqp_prefix, s.request_timeout, s.processes, s.concurrency, s.grace) == ("p1", 2.5, 3, 8, 0.0)
+    assert (s.prometheus_url, s.swarm_token, s.swarm_manager, s.do_api_url) == ("http://prom:9090", "t", "m:2377", "http://do")
+    d = load_settings(environ={})
+    assert (d.amqp_prefix, d.request_timeout, d.processes, d.concurrency, d.grace) == ("workup", 10.0, 1, 64, 30.0)
+    assert load_settings({"processes": 5}, environ={"WORKUP_PROCESSES": "3"}).processes == 5
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"WORKUP_PROCESSES": "0"}, "processes must be between 1 and 64, got 0"),
+    ({"WORKUP_PROCESSES": "two"}, "processes must be a whole number, got 'two'"),
+    ({"WORKUP_CONCURRENCY": "10001"}, "concurrency must be between 1 and 10000, got 10001"),
+    ({"WORKUP_GRACE": "soon"}, "grace must be a number, got 'soon'"),
+    ({"WORKUP_GRACE": "-1"}, "grace must be between 0 and 3600, got -1.0"),
+    ({"WORKUP_REQUEST_TIMEOUT": "0.01"}, "request_timeout must be between 0.1 and 300, got 0.01"),
+    ({"WORKUP_MEDIA_PORT": "65536"}, "media_port must be a port number between 0 and 65535, got 65536"),
+])
+def test_bounds_are_one_line_errors(env, message):
+    with pytest.raises(SettingsError) as info:
+        load_settings(environ=env)
+    assert str(info.value) == message
+
+
+def test_log_levels_are_the_validated_ones():
+    assert all(load_settings(environ={"WORKUP_LOG_LEVEL": level.lower()}).log_level == level for level in LOG_LEVELS)
+
+
+def test_settings_travel_to_a_child_intact():
+    from workup.runtime.child import ChildSpec
+
+    s = load_settings({"amqp_prefix": "p", "concurrency": 3, "grace": 1.5}, environ={})
+    spec = ChildSpec(service="echo", settings=s, control_secret="x" * 32, supervisor=1)
+    assert msgspec.json.decode(msgspec.json.encode(spec), type=ChildSpec) == spec
+
+
+def test_every_field_and_its_flag_is_documented():
+    from workup.cli._options import FLAGS
+
+    rows = {line.split("|")[1].strip(): line for line in DOC.splitlines() if line.startswith("| `")}
+    for field in Settings.__struct_fields__:
+        for name in env_names(field):
+            assert f"`{name}`" in DOC, f"{name} ({field}) is not in docs/configuration.md"
+        if field in FLAGS:
+            row = next((line for key, line in rows.items() if f"`{env_names(field)[0]}`" in key), "")
+            assert f"`{FLAGS[field].name}`" in row, f"{FLAGS[field].name} is not on the row of {field}"
+
+
+def test_every_variable_the_code_reads_is_documented_and_back():
+    code = set(VARIABLE.findall(_sources("workup")))
+    documented = set(VARIABLE.findall(DOC))
+    assert code - documented == set(), "read by workup/ but not in docs/configuration.md"
+    fields = {name for field in Settings.__struct_fields__ for name in env_names(field)}
+    anywhere = set(VARIABLE.findall(_sources("workup", "tests")))
+    assert documented - fields - anywhere == set(), "in docs/configuration.md but read nowhere"

@@ -1,7 +1,9 @@
 """One place for configuration: ``WORKUP_*`` environment variables, overridden by CLI flags.
 
 Every role reads a :class:`Settings`; a bad value is a :class:`SettingsError` whose message is one
-line, which the CLI prints before exiting with code 2.
+line, which the CLI prints before exiting with code 2. Every knob is a field here, read from the
+variables :func:`env_names` gives; the CLI flags of the same knobs (``workup/cli/_options.py``)
+only override it, and ``docs/configuration.md`` lists them all (``tests/test_settings.py`` checks).
 """
 
 from __future__ import annotations
@@ -13,7 +15,20 @@ from typing import Any, Mapping
 
 import msgspec
 
-__all__ = ["Settings", "SettingsError", "load_settings", "read_secret", "ensure_secret"]
+__all__ = ["Settings", "SettingsError", "load_settings", "read_secret", "ensure_secret", "env_names",
+           "BOUNDS", "LOG_LEVELS"]
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+# numeric knobs: field -> (lowest, highest) allowed; the CLI flags use the same bounds
+BOUNDS: dict[str, tuple[float, float]] = {
+    "port": (0, 65535),
+    "media_port": (0, 65535),
+    "request_timeout": (0.1, 300),
+    "processes": (1, 64),
+    "concurrency": (1, 10_000),
+    "grace": (0, 3600),
+}
 
 
 class SettingsError(ValueError):
@@ -43,14 +58,27 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     port: int = 8080
     media_port: int = 8910
     log_level: str = "INFO"
+    # RabbitMQ names (`<prefix>.<service>`, `<prefix>.events`) and the gateway's deadline
+    amqp_prefix: str = "workup"
+    request_timeout: float = 10.0
+    # `workup worker`: processes, commands in flight per process (= AMQP prefetch), drain time
+    processes: int = 1
+    concurrency: int = 64
+    grace: float = 30.0
+    # `workup scale --provider swarm` and `workup control ... spawn-machine`
+    prometheus_url: str = "http://127.0.0.1:9090"
+    swarm_token: str | None = None
+    swarm_manager: str | None = None
+    do_api_url: str = "https://api.digitalocean.com"
 
     def __post_init__(self) -> None:
-        for name in ("port", "media_port"):
+        for name, (low, high) in BOUNDS.items():
             value = getattr(self, name)
-            if not 0 <= value <= 65535:
-                raise SettingsError(f"{name} must be a port number between 0 and 65535, got {value}")
-        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-            raise SettingsError(f"log_level must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got {self.log_level!r}")
+            if not low <= value <= high:
+                kind = "a port number between" if name.endswith("port") else "between"
+                raise SettingsError(f"{name} must be {kind} {low} and {high}, got {value}")
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise SettingsError(f"log_level must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
         self.log_level = self.log_level.upper()
         if self.amqp_url is not None and not self.amqp_url.startswith(("amqp://", "amqps://")):
             raise SettingsError(f"amqp_url must start with amqp:// or amqps://, got {self.amqp_url!r}")
@@ -80,35 +108,54 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 _FIELDS = tuple(Settings.__struct_fields__)
-_INTS = {"port", "media_port"}
+_INTS = {f.name for f in msgspec.structs.fields(Settings) if f.type is int}
+_FLOATS = {f.name for f in msgspec.structs.fields(Settings) if f.type is float}
+# variables that are not WORKUP_<FIELD>, in the order they are tried
+_ENV_NAMES: dict[str, tuple[str, ...]] = {
+    "upload_user": ("WORKUP_UPLOAD_USER", "UPLOAD_USER"),
+    "upload_password": ("WORKUP_UPLOAD_PASSWORD", "UPLOAD_PASSWORD"),
+    "do_api_url": ("DIGITALOCEAN_API_URL",),
+}
+
+
+def env_names(field: str) -> tuple[str, ...]:
+    """The environment variables a :class:`Settings` field is read from, first found wins."""
+    return _ENV_NAMES.get(field, (f"WORKUP_{field.upper()}",))
 
 
 def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Settings from ``WORKUP_<FIELD>`` variables (plus ``UPLOAD_USER``/``UPLOAD_PASSWORD``), then
-    ``overrides`` (CLI flags; ``None`` values are ignored)."""
+    """Settings from the variables of :func:`env_names` (``WORKUP_<FIELD>``), then ``overrides``
+    (CLI flags; ``None`` values are ignored)."""
     env = os.environ if environ is None else environ
     raw: dict[str, Any] = {}
     for name in _FIELDS:
-        keys = [f"WORKUP_{name.upper()}"]
-        if name in ("upload_user", "upload_password"):
-            keys.append(name.upper())
-        for key in keys:
+        for key in env_names(name):
             if env.get(key):
                 raw[name] = env[key]
                 break
     for name, value in (overrides or {}).items():
         if value is not None:
             raw[name] = value
-    for name in _INTS & raw.keys():
-        value = raw[name]
-        if isinstance(value, str):
-            if not value.strip().isdigit():
-                raise SettingsError(f"{name} must be a whole number, got {value!r}")
-            raw[name] = int(value)
+    for name in (_INTS | _FLOATS) & raw.keys():
+        raw[name] = _number(name, raw[name])
     try:
         return msgspec.convert(raw, Settings)
     except msgspec.ValidationError as exc:
         raise SettingsError(str(exc)) from None
+
+
+def _number(name: str, value: object) -> object:
+    """A numeric field given as text (environment) parsed with a one-line error."""
+    if not isinstance(value, str):
+        return value
+    if name in _INTS:
+        if not value.strip().isdigit():
+            raise SettingsError(f"{name} must be a whole number, got {value!r}")
+        return int(value)
+    try:
+        return float(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {value!r}") from None
 
 
 def read_secret(value: str | None, file: str | None, name: str) -> str | None:

@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(leaf, KeyboardInterrupt):
             sys.exit(130)
         logging.getLogger("workup").debug("workup failed", exc_info=exc)
+        # the raw variable, not Settings: this runs for any failure, a bad setting included
         if os.environ.get("WORKUP_LOG_LEVEL", "").upper() == "DEBUG":
             traceback.print_exception(exc)
             click.echo(f"workup: {_one_line(leaf)}", err=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from ._errors import BadArgument, exit_on_broker_error
-from ._options import server_options, settings_from
+from ._options import server_options, settings_from, settings_options
 
 
 
@@ -29,33 +29,26 @@ from ._options import server_options, settings_from
 @click.option("--expect", type=click.IntRange(1, 10_000), default=None,
               help="stop waiting once this many instances answered")
 @click.option("--json", "as_json", is_flag=True, help="print the replies as JSON")
-@click.option("--prefix", default="workup", show_default=True, envvar="WORKUP_AMQP_PREFIX",
-              help="prefix of queue and exchange names (WORKUP_AMQP_PREFIX)")
+@settings_options("amqp_prefix")
 @click.option("--provider", type=click.Choice(["local", "digitalocean"]), default="local",
               show_default=True, help="spawn-machine: where")
 @click.option("--name", "machine_name", default=None, help="spawn-machine: replica/droplet name")
 @click.option("--gateway-port", type=click.IntRange(0, 65535), default=None,
               help="spawn-machine local: also start a gateway on this port (service 'all': default 8081)")
-@click.option("--swarm-token", envvar="WORKUP_SWARM_TOKEN", default=None,
-              help="spawn-machine digitalocean: swarm join token (WORKUP_SWARM_TOKEN)")
-@click.option("--swarm-manager", envvar="WORKUP_SWARM_MANAGER", default=None,
-              help="spawn-machine digitalocean: manager host:port (WORKUP_SWARM_MANAGER)")
-@click.option("--do-api-url", envvar="DIGITALOCEAN_API_URL", default="https://api.digitalocean.com",
-              show_default=True, help="spawn-machine digitalocean: API base URL")
+@settings_options("swarm_token", "swarm_manager", "do_api_url")
 @click.option("--region", default="lon1", show_default=True)
 @click.option("--size", default="s-4vcpu-8gb", show_default=True)
 @server_options
 def command(service: str, command_name: str, args: tuple[str, ...], timeout: float,
-            expect: int | None, as_json: bool, prefix: str, provider: str, machine_name: str | None,
-            gateway_port: int | None, swarm_token: str | None, swarm_manager: str | None,
-            do_api_url: str, region: str, size: str, **flags: object) -> None:
+            expect: int | None, as_json: bool, provider: str, machine_name: str | None,
+            gateway_port: int | None, region: str, size: str, **flags: object) -> None:
     """Send COMMAND to every instance of SERVICE ('all': users, jobs, contracts and payments)."""
     from ..controller import ControlUsageError, check_arguments
 
     settings = settings_from(**flags)
     if command_name == "spawn-machine":
-        _spawn(service, args, settings, provider, machine_name, gateway_port, swarm_token,
-               swarm_manager, do_api_url, region, size)
+        _spawn(service, args, settings, provider, machine_name, gateway_port, settings.swarm_token,
+               settings.swarm_manager, settings.do_api_url, region, size)
         return
     try:
         check_arguments(command_name, args)
@@ -86,7 +79,7 @@ def command(service: str, command_name: str, args: tuple[str, ...], timeout: flo
     with exit_on_broker_error("control"):
         secret = load_control_secret(settings, create=True)
         assert secret is not None
-        replies = trio.run(_send, settings.amqp_url, prefix, service, secret, command_name, list(args),
+        replies = trio.run(_send, settings.amqp_url, settings.amqp_prefix, service, secret, command_name, list(args),
                            source, timeout, expect)
     sys.exit(_report(replies, command_name, as_json, timeout))
 

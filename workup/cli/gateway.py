@@ -8,21 +8,15 @@ import sys
 import click
 
 from ..settings import SettingsError
-from ._options import server_options, settings_from
+from ._options import server_options, settings_from, settings_options
 
 
 @click.command(name="gateway")
-@click.option("--host", default=None, help="address to listen on (WORKUP_HOST, default 127.0.0.1)")
-@click.option("--port", type=int, default=None, help="port to listen on (WORKUP_PORT, default 8080)")
-@click.option("--prefix", default="workup", show_default=True, envvar="WORKUP_AMQP_PREFIX",
-              help="prefix of queue and exchange names (WORKUP_AMQP_PREFIX)")
-@click.option("--request-timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True,
-              envvar="WORKUP_REQUEST_TIMEOUT", help="seconds a request may wait for its service (WORKUP_REQUEST_TIMEOUT)")
+@settings_options("host", "port", "amqp_prefix", "request_timeout")
 @click.option("--graceful-timeout", type=click.FloatRange(0, 300), default=5.0, show_default=True,
               help="seconds in-flight requests get to finish on SIGTERM")
 @server_options
-def command(host: str | None, port: int | None, prefix: str, request_timeout: float,
-            graceful_timeout: float, **flags: object) -> None:
+def command(graceful_timeout: float, **flags: object) -> None:
     """Serve the REST API and WebSocket notifications, forwarding to the services over RabbitMQ."""
     import trio
 
@@ -31,7 +25,7 @@ def command(host: str | None, port: int | None, prefix: str, request_timeout: fl
     from ..gateway._server import run_until_stopped, settle_heap, until_signalled
     from ..transport import AmqpTransport
 
-    settings = settings_from(host=host, port=port, **flags)
+    settings = settings_from(**flags)
     amqp_url = settings.amqp_url
     if amqp_url is None:
         raise SettingsError("workup gateway needs a broker: set WORKUP_AMQP_URL or --amqp-url "
@@ -49,15 +43,15 @@ def command(host: str | None, port: int | None, prefix: str, request_timeout: fl
         with trio.CancelScope() as everything:
             async with trio.open_nursery() as outer:
                 outer.start_soon(lambda: until_signalled(stop, hard_stop=everything, grace=graceful_timeout + 5))
-                async with AmqpTransport.connect(amqp_url, prefix=prefix, name="workup-gateway") as transport:
+                async with AmqpTransport.connect(amqp_url, prefix=settings.amqp_prefix, name="workup-gateway") as transport:
                     app = create_app(settings, transport, open_cache(settings), jwt_keys=keys,
-                                     request_timeout=request_timeout)
+                                     request_timeout=settings.request_timeout)
                     async with trio.open_nursery() as servers:  # returns after the graceful shutdown
                         url = await servers.start(lambda task_status: serve_app(
                             app, settings.host, settings.port, shutdown_trigger=stop.wait,
                             graceful_timeout=graceful_timeout, task_status=task_status))
                         settle_heap()
-                        log.info("gateway on %s (broker %s, prefix %s)", url, _redact(amqp_url), prefix)
+                        log.info("gateway on %s (broker %s, prefix %s)", url, _redact(amqp_url), settings.amqp_prefix)
                         click.echo(f"WorkUp gateway on {url}", err=True)
                 outer.cancel_scope.cancel()
 

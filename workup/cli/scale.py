@@ -12,7 +12,7 @@ import logging
 import click
 import trio
 
-from ._options import server_options, settings_from
+from ._options import server_options, settings_from, settings_options
 
 
 @click.command(name="scale")
@@ -21,10 +21,7 @@ from ._options import server_options, settings_from
               help="local: comma-separated services to scale")
 @click.option("--min-processes", type=click.IntRange(min=1), default=1, show_default=True, help="local")
 @click.option("--max-processes", type=click.IntRange(min=1, max=64), default=4, show_default=True, help="local")
-@click.option("--prefix", default="workup", show_default=True, envvar="WORKUP_AMQP_PREFIX",
-              help="local: prefix of queue and exchange names (WORKUP_AMQP_PREFIX)")
-@click.option("--prometheus-url", envvar="WORKUP_PROMETHEUS_URL", default="http://127.0.0.1:9090",
-              show_default=True, help="swarm: Prometheus with cAdvisor metrics (WORKUP_PROMETHEUS_URL)")
+@settings_options("amqp_prefix", "prometheus_url")
 @click.option("--interval", type=click.FloatRange(min=0.5), default=30, show_default=True, help="seconds between cycles")
 @click.option("--cycles", type=click.IntRange(min=1), default=None, help="stop after this many cycles")
 @click.option("--dry-run", is_flag=True, help="log decisions without scaling")
@@ -39,9 +36,8 @@ from ._options import server_options, settings_from
 @click.option("--down-window", type=click.FloatRange(min=0), default=300, show_default=True,
               help="seconds of low load before scaling down")
 @server_options
-def command(provider: str, services: str, min_processes: int, max_processes: int, prefix: str,
-            prometheus_url: str, interval: float, cycles: int | None, dry_run: bool, cpu_up: float,
-            cpu_down: float, queue_up: int, cooldown_up: float, cooldown_down: float,
+def command(provider: str, services: str, min_processes: int, max_processes: int, interval: float,
+            cycles: int | None, dry_run: bool, cpu_up: float, cpu_down: float, queue_up: int, cooldown_up: float, cooldown_down: float,
             down_window: float, **flags: object) -> None:
     """Scale services on CPU and queue depth."""
     from ..scale import ScalePolicy
@@ -65,7 +61,7 @@ def command(provider: str, services: str, min_processes: int, max_processes: int
             client.ping()
         except Exception as exc:
             raise click.ClickException(f"cannot reach the Docker engine: {exc}") from None
-        scaler = Autoscaler(SwarmProvider(client, PrometheusCpu(prometheus_url)),
+        scaler = Autoscaler(SwarmProvider(client, PrometheusCpu(settings.prometheus_url)),
                             lambda svc: policy_from_labels(svc.labels, base), dry_run=dry_run)
         trio.run(lambda: run_autoscaler(scaler, interval=interval, cycles=cycles))
         return
@@ -86,7 +82,7 @@ def command(provider: str, services: str, min_processes: int, max_processes: int
         from ..runtime.instance import load_control_secret
 
         secret = load_control_secret(settings, create=True)
-        async with AmqpTransport.connect(settings.amqp_url, prefix=prefix) as transport:
+        async with AmqpTransport.connect(settings.amqp_url, prefix=settings.amqp_prefix) as transport:
             scaler = Autoscaler(LocalProvider(transport, secret, names), lambda svc: policy, dry_run=dry_run)
             await run_autoscaler(scaler, interval=interval, cycles=cycles)
 

@@ -12,31 +12,28 @@ from __future__ import annotations
 import logging
 import sys
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 import click
 
-from ._options import server_options, settings_from
+from ..settings import Settings, ensure_secret
+from ._options import server_options, settings_from, settings_options
+
+if TYPE_CHECKING:
+    import trio
+
+    from ..transport.local import LocalTransport
+    from ..transport.rabbitmq import AmqpTransport
 
 SERVICES = ("users", "jobs", "contracts", "payments")
 
 
 @click.command(name="up")
-@click.option("--host", default=None, help="address of the gateway and media server (WORKUP_HOST, default 127.0.0.1)")
-@click.option("--port", type=int, default=None, help="gateway port (WORKUP_PORT, default 8080; 0 = any free port)")
-@click.option("--media-port", "media_port", type=int, default=None,
-              help="media server port (WORKUP_MEDIA_PORT, default 8910; 0 = any free port)")
-@click.option("--prefix", default="workup", show_default=True, envvar="WORKUP_AMQP_PREFIX",
-              help="prefix of queue and exchange names when on RabbitMQ (WORKUP_AMQP_PREFIX)")
-@click.option("--request-timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True,
-              envvar="WORKUP_REQUEST_TIMEOUT", help="seconds a request may wait for its service")
+@settings_options("host", "port", "media_port", "amqp_prefix", "request_timeout")
 @server_options
-def command(host: str | None, port: int | None, media_port: int | None, prefix: str,
-            request_timeout: float, **flags: object) -> None:
+def command(**flags: object) -> None:
     """Start the gateway, the services and the media server; print the URLs once they answer."""
-    from ..settings import ensure_secret
-
-    settings = settings_from(host=host, port=port, media_port=media_port, **flags)
+    settings = settings_from(**flags)
     try:
         settings.data_path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -51,7 +48,7 @@ def command(host: str | None, port: int | None, media_port: int | None, prefix: 
             settings, upload_user=settings.upload_user or "workup",
             upload_password=settings.upload_password or ensure_secret(settings.data_path, "upload.password", 18))
     from ..gateway._server import run_until_stopped
-    run_until_stopped(run_system, settings, prefix, request_timeout)
+    run_until_stopped(run_system, settings)
 
 
 def available_services() -> list[str]:
@@ -67,12 +64,12 @@ def available_services() -> list[str]:
 
 
 @asynccontextmanager
-async def open_transport(settings: Any, prefix: str) -> AsyncIterator[Any]:
+async def open_transport(settings: Settings) -> AsyncIterator[LocalTransport | AmqpTransport]:
     from ..transport import AmqpTransport, LocalTransport
     if settings.amqp_url is None:
         yield LocalTransport()
         return
-    async with AmqpTransport.connect(settings.amqp_url, prefix=prefix, name="workup-up") as transport:
+    async with AmqpTransport.connect(settings.amqp_url, prefix=settings.amqp_prefix, name="workup-up") as transport:
         yield transport
 
 
@@ -91,8 +88,8 @@ async def wait_answering(urls: list[str], *, timeout: float = 30.0) -> None:
                     await trio.sleep(0.1)
 
 
-async def run_system(settings: Any, prefix: str, request_timeout: float, *,
-                     task_status: Any = None) -> None:
+async def run_system(settings: Settings, *,
+                     task_status: trio.TaskStatus[dict[str, str]] | None = None) -> None:
     """Everything until SIGINT/SIGTERM (or cancellation); ``task_status.started(urls)`` once the
     gateway and the media server answer."""
     import trio
@@ -109,13 +106,13 @@ async def run_system(settings: Any, prefix: str, request_timeout: float, *,
     with trio.CancelScope() as everything:
         async with trio.open_nursery() as outer:
             outer.start_soon(lambda: until_signalled(stop, hard_stop=everything, grace=15))
-            async with open_transport(settings, prefix) as transport:
+            async with open_transport(settings) as transport:
                 cache = open_cache(settings)
                 async with trio.open_nursery() as workers:
                     for name in names:
                         await workers.start(lambda task_status, name=name: serve_service(
                             load_service(name), settings, transport, grace=2.0, task_status=task_status))
-                    app = create_app(settings, transport, cache, jwt_keys=keys, request_timeout=request_timeout)
+                    app = create_app(settings, transport, cache, jwt_keys=keys, request_timeout=settings.request_timeout)
                     async with trio.open_nursery() as front:   # returns after the graceful shutdown
                         api = await front.start(lambda task_status: serve_app(
                             app, settings.host, settings.port, shutdown_trigger=stop.wait, task_status=task_status))
@@ -142,7 +139,7 @@ def _media_server() -> Any:
     return serve_media
 
 
-def _banner(settings: Any, urls: dict[str, str], names: list[str]) -> None:
+def _banner(settings: Settings, urls: dict[str, str], names: list[str]) -> None:
     transport = "RabbitMQ" if settings.amqp_url else "the in-process transport"
     lines = [
         "WorkUp is up",

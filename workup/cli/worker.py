@@ -9,22 +9,14 @@ import sys
 import click
 
 from ._errors import BadArgument, exit_on_broker_error
-from ._options import server_options, settings_from
-
+from ._options import server_options, settings_from, settings_options
 
 
 @click.command(name="worker")
 @click.argument("service")
-@click.option("--processes", type=click.IntRange(1, 64), default=1, show_default=True,
-              envvar="WORKUP_PROCESSES", help="worker processes (WORKUP_PROCESSES)")
-@click.option("--concurrency", type=click.IntRange(1, 10_000), default=64, show_default=True,
-              envvar="WORKUP_CONCURRENCY", help="commands in flight per process, = AMQP prefetch (WORKUP_CONCURRENCY)")
-@click.option("--grace", type=click.FloatRange(0, 3600), default=30.0, show_default=True,
-              envvar="WORKUP_GRACE", help="seconds in-flight work gets to finish on SIGTERM/freeze (WORKUP_GRACE)")
-@click.option("--prefix", default="workup", show_default=True, envvar="WORKUP_AMQP_PREFIX",
-              help="prefix of queue and exchange names (WORKUP_AMQP_PREFIX)")
+@settings_options("processes", "concurrency", "grace", "amqp_prefix")
 @server_options
-def command(service: str, processes: int, concurrency: int, grace: float, prefix: str, **flags: object) -> None:
+def command(service: str, **flags: object) -> None:
     """Run SERVICE (users, jobs, contracts, payments) as N processes consuming its queue."""
     import trio
 
@@ -47,10 +39,9 @@ def command(service: str, processes: int, concurrency: int, grace: float, prefix
     with exit_on_broker_error("worker"):
         secret = load_control_secret(settings, create=True)
     assert secret is not None
-    spec = ChildSpec(service=service, prefix=prefix, concurrency=concurrency, grace=grace,
-                     settings=settings, control_secret=secret, supervisor=os.getpid())
-    url = settings.amqp_url
-    supervisor = Supervisor(spec, processes,
+    spec = ChildSpec(service=service, settings=settings, control_secret=secret, supervisor=os.getpid())
+    url, prefix = settings.amqp_url, settings.amqp_prefix
+    supervisor = Supervisor(spec, settings.processes,
                             connect=lambda: AmqpTransport.connect(url, prefix=prefix, name=f"{service}-supervisor"))
     with exit_on_broker_error("worker"):
         trio.run(supervisor.run)

@@ -22,13 +22,11 @@ __all__ = ["ChildSpec", "main"]
 
 
 class ChildSpec(msgspec.Struct, kw_only=True):
+    """What a child needs beyond :class:`Settings` (which holds prefix, concurrency and grace)."""
     service: str
-    prefix: str
-    concurrency: int
-    grace: float
     settings: Settings
-    control_secret: str
-    supervisor: int
+    control_secret: str                 # resolved once by the supervisor (it may be generated)
+    supervisor: int                     # the supervisor's pid, for status replies
     replay: list[ControlMessage] = []   # configuration given to the siblings so far
 
 
@@ -46,10 +44,11 @@ async def run_child(spec: ChildSpec) -> None:
 
     service = load_service(spec.service)
     assert spec.settings.amqp_url is not None
-    async with AmqpTransport.connect(spec.settings.amqp_url, prefix=spec.prefix) as transport:
+    async with AmqpTransport.connect(spec.settings.amqp_url, prefix=spec.settings.amqp_prefix) as transport:
         async with trio.open_nursery() as nursery:
             instance = await nursery.start(lambda task_status: serve_service(
-                service, spec.settings, transport, concurrency=spec.concurrency, grace=spec.grace,
+                service, spec.settings, transport, concurrency=spec.settings.concurrency,
+                grace=spec.settings.grace,
                 supervisor=spec.supervisor, control_secret=spec.control_secret, replay=spec.replay,
                 task_status=task_status))
             sys.stdout.write("READY\n")

@@ -126,7 +126,7 @@ class Supervisor:
         proc = slot.process
         if proc is not None and proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
-            with trio.move_on_after(self.spec.grace + 5):
+            with trio.move_on_after(self.spec.settings.grace + 5):
                 await slot.done.wait()
             if proc.returncode is None:
                 log.error("%s: child %d did not drain in time; killing it", self.spec.service, proc.pid)
@@ -153,7 +153,7 @@ class Supervisor:
     def status(self) -> InstanceStatus:
         return InstanceStatus(service=self.spec.service, host=HOST, pid=os.getpid(), role="supervisor",
                               processes=self.target, children=self.pids(),
-                              max_threads=self.spec.concurrency,
+                              max_threads=self.spec.settings.concurrency,
                               uptime=round(time.time() - self.started_at, 1))
 
     async def _apply(self, msg: ControlMessage) -> str | None:
