@@ -1,8 +1,8 @@
 """``workup control <service> <command> [args]``: reconfigure every live instance of a service.
 
-Commands: status, set-max-threads N, set-max-db-connections N, set-processes N, freeze, start,
-delete-command NAME, add-command NAME, update-command NAME FILE.py, set-logging-level LEVEL,
-spawn-machine (see --provider). Messages are signed with WORKUP_CONTROL_KEY (or _FILE, or the
+The commands, their arguments and bounds come from the one table ``CONTROL`` in
+``workup/runtime/control.py`` (``workup control --help`` lists them), plus ``spawn-machine``
+(see --provider). Messages are signed with WORKUP_CONTROL_KEY (or _FILE, or the
 data dir's generated key). Exit 0 when every instance that answered applied it, 1 otherwise
 (or when none answered), 2 on bad arguments.
 """
@@ -19,8 +19,17 @@ from ._errors import BadArgument, exit_on_broker_error
 from ._options import server_options, settings_from
 
 
+class _ControlCommand(click.Command):
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # read from the CONTROL table only when asked: `workup --help` must not load the runtime
+        from ..controller import command_rows
 
-@click.command(name="control", context_settings={"ignore_unknown_options": False})
+        with formatter.section("Commands"):
+            formatter.write_dl([(row.usage, row.help()) for row in command_rows()])
+        super().format_epilog(ctx, formatter)
+
+
+@click.command(name="control", cls=_ControlCommand, context_settings={"ignore_unknown_options": False})
 @click.argument("service")
 @click.argument("command_name", metavar="COMMAND")
 @click.argument("args", nargs=-1)
@@ -80,8 +89,9 @@ def command(service: str, command_name: str, args: tuple[str, ...], timeout: flo
             raise BadArgument(f"{path}:{exc.lineno}: {exc.msg}") from None
     if settings.amqp_url is None:
         raise BadArgument("workup control needs the broker: set WORKUP_AMQP_URL or --amqp-url")
-    from ..runtime.instance import load_control_secret
     import trio
+
+    from ..settings import load_control_secret
 
     with exit_on_broker_error("control"):
         secret = load_control_secret(settings, create=True)
@@ -98,8 +108,7 @@ async def _send(url: str, prefix: str, service: str, secret: str, command_name: 
     from ..controller import broadcast
     from ..transport.rabbitmq import AmqpTransport
 
-    from ..controller._spawn import SERVICES
-
+    from ..controller.spawn import SERVICES
     services = list(SERVICES) if service == "all" else [service]
     replies: list = []
 
@@ -137,7 +146,7 @@ def _spawn(service: str, args: tuple[str, ...], settings: object, provider: str,
            swarm_manager: str | None, api_url: str, region: str, size: str) -> None:
     import secrets as _secrets
 
-    from ..controller._spawn import SERVICES, SpawnError, spawn_digitalocean, spawn_local
+    from ..controller.spawn import SERVICES, SpawnError, spawn_digitalocean, spawn_local
 
     if args:
         raise BadArgument("spawn-machine takes no arguments (use the options)")

@@ -31,7 +31,7 @@ def command(service: str, processes: int, concurrency: int, grace: float, prefix
     from ..runtime import UnknownService, load_service
     from ..transport.rabbitmq import AmqpTransport
     from ..runtime.child import ChildSpec
-    from ..runtime.instance import load_control_secret
+    from ..settings import load_control_secret
     from ..runtime.supervisor import Supervisor
 
     settings = settings_from(**flags)
