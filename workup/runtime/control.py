@@ -33,7 +33,7 @@ from ..settings import LOG_LEVELS
 __all__ = [
     "CONTROL", "ControlCommand", "AppliedBy", "CHILD", "SUPERVISOR", "Arg", "Count", "LogLevel",
     "CommandName", "SourceFile", "Sticky", "ChildTarget", "SupervisorTarget", "ControlError",
-    "apply_in_child", "apply_in_supervisor", "sticky_key", "full_command_name",
+    "apply_in_child", "apply_in_supervisor", "sticky_key",
     "ControlMessage", "ControlReply", "InstanceStatus", "ControlRefused",
     "control_key", "sign", "Verifier", "MAX_WINDOW", "MAX_SOURCE",
 ]
@@ -116,7 +116,7 @@ class AppliedBy(enum.Flag):
 CHILD, SUPERVISOR = AppliedBy.CHILD, AppliedBy.SUPERVISOR
 
 
-def full_command_name(service: str, name: str) -> str:
+def _full_name(service: str, name: str) -> str:  # the rule of CommandTable.resolve
     return name if "." in name else f"{service}.{name}"
 
 
@@ -279,7 +279,7 @@ def sticky_key(service: str, msg: ControlMessage) -> tuple[str, str] | None:
     sticky = command.sticky
     if sticky.per == "group":
         return (sticky.group, "")
-    full = full_command_name(service, msg.args[0] if msg.args else "")
+    full = _full_name(service, msg.args[0] if msg.args else "")
     if sticky.per == "message":
         # every update is kept, in order: one the children refused must not hide an
         # earlier good one (replayed, the bad one is refused again and the good one stays)
