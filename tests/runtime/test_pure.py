@@ -174,6 +174,10 @@ def test_the_controller_checks_the_file_argument_the_wire_does_not_carry():
     assert update.check_cli(["Echo", "x.py"]) == ["Echo", "x.py"]
     with pytest.raises(ControlError, match="takes 2 arguments, got 1"):
         update.check_cli(["Echo"])
+    with pytest.raises(ControlError, match="update-command needs a .py file, got 'x.txt'"):
+        update.check_cli(["Echo", "x.txt"])
+    assert [n for n, c in CONTROL.items() if c.names_a_command] == ["delete-command", "add-command",
+                                                                     "update-command"]
     for name, command in CONTROL.items():
         if name != "update-command":  # every other command's arguments all travel
             assert all(a.on_wire for a in command.args)

@@ -103,6 +103,11 @@ class SourceFile(Arg, frozen=True):
 
     on_wire: ClassVar[bool] = False
 
+    def check(self, command: str, value: str) -> str:
+        if not value.endswith(".py"):
+            raise ControlError(f"{command} needs a .py file, got {value!r}")
+        return value
+
     def bounds(self) -> str:
         return f"{self.metavar}: Python source, at most {MAX_SOURCE // 1024} KiB"
 
@@ -177,6 +182,11 @@ class ControlCommand(msgspec.Struct, frozen=True, kw_only=True):
         if self.supervisor is not None:
             by |= SUPERVISOR
         return by
+
+    @property
+    def names_a_command(self) -> bool:
+        """It acts on one service's command, so it cannot go to every service at once."""
+        return any(isinstance(a, CommandName) for a in self.args)
 
     def usage(self) -> str:
         return " ".join([self.name, *(a.metavar for a in self.args)])
