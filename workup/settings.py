@@ -181,3 +181,22 @@ def ensure_secret(data_dir: Path, filename: str, nbytes: int = 32) -> str:
     with os.fdopen(fd, "w") as f:
         f.write(value + "\n")
     return value
+
+
+# -- control plane (appended here so that concurrent edits above stay apart) -------------------
+__all__ += ["LOG_LEVELS", "load_control_secret"]
+
+# the levels `set-logging-level` accepts (runtime/control.py); WARN is read as WARNING there
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def load_control_secret(settings: Settings, *, create: bool) -> str | None:
+    """``WORKUP_CONTROL_KEY`` / ``_FILE``, else the data dir's generated key (created when
+    ``create``, as ``workup worker`` and ``workup control`` do so that they agree by default)."""
+    secret = read_secret(settings.control_key, settings.control_key_file, "control_key")
+    if secret:
+        return secret
+    path = settings.data_path / "control.key"
+    if create or path.exists():
+        return ensure_secret(settings.data_path, "control.key")
+    return None

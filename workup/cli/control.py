@@ -1,8 +1,8 @@
 """``workup control <service> <command> [args]``: reconfigure every live instance of a service.
 
-Commands: status, set-max-threads N, set-max-db-connections N, set-processes N, freeze, start,
-delete-command NAME, add-command NAME, update-command NAME FILE.py, set-logging-level LEVEL,
-spawn-machine (see --provider). Messages are signed with WORKUP_CONTROL_KEY (or _FILE, or the
+The commands, their arguments and bounds come from the one table ``CONTROL`` in
+``workup/runtime/control.py`` (``workup control --help`` lists them), plus ``spawn-machine``
+(see --provider). Messages are signed with WORKUP_CONTROL_KEY (or _FILE, or the
 data dir's generated key). Exit 0 when every instance that answered applied it, 1 otherwise
 (or when none answered), 2 on bad arguments.
 """
@@ -12,15 +12,29 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from ..settings import Settings, load_control_secret
 from ._errors import BadArgument, exit_on_broker_error
 from ._options import server_options, settings_from, settings_options
 
+if TYPE_CHECKING:
+    from ..runtime.control import ControlReply
 
 
-@click.command(name="control", context_settings={"ignore_unknown_options": False})
+class _ControlCommand(click.Command):
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # read from the CONTROL table only when asked: `workup --help` must not load the runtime
+        from ..controller import command_rows
+
+        with formatter.section("Commands"):
+            formatter.write_dl([(row.usage, row.help()) for row in command_rows()])
+        super().format_epilog(ctx, formatter)
+
+
+@click.command(name="control", cls=_ControlCommand, context_settings={"ignore_unknown_options": False})
 @click.argument("service")
 @click.argument("command_name", metavar="COMMAND")
 @click.argument("args", nargs=-1)
@@ -44,6 +58,7 @@ def command(service: str, command_name: str, args: tuple[str, ...], timeout: flo
             gateway_port: int | None, region: str, size: str, **flags: object) -> None:
     """Send COMMAND to every instance of SERVICE ('all': users, jobs, contracts and payments)."""
     from ..controller import ControlUsageError, check_arguments
+    from ..runtime.control import CONTROL
 
     settings = settings_from(**flags)
     if command_name == "spawn-machine":
@@ -56,13 +71,13 @@ def command(service: str, command_name: str, args: tuple[str, ...], timeout: flo
         raise BadArgument(str(exc)) from None
     if not service.isidentifier() or not service.islower():
         raise BadArgument(f"bad service name {service!r}")
-    if service == "all" and command_name in ("delete-command", "add-command", "update-command"):
+    spec = CONTROL[command_name]
+    if service == "all" and spec.names_a_command:
         raise BadArgument(f"{command_name} names one service's command; give that service")
     source = None
-    if command_name == "update-command":
-        args, path = args[:1], Path(args[1])
-        if path.suffix != ".py":
-            raise BadArgument(f"update-command needs a .py file, got {str(path)!r}")
+    files = [Path(value) for value, arg in zip(args, spec.args) if not arg.on_wire]
+    args = tuple(value for value, arg in zip(args, spec.args) if arg.on_wire)
+    for path in files:  # update-command's FILE.py: its source travels, not its name
         try:
             source = path.read_text()
         except (OSError, UnicodeDecodeError) as exc:
@@ -73,7 +88,6 @@ def command(service: str, command_name: str, args: tuple[str, ...], timeout: flo
             raise BadArgument(f"{path}:{exc.lineno}: {exc.msg}") from None
     if settings.amqp_url is None:
         raise BadArgument("workup control needs the broker: set WORKUP_AMQP_URL or --amqp-url")
-    from ..runtime.instance import load_control_secret
     import trio
 
     with exit_on_broker_error("control"):
@@ -85,16 +99,15 @@ def command(service: str, command_name: str, args: tuple[str, ...], timeout: flo
 
 
 async def _send(url: str, prefix: str, service: str, secret: str, command_name: str,
-                args: list[str], source: str | None, timeout: float, expect: int | None) -> list:
+                args: list[str], source: str | None, timeout: float, expect: int | None) -> list[ControlReply]:
     import trio
 
     from ..controller import broadcast
+    from ..controller.spawn import SERVICES
     from ..transport.rabbitmq import AmqpTransport
 
-    from ..controller._spawn import SERVICES
-
     services = list(SERVICES) if service == "all" else [service]
-    replies: list = []
+    replies: list[ControlReply] = []
 
     async def one(name: str) -> None:  # a connection each: broadcasts wait out their timeout
         async with AmqpTransport.connect(url, prefix=prefix, name="workup-control") as transport:
@@ -106,7 +119,7 @@ async def _send(url: str, prefix: str, service: str, secret: str, command_name: 
     return replies
 
 
-def _report(replies: list, command_name: str, as_json: bool, timeout: float) -> int:
+def _report(replies: list[ControlReply], command_name: str, as_json: bool, timeout: float) -> int:
     import msgspec
 
     from ..controller import render_table, status_rows
@@ -125,26 +138,26 @@ def _report(replies: list, command_name: str, as_json: bool, timeout: float) -> 
     return 0 if all(r.ok for r in replies) else 1
 
 
-def _spawn(service: str, args: tuple[str, ...], settings: object, provider: str,
+def _spawn(service: str, args: tuple[str, ...], settings: Settings, provider: str,
            machine_name: str | None, gateway_port: int | None, swarm_token: str | None,
            swarm_manager: str | None, api_url: str, region: str, size: str) -> None:
-    import secrets as _secrets
+    import secrets
 
-    from ..controller._spawn import SERVICES, SpawnError, spawn_digitalocean, spawn_local
+    from ..controller.spawn import SERVICES, SpawnError, spawn_digitalocean, spawn_local
 
     if args:
         raise BadArgument("spawn-machine takes no arguments (use the options)")
-    name = machine_name or f"workup-{_secrets.token_hex(3)}"
+    name = machine_name or f"workup-{secrets.token_hex(3)}"
     if provider == "local":
         services = list(SERVICES) if service == "all" else [service]
         if service != "all" and not (service.isidentifier() and service.islower()):
             raise BadArgument(f"bad service name {service!r}")
-        if getattr(settings, "amqp_url") is None:
+        if settings.amqp_url is None:
             raise BadArgument("spawn-machine local joins the broker: set WORKUP_AMQP_URL or --amqp-url")
-        env = dict(os.environ, WORKUP_AMQP_URL=getattr(settings, "amqp_url"))
+        env = dict(os.environ, WORKUP_AMQP_URL=settings.amqp_url)
         if service == "all" and gateway_port is None:
             gateway_port = 8081  # beside the first replica's default 8080
-        started = spawn_local(name, services, data_dir=Path(getattr(settings, "data_dir")), env=env,
+        started = spawn_local(name, services, data_dir=settings.data_path, env=env,
                               gateway_port=gateway_port)
         for role, pid in started:
             click.echo(f"{name}: {role} pid {pid}")

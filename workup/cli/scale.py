@@ -79,7 +79,7 @@ def command(provider: str, services: str, min_processes: int, max_processes: int
     async def main() -> None:
         from ..scale._local import LocalProvider
         from ..transport import AmqpTransport
-        from ..runtime.instance import load_control_secret
+        from ..settings import load_control_secret
 
         secret = load_control_secret(settings, create=True)
         async with AmqpTransport.connect(settings.amqp_url, prefix=settings.amqp_prefix) as transport:

@@ -23,7 +23,7 @@ def command(service: str, **flags: object) -> None:
     from ..runtime import UnknownService, load_service
     from ..transport.rabbitmq import AmqpTransport
     from ..runtime.child import ChildSpec
-    from ..runtime.instance import load_control_secret
+    from ..settings import load_control_secret
     from ..runtime.supervisor import Supervisor
 
     settings = settings_from(**flags)

@@ -15,53 +15,26 @@ import secrets
 import socket
 import time
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
+import msgspec
 import trio
 
-from ..settings import Settings, ensure_secret, read_secret
-from .control import (MAX_SOURCE, ControlMessage, ControlRefused, ControlReply, InstanceStatus, Verifier,
-    control_key)
+from ..settings import Settings, load_control_secret
+from .control import (MAX_SOURCE, ControlError, ControlMessage, ControlRefused, ControlReply, InstanceStatus,
+    Verifier, apply_in_child, control_key)
 from .dispatch import dispatch
 from .hotswap import HotSwapError, compile_handler
 from .registry import CommandTable
 from .context import ProcessRuntime
 from .service import Service
 
-__all__ = ["serve_service", "Instance", "load_control_secret", "ControlError", "parse_count", "run_control",
-           "one_arg", "LOG_LEVELS", "HOST"]
+__all__ = ["serve_service", "Instance", "run_control", "HOST"]
 
 log = logging.getLogger("workup.runtime")
 
 HOST = socket.gethostname()
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_ENCODE_REPLY = __import__("msgspec").json.Encoder().encode
-
-
-class ControlError(Exception):
-    """A well-signed control message that cannot be applied (bad argument, unknown command)."""
-
-
-def parse_count(value: str, what: str, low: int = 1, high: int = 10_000) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise ControlError(f"{what} must be a whole number, got {value!r}") from None
-    if not low <= n <= high:
-        raise ControlError(f"{what} must be between {low} and {high}, got {n}")
-    return n
-
-
-def load_control_secret(settings: Settings, *, create: bool) -> str | None:
-    """``WORKUP_CONTROL_KEY`` / ``_FILE``, else the data dir's generated key (created when
-    ``create``, as ``workup worker`` and ``workup control`` do so that they agree by default)."""
-    secret = read_secret(settings.control_key, settings.control_key_file, "control_key")
-    if secret:
-        return secret
-    path = settings.data_path / "control.key"
-    if create or path.exists():
-        return ensure_secret(settings.data_path, "control.key")
-    return None
+_ENCODE_REPLY = msgspec.json.Encoder().encode
 
 
 class Instance:
@@ -80,6 +53,7 @@ class Instance:
         self.verifier = Verifier(control_key(control_secret or secrets.token_hex(32)), service.name)
         self.frozen = True           # true state: consuming or not
         self.want_frozen = False     # requested state
+        self.running = False         # run() has begun (before it, control messages are replays)
         self.stopping = False
         self.started_at = time.time()
         self.handled = 0
@@ -106,19 +80,17 @@ class Instance:
     def max_threads(self) -> int:
         return int(self.limiter.total_tokens)
 
-    async def replay(self, messages: list[ControlMessage]) -> None:
+    async def replay(self, messages: Sequence[ControlMessage]) -> None:
         """Apply control messages already verified (by our supervisor) before we start, so a new
         or restarted process has the configuration its siblings were given."""
         for msg in messages:
-            if msg.command in ("freeze", "start"):
-                self.want_frozen = msg.command == "freeze"
-                continue
             try:
                 await self._apply(msg)
             except ControlError as exc:
                 log.warning("%s: replayed control %s failed: %s", self.name, msg.command, exc)
 
     async def run(self, task_status: trio.TaskStatus[Instance] = trio.TASK_STATUS_IGNORED) -> None:
+        self.running = True
         async with trio.open_nursery() as root:
             async with self.transport.control(self.name) as control:
                 root.start_soon(self._control_loop, control)
@@ -243,10 +215,9 @@ class Instance:
         except Exception as exc:  # the broker connection went away: it will redeliver
             log.warning("%s: could not answer/ack request %s: %s", self.name, d.request_id, exc)
 
-    # -- control ---------------------------------------------------------------------------
+    # -- control (what each command means: runtime/control.py CONTROL) -----------------------
     async def _control_loop(self, control: Any) -> None:
-        skip = {"set-processes"} if self.supervisor is not None else set()
-        await run_control(control, self.verifier, self.name, self._apply, self.status, skip)
+        await run_control(control, self.verifier, self.name, self._apply, self.status)
 
     def status(self) -> InstanceStatus:
         deps = self.rt.deps
@@ -258,60 +229,52 @@ class Instance:
             versions=self.table.versions(), log_level=logging.getLevelName(logging.getLogger("workup").getEffectiveLevel()),
             handled=self.handled, in_flight=self.in_flight, uptime=round(time.time() - self.started_at, 1))
 
-    async def _apply(self, msg: ControlMessage) -> str:
-        cmd, args = msg.command, msg.args
-        if cmd == "status":
-            return "status"
-        if cmd == "set-max-threads":
-            n = parse_count(one_arg(args), "max threads")
-            self.limiter.total_tokens = n
-            self.threads_set = True
-            self._resize_threads()
-            if self._source is not None:
-                await self._source.set_prefetch(n)
-                self._spawn_loops()
-            return f"max threads {n}"
-        if cmd == "set-max-db-connections":
-            n = parse_count(one_arg(args), "max db connections", high=1000)
-            self.db_pool_target = n
-            if self.rt.deps is not None:
-                await self._resize_pool(n)
-                return f"db pool {n}"
-            return f"db pool {n} (applied on start)"
-        if cmd == "freeze":
+    async def _apply(self, msg: ControlMessage) -> str | None:
+        return await apply_in_child(self, msg, supervised=self.supervisor is not None)
+
+    # the ChildTarget methods the CONTROL table's appliers call
+    async def set_max_threads(self, n: int) -> str:
+        self.limiter.total_tokens = n
+        self.threads_set = True
+        self._resize_threads()
+        if self._source is not None:
+            await self._source.set_prefetch(n)
+            self._spawn_loops()
+        return f"max threads {n}"
+
+    async def set_max_db_connections(self, n: int) -> str:
+        self.db_pool_target = n
+        if self.rt.deps is not None:
+            await self._resize_pool(n)
+            return f"db pool {n}"
+        return f"db pool {n} (applied on start)"
+
+    async def set_frozen(self, frozen: bool) -> str:
+        if not self.running:  # a replay: run() starts in the requested state
+            self.want_frozen = frozen
+            return "frozen" if frozen else "starting"
+        if frozen:
             self.want_frozen = True
             self._notify()
             with trio.move_on_after(self.grace + 5):
                 await self._wait_until(lambda: self.frozen)
             return "frozen"
-        if cmd == "start":
-            self.want_frozen, self.start_error = False, None
-            self._notify()
-            with trio.move_on_after(60):
-                await self._wait_until(lambda: not self.frozen or self.want_frozen or self.stopping)
-            if self.start_error is not None:
-                raise ControlError(f"start failed, still frozen: {self.start_error}")
-            return "started" if not self.frozen else "starting"
-        if cmd in ("delete-command", "add-command"):
-            try:
-                full = self.table.set_enabled(one_arg(args), cmd == "add-command")
-            except KeyError as exc:
-                raise ControlError(str(exc.args[0])) from None
-            return f"{full} {'enabled' if cmd == 'add-command' else 'disabled'}"
-        if cmd == "update-command":
-            return self._update(one_arg(args), msg.source)
-        if cmd == "set-logging-level":
-            level = one_arg(args).upper()
-            level = "WARNING" if level == "WARN" else level
-            if level not in LOG_LEVELS:
-                raise ControlError(f"log level must be one of {', '.join(LOG_LEVELS)}, got {args[0]!r}")
-            logging.getLogger("workup").setLevel(level)
-            return f"log level {level}"
-        if cmd == "set-processes":
-            raise ControlError("not running under a supervisor (start it with 'workup worker')")
-        raise ControlError(f"unknown control command {cmd!r}")
+        self.want_frozen, self.start_error = False, None
+        self._notify()
+        with trio.move_on_after(60):
+            await self._wait_until(lambda: not self.frozen or self.want_frozen or self.stopping)
+        if self.start_error is not None:
+            raise ControlError(f"start failed, still frozen: {self.start_error}")
+        return "started" if not self.frozen else "starting"
 
-    def _update(self, name: str, source: str | None) -> str:
+    def set_enabled(self, name: str, enabled: bool) -> str:
+        try:
+            full = self.table.set_enabled(name, enabled)
+        except KeyError as exc:
+            raise ControlError(str(exc.args[0])) from None
+        return f"{full} {'enabled' if enabled else 'disabled'}"
+
+    def update_handler(self, name: str, source: str | None) -> str:
         if not source or len(source.encode()) > MAX_SOURCE:
             raise ControlError(f"update-command needs module source of at most {MAX_SOURCE} bytes")
         try:
@@ -343,9 +306,9 @@ class Instance:
 
 async def run_control(control: Any, verifier: Verifier, name: str,
                       apply: Callable[[ControlMessage], Awaitable[str | None]],
-                      status: Callable[[], InstanceStatus], skip: set[str]) -> None:
+                      status: Callable[[], InstanceStatus]) -> None:
     """Verify, apply and answer control messages one at a time, in arrival order. ``apply``
-    returning ``None`` means: applied silently (someone else answers)."""
+    returning ``None`` means: applied silently, or not ours to apply (someone else answers)."""
     def reply(ok: bool, detail: str) -> bytes:
         return _ENCODE_REPLY(ControlReply(ok=ok, pid=os.getpid(), host=HOST, detail=detail, status=status()))
 
@@ -356,8 +319,6 @@ async def run_control(control: Any, verifier: Verifier, name: str,
         except ControlRefused as exc:
             log.warning("%s: refused a control message: %s", name, exc)
             await control.reply(d, reply(False, f"refused: {exc}"))
-            continue
-        if msg.command in skip:
             continue
         try:
             detail = await apply(msg)
@@ -372,15 +333,9 @@ async def run_control(control: Any, verifier: Verifier, name: str,
             await control.reply(d, reply(True, detail))
 
 
-def one_arg(args: list[str]) -> str:
-    if len(args) != 1:
-        raise ControlError(f"expected exactly one argument, got {len(args)}")
-    return args[0]
-
-
 async def serve_service(service: Service[Any], settings: Settings, transport: Any, *,
                         concurrency: int = 64, grace: float = 30.0, supervisor: int | None = None,
-                        control_secret: str | None = None, replay: list[ControlMessage] = [],
+                        control_secret: str | None = None, replay: Sequence[ControlMessage] = (),
                         task_status: trio.TaskStatus[Instance] = trio.TASK_STATUS_IGNORED) -> None:
     """Run one instance of ``service`` on ``transport`` until cancelled (or :meth:`Instance.stop`).
     ``await nursery.start(serve_service, ...)`` returns the :class:`Instance` once it consumes."""

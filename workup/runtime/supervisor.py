@@ -1,6 +1,6 @@
 """``workup worker <service> --processes N``: a trio supervisor over N child processes.
 
-Each child is its own interpreter (own trio loop, AMQP connection and deps, see ``_child.py``).
+Each child is its own interpreter (own trio loop, AMQP connection and deps, see ``child.py``).
 A child that exits unexpectedly is restarted with exponential backoff (reset once it has run for a
 while). ``set-processes N`` from the controller changes the number at run time: extra children are
 started, surplus ones are drained with SIGTERM. SIGTERM/SIGINT to the supervisor drains every child
@@ -22,10 +22,10 @@ import msgspec
 import trio
 
 from .child import ChildSpec
-from .control import ControlMessage, InstanceStatus, Verifier, control_key
-from .instance import HOST, ControlError, one_arg, parse_count, run_control
+from .control import ControlMessage, InstanceStatus, Verifier, apply_in_supervisor, control_key, sticky_key
+from .instance import HOST, run_control
 
-__all__ = ["Supervisor", "backoff_delay", "sticky_key"]
+__all__ = ["Supervisor", "backoff_delay"]
 
 log = logging.getLogger("workup.runtime.supervisor")
 
@@ -157,16 +157,8 @@ class Supervisor:
                               uptime=round(time.time() - self.started_at, 1))
 
     async def _apply(self, msg: ControlMessage) -> str | None:
-        if msg.command in _CHILD_ONLY:
-            self.remember(msg)
-            return None  # the children apply and answer it
-        if msg.command == "set-processes":
-            n = parse_count(one_arg(msg.args), "processes", high=64)
-            await self.set_processes(n)
-            return f"processes {n}"
-        if msg.command == "status":
-            return "status"
-        raise ControlError("ignored by the supervisor")
+        # what the supervisor applies and what it leaves to the children: runtime/control.py CONTROL
+        return await apply_in_supervisor(self, msg, self.remember)
 
     # -- main ------------------------------------------------------------------------------
     async def run(self, task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED) -> None:
@@ -188,11 +180,13 @@ class Supervisor:
 
     async def _control(self, control: Any) -> None:
         await run_control(control, self.verifier, f"{self.spec.service} supervisor", self._apply,
-                          self.status, skip=set())
+                          self.status)
 
     def remember(self, msg: ControlMessage) -> None:
         """Keep the latest message of each kind, in order, for children started later."""
         key = sticky_key(self.spec.service, msg)
+        if key is None:
+            return
         self.sticky.pop(key, None)
         self.sticky[key] = msg
 
@@ -202,22 +196,3 @@ class Supervisor:
             for slot in self.slots:
                 n.start_soon(self._terminate, slot)
 
-
-_CHILD_ONLY = ("set-max-threads", "set-max-db-connections", "freeze", "start", "delete-command",
-               "add-command", "update-command", "set-logging-level")
-
-
-def sticky_key(service: str, msg: ControlMessage) -> tuple[str, str]:
-    """Messages with the same key supersede each other (freeze/start; add/delete of one command)."""
-    cmd = msg.command
-    if cmd in ("freeze", "start"):
-        return ("frozen", "")
-    if cmd in ("delete-command", "add-command", "update-command"):
-        name = msg.args[0] if msg.args else ""
-        full = name if "." in name else f"{service}.{name}"
-        if cmd == "update-command":
-            # every update is kept, in order: one the children refused must not hide an
-            # earlier good one (replayed, the bad one is refused again and the good one stays)
-            return ("handler", f"{full}:{msg.nonce}")
-        return ("enabled", full)
-    return (cmd, "")

@@ -9,7 +9,6 @@ Swarm with the given token; the Swarm (and the autoscaler) then place the replic
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -89,9 +88,3 @@ def spawn_digitalocean(name: str, *, token: str, swarm_token: str, manager: str,
     except (msgspec.DecodeError, KeyError, TypeError):
         raise SpawnError("DigitalOcean answered without a droplet") from None
     return droplet
-
-
-def child_env(overrides: dict[str, str]) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(overrides)
-    return env
