@@ -18,6 +18,7 @@ import msgspec
 __all__ = ["Settings", "SettingsError", "load_settings", "read_secret", "ensure_secret", "env_names",
            "BOUNDS", "LOG_LEVELS"]
 
+# the levels `--log-level` and the `set-logging-level` control command accept (WARN is read as WARNING)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 # numeric knobs: field -> (lowest, highest) allowed; the CLI flags use the same bounds
@@ -183,11 +184,8 @@ def ensure_secret(data_dir: Path, filename: str, nbytes: int = 32) -> str:
     return value
 
 
-# -- control plane (appended here so that concurrent edits above stay apart) -------------------
-__all__ += ["LOG_LEVELS", "load_control_secret"]
-
-# the levels `set-logging-level` accepts (runtime/control.py); WARN is read as WARNING there
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# -- control plane ---------------------------------------------------------------------------
+__all__ += ["load_control_secret"]
 
 
 def load_control_secret(settings: Settings, *, create: bool) -> str | None:
