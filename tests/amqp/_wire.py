@@ -9,7 +9,8 @@ from pamqp import commands as C
 from pamqp import frame as pframe
 from pamqp import header as pheader
 
-from workup.amqp import ConnectionCore, ConnectionParams, ConnectionOpened
+from workup.amqp import ConnectionParams
+from workup.amqp.lowlevel import ConnectionCore, ConnectionOpened
 
 
 def frame(method: Any, channel: int = 0) -> bytes:

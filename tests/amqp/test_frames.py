@@ -11,9 +11,10 @@ from pamqp import commands as C
 from pamqp import frame as pframe
 from pamqp import header as pheader
 
-from workup.amqp import Delivery, FrameReader, Properties, ProtocolError
-from workup.amqp._frames import BODY, HEADER, HEARTBEAT, METHOD, encode_ack, encode_publish
-from workup.amqp._message import decode_properties, encode_properties
+from workup.amqp import Delivery, Properties, ProtocolError
+from workup.amqp._core._frames import BODY, HEADER, HEARTBEAT, METHOD, encode_ack, encode_publish
+from workup.amqp._core._message import decode_properties, encode_properties
+from workup.amqp.lowlevel import FrameReader
 
 from ._wire import content, frame
 

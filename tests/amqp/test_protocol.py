@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 from pamqp import commands as C
 
-from workup.amqp import (ChannelClosedByBroker, RequestsAbandoned, ChannelState, ConnectionClosedByBroker,
-                         ConnectionCore, ConnectionParams, ConsumerCancelledByBroker, Delivered,
-                         MessageReturned, MethodReply, Properties, ProtocolError,
-                         PublishConfirmed)
-from workup.amqp._message import ACK, NACK, REJECT
-from workup.amqp._protocol import ConnectionState, negotiate
+from workup.amqp import ConnectionParams, Properties, ProtocolError
+from workup.amqp._core._protocol import negotiate
+from workup.amqp.lowlevel import (ACK, NACK, REJECT, ChannelClosedByBroker, ChannelState,
+                                  ConnectionClosedByBroker, ConnectionCore, ConnectionState,
+                                  ConsumerCancelledByBroker, Delivered, MessageReturned,
+                                  MethodReply, PublishConfirmed, RequestsAbandoned)
 
 from ._wire import content, frame, open_core, parse, start_frame
 

@@ -15,11 +15,11 @@ import msgspec
 import trio
 from pamqp import commands as C
 
-from ._channel_core import ChannelCore, ChannelState
+from ._core._channel import ChannelCore, ChannelState
 from ._consumer import Consumer
-from ._errors import (ChannelClosed, ConnectionLost, ConsumerCancelled, PublishNacked,
+from ._core._errors import (ChannelClosed, ConnectionLost, ConsumerCancelled, PublishNacked,
                       Unroutable)
-from ._message import EMPTY_PROPERTIES, Delivery, Properties, Returned
+from ._core._message import EMPTY_PROPERTIES, Delivery, Properties, Returned
 from ._waiter import Waiter
 
 if TYPE_CHECKING:

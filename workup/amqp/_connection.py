@@ -14,16 +14,16 @@ from typing import Any, AsyncIterator, Union
 import trio
 
 from ._channel import Channel
-from ._errors import AMQPError, ChannelClosed, ConnectionClosed, ConnectionLost, ProtocolError
-from ._events import (Blocked, ChannelClosedByBroker, ConnectionClosedByBroker,
+from ._core._errors import AMQPError, ChannelClosed, ConnectionClosed, ConnectionLost, ProtocolError
+from ._core._events import (Blocked, ChannelClosedByBroker, ConnectionClosedByBroker,
                       ConnectionCloseOk, ConnectionOpened, ConsumerCancelledByBroker, Delivered,
                       MessageReturned, MethodReply, PublishConfirmed, RequestsAbandoned,
                       Unblocked)
-from ._params import ConnectionParams, parse_url
-from ._protocol import ConnectionCore
+from ._core._params import ConnectionParams, parse_url
+from ._core._protocol import ConnectionCore
 from ._restore import restore as restore_session
 from ._tls import client_context
-from ._topology import Topology
+from ._core._topology import Topology
 
 __all__ = ["Connection", "connect"]
 

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import trio
 
-from ._errors import AMQPError
-from ._message import Delivery
+from ._core._errors import AMQPError
+from ._core._message import Delivery
 
 if TYPE_CHECKING:
     from ._channel import Channel

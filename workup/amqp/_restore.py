@@ -10,8 +10,8 @@ import trio
 from pamqp import commands as C
 
 from ._channel import Channel
-from ._channel_core import ChannelState
-from ._errors import ChannelClosed
+from ._core._channel import ChannelState
+from ._core._errors import ChannelClosed
 
 if TYPE_CHECKING:
     from ._connection import Connection

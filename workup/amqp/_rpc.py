@@ -19,8 +19,8 @@ import msgspec
 import outcome
 import trio
 
-from ._errors import ConnectionLost, RpcTimeout, Unroutable
-from ._message import EMPTY_PROPERTIES, Delivery, Properties, Returned
+from ._core._errors import ConnectionLost, RpcTimeout, Unroutable
+from ._core._message import EMPTY_PROPERTIES, Delivery, Properties, Returned
 
 if TYPE_CHECKING:
     from ._channel import Channel

@@ -18,7 +18,7 @@ from typing import Any
 
 from pamqp import commands as C
 
-from ._channel_core import ChannelCore, ChannelState
+from ._channel import ChannelCore, ChannelState
 from ._errors import ProtocolError
 from ._events import (Blocked, ConnectionClosedByBroker, ConnectionCloseOk, ConnectionOpened,
                       Event, Unblocked)

@@ -8,7 +8,7 @@ from ._message import Delivery, Returned
 
 __all__ = ["Event", "ConnectionOpened", "ConnectionClosedByBroker", "ConnectionCloseOk",
            "Blocked", "Unblocked", "MethodReply", "ChannelClosedByBroker", "Delivered",
-           "MessageReturned", "PublishConfirmed", "ConsumerCancelledByBroker"]
+           "MessageReturned", "PublishConfirmed", "ConsumerCancelledByBroker", "RequestsAbandoned"]
 
 
 def _slots(event: "Event") -> tuple[str, ...]:

@@ -1,7 +1,7 @@
 """Message properties (with their content-header codec) and the received-message types.
 
 The content header is on the hot path of every message, so it is encoded and decoded here
-directly (field tables still go through pamqp); ``tests/amqp/test_message.py`` checks it
+directly (field tables still go through pamqp); ``tests/amqp/test_frames.py`` checks it
 byte-for-byte against pamqp's own ``ContentHeader``.
 """
 
