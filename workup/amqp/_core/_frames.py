@@ -46,7 +46,7 @@ class FrameReader:
         self.frame_max = frame_max
         self._buf = bytearray()
 
-    def feed(self, data: bytes) -> list[tuple[int, int, Any]]:
+    def feed(self, data: bytes | bytearray) -> list[tuple[int, int, Any]]:
         buf = self._buf
         buf += data
         frames: list[tuple[int, int, Any]] = []

@@ -122,13 +122,13 @@ class ConnectionCore:
 
     # -- input -------------------------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> list[Event]:
+    def receive_data(self, data: bytes | bytearray) -> list[Event]:
         events: list[Event] = []
         channels = self.channels
         for ftype, number, value in self._reader.feed(data):
             if number:
                 channel = channels.get(number)
-                if channel is None or channel.state.value == "closed":
+                if channel is None or channel.state is ChannelState.CLOSED:
                     raise ProtocolError(f"frame for channel {number}, which is not open", 504)
                 channel.receive(ftype, value, events)
             elif ftype == METHOD:
