@@ -27,6 +27,7 @@ from .hotswap import HotSwapError, compile_handler
 from .registry import CommandTable
 from .context import ProcessRuntime
 from .service import Service
+from ..transport import ControlSource, Transport, WorkSource
 
 __all__ = ["serve_service", "Instance", "load_control_secret", "ControlError", "parse_count", "run_control",
            "one_arg", "LOG_LEVELS", "HOST"]
@@ -65,7 +66,7 @@ def load_control_secret(settings: Settings, *, create: bool) -> str | None:
 
 
 class Instance:
-    def __init__(self, service: Service[Any], settings: Settings, transport: Any, *,
+    def __init__(self, service: Service[Any], settings: Settings, transport: Transport, *,
                  concurrency: int = 64, grace: float = 30.0, supervisor: int | None = None,
                  control_secret: str | None = None) -> None:
         self.service = service
@@ -89,7 +90,7 @@ class Instance:
         self.start_error: str | None = None
         self.threads_set = False
         self._changed = trio.Event()
-        self._source: Any = None
+        self._source: WorkSource | None = None
         self._workers: trio.Nursery | None = None
         self._loops = 0
 
@@ -213,7 +214,7 @@ class Instance:
             await trio.sleep(delay)
             delay = min(delay * 2, 30.0)
 
-    async def _work_loop(self, source: Any) -> None:
+    async def _work_loop(self, source: WorkSource) -> None:
         table, rt, limiter, now = self.table, self.rt, self.limiter, time.time
         while True:
             try:
@@ -237,14 +238,14 @@ class Instance:
             self.handled += 1
             await self._settle(source, d, reply)
 
-    async def _settle(self, source: Any, d: Any, reply: Any) -> None:
+    async def _settle(self, source: WorkSource, d: Any, reply: Any) -> None:
         try:
             await source.settle(d, reply)
         except Exception as exc:  # the broker connection went away: it will redeliver
             log.warning("%s: could not answer/ack request %s: %s", self.name, d.request_id, exc)
 
     # -- control ---------------------------------------------------------------------------
-    async def _control_loop(self, control: Any) -> None:
+    async def _control_loop(self, control: ControlSource) -> None:
         skip = {"set-processes"} if self.supervisor is not None else set()
         await run_control(control, self.verifier, self.name, self._apply, self.status, skip)
 
@@ -341,7 +342,7 @@ class Instance:
         await resize(n)
 
 
-async def run_control(control: Any, verifier: Verifier, name: str,
+async def run_control(control: ControlSource, verifier: Verifier, name: str,
                       apply: Callable[[ControlMessage], Awaitable[str | None]],
                       status: Callable[[], InstanceStatus], skip: set[str]) -> None:
     """Verify, apply and answer control messages one at a time, in arrival order. ``apply``
@@ -378,7 +379,7 @@ def one_arg(args: list[str]) -> str:
     return args[0]
 
 
-async def serve_service(service: Service[Any], settings: Settings, transport: Any, *,
+async def serve_service(service: Service[Any], settings: Settings, transport: Transport, *,
                         concurrency: int = 64, grace: float = 30.0, supervisor: int | None = None,
                         control_secret: str | None = None, replay: list[ControlMessage] = [],
                         task_status: trio.TaskStatus[Instance] = trio.TASK_STATUS_IGNORED) -> None:
