@@ -15,7 +15,8 @@ from pamqp import frame as _pframe
 from pamqp.base import Frame as Method
 
 from ._errors import ProtocolError
-from ._message import Delivery, Properties, decode_properties, encode_properties
+from ._message import (UINT64, Delivery, Properties, decode_properties, encode_properties,
+                       encode_shortstr)
 
 __all__ = ["FrameReader", "Method", "METHOD", "HEADER", "BODY", "HEARTBEAT",
            "encode_method", "encode_publish", "encode_ack", "HEARTBEAT_FRAME", "PROTOCOL_HEADER"]
@@ -28,7 +29,6 @@ HEARTBEAT_FRAME = b"\x08\x00\x00\x00\x00\x00\x00\xce"
 _FRAME_HEAD = struct.Struct(">BHI")
 _METHOD_ID = struct.Struct(">I")
 _HEADER_HEAD = struct.Struct(">HHQ")
-_Q = struct.Struct(">Q")
 _DELIVER_ID = 0x003C003C
 _ACK = struct.Struct(">BHIIQB")
 
@@ -102,7 +102,7 @@ def _decode_deliver(p: bytes) -> Delivery:
     try:
         end = 5 + p[4]
         consumer_tag = p[5:end].decode()
-        (tag,) = _Q.unpack_from(p, end)
+        (tag,) = UINT64.unpack_from(p, end)
         redelivered = bool(p[end + 8] & 1)
         pos = end + 9
         end = pos + 1 + p[pos]
@@ -130,13 +130,6 @@ def encode_method(channel: int, method: Method) -> bytes:
     return _pframe.marshal(method, channel)
 
 
-def _short(value: str) -> bytes:
-    raw = value.encode()
-    if len(raw) > 255:
-        raise ValueError(f"AMQP short string longer than 255 bytes: {value[:40]!r}...")
-    return bytes((len(raw),)) + raw
-
-
 _publish_frames: dict[tuple[int, str, str, bool], bytes] = {}
 
 
@@ -144,8 +137,8 @@ def _publish_frame(channel: int, exchange: str, routing_key: str, mandatory: boo
     key = (channel, exchange, routing_key, mandatory)
     method = _publish_frames.get(key)
     if method is None:
-        args = b"\x00\x3c\x00\x28\x00\x00" + _short(exchange) + _short(routing_key) \
-            + (b"\x01" if mandatory else b"\x00")
+        args = (b"\x00\x3c\x00\x28\x00\x00" + encode_shortstr(exchange)
+                + encode_shortstr(routing_key) + (b"\x01" if mandatory else b"\x00"))
         method = _FRAME_HEAD.pack(METHOD, channel, len(args)) + args + b"\xce"
         if len(_publish_frames) >= 4096:  # bounded: reply queues come and go
             _publish_frames.clear()

@@ -46,10 +46,12 @@ _FIELDS = (
     (0x0008, "s"),
 )
 _H = struct.Struct(">H")
-_Q = struct.Struct(">Q")
+# shared with _frames.py: the one 64-bit field codec and the one short-string encoder
+UINT64 = struct.Struct(">Q")
 
 
-def _shortstr(value: str) -> bytes:
+def encode_shortstr(value: str) -> bytes:
+    """An AMQP short string: one length byte, then at most 255 bytes of UTF-8."""
     raw = value.encode()
     if len(raw) > 255:
         raise ValueError(f"AMQP short string longer than 255 bytes: {value[:40]!r}...")
@@ -65,7 +67,7 @@ def encode_table(table: dict[str, Any]) -> bytes:
     deadline of 1.7e9 s would be off by a minute) floats are sent as doubles."""
     parts = []
     for key, value in sorted(table.items()):  # sorted like pamqp: same bytes for same table
-        parts.append(_shortstr(key))
+        parts.append(encode_shortstr(key))
         parts.append(_encode_value(value))
     data = b"".join(parts)
     return _L.pack(len(data)) + data
@@ -90,7 +92,7 @@ def _encode_value(value: Any) -> bytes:
 def _compile_encoder() -> Any:
     """``encode_properties``, unrolled from ``_FIELDS`` (like ``dataclasses`` builds its
     ``__init__``): no loop, no tuple, one test per field. It runs for every message."""
-    emit = {"s": "_shortstr(v)", "o": "bytes((v,))", "t": "encode_table(v)", "q": "_Q.pack(v)"}
+    emit = {"s": "encode_shortstr(v)", "o": "bytes((v,))", "t": "encode_table(v)", "q": "UINT64.pack(v)"}
     lines = ["def encode_properties(p):",
              "    if p is EMPTY_PROPERTIES:",
              "        return b'\\x00\\x00'",
@@ -120,7 +122,7 @@ def _compile_decoder() -> Any:
               "        pos += 1 + n"],
         "o": ["        {v} = data[pos]", "        pos += 1"],
         "t": ["        n, {v} = _pdecode.field_table(data[pos:])", "        pos += n"],
-        "q": ["        ({v},) = _Q.unpack_from(data, pos)", "        pos += 8"],
+        "q": ["        ({v},) = UINT64.unpack_from(data, pos)", "        pos += 8"],
     }
     names = Properties.__struct_fields__
     lines = ["def decode_properties(data, offset):",
