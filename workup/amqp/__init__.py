@@ -33,6 +33,8 @@ correlation_id, reply_to, expiration, message_id, timestamp, type, ...)::
     # amqp.Unroutable (mandatory + no queue) or amqp.PublishNacked. Without confirms it only
     # queues the frames (the writer task sends them with the next batch), and waits for the
     # writer once 4096 frames are queued (backpressure).
+    ok = ch.publish_nowait(b"...", routing_key="workup.jobs")  # never waits: False (nothing
+    # queued) while the channel is not open or in confirm mode; then use publish()
 
 Consume (an async iterator of ``Delivery``: body, properties, routing_key, exchange,
 delivery_tag, redelivered; ``ack()``, ``nack(requeue=True)``, ``reject(requeue=True)`` are
@@ -66,13 +68,13 @@ from ._channel import QueueInfo as QueueInfo
 from ._connection import Connection as Connection
 from ._connection import connect as connect
 from ._consumer import Consumer as Consumer
+from ._delivery import Delivery as Delivery
 from ._core import AMQPError as AMQPError
 from ._core import ChannelClosed as ChannelClosed
 from ._core import ConnectionClosed as ConnectionClosed
 from ._core import ConnectionLost as ConnectionLost
 from ._core import ConnectionParams as ConnectionParams
 from ._core import ConsumerCancelled as ConsumerCancelled
-from ._core import Delivery as Delivery
 from ._core import Properties as Properties
 from ._core import ProtocolError as ProtocolError
 from ._core import PublishError as PublishError

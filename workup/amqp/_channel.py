@@ -17,9 +17,10 @@ from pamqp import commands as C
 
 from ._core._channel import ChannelCore, ChannelState
 from ._consumer import Consumer
+from ._delivery import Delivery
 from ._core._errors import (ChannelClosed, ConnectionLost, ConsumerCancelled, PublishNacked,
                       Unroutable)
-from ._core._message import EMPTY_PROPERTIES, Delivery, Properties, Returned
+from ._core._message import EMPTY_PROPERTIES, Properties, Returned
 from ._core._protocol import ConnectionCore
 from ._core._topology import Topology
 from ._waiter import Waiter

@@ -23,6 +23,7 @@ from ._core._events import (Blocked, ChannelClosedByBroker, ConnectionClosedByBr
                       Unblocked)
 from ._core._params import ConnectionParams, parse_url
 from ._core._protocol import ConnectionCore
+from ._delivery import Delivery
 from ._tls import client_context
 from ._core._topology import Topology
 
@@ -166,7 +167,7 @@ class Connection:
 
     async def _handshake(self) -> tuple[Stream, ConnectionCore]:
         p = self.params
-        core = ConnectionCore(p, self.name)
+        core = ConnectionCore(p, self.name, delivery_type=Delivery)
         with trio.fail_after(p.connect_timeout):
             try:
                 tcp = await trio.open_tcp_stream(p.host, p.port)
@@ -388,7 +389,8 @@ class Connection:
                         channel = channels.get(event.channel)
                         if channel is None:
                             continue
-                        delivery = event.delivery
+                        # a Delivery: the core builds the delivery_type we gave it
+                        delivery: Delivery = event.delivery  # type: ignore[assignment]
                         delivery._settler = channel
                         delivery._generation = generation
                         sink = channel._sinks.get(delivery.consumer_tag)

@@ -8,7 +8,7 @@ from typing import Any, Callable, Protocol
 import trio
 
 from ._core._errors import AMQPError
-from ._core._message import Delivery
+from ._delivery import Delivery
 
 __all__ = ["Consumer"]
 

@@ -22,7 +22,8 @@ import trio
 from ._core._errors import ConnectionLost, RpcTimeout, Unroutable
 from ._channel import Channel
 from ._connection import Connection
-from ._core._message import EMPTY_PROPERTIES, Delivery, Properties, Returned
+from ._core._message import EMPTY_PROPERTIES, Properties, Returned
+from ._delivery import Delivery
 
 __all__ = ["RpcClient", "REPLY_TO"]
 

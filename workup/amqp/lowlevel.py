@@ -6,7 +6,8 @@
     sock.send_all(core.data_to_send())
     for event in core.receive_data(sock.recv(65536)): ...   # ConnectionOpened, Delivered, ...
 
-``ACK``/``NACK``/``REJECT`` are the ``kind`` of :meth:`ChannelCore.settle`.
+``ACK``/``NACK``/``REJECT`` are the ``kind`` of :meth:`ChannelCore.settle`; a delivery is a
+plain :class:`RawDelivery` value (``workup.amqp.Delivery`` is the shell's settleable subclass).
 """
 
 from ._core import ACK as ACK
@@ -27,12 +28,13 @@ from ._core import Event as Event
 from ._core import FrameReader as FrameReader
 from ._core import MessageReturned as MessageReturned
 from ._core import MethodReply as MethodReply
+from ._core import RawDelivery as RawDelivery
 from ._core import PublishConfirmed as PublishConfirmed
 from ._core import RequestsAbandoned as RequestsAbandoned
 from ._core import Unblocked as Unblocked
 
 __all__ = [
-    "ACK", "NACK", "REJECT",
+    "ACK", "NACK", "REJECT", "RawDelivery",
     "ChannelCore", "ChannelState", "ConnectionCore", "ConnectionState", "FrameReader",
     # events
     "Blocked", "ChannelClosedByBroker", "ConnectionClosedByBroker", "ConnectionCloseOk",

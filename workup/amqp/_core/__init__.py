@@ -44,8 +44,8 @@ from ._frames import FrameReader as FrameReader
 from ._message import ACK as ACK
 from ._message import NACK as NACK
 from ._message import REJECT as REJECT
-from ._message import Delivery as Delivery
 from ._message import Properties as Properties
+from ._message import RawDelivery as RawDelivery
 from ._message import Returned as Returned
 from ._params import ConnectionParams as ConnectionParams
 from ._params import parse_url as parse_url
@@ -57,8 +57,8 @@ __all__ = [
     "ChannelState", "ConnectionClosed", "ConnectionClosedByBroker", "ConnectionCloseOk",
     "ConnectionCore", "ConnectionLost", "ConnectionOpened", "ConnectionParams",
     "ConnectionState", "ConsumerCancelled", "ConsumerCancelledByBroker", "Delivered",
-    "Delivery", "Event", "FrameReader", "MessageReturned", "MethodReply", "NACK",
+    "Event", "FrameReader", "MessageReturned", "MethodReply", "NACK",
     "Properties", "ProtocolError", "PublishConfirmed", "PublishError", "PublishNacked",
-    "REJECT", "RequestsAbandoned", "Returned", "RpcTimeout", "Unblocked", "Unroutable",
+    "REJECT", "RawDelivery", "RequestsAbandoned", "Returned", "RpcTimeout", "Unblocked", "Unroutable",
     "parse_url",
 ]

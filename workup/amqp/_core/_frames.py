@@ -15,7 +15,7 @@ from pamqp import frame as _pframe
 from pamqp.base import Frame as Method
 
 from ._errors import ProtocolError
-from ._message import (UINT64, Delivery, Properties, decode_properties, encode_properties,
+from ._message import (UINT64, Properties, RawDelivery, decode_properties, encode_properties,
                        encode_shortstr)
 
 __all__ = ["FrameReader", "Method", "METHOD", "HEADER", "BODY", "HEARTBEAT",
@@ -37,13 +37,16 @@ class FrameReader:
     """Accumulates received bytes and cuts them into frames.
 
     ``feed(data)`` returns the complete frames as ``(type, channel, value)`` tuples: for a
-    method frame a pamqp method object (a :class:`Delivery` for ``basic.deliver``), for a
+    method frame a pamqp method object (a ``delivery_type`` instance, by default
+    :class:`RawDelivery`, for ``basic.deliver``), for a
     header ``(body_size, Properties)``, for a body the bytes, for a heartbeat ``None``.
     Anything malformed raises :class:`ProtocolError`; after that the reader is unusable.
     """
 
-    def __init__(self, frame_max: int = 131072) -> None:
+    def __init__(self, frame_max: int = 131072,
+                 delivery_type: type[RawDelivery] = RawDelivery) -> None:
         self.frame_max = frame_max
+        self.delivery_type = delivery_type
         self._buf = bytearray()
 
     def feed(self, data: bytes | bytearray) -> list[tuple[int, int, Any]]:
@@ -67,7 +70,7 @@ class FrameReader:
             payload = bytes(buf[pos + 7:end])
             pos = end + 1
             if ftype == METHOD:
-                frames.append((METHOD, channel, _decode_method(payload)))
+                frames.append((METHOD, channel, _decode_method(payload, self.delivery_type)))
             elif ftype == BODY:
                 frames.append((BODY, channel, payload))
             elif ftype == HEADER:
@@ -81,12 +84,12 @@ class FrameReader:
         return frames
 
 
-def _decode_method(payload: bytes) -> Any:
+def _decode_method(payload: bytes, delivery_type: type[RawDelivery]) -> Any:
     if len(payload) < 4:
         raise ProtocolError("method frame shorter than its method id", 502)
     (index,) = _METHOD_ID.unpack_from(payload)
     if index == _DELIVER_ID:
-        return _decode_deliver(payload)
+        return _decode_deliver(payload, delivery_type)
     cls = _commands.INDEX_MAPPING.get(index)
     if cls is None:
         raise ProtocolError(f"unknown method {index >> 16}.{index & 0xFFFF}", 503)
@@ -98,7 +101,7 @@ def _decode_method(payload: bytes) -> Any:
     return method
 
 
-def _decode_deliver(p: bytes) -> Delivery:
+def _decode_deliver(p: bytes, delivery_type: type[RawDelivery]) -> RawDelivery:
     try:
         end = 5 + p[4]
         consumer_tag = p[5:end].decode()
@@ -114,7 +117,7 @@ def _decode_deliver(p: bytes) -> Delivery:
             raise ValueError("length mismatch")
     except (IndexError, struct.error, UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError(f"malformed Basic.Deliver: {exc}", 502) from None
-    return Delivery(consumer_tag, tag, redelivered, exchange, routing_key)
+    return delivery_type(consumer_tag, tag, redelivered, exchange, routing_key)
 
 
 def _decode_header(payload: bytes) -> tuple[int, Properties]:

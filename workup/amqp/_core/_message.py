@@ -8,7 +8,7 @@ byte-for-byte against pamqp's own ``ContentHeader``.
 from __future__ import annotations
 
 import struct
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 from pamqp import decode as _pdecode  # noqa: F401 - used by the generated decoder
@@ -16,7 +16,8 @@ from pamqp import encode as _pencode
 
 from ._errors import ProtocolError
 
-__all__ = ["Properties", "Delivery", "Returned", "encode_properties", "decode_properties"]
+__all__ = ["Properties", "RawDelivery", "Returned", "ACK", "NACK", "REJECT", "encode_properties",
+           "decode_properties"]
 
 
 class Properties(msgspec.Struct, frozen=True):
@@ -156,21 +157,17 @@ def decode_properties(data: bytes, offset: int) -> Properties:
         raise ProtocolError(f"malformed content header: {exc}", 502) from None
 
 
-class Settler(Protocol):
-    """What a :class:`Delivery` calls to acknowledge itself (the channel that received it)."""
-
-    def _settle(self, delivery: "Delivery", kind: int, requeue: bool) -> None: ...
-
-
+# the ``kind`` of a settlement (:meth:`ChannelCore.settle`)
 ACK, NACK, REJECT = 0, 1, 2
 
 
-class Delivery:
-    """A message delivered to a consumer. ``ack``/``nack``/``reject`` never block (they are
-    queued and written with the next batch; consecutive acks become one ``multiple`` ack)."""
+class RawDelivery:
+    """A message the broker delivered (``basic.deliver`` + header + body), as a plain value.
+    The shell's ``workup.amqp.Delivery`` subclasses it with ``ack``/``nack``/``reject``; a
+    sans-IO user settles with :meth:`ChannelCore.settle` and the ``delivery_tag``."""
 
     __slots__ = ("body", "properties", "exchange", "routing_key", "delivery_tag",
-                 "redelivered", "consumer_tag", "_settler", "_generation", "settled")
+                 "redelivered", "consumer_tag")
 
     def __init__(self, consumer_tag: str, delivery_tag: int, redelivered: bool, exchange: str,
                  routing_key: str) -> None:
@@ -181,25 +178,6 @@ class Delivery:
         self.routing_key = routing_key
         self.body = b""
         self.properties = EMPTY_PROPERTIES
-        self._settler: Settler | None = None
-        self._generation = 0
-        self.settled = False
-
-    def ack(self) -> None:
-        self._settle(ACK, False)
-
-    def nack(self, requeue: bool = True) -> None:
-        self._settle(NACK, requeue)
-
-    def reject(self, requeue: bool = True) -> None:
-        self._settle(REJECT, requeue)
-
-    def _settle(self, kind: int, requeue: bool) -> None:
-        if self.settled:
-            raise RuntimeError(f"delivery {self.delivery_tag} was already acked/nacked/rejected")
-        self.settled = True
-        if self._settler is not None:
-            self._settler._settle(self, kind, requeue)
 
     def __repr__(self) -> str:
         return (f"<Delivery tag={self.delivery_tag} exchange={self.exchange!r} "

@@ -24,6 +24,7 @@ from ._events import (Blocked, ConnectionClosedByBroker, ConnectionCloseOk, Conn
                       Event, Unblocked)
 from ._frames import (HEARTBEAT, HEARTBEAT_FRAME, METHOD, PROTOCOL_HEADER, FrameReader,
                       encode_method)
+from ._message import RawDelivery
 from ._params import ConnectionParams
 
 __all__ = ["ConnectionCore", "ConnectionState", "negotiate"]
@@ -56,7 +57,8 @@ def negotiate(client: int, server: int) -> int:
 
 
 class ConnectionCore:
-    def __init__(self, params: ConnectionParams, name: str | None = None) -> None:
+    def __init__(self, params: ConnectionParams, name: str | None = None, *,
+                 delivery_type: type[RawDelivery] = RawDelivery) -> None:
         self.params = params
         self.state = ConnectionState.AWAIT_START
         self.frame_max = params.frame_max or 131072
@@ -64,7 +66,8 @@ class ConnectionCore:
         self.heartbeat = params.heartbeat
         self.server_properties: dict[str, Any] = {}
         self.channels: dict[int, ChannelCore] = {}
-        self._reader = FrameReader(self.frame_max)
+        # a subclass of RawDelivery: the shell builds its settleable Delivery with no copy
+        self._reader = FrameReader(self.frame_max, delivery_type)
         self._out: list[bytes] = []
         self._name = name
 
@@ -115,7 +118,7 @@ class ConnectionCore:
             raise ValueError(f"channel number {number} outside 1..{self.channel_max}")
         if not self.channel_free(number):
             raise ValueError(f"channel {number} is already in use")
-        channel = ChannelCore(number, self._out, self.frame_max)
+        channel = ChannelCore(number, self._out, self.frame_max, self._reader.delivery_type)
         self.channels[number] = channel
         channel.open(token)
         return channel
