@@ -9,7 +9,8 @@ from pamqp import commands as C
 from pamqp import frame as pframe
 from pamqp import header as pheader
 
-from workup.amqp import ConnectionCore, ConnectionParams, ConnectionOpened
+from workup.amqp import ConnectionParams
+from workup.amqp.lowlevel import ConnectionCore, ConnectionOpened, RawDelivery
 
 
 def frame(method: Any, channel: int = 0) -> bytes:
@@ -43,9 +44,11 @@ def start_frame(mechanisms: str = "PLAIN AMQPLAIN") -> bytes:
 
 
 def open_core(heartbeat: int = 60, frame_max: int = 131072,
-              server_frame_max: int = 131072) -> ConnectionCore:
+              server_frame_max: int = 131072,
+              delivery_type: type[RawDelivery] = RawDelivery) -> ConnectionCore:
     """A core that went through the whole handshake."""
-    core = ConnectionCore(ConnectionParams(heartbeat=heartbeat, frame_max=frame_max))
+    core = ConnectionCore(ConnectionParams(heartbeat=heartbeat, frame_max=frame_max),
+                          delivery_type=delivery_type)
     core.start()
     core.data_to_send()
     core.receive_data(start_frame())

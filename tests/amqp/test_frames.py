@@ -11,9 +11,10 @@ from pamqp import commands as C
 from pamqp import frame as pframe
 from pamqp import header as pheader
 
-from workup.amqp import Delivery, FrameReader, Properties, ProtocolError
-from workup.amqp._frames import BODY, HEADER, HEARTBEAT, METHOD, encode_ack, encode_publish
-from workup.amqp._message import decode_properties, encode_properties
+from workup.amqp import Properties, ProtocolError
+from workup.amqp._core._frames import BODY, HEADER, HEARTBEAT, METHOD, encode_ack, encode_publish
+from workup.amqp._core._message import decode_properties, encode_properties
+from workup.amqp.lowlevel import FrameReader, RawDelivery
 
 from ._wire import content, frame
 
@@ -75,7 +76,7 @@ def test_ack_matches_pamqp() -> None:
 def test_deliver_fast_path_matches_pamqp() -> None:
     data = frame(C.Basic.Deliver("ctag.é", 77, True, "ex", "a.b"), 4)
     [(ftype, channel, value)] = FrameReader().feed(data)
-    assert (ftype, channel, type(value)) == (METHOD, 4, Delivery)
+    assert (ftype, channel, type(value)) == (METHOD, 4, RawDelivery)
     assert (value.consumer_tag, value.delivery_tag, value.redelivered, value.exchange,
             value.routing_key) == ("ctag.é", 77, True, "ex", "a.b")
 

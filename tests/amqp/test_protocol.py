@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 from pamqp import commands as C
 
-from workup.amqp import (ChannelClosedByBroker, RequestsAbandoned, ChannelState, ConnectionClosedByBroker,
-                         ConnectionCore, ConnectionParams, ConsumerCancelledByBroker, Delivered,
-                         MessageReturned, MethodReply, Properties, ProtocolError,
-                         PublishConfirmed)
-from workup.amqp._message import ACK, NACK, REJECT
-from workup.amqp._protocol import ConnectionState, negotiate
+from workup.amqp import ConnectionParams, Delivery, Properties, ProtocolError
+from workup.amqp._core._protocol import negotiate
+from workup.amqp.lowlevel import (ACK, NACK, REJECT, ChannelClosedByBroker, ChannelState,
+                                  ConnectionClosedByBroker, ConnectionCore, ConnectionState,
+                                  ConsumerCancelledByBroker, Delivered, MessageReturned,
+                                  MethodReply, PublishConfirmed, RawDelivery, RequestsAbandoned)
 
 from ._wire import content, frame, open_core, parse, start_frame
 
@@ -162,6 +162,24 @@ def test_empty_body_needs_no_body_frame() -> None:
     _open_channel(core)
     [event] = core.receive_data(content(1, C.Basic.Deliver("ct", 1, False, "", "q"), b""))
     assert event.delivery.body == b""
+
+
+def test_deliveries_are_plain_values_unless_the_shell_asks() -> None:
+    data = content(1, C.Basic.Deliver("ct", 1, False, "", "q"), b"x")
+    core = open_core()
+    _open_channel(core)
+    [event] = core.receive_data(data)
+    assert type(event.delivery) is RawDelivery and not hasattr(event.delivery, "ack")
+    # the shell hands its settleable subclass to the core: built directly, no copy
+    shell = open_core(delivery_type=Delivery)
+    _open_channel(shell)
+    [event] = shell.receive_data(data)
+    delivery = event.delivery
+    assert type(delivery) is Delivery and (delivery.body, delivery.settled) == (b"x", False)
+    delivery.ack()  # no channel attached: only marked
+    assert delivery.settled
+    with pytest.raises(RuntimeError):
+        delivery.nack()
 
 
 @pytest.mark.parametrize("data", [

@@ -1,6 +1,6 @@
 """The topology record replayed after a reconnect (pure bookkeeping)."""
 
-from workup.amqp._topology import Topology
+from workup.amqp._core._topology import Topology
 
 
 def test_steps_in_dependency_order_and_removals() -> None:

@@ -1,9 +1,11 @@
 """WorkUp's AMQP 0-9-1 client for trio (pamqp is the frame codec).
 
-Layers: ``_frames``/``_message`` (wire codec), ``_channel_core``/``_protocol`` (the sans-IO
-state machines: bytes in, events out, bytes to send), and the trio shell ``_connection``/
-``_channel``/``_consumer``/``_rpc`` (one socket, a reader task, a writer task that coalesces
-everything queued into one ``send_all``, heartbeats, reconnect). Only this module is public.
+Layout (trio's): ``_core/`` is the sans-IO half (frames, message codec, the connection and
+channel state machines, events, parameters; bytes in, events out, bytes to send; it never
+imports trio), and ``_connection``/``_channel``/``_consumer``/``_rpc`` are the trio shell
+around it (one socket, a reader task, a writer task that coalesces everything queued into one
+``send_all``, heartbeats, reconnect). Two public faces: this module (the shell API below) and
+``workup.amqp.lowlevel`` (the core's state machines and events).
 
 Connection (reconnects with backoff; channels, QoS, confirm mode, declared exchanges/queues/
 bindings and consumers are restored; raises on the *first* connect failure)::
@@ -31,6 +33,8 @@ correlation_id, reply_to, expiration, message_id, timestamp, type, ...)::
     # amqp.Unroutable (mandatory + no queue) or amqp.PublishNacked. Without confirms it only
     # queues the frames (the writer task sends them with the next batch), and waits for the
     # writer once 4096 frames are queued (backpressure).
+    ok = ch.publish_nowait(b"...", routing_key="workup.jobs")  # never waits: False (nothing
+    # queued) while the channel is not open or in confirm mode; then use publish()
 
 Consume (an async iterator of ``Delivery``: body, properties, routing_key, exchange,
 delivery_tag, redelivered; ``ack()``, ``nack(requeue=True)``, ``reject(requeue=True)`` are
@@ -55,68 +59,36 @@ Errors (all ``amqp.AMQPError``): ``ConnectionClosed``/``ChannelClosed`` carry th
 ``reply_code``/``reply_text``; ``ConnectionLost``; ``ProtocolError`` (malformed frames);
 ``ConsumerCancelled``; ``Unroutable``/``PublishNacked`` (both ``PublishError``); ``RpcTimeout``.
 
-The sans-IO core (``ConnectionCore``, ``ChannelCore``, ``FrameReader`` and the events) is
-exported for tests and tools that bring their own I/O.
+The sans-IO core (``ConnectionCore``, ``ChannelCore``, ``FrameReader`` and the events) is in
+``workup.amqp.lowlevel``, for tests and tools that bring their own I/O.
 """
 
 from ._channel import Channel as Channel
 from ._channel import QueueInfo as QueueInfo
-from ._channel_core import ChannelCore as ChannelCore
-from ._channel_core import ChannelState as ChannelState
 from ._connection import Connection as Connection
 from ._connection import connect as connect
 from ._consumer import Consumer as Consumer
-from ._errors import AMQPError as AMQPError
-from ._errors import ChannelClosed as ChannelClosed
-from ._errors import ConnectionClosed as ConnectionClosed
-from ._errors import ConnectionLost as ConnectionLost
-from ._errors import ConsumerCancelled as ConsumerCancelled
-from ._errors import ProtocolError as ProtocolError
-from ._errors import PublishError as PublishError
-from ._errors import PublishNacked as PublishNacked
-from ._errors import RpcTimeout as RpcTimeout
-from ._errors import Unroutable as Unroutable
-from ._events import Blocked as Blocked
-from ._events import ChannelClosedByBroker as ChannelClosedByBroker
-from ._events import ConnectionClosedByBroker as ConnectionClosedByBroker
-from ._events import ConnectionCloseOk as ConnectionCloseOk
-from ._events import ConnectionOpened as ConnectionOpened
-from ._events import ConsumerCancelledByBroker as ConsumerCancelledByBroker
-from ._events import Delivered as Delivered
-from ._events import Event as Event
-from ._events import MessageReturned as MessageReturned
-from ._events import MethodReply as MethodReply
-from ._events import PublishConfirmed as PublishConfirmed
-from ._events import RequestsAbandoned as RequestsAbandoned
-from ._events import Unblocked as Unblocked
-from ._frames import FrameReader as FrameReader
-from ._message import Delivery as Delivery
-from ._message import Properties as Properties
-from ._message import Returned as Returned
-from ._params import ConnectionParams as ConnectionParams
-from ._params import parse_url as parse_url
-from ._protocol import ConnectionCore as ConnectionCore
+from ._delivery import Delivery as Delivery
+from ._core import AMQPError as AMQPError
+from ._core import ChannelClosed as ChannelClosed
+from ._core import ConnectionClosed as ConnectionClosed
+from ._core import ConnectionLost as ConnectionLost
+from ._core import ConnectionParams as ConnectionParams
+from ._core import ConsumerCancelled as ConsumerCancelled
+from ._core import Properties as Properties
+from ._core import ProtocolError as ProtocolError
+from ._core import PublishError as PublishError
+from ._core import PublishNacked as PublishNacked
+from ._core import Returned as Returned
+from ._core import RpcTimeout as RpcTimeout
+from ._core import Unroutable as Unroutable
+from ._core import parse_url as parse_url
 from ._rpc import REPLY_TO as REPLY_TO
 from ._rpc import RpcClient as RpcClient
 
 __all__ = [
-    "AMQPError", "Channel", "ChannelClosed", "ChannelCore", "ChannelState", "Connection",
-    "ConnectionClosed", "ConnectionCore", "ConnectionLost", "ConnectionParams", "Consumer",
-    "ConsumerCancelled", "Delivery", "FrameReader", "Properties", "ProtocolError",
-    "PublishError", "PublishNacked", "QueueInfo", "REPLY_TO", "Returned", "RpcClient",
-    "RpcTimeout", "Unroutable", "connect", "parse_url",
-    # sans-IO events
-    "Blocked",
-    "ChannelClosedByBroker",
-    "ConnectionClosedByBroker",
-    "ConnectionCloseOk",
-    "ConnectionOpened",
-    "ConsumerCancelledByBroker",
-    "Delivered",
-    "Event",
-    "MessageReturned",
-    "MethodReply",
-    "PublishConfirmed",
-    "RequestsAbandoned",
-    "Unblocked",
+    "AMQPError", "Channel", "ChannelClosed", "Connection", "ConnectionClosed", "ConnectionLost",
+    "ConnectionParams", "Consumer", "ConsumerCancelled", "Delivery", "Properties",
+    "ProtocolError", "PublishError", "PublishNacked", "QueueInfo", "REPLY_TO", "Returned",
+    "RpcClient", "RpcTimeout", "Unroutable", "connect", "parse_url",
 ]

@@ -9,23 +9,23 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 
 import msgspec
 import trio
 from pamqp import commands as C
 
-from ._channel_core import ChannelCore, ChannelState
+from ._core._channel import ChannelCore, ChannelState
 from ._consumer import Consumer
-from ._errors import (ChannelClosed, ConnectionLost, ConsumerCancelled, PublishNacked,
+from ._delivery import Delivery
+from ._core._errors import (ChannelClosed, ConnectionLost, ConsumerCancelled, PublishNacked,
                       Unroutable)
-from ._message import EMPTY_PROPERTIES, Delivery, Properties, Returned
+from ._core._message import EMPTY_PROPERTIES, Properties, Returned
+from ._core._protocol import ConnectionCore
+from ._core._topology import Topology
 from ._waiter import Waiter
 
-if TYPE_CHECKING:
-    from ._connection import Connection
-
-__all__ = ["Channel", "QueueInfo"]
+__all__ = ["Channel", "QueueInfo", "Link"]
 
 log = logging.getLogger("workup.amqp")
 _tags = itertools.count(1)
@@ -47,8 +47,25 @@ class QueueInfo:
                f"consumers={self.consumer_count})"
 
 
+class Link(Protocol):
+    """What a channel needs from its connection (``Connection`` is the one implementation; a
+    protocol rather than an import keeps ``_connection`` -> ``_channel`` one-way)."""
+
+    reconnect: bool
+    _up: bool
+    _closing: bool
+    _generation: int
+    _topology: Topology
+
+    async def _wait_up(self) -> ConnectionCore: ...
+    def _require_core(self) -> ConnectionCore: ...
+    def _wake(self) -> None: ...
+    async def _backpressure(self) -> None: ...
+    def _forget_channel(self, channel: "Channel") -> None: ...
+
+
 class Channel:
-    def __init__(self, connection: "Connection", number: int, confirms: bool) -> None:
+    def __init__(self, connection: Link, number: int, confirms: bool) -> None:
         self.connection = connection
         self.number = number
         self.confirms = confirms
@@ -61,6 +78,11 @@ class Channel:
         self._closed = False
         self.on_return: Callable[[Returned], None] | None = None
         self._gone_hooks: list[Callable[[BaseException, bool], None]] = []
+
+    def add_gone_callback(self, hook: Callable[[BaseException, bool], None]) -> None:
+        """Call ``hook(error, fatal)`` each time the broker channel under this handle goes
+        (``fatal``: for good; otherwise a reconnect re-opens it)."""
+        self._gone_hooks.append(hook)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -227,9 +249,11 @@ class Channel:
                 if self._confirm_waiters.get(seq) is waiter:
                     del self._confirm_waiters[seq]
 
-    def _publish_nowait(self, body: bytes, exchange: str, routing_key: str,
-                        properties: Properties, mandatory: bool) -> bool:
-        """Queue a publish without confirm if the channel is open now; False otherwise."""
+    def publish_nowait(self, body: bytes, *, routing_key: str = "", exchange: str = "",
+                       properties: Properties = EMPTY_PROPERTIES,
+                       mandatory: bool = False) -> bool:
+        """Queue a publish for the writer if the channel is open now and not in confirm mode
+        (never waits); ``False`` if not, and nothing was queued (then use :meth:`publish`)."""
         core = self._core
         if core is None or core.state is not _OPEN or not self.connection._up \
                 or core.confirm_mode:
@@ -254,14 +278,11 @@ class Channel:
     # -- consume -----------------------------------------------------------------------------
 
     async def consume(self, queue: str, *, no_ack: bool = False, exclusive: bool = False,
-                      consumer_tag: str | None = None,
-                      arguments: dict[str, Any] | None = None) -> Consumer:
-        return await self._consume(queue, no_ack=no_ack, exclusive=exclusive,
-                                   consumer_tag=consumer_tag, arguments=arguments)
-
-    async def _consume(self, queue: str, *, no_ack: bool = False, exclusive: bool = False,
-                       consumer_tag: str | None = None, arguments: dict[str, Any] | None = None,
-                       sink: Callable[[Delivery], None] | None = None) -> Consumer:
+                      consumer_tag: str | None = None, arguments: dict[str, Any] | None = None,
+                      sink: Callable[[Delivery], None] | None = None) -> Consumer:
+        """``basic.consume``; iterate the returned :class:`Consumer`. With ``sink`` the reader
+        task hands each delivery to ``sink`` instead (it must not block; the RPC client's
+        replies go straight to the waiting call this way) and the consumer only cancels."""
         tag = consumer_tag or f"workup.{self.number}.{next(_tags)}"
         consumer = Consumer(self, queue, tag, no_ack, exclusive, arguments)
         if sink is not None:
@@ -292,7 +313,7 @@ class Channel:
             self._consumers.pop(tag, None)
             self._sinks.pop(tag, None)
 
-    # -- called by the connection ------------------------------------------------------------
+    # -- called by the connection (its reader task, its restore after a reconnect) -----------
 
     def _settle(self, delivery: Delivery, kind: int, requeue: bool) -> None:
         core = self._core
@@ -355,6 +376,31 @@ class Channel:
         self._core = None
         for hook in self._gone_hooks:
             hook(error, fatal)
+
+    async def _replay(self, method: Any) -> Any:
+        """One topology step on the connection's replay channel, (re-)opened if an earlier
+        step closed it: a step the broker refuses closes only this channel."""
+        core = self._core
+        if core is None or core.state is not _OPEN:
+            await self._open()
+            core = self._core
+            assert core is not None
+        try:
+            return await self._sync(core, method)
+        except ChannelClosed:
+            self._core = None
+            raise
+
+    async def _end_replay(self, close: Any) -> None:
+        core = self._core
+        if core is not None and core.state is _OPEN:
+            await self._sync(core, close)
+
+    def _rename_queue(self, old: str, new: str) -> None:
+        """A server-named queue got a new name when the reconnect declared it again."""
+        for consumer in self._consumers.values():
+            if consumer.queue == old:
+                consumer.queue = new
 
     async def _restore_consumers(self) -> None:
         """After a reconnect (channel open again, topology restored): consume again."""

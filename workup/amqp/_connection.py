@@ -1,6 +1,7 @@
 """The trio shell around :class:`ConnectionCore`: a socket, a reader task, a writer task
 that sends everything queued since its last write in one ``send_all``, a heartbeat task,
-and a supervisor that reconnects with backoff and restores channels, topology and consumers.
+and a supervisor that reconnects with backoff and restores channels, topology and consumers
+(:meth:`Connection._restore`, before the new session counts as up).
 """
 
 from __future__ import annotations
@@ -9,30 +10,32 @@ import logging
 import random
 import ssl
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Union
+from typing import Any, AsyncIterator, Awaitable, Callable, Union
 
 import trio
+from pamqp import commands as C
 
 from ._channel import Channel
-from ._errors import AMQPError, ChannelClosed, ConnectionClosed, ConnectionLost, ProtocolError
-from ._events import (Blocked, ChannelClosedByBroker, ConnectionClosedByBroker,
+from ._core._errors import AMQPError, ChannelClosed, ConnectionClosed, ConnectionLost, ProtocolError
+from ._core._events import (Blocked, ChannelClosedByBroker, ConnectionClosedByBroker,
                       ConnectionCloseOk, ConnectionOpened, ConsumerCancelledByBroker, Delivered,
                       MessageReturned, MethodReply, PublishConfirmed, RequestsAbandoned,
                       Unblocked)
-from ._params import ConnectionParams, parse_url
-from ._protocol import ConnectionCore
-from ._restore import restore as restore_session
+from ._core._params import ConnectionParams, parse_url
+from ._core._protocol import ConnectionCore
+from ._delivery import Delivery
 from ._tls import client_context
-from ._topology import Topology
+from ._core._topology import Topology
 
 __all__ = ["Connection", "connect"]
 
 log = logging.getLogger("workup.amqp")
-Stream = Union[trio.SocketStream, trio.SSLStream]   # amqp:// or amqps://
+Stream = Union[trio.SocketStream, "trio.SSLStream[trio.SocketStream]"]   # amqp:// or amqps://
 
 # broker connection.close codes after which reconnecting makes sense (320 CONNECTION_FORCED:
 # an operator or a node shutdown closed us); others (403, 530, 50x) would fail again
 RECONNECT_CODES = frozenset({320})
+_REPLAY_CLOSE = C.Channel.Close(200, "topology restored", 0, 0)
 
 
 @asynccontextmanager
@@ -95,10 +98,7 @@ class Connection:
     async def channel(self, *, confirms: bool = False, prefetch: int | None = None) -> Channel:
         """Open a channel; ``confirms`` turns on publisher confirms (publish waits for them)."""
         core = await self._wait_up()
-        number = next((n for n in range(1, core.channel_max + 1)
-                       if n not in self._channels and core.channel_free(n)), None)
-        if number is None:
-            raise AMQPError(f"all {core.channel_max} channels of the connection are in use")
+        number = self._free_channel_number(core)
         channel = Channel(self, number, confirms)
         self._channels[number] = channel
         try:
@@ -167,14 +167,13 @@ class Connection:
 
     async def _handshake(self) -> tuple[Stream, ConnectionCore]:
         p = self.params
-        core = ConnectionCore(p, self.name)
+        core = ConnectionCore(p, self.name, delivery_type=Delivery)
         with trio.fail_after(p.connect_timeout):
             try:
-                stream: Stream = await trio.open_tcp_stream(p.host, p.port)
+                tcp = await trio.open_tcp_stream(p.host, p.port)
             except OSError as exc:
                 raise ConnectionLost(f"cannot connect to {p.host}:{p.port}: {exc}") from None
-            if p.tls:
-                stream = await self._start_tls(stream)
+            stream: Stream = await self._start_tls(tcp) if p.tls else tcp
             try:
                 core.start()
                 while True:
@@ -202,7 +201,7 @@ class Connection:
                     await _abort(stream, core)
                 raise
 
-    async def _start_tls(self, tcp: trio.SocketStream) -> trio.SSLStream:
+    async def _start_tls(self, tcp: trio.SocketStream) -> "trio.SSLStream[trio.SocketStream]":
         p = self.params
         if self._tls is None:
             self._tls = client_context(p)
@@ -229,7 +228,7 @@ class Connection:
                 nursery.start_soon(self._heartbeat, core)
                 if restore:
                     try:
-                        await restore_session(self)
+                        await self._restore()
                     except (AMQPError, trio.TooSlowError) as exc:
                         self._lose(ConnectionLost(f"restoring after reconnect failed: {exc}"))
                 if self._lost is None:
@@ -251,6 +250,44 @@ class Connection:
         else:
             for channel in list(self._channels.values()):
                 channel._on_gone(ConnectionLost(str(error)), fatal=False)
+
+    # -- restore after a reconnect ----------------------------------------------------------
+
+    async def _restore(self, timeout: float = 30.0) -> None:
+        """Re-open the channels, declare the recorded topology again, then re-register the
+        consumers (their queues exist again by then)."""
+        with trio.fail_after(timeout):
+            channels = sorted(self._channels.values(), key=lambda c: c.number)
+            for channel in channels:
+                await channel._open()
+            await self._replay_topology()
+            for channel in channels:
+                await channel._restore_consumers()
+
+    async def _replay_topology(self) -> None:
+        """Declare again what was declared, on a channel of its own (a step the broker now
+        refuses closes only that channel: it is logged and the replay goes on)."""
+        replay = Channel(self, self._free_channel_number(self._require_core()), confirms=False)
+        # not registered in self._channels: invisible to users and to the reader's routing
+        for kind in ("exchange", "queue", "bind"):
+            for _, key, kw in self._topology.steps(kind):
+                try:
+                    reply = await replay._replay(_declare_method(kind, key, kw))
+                except ChannelClosed as exc:
+                    log.error("could not restore %s %r after reconnect: %s", kind, key, exc)
+                    continue
+                if kind == "queue" and kw["queue"] == "":  # server-named: it has a new name
+                    self._topology.rename_queue(key, reply.queue)
+                    for channel in self._channels.values():
+                        channel._rename_queue(key, reply.queue)
+        await replay._end_replay(_REPLAY_CLOSE)
+
+    def _free_channel_number(self, core: ConnectionCore) -> int:
+        number = next((n for n in range(1, core.channel_max + 1)
+                       if n not in self._channels and core.channel_free(n)), None)
+        if number is None:
+            raise AMQPError(f"all {core.channel_max} channels of the connection are in use")
+        return number
 
     def _set_up(self) -> None:
         self._up = True
@@ -312,7 +349,7 @@ class Connection:
             self._drained.set()
             self._drained = None
 
-    def _spawn(self, fn: Any) -> None:
+    def start_soon(self, fn: Callable[[], Awaitable[object]]) -> None:
         """Run a helper task (e.g. an RPC client's timer) for the life of the connection."""
         if self._nursery is None:
             raise RuntimeError("the connection is not running (use `async with connect()`)")
@@ -352,7 +389,8 @@ class Connection:
                         channel = channels.get(event.channel)
                         if channel is None:
                             continue
-                        delivery = event.delivery
+                        # a Delivery: the core builds the delivery_type we gave it
+                        delivery: Delivery = event.delivery  # type: ignore[assignment]
                         delivery._settler = channel
                         delivery._generation = generation
                         sink = channel._sinks.get(delivery.consumer_tag)
@@ -442,6 +480,21 @@ def _fail_requests(core: ConnectionCore, error: BaseException) -> None:
 def _cause(exc: BaseException) -> BaseException:
     """What broke a stream: trio's BrokenResourceError wraps the OS or TLS error."""
     return exc.__cause__ if isinstance(exc, trio.BrokenResourceError) and exc.__cause__ else exc
+
+
+def _declare_method(kind: str, key: Any, kw: dict[str, Any]) -> Any:
+    """The declare (or bind) method that replays one recorded :class:`Topology` step."""
+    if kind == "exchange":
+        return C.Exchange.Declare(exchange=key, exchange_type=kw["type"], durable=kw["durable"],
+                                  auto_delete=kw["auto_delete"], internal=kw["internal"],
+                                  arguments=kw["arguments"])
+    if kind == "queue":
+        return C.Queue.Declare(queue=kw["queue"], durable=kw["durable"],
+                               exclusive=kw["exclusive"], auto_delete=kw["auto_delete"],
+                               arguments=kw["arguments"])
+    queue, exchange, routing_key = key
+    return C.Queue.Bind(queue=queue, exchange=exchange, routing_key=routing_key,
+                        arguments=kw["arguments"])
 
 
 async def _abort(stream: Stream, core: ConnectionCore | None) -> None:

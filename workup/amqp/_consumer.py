@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 
 import trio
 
-from ._errors import AMQPError
-from ._message import Delivery
-
-if TYPE_CHECKING:
-    from ._channel import Channel
+from ._core._errors import AMQPError
+from ._delivery import Delivery
 
 __all__ = ["Consumer"]
+
+
+class _Cancels(Protocol):
+    """What a consumer needs from its channel (a protocol rather than an import keeps
+    ``_channel`` -> ``_consumer`` one-way)."""
+
+    async def _cancel(self, consumer: "Consumer") -> None: ...
 
 
 class Consumer:
@@ -24,7 +28,7 @@ class Consumer:
     :class:`ConnectionClosed` when the broker or the connection ends it.
     """
 
-    def __init__(self, channel: "Channel", queue: str, tag: str, no_ack: bool,
+    def __init__(self, channel: _Cancels, queue: str, tag: str, no_ack: bool,
                  exclusive: bool, arguments: dict[str, Any] | None) -> None:
         self.channel = channel
         self.queue = queue

@@ -13,18 +13,17 @@ import heapq
 import itertools
 import math
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 import outcome
 import trio
 
-from ._errors import ConnectionLost, RpcTimeout, Unroutable
-from ._message import EMPTY_PROPERTIES, Delivery, Properties, Returned
-
-if TYPE_CHECKING:
-    from ._channel import Channel
-    from ._connection import Connection
+from ._core._errors import ConnectionLost, RpcTimeout, Unroutable
+from ._channel import Channel
+from ._connection import Connection
+from ._core._message import EMPTY_PROPERTIES, Properties, Returned
+from ._delivery import Delivery
 
 __all__ = ["RpcClient", "REPLY_TO"]
 
@@ -38,7 +37,7 @@ _Entry = list[Any]
 class RpcClient:
     """Calls over one channel of ``connection``. Create with :meth:`open`."""
 
-    def __init__(self, channel: "Channel") -> None:
+    def __init__(self, channel: Channel) -> None:
         self.channel = channel
         self._waiting: dict[str, _Entry] = {}
         self._deadlines: list[_Entry] = []
@@ -50,14 +49,14 @@ class RpcClient:
         self._prefix = f"{os.getpid():x}.{next(_prefixes)}."
 
     @classmethod
-    async def open(cls, connection: "Connection") -> "RpcClient":
+    async def open(cls, connection: Connection) -> "RpcClient":
         channel = await connection.channel()
         client = cls(channel)
         channel.on_return = client._on_return
-        channel._gone_hooks.append(client._on_channel_gone)
+        channel.add_gone_callback(client._on_channel_gone)
         # replies go straight to the waiting call, not through a consumer buffer
-        await channel._consume(REPLY_TO, no_ack=True, sink=client._on_reply)
-        connection._spawn(client._timer)
+        await channel.consume(REPLY_TO, no_ack=True, sink=client._on_reply)
+        connection.start_soon(client._timer)
         return client
 
     async def call(self, routing_key: str, body: bytes, *, exchange: str = "",
@@ -77,7 +76,8 @@ class RpcClient:
                                                  reply_to=REPLY_TO)
         deadline = trio.current_time() + timeout
         channel = self.channel
-        if not channel._publish_nowait(body, exchange, routing_key, properties, mandatory):
+        if not channel.publish_nowait(body, exchange=exchange, routing_key=routing_key,
+                                      properties=properties, mandatory=mandatory):
             with trio.move_on_at(deadline):  # not connected: wait for the reconnect
                 await channel.publish(body, exchange=exchange, routing_key=routing_key,
                                       properties=properties, mandatory=mandatory)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ssl
 
-from ._params import ConnectionParams
+from ._core._params import ConnectionParams
 
 __all__ = ["client_context"]
 

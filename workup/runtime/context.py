@@ -9,7 +9,7 @@ from typing import Any, Sequence
 from ..transport.envelope import SERVICE_CALLER, Caller, Event, reply_body
 from ..problems import ProblemError
 from ..settings import Settings
-from ..transport import DeadlineExceeded, NoResponder
+from ..transport import DeadlineExceeded, NoResponder, ServiceBus
 
 __all__ = ["ProcessRuntime", "RequestContext"]
 
@@ -20,7 +20,7 @@ class ProcessRuntime:
 
     __slots__ = ("deps", "settings", "transport", "service")
 
-    def __init__(self, service: str, settings: Settings, transport: Any) -> None:
+    def __init__(self, service: str, settings: Settings, transport: ServiceBus) -> None:
         self.service = service
         self.settings = settings
         self.transport = transport

@@ -28,6 +28,7 @@ from .hotswap import HotSwapError, compile_handler
 from .registry import CommandTable
 from .context import ProcessRuntime
 from .service import Service
+from ..transport import ControlSource, Transport, WorkSource
 
 __all__ = ["serve_service", "Instance", "run_control", "HOST"]
 
@@ -38,7 +39,7 @@ _ENCODE_REPLY = msgspec.json.Encoder().encode
 
 
 class Instance:
-    def __init__(self, service: Service[Any], settings: Settings, transport: Any, *,
+    def __init__(self, service: Service[Any], settings: Settings, transport: Transport, *,
                  concurrency: int = 64, grace: float = 30.0, supervisor: int | None = None,
                  control_secret: str | None = None) -> None:
         self.service = service
@@ -63,7 +64,7 @@ class Instance:
         self.start_error: str | None = None
         self.threads_set = False
         self._changed = trio.Event()
-        self._source: Any = None
+        self._source: WorkSource | None = None
         self._workers: trio.Nursery | None = None
         self._loops = 0
 
@@ -185,7 +186,7 @@ class Instance:
             await trio.sleep(delay)
             delay = min(delay * 2, 30.0)
 
-    async def _work_loop(self, source: Any) -> None:
+    async def _work_loop(self, source: WorkSource) -> None:
         table, rt, limiter, now = self.table, self.rt, self.limiter, time.time
         while True:
             try:
@@ -209,14 +210,14 @@ class Instance:
             self.handled += 1
             await self._settle(source, d, reply)
 
-    async def _settle(self, source: Any, d: Any, reply: Any) -> None:
+    async def _settle(self, source: WorkSource, d: Any, reply: Any) -> None:
         try:
             await source.settle(d, reply)
         except Exception as exc:  # the broker connection went away: it will redeliver
             log.warning("%s: could not answer/ack request %s: %s", self.name, d.request_id, exc)
 
     # -- control (what each command means: runtime/control.py CONTROL) -----------------------
-    async def _control_loop(self, control: Any) -> None:
+    async def _control_loop(self, control: ControlSource) -> None:
         await run_control(control, self.verifier, self.name, self._apply, self.status)
 
     def status(self) -> InstanceStatus:
@@ -304,7 +305,7 @@ class Instance:
         await resize(n)
 
 
-async def run_control(control: Any, verifier: Verifier, name: str,
+async def run_control(control: ControlSource, verifier: Verifier, name: str,
                       apply: Callable[[ControlMessage], Awaitable[str | None]],
                       status: Callable[[], InstanceStatus]) -> None:
     """Verify, apply and answer control messages one at a time, in arrival order. ``apply``
@@ -333,7 +334,7 @@ async def run_control(control: Any, verifier: Verifier, name: str,
             await control.reply(d, reply(True, detail))
 
 
-async def serve_service(service: Service[Any], settings: Settings, transport: Any, *,
+async def serve_service(service: Service[Any], settings: Settings, transport: Transport, *,
                         concurrency: int = 64, grace: float = 30.0, supervisor: int | None = None,
                         control_secret: str | None = None, replay: Sequence[ControlMessage] = (),
                         task_status: trio.TaskStatus[Instance] = trio.TASK_STATUS_IGNORED) -> None:

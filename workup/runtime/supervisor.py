@@ -16,7 +16,8 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Callable
 
 import msgspec
 import trio
@@ -24,6 +25,7 @@ import trio
 from .child import ChildSpec
 from .control import ControlMessage, InstanceStatus, Verifier, apply_in_supervisor, control_key, sticky_key
 from .instance import HOST, run_control
+from ..transport import ControlSource, Server
 
 __all__ = ["Supervisor", "backoff_delay"]
 
@@ -50,7 +52,8 @@ class _Slot:
 
 
 class Supervisor:
-    def __init__(self, spec: ChildSpec, processes: int, *, connect: Callable[[], Any],
+    def __init__(self, spec: ChildSpec, processes: int, *,
+                 connect: Callable[[], AbstractAsyncContextManager[Server]],
                  python: str = sys.executable) -> None:
         self.spec = spec
         self.target = processes
@@ -178,7 +181,7 @@ class Supervisor:
                     await self.stop()
                     nursery.cancel_scope.cancel()
 
-    async def _control(self, control: Any) -> None:
+    async def _control(self, control: ControlSource) -> None:
         await run_control(control, self.verifier, f"{self.spec.service} supervisor", self._apply,
                           self.status)
 

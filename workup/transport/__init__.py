@@ -9,12 +9,14 @@ deadline, reply). Nothing above this layer knows which implementation it has.
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from typing import Any, AsyncIterator, Protocol
 
 from .envelope import Caller, Event, Reply
 
-__all__ = ["RpcClient", "EventPublisher", "EventSource", "DeadlineExceeded", "NoResponder",
-           "LocalTransport", "AmqpTransport"]
+__all__ = ["RpcClient", "EventPublisher", "EventSource", "ServiceBus", "Request", "WorkSource",
+           "ControlRequest", "ControlSource", "Server", "Transport", "DeadlineExceeded",
+           "NoResponder", "LocalTransport", "AmqpTransport"]
 
 
 class DeadlineExceeded(Exception):
@@ -25,8 +27,10 @@ class NoResponder(Exception):
     """The call could not be delivered (no queue/consumer, or the service is frozen: 503)."""
 
 
+# -- client side: the gateway, and services calling each other ------------------------------
+
 class RpcClient(Protocol):
-    async def call(self, command: str, request: Any, *, caller: Caller, timeout: float,
+    async def call(self, command: str, request: object, *, caller: Caller, timeout: float,
                    request_id: str | None = None) -> Reply:
         """Send ``request`` (a msgspec struct) as ``command`` (``"jobs.CreateJob"``) and wait for
         the reply. Raises :class:`DeadlineExceeded` after ``timeout`` seconds."""
@@ -41,6 +45,79 @@ class EventSource(Protocol):
     def subscribe(self) -> AsyncIterator[Event]:
         """Every event published from now on (the gateway fans them out to WebSockets)."""
         ...
+
+
+class ServiceBus(RpcClient, EventPublisher, Protocol):
+    """What a running service's handlers use: calls to other services, and events."""
+
+
+# -- server side: what an instance of a service consumes (hypercorn's typing.py seam) --------
+
+class Request(Protocol):
+    """One unit of work as a :class:`WorkSource` hands it out (the envelope, read from the
+    transport's own metadata, and the msgpack body)."""
+
+    @property
+    def command(self) -> str: ...
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def caller(self) -> Caller: ...
+    @property
+    def deadline(self) -> float: ...
+    @property
+    def request_id(self) -> str: ...
+
+
+class WorkSource(Protocol):
+    """A service's work queue, shared by the instance's pool of worker loops."""
+
+    async def receive(self) -> Request:
+        """The next request; raises ``trio.EndOfChannel`` once :meth:`close` was called and
+        nothing received is left."""
+        ...
+
+    async def settle(self, request: Request, reply: Reply | None) -> None:
+        """Answer ``request`` (a :class:`Request` this source handed out; ``None``: no answer,
+        e.g. it expired) and acknowledge it: after this it is never delivered again."""
+        ...
+
+    async def set_prefetch(self, n: int) -> None:
+        """How many requests may be handed out and not yet settled."""
+        ...
+
+    async def close(self) -> None:
+        """Stop taking new work; what was already received still comes out of :meth:`receive`."""
+        ...
+
+
+class ControlRequest(Protocol):
+    """A signed control message as a :class:`ControlSource` hands it out."""
+
+    @property
+    def payload(self) -> bytes: ...
+
+
+class ControlSource(Protocol):
+    """The control messages broadcast to every instance of a service."""
+
+    async def receive(self) -> ControlRequest: ...
+
+    async def reply(self, request: ControlRequest, payload: bytes) -> None:
+        """Answer ``request`` (one this source handed out) to whoever broadcast it."""
+        ...
+
+
+class Server(Protocol):
+    """The server half of a transport: a service's work queue and its control channel."""
+
+    def consume(self, service: str, prefetch: int) -> AbstractAsyncContextManager[WorkSource]: ...
+
+    def control(self, service: str) -> AbstractAsyncContextManager[ControlSource]: ...
+
+
+class Transport(ServiceBus, Server, Protocol):
+    """What an instance of a service runs on: both halves (``LocalTransport``, ``AmqpTransport``)."""
 
 
 def __getattr__(name: str) -> Any:

@@ -3,7 +3,8 @@
 A request is a msgpack-encoded command struct plus an :class:`Envelope` of metadata. Over AMQP the
 metadata travels in the message properties: ``type`` = :attr:`Envelope.command` (``"jobs.CreateJob"``),
 ``message_id`` = request id, ``correlation_id``/``reply_to`` for the reply, and the headers
-``caller``, ``role`` and ``deadline`` (see :func:`to_headers`/:func:`from_headers`). A reply is a
+``caller``, ``role`` and ``deadline`` (see :func:`to_headers`/:func:`from_headers`, which
+``transport/rabbitmq.py`` uses on every call and every received request). A reply is a
 msgpack :class:`Reply`: a status code and a **JSON** body (the reply is usually bound for HTTP, so
 the gateway passes it through untouched; money is written as exact JSON numbers), which for
 ``status >= 400`` is a :class:`~workup.problems.Problem`. Structs use ``rename="camel"`` so the
@@ -14,19 +15,23 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Literal
+from typing import Any, Literal, cast, get_args
 
 import msgspec
 
 from ..problems import Problem, ProblemError
 
 __all__ = [
-    "Role", "Caller", "Envelope", "Reply", "Event", "SERVICE_CALLER",
+    "Role", "ROLES", "Caller", "ANONYMOUS", "Envelope", "Reply", "Event", "SERVICE_CALLER",
+    "DEFAULT_TIMEOUT",
     "encode", "decode", "encode_json", "reply_body", "ok_reply", "problem_reply", "raise_for_problem",
     "to_headers", "from_headers", "new_request_id", "command_name",
 ]
 
 Role = Literal["CLIENT", "FREELANCER", "ADMIN", "SERVICE"]
+ROLES: frozenset[str] = frozenset(get_args(Role))
+# seconds a request that arrives without a deadline header may take
+DEFAULT_TIMEOUT = 30.0
 
 
 class Caller(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -38,6 +43,7 @@ class Caller(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 SERVICE_CALLER = Caller(user_id=None, role="SERVICE")
+ANONYMOUS = Caller()
 
 
 class Envelope(msgspec.Struct, frozen=True):
@@ -110,6 +116,8 @@ def new_request_id() -> str:
 
 
 def to_headers(env: Envelope) -> dict[str, Any]:
+    """The AMQP headers that carry ``env``'s caller and deadline (the command and the request id
+    travel in the ``type`` and ``message_id`` properties)."""
     return {
         "caller": env.caller.user_id or "",
         "role": env.caller.role or "",
@@ -118,13 +126,17 @@ def to_headers(env: Envelope) -> dict[str, Any]:
 
 
 def from_headers(command: str, request_id: str | None, headers: dict[str, Any] | None) -> Envelope:
+    """The inverse of :func:`to_headers`. Runs for every received request: a role outside
+    :data:`ROLES` is dropped (headers come from the wire), a missing deadline means
+    :data:`DEFAULT_TIMEOUT` from now, a missing request id gets a new one."""
     h = headers or {}
-    role = h.get("role") or None
-    if role not in (None, "CLIENT", "FREELANCER", "ADMIN", "SERVICE"):
-        role = None
+    user = h.get("caller") or None
+    role = h.get("role")
+    role = role if type(role) is str and role in ROLES else None
+    deadline = h.get("deadline")
     return Envelope(
         command=command,
-        caller=Caller(user_id=h.get("caller") or None, role=role),
-        deadline=float(h.get("deadline") or (time.time() + 30.0)),
+        caller=Caller(user, cast(Role, role)) if (user or role) else ANONYMOUS,
+        deadline=float(deadline) if deadline else time.time() + DEFAULT_TIMEOUT,
         request_id=request_id or new_request_id(),
     )

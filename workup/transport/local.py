@@ -12,12 +12,12 @@ import math
 import time
 from collections import deque
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable, cast
 
 import trio
 
 from .envelope import Caller, Event, Reply, encode, new_request_id
-from . import DeadlineExceeded, NoResponder
+from . import ControlRequest, DeadlineExceeded, NoResponder, Request
 
 __all__ = ["LocalTransport"]
 
@@ -82,7 +82,8 @@ class LocalWorkSource:
                 continue
             await q.lot.park()
 
-    async def settle(self, delivery: LocalDelivery, reply: Reply | None) -> None:
+    async def settle(self, request: Request, reply: Reply | None) -> None:
+        delivery = cast(LocalDelivery, request)  # a source settles only what it handed out
         self.unsettled.discard(delivery)
         pending = delivery._pending
         if pending is not None and reply is not None:
@@ -114,7 +115,8 @@ class LocalControlSource:
     async def receive(self) -> ControlDelivery:
         return await self._receive.receive()
 
-    async def reply(self, delivery: ControlDelivery, payload: bytes) -> None:
+    async def reply(self, request: ControlRequest, payload: bytes) -> None:
+        delivery = cast(ControlDelivery, request)  # a source answers only what it handed out
         if delivery._replies is not None:
             try:
                 delivery._replies.send_nowait(payload)
@@ -123,7 +125,7 @@ class LocalControlSource:
 
 
 class _Subscription:
-    def __init__(self, receive: trio.MemoryReceiveChannel[Event], forget: Any) -> None:
+    def __init__(self, receive: trio.MemoryReceiveChannel[Event], forget: Callable[[], None]) -> None:
         self._receive = receive
         self._forget = forget
 
@@ -160,7 +162,7 @@ class LocalTransport:
         return q
 
     # -- client side -----------------------------------------------------------------------
-    async def call(self, command: str, request: Any, *, caller: Caller, timeout: float,
+    async def call(self, command: str, request: object, *, caller: Caller, timeout: float,
                    request_id: str | None = None) -> Reply:
         service = command.partition(".")[0]
         q = self._queues.get(service)

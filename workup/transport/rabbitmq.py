@@ -27,15 +27,15 @@ import itertools
 import logging
 import time
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Sequence
+from typing import AsyncIterator, Sequence, cast
 
 import msgspec
 import trio
 
 from .. import amqp
-from ..amqp import ChannelClosed, Delivery, Properties
-from .envelope import Caller, Event, Reply, encode, new_request_id
-from . import DeadlineExceeded, NoResponder
+from ..amqp import Channel, ChannelClosed, Connection, Consumer, Delivery, Properties
+from .envelope import Caller, Envelope, Event, Reply, encode, from_headers, new_request_id, to_headers
+from . import ControlRequest, DeadlineExceeded, NoResponder, Request
 
 __all__ = ["AmqpTransport", "MAX_ATTEMPTS", "CONSUMER_CHECK_TTL", "ATTEMPTS_HEADER"]
 
@@ -50,56 +50,48 @@ _decode_reply = msgspec.msgpack.Decoder(Reply).decode
 _decode_event = msgspec.msgpack.Decoder(Event).decode
 
 
-_ROLES = frozenset(("CLIENT", "FREELANCER", "ADMIN", "SERVICE"))
-_ANONYMOUS = Caller()
-
-
 class AmqpDelivery:
-    """The envelope of one request, read straight from the AMQP properties (the inverse of
-    :func:`~workup.transport.envelope.to_headers`, without building an intermediate Envelope)."""
+    """One request: its envelope, read from the AMQP properties with
+    :func:`~workup.transport.envelope.from_headers`, its body, and the raw delivery to ack."""
 
     __slots__ = ("command", "body", "caller", "deadline", "request_id", "raw")
 
     def __init__(self, raw: Delivery) -> None:
         p = raw.properties
-        h = p.headers or {}
-        user = h.get("caller") or None
-        role = h.get("role")
-        role = role if role in _ROLES else None
+        env = from_headers(p.type or "", p.message_id, p.headers)
         self.raw = raw
-        self.command = p.type or ""
         self.body = raw.body
-        self.caller = Caller(user, role) if (user or role) else _ANONYMOUS
-        deadline = h.get("deadline")
-        self.deadline = float(deadline) if deadline else time.time() + 30.0
-        self.request_id = p.message_id or new_request_id()
+        self.command, self.caller = env.command, env.caller
+        self.deadline, self.request_id = env.deadline, env.request_id
 
 
 class AmqpWorkSource:
     """The consumer of one service queue, shared by a pool of worker loops (one of them waits on
     the broker at a time; the others park)."""
 
-    def __init__(self, transport: AmqpTransport, channel: Any, consumer: Any, queue: str) -> None:
+    def __init__(self, transport: AmqpTransport, channel: Channel, consumer: Consumer,
+                 queue: str) -> None:
         self._t = transport
         self._channel = channel
         self._consumer = consumer
         self._queue = queue
-        self._retired: list[Any] = []  # consumers replaced by set_prefetch, still being drained
+        self._retired: list[Consumer] = []  # consumers replaced by set_prefetch, still being drained
         self._stash: Delivery | None = None  # a delivery taken ahead for a woken sibling
         self._lot = trio.lowlevel.ParkingLot()
         self._pumping = False
         self._ended = False
 
     def _buffered(self) -> Delivery | None:
-        if self._stash is not None:
-            raw, self._stash = self._stash, None
-            return raw
+        stashed = self._stash
+        if stashed is not None:
+            self._stash = None
+            return stashed
         while self._retired:
             raw = self._retired[0].receive_nowait()
             if raw is not None:
-                return raw  # type: ignore[no-any-return]
+                return raw
             del self._retired[0]  # cancelled and empty: nothing more can arrive on it
-        return self._consumer.receive_nowait()  # type: ignore[no-any-return]
+        return self._consumer.receive_nowait()
 
     async def receive(self) -> AmqpDelivery:
         while True:
@@ -148,8 +140,8 @@ class AmqpWorkSource:
         raw.ack()
         return False
 
-    async def settle(self, d: AmqpDelivery, reply: Reply | None) -> None:
-        raw = d.raw
+    async def settle(self, request: Request, reply: Reply | None) -> None:
+        raw = cast(AmqpDelivery, request).raw  # a source settles only what it handed out
         if reply is not None:
             p = raw.properties
             if p.reply_to:
@@ -174,15 +166,15 @@ class AmqpWorkSource:
 
 
 class AmqpControlSource:
-    def __init__(self, channel: Any, consumer: Any) -> None:
+    def __init__(self, channel: Channel, consumer: Consumer) -> None:
         self._channel = channel
         self._consumer = consumer
 
-    async def receive(self) -> Any:
+    async def receive(self) -> _ControlDelivery:
         return _ControlDelivery(await self._consumer.__anext__())
 
-    async def reply(self, d: _ControlDelivery, payload: bytes) -> None:
-        p = d.raw.properties
+    async def reply(self, request: ControlRequest, payload: bytes) -> None:
+        p = cast(_ControlDelivery, request).raw.properties
         if p.reply_to:
             await self._channel.publish(payload, routing_key=p.reply_to,
                                         properties=Properties(correlation_id=p.correlation_id))
@@ -200,16 +192,16 @@ class AmqpTransport:
     """RpcClient + EventPublisher + EventSource over RabbitMQ, and the server side used by
     :func:`~workup.runtime.serve_service`. Create with ``async with AmqpTransport.connect(url)``."""
 
-    def __init__(self, conn: Any, prefix: str) -> None:
+    def __init__(self, conn: Connection, prefix: str, rpc: amqp.RpcClient) -> None:
         self.conn = conn
         self.prefix = prefix
-        self._rpc: Any = None
-        self._channels: dict[str, Any] = {}   # long-lived helper channels, opened on first use
+        self._rpc = rpc
+        self._channels: dict[str, Channel] = {}   # long-lived helper channels, opened on first use
         self._channels_lock = trio.Lock()
         self._consumers: dict[str, tuple[int, float]] = {}
         self._checking: set[str] = set()
         self._declared: set[str] = set()
-        self._ctl: tuple[Any, Any] | None = None
+        self._ctl: tuple[Channel, Consumer] | None = None
         self._ctl_lock = trio.Lock()
         self._rid = new_request_id()[:16]  # request ids: a random prefix and a counter
         self._ids = itertools.count(1)
@@ -219,15 +211,13 @@ class AmqpTransport:
     async def connect(cls, url: str, *, prefix: str = "workup",
                       name: str | None = None) -> AsyncIterator[AmqpTransport]:
         async with amqp.connect(url, name=name or f"workup-{prefix}") as conn:
-            transport = cls(conn, prefix)
-            transport._rpc = await amqp.RpcClient.open(conn)
-            yield transport
+            yield cls(conn, prefix, await amqp.RpcClient.open(conn))
 
     def queue_name(self, service: str) -> str:
         return f"{self.prefix}.{service}"
 
     # -- client side -----------------------------------------------------------------------
-    async def _channel(self, role: str, confirms: bool = False) -> Any:
+    async def _channel(self, role: str, confirms: bool = False) -> Channel:
         channel = self._channels.get(role)
         if channel is None:
             async with self._channels_lock:
@@ -258,7 +248,7 @@ class AmqpTransport:
         self._consumers[service] = (count, now + CONSUMER_CHECK_TTL)
         return count > 0
 
-    async def call(self, command: str, request: Any, *, caller: Caller, timeout: float,
+    async def call(self, command: str, request: object, *, caller: Caller, timeout: float,
                    request_id: str | None = None, require_consumer: bool = True) -> Reply:
         service = command.partition(".")[0]
         if require_consumer:
@@ -269,12 +259,12 @@ class AmqpTransport:
                 has = cached[0] > 0
             if not has:
                 raise NoResponder(f"no running instance of {service!r} (absent or frozen)")
+        request_id = request_id or f"{self._rid}{next(self._ids):x}"
+        headers = to_headers(Envelope(command, caller, time.time() + timeout, request_id))
         try:
             d = await self._rpc.call(
                 self.queue_name(service), encode(request), timeout=timeout,
-                properties=Properties(type=command, message_id=request_id or f"{self._rid}{next(self._ids):x}",
-                                      headers={"caller": caller.user_id or "", "role": caller.role or "",
-                                               "deadline": time.time() + timeout}))
+                properties=Properties(type=command, message_id=request_id, headers=headers))
         except amqp.RpcTimeout:
             raise DeadlineExceeded(f"{command}: no reply within {timeout:.3g}s") from None
         except amqp.Unroutable:
@@ -283,8 +273,9 @@ class AmqpTransport:
             raise NoResponder(f"lost the broker connection while calling {command}") from None
         return _decode_reply(d.body)
 
-    async def _confirm_publish(self, body: bytes, **kwargs: Any) -> None:
-        await (await self._channel("confirm", confirms=True)).publish(body, **kwargs)
+    async def _confirm_publish(self, body: bytes, *, routing_key: str, properties: Properties) -> None:
+        await (await self._channel("confirm", confirms=True)).publish(
+            body, routing_key=routing_key, properties=properties)
 
     async def _declare_exchange(self, name: str, type: str) -> None:
         if name not in self._declared:

@@ -1,14 +1,14 @@
 """Message properties (with their content-header codec) and the received-message types.
 
 The content header is on the hot path of every message, so it is encoded and decoded here
-directly (field tables still go through pamqp); ``tests/amqp/test_message.py`` checks it
+directly (field tables still go through pamqp); ``tests/amqp/test_frames.py`` checks it
 byte-for-byte against pamqp's own ``ContentHeader``.
 """
 
 from __future__ import annotations
 
 import struct
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 from pamqp import decode as _pdecode  # noqa: F401 - used by the generated decoder
@@ -16,7 +16,8 @@ from pamqp import encode as _pencode
 
 from ._errors import ProtocolError
 
-__all__ = ["Properties", "Delivery", "Returned", "encode_properties", "decode_properties"]
+__all__ = ["Properties", "RawDelivery", "Returned", "ACK", "NACK", "REJECT", "encode_properties",
+           "decode_properties"]
 
 
 class Properties(msgspec.Struct, frozen=True):
@@ -46,10 +47,12 @@ _FIELDS = (
     (0x0008, "s"),
 )
 _H = struct.Struct(">H")
-_Q = struct.Struct(">Q")
+# shared with _frames.py: the one 64-bit field codec and the one short-string encoder
+UINT64 = struct.Struct(">Q")
 
 
-def _shortstr(value: str) -> bytes:
+def encode_shortstr(value: str) -> bytes:
+    """An AMQP short string: one length byte, then at most 255 bytes of UTF-8."""
     raw = value.encode()
     if len(raw) > 255:
         raise ValueError(f"AMQP short string longer than 255 bytes: {value[:40]!r}...")
@@ -65,7 +68,7 @@ def encode_table(table: dict[str, Any]) -> bytes:
     deadline of 1.7e9 s would be off by a minute) floats are sent as doubles."""
     parts = []
     for key, value in sorted(table.items()):  # sorted like pamqp: same bytes for same table
-        parts.append(_shortstr(key))
+        parts.append(encode_shortstr(key))
         parts.append(_encode_value(value))
     data = b"".join(parts)
     return _L.pack(len(data)) + data
@@ -90,7 +93,7 @@ def _encode_value(value: Any) -> bytes:
 def _compile_encoder() -> Any:
     """``encode_properties``, unrolled from ``_FIELDS`` (like ``dataclasses`` builds its
     ``__init__``): no loop, no tuple, one test per field. It runs for every message."""
-    emit = {"s": "_shortstr(v)", "o": "bytes((v,))", "t": "encode_table(v)", "q": "_Q.pack(v)"}
+    emit = {"s": "encode_shortstr(v)", "o": "bytes((v,))", "t": "encode_table(v)", "q": "UINT64.pack(v)"}
     lines = ["def encode_properties(p):",
              "    if p is EMPTY_PROPERTIES:",
              "        return b'\\x00\\x00'",
@@ -120,7 +123,7 @@ def _compile_decoder() -> Any:
               "        pos += 1 + n"],
         "o": ["        {v} = data[pos]", "        pos += 1"],
         "t": ["        n, {v} = _pdecode.field_table(data[pos:])", "        pos += n"],
-        "q": ["        ({v},) = _Q.unpack_from(data, pos)", "        pos += 8"],
+        "q": ["        ({v},) = UINT64.unpack_from(data, pos)", "        pos += 8"],
     }
     names = Properties.__struct_fields__
     lines = ["def decode_properties(data, offset):",
@@ -154,21 +157,17 @@ def decode_properties(data: bytes, offset: int) -> Properties:
         raise ProtocolError(f"malformed content header: {exc}", 502) from None
 
 
-class Settler(Protocol):
-    """What a :class:`Delivery` calls to acknowledge itself (the channel that received it)."""
-
-    def _settle(self, delivery: "Delivery", kind: int, requeue: bool) -> None: ...
-
-
+# the ``kind`` of a settlement (:meth:`ChannelCore.settle`)
 ACK, NACK, REJECT = 0, 1, 2
 
 
-class Delivery:
-    """A message delivered to a consumer. ``ack``/``nack``/``reject`` never block (they are
-    queued and written with the next batch; consecutive acks become one ``multiple`` ack)."""
+class RawDelivery:
+    """A message the broker delivered (``basic.deliver`` + header + body), as a plain value.
+    The shell's ``workup.amqp.Delivery`` subclasses it with ``ack``/``nack``/``reject``; a
+    sans-IO user settles with :meth:`ChannelCore.settle` and the ``delivery_tag``."""
 
     __slots__ = ("body", "properties", "exchange", "routing_key", "delivery_tag",
-                 "redelivered", "consumer_tag", "_settler", "_generation", "settled")
+                 "redelivered", "consumer_tag")
 
     def __init__(self, consumer_tag: str, delivery_tag: int, redelivered: bool, exchange: str,
                  routing_key: str) -> None:
@@ -179,25 +178,6 @@ class Delivery:
         self.routing_key = routing_key
         self.body = b""
         self.properties = EMPTY_PROPERTIES
-        self._settler: Settler | None = None
-        self._generation = 0
-        self.settled = False
-
-    def ack(self) -> None:
-        self._settle(ACK, False)
-
-    def nack(self, requeue: bool = True) -> None:
-        self._settle(NACK, requeue)
-
-    def reject(self, requeue: bool = True) -> None:
-        self._settle(REJECT, requeue)
-
-    def _settle(self, kind: int, requeue: bool) -> None:
-        if self.settled:
-            raise RuntimeError(f"delivery {self.delivery_tag} was already acked/nacked/rejected")
-        self.settled = True
-        if self._settler is not None:
-            self._settler._settle(self, kind, requeue)
 
     def __repr__(self) -> str:
         return (f"<Delivery tag={self.delivery_tag} exchange={self.exchange!r} "

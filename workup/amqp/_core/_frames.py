@@ -15,7 +15,8 @@ from pamqp import frame as _pframe
 from pamqp.base import Frame as Method
 
 from ._errors import ProtocolError
-from ._message import Delivery, Properties, decode_properties, encode_properties
+from ._message import (UINT64, Properties, RawDelivery, decode_properties, encode_properties,
+                       encode_shortstr)
 
 __all__ = ["FrameReader", "Method", "METHOD", "HEADER", "BODY", "HEARTBEAT",
            "encode_method", "encode_publish", "encode_ack", "HEARTBEAT_FRAME", "PROTOCOL_HEADER"]
@@ -28,7 +29,6 @@ HEARTBEAT_FRAME = b"\x08\x00\x00\x00\x00\x00\x00\xce"
 _FRAME_HEAD = struct.Struct(">BHI")
 _METHOD_ID = struct.Struct(">I")
 _HEADER_HEAD = struct.Struct(">HHQ")
-_Q = struct.Struct(">Q")
 _DELIVER_ID = 0x003C003C
 _ACK = struct.Struct(">BHIIQB")
 
@@ -37,16 +37,19 @@ class FrameReader:
     """Accumulates received bytes and cuts them into frames.
 
     ``feed(data)`` returns the complete frames as ``(type, channel, value)`` tuples: for a
-    method frame a pamqp method object (a :class:`Delivery` for ``basic.deliver``), for a
+    method frame a pamqp method object (a ``delivery_type`` instance, by default
+    :class:`RawDelivery`, for ``basic.deliver``), for a
     header ``(body_size, Properties)``, for a body the bytes, for a heartbeat ``None``.
     Anything malformed raises :class:`ProtocolError`; after that the reader is unusable.
     """
 
-    def __init__(self, frame_max: int = 131072) -> None:
+    def __init__(self, frame_max: int = 131072,
+                 delivery_type: type[RawDelivery] = RawDelivery) -> None:
         self.frame_max = frame_max
+        self.delivery_type = delivery_type
         self._buf = bytearray()
 
-    def feed(self, data: bytes) -> list[tuple[int, int, Any]]:
+    def feed(self, data: bytes | bytearray) -> list[tuple[int, int, Any]]:
         buf = self._buf
         buf += data
         frames: list[tuple[int, int, Any]] = []
@@ -67,7 +70,7 @@ class FrameReader:
             payload = bytes(buf[pos + 7:end])
             pos = end + 1
             if ftype == METHOD:
-                frames.append((METHOD, channel, _decode_method(payload)))
+                frames.append((METHOD, channel, _decode_method(payload, self.delivery_type)))
             elif ftype == BODY:
                 frames.append((BODY, channel, payload))
             elif ftype == HEADER:
@@ -81,12 +84,12 @@ class FrameReader:
         return frames
 
 
-def _decode_method(payload: bytes) -> Any:
+def _decode_method(payload: bytes, delivery_type: type[RawDelivery]) -> Any:
     if len(payload) < 4:
         raise ProtocolError("method frame shorter than its method id", 502)
     (index,) = _METHOD_ID.unpack_from(payload)
     if index == _DELIVER_ID:
-        return _decode_deliver(payload)
+        return _decode_deliver(payload, delivery_type)
     cls = _commands.INDEX_MAPPING.get(index)
     if cls is None:
         raise ProtocolError(f"unknown method {index >> 16}.{index & 0xFFFF}", 503)
@@ -98,11 +101,11 @@ def _decode_method(payload: bytes) -> Any:
     return method
 
 
-def _decode_deliver(p: bytes) -> Delivery:
+def _decode_deliver(p: bytes, delivery_type: type[RawDelivery]) -> RawDelivery:
     try:
         end = 5 + p[4]
         consumer_tag = p[5:end].decode()
-        (tag,) = _Q.unpack_from(p, end)
+        (tag,) = UINT64.unpack_from(p, end)
         redelivered = bool(p[end + 8] & 1)
         pos = end + 9
         end = pos + 1 + p[pos]
@@ -114,7 +117,7 @@ def _decode_deliver(p: bytes) -> Delivery:
             raise ValueError("length mismatch")
     except (IndexError, struct.error, UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError(f"malformed Basic.Deliver: {exc}", 502) from None
-    return Delivery(consumer_tag, tag, redelivered, exchange, routing_key)
+    return delivery_type(consumer_tag, tag, redelivered, exchange, routing_key)
 
 
 def _decode_header(payload: bytes) -> tuple[int, Properties]:
@@ -130,13 +133,6 @@ def encode_method(channel: int, method: Method) -> bytes:
     return _pframe.marshal(method, channel)
 
 
-def _short(value: str) -> bytes:
-    raw = value.encode()
-    if len(raw) > 255:
-        raise ValueError(f"AMQP short string longer than 255 bytes: {value[:40]!r}...")
-    return bytes((len(raw),)) + raw
-
-
 _publish_frames: dict[tuple[int, str, str, bool], bytes] = {}
 
 
@@ -144,8 +140,8 @@ def _publish_frame(channel: int, exchange: str, routing_key: str, mandatory: boo
     key = (channel, exchange, routing_key, mandatory)
     method = _publish_frames.get(key)
     if method is None:
-        args = b"\x00\x3c\x00\x28\x00\x00" + _short(exchange) + _short(routing_key) \
-            + (b"\x01" if mandatory else b"\x00")
+        args = (b"\x00\x3c\x00\x28\x00\x00" + encode_shortstr(exchange)
+                + encode_shortstr(routing_key) + (b"\x01" if mandatory else b"\x00"))
         method = _FRAME_HEAD.pack(METHOD, channel, len(args)) + args + b"\xce"
         if len(_publish_frames) >= 4096:  # bounded: reply queues come and go
             _publish_frames.clear()

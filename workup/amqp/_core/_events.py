@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._message import Delivery, Returned
+from ._message import RawDelivery, Returned
 
 __all__ = ["Event", "ConnectionOpened", "ConnectionClosedByBroker", "ConnectionCloseOk",
            "Blocked", "Unblocked", "MethodReply", "ChannelClosedByBroker", "Delivered",
-           "MessageReturned", "PublishConfirmed", "ConsumerCancelledByBroker"]
+           "MessageReturned", "PublishConfirmed", "ConsumerCancelledByBroker", "RequestsAbandoned"]
 
 
 def _slots(event: "Event") -> tuple[str, ...]:
@@ -114,7 +114,7 @@ class ChannelClosedByBroker(Event):
 class Delivered(Event):
     __slots__ = ("channel", "delivery")
 
-    def __init__(self, channel: int, delivery: Delivery) -> None:
+    def __init__(self, channel: int, delivery: RawDelivery) -> None:
         self.channel = channel
         self.delivery = delivery
 

@@ -24,7 +24,7 @@ from ._events import (ChannelClosedByBroker, ConsumerCancelledByBroker, Delivere
                       RequestsAbandoned,
                       MessageReturned, MethodReply, PublishConfirmed)
 from ._frames import BODY, HEADER, METHOD, Method, encode_ack, encode_method, encode_publish
-from ._message import ACK, NACK, Delivery, Properties, Returned
+from ._message import ACK, NACK, Properties, RawDelivery, Returned
 
 __all__ = ["ChannelCore", "ChannelState"]
 
@@ -40,15 +40,17 @@ _MISSING = object()
 
 
 class ChannelCore:
-    def __init__(self, number: int, out: list[bytes], frame_max: int) -> None:
+    def __init__(self, number: int, out: list[bytes], frame_max: int,
+                 delivery_type: type[RawDelivery] = RawDelivery) -> None:
         self.number = number
+        self._delivery_type = delivery_type  # what the frame reader builds for basic.deliver
         self.state = ChannelState.OPENING
         self._out = out
         self._frame_max = frame_max
         # FIFO of (expected reply method names, token) for synchronous requests
         self._waiting: deque[tuple[tuple[str, ...], Any]] = deque()
         # content being assembled: the deliver/return method, bytes still to come, parts
-        self._content: Delivery | Returned | None = None
+        self._content: RawDelivery | Returned | None = None
         self._remaining = 0
         self._parts: list[bytes] = []
         # publisher confirms: seq -> identity of a mandatory publish (or None)
@@ -171,7 +173,7 @@ class ChannelCore:
             self._content, self._parts = None, []
             if self.state is ChannelState.CLOSING:
                 return
-            if type(content) is Delivery:
+            if isinstance(content, RawDelivery):  # of the reader's delivery_type
                 if not self.consumers.get(content.consumer_tag, False):
                     self._unsettled.append(content.delivery_tag)
                 events.append(Delivered(self.number, content))
@@ -181,7 +183,7 @@ class ChannelCore:
                                               self._match_return(content)))
 
     def _receive_method(self, method: Any, events: list[Event]) -> None:
-        if type(method) is Delivery:
+        if type(method) is self._delivery_type:
             self._start_content(method)
             return
         if self.state is ChannelState.CLOSING and not isinstance(
@@ -232,7 +234,7 @@ class ChannelCore:
             self.consumers.pop(method.consumer_tag or "", None)
         events.append(MethodReply(self.number, method, token))
 
-    def _start_content(self, content: Delivery | Returned) -> None:
+    def _start_content(self, content: RawDelivery | Returned) -> None:
         self._content = content
         self._remaining = -1  # header not seen yet
         self._parts = []

@@ -18,12 +18,13 @@ from typing import Any
 
 from pamqp import commands as C
 
-from ._channel_core import ChannelCore, ChannelState
+from ._channel import ChannelCore, ChannelState
 from ._errors import ProtocolError
 from ._events import (Blocked, ConnectionClosedByBroker, ConnectionCloseOk, ConnectionOpened,
                       Event, Unblocked)
 from ._frames import (HEARTBEAT, HEARTBEAT_FRAME, METHOD, PROTOCOL_HEADER, FrameReader,
                       encode_method)
+from ._message import RawDelivery
 from ._params import ConnectionParams
 
 __all__ = ["ConnectionCore", "ConnectionState", "negotiate"]
@@ -56,7 +57,8 @@ def negotiate(client: int, server: int) -> int:
 
 
 class ConnectionCore:
-    def __init__(self, params: ConnectionParams, name: str | None = None) -> None:
+    def __init__(self, params: ConnectionParams, name: str | None = None, *,
+                 delivery_type: type[RawDelivery] = RawDelivery) -> None:
         self.params = params
         self.state = ConnectionState.AWAIT_START
         self.frame_max = params.frame_max or 131072
@@ -64,7 +66,8 @@ class ConnectionCore:
         self.heartbeat = params.heartbeat
         self.server_properties: dict[str, Any] = {}
         self.channels: dict[int, ChannelCore] = {}
-        self._reader = FrameReader(self.frame_max)
+        # a subclass of RawDelivery: the shell builds its settleable Delivery with no copy
+        self._reader = FrameReader(self.frame_max, delivery_type)
         self._out: list[bytes] = []
         self._name = name
 
@@ -115,20 +118,20 @@ class ConnectionCore:
             raise ValueError(f"channel number {number} outside 1..{self.channel_max}")
         if not self.channel_free(number):
             raise ValueError(f"channel {number} is already in use")
-        channel = ChannelCore(number, self._out, self.frame_max)
+        channel = ChannelCore(number, self._out, self.frame_max, self._reader.delivery_type)
         self.channels[number] = channel
         channel.open(token)
         return channel
 
     # -- input -------------------------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> list[Event]:
+    def receive_data(self, data: bytes | bytearray) -> list[Event]:
         events: list[Event] = []
         channels = self.channels
         for ftype, number, value in self._reader.feed(data):
             if number:
                 channel = channels.get(number)
-                if channel is None or channel.state.value == "closed":
+                if channel is None or channel.state is ChannelState.CLOSED:
                     raise ProtocolError(f"frame for channel {number}, which is not open", 504)
                 channel.receive(ftype, value, events)
             elif ftype == METHOD:
