@@ -169,7 +169,7 @@ class Instance:
         log.info("%s: %s", self.name, "stopped" if self.stopping else "frozen")
 
     def _spawn_loops(self) -> None:
-        assert self._workers is not None
+        assert self._workers is not None and self._source is not None
         while self._loops < self.max_threads:
             self._workers.start_soon(self._work_loop, self._source)
             self._loops += 1
