@@ -1,15 +1,13 @@
-"""Persisted intents of cross-service steps, finished by a relay until the peer acknowledges."""
+"""The ``outbox`` table of the jobs and contracts stores: persisted intents of cross-service steps.
+
+The relay that finishes them, and its retry policy, is :mod:`workup.runtime.outbox`
+(:class:`~workup.runtime.outbox.RowOutbox` adapts this table to its port)."""
 
 from __future__ import annotations
 
-import logging
-from typing import Awaitable, Callable
-
-import trio
-
 from .table import Db, Table
 
-__all__ = ["OUTBOX", "Outbox", "run_relay"]
+__all__ = ["OUTBOX", "Outbox"]
 
 # Rows live seconds (written before a step, deleted after it), so each kind's partition collects a
 # tombstone per step: keep them one hour, not Cassandra's ten days. (Should a replica miss a delete
@@ -20,7 +18,7 @@ OUTBOX = Table("outbox", {"kind": "text", "item": "text", "created_ms": "bigint"
 
 class Outbox:
     """``(kind, item)`` rows written before a cross-service step and deleted once the peer has
-    acknowledged it; a background relay finishes whatever is left (after a crash, say)."""
+    acknowledged it; the service's relay finishes whatever is left (after a crash, say)."""
 
     def __init__(self, db: Db) -> None:
         self.db = db
@@ -36,13 +34,3 @@ class Outbox:
     async def done(self, kind: str, item: str) -> None:
         await self.db.delete(OUTBOX, {"kind": kind, "item": item})
 
-
-async def run_relay(once: Callable[[], Awaitable[int]], interval: float, log: logging.Logger) -> None:
-    """Call ``once`` every ``interval`` seconds forever; a failure (a store outage, say) is
-    logged and retried, never fatal."""
-    while True:
-        await trio.sleep(interval)
-        try:
-            await once()
-        except Exception:
-            log.exception("outbox relay failed; retrying")

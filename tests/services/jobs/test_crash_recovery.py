@@ -34,8 +34,8 @@ from .test_service_flow import proposal
 @pytest.fixture(params=["sqlite", "cassandra"])
 def settings(request, tmp_path, monkeypatch):
     for module in (jobs_relay, contracts_relay):
-        monkeypatch.setattr(module, "RELAY_INTERVAL", 0.1)
-        monkeypatch.setattr(module, "GRACE_MS", 200)
+        monkeypatch.setattr(module.RELAY, "poll", 0.1)
+        monkeypatch.setattr(module.RELAY, "grace_ms", 200)
     return store_settings(request.param, tmp_path, request)
 
 

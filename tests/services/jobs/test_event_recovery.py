@@ -17,7 +17,8 @@ from workup.messages.contracts import GetContract, GetMilestone, ProgressMilesto
 from workup.messages.jobs import AcceptProposal, CreateJob
 from workup.transport import Event
 from workup.transport import LocalTransport
-from workup.storage import EVENT, opened_store
+from workup.runtime.outbox import EVENT
+from workup.storage import opened_store
 from workup.services.contracts.store import TABLES, ContractsStore
 
 from ._services import new_id, running
@@ -122,7 +123,7 @@ async def test_a_move_that_lost_its_race_announces_nothing(tmp_path, settings):
                 n.start_soon(progress)
         assert statuses.count(200) == 1 and statuses.count(409) == 2
         assert await eventually(_no_intents(settings))
-        await trio.sleep(0.5)                # relay rounds (GRACE_MS 200, interval 0.1)
+        await trio.sleep(0.5)                # relay rounds (grace 200 ms, poll 0.1 s)
         assert len(h.events_of("milestone.in_review")) == 1
 
 

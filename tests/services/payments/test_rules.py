@@ -1,5 +1,5 @@
-"""Pure decisions of the payments service: money validation, migrations, outbox retry policy,
-path ids, cache keys, stored answers."""
+"""Pure decisions of the payments service: money validation, migrations, the outbox retry policy
+(the runtime's one, which payments uses), path ids, cache keys, stored answers."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from workup.messages import payments as m
 from workup.problems import ProblemError
 from workup.services.payments.commands import answer, cache_keys, idem_key
 from workup.services.payments.ops import MAX_BALANCE, Changed, Outcome, _credit_check
-from workup.services.payments.relay import MAX_DELAY, next_step
+from workup.runtime.outbox import MAX_DELAY, next_step
 from workup.services.payments.schema import MIGRATIONS, migration_statements, pending
 
 D = Decimal

@@ -19,7 +19,7 @@ from workup.transport import DeadlineExceeded
 from workup.transport import LocalTransport
 from workup.runtime import Service, serve_service
 from workup.services.users import service as users_service
-from workup.services.users.relay import MAX_BACKOFF, POLL_INTERVAL, next_wait
+from workup.runtime.outbox import MAX_BACKOFF, POLL_INTERVAL, next_wait
 from workup.services.users.sqlite import SqliteUserStore
 
 from ._fakes import FakePayments, HangingPayments

@@ -1,10 +1,11 @@
-"""contracts → payments steps, retried until payments acknowledges them.
+"""contracts → payments steps, retried until payments acknowledges them, and the contracts events.
 
 ``payment`` intents (item = milestone id): an ACCEPTED milestone needs a payment request.
 ``cancel`` intents (item = contract id): a TERMINATED contract's PENDING requests are cancelled.
+``event`` intents: notifications recorded before their change (:mod:`workup.runtime.outbox`).
 An intent is written before the state change that needs it and dropped after payments answered;
-the relay finishes the ones older than :data:`GRACE_MS` (their process died, or payments was down).
-Both payments commands are idempotent, so finishing twice is harmless.
+:data:`RELAY` finishes the ones older than its ``grace_ms`` (their process died, or payments was
+down). Both payments commands are idempotent, so finishing twice is harmless.
 """
 
 from __future__ import annotations
@@ -13,18 +14,18 @@ import logging
 
 from ...messages.contracts import Contract
 from ...messages.payments import CancelContractRequests, CreatePaymentRequest
-from ...problems import ProblemError
+from ...runtime.outbox import EVENT, Intent, Relay, RowOutbox, event_step
 from ...runtime.service import Runtime
-from ...storage import now_ms, relay_events, run_relay
 from .app import ContractsDeps, service
-from .store import ContractsStore, StoredContract, StoredMilestone
+from .store import StoredContract, StoredMilestone
 
-__all__ = ["PAYMENT", "CANCEL", "request_payment", "cancel_requests", "relay_once", "RELAY_INTERVAL", "GRACE_MS"]
+__all__ = ["PAYMENT", "CANCEL", "RELAY", "request_payment", "cancel_requests"]
 
 log = logging.getLogger("workup.contracts")
 PAYMENT, CANCEL = "payment", "cancel"
-RELAY_INTERVAL = 1.0
-GRACE_MS = 3000
+
+RELAY: Relay[ContractsDeps] = Relay(outbox=lambda deps: RowOutbox(deps.store.outbox), grace_ms=3000, log=log)
+service.background_task(RELAY.run)
 
 
 async def request_payment(rt: Runtime[ContractsDeps], c: StoredContract | Contract, m: StoredMilestone) -> str:
@@ -43,49 +44,30 @@ async def cancel_requests(rt: Runtime[ContractsDeps], contract_id: str) -> None:
     await rt.deps.store.outbox.done(CANCEL, contract_id)
 
 
-async def _finish_payment(rt: Runtime[ContractsDeps], milestone_id: str) -> None:
+@RELAY.step(PAYMENT)
+async def _finish_payment(rt: Runtime[ContractsDeps], intent: Intent) -> None:
     store = rt.deps.store
-    m = await store.get_milestone(milestone_id)
+    m = await store.get_milestone(intent.item)
     c = None if m is None else await store.get_contract(m.contract_id)
     if m is None or c is None or m.status not in ("ACCEPTED", "PAID") or m.payment_request_id:
-        await store.outbox.done(PAYMENT, milestone_id)   # never accepted, or already done
-        return
+        return                                            # never accepted, or already done
     await request_payment(rt, c, m)
 
 
-async def _finish_cancel(rt: Runtime[ContractsDeps], contract_id: str) -> None:
-    c = await rt.deps.store.get_contract(contract_id)
-    if c is None or c.status != "TERMINATED":
-        await rt.deps.store.outbox.done(CANCEL, contract_id)   # the termination never applied
-        return
-    await cancel_requests(rt, contract_id)
+@RELAY.step(CANCEL)
+async def _finish_cancel(rt: Runtime[ContractsDeps], intent: Intent) -> None:
+    c = await rt.deps.store.get_contract(intent.item)
+    if c is not None and c.status == "TERMINATED":     # else the termination never applied
+        await cancel_requests(rt, intent.item)
 
 
-async def relay_once(rt: Runtime[ContractsDeps]) -> int:
-    """Finish the intents older than the grace period; returns how many were finished."""
-    done = 0
-    for kind, finish in ((PAYMENT, _finish_payment), (CANCEL, _finish_cancel)):
-        for item, created_ms in await rt.deps.store.outbox.pending(kind):
-            if now_ms() - created_ms < GRACE_MS:
-                continue
-            try:
-                await finish(rt, item)
-                done += 1
-            except ProblemError as exc:
-                log.warning("relay: %s %s still pending: %s", kind, item, exc)
-    return done + await relay_events(rt, rt.deps.store.outbox, _status_of(rt.deps.store), GRACE_MS, log)
+async def _status_of(rt: Runtime[ContractsDeps], entity: str, id: str) -> str | None:
+    store = rt.deps.store
+    if entity == "milestone":
+        m = await store.get_milestone(id)
+        return m.status if m else None
+    c = await store.get_contract(id) if entity == "contract" else None
+    return c.status if c else None
 
 
-def _status_of(store: ContractsStore):
-    async def status(entity: str, id: str) -> str | None:
-        if entity == "milestone":
-            m = await store.get_milestone(id)
-            return m.status if m else None
-        c = await store.get_contract(id) if entity == "contract" else None
-        return c.status if c else None
-    return status
-
-
-@service.background_task
-async def payments_relay(rt: Runtime[ContractsDeps]) -> None:
-    await run_relay(lambda: relay_once(rt), RELAY_INTERVAL, log)
+RELAY.step(EVENT)(event_step(_status_of))

@@ -8,7 +8,8 @@ import logging
 from ...messages.contracts import (GetPendingTerminations, HandleTermination, RequestTermination,
     TerminationRequest)
 from ...problems import ProblemError, conflict, forbidden, not_found
-from ...storage import EventCheck, derived_id, drop_event, intend_event, now_ms, publish_event
+from ...runtime.outbox import EventCheck, drop_event, intend_event, publish_event
+from ...storage import derived_id, now_ms
 from .app import Ctx, service
 from .reads import contract_changed, readable_contract
 from .relay import CANCEL, cancel_requests

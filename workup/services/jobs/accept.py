@@ -7,8 +7,9 @@
    the search index, ``contracts.CreateContract`` (idempotent on the proposal id), the contract
    id recorded on the job, the intent dropped.
 
-Every step of 2 is idempotent, so the handler, a retried accept and the background relay (which
-finishes intents older than :data:`GRACE_MS` left by a process that died) may all run it.
+Every step of 2 is idempotent, so the handler, a retried accept and the background relay
+(:data:`RELAY`, which finishes the intents older than its ``grace_ms`` left by a process that died)
+may all run it.
 """
 
 from __future__ import annotations
@@ -18,21 +19,23 @@ import logging
 from ...messages.contracts import CreateContract, MilestoneSpec
 from ...messages.jobs import AcceptProposal, Acceptance, JobRef, ProposalRef, job_cache_key
 from ...problems import ProblemError, conflict, forbidden, not_found
+from ...runtime.outbox import EVENT, Intent, Relay, RowOutbox, event_step
 from ...runtime.readcache import invalidate
 from ...runtime.service import Runtime
-from ...storage import now_ms, relay_events, run_relay
+from ...storage import now_ms
 from .app import Ctx, JobsDeps, service
 from .proposals import proposals_changed
 from .rules import require_role
 from .search import job_terms
-from .store import JobsStore, StoredJob
+from .store import StoredJob
 
-__all__ = ["finish_acceptance", "relay_once", "RELAY_INTERVAL", "GRACE_MS"]
+__all__ = ["finish_acceptance", "RELAY"]
 
 log = logging.getLogger("workup.jobs")
 KIND = "accept"
-RELAY_INTERVAL = 1.0   # seconds between outbox scans
-GRACE_MS = 3000        # an intent younger than this belongs to a live handler
+
+RELAY: Relay[JobsDeps] = Relay(outbox=lambda deps: RowOutbox(deps.store.outbox), grace_ms=3000, log=log)
+service.background_task(RELAY.run)
 
 
 @service.command(AcceptProposal)
@@ -106,32 +109,16 @@ async def _author(deps: JobsDeps, proposal_id: str) -> str:
     return p.freelancer_id if p else ""
 
 
-async def relay_once(rt: Runtime[JobsDeps]) -> int:
-    """Finish the intents older than the grace period; returns how many were completed."""
-    store = rt.deps.store
-    done = 0
-    for job_id, created_ms in await store.outbox.pending(KIND):
-        if now_ms() - created_ms < GRACE_MS:
-            continue
-        job = await store.get_job(job_id)
-        if job is None or job.accepted_proposal_id is None:
-            await store.outbox.done(KIND, job_id)   # the claim never happened
-            continue
-        try:
-            await finish_acceptance(rt, job)
-            done += 1
-        except ProblemError as exc:
-            log.warning("relay: accept of job %s still pending: %s", job_id, exc)
-    return done + await relay_events(rt, store.outbox, _status_of(store), GRACE_MS, log)
+@RELAY.step(KIND)
+async def _finish(rt: Runtime[JobsDeps], intent: Intent) -> None:
+    job = await rt.deps.store.get_job(intent.item)
+    if job is not None and job.accepted_proposal_id is not None:   # else the claim never happened
+        await finish_acceptance(rt, job)
 
 
-def _status_of(store: JobsStore):
-    async def status(entity: str, id: str) -> str | None:
-        p = await store.get_proposal(id) if entity == "proposal" else None
-        return p.status if p else None
-    return status
+async def _status_of(rt: Runtime[JobsDeps], entity: str, id: str) -> str | None:
+    p = await rt.deps.store.get_proposal(id) if entity == "proposal" else None
+    return p.status if p else None
 
 
-@service.background_task
-async def acceptance_relay(rt: Runtime[JobsDeps]) -> None:
-    await run_relay(lambda: relay_once(rt), RELAY_INTERVAL, log)
+RELAY.step(EVENT)(event_step(_status_of))

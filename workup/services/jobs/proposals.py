@@ -13,7 +13,8 @@ from ...messages.jobs import (CreateProposal, GetJobProposals, GetMyProposals, G
     UpdateProposal)
 from ...problems import conflict, forbidden, not_found
 from ...runtime.readcache import fill_soon, invalidate, lookup
-from ...storage import EventCheck, derived_id, drop_event, intend_event, now_ms, publish_event
+from ...runtime.outbox import EventCheck, drop_event, intend_event, publish_event
+from ...storage import derived_id, now_ms
 from .app import Ctx, JobsDeps, service
 from .rules import can_read_proposal, require_role, visible_proposals
 from .store import StoredJob, StoredProposal

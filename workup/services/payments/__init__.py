@@ -9,11 +9,11 @@ contract suite. See ``docs/payments.md``.
 from ...runtime.service import Service
 from .commands import register as _register_commands
 from .deps import PaymentsDeps, open_payments_deps
-from .relay import purge_idempotency_keys, relay_outbox
+from .relay import RELAY, purge_idempotency_keys
 
 __all__ = ["service", "PaymentsDeps"]
 
 service: Service[PaymentsDeps] = Service("payments", open_deps=open_payments_deps)
 _register_commands(service)
-service.background_task(relay_outbox)
+service.background_task(RELAY.run)
 service.background_task(purge_idempotency_keys)

@@ -10,6 +10,7 @@ from typing import AsyncIterator
 import trio
 
 from ...cache import Cache, open_cache
+from ...runtime.outbox import Bell
 from ...settings import Settings
 from .postgres import PostgresStore
 from .sqlite import SqliteStore
@@ -26,11 +27,11 @@ DEFAULT_POOL_SIZE = 8     # connections per process (PostgreSQL); `set-max-db-co
 class PaymentsDeps:
     store: SqlStore
     cache: Cache | None
-    outbox_bell: trio.Event = field(default_factory=trio.Event)
+    outbox_bell: Bell = field(default_factory=Bell)
 
     def ring_outbox(self) -> None:
         """A transaction wrote outbox rows: deliver now rather than at the next poll."""
-        self.outbox_bell.set()
+        self.outbox_bell.ring()
 
     def db_pool_size(self) -> int:
         return self.store.pool_size()

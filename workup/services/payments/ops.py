@@ -402,12 +402,14 @@ def pay(tx: Tx, request_id: str, payer_id: str, idem: IdemKey | None) -> Outcome
 
 # --- outbox -------------------------------------------------------------------------------------
 
-def claim_outbox(tx: Tx, limit: int, lease: float) -> list[OutboxItem]:
-    """Due rows, leased for ``lease`` seconds so that another relay skips them meanwhile; a relay
-    that dies mid-delivery leaves them to be claimed again when the lease runs out."""
+def claim_outbox(tx: Tx, limit: int, lease: float, kind: str | None = None) -> list[OutboxItem]:
+    """Due rows (of ``kind``, or of every kind), leased for ``lease`` seconds so that another relay
+    skips them meanwhile; a relay that dies mid-delivery leaves them to be claimed again when the
+    lease runs out."""
     at = now()
+    of_kind, params = ("", ()) if kind is None else (" AND kind = ?", (kind,))
     rows = tx.all("SELECT seq, kind, name, payload, attempts FROM outbox WHERE status = 'PENDING' "
-                  "AND next_attempt_at <= ? ORDER BY seq LIMIT ?{skip_locked}", tx.ts(at), limit)
+                  f"AND next_attempt_at <= ?{of_kind} ORDER BY seq LIMIT ?{{skip_locked}}", tx.ts(at), *params, limit)
     until = tx.ts(at + dt.timedelta(seconds=lease))
     for r in rows:
         tx.run("UPDATE outbox SET next_attempt_at = ? WHERE seq = ?", until, r[0])

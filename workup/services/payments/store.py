@@ -139,8 +139,8 @@ class SqlStore:
     async def remember(self, idem: IdemKey, status: int, body: bytes) -> Outcome:
         return await self._run(_ops.remember, idem, status, body)
 
-    async def claim_outbox(self, limit: int = 20, lease: float = 30.0) -> list[OutboxItem]:
-        return await self._run(_ops.claim_outbox, limit, lease)
+    async def claim_outbox(self, limit: int = 20, lease: float = 30.0, kind: str | None = None) -> list[OutboxItem]:
+        return await self._run(_ops.claim_outbox, limit, lease, kind)
 
     async def outbox_done(self, seq: int) -> None:
         await self._run(_ops.outbox_done, seq)

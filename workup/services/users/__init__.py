@@ -7,10 +7,10 @@
 from ...runtime.service import Service
 from .commands import register as _register_commands
 from .deps import UsersDeps, open_users_deps
-from .relay import relay_outbox
+from .relay import RELAY
 
 __all__ = ["service", "UsersDeps"]
 
 service: Service[UsersDeps] = Service("users", open_deps=open_users_deps)
 _register_commands(service)
-service.background_task(relay_outbox)
+service.background_task(RELAY.run)

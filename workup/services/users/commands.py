@@ -115,7 +115,7 @@ async def _replayed_registration(ctx: Ctx, req: RegisterRequest, existing: UserR
 
 async def deliver_wallet(rt: Any, user: UserRecord, timeout: float = _WALLET_TIMEOUT) -> bool:
     """Ask payments for the user's wallet (idempotent there) and clear the outbox flag once it
-    acknowledged. On failure the flag stays and the relay (``_relay``) retries."""
+    acknowledged. On failure the flag stays and the relay (``relay.py``) retries."""
     try:
         await rt.call("payments.CreateWallet", payments_msg.CreateWallet(user_id=user.id, role=user.role),
                       timeout=timeout)

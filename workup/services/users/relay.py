@@ -1,75 +1,65 @@
-"""The outbox relay: a background task in every users worker process.
+"""The users outbox: steps that must follow a committed write even if the process dies right after it.
 
-Some writes must be followed by a step elsewhere, even if the process dies right after the write:
 - registration inserts the user with ``wallet_pending`` (one atomic insert), then asks payments
   for the wallet (``CreateWallet``, idempotent on the user id) and clears the flag;
 - closing an account sets ``closed`` and ``revoke_pending`` in one update, then writes the
   gateway's closed-account cache flag (idempotent) and clears ``revoke_pending``.
-The handler tries the step at once; when it fails (or never happens), this relay finds the flagged
-users and retries until it succeeds. Duplicates (handler and relay, or two processes) are harmless.
+
+The handler tries the step at once; when it fails (or never happens), :data:`RELAY` finds the
+flagged users and retries until it succeeds. Duplicates (handler and relay, or two processes) are
+harmless. The loop and its retry policy are :mod:`workup.runtime.outbox`'s; the intents stay flags
+on the user document because the flag is written in the same atomic document write as the change
+it follows (a separate outbox collection would need multi-document transactions, which FerretDB
+and the SQLite adapter's single-row writes do not give for free). :class:`Flags` shows them to
+the relay as rows: kind = the flag, item = the user id.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable
+from typing import cast
 
-import trio
-
+from ...runtime.outbox import Intent, Relay, RetryLater, RowOutbox
 from ...runtime.service import Runtime
 from .commands import deliver_wallet, revoke_tokens
 from .deps import UsersDeps
-from .store import OutboxFlag
+from .store import OUTBOX_FLAGS, OutboxFlag, UserStore
 
-__all__ = ["relay_outbox", "relay_once", "next_wait", "POLL_INTERVAL", "MAX_BACKOFF"]
+__all__ = ["RELAY", "Flags"]
 
 log = logging.getLogger("workup.users")
 
-POLL_INTERVAL = 1.0   # seconds between scans when the last one delivered everything
-MAX_BACKOFF = 15.0    # ceiling of the wait after failed deliveries
-_BATCH = 100
+
+class Flags:
+    """The users' outbox flags as intent rows (for :class:`~workup.runtime.outbox.RowOutbox`)."""
+
+    def __init__(self, store: UserStore) -> None:
+        self.store = store
+
+    async def pending(self, kind: str, limit: int = 100) -> list[tuple[str, int]]:
+        return [(user.id, 0) for user in await self.store.pending(_flag(kind), limit)]
+
+    async def done(self, kind: str, item: str) -> None:
+        await self.store.clear_pending(_flag(kind), item)
 
 
-async def _wallet(rt: Runtime[UsersDeps], user: Any) -> bool:
-    return await deliver_wallet(rt, user, timeout=5.0)
+def _flag(kind: str) -> OutboxFlag:
+    if kind not in OUTBOX_FLAGS:
+        raise ValueError(f"not an outbox flag: {kind!r}")
+    return cast(OutboxFlag, kind)
 
 
-async def _revocation(rt: Runtime[UsersDeps], user: Any) -> bool:
-    return await revoke_tokens(rt, user.id)
+RELAY: Relay[UsersDeps] = Relay(outbox=lambda deps: RowOutbox(Flags(deps.store)), log=log)
 
 
-_STEPS: dict[OutboxFlag, Callable[[Runtime[UsersDeps], Any], Awaitable[bool]]] = {
-    "wallet_pending": _wallet,
-    "revoke_pending": _revocation,
-}
+@RELAY.step("wallet_pending")
+async def _wallet(rt: Runtime[UsersDeps], intent: Intent) -> None:
+    user = await rt.deps.store.get(intent.item)
+    if user is not None and not await deliver_wallet(rt, user, timeout=5.0):
+        raise RetryLater("payments has not acknowledged CreateWallet")
 
 
-async def relay_once(rt: Runtime[UsersDeps]) -> tuple[int, int]:
-    """One scan of every outbox flag: (delivered, failed). A failure stops that flag's batch (its
-    peer is unhappy: back off instead of hammering it with the rest)."""
-    delivered = failed = 0
-    for flag, step in _STEPS.items():
-        for user in await rt.deps.store.pending(flag, _BATCH):
-            if await step(rt, user):
-                delivered += 1
-            else:
-                failed += 1
-                break
-    return delivered, failed
-
-
-def next_wait(failed: bool, previous: float) -> float:
-    """Poll steadily while deliveries succeed; double the wait (bounded) while they fail."""
-    return min(MAX_BACKOFF, max(POLL_INTERVAL, previous * 2)) if failed else POLL_INTERVAL
-
-
-async def relay_outbox(rt: Runtime[UsersDeps]) -> None:
-    wait = POLL_INTERVAL
-    while True:
-        try:
-            _delivered, failed = await relay_once(rt)
-        except Exception:  # a store hiccup must not kill the relay; the next scan retries
-            log.exception("outbox relay scan failed")
-            failed = 1
-        wait = next_wait(bool(failed), wait)
-        await trio.sleep(wait)
+@RELAY.step("revoke_pending")
+async def _revocation(rt: Runtime[UsersDeps], intent: Intent) -> None:
+    if not await revoke_tokens(rt, intent.item):
+        raise RetryLater("the closed-account flag is not written")

@@ -1,0 +1,379 @@
+"""The outbox: steps that must follow a committed write even if the process dies right after it.
+
+A service writes an *intent* before (or in the same transaction as) the state change that needs a
+step elsewhere (a call to a peer, a notification, a cache flag); the handler tries the step at
+once, and a background relay finishes whatever is left: the process died, or the peer was away.
+Every step is idempotent at its receiver, so a step done twice (handler and relay, two processes,
+a crash between "delivered" and "forgotten") is harmless.
+
+One mechanism for every service:
+
+- :class:`Outbox`, the port a store adapts (claim, done, retry, dead). Payments' SQL table
+  (:mod:`workup.services.payments.relay`), the wide-row ``outbox`` table of jobs and contracts
+  (:class:`RowOutbox`) and users' document flags (:mod:`workup.services.users.relay`) adapt it.
+- :class:`Relay`, a steps table a service declares (``@relay.step("accept")``) plus ONE loop
+  (:meth:`Relay.run`), installed as a background task of the service.
+- :func:`next_step`, ONE retry/dead-letter policy for an attempt, and :func:`next_wait`, the
+  pace of the scans. Both pure.
+- Event intents (:class:`EventIntent`, kind :data:`EVENT`): crash-safe notifications, published
+  by the same relay through :func:`event_step`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Generic, Literal, Protocol, Sequence, TypeVar
+
+import msgspec
+import trio
+
+from ..problems import ProblemError
+from ..storage.ids import now_ms, rfc3339
+from .service import Runtime
+
+__all__ = ["Intent", "Outbox", "IntentLog", "IntentRows", "RowOutbox", "Schedule", "RetryLater", "Bell",
+           "Relay", "Step", "next_step", "next_wait", "POLL_INTERVAL", "MAX_BACKOFF", "MAX_DELAY",
+           "EVENT", "EventCheck", "EventIntent", "event_step", "intend_event", "publish_event", "drop_event"]
+
+D = TypeVar("D")
+
+POLL_INTERVAL = 1.0   # seconds between scans when the last one delivered everything
+MAX_BACKOFF = 15.0    # ceiling of the wait between scans while deliveries fail
+MAX_DELAY = 60.0      # ceiling of one intent's retry delay
+BATCH = 20            # intents of one kind claimed (and attempted concurrently) per scan
+EVENT = "event"
+
+_log = logging.getLogger("workup.runtime.outbox")
+
+
+# --- the port -------------------------------------------------------------------------------------
+
+class Intent(msgspec.Struct, frozen=True):
+    """One step still to do, as a store hands it to the relay."""
+    kind: str                 # which step (a key of the relay's steps table)
+    item: str                 # what the step needs: an id, or a JSON payload
+    key: str = ""             # the adapter's own handle for done/retry/dead (a row number, say)
+    attempts: int = 0         # failed attempts so far
+    created_ms: int = 0       # when the intent was written (0: unknown, never too young)
+    name: str = ""            # the peer command or event type, when the store keeps it apart
+
+
+class Outbox(Protocol):
+    """What the relay needs from a store's outbox."""
+
+    async def claim(self, kind: str, limit: int) -> list[Intent]:
+        """Up to ``limit`` intents of ``kind`` due now; an adapter shared by processes leases them."""
+        ...
+
+    async def done(self, intent: Intent) -> None:
+        """The step succeeded (or has nothing left to do): forget the intent. Idempotent."""
+        ...
+
+    async def retry(self, intent: Intent, delay: float, error: str) -> None:
+        """Not now: offer the intent again in ``delay`` seconds, one more attempt counted."""
+        ...
+
+    async def dead(self, intent: Intent, error: str) -> None:
+        """Refused for good: never offer it again (kept for an operator where the store can)."""
+        ...
+
+
+class RetryLater(Exception):
+    """A step that reports failure by value (a peer or the cache is away) raises this to be retried."""
+
+
+def next_step(error: BaseException | None, attempts: int) -> tuple[Literal["done", "retry", "dead"], float]:
+    """``("done", 0)``, ``("retry", delay)`` or ``("dead", 0)`` after one attempt that failed
+    ``attempts`` times before. A receiver's 4xx (other than timeout/too-many) will not change on
+    retry: dead; anything else (no responder 503, timeout 504, 5xx, transport or store errors,
+    :class:`RetryLater`) is retried with exponential backoff."""
+    if error is None:
+        return "done", 0.0
+    if isinstance(error, ProblemError) and 400 <= error.status < 500 and error.status not in (408, 429):
+        return "dead", 0.0
+    return "retry", min(MAX_DELAY, 0.5 * 2 ** attempts)
+
+
+def next_wait(failed: bool, previous: float, poll: float = POLL_INTERVAL) -> float:
+    """Scan every ``poll`` seconds while deliveries succeed; double the wait (bounded) while they
+    fail, so a peer that is down is not hammered at every scan."""
+    return min(max(MAX_BACKOFF, poll), max(poll, previous * 2)) if failed else poll
+
+
+# --- the relay ------------------------------------------------------------------------------------
+
+StepFn = Callable[[Runtime[D], Intent], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Step(Generic[D]):
+    kind: str
+    run: StepFn[D]            # returns when done; raises to be judged by next_step
+
+
+class Bell:
+    """Rung by a handler that just wrote intents: the relay scans now rather than at the next poll."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def ring(self) -> None:
+        self._event.set()
+
+    def _rearm(self) -> trio.Event:
+        self._event = trio.Event()
+        return self._event
+
+
+@dataclass
+class Relay(Generic[D]):
+    """A service's steps table and the one loop that runs it. Declared next to the steps::
+
+        RELAY: Relay[JobsDeps] = Relay(outbox=lambda deps: RowOutbox(deps.store.outbox))
+        service.background_task(RELAY.run)
+
+        @RELAY.step("accept")
+        async def finish_accept(rt: Runtime[JobsDeps], intent: Intent) -> None: ...
+
+    ``grace_ms``: intents younger than this belong to a live handler and are left alone.
+    ``bell``: the deps' :class:`Bell`, when handlers ring one."""
+
+    outbox: Callable[[D], Outbox]
+    poll: float = POLL_INTERVAL
+    grace_ms: int = 0
+    bell: Callable[[D], Bell] | None = None
+    log: logging.Logger = _log
+    steps: dict[str, Step[D]] = field(default_factory=dict)
+
+    def step(self, kind: str) -> Callable[[StepFn[D]], StepFn[D]]:
+        def register(fn: StepFn[D]) -> StepFn[D]:
+            if kind in self.steps:
+                raise ValueError(f"outbox step {kind!r} registered twice")
+            self.steps[kind] = Step(kind, fn)
+            return fn
+        return register
+
+    async def run(self, rt: Runtime[D]) -> None:
+        """The background task: scan, attempt, wait (or until the bell rings), forever. A failure
+        of the scan itself (a store outage) is logged and retried, never fatal."""
+        outbox = self.outbox(rt.deps)
+        bell = self.bell(rt.deps) if self.bell else None
+        wait = self.poll
+        while True:
+            rung = bell._rearm() if bell else trio.Event()   # a ring from now on wakes the wait below
+            try:
+                claimed, failed = await self.once(rt, outbox)
+            except Exception:
+                self.log.exception("outbox relay scan failed; retrying")
+                claimed, failed = 0, True
+            if claimed >= BATCH and not failed:
+                continue                                      # more may be waiting
+            wait = next_wait(failed, wait, self.poll)
+            with trio.move_on_after(wait):
+                await rung.wait()
+
+    async def once(self, rt: Runtime[D], outbox: Outbox) -> tuple[int, bool]:
+        """One scan of every kind: ``(claimed, any attempt failed)``."""
+        claimed, failed = 0, False
+        now = now_ms()
+        for kind, step in self.steps.items():
+            due = [i for i in await outbox.claim(kind, BATCH) if now - i.created_ms >= self.grace_ms]
+            claimed += len(due)
+            outcomes: list[bool] = []
+            async with trio.open_nursery() as n:
+                for intent in due:
+                    n.start_soon(self._attempt, rt, outbox, step, intent, outcomes)
+            failed = failed or not all(outcomes)
+        return claimed, failed
+
+    async def _attempt(self, rt: Runtime[D], outbox: Outbox, step: Step[D], intent: Intent,
+                       outcomes: list[bool]) -> None:
+        error: BaseException | None = None
+        try:
+            await step.run(rt, intent)
+        except Exception as exc:          # noqa: BLE001 - every failure is judged by next_step
+            error = exc
+        verdict, delay = next_step(error, intent.attempts)
+        outcomes.append(verdict == "done")
+        if verdict == "done":
+            await outbox.done(intent)
+        elif verdict == "dead":
+            self.log.error("outbox %s %s refused for good: %s", intent.kind, intent.key or intent.item, error)
+            await outbox.dead(intent, str(error))
+        else:
+            self.log.warning("outbox %s %s not done (attempt %d), retrying in %.1fs: %s", intent.kind,
+                             intent.key or intent.item, intent.attempts + 1, delay, error)
+            await outbox.retry(intent, delay, str(error))
+
+
+# --- adapters' shared parts -----------------------------------------------------------------------
+
+class Schedule:
+    """The retry state of intents whose store keeps no attempt count nor due time (the wide-row
+    table, users' flags): kept in the process. A restart forgets it, so the intents are simply
+    tried again at once; a dead one is parked until then."""
+
+    def __init__(self) -> None:
+        self._attempts: dict[tuple[str, str], int] = {}
+        self._due: dict[tuple[str, str], float] = {}
+        self._dead: set[tuple[str, str]] = set()
+
+    def intent(self, kind: str, item: str, created_ms: int = 0) -> Intent | None:
+        """The :class:`Intent` to offer now, or ``None`` while it waits for its retry or is dead."""
+        key = (kind, item)
+        if key in self._dead or self._due.get(key, 0.0) > time.monotonic():
+            return None
+        return Intent(kind=kind, item=item, key=item, attempts=self._attempts.get(key, 0), created_ms=created_ms)
+
+    def forget(self, intent: Intent) -> None:
+        key = (intent.kind, intent.item)
+        self._attempts.pop(key, None)
+        self._due.pop(key, None)
+
+    def retry(self, intent: Intent, delay: float) -> None:
+        key = (intent.kind, intent.item)
+        self._attempts[key] = intent.attempts + 1
+        self._due[key] = time.monotonic() + delay
+
+    def dead(self, intent: Intent) -> None:
+        self.forget(intent)
+        self._dead.add((intent.kind, intent.item))
+
+    def held(self, kind: str) -> int:
+        """How many intents of ``kind`` may be held back (an upper bound): a claim reads that many
+        more, so held ones never crowd due ones out of a batch."""
+        return sum(k == kind for k, _ in self._due) + sum(k == kind for k, _ in self._dead)
+
+    def keep_only(self, kind: str, items: set[str]) -> None:
+        """Forget the state of intents of ``kind`` gone from the store (finished by a handler)."""
+        for table in (self._attempts, self._due):
+            for key in [k for k in table if k[0] == kind and k[1] not in items]:
+                del table[key]
+        self._dead = {k for k in self._dead if k[0] != kind or k[1] in items}
+
+
+class IntentLog(Protocol):
+    """A store whose handlers write intents themselves, before the write that needs them."""
+
+    async def add(self, kind: str, item: str, now: int) -> None: ...
+
+    async def done(self, kind: str, item: str) -> None: ...
+
+
+class IntentRows(Protocol):
+    """Intents listed by kind and forgotten by ``(kind, item)``: ``storage.Outbox`` (the jobs and
+    contracts table), users' flags."""
+
+    async def pending(self, kind: str, limit: int = 100) -> list[tuple[str, int]]:
+        """``(item, created_ms)`` of the intents of ``kind`` (``created_ms`` 0 when not kept)."""
+        ...
+
+    async def done(self, kind: str, item: str) -> None: ...
+
+
+class RowOutbox:
+    """:class:`Outbox` over :class:`IntentRows`; retries are scheduled in the process."""
+
+    def __init__(self, rows: IntentRows) -> None:
+        self.rows = rows
+        self.schedule = Schedule()
+
+    async def claim(self, kind: str, limit: int) -> list[Intent]:
+        read = limit + self.schedule.held(kind)
+        rows = await self.rows.pending(kind, read)
+        if len(rows) < read:                  # the whole kind was read: drop the state of the gone
+            self.schedule.keep_only(kind, {item for item, _ in rows})
+        found = (self.schedule.intent(kind, item, created) for item, created in rows)
+        return [i for i in found if i is not None][:limit]
+
+    async def done(self, intent: Intent) -> None:
+        await self.rows.done(intent.kind, intent.item)
+        self.schedule.forget(intent)
+
+    async def retry(self, intent: Intent, delay: float, error: str) -> None:
+        self.schedule.retry(intent, delay)
+
+    async def dead(self, intent: Intent, error: str) -> None:
+        self.schedule.dead(intent)
+
+
+# --- event intents --------------------------------------------------------------------------------
+# Notification events that a process dying between a state change and its publish cannot lose.
+# Where the store has transactions (payments) the event row is written in the same transaction as
+# the change. Elsewhere an emit site records the event with :func:`intend_event` *before* its
+# conditional write; after the write applied it publishes the event and drops the intent
+# (:func:`publish_event`), and when the write did not apply it drops it unpublished
+# (:func:`drop_event`). An intent left behind is finished by the relay's :func:`event_step`:
+# published when the store shows the change happened (the entity named in ``check`` is in one of
+# its ``statuses``), dropped otherwise. So every applied change is announced at least once; twice
+# only if a process died after publishing and before dropping.
+
+class EventCheck(msgspec.Struct, frozen=True):
+    """How the relay tells whether the change behind an event happened: ``entity`` (a kind the
+    service knows, e.g. "milestone") with id ``id`` is now in one of ``statuses``."""
+    entity: str
+    id: str
+    statuses: tuple[str, ...]
+
+
+class EventIntent(msgspec.Struct, frozen=True, kw_only=True):
+    """``type`` may be left out of the payload when the store keeps it apart (:attr:`Intent.name`);
+    ``check`` is ``None`` when the event was written in the same transaction as its change."""
+    type: str = ""
+    recipients: list[str]
+    data: dict[str, str]
+    id: str = ""
+    at: str | None = None
+    check: EventCheck | None = None
+
+
+_encode = msgspec.json.Encoder()
+_decode = msgspec.json.Decoder(EventIntent)
+
+# (runtime, entity, id) -> the entity's status now, None if absent
+Status = Callable[[Runtime[D], str, str], Awaitable[str | None]]
+
+
+def event_step(status_of: Status[D] | None = None) -> StepFn[D]:
+    """The relay step of :data:`EVENT` intents: publish the event unless its ``check`` shows the
+    change never happened. An undecodable payload is refused for good (dead)."""
+    async def publish(rt: Runtime[D], intent: Intent) -> None:
+        try:
+            event = _decode.decode(intent.item)
+        except msgspec.MsgspecError:
+            raise ProblemError(422, f"undecodable event intent: {intent.item[:200]}") from None
+        check = event.check
+        if check is not None and (status_of is None or await status_of(rt, check.entity, check.id) not in check.statuses):
+            return                         # the change never applied: nothing to announce
+        await rt.emit(event.type or intent.name, event.recipients, event.data, at=event.at)
+    return publish
+
+
+async def intend_event(outbox: IntentLog, type: str, recipients: Sequence[str], data: dict[str, str],
+                       check: EventCheck) -> EventIntent:
+    """Record the event before the write that makes it true."""
+    now = now_ms()
+    intent = EventIntent(id=uuid.uuid4().hex, type=type, at=rfc3339(now), recipients=list(recipients),
+                         data=dict(data), check=check)
+    await outbox.add(EVENT, _encode.encode(intent).decode(), now)
+    return intent
+
+
+async def publish_event(rt: Runtime[object], outbox: IntentLog, intent: EventIntent) -> bool:
+    """After the write applied: announce it, then forget the intent. A publish that fails (the
+    broker is away) is logged and left to the relay: the change itself succeeded."""
+    try:
+        await rt.emit(intent.type, intent.recipients, intent.data, at=intent.at)
+    except Exception as exc:
+        _log.warning("event %s not published yet (%s); the relay retries", intent.type, exc)
+        return False
+    await drop_event(outbox, intent)
+    return True
+
+
+async def drop_event(outbox: IntentLog, intent: EventIntent) -> None:
+    """The write did not apply (or the event went out): nothing left to announce."""
+    await outbox.done(EVENT, _encode.encode(intent).decode())
