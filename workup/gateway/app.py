@@ -18,7 +18,7 @@ from ..problems import ProblemError
 from ..settings import Settings
 from ._auth import ANONYMOUS, authenticate
 from ._drain import DrainBody
-from ._notifications import NotificationHub
+from ._notification_hub import NotificationHub
 from ._problems import http_problem, problem_response, validation_problem
 from ._revocations import Revocations
 from ._state import Gateway, GatewayApp
@@ -40,7 +40,7 @@ def create_app(settings: Settings, transport: Any, cache: Cache, *, jwt_keys: Se
     keys = [jwt_keys] if isinstance(jwt_keys, str) else list(jwt_keys)
     tokens = TokenService(keys)
     app = GatewayApp("workup.gateway", static_folder=None)
-    # body limits are the gateway's own (the before_request hook and kit.json_body), not quart's
+    # body limits are the gateway's own (the before_request hook and routing.json_body), not quart's
     app.config.update(MAX_CONTENT_LENGTH=None, PROPAGATE_EXCEPTIONS=False,
                       PROVIDE_AUTOMATIC_OPTIONS=True)
     app.url_map.strict_slashes = False
