@@ -14,7 +14,7 @@ from workup.messages._base import Message
 
 from ._serve import make_app, served
 
-bp = Blueprint("probe_openapi", __name__)
+bp = Blueprint("openapi_things", __name__)
 
 
 class Thing(Message):

@@ -93,8 +93,7 @@ def account_closed(user_id: str) -> None:
     ``DELETE /me``); other instances learn it from the cache flag within a second."""
     gw = gateway()
     gw.revocations.mark_closed(user_id)
-    if gw.hub is not None:
-        gw.hub.disconnect(user_id)
+    gw.hub.disconnect(user_id)
 
 
 # --- input ---------------------------------------------------------------------------------------
@@ -238,7 +237,7 @@ def query_params(type_: type[T]) -> T:
 
 # --- calling services ----------------------------------------------------------------------------
 
-async def call(command: str, request: Any, *, timeout: float | None = None) -> Reply:
+async def call(command: str, request: msgspec.Struct, *, timeout: float | None = None) -> Reply:
     """RPC as the current caller within the request's deadline: no reply in time → 504; the
     service frozen or without a responder → 503 with ``Retry-After``."""
     gw = gateway()
@@ -275,11 +274,11 @@ def respond(reply: Reply) -> Response:
     return Response(reply.body, status=status, content_type=JSON)
 
 
-async def forward(command: str, request: Any, *, timeout: float | None = None) -> Response:
+async def forward(command: str, request: msgspec.Struct, *, timeout: float | None = None) -> Response:
     return respond(await call(command, request, timeout=timeout))
 
 
-async def cached_forward(key: str, command: str, request: Any) -> Response:
+async def cached_forward(key: str, command: str, request: msgspec.Struct) -> Response:
     """Serve the cached reply body under ``key`` when there is one, else forward (the service
     fills the cache). Only for reads whose answer depends on nothing but ``key``: put the
     caller's id in the key when the answer is per caller."""
@@ -373,7 +372,7 @@ class Route(msgspec.Struct, frozen=True):
     ids: dict[str, str] = {}            # path id -> the command field it fills (checked by path_id)
     cache: CacheKey | None = None       # served from the read cache when filled
     errors: tuple[int, ...] = ()        # route-specific error statuses (OpenAPI)
-    hook: "Hook | None" = None          # replaces "forward the command"; the role check stays first
+    hook: Hook | None = None            # replaces "forward the command"; the role check stays first
 
     @property
     def source(self) -> str:
