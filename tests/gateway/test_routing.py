@@ -1,16 +1,25 @@
 """The one Route type: the path-id rule (pure, and the same answers on every service over real
-HTTP), cache keys from the table, and the command a Route builds."""
+HTTP), cache keys from the table, and the command a Route builds from ids, body and query."""
 
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 
 from workup.gateway import TokenService
-from workup.gateway.routing import CALLER, CacheKey, Query, Route, id_name, path_id
+from workup.gateway.routes import contracts as contracts_routes
+from workup.gateway.routes import jobs as jobs_routes
+from workup.gateway.routes import payments as payments_routes
+from workup.gateway.routes import users as users_routes
+from workup.gateway.routing import CALLER, CacheKey, Mounted, Query, Route, RouteCall, id_name, path_id
+from workup.messages import contracts as cm
 from workup.messages import jobs as jm
+from workup.messages import payments as pm
+from workup.messages import users as um
 from workup.problems import ProblemError
 from workup.transport.envelope import Caller, Reply
 
@@ -98,3 +107,47 @@ async def test_the_same_id_gets_the_same_answer_on_every_service() -> None:
                 answers.add(r.content)
             assert len(answers) == 1, answers                    # byte for byte the same problem
             assert transport.sent == []                           # no service was asked
+
+
+# --- the command a Route builds ------------------------------------------------------------------
+
+def _served(service: str, route: Route, **params: str) -> RouteCall:
+    return RouteCall(Mounted(service, route), Caller("u1", "CLIENT"), params)
+
+
+async def _command(route: Route, service: str = "svc", *, body: bytes = b"", query: str = "",
+                   **params: str) -> Any:
+    app = make_app()
+    headers = {"Content-Type": "application/json"} if body else {}
+    async with app.test_request_context(f"/x?{query}", method=route.method, headers=headers, data=body):
+        return await _served(service, route, **params).command()
+
+
+async def test_commands_from_ids_body_and_query() -> None:
+    accept = next(r for r in jobs_routes.ROUTES if r.command is jm.AcceptProposal)
+    hyphenated = str(uuid.UUID(HEX))
+    assert await _command(accept, job_id=hyphenated, proposal_id=HEX.upper()) == \
+        jm.AcceptProposal(job_id=HEX, proposal_id=HEX)
+    with pytest.raises(ProblemError) as exc:
+        await _command(accept, job_id=HEX, proposal_id="nope")
+    assert exc.value.problem.errors is not None and exc.value.problem.errors[0].field == "proposalId"
+
+    propose = next(r for r in jobs_routes.ROUTES if r.command is jm.CreateProposal)
+    draft = {"coverLetter": "c", "jobDuration": "LESS_THAN_A_MONTH",
+             "milestones": [{"description": "d", "amount": 10, "dueDate": "2030-01-01"}]}
+    made = await _command(propose, body=msgspec.json.encode(draft), job_id=HEX)
+    assert isinstance(made, jm.CreateProposal) and made.job_id == HEX and made.cover_letter == "c"
+
+    deposit = next(r for r in payments_routes.ROUTES if r.command is pm.Deposit)
+    made = await _command(deposit, body=b'{"amount": 12.50, "description": "d"}')
+    assert made == pm.Deposit(amount=Decimal("12.50"), description="d")
+
+    login = next(r for r in users_routes.ROUTES if r.command is um.Login)   # the body is the command
+    made = await _command(login, body=b'{"email": "a@example.com", "password": "whatever-123"}')
+    assert made == um.Login(email="a@example.com", password="whatever-123")
+
+    browse = next(r for r in jobs_routes.ROUTES if r.command is jm.BrowseJobs)
+    assert isinstance(await _command(browse, query="pageLimit=3"), jm.BrowseJobs)
+
+    progress = next(r for r in contracts_routes.ROUTES if r.command is cm.ProgressMilestone)
+    assert await _command(progress, milestone_id=HEX) == cm.ProgressMilestone(milestone_id=HEX)
