@@ -7,7 +7,7 @@ import pytest
 from quart import Blueprint
 
 from workup.cache import closed_account_key
-from workup.gateway import kit
+from workup.gateway import routing
 from workup.messages._base import Message
 
 from ._serve import KEY, make_app, served
@@ -32,26 +32,26 @@ class Query(Message):
 
 @bp.post("/probe/body")
 async def probe_body():
-    kit.require_auth()
-    body = await kit.json_body(Body)
+    routing.require_auth()
+    body = await routing.json_body(Body)
     return {"name": body.name, "count": body.count}
 
 
 @bp.post("/probe/empty-ok")
 async def probe_empty():
-    body = await kit.json_body(Query, allow_empty=True)
+    body = await routing.json_body(Query, allow_empty=True)
     return {"pageLimit": body.page_limit}
 
 
 @bp.get("/probe/query")
 async def probe_query():
-    q = kit.query_params(Query)
+    q = routing.query_params(Query)
     return {"pageLimit": q.page_limit, "tags": q.tags}
 
 
 @bp.get("/probe/role")
 async def probe_role():
-    caller = kit.require_role("ADMIN")
+    caller = routing.require_role("ADMIN")
     return {"user": caller.user_id}
 
 

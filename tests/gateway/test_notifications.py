@@ -98,7 +98,7 @@ async def test_plain_get_is_426(system):
 
 
 async def test_slow_reader_is_closed_not_silently_skipped(system):
-    from workup.gateway._notifications import QUEUE_SIZE
+    from workup.gateway._notification_hub import QUEUE_SIZE
     app, transport, _, base = system
     token = app.gw.tokens.issue("slow", "CLIENT")
     with trio.fail_after(20):
@@ -117,7 +117,7 @@ async def test_slow_reader_is_closed_not_silently_skipped(system):
 
 
 async def test_client_messages_are_ignored_and_sockets_close_with_the_account(system):
-    from workup.gateway import kit
+    from workup.gateway import routing
     app, transport, client, base = system
     token = app.gw.tokens.issue("chatty", "CLIENT")
     with trio.fail_after(10):
@@ -127,7 +127,7 @@ async def test_client_messages_are_ignored_and_sockets_close_with_the_account(sy
             await transport.publish_event(event("payment.paid", "chatty", paymentRequestId="r1"))
             assert json.loads(await ws.get_message())["data"] == {"paymentRequestId": "r1"}
             async with app.app_context():
-                kit.account_closed("chatty")
+                routing.account_closed("chatty")
             with pytest.raises(Exception):
                 await ws.get_message()
             assert ws.closed is not None and ws.closed.code == 1008

@@ -1,6 +1,6 @@
-"""GET /openapi.json: a valid OpenAPI 3.1 document generated from the routes and their structs."""
+"""GET /openapi.json: a valid OpenAPI 3.1 document generated from the mounted Route tables and
+their structs."""
 
-import importlib
 from decimal import Decimal
 import re
 
@@ -8,13 +8,13 @@ import pytest
 from openapi_spec_validator import validate
 from quart import Blueprint
 
-from workup.gateway import kit
-from workup.gateway.routes import ROUTE_MODULES
+from workup.gateway.routes import SERVICE_ROUTES
+from workup.gateway.routing import ANY, CALLER, Body, CacheKey, Query, Route, mount
 from workup.messages._base import Message
 
 from ._serve import make_app, served
 
-bp = Blueprint("probe_openapi", __name__)
+bp = Blueprint("openapi_things", __name__)
 
 
 class Thing(Message):
@@ -23,28 +23,29 @@ class Thing(Message):
     price: Decimal | None = None
 
 
+class MakeThing(Thing, kw_only=True):
+    thing_id: str
+
+
 class Filter(Message):
     query: str
     page_limit: int = 20
 
 
-@bp.post("/api/v1/things/<thing_id>")
-async def make_thing(thing_id: str):
-    kit.require_role("CLIENT", "ADMIN")
-    body = await kit.json_body(Thing)
-    return await kit.forward("things.MakeThing", body)
+class Who(Message):
+    pass
 
 
-@bp.get("/api/v1/things")
-async def list_things():
-    q = kit.query_params(Filter)
-    return await kit.forward("things.ListThings", q)
+def _things_key(user_id: str) -> str:
+    return f"workup:things:{user_id}"
 
 
-@bp.get("/api/v1/things/<any(mine, theirs):who>/all")
-async def who_things(who: str):
-    kit.require_auth()
-    return await kit.cached_forward(f"workup:things:{who}", "things.Who", None)
+mount(bp, "things", [
+    Route("POST", "/api/v1/things/<thing_id>", ("CLIENT", "ADMIN"), MakeThing, Body(Thing),
+          ids={"thing_id": "thing_id"}),
+    Route("GET", "/api/v1/things", None, Filter, Query()),
+    Route("GET", "/api/v1/things/<any(mine, theirs):who>/all", ANY, Who, cache=CacheKey(_things_key, (CALLER,))),
+])
 
 
 @pytest.fixture
@@ -88,12 +89,8 @@ async def test_probed_details(doc):
 
 async def test_every_declared_route_of_every_service_is_documented(doc):
     checked = 0
-    for name in ROUTE_MODULES:
-        try:
-            module = importlib.import_module(f"workup.gateway.routes.{name}")
-        except ModuleNotFoundError:
-            continue
-        for route in getattr(module, "ROUTES", ()):
+    for module in SERVICE_ROUTES.values():
+        for route in module.ROUTES:
             path = route.path
             path = re.sub(r"<(?:[^:<>]+:)?(\w+)>", r"{\1}", path)
             assert route.method.lower() in doc["paths"].get(path, {}), (route.method, path)

@@ -10,7 +10,7 @@ import trio
 from quart import Blueprint
 
 from workup.cache import cache_key
-from workup.gateway import kit
+from workup.gateway import routing
 from workup.messages._base import Message
 from workup.settings import Settings
 from workup.transport import LocalTransport
@@ -63,24 +63,24 @@ bp = Blueprint("rpc_probe", __name__)
 
 @bp.post("/demo/nap")
 async def nap_route():
-    return await kit.forward("demo.Nap", await kit.json_body(Nap))
+    return await routing.forward("demo.Nap", await routing.json_body(Nap))
 
 
 @bp.post("/demo/echo")
 async def echo_route():
-    kit.require_auth()
-    return await kit.forward("demo.Echo", await kit.json_body(Echo))
+    routing.require_auth()
+    return await routing.forward("demo.Echo", await routing.json_body(Echo))
 
 
 @bp.get("/demo/cached/<name>")
 async def cached_route(name: str):
-    caller = kit.require_auth()
-    return await kit.cached_forward(cache_key("demo", "echo", caller.user_id), "demo.Echo", Echo(text=name))
+    caller = routing.require_auth()
+    return await routing.cached_forward(cache_key("demo", "echo", caller.user_id), "demo.Echo", Echo(text=name))
 
 
 @bp.get("/demo/missing")
 async def missing_route():
-    return await kit.forward("nobody.Nothing", Echo(text="x"))
+    return await routing.forward("nobody.Nothing", Echo(text="x"))
 
 
 @asynccontextmanager

@@ -1,6 +1,6 @@
 """The HTTP API gateway: JWT auth, validation, RPC to the services, cache, notifications.
 
-Route modules use :mod:`workup.gateway.kit`; servers use :func:`create_app`.
+Route tables use :mod:`workup.gateway.routing`; servers use :func:`create_app`.
 """
 
 from ._tokens import InvalidToken, TokenService, jwt_keys_from

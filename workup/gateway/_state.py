@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
 from quart import current_app
 from quart_trio import QuartTrio
 
 from ..cache import Cache
 from ..settings import Settings
+from ..transport import RpcClient
+from ._notification_hub import NotificationHub
 from ._metrics import Metrics
 from ._revocations import Revocations
 from ._tokens import TokenService
@@ -20,14 +20,14 @@ __all__ = ["Gateway", "GatewayApp", "gateway"]
 @dataclass
 class Gateway:
     settings: Settings
-    transport: Any            # RpcClient (+ EventSource for notifications)
+    transport: RpcClient      # (+ EventSource and EventPublisher for notifications)
     cache: Cache
     tokens: TokenService
     revocations: Revocations
+    hub: NotificationHub      # fan-out of the transport's events to WebSockets
     request_timeout: float = 10.0
     max_body: int = 1024 * 1024
     metrics: Metrics = field(default_factory=Metrics)
-    hub: Any = None           # the notification hub, set by the app factory
     openapi: bytes | None = None
 
 

@@ -16,9 +16,10 @@ from ..cache import Cache
 from ..transport.envelope import new_request_id
 from ..problems import ProblemError
 from ..settings import Settings
+from ..transport import RpcClient
 from ._auth import ANONYMOUS, authenticate
 from ._drain import DrainBody
-from ._notifications import NotificationHub
+from ._notification_hub import NotificationHub
 from ._problems import http_problem, problem_response, validation_problem
 from ._revocations import Revocations
 from ._state import Gateway, GatewayApp
@@ -33,21 +34,21 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _WWW_AUTHENTICATE = 'Bearer realm="workup"'
 
 
-def create_app(settings: Settings, transport: Any, cache: Cache, *, jwt_keys: Sequence[str] | str,
+def create_app(settings: Settings, transport: RpcClient, cache: Cache, *, jwt_keys: Sequence[str] | str,
                request_timeout: float = 10.0, max_body: int = 1024 * 1024) -> GatewayApp:
     """The gateway as an ASGI app. ``transport`` is an RpcClient (and EventSource for the
     notifications); ``jwt_keys``: the first signs, all verify."""
     keys = [jwt_keys] if isinstance(jwt_keys, str) else list(jwt_keys)
     tokens = TokenService(keys)
     app = GatewayApp("workup.gateway", static_folder=None)
-    # body limits are the gateway's own (the before_request hook and kit.json_body), not quart's
+    # body limits are the gateway's own (the before_request hook and routing.json_body), not quart's
     app.config.update(MAX_CONTENT_LENGTH=None, PROPAGATE_EXCEPTIONS=False,
                       PROVIDE_AUTOMATIC_OPTIONS=True)
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False
+    hub = NotificationHub(transport)
     app.gw = Gateway(settings=settings, transport=transport, cache=cache, tokens=tokens,
-                     revocations=Revocations(cache), request_timeout=request_timeout, max_body=max_body)
-    app.gw.hub = hub = NotificationHub(transport)
+                     revocations=Revocations(cache), hub=hub, request_timeout=request_timeout, max_body=max_body)
     app.asgi_app = DrainBody(app.asgi_app)  # type: ignore[method-assign,assignment]
     _install_hooks(app)
 

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from workup.transport.envelope import encode_json
-from workup.gateway.routes.payments import path_id
+from workup.gateway.routing import path_id
 from workup.messages import payments as m
 from workup.problems import ProblemError
 from workup.services.payments.commands import answer, cache_keys, idem_key

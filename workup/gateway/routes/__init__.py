@@ -1,29 +1,18 @@
-"""Route modules of the gateway. Each service's module (owned by that service's engineer) defines
-``blueprint`` with full paths; :func:`blueprints` imports those that exist."""
+"""The gateway's routes: its own (``_ops``: welcome, health, metrics, OpenAPI; ``_websocket``: the
+notifications WebSocket) and one table of :class:`~workup.gateway.routing.Route` per service."""
 
 from __future__ import annotations
 
-import importlib
-
 from quart import Blueprint
 
-__all__ = ["ROUTE_MODULES", "blueprints"]
+from . import _ops, _websocket, contracts, jobs, payments, users
 
-ROUTE_MODULES = ["users", "jobs", "contracts", "payments"]
+__all__ = ["SERVICE_ROUTES", "blueprints"]
+
+# the route module of each service, by service name
+SERVICE_ROUTES = {"users": users, "jobs": jobs, "contracts": contracts, "payments": payments}
 
 
 def blueprints() -> list[Blueprint]:
-    """The gateway's own routes, then every service route module present (missing ones skipped;
-    an import error inside a present module is raised, not hidden)."""
-    from . import _notifications, _ops
-    found = [_ops.blueprint, _notifications.blueprint]
-    for name in ROUTE_MODULES:
-        qualified = f"{__name__}.{name}"
-        try:
-            module = importlib.import_module(qualified)
-        except ModuleNotFoundError as exc:
-            if exc.name == qualified:
-                continue
-            raise
-        found.append(module.blueprint)
-    return found
+    """Every blueprint of the gateway: its own routes, then each service's."""
+    return [_ops.blueprint, _websocket.blueprint, *(module.blueprint for module in SERVICE_ROUTES.values())]

@@ -54,9 +54,9 @@ async def health() -> Response:
 async def openapi() -> Response:
     gw = gateway()
     if gw.openapi is None:  # generated once, on first use (every route module is registered)
-        from .._openapi import openapi_document
+        from ..openapi import openapi_document
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        gw.openapi = msgspec.json.encode(await openapi_document(app))
+        gw.openapi = msgspec.json.encode(openapi_document(app))
     return Response(gw.openapi, content_type=JSON)
 
 

@@ -1,45 +1,28 @@
-"""The OpenAPI 3.1 document, generated from the registered routes and the structs that validate.
+"""The OpenAPI 3.1 document, generated from the mounted :class:`~workup.gateway.routing.Route`
+tables and the structs that validate.
 
-Each HTTP rule of the app is *probed*: its handler runs once in a request context where the kit
-records, instead of doing, what the handler asks for (role rule, body struct, query struct,
-command) and stops it there (see ``kit._probe``). Schemas come from those structs through
-``msgspec.json.schema_components``; success statuses and reply types come from the route
-module's ``ROUTES`` table when it has one (items with ``method``, ``path``, ``status``,
-``reply``). Paths are absolute; routes written per role (payments' ``clients/me`` and
-``freelancers/me``) appear once per role.
+Each mounted Route is one operation: its role rule, body or query struct, command, cache key,
+success status, reply type and route-specific errors are what the table declares. Schemas come
+from those structs through ``msgspec.json.schema_components`` (money as JSON numbers). Paths are
+absolute; an ``any(a, b)`` converter is written out per choice.
 """
 
 from __future__ import annotations
 
 import re
-import sys
-from dataclasses import dataclass
 from typing import Any, Iterable
 
 import msgspec
 from quart import Quart
 
 from .. import __version__
-from ..problems import Problem, ProblemError
-from . import kit
+from ..problems import Problem
+from .routing import Body, Mounted, PlainText, Query, mounted_routes
 
-__all__ = ["openapi_document", "Probe", "openapi_path"]
+__all__ = ["openapi_document", "openapi_path"]
 
 _RULE_ARG = re.compile(r"<(?:(?P<conv>[^:<>()]+)(?:\((?P<args>[^)]*)\))?:)?(?P<name>\w+)>")
-_SKIP_BLUEPRINTS = {"ops"}
-_PROBE_VALUE = "0" * 32   # a well-formed id for every id format in use (32 hex, UUID)
 _PROBLEM_JSON = "application/problem+json"
-
-
-@dataclass
-class Probe:
-    roles: tuple[str, ...] | None = None    # None: the handler never asked (public)
-    body: Any = None
-    body_optional: bool = False
-    query: Any = None
-    command: str | None = None
-    cached: bool = False
-    failed: str | None = None
 
 
 def openapi_path(rule: str) -> str:
@@ -47,53 +30,15 @@ def openapi_path(rule: str) -> str:
     return _RULE_ARG.sub(lambda m: "{" + m.group("name") + "}", rule)
 
 
-def _expansions(rule: str) -> list[tuple[str, dict[str, str]]]:
-    """Concrete (template, probe values) pairs; ``any(a, b)`` converters give one per choice."""
-    results: list[tuple[str, dict[str, str]]] = [(rule, {})]
+def _expansions(rule: str) -> list[str]:
+    """The concrete rules of ``rule``: ``any(a, b)`` converters give one per choice."""
+    results = [rule]
     for m in _RULE_ARG.finditer(rule):
         if m.group("conv") != "any":
             continue
         choices = [c.strip().strip("'\"") for c in (m.group("args") or "").split(",") if c.strip()]
-        name = m.group("name")
-        results = [(r.replace(m.group(0), c, 1), {**v, name: c}) for r, v in results for c in choices]
-    out = []
-    for r, values in results:
-        for m in _RULE_ARG.finditer(r):
-            values[m.group("name")] = _PROBE_VALUE
-        out.append((r, values))
-    return out
-
-
-async def _probe(app: Quart, rule: Any, method: str, path: str, values: dict[str, str]) -> Probe:
-    probe = Probe()
-    view: Any = app.view_functions[rule.endpoint]
-    concrete = _RULE_ARG.sub(lambda m: values.get(m.group("name"), _PROBE_VALUE), path)
-    async with app.test_request_context(concrete, method=method):
-        token = kit._probe.set(probe)
-        try:
-            await view(**values)
-        except kit.ProbeDone:
-            pass
-        except ProblemError as exc:
-            probe.failed = exc.problem.detail
-        except Exception as exc:  # a handler we cannot probe is documented without details
-            probe.failed = f"{type(exc).__name__}: {exc}"
-        finally:
-            kit._probe.reset(token)
-    return probe
-
-
-def _route_meta(view: Any, method: str, path: str) -> Any:
-    # the view's own module first; then every route module, since one module may register the
-    # ROUTES of another (the contracts routes are registered by the jobs module's helper)
-    own = sys.modules.get(getattr(view, "__module__", "") or "")
-    modules = [own] + [m for name, m in sys.modules.items()
-                       if name.startswith("workup.gateway.routes.") and m is not own]
-    for module in modules:
-        for route in getattr(module, "ROUTES", None) or ():
-            if getattr(route, "method", None) == method and getattr(route, "path", None) == path:
-                return route
-    return None
+        results = [r.replace(m.group(0), c, 1) for r in results for c in choices]
+    return results
 
 
 def _numbers_for_decimals(node: Any) -> Any:
@@ -142,63 +87,61 @@ _ERROR_TEXT = {
 }
 
 
-def _operation(rule: Any, method: str, template: str, probe: Probe, meta: Any,
-               schemas: _Schemas, pending: list[tuple[dict, str, int]]) -> dict[str, Any]:
+def _operation(mounted: Mounted, template: str, schemas: _Schemas,
+               pending: list[tuple[dict[str, Any], str, int]]) -> dict[str, Any]:
+    route = mounted.route
+    method = route.method
     segments = [s for s in template.split("/") if s and not s.startswith("{")]
     tag = segments[2] if len(segments) > 2 and segments[:2] == ["api", "v1"] else "operations"
     op: dict[str, Any] = {
         "operationId": re.sub(r"[^A-Za-z0-9_]", "_", f"{method.lower()}{template}").strip("_"),
         "tags": [tag],
         "responses": {},
+        "summary": mounted.command + (" (cached read)" if route.cache is not None else ""),
     }
-    if probe.command:
-        op["summary"] = f"{probe.command}" + (" (cached read)" if probe.cached else "")
-    errors = {503, 504}               # every probed route forwards to its service
+    errors = {503, 504}               # every route forwards to its service
     if method != "GET":
         errors.add(409)
-    params = []
-    for m in _RULE_ARG.finditer(rule.rule):
+    params: list[dict[str, Any]] = []
+    for m in _RULE_ARG.finditer(route.path):
         if m.group("conv") == "any":
             continue
         params.append({"name": m.group("name"), "in": "path", "required": True, "schema": {"type": "string"}})
         errors |= {400, 404}
-    if probe.roles is None:
+    if route.roles is None:
         op["security"] = []
         op["description"] = "Public route (a token, if sent, must be valid)."
     else:
         op["security"] = [{"bearerAuth": []}]
-        op["description"] = ("Roles: " + ", ".join(probe.roles)) if probe.roles else "Any authenticated role."
-        op["x-roles"] = list(probe.roles) or ["CLIENT", "FREELANCER", "ADMIN"]
-        if probe.roles:
+        op["description"] = ("Roles: " + ", ".join(route.roles)) if route.roles else "Any authenticated role."
+        op["x-roles"] = list(route.roles) or ["CLIENT", "FREELANCER", "ADMIN"]
+        if route.roles:
             errors.add(403)
     errors.add(401)
-    if probe.query is not None:
-        pending.append((op, "query", schemas.add(probe.query)))
+    given = route.input
+    if isinstance(given, Query):
+        pending.append((op, "query", schemas.add(given.struct or route.command)))
         errors.add(400)
-    if probe.body is not None:
-        pending.append((op, "body", schemas.add(probe.body)))
-        op["requestBody"] = {"required": not probe.body_optional, "content": {}}
+    elif isinstance(given, Body):
+        pending.append((op, "body", schemas.add(given.struct or route.command)))
+        op["requestBody"] = {"required": not given.allow_empty, "content": {}}
         errors |= {400, 413, 415}
-    errors |= set(getattr(meta, "errors", ()) or ())  # route-specific errors a ROUTES table declares
-    status = getattr(meta, "status", None) or (201 if method == "POST" and "register" in template else 200)
-    reply = getattr(meta, "reply", None)
+    errors |= set(route.errors)
     success: dict[str, Any] = {"description": "Success"}
-    if status != 204:
-        if getattr(meta, "text", False):
+    if route.status != 204:
+        if route.reply is PlainText:
             success["content"] = {"text/plain": {"schema": {"type": "string"}}}
-        elif reply is not None:
-            pending.append((success, "reply", schemas.add(reply)))
+        elif route.reply is not None:
+            pending.append((success, "reply", schemas.add(route.reply)))
         else:
             success["content"] = {"application/json": {"schema": {}}}
-    op["responses"][str(status)] = success
+    op["responses"][str(route.status)] = success
     op["responses"].update(_error_responses(errors))
-    if probe.failed:
-        op["x-probe"] = probe.failed
     op["parameters"] = params
     return op
 
 
-def _fill(pending: list[tuple[dict, str, int]], schemas: list[Any], components: dict[str, Any]) -> None:
+def _fill(pending: list[tuple[dict[str, Any], str, int]], schemas: list[Any], components: dict[str, Any]) -> None:
     for target, kind, index in pending:
         schema = schemas[index]
         if kind == "body":
@@ -243,21 +186,15 @@ def _static_paths(paths: dict[str, Any]) -> None:
     }
 
 
-async def openapi_document(app: Quart) -> dict[str, Any]:
+def openapi_document(app: Quart) -> dict[str, Any]:
+    """The document of every Route mounted on ``app``, plus the gateway's own routes."""
     schemas = _Schemas()
-    pending: list[tuple[dict, str, int]] = []
+    pending: list[tuple[dict[str, Any], str, int]] = []
     paths: dict[str, dict[str, Any]] = {}
-    for rule in app.url_map.iter_rules():
-        if rule.websocket or rule.endpoint.split(".")[0] in _SKIP_BLUEPRINTS | {"notifications"}:
-            continue
-        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            view = app.view_functions[rule.endpoint]
-            meta = _route_meta(view, method, rule.rule)
-            for concrete, values in _expansions(rule.rule):
-                template = openapi_path(concrete)
-                probe = await _probe(app, rule, method, concrete, values)
-                op = _operation(rule, method, template, probe, meta, schemas, pending)
-                paths.setdefault(template, {})[method.lower()] = op
+    for mounted in mounted_routes(app):
+        for concrete in _expansions(mounted.route.path):
+            template = openapi_path(concrete)
+            paths.setdefault(template, {})[mounted.route.method.lower()] = _operation(mounted, template, schemas, pending)
     rendered, components = schemas.render()
     _fill(pending, rendered, components)
     _static_paths(paths)

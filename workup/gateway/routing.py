@@ -1,32 +1,44 @@
-"""What route modules (``workup/gateway/routes/<service>.py``) use to write handlers.
+"""How the gateway serves a service's HTTP API: one :class:`Route` type, a table of them per
+service (``workup/gateway/routes/<service>.py``), and :func:`mount`, which puts a table on a
+blueprint.
 
-A handler checks the role first, then validates its input, then forwards a typed command::
+Every route is served the same way: the role check first (a wrong role is 403 whatever the input),
+then the path ids (:func:`path_id`), then the body or query string into the command struct (400
+with field errors), then the command is forwarded to the service, or its answer served from the
+read cache, and the service's JSON reply is passed through untouched. The command carries no user
+id: identity travels in the envelope. A table of the jobs service::
 
-    @blueprint.post("/api/v1/jobs")
-    async def create_job():
-        caller = require_role("CLIENT")
-        body = await json_body(CreateJobBody)
-        return await forward("jobs.CreateJob", CreateJob(client_id=caller.user_id, ...))
+    ROUTES = [
+        Route("POST", "/api/v1/jobs", ("CLIENT",), m.CreateJob, Body(m.JobDraft), status=201, reply=m.Job),
+        Route("GET", "/api/v1/jobs/<job_id>", ANY, m.GetJob, ids={"job_id": "job_id"},
+              cache=CacheKey(m.job_cache_key, ("job_id",)), reply=m.Job),
+    ]
+    mount(blueprint, "jobs", ROUTES)
 
-Every failure is a :class:`ProblemError` (problem+json). Reply bodies are the service's JSON bytes,
-passed through untouched.
+What a table cannot say is a small named :data:`Hook` of the route module (the users routes issue
+tokens, the payments routes read ``Idempotency-Key``). The OpenAPI document
+(:mod:`workup.gateway.openapi`) is generated from the mounted Routes. The functions the handler is
+made of (``require_role``, ``json_body``, ``query_params``, ``call``, ``forward``,
+``cached_forward``, ...) are public for hooks and tests; every failure is a :class:`ProblemError`
+(problem+json).
 """
 
 from __future__ import annotations
 
-import contextvars
 import logging
+import re
 import time
 from decimal import Decimal
 from types import UnionType
-from typing import Annotated, Any, TypeVar, Union, cast, get_args, get_origin
+from typing import Annotated, Any, Awaitable, Callable, Iterable, TypeVar, Union, get_args, get_origin
 
 import msgspec
-from quart import Response, g
+from quart import Blueprint, Quart, Response, g
 from quart import request as http_request
 
 from ..cache import CacheUnavailable
-from ..transport.envelope import Caller, Reply, Role
+from ..messages._base import Message
+from ..transport.envelope import Caller, Reply, command_name
 from ..problems import FieldError, ProblemError
 from ..transport import DeadlineExceeded, NoResponder
 from ._auth import ANONYMOUS
@@ -34,6 +46,8 @@ from ._problems import JSON, PROBLEM_JSON, RETRY_AFTER, normalize_problem, valid
 from ._state import gateway
 
 __all__ = [
+    "Route", "Body", "Query", "NoBody", "CacheKey", "CALLER", "ANY", "PlainText", "Hook", "RouteCall",
+    "Mounted", "mount", "mounted_routes", "path_id", "id_name",
     "current_caller", "require_role", "require_auth", "json_body", "query_params",
     "call", "respond", "forward", "cached_forward", "ProblemError",
     "issue_token", "account_closed", "request_id", "ANONYMOUS",
@@ -41,17 +55,6 @@ __all__ = [
 
 T = TypeVar("T")
 _log = logging.getLogger("workup.gateway")
-
-# While the OpenAPI document is generated, each handler is run once in "probe" mode: the kit
-# records what the handler asks for (roles, body type, query type, command) and stops it at its
-# first input or RPC. Outside generation this is one context-variable read per kit call.
-_probe: contextvars.ContextVar[Any] = contextvars.ContextVar("workup_gateway_probe", default=None)
-_PROBE_ID = "0" * 32
-
-
-class ProbeDone(Exception):
-    """Raised in probe mode once the handler has shown its input (or made its call)."""
-
 
 # --- who is calling ------------------------------------------------------------------------------
 
@@ -62,10 +65,6 @@ def current_caller() -> Caller:
 
 def require_auth() -> Caller:
     """401 when anonymous; any role otherwise."""
-    probe = _probe.get()
-    if probe is not None:
-        probe.roles = probe.roles if probe.roles is not None else ()
-        return Caller(_PROBE_ID, "CLIENT")
     caller = g.get("caller", ANONYMOUS)
     if caller.user_id is None:
         raise ProblemError(401, "authentication required")
@@ -74,10 +73,6 @@ def require_auth() -> Caller:
 
 def require_role(*roles: str) -> Caller:
     """401 when anonymous, 403 when the caller's role is not one of ``roles``. Call it first."""
-    probe = _probe.get()
-    if probe is not None:
-        probe.roles = tuple(roles)
-        return Caller(_PROBE_ID, cast(Role, roles[0]))
     caller = require_auth()
     if caller.role not in roles:
         raise ProblemError(403, f"this route is for {' or '.join(roles)} accounts")
@@ -98,8 +93,7 @@ def account_closed(user_id: str) -> None:
     ``DELETE /me``); other instances learn it from the cache flag within a second."""
     gw = gateway()
     gw.revocations.mark_closed(user_id)
-    if gw.hub is not None:
-        gw.hub.disconnect(user_id)
+    gw.hub.disconnect(user_id)
 
 
 # --- input ---------------------------------------------------------------------------------------
@@ -137,10 +131,6 @@ async def _read_body(limit: int) -> bytes:
 async def json_body(type_: type[T], *, allow_empty: bool = False) -> T:
     """The request body decoded into ``type_``: 415 non-JSON, 413 over the limit, 400 malformed
     or invalid (with ``errors``). ``allow_empty``: an empty body counts as ``{}``."""
-    probe = _probe.get()
-    if probe is not None:
-        probe.body, probe.body_optional = type_, allow_empty
-        raise ProbeDone
     data = await _read_body(gateway().max_body)
     mimetype = http_request.mimetype
     if not data.strip():
@@ -235,10 +225,6 @@ def _list_fields(type_: Any) -> frozenset[str]:
 def query_params(type_: type[T]) -> T:
     """The query string validated into ``type_`` (strings converted to the field types; 400 with
     ``errors`` on failure). Repeated parameters fill list fields."""
-    probe = _probe.get()
-    if probe is not None:
-        probe.query = type_
-        raise ProbeDone
     lists = _list_fields(type_)
     raw: dict[str, Any] = {}
     for key, values in http_request.args.lists():
@@ -251,13 +237,9 @@ def query_params(type_: type[T]) -> T:
 
 # --- calling services ----------------------------------------------------------------------------
 
-async def call(command: str, request: Any, *, timeout: float | None = None) -> Reply:
+async def call(command: str, request: msgspec.Struct, *, timeout: float | None = None) -> Reply:
     """RPC as the current caller within the request's deadline: no reply in time → 504; the
     service frozen or without a responder → 503 with ``Retry-After``."""
-    probe = _probe.get()
-    if probe is not None:
-        probe.command = command
-        raise ProbeDone
     gw = gateway()
     now = time.monotonic()
     remaining = g.get("deadline", now + gw.request_timeout) - now
@@ -292,18 +274,14 @@ def respond(reply: Reply) -> Response:
     return Response(reply.body, status=status, content_type=JSON)
 
 
-async def forward(command: str, request: Any, *, timeout: float | None = None) -> Response:
+async def forward(command: str, request: msgspec.Struct, *, timeout: float | None = None) -> Response:
     return respond(await call(command, request, timeout=timeout))
 
 
-async def cached_forward(key: str, command: str, request: Any) -> Response:
+async def cached_forward(key: str, command: str, request: msgspec.Struct) -> Response:
     """Serve the cached reply body under ``key`` when there is one, else forward (the service
     fills the cache). Only for reads whose answer depends on nothing but ``key``: put the
     caller's id in the key when the answer is per caller."""
-    probe = _probe.get()
-    if probe is not None:
-        probe.command, probe.cached = command, True
-        raise ProbeDone
     try:
         body = await gateway().cache.get(key)
     except CacheUnavailable as exc:
@@ -312,3 +290,178 @@ async def cached_forward(key: str, command: str, request: Any) -> Response:
     if body is not None:
         return Response(body, status=200, content_type=JSON)
     return await forward(command, request)
+
+
+# --- path ids ------------------------------------------------------------------------------------
+
+# API.md only says ids are opaque; every service makes them as 32 lower-case hex digits (a uuid4,
+# or a uuid5/sha256 derived from the request id). So one rule for every route of every service: a
+# path id is a UUID written as 32 hex digits or in the hyphenated 8-4-4-4-12 form, in either case,
+# and the command gets the services' form. Anything else is the same 400 everywhere, before any
+# service is asked; a well-formed id that names nothing is the service's 404.
+_PATH_ID = re.compile(r"[0-9a-fA-F]{32}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+
+
+def path_id(value: str, name: str = "id") -> str:
+    """A path id in the services' form (32 lower-case hex), or 400 naming ``name``."""
+    if not _PATH_ID.fullmatch(value):
+        raise ProblemError(400, f"{name} is not a valid id", errors=[
+            FieldError(field=name, message="must be a UUID: 32 hexadecimal digits, hyphenated 8-4-4-4-12 or not")])
+    return value.replace("-", "").lower()
+
+
+def id_name(param: str, params: Iterable[str]) -> str:
+    """How a 400 names a path id: API.md's name, ``id`` when the route has one, else the camelCase
+    parameter (``/jobs/{jobId}/proposals/{proposalId}/accept``)."""
+    if len(list(params)) == 1:
+        return "id"
+    first, *rest = param.split("_")
+    return first + "".join(word.title() for word in rest)
+
+
+# --- the one Route type --------------------------------------------------------------------------
+
+ANY: tuple[str, ...] = ()   # Route.roles: any authenticated role (None: public)
+CALLER = "<caller>"         # in CacheKey.args: the caller's user id
+
+
+class NoBody(Message):
+    """An empty body or ``{}``."""
+
+
+class Body(msgspec.Struct, frozen=True):
+    """The command comes from the JSON body, decoded into ``struct`` (the command itself when
+    None) and completed with the path ids. ``fields`` turns a body that is not the command into
+    the command's fields (default: the body's own fields)."""
+    struct: type[Message] | None = None
+    allow_empty: bool = False                                    # an empty body counts as ``{}``
+    fields: Callable[[Message], dict[str, object]] | None = None
+
+
+class Query(msgspec.Struct, frozen=True):
+    """The command comes from the query string, validated into ``struct`` (the command itself
+    when None); repeated parameters fill list fields."""
+    struct: type[Message] | None = None
+
+
+class CacheKey(msgspec.Struct, frozen=True):
+    """A read the gateway serves from the read cache when the service has filled it. ``function``
+    is the entity's key function (``workup/messages/<service>.py``), called with ``args``: each
+    is :data:`CALLER` or a field of the command."""
+    function: Callable[..., str]
+    args: tuple[str, ...]
+
+    def of(self, caller: Caller, command: Message) -> str:
+        return self.function(*(caller.user_id if a == CALLER else getattr(command, a) for a in self.args))
+
+
+class PlainText:
+    """``Route.reply`` of a route whose success answer is ``text/plain`` (its hook makes it so)."""
+
+
+class Route(msgspec.Struct, frozen=True):
+    """One HTTP route of a service, as data: the handler (:func:`mount`) and the OpenAPI document
+    both read it."""
+    method: str
+    path: str                           # quart rule, absolute; path ids as <name>
+    roles: tuple[str, ...] | None       # None: public; ANY: any authenticated role
+    command: type[Message]              # forwarded as "<service>.<command name>"
+    input: Body | Query | None = None   # None: the command is made of the path ids alone
+    status: int = 200                   # success status (OpenAPI; the service sets the real one)
+    reply: object = None                # success reply type (OpenAPI)
+    ids: dict[str, str] = {}            # path id -> the command field it fills (checked by path_id)
+    cache: CacheKey | None = None       # served from the read cache when filled
+    errors: tuple[int, ...] = ()        # route-specific error statuses (OpenAPI)
+    hook: Hook | None = None            # replaces "forward the command"; the role check stays first
+
+    @property
+    def source(self) -> str:
+        """Where the command comes from: ``body``, ``query`` or ``none``."""
+        return "none" if self.input is None else "query" if isinstance(self.input, Query) else "body"
+
+
+class Mounted(msgspec.Struct, frozen=True):
+    """A Route as mounted for a service."""
+    service: str
+    route: Route
+
+    @property
+    def command(self) -> str:
+        return command_name(self.service, self.route.command)
+
+
+class RouteCall(msgspec.Struct):
+    """One request being served by a Route: what a hook works with."""
+    mounted: Mounted
+    caller: Caller                      # after the role check
+    params: dict[str, str]              # the raw path parameters
+
+    async def command(self, **extra: object) -> Message:
+        """The command from the path ids and the body or query (``extra``: more of its fields)."""
+        route = self.mounted.route
+        ids = {field: path_id(self.params[param], id_name(param, route.ids)) for param, field in route.ids.items()}
+        given = route.input
+        if given is None:
+            return route.command(**ids, **extra)
+        struct = given.struct or route.command
+        if isinstance(given, Query):
+            value = query_params(struct)
+        else:
+            value = await json_body(struct, allow_empty=given.allow_empty)
+        if type(value) is route.command:
+            return msgspec.structs.replace(value, **ids, **extra) if ids or extra else value
+        fields = given.fields(value) if isinstance(given, Body) and given.fields else msgspec.structs.asdict(value)
+        return route.command(**fields, **ids, **extra)
+
+    async def call(self, command: Message) -> Reply:
+        return await call(self.mounted.command, command)
+
+    async def forward(self, command: Message) -> Response:
+        """What a route does by default: the cached answer when the route has one, else the
+        service's reply."""
+        key = self.mounted.route.cache
+        if key is not None:
+            return await cached_forward(key.of(self.caller, command), self.mounted.command, command)
+        return await forward(self.mounted.command, command)
+
+
+Hook = Callable[[RouteCall], Awaitable[Response]]
+
+
+def _check_role(roles: tuple[str, ...] | None) -> Caller:
+    if roles is None:
+        return current_caller()
+    return require_role(*roles) if roles else require_auth()
+
+
+def _handler(mounted: Mounted) -> Callable[..., Awaitable[Response]]:
+    route = mounted.route
+
+    async def handle(**params: str) -> Response:
+        caller = _check_role(route.roles)   # first: a wrong role is 403 whatever the input
+        served = RouteCall(mounted, caller, params)
+        if route.hook is not None:
+            return await route.hook(served)
+        return await served.forward(await served.command())
+
+    return handle
+
+
+_MOUNTED = "workup.gateway.routes"
+
+
+def mount(blueprint: Blueprint, service: str, routes: Iterable[Route]) -> None:
+    """Serve ``routes`` on ``blueprint``, forwarding to ``service``; the app the blueprint is
+    registered on remembers them for its OpenAPI document (:func:`mounted_routes`)."""
+    table = [Mounted(service, route) for route in routes]
+    for entry in table:
+        route = entry.route
+        endpoint = re.sub(r"\W+", "_", f"{route.method.lower()}{route.path}").strip("_")
+        blueprint.add_url_rule(route.path, endpoint=endpoint, view_func=_handler(entry), methods=[route.method])
+    blueprint.record_once(lambda state: mounted_routes(state.app).extend(table))
+
+
+def mounted_routes(app: Quart) -> list[Mounted]:
+    """Every Route mounted on ``app``, in the order its blueprints were registered."""
+    found: list[Mounted] = app.extensions.setdefault(_MOUNTED, [])
+    return found
