@@ -14,7 +14,6 @@ Values are plain ``text`` / ``bigint`` / ``int`` / ``boolean``; the stores encod
 from .cassandra import CassandraDb, keyspace_name
 from .events import EVENT, EventCheck, EventIntent, relay_events
 from .events import drop as drop_event, intend as intend_event, publish as publish_event
-from .ids import derived_id, now_ms, rfc3339
 from .open import open_db, opened_store
 from .outbox import OUTBOX, Outbox, run_relay
 from .slots import claim_slot, slot_table
@@ -22,6 +21,6 @@ from .sqlite import SqliteDb
 from .table import Db, Row, Table, located
 
 __all__ = ["Table", "Db", "Row", "SqliteDb", "CassandraDb", "open_db", "opened_store", "keyspace_name",
-           "now_ms", "rfc3339", "derived_id", "OUTBOX", "Outbox", "run_relay", "located",
+           "OUTBOX", "Outbox", "run_relay", "located",
            "claim_slot", "slot_table", "EVENT", "EventCheck", "EventIntent", "relay_events",
            "intend_event", "publish_event", "drop_event"]

@@ -17,7 +17,7 @@ from typing import Any, Awaitable, Callable, Sequence
 
 import msgspec
 
-from .ids import now_ms, rfc3339
+from ..ids import now_ms, rfc3339
 from .outbox import Outbox
 
 __all__ = ["EVENT", "EventCheck", "EventIntent", "intend", "publish", "drop", "relay_events"]

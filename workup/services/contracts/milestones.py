@@ -2,7 +2,7 @@
 
 Evaluating ACCEPTED asks payments for a payment request (idempotent on the milestone id). The
 ACCEPTED milestone without a ``payment_request_id`` plus a ``payment`` outbox intent, written
-before the state change, is what the relay (``_relay``) finishes if this process dies first.
+before the state change, is what the relay (``relay.py``) finishes if this process dies first.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ import msgspec
 from ...messages.contracts import (EvaluateMilestone, EvaluatedMilestone, GetContractMilestones,
     GetMilestone, MarkMilestonePaid, Milestone, ProgressMilestone)
 from ...problems import ProblemError, conflict, forbidden, not_found
-from ...storage import EventCheck, EventIntent, drop_event, intend_event, now_ms, publish_event
-from .app import ContractsDeps, Ctx, service
+from ...ids import now_ms
+from ...storage import EventCheck, EventIntent, drop_event, intend_event, publish_event
+from . import service
+from .deps import ContractsDeps, Ctx
 from .contracts import require_service
 from .reads import contract_changed, milestone_changed, read_milestone, readable_contract
 from .relay import PAYMENT, request_payment

@@ -15,8 +15,10 @@ from ...messages.contracts import Contract
 from ...messages.payments import CancelContractRequests, CreatePaymentRequest
 from ...problems import ProblemError
 from ...runtime.service import Runtime
-from ...storage import now_ms, relay_events, run_relay
-from .app import ContractsDeps, service
+from ...ids import now_ms
+from ...storage import relay_events, run_relay
+from . import service
+from .deps import ContractsDeps
 from .store import ContractsStore, StoredContract, StoredMilestone
 
 __all__ = ["PAYMENT", "CANCEL", "request_payment", "cancel_requests", "relay_once", "RELAY_INTERVAL", "GRACE_MS"]
