@@ -37,6 +37,7 @@ __all__ = ["Service", "CommandSpec", "Context", "Runtime", "Deps", "DbPool"]
 
 D = TypeVar("D", bound="Deps | None")   # what open_deps yields (None: no deps)
 D_co = TypeVar("D_co", covariant=True)
+R = TypeVar("R")   # a command's request struct
 
 
 class DbPool(Protocol):
@@ -86,6 +87,7 @@ class Context(Runtime[D_co], Protocol[D_co]):
     def deadline(self) -> float: ...
 
 
+# As the command table holds them: any service's handlers, decoded and called by the dispatcher.
 Handler = Callable[[Any, Any], Awaitable[Any]]
 Background = Callable[[Any], Awaitable[None]]
 
@@ -105,8 +107,10 @@ class Service(Generic[D]):
     commands: dict[str, CommandSpec] = field(default_factory=dict)
     background: list[Background] = field(default_factory=list)
 
-    def command(self, request_type: type, *, status: int = 200) -> Callable[[Handler], Handler]:
-        def register(handler: Handler) -> Handler:
+    def command(self, request_type: type[R], *, status: int = 200
+                ) -> Callable[[Callable[[Context[D], R], Awaitable[Any]]], Callable[[Context[D], R], Awaitable[Any]]]:
+        """Register ``async def handler(ctx: Context[D], req: R) -> reply`` as ``<service>.<R>``."""
+        def register(handler: Callable[[Context[D], R], Awaitable[Any]]) -> Callable[[Context[D], R], Awaitable[Any]]:
             name = f"{self.name}.{request_type.__name__}"
             if name in self.commands:
                 raise ValueError(f"command {name} registered twice")

@@ -20,7 +20,7 @@ from .ops import Changed, IdemKey, Outcome
 __all__ = ["account_holder", "require_service", "valid_amount", "idem_key", "cache_keys", "answer"]
 
 _ID = re.compile(m.ID_PATTERN)
-_SIDE = {"CLIENT": "client", "FREELANCER": "freelancer"}
+_SIDE: dict[str | None, str] = {"CLIENT": "client", "FREELANCER": "freelancer"}
 
 
 # --- decisions (pure) -----------------------------------------------------------------------------

@@ -90,7 +90,7 @@ async def _filled(ctx: Ctx, view: str, user: UserRecord, body: T) -> T:
 RegisterRequest = m.RegisterClient | m.RegisterFreelancer
 
 
-async def _register(ctx: Ctx, req: RegisterRequest, role: str, name: str, profile: dict[str, Any]) -> m.AuthAnswer:
+async def _register(ctx: Ctx, req: RegisterRequest, role: m.UserType, name: str, profile: dict[str, Any]) -> m.AuthAnswer:
     """Idempotent per request id: a redelivered registration (the worker died before acking)
     finds its own account and answers the same instead of 409, if the password matches too (the
     request id may come from the client, so a replay proves what a login proves)."""
@@ -289,7 +289,8 @@ def _profile_commands(role: str, get_t: type, set_t: type | None, view: Callable
 
 # --- freelancer lists ---------------------------------------------------------------------------
 
-def _item_commands(kind: str, add_t: type, update_t: type, list_t: type, remove_t: type) -> None:
+def _item_commands(kind: str, add_t: type[msgspec.Struct], update_t: type[msgspec.Struct], list_t: type[msgspec.Struct],
+                   remove_t: type[msgspec.Struct]) -> None:
     id_field = remove_t.__struct_fields__[0]
     what = f"{kind} item"
 
@@ -312,7 +313,8 @@ def _item_commands(kind: str, add_t: type, update_t: type, list_t: type, remove_
         await modify(ctx, ("FREELANCER",), lambda u: (remove_item(u, kind, item_id) or _fail(not_found(what)), None))
 
 
-def _set_commands(kind: str, add_t: type, list_t: type, remove_t: type) -> None:
+def _set_commands(kind: str, add_t: type[msgspec.Struct], list_t: type[msgspec.Struct],
+                  remove_t: type[msgspec.Struct]) -> None:
     add_field, remove_field = add_t.__struct_fields__[0], remove_t.__struct_fields__[0]
     what = kind[:-1]  # "skill", "language"
 
