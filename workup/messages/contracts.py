@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from ..cache import cache_key
 from ._base import Message
 
 
@@ -163,3 +164,15 @@ class HandleTermination(TerminationDecision, kw_only=True):
 class PrintContract(Message):
     """Reply: ``ContractText`` (the gateway serves it as text/plain)."""
     contract_id: str
+
+
+# --- read cache keys (only the service reads them: the parties-only rule is applied after the read)
+
+def contract_cache_key(contract_id: str) -> str:
+    """The cached public ``Contract`` body."""
+    return cache_key("contracts", "contract", contract_id)
+
+
+def milestone_cache_key(milestone_id: str) -> str:
+    """The cached public ``Milestone`` body."""
+    return cache_key("contracts", "milestone", milestone_id)

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from ..cache import cache_key
 from ._base import Message
 
 __all__ = [
@@ -22,7 +23,7 @@ __all__ = [
     "JobListing", "JobPage",
     "Attachment", "ProposalMilestone", "ProposalDraft", "ProposalChanges", "CreateProposal",
     "Proposal", "GetProposal", "UpdateProposal", "GetJobProposals", "GetMyProposals",
-    "AcceptProposal", "JobRef", "ProposalRef", "Acceptance", "job_cache_key",
+    "AcceptProposal", "JobRef", "ProposalRef", "Acceptance", "job_cache_key", "proposals_cache_key",
 ]
 
 Experience = Literal["ENTRY_LEVEL", "INTERMEDIATE", "EXPERT"]
@@ -237,4 +238,10 @@ class Acceptance(Message):
 
 def job_cache_key(job_id: str) -> str:
     """The cached ``GetJob`` reply (same for every authenticated caller)."""
-    return f"workup:jobs:job:{job_id}"
+    return cache_key("jobs", "job", job_id)
+
+
+def proposals_cache_key(job_id: str) -> str:
+    """The cached list of a job's proposals. Only the service reads it: who may see the list
+    depends on the caller, so the gateway cannot serve it."""
+    return cache_key("jobs", "proposals", job_id)

@@ -9,6 +9,7 @@ from decimal import ROUND_DOWN, Decimal
 
 import msgspec
 
+from ..cache import cache_key
 from ..problems import Problem
 from ._base import Message
 
@@ -89,13 +90,13 @@ def check_amount(amount: Decimal) -> Decimal:
 
 def wallet_cache_key(user_id: str) -> str:
     """The cached ``WalletBalance`` body of a user's wallet."""
-    return f"workup:payments:wallet:{user_id}"
+    return cache_key("payments", "wallet", user_id)
 
 
 def request_cache_key(request_id: str, reader_id: str) -> str:
     """The cached ``PaymentRequest`` body as served to one of its two parties (so the gateway can
     serve it without knowing who may read it: any other caller misses and gets the service's 403)."""
-    return f"workup:payments:request:{request_id}:{reader_id}"
+    return cache_key("payments", "request", f"{request_id}:{reader_id}")
 
 
 MAX_IDEMPOTENCY_KEY = 255

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from ..cache import cache_key
 from ._base import Message
 
 __all__ = [
@@ -34,14 +35,24 @@ __all__ = [
     "Experience", "AddExperience", "ListExperience", "UpdateExperience", "RemoveExperience",
     "AddSkill", "ListSkills", "RemoveSkill", "AddLanguage", "ListLanguages", "RemoveLanguage",
     "ITEM_KINDS", "CACHED_ME", "CACHED_CLIENT_PROFILE", "CACHED_FREELANCER_PROFILE", "CACHED_FREELANCER_PUBLIC",
+    "CACHED_VIEWS", "user_cache_key",
 ]
 
-# Cache entities of the users service (``workup:users:<entity>:<user id>``): the service fills and
-# invalidates them, the gateway serves them (``kit.cached_forward``).
+# The cached views of a user (``workup:users:<view>:<user id>``): the service fills them and
+# invalidates all of them after every committed change of the user; the gateway serves them
+# (``kit.cached_forward``).
 CACHED_ME = "me"
 CACHED_CLIENT_PROFILE = "client_profile"
 CACHED_FREELANCER_PROFILE = "freelancer_profile"
 CACHED_FREELANCER_PUBLIC = "freelancer_public"
+CACHED_VIEWS = (CACHED_ME, CACHED_CLIENT_PROFILE, CACHED_FREELANCER_PROFILE, CACHED_FREELANCER_PUBLIC)
+
+
+def user_cache_key(view: str, user_id: str) -> str:
+    """The cached ``view`` (one of :data:`CACHED_VIEWS`) of a user."""
+    if view not in CACHED_VIEWS:
+        raise ValueError(f"no cached view {view!r} of a user")
+    return cache_key("users", view, user_id)
 
 # A pragmatic address check (RFC 5321 lengths, one @, a dot in the domain, no spaces).
 EMAIL_PATTERN = r"^[^@\s\x00-\x1f]{1,64}@[^@\s\x00-\x1f.]+(\.[^@\s\x00-\x1f.]+)+$"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 from typing import Any, Sequence
 
+from ..ids import now_ms, rfc3339
 from ..transport.envelope import SERVICE_CALLER, Caller, Event, reply_body
 from ..problems import ProblemError
 from ..settings import Settings
 from ..transport import DeadlineExceeded, NoResponder, ServiceBus
+from .service import Deps
 
 __all__ = ["ProcessRuntime", "RequestContext"]
 
@@ -24,7 +25,7 @@ class ProcessRuntime:
         self.service = service
         self.settings = settings
         self.transport = transport
-        self.deps: Any = None
+        self.deps: Deps | None = None
 
     async def call(self, command: str, request: Any, *, timeout: float = 10.0) -> Any:
         """Call another service as ``SERVICE``. A missing or frozen service is a 503 and a late one
@@ -39,7 +40,7 @@ class ProcessRuntime:
 
     async def emit(self, type: str, recipients: Sequence[str], data: dict[str, str], *,
                    at: str | None = None) -> None:
-        at = at or datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        at = at or rfc3339(now_ms())
         await self.transport.publish_event(Event(type=type, at=at, recipients=list(recipients), data=dict(data)))
 
 

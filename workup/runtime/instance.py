@@ -27,7 +27,7 @@ from .dispatch import dispatch
 from .hotswap import HotSwapError, compile_handler
 from .registry import CommandTable
 from .context import ProcessRuntime
-from .service import Service
+from .service import Deps, Service
 from ..transport import ControlSource, Transport, WorkSource
 
 __all__ = ["serve_service", "Instance", "run_control", "HOST"]
@@ -125,7 +125,7 @@ class Instance:
         await self._wait_until(lambda: self.frozen)
 
     @asynccontextmanager
-    async def _deps(self) -> AsyncIterator[Any]:
+    async def _deps(self) -> AsyncIterator[Deps | None]:
         if self.service.open_deps is None:
             yield None
         else:
@@ -221,12 +221,11 @@ class Instance:
         await run_control(control, self.verifier, self.name, self._apply, self.status)
 
     def status(self) -> InstanceStatus:
-        deps = self.rt.deps
-        pool = deps.db_pool_size() if deps is not None and hasattr(deps, "db_pool_size") else None
+        pool = self.rt.deps.db_pool if self.rt.deps is not None else None
         return InstanceStatus(
             service=self.name, host=HOST, pid=os.getpid(), supervisor=self.supervisor,
             max_threads=self.max_threads, prefetch=self.max_threads if not self.frozen else 0,
-            db_pool_size=pool, frozen=self.frozen, enabled=self.table.enabled(),
+            db_pool_size=pool.pool_size() if pool is not None else None, frozen=self.frozen, enabled=self.table.enabled(),
             versions=self.table.versions(), log_level=logging.getLevelName(logging.getLogger("workup").getEffectiveLevel()),
             handled=self.handled, in_flight=self.in_flight, uptime=round(time.time() - self.started_at, 1))
 
@@ -293,16 +292,16 @@ class Instance:
 
     def _resize_threads(self) -> None:
         """The deps' limiter of blocking driver calls follows an explicit ``set-max-threads``."""
-        resize = getattr(self.rt.deps, "resize_threads", None)
-        if resize is not None:
-            resize(self.max_threads)
+        lane = self.rt.deps.blocking if self.rt.deps is not None else None
+        if lane is not None:
+            lane.total_tokens = self.max_threads
 
     async def _resize_pool(self, n: int) -> None:
-        deps = self.rt.deps
-        resize = getattr(deps, "resize_db_pool", None)
-        if resize is None:
+        pool = self.rt.deps.db_pool if self.rt.deps is not None else None
+        if pool is None:
             raise ControlError(f"service {self.name!r} has no resizable database pool")
-        await resize(n)
+        await pool.resize_pool(n)
+        log.info("%s: database pool resized to %d", self.name, n)
 
 
 async def run_control(control: ControlSource, verifier: Verifier, name: str,

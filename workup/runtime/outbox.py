@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Generic, Literal, Protocol, Sequence, TypeVar
 
@@ -31,7 +30,7 @@ import msgspec
 import trio
 
 from ..problems import ProblemError
-from ..storage.ids import now_ms, rfc3339
+from ..ids import new_id, now_ms, rfc3339
 from .service import Runtime
 
 __all__ = ["Intent", "Outbox", "IntentLog", "IntentRows", "RowOutbox", "Schedule", "RetryLater", "Bell",
@@ -356,7 +355,7 @@ async def intend_event(outbox: IntentLog, type: str, recipients: Sequence[str], 
                        check: EventCheck) -> EventIntent:
     """Record the event before the write that makes it true."""
     now = now_ms()
-    intent = EventIntent(id=uuid.uuid4().hex, type=type, at=rfc3339(now), recipients=list(recipients),
+    intent = EventIntent(id=new_id(), type=type, at=rfc3339(now), recipients=list(recipients),
                          data=dict(data), check=check)
     await outbox.add(EVENT, _encode.encode(intent).decode(), now)
     return intent

@@ -1,31 +1,53 @@
-"""Versioned cache-aside for the jobs and contracts services (``workup.cache``).
+"""Versioned cache-aside for every service's reads (``workup.cache``).
 
-A read fills its entry (in the background) at the version it read (the entity's
-``updated_ms``); a committed write
-invalidates at its new version before the reply is sent, so an older in-flight fill cannot land
-and no read after the write's reply sees the old value. A cache outage only costs a store read.
+A read fills its entry at the version it read (the entity's version counter or ``updated_ms``):
+now (:func:`fill`, when the gateway serves the entry and the next request should find it) or in
+the background (:func:`fill_soon`, when only the service reads it). A committed write invalidates
+at its new version before the reply is sent (:func:`invalidate`), so an older in-flight fill
+cannot land and no read after the write's reply sees the old value. A cache outage only costs a
+store read. Keys come from one key function per entity in ``workup.messages.<service>``.
 """
 
 from __future__ import annotations
 
 import logging
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, AsyncContextManager, AsyncIterator, Callable, Generic, Sequence, TypeVar
+from typing import Sequence, TypeVar
 
 import trio
+from trio.lowlevel import RunVar
 
-from ..cache import Cache, CacheUnavailable, open_cache
+from ..cache import Cache, CacheUnavailable
 from ..transport.envelope import encode_json
-from ..settings import Settings
-from ..storage import Db, Table, opened_store
 
-__all__ = ["TTL", "lookup", "fill", "fill_soon", "invalidate", "StoreDeps", "deps_opener"]
+__all__ = ["TTL", "MAX_PENDING_FILLS", "lookup", "fill", "fill_soon", "invalidate"]
 
-S = TypeVar("S")
+B = TypeVar("B")
 
 log = logging.getLogger("workup.cache")
 TTL = 300.0
+MAX_PENDING_FILLS = 256
+
+
+class _Backlog:
+    """How many :func:`fill_soon` fills are still in flight."""
+    __slots__ = ("pending",)
+
+    def __init__(self) -> None:
+        self.pending = 0
+
+
+# The fills are system tasks of the trio run, so their count belongs to the run: one per
+# process in production, a fresh one for each test's run.
+_backlog: RunVar[_Backlog] = RunVar("workup_readcache_backlog")
+
+
+def _current_backlog() -> _Backlog:
+    try:
+        return _backlog.get()
+    except LookupError:
+        backlog = _Backlog()
+        _backlog.set(backlog)
+        return backlog
 
 
 async def lookup(cache: Cache, key: str) -> bytes | None:
@@ -36,35 +58,30 @@ async def lookup(cache: Cache, key: str) -> bytes | None:
         return None
 
 
-async def fill(cache: Cache, key: str, version: int, body: Any) -> Any:
+async def fill(cache: Cache, key: str, version: int, body: B) -> B:
     """Store ``body`` (JSON-encoded) as read at ``version``; returns ``body``."""
     await _fill(cache, key, version, encode_json(body))
     return body
 
 
-MAX_PENDING_FILLS = 256
-_pending = 0
-
-
-def fill_soon(cache: Cache, key: str, version: int, body: Any) -> Any:
+def fill_soon(cache: Cache, key: str, version: int, body: B) -> B:
     """:func:`fill` in the background (the reply does not wait for the cache); returns ``body``.
     Safe to land late: an invalidation at a newer version keeps it out. Under a backlog of
     :data:`MAX_PENDING_FILLS` a fill is skipped (the next read fills)."""
-    global _pending
-    if _pending < MAX_PENDING_FILLS:
-        _pending += 1
-        trio.lowlevel.spawn_system_task(_fill_later, cache, key, version, encode_json(body))
+    backlog = _current_backlog()
+    if backlog.pending < MAX_PENDING_FILLS:
+        backlog.pending += 1
+        trio.lowlevel.spawn_system_task(_fill_later, backlog, cache, key, version, encode_json(body))
     return body
 
 
-async def _fill_later(cache: Cache, key: str, version: int, data: bytes) -> None:
-    global _pending
+async def _fill_later(backlog: _Backlog, cache: Cache, key: str, version: int, data: bytes) -> None:
     try:
         await _fill(cache, key, version, data)
     except Exception:   # a system task must not raise
         log.exception("cache fill of %s failed", key)
     finally:
-        _pending -= 1
+        backlog.pending -= 1
 
 
 async def _fill(cache: Cache, key: str, version: int, data: bytes) -> None:
@@ -75,25 +92,19 @@ async def _fill(cache: Cache, key: str, version: int, data: bytes) -> None:
 
 
 async def invalidate(cache: Cache, keys: Sequence[str], version: int) -> None:
-    for key in keys:
-        try:
-            await cache.delete(key, version=version)
-        except CacheUnavailable as exc:
-            log.error("cache invalidation of %s failed (entry lives at most %ss): %s", key, TTL, exc)
+    """After committing ``version``: drop every entry read from it (concurrently when several).
+    An outage here is logged; the entries then live at most :data:`TTL` seconds."""
+    if len(keys) < 2:   # the usual case: no nursery
+        for key in keys:
+            await _invalidate(cache, key, version)
+        return
+    async with trio.open_nursery() as nursery:
+        for key in keys:
+            nursery.start_soon(_invalidate, cache, key, version)
 
 
-@dataclass
-class StoreDeps(Generic[S]):
-    """What a jobs or contracts handler uses: its store and the read cache."""
-    store: S
-    cache: Cache
-
-
-def deps_opener(service: str, tables: Sequence[Table],
-                factory: Callable[[Db], S]) -> Callable[[Settings], AsyncContextManager[StoreDeps[S]]]:
-    """The ``open_deps`` of a :class:`~workup.runtime.Service` with a wide-row store."""
-    @asynccontextmanager
-    async def open_deps(settings: Settings) -> AsyncIterator[StoreDeps[S]]:
-        async with opened_store(settings, service, tables, factory) as store:
-            yield StoreDeps(store, open_cache(settings))
-    return open_deps
+async def _invalidate(cache: Cache, key: str, version: int) -> None:
+    try:
+        await cache.delete(key, version=version)
+    except CacheUnavailable as exc:
+        log.error("cache invalidation of %s failed (entry lives at most %ss): %s", key, TTL, exc)

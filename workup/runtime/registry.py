@@ -22,7 +22,7 @@ class Entry:
 
     def __init__(self, spec: CommandSpec, handler: Handler, *, enabled: bool = True,
                  version: int = 1, digest: str = "builtin",
-                 decoder: msgspec.msgpack.Decoder | None = None) -> None:
+                 decoder: msgspec.msgpack.Decoder[Any] | None = None) -> None:
         self.spec = spec
         self.handler = handler
         # one cached Decoder per request type: decoding is the hot path
@@ -32,12 +32,13 @@ class Entry:
         self.digest = digest
         self.status = spec.status
 
-    def evolve(self, **changes: Any) -> Entry:
-        fields = {"enabled": self.enabled, "version": self.version, "digest": self.digest,
-                  "decoder": self.decoder}
-        handler = changes.pop("handler", self.handler)
-        fields.update(changes)
-        return Entry(self.spec, handler, **fields)
+    def evolve(self, *, handler: Handler | None = None, enabled: bool | None = None,
+               version: int | None = None, digest: str | None = None) -> Entry:
+        """A copy with the given fields changed (the decoder is shared)."""
+        return Entry(self.spec, self.handler if handler is None else handler,
+                     enabled=self.enabled if enabled is None else enabled,
+                     version=self.version if version is None else version,
+                     digest=self.digest if digest is None else digest, decoder=self.decoder)
 
 
 class CommandTable:

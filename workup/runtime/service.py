@@ -1,19 +1,26 @@
 """How a service declares its commands; the runtime (``workup.runtime``) runs them.
 
-A service module builds one :class:`Service` and decorates handlers::
+A service is a package of ``workup.services``. Its ``__init__.py`` builds the one
+:class:`Service` and then imports its command modules, whose decorators fill the table::
 
-    jobs = Service("jobs", open_deps=open_jobs_deps)
+    # services/jobs/__init__.py
+    service: Service[JobsDeps] = Service("jobs", open_deps=open_jobs_deps)
+    from . import jobs, proposals  # noqa: E402  (their @service.command decorators)
 
-    @jobs.command(CreateJob, status=201)
+    # services/jobs/jobs.py
+    from . import service
+
+    @service.command(CreateJob, status=201)
     async def create_job(ctx: Context[JobsDeps], req: CreateJob) -> Job:
         ...
 
 The command's name is ``"<service>.<RequestStruct>"`` (``"jobs.CreateJob"``). A handler returns
 the reply body (a msgspec struct, list, dict or ``None``) or raises
 :class:`workup.problems.ProblemError`; anything else it raises becomes a logged 500 with the
-request id and no stack trace. ``open_deps(settings)`` is an async context manager that yields the
-service's resources (store, cache, ...); the runtime enters it once per worker process, leaves it
-on ``freeze``/shutdown and enters it again on ``start``.
+request id and no stack trace. ``open_deps(settings)`` (``services/<svc>/deps.py``) is an async
+context manager that yields the service's resources (store, cache, ...) as one object that
+satisfies :class:`Deps`; the runtime enters it once per worker process, leaves it on
+``freeze``/shutdown and enters it again on ``start``.
 """
 
 from __future__ import annotations
@@ -21,23 +28,34 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, AsyncContextManager, Awaitable, Callable, Generic, Protocol, Sequence, TypeVar
 
+import trio
+
 from ..transport.envelope import Caller
 from ..settings import Settings
 
-__all__ = ["Service", "CommandSpec", "Context", "Runtime", "Deps"]
+__all__ = ["Service", "CommandSpec", "Context", "Runtime", "Deps", "DbPool"]
 
-D = TypeVar("D")
+D = TypeVar("D", bound="Deps | None")   # what open_deps yields (None: no deps)
 D_co = TypeVar("D_co", covariant=True)
+R = TypeVar("R")   # a command's request struct
+
+
+class DbPool(Protocol):
+    """A database connection pool the controller sizes (``set-max-db-connections``, ``status``)."""
+
+    def pool_size(self) -> int: ...
+    async def resize_pool(self, size: int) -> None: ...
 
 
 class Deps(Protocol):
-    """Optional hooks a service's deps object may provide for the controller: the database pool
-    (``set-max-db-connections``, ``status``) and the limiter of its blocking driver calls
-    (``resize_threads``, called by ``set-max-threads`` besides the command limiter)."""
+    """What the runtime asks of a service's deps: its database pool, and the limiter of its
+    blocking driver calls, which follows ``set-max-threads`` besides the command limiter;
+    ``None`` where the service has no such thing."""
 
-    def db_pool_size(self) -> int: ...
-    async def resize_db_pool(self, size: int) -> None: ...
-    def resize_threads(self, n: int) -> None: ...
+    @property
+    def db_pool(self) -> DbPool | None: ...
+    @property
+    def blocking(self) -> trio.CapacityLimiter | None: ...
 
 
 class Runtime(Protocol[D_co]):
@@ -69,6 +87,7 @@ class Context(Runtime[D_co], Protocol[D_co]):
     def deadline(self) -> float: ...
 
 
+# As the command table holds them: any service's handlers, decoded and called by the dispatcher.
 Handler = Callable[[Any, Any], Awaitable[Any]]
 Background = Callable[[Any], Awaitable[None]]
 
@@ -88,8 +107,10 @@ class Service(Generic[D]):
     commands: dict[str, CommandSpec] = field(default_factory=dict)
     background: list[Background] = field(default_factory=list)
 
-    def command(self, request_type: type, *, status: int = 200) -> Callable[[Handler], Handler]:
-        def register(handler: Handler) -> Handler:
+    def command(self, request_type: type[R], *, status: int = 200
+                ) -> Callable[[Callable[[Context[D], R], Awaitable[Any]]], Callable[[Context[D], R], Awaitable[Any]]]:
+        """Register ``async def handler(ctx: Context[D], req: R) -> reply`` as ``<service>.<R>``."""
+        def register(handler: Callable[[Context[D], R], Awaitable[Any]]) -> Callable[[Context[D], R], Awaitable[Any]]:
             name = f"{self.name}.{request_type.__name__}"
             if name in self.commands:
                 raise ValueError(f"command {name} registered twice")

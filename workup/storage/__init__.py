@@ -12,7 +12,6 @@ Values are plain ``text`` / ``bigint`` / ``int`` / ``boolean``; the stores encod
 """
 
 from .cassandra import CassandraDb, keyspace_name
-from .ids import derived_id, now_ms, rfc3339
 from .open import open_db, opened_store
 from .outbox import OUTBOX, Outbox
 from .slots import claim_slot, slot_table
@@ -20,5 +19,4 @@ from .sqlite import SqliteDb
 from .table import Db, Row, Table, located
 
 __all__ = ["Table", "Db", "Row", "SqliteDb", "CassandraDb", "open_db", "opened_store", "keyspace_name",
-           "now_ms", "rfc3339", "derived_id", "OUTBOX", "Outbox", "located",
-           "claim_slot", "slot_table"]
+           "OUTBOX", "Outbox", "located", "claim_slot", "slot_table"]

@@ -40,11 +40,11 @@ async def test_set_max_db_connections_resizes_the_live_pool(pg_url, tmp_path):
     url = pg_url + ("&" if "?" in pg_url else "?") + f"application_name={name}"
     async with running(Settings(data_dir=str(tmp_path), payments_postgres_url=url)) as h:
         deps = h.instance.rt.deps
-        await until_connections(name, deps.db_pool_size())
+        await until_connections(name, deps.db_pool.pool_size())
         for size in (12, 3, 5):
             [reply] = await broadcast(h.t, "payments", "s", "set-max-db-connections", [str(size)], expect=1)
             assert reply.ok, reply
-            assert deps.db_pool_size() == size
+            assert deps.db_pool.pool_size() == size
             await until_connections(name, size)
         # still serving after the swaps
         assert await h.ok(m.GetMyWallet(), Caller(uuid.uuid4().hex, "CLIENT")) == {"balance": 0}

@@ -16,7 +16,6 @@ from workup.settings import Settings
 from workup.transport import LocalTransport
 from workup.runtime import serve_service
 from workup.services.users import service as users_service
-from workup.services.users import caching as _caching
 
 from ._fakes import FakeContracts, FakePayments
 
@@ -152,7 +151,7 @@ async def test_skills_are_a_set(h):
 async def test_reads_fill_the_cache_and_writes_invalidate_it(h):
     cache = open_cache(h.settings)
     fay = await h.register("FREELANCER")
-    key = _caching.key("freelancer_profile", fay.user_id)
+    key = m.user_cache_key("freelancer_profile", fay.user_id)
     profile = await h.ok(m.GetFreelancerProfile(), fay)
     assert msgspec.json.decode(await cache.get(key)) == profile
     await h.ok(m.SetFreelancerProfile(city="Aswan"), fay)

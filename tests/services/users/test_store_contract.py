@@ -7,13 +7,14 @@ import pytest
 import trio
 
 from workup.messages import users as m
-from workup.services.users.records import UserRecord, add_item, email_key, new_id, now
+from workup.ids import new_id, now_ms, rfc3339
+from workup.services.users.records import UserRecord, add_item, email_key
 from workup.services.users.store import EmailTaken
 
 
 def make_user(email: str, role: str = "CLIENT", **kw) -> UserRecord:
     return UserRecord(id=new_id(), email=email, email_key=email_key(email), password_hash="x",
-                      role=role, name="N", created_at=now(), **kw)
+                      role=role, name="N", created_at=rfc3339(now_ms()), **kw)
 
 
 async def test_insert_get_and_find_by_email_any_case(store):

@@ -7,15 +7,16 @@ import datetime as dt
 import msgspec
 import pytest
 
+from workup.ids import new_id, now_ms, rfc3339
 from workup.messages import users as m
-from workup.services.users import caching as _caching, deps as _deps, passwords as _passwords
+from workup.services.users import deps as _deps, passwords as _passwords
 from workup.services.users.records import (MAX_ITEMS, MAX_TAGS, ListFull, UserRecord, add_item, add_to_set,
-    apply_patch, email_key, new_id, now, remove_from_set, remove_item, update_item)
+    apply_patch, email_key, remove_from_set, remove_item, update_item)
 
 
 def user(**kw) -> UserRecord:
     return UserRecord(id=new_id(), email="A@B.co", email_key="a@b.co", password_hash="h", role="FREELANCER",
-                      name="N", created_at=now(), **kw)
+                      name="N", created_at=rfc3339(now_ms()), **kw)
 
 
 def test_password_hashes_are_salted_scrypt_and_verify():
@@ -109,8 +110,10 @@ def test_bodies_refuse_unknown_fields_nul_and_short_passwords():
 
 
 def test_cache_keys():
-    assert _caching.key(m.CACHED_ME, "u1") == "workup:users:me:u1"
-    assert {_caching.key(e, "u1") for e in _caching.ENTITIES} == {
+    assert m.user_cache_key(m.CACHED_ME, "u1") == "workup:users:me:u1"
+    assert {m.user_cache_key(e, "u1") for e in m.CACHED_VIEWS} == {
         "workup:users:me:u1", "workup:users:client_profile:u1", "workup:users:freelancer_profile:u1",
         "workup:users:freelancer_public:u1"}
+    with pytest.raises(ValueError):
+        m.user_cache_key("closed", "u1")   # not a cached view: that flag has its own key
     assert email_key("  MiXed@Example.COM ") == "mixed@example.com"

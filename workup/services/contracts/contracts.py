@@ -5,8 +5,9 @@ from __future__ import annotations
 from ...messages.contracts import (ActiveContractAnswer, Contract, ContractRef, ContractText, CreateContract,
     GetContract, GetMyContracts, HasActiveContract, PrintContract)
 from ...problems import ProblemError
-from ...storage import now_ms
-from .app import Ctx, service
+from ...ids import now_ms
+from . import service
+from .deps import Ctx
 from .reads import readable_contract
 from .store import StoredContract, StoredMilestone, contract_id_for, milestone_id_for
 

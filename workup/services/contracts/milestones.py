@@ -14,9 +14,10 @@ import msgspec
 from ...messages.contracts import (EvaluateMilestone, EvaluatedMilestone, GetContractMilestones,
     GetMilestone, MarkMilestonePaid, Milestone, ProgressMilestone)
 from ...problems import ProblemError, conflict, forbidden, not_found
+from ...ids import now_ms
 from ...runtime.outbox import EventCheck, EventIntent, drop_event, intend_event, publish_event
-from ...storage import now_ms
-from .app import ContractsDeps, Ctx, service
+from . import service
+from .deps import ContractsDeps, Ctx
 from .contracts import require_service
 from .reads import contract_changed, milestone_changed, read_milestone, readable_contract
 from .relay import PAYMENT, request_payment

@@ -10,35 +10,27 @@ from __future__ import annotations
 import msgspec
 
 from ...transport.envelope import Caller
-from ...messages.contracts import Contract, Milestone
+from ...messages.contracts import Contract, Milestone, contract_cache_key, milestone_cache_key
 from ...problems import forbidden, not_found
 from ...runtime.readcache import fill_soon, invalidate, lookup
-from .app import ContractsDeps
+from .deps import ContractsDeps
 from .rules import can_read
 
-__all__ = ["contract_key", "milestone_key", "read_contract", "read_milestone", "readable_contract",
+__all__ = ["read_contract", "read_milestone", "readable_contract",
            "contract_changed", "milestone_changed"]
 
 _contract = msgspec.json.Decoder(Contract)
 _milestone = msgspec.json.Decoder(Milestone)
 
 
-def contract_key(contract_id: str) -> str:
-    return f"workup:contracts:contract:{contract_id}"
-
-
-def milestone_key(milestone_id: str) -> str:
-    return f"workup:contracts:milestone:{milestone_id}"
-
-
 async def read_contract(deps: ContractsDeps, contract_id: str) -> Contract:
-    cached = await lookup(deps.cache, contract_key(contract_id))
+    cached = await lookup(deps.cache, contract_cache_key(contract_id))
     if cached is not None:
         return _contract.decode(cached)
     c = await deps.store.get_contract(contract_id)
     if c is None:
         raise not_found("contract")
-    return fill_soon(deps.cache, contract_key(c.id), c.updated_ms, c.public())
+    return fill_soon(deps.cache, contract_cache_key(c.id), c.updated_ms, c.public())
 
 
 async def readable_contract(deps: ContractsDeps, caller: Caller, contract_id: str) -> Contract:
@@ -49,21 +41,21 @@ async def readable_contract(deps: ContractsDeps, caller: Caller, contract_id: st
 
 
 async def read_milestone(deps: ContractsDeps, caller: Caller, milestone_id: str) -> Milestone:
-    cached = await lookup(deps.cache, milestone_key(milestone_id))
+    cached = await lookup(deps.cache, milestone_cache_key(milestone_id))
     if cached is not None:
         m = _milestone.decode(cached)
     else:
         stored = await deps.store.get_milestone(milestone_id)
         if stored is None:
             raise not_found("milestone")
-        m = fill_soon(deps.cache, milestone_key(stored.id), stored.updated_ms, stored.public())
+        m = fill_soon(deps.cache, milestone_cache_key(stored.id), stored.updated_ms, stored.public())
     await readable_contract(deps, caller, m.contract_id)
     return m
 
 
 async def contract_changed(deps: ContractsDeps, contract_id: str, version: int) -> None:
-    await invalidate(deps.cache, [contract_key(contract_id)], version)
+    await invalidate(deps.cache, [contract_cache_key(contract_id)], version)
 
 
 async def milestone_changed(deps: ContractsDeps, milestone_id: str, version: int) -> None:
-    await invalidate(deps.cache, [milestone_key(milestone_id)], version)
+    await invalidate(deps.cache, [milestone_cache_key(milestone_id)], version)

@@ -16,7 +16,8 @@ from ...messages.contracts import Contract
 from ...messages.payments import CancelContractRequests, CreatePaymentRequest
 from ...runtime.outbox import EVENT, Intent, Relay, RowOutbox, event_step
 from ...runtime.service import Runtime
-from .app import ContractsDeps, service
+from . import service
+from .deps import ContractsDeps
 from .store import StoredContract, StoredMilestone
 
 __all__ = ["PAYMENT", "CANCEL", "RELAY", "request_payment", "cancel_requests"]

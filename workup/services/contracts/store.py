@@ -19,7 +19,6 @@ a retried ``CreateContract`` writes the very same rows; every state row is creat
 from __future__ import annotations
 
 import json
-import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -27,8 +26,9 @@ import datetime as dt
 
 import msgspec
 
+from ...ids import CONTRACT_IDS, derived_id, rfc3339
 from ...messages.contracts import Contract, Milestone, TerminationRequest
-from ...storage import OUTBOX, Db, Outbox, Table, claim_slot, located, rfc3339, slot_table
+from ...storage import OUTBOX, Db, Outbox, Table, claim_slot, located, slot_table
 from ...storage.slots import HolderState
 
 __all__ = ["TABLES", "StoredContract", "StoredMilestone", "StoredTermination", "ContractsStore",
@@ -57,15 +57,12 @@ TERMINATION_SLOTS = slot_table("termination_slots", ("contract_id", "requester_i
 TABLES = [CONTRACTS, CONTRACTS_BY_PARTY, MILESTONES, MILESTONES_BY_ID, TERMINATIONS, TERMINATIONS_BY_ID,
           TERMINATION_SLOTS, OUTBOX]
 
-_NS = uuid.UUID("0b6d2a4e-33c7-4f0e-8d5e-7c9a1e2f4b60")
-
-
 def contract_id_for(proposal_id: str) -> str:
-    return uuid.uuid5(_NS, f"contract:{proposal_id}").hex
+    return derived_id(CONTRACT_IDS, "contract", proposal_id)
 
 
 def milestone_id_for(contract_id: str, position: int) -> str:
-    return uuid.uuid5(_NS, f"milestone:{contract_id}:{position}").hex
+    return derived_id(CONTRACT_IDS, "milestone", contract_id, str(position))
 
 
 class StoredContract(msgspec.Struct, kw_only=True):

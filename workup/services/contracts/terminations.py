@@ -8,9 +8,10 @@ import logging
 from ...messages.contracts import (GetPendingTerminations, HandleTermination, RequestTermination,
     TerminationRequest)
 from ...problems import ProblemError, conflict, forbidden, not_found
+from ...ids import REQUEST_IDS, derived_id, now_ms
 from ...runtime.outbox import EventCheck, drop_event, intend_event, publish_event
-from ...storage import derived_id, now_ms
-from .app import Ctx, service
+from . import service
+from .deps import Ctx
 from .reads import contract_changed, readable_contract
 from .relay import CANCEL, cancel_requests
 from .rules import handled, is_party
@@ -31,7 +32,7 @@ async def request_termination(ctx: Ctx, req: RequestTermination) -> TerminationR
         raise conflict(f"the contract is {c.status}, not ACTIVE")
     requester = ctx.caller.user_id
     assert requester is not None
-    tid = derived_id(ctx.request_id, "termination")
+    tid = derived_id(REQUEST_IDS, "termination", ctx.request_id)
     if await store.guard_termination(c.id, requester, tid, now_ms()) != tid:
         raise conflict("you already have a PENDING termination request on this contract")
     now = now_ms()

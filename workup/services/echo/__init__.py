@@ -61,20 +61,26 @@ class Notify(msgspec.Struct):
 
 
 class EchoDeps:
-    """A database pool whose size the controller may change."""
+    """A database pool whose size the controller may change, and a lane of blocking calls that
+    follows ``set-max-threads`` (both of :class:`workup.runtime.Deps`)."""
 
     def __init__(self, pool: Any, size: int) -> None:
         self.pool = pool
         self._size = size
         self.limiter = trio.CapacityLimiter(4)
 
-    def resize_threads(self, n: int) -> None:
-        self.limiter.total_tokens = n
+    @property
+    def db_pool(self) -> EchoDeps:
+        return self
 
-    def db_pool_size(self) -> int:
+    @property
+    def blocking(self) -> trio.CapacityLimiter:
+        return self.limiter
+
+    def pool_size(self) -> int:
         return self.pool.max_size if self.pool is not None else self._size
 
-    async def resize_db_pool(self, size: int) -> None:
+    async def resize_pool(self, size: int) -> None:
         if self.pool is not None:
             await trio.to_thread.run_sync(self.pool.resize, size, size, limiter=self.limiter)
         self._size = size

@@ -22,8 +22,9 @@ from ...problems import ProblemError, conflict, forbidden, not_found
 from ...runtime.outbox import EVENT, Intent, Relay, RowOutbox, event_step
 from ...runtime.readcache import invalidate
 from ...runtime.service import Runtime
-from ...storage import now_ms
-from .app import Ctx, JobsDeps, service
+from ...ids import now_ms
+from . import service
+from .deps import Ctx, JobsDeps
 from .proposals import proposals_changed
 from .rules import require_role
 from .search import job_terms
@@ -77,7 +78,7 @@ async def finish_acceptance(rt: Runtime[JobsDeps], job: StoredJob) -> str:
     pid = job.accepted_proposal_id
     assert pid is not None
     proposals = await store.proposals_of_job(job.id)
-    now = max([now_ms(), *(p.updated_ms + 1 for p in proposals)])   # see _proposals.next_version
+    now = max([now_ms(), *(p.updated_ms + 1 for p in proposals)])   # see proposals.next_version
     # The decisions are announced on every run of this step, not only when this run applied them:
     # a run that died after deciding and before announcing is finished by another run (the
     # intent stays until the end), which must announce them. Duplicates only after a crash.

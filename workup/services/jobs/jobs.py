@@ -5,8 +5,9 @@ from __future__ import annotations
 from ...messages.jobs import BrowseJobs, CreateJob, GetJob, GetMyJobs, Job, JobPage, SearchJobs, job_cache_key
 from ...problems import ProblemError, not_found
 from ...runtime.readcache import fill_soon
-from ...storage import derived_id, now_ms
-from .app import Ctx, service
+from ...ids import REQUEST_IDS, derived_id, now_ms
+from . import service
+from .deps import Ctx
 from .rules import require_role
 from .search import ALL, BadPagingState, decode_state, encode_state, job_terms, query_terms
 from .store import JobsStore, StoredJob
@@ -18,7 +19,7 @@ __all__ = ["search_page"]
 async def create_job(ctx: Ctx, req: CreateJob) -> Job:
     client_id = require_role(ctx.caller, "CLIENT")
     now = now_ms()
-    job = StoredJob(id=derived_id(ctx.request_id, "job"), client_id=client_id, title=req.title,
+    job = StoredJob(id=derived_id(REQUEST_IDS, "job", ctx.request_id), client_id=client_id, title=req.title,
                     description=req.description, location=req.location, budget=req.budget,
                     skills=list(dict.fromkeys(req.skills)), experience=req.experience,
                     created_ms=now, updated_ms=now)

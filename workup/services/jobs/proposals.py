@@ -10,26 +10,23 @@ import msgspec
 
 from ...transport.envelope import Caller
 from ...messages.jobs import (CreateProposal, GetJobProposals, GetMyProposals, GetProposal, Proposal,
-    UpdateProposal)
+    UpdateProposal, proposals_cache_key)
 from ...problems import conflict, forbidden, not_found
 from ...runtime.readcache import fill_soon, invalidate, lookup
+from ...ids import REQUEST_IDS, derived_id, now_ms
 from ...runtime.outbox import EventCheck, drop_event, intend_event, publish_event
-from ...storage import derived_id, now_ms
-from .app import Ctx, JobsDeps, service
+from . import service
+from .deps import Ctx, JobsDeps
 from .rules import can_read_proposal, require_role, visible_proposals
 from .store import StoredJob, StoredProposal
 
-__all__ = ["proposals_key", "proposals_changed", "next_version"]
+__all__ = ["proposals_changed", "next_version"]
 
 _proposal_list = msgspec.json.Decoder(list[Proposal])
 
 
-def proposals_key(job_id: str) -> str:
-    return f"workup:jobs:proposals:{job_id}"
-
-
 async def proposals_changed(deps: JobsDeps, job_id: str, version: int) -> None:
-    await invalidate(deps.cache, [proposals_key(job_id)], version)
+    await invalidate(deps.cache, [proposals_cache_key(job_id)], version)
 
 
 async def next_version(deps: JobsDeps, job_id: str) -> int:
@@ -52,7 +49,7 @@ async def create_proposal(ctx: Ctx, req: CreateProposal) -> Proposal:
     job = await _job(ctx.deps, req.job_id)
     if not job.active:
         raise conflict("the job is no longer active")
-    pid = derived_id(ctx.request_id, "proposal")
+    pid = derived_id(REQUEST_IDS, "proposal", ctx.request_id)
     holder = await store.guard_proposal(job.id, freelancer_id, pid, now_ms())
     if holder != pid:
         raise conflict("you already have a pending proposal on this job")
@@ -114,7 +111,7 @@ async def update_proposal(ctx: Ctx, req: UpdateProposal) -> Proposal:
 @service.command(GetJobProposals)
 async def get_job_proposals(ctx: Ctx, req: GetJobProposals) -> list[Proposal]:
     job = await _job(ctx.deps, req.job_id)
-    key = proposals_key(job.id)
+    key = proposals_cache_key(job.id)
     cached = await lookup(ctx.deps.cache, key)
     if cached is not None:
         proposals = _proposal_list.decode(cached)

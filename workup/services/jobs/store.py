@@ -21,7 +21,8 @@ from typing import Any, Sequence
 import msgspec
 
 from ...messages.jobs import Attachment, Job, JobListing, Proposal, ProposalMilestone
-from ...storage import OUTBOX, Db, Outbox, Table, claim_slot, located, rfc3339, slot_table
+from ...ids import rfc3339
+from ...storage import OUTBOX, Db, Outbox, Table, claim_slot, located, slot_table
 from ...storage.slots import HolderState
 
 __all__ = ["TABLES", "StoredJob", "StoredProposal", "JobsStore"]

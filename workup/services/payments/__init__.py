@@ -7,13 +7,15 @@ contract suite. See ``docs/payments.md``.
 """
 
 from ...runtime.service import Service
-from .commands import register as _register_commands
 from .deps import PaymentsDeps, open_payments_deps
-from .relay import RELAY, purge_idempotency_keys
 
 __all__ = ["service", "PaymentsDeps"]
 
 service: Service[PaymentsDeps] = Service("payments", open_deps=open_payments_deps)
-_register_commands(service)
+
+# the command modules, whose @service.command decorators fill the table above
+from . import commands  # noqa: E402,F401
+from .relay import RELAY, purge_idempotency_keys  # noqa: E402
+
 service.background_task(RELAY.run)
 service.background_task(purge_idempotency_keys)

@@ -13,15 +13,14 @@ from ...transport.envelope import encode_json
 from ...messages import payments as m
 from ...problems import FieldError, Problem, ProblemError, bad_request, forbidden, not_found
 from ...runtime.readcache import fill, invalidate
-from ...runtime.service import Context, Service
-from .deps import PaymentsDeps
+from . import service
+from .deps import Ctx, PaymentsDeps
 from .ops import Changed, IdemKey, Outcome
 
-__all__ = ["register"]
+__all__ = ["account_holder", "require_service", "valid_amount", "idem_key", "cache_keys", "answer"]
 
-Ctx = Context[PaymentsDeps]
 _ID = re.compile(m.ID_PATTERN)
-_SIDE = {"CLIENT": "client", "FREELANCER": "freelancer"}
+_SIDE: dict[str | None, str] = {"CLIENT": "client", "FREELANCER": "freelancer"}
 
 
 # --- decisions (pure) -----------------------------------------------------------------------------
@@ -71,8 +70,6 @@ def answer(outcome: Outcome) -> msgspec.Raw:
 # --- effects --------------------------------------------------------------------------------------
 
 async def _invalidate(deps: PaymentsDeps, changes: Sequence[Changed]) -> None:
-    if deps.cache is None:
-        return
     for change in changes:
         await invalidate(deps.cache, cache_keys(change), change.version)
 
@@ -95,7 +92,7 @@ async def _settle(ctx: Ctx, outcome: Outcome, wallets: Sequence[str], request_id
     success invalidates again (at the current versions): the first attempt may have died between
     its commit and its invalidation, and this reply must not be followed by a stale read."""
     changes: Sequence[Changed] = outcome.changed
-    if outcome.replayed and outcome.status < 400 and ctx.deps.cache is not None:
+    if outcome.replayed and outcome.status < 400:
         changes = await _as_now(ctx.deps, wallets, request_id)
     await _invalidate(ctx.deps, changes)
     if outcome.outbox:
@@ -103,128 +100,139 @@ async def _settle(ctx: Ctx, outcome: Outcome, wallets: Sequence[str], request_id
     return answer(outcome)
 
 
-def register(service: Service[PaymentsDeps]) -> None:
-    cmd = service.command
+# --- called by other services -------------------------------------------------------------------
 
-    # --- called by other services ---------------------------------------------------------------
-    @cmd(m.CreateWallet)
-    async def create_wallet(ctx: Ctx, req: m.CreateWallet) -> m.WalletBalance:
-        require_service(ctx)
-        role = req.role if req.role in _SIDE else None
-        return m.WalletBalance(balance=await ctx.deps.store.ensure_wallet(req.user_id, role))
+@service.command(m.CreateWallet)
+async def create_wallet(ctx: Ctx, req: m.CreateWallet) -> m.WalletBalance:
+    require_service(ctx)
+    role = req.role if req.role in _SIDE else None
+    return m.WalletBalance(balance=await ctx.deps.store.ensure_wallet(req.user_id, role))
 
-    @cmd(m.GetWalletOf)
-    async def get_wallet_of(ctx: Ctx, req: m.GetWalletOf) -> m.WalletBalance:
-        require_service(ctx)
-        return m.WalletBalance(balance=await ctx.deps.store.balance(req.user_id))
 
-    @cmd(m.CloseWallet)
-    async def close_wallet(ctx: Ctx, req: m.CloseWallet) -> None:
-        require_service(ctx)
-        changed = await ctx.deps.store.close_wallet(req.user_id)
-        await _invalidate(ctx.deps, [changed] if changed is not None else [])
+@service.command(m.GetWalletOf)
+async def get_wallet_of(ctx: Ctx, req: m.GetWalletOf) -> m.WalletBalance:
+    require_service(ctx)
+    return m.WalletBalance(balance=await ctx.deps.store.balance(req.user_id))
 
-    @cmd(m.CreatePaymentRequest, status=201)
-    async def create_payment_request(ctx: Ctx, req: m.CreatePaymentRequest) -> m.PaymentRequestRef:
-        require_service(ctx)
-        req = msgspec.structs.replace(req, amount=valid_amount(req.amount))
-        request_id, created = await ctx.deps.store.create_request(req)
-        if created:
-            ctx.deps.ring_outbox()
-        return m.PaymentRequestRef(id=request_id)
 
-    @cmd(m.CancelContractRequests)
-    async def cancel_contract_requests(ctx: Ctx, req: m.CancelContractRequests) -> None:
-        require_service(ctx)
-        await _invalidate(ctx.deps, await ctx.deps.store.cancel_contract_requests(req.contract_id))
+@service.command(m.CloseWallet)
+async def close_wallet(ctx: Ctx, req: m.CloseWallet) -> None:
+    require_service(ctx)
+    changed = await ctx.deps.store.close_wallet(req.user_id)
+    await _invalidate(ctx.deps, [changed] if changed is not None else [])
 
-    # --- wallet ---------------------------------------------------------------------------------
-    @cmd(m.GetMyWallet)
-    async def get_my_wallet(ctx: Ctx, req: m.GetMyWallet) -> m.WalletBalance:
-        user = account_holder(ctx)
-        balance, version = await ctx.deps.store.wallet(user)
-        result = m.WalletBalance(balance=balance)
-        if ctx.deps.cache is not None:
-            await fill(ctx.deps.cache, m.wallet_cache_key(user), version, result)
-        return result
 
-    async def refused(ctx: Ctx, idem: IdemKey | None, exc: ProblemError) -> msgspec.Raw:
-        """A refusal before the transaction is still the key's first answer (API.md: "whatever
-        its status"); without a key it is just raised."""
-        if idem is None:
-            raise exc
-        return answer(await ctx.deps.store.remember(idem, exc.status, encode_json(exc.problem)))
+@service.command(m.CreatePaymentRequest, status=201)
+async def create_payment_request(ctx: Ctx, req: m.CreatePaymentRequest) -> m.PaymentRequestRef:
+    require_service(ctx)
+    req = msgspec.structs.replace(req, amount=valid_amount(req.amount))
+    request_id, created = await ctx.deps.store.create_request(req)
+    if created:
+        ctx.deps.ring_outbox()
+    return m.PaymentRequestRef(id=request_id)
 
-    async def move_money(ctx: Ctx, req: m.Deposit | m.Withdraw) -> msgspec.Raw:
-        user = account_holder(ctx)
-        idem = idem_key(user, m.idempotency_route(type(req)), req.idempotency_key)
-        try:
-            amount = valid_amount(req.amount)
-        except ProblemError as exc:
-            return await refused(ctx, idem, exc)
-        op = ctx.deps.store.deposit if isinstance(req, m.Deposit) else ctx.deps.store.withdraw
-        return await _settle(ctx, await op(user, amount, req.description, idem), [user])
 
-    @cmd(m.Deposit)
-    async def deposit(ctx: Ctx, req: m.Deposit) -> msgspec.Raw:
-        return await move_money(ctx, req)
+@service.command(m.CancelContractRequests)
+async def cancel_contract_requests(ctx: Ctx, req: m.CancelContractRequests) -> None:
+    require_service(ctx)
+    await _invalidate(ctx.deps, await ctx.deps.store.cancel_contract_requests(req.contract_id))
 
-    @cmd(m.Withdraw)
-    async def withdraw(ctx: Ctx, req: m.Withdraw) -> msgspec.Raw:
-        return await move_money(ctx, req)
 
-    @cmd(m.RecordRefusal)
-    async def record_refusal(ctx: Ctx, req: m.RecordRefusal) -> msgspec.Raw:
-        user = account_holder(ctx)
-        if not 400 <= req.problem.status < 500:
-            raise bad_request("only a refusal (4xx) can be recorded")
-        idem = idem_key(user, req.route, req.idempotency_key)
-        assert idem is not None
-        return await refused(ctx, idem, ProblemError(req.problem.status, req.problem.detail,
-                                                      title=req.problem.title, errors=req.problem.errors))
+# --- wallet ---------------------------------------------------------------------------------------
 
-    @cmd(m.ListWalletTransactions)
-    async def list_wallet_transactions(ctx: Ctx, req: m.ListWalletTransactions) -> list[m.WalletTransaction]:
-        return await ctx.deps.store.wallet_transactions(account_holder(ctx))
+@service.command(m.GetMyWallet)
+async def get_my_wallet(ctx: Ctx, req: m.GetMyWallet) -> m.WalletBalance:
+    user = account_holder(ctx)
+    balance, version = await ctx.deps.store.wallet(user)
+    return await fill(ctx.deps.cache, m.wallet_cache_key(user), version, m.WalletBalance(balance=balance))
 
-    @cmd(m.GetWalletTransaction)
-    async def get_wallet_transaction(ctx: Ctx, req: m.GetWalletTransaction) -> m.WalletTransaction:
-        user = account_holder(ctx)
-        found = await ctx.deps.store.wallet_transaction(user, req.id) if _ID.match(req.id) else None
-        if found is None:
-            raise not_found("wallet transaction")
-        return found
 
-    # --- payment requests -----------------------------------------------------------------------
-    @cmd(m.ListMyRequests)
-    async def list_my_requests(ctx: Ctx, req: m.ListMyRequests) -> list[m.PaymentRequest]:
-        user = account_holder(ctx)
-        return await ctx.deps.store.requests_of(user, _SIDE[ctx.caller.role])
+async def _refused(ctx: Ctx, idem: IdemKey | None, exc: ProblemError) -> msgspec.Raw:
+    """A refusal before the transaction is still the key's first answer (API.md: "whatever
+    its status"); without a key it is just raised."""
+    if idem is None:
+        raise exc
+    return answer(await ctx.deps.store.remember(idem, exc.status, encode_json(exc.problem)))
 
-    @cmd(m.ListMyTransactions)
-    async def list_my_transactions(ctx: Ctx, req: m.ListMyTransactions) -> list[m.PaymentTransaction]:
-        user = account_holder(ctx)
-        return await ctx.deps.store.transactions_of(user, _SIDE[ctx.caller.role])
 
-    @cmd(m.GetPaymentRequest)
-    async def get_payment_request(ctx: Ctx, req: m.GetPaymentRequest) -> m.PaymentRequest:
-        user = account_holder(ctx)
-        found = await ctx.deps.store.get_request(req.id) if _ID.match(req.id) else None
-        if found is None:
-            raise not_found("payment request")
-        request, version = found
-        if user not in (request.client_id, request.freelancer_id):
-            raise forbidden("only the request's client or freelancer can read it")
-        if ctx.deps.cache is not None:
-            await fill(ctx.deps.cache, m.request_cache_key(request.id, user), version, request)
-        return request
+async def _move_money(ctx: Ctx, req: m.Deposit | m.Withdraw) -> msgspec.Raw:
+    user = account_holder(ctx)
+    idem = idem_key(user, m.idempotency_route(type(req)), req.idempotency_key)
+    try:
+        amount = valid_amount(req.amount)
+    except ProblemError as exc:
+        return await _refused(ctx, idem, exc)
+    op = ctx.deps.store.deposit if isinstance(req, m.Deposit) else ctx.deps.store.withdraw
+    return await _settle(ctx, await op(user, amount, req.description, idem), [user])
 
-    @cmd(m.PayRequest)
-    async def pay(ctx: Ctx, req: m.PayRequest) -> msgspec.Raw:
-        user = account_holder(ctx)
-        if ctx.caller.role != "CLIENT":
-            raise forbidden("only the request's client can pay it")
-        idem = idem_key(user, m.idempotency_route(m.PayRequest, req.id), req.idempotency_key)
-        if not _ID.match(req.id):
-            return await refused(ctx, idem, not_found("payment request"))
-        return await _settle(ctx, await ctx.deps.store.pay(req.id, user, idem), [], req.id)
+
+@service.command(m.Deposit)
+async def deposit(ctx: Ctx, req: m.Deposit) -> msgspec.Raw:
+    return await _move_money(ctx, req)
+
+
+@service.command(m.Withdraw)
+async def withdraw(ctx: Ctx, req: m.Withdraw) -> msgspec.Raw:
+    return await _move_money(ctx, req)
+
+
+@service.command(m.RecordRefusal)
+async def record_refusal(ctx: Ctx, req: m.RecordRefusal) -> msgspec.Raw:
+    user = account_holder(ctx)
+    if not 400 <= req.problem.status < 500:
+        raise bad_request("only a refusal (4xx) can be recorded")
+    idem = idem_key(user, req.route, req.idempotency_key)
+    assert idem is not None
+    return await _refused(ctx, idem, ProblemError(req.problem.status, req.problem.detail,
+                                                  title=req.problem.title, errors=req.problem.errors))
+
+
+@service.command(m.ListWalletTransactions)
+async def list_wallet_transactions(ctx: Ctx, req: m.ListWalletTransactions) -> list[m.WalletTransaction]:
+    return await ctx.deps.store.wallet_transactions(account_holder(ctx))
+
+
+@service.command(m.GetWalletTransaction)
+async def get_wallet_transaction(ctx: Ctx, req: m.GetWalletTransaction) -> m.WalletTransaction:
+    user = account_holder(ctx)
+    found = await ctx.deps.store.wallet_transaction(user, req.id) if _ID.match(req.id) else None
+    if found is None:
+        raise not_found("wallet transaction")
+    return found
+
+
+# --- payment requests -----------------------------------------------------------------------------
+
+@service.command(m.ListMyRequests)
+async def list_my_requests(ctx: Ctx, req: m.ListMyRequests) -> list[m.PaymentRequest]:
+    user = account_holder(ctx)
+    return await ctx.deps.store.requests_of(user, _SIDE[ctx.caller.role])
+
+
+@service.command(m.ListMyTransactions)
+async def list_my_transactions(ctx: Ctx, req: m.ListMyTransactions) -> list[m.PaymentTransaction]:
+    user = account_holder(ctx)
+    return await ctx.deps.store.transactions_of(user, _SIDE[ctx.caller.role])
+
+
+@service.command(m.GetPaymentRequest)
+async def get_payment_request(ctx: Ctx, req: m.GetPaymentRequest) -> m.PaymentRequest:
+    user = account_holder(ctx)
+    found = await ctx.deps.store.get_request(req.id) if _ID.match(req.id) else None
+    if found is None:
+        raise not_found("payment request")
+    request, version = found
+    if user not in (request.client_id, request.freelancer_id):
+        raise forbidden("only the request's client or freelancer can read it")
+    return await fill(ctx.deps.cache, m.request_cache_key(request.id, user), version, request)
+
+
+@service.command(m.PayRequest)
+async def pay(ctx: Ctx, req: m.PayRequest) -> msgspec.Raw:
+    user = account_holder(ctx)
+    if ctx.caller.role != "CLIENT":
+        raise forbidden("only the request's client can pay it")
+    idem = idem_key(user, m.idempotency_route(m.PayRequest, req.id), req.idempotency_key)
+    if not _ID.match(req.id):
+        return await _refused(ctx, idem, not_found("payment request"))
+    return await _settle(ctx, await ctx.deps.store.pay(req.id, user, idem), [], req.id)

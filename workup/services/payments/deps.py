@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import AsyncIterator
@@ -11,14 +10,13 @@ import trio
 
 from ...cache import Cache, open_cache
 from ...runtime.outbox import Bell
+from ...runtime.service import Context, DbPool
 from ...settings import Settings
 from .postgres import PostgresStore
 from .sqlite import SqliteStore
 from .store import SqlStore
 
-__all__ = ["PaymentsDeps", "open_payments_deps", "open_store", "DEFAULT_POOL_SIZE"]
-
-log = logging.getLogger("workup.payments")
+__all__ = ["PaymentsDeps", "Ctx", "open_payments_deps", "open_store", "DEFAULT_POOL_SIZE"]
 
 DEFAULT_POOL_SIZE = 8     # connections per process (PostgreSQL); `set-max-db-connections` changes it
 
@@ -26,19 +24,22 @@ DEFAULT_POOL_SIZE = 8     # connections per process (PostgreSQL); `set-max-db-co
 @dataclass
 class PaymentsDeps:
     store: SqlStore
-    cache: Cache | None
+    cache: Cache
     outbox_bell: Bell = field(default_factory=Bell)
 
     def ring_outbox(self) -> None:
         """A transaction wrote outbox rows: deliver now rather than at the next poll."""
         self.outbox_bell.ring()
 
-    def db_pool_size(self) -> int:
-        return self.store.pool_size()
+    @property
+    def db_pool(self) -> DbPool:
+        """The store's connection pool, which ``set-max-db-connections`` sizes."""
+        return self.store
 
-    async def resize_db_pool(self, size: int) -> None:
-        await self.store.resize_pool(size)
-        log.info("payments: database pool resized to %d", size)
+    blocking = None   # the store's own thread limiter is sized with its pool
+
+
+Ctx = Context[PaymentsDeps]
 
 
 async def open_store(settings: Settings, size: int = DEFAULT_POOL_SIZE) -> SqlStore:

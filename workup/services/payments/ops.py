@@ -12,12 +12,12 @@ Checks come before writes, so a script that raises :class:`ProblemError` has wri
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from decimal import Decimal
 from typing import Any, Callable, Protocol, Sequence
 
 import msgspec
 
+from ...ids import new_id, utc_now
 from ...transport.envelope import encode_json
 from ...messages.contracts import MarkMilestonePaid
 from ...messages.payments import (CreatePaymentRequest, PaymentRequest, PaymentTransaction, PayResult,
@@ -93,14 +93,6 @@ class _Effect(msgspec.Struct, frozen=True):
     outbox: bool = False
 
 
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
 # --- idempotency --------------------------------------------------------------------------------
 
 def _idempotent(tx: Tx, idem: IdemKey | None, at: dt.datetime, effect: Callable[[], _Effect]) -> Outcome:
@@ -127,7 +119,7 @@ def remember(tx: Tx, idem: IdemKey, status: int, body: bytes, at: dt.datetime | 
     (``replayed`` when it was already there)."""
     fresh = tx.one("INSERT INTO idempotency_keys (user_id, route, key, status, body, created_at) "
                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING status",
-                   idem.user_id, idem.route, idem.key, status, body, tx.ts(at or now()))
+                   idem.user_id, idem.route, idem.key, status, body, tx.ts(at or utc_now()))
     if fresh is not None:
         return Outcome(status=status, body=body)
     row = tx.one("SELECT status, body FROM idempotency_keys WHERE user_id = ? AND route = ? AND key = ?",
@@ -233,7 +225,7 @@ def close_wallet(tx: Tx, user_id: str) -> Changed | None:
     transaction under the row lock: a deposit or payment racing with the close either lands first
     (and the close is refused) or finds the wallet closed. Idempotent (``None`` when already
     closed); a wallet not created yet is created closed."""
-    at = now()
+    at = utc_now()
     ensure_wallet(tx, user_id, None, at)
     row = tx.one("SELECT balance, closed_at FROM wallets WHERE user_id = ?{lock}", user_id)
     assert row is not None
@@ -249,7 +241,7 @@ def close_wallet(tx: Tx, user_id: str) -> Changed | None:
 
 
 def deposit(tx: Tx, user_id: str, amount: Decimal, description: str | None, idem: IdemKey | None) -> Outcome:
-    at = now()
+    at = utc_now()
 
     def effect() -> _Effect:
         changed = _add(tx, user_id, amount, "<=", MAX_BALANCE - amount, at)
@@ -261,7 +253,7 @@ def deposit(tx: Tx, user_id: str, amount: Decimal, description: str | None, idem
 
 
 def withdraw(tx: Tx, user_id: str, amount: Decimal, description: str | None, idem: IdemKey | None) -> Outcome:
-    at = now()
+    at = utc_now()
 
     def effect() -> _Effect:
         changed = _add(tx, user_id, -amount, ">=", amount, at)
@@ -341,7 +333,7 @@ def _event(type: str, recipient: str, request_id: str) -> tuple[str, str, bytes]
 
 def create_request(tx: Tx, cmd: CreatePaymentRequest) -> tuple[str, bool]:
     """``(id, created)``: idempotent on the milestone (a retry gets the first request's id)."""
-    at = now()
+    at = utc_now()
     row = tx.one(f"INSERT INTO payment_requests ({_PR}) VALUES (?, ?, ?, ?, ?, ?, 'PENDING', ?, ?) "
                  "ON CONFLICT (milestone_id) DO NOTHING RETURNING id",
                  new_id(), cmd.client_id, cmd.freelancer_id, cmd.contract_id, cmd.milestone_id,
@@ -356,7 +348,7 @@ def create_request(tx: Tx, cmd: CreatePaymentRequest) -> tuple[str, bool]:
 
 def cancel_contract_requests(tx: Tx, contract_id: str) -> list[Changed]:
     """Cancel the contract's PENDING requests (locked in id order)."""
-    at = now()
+    at = utc_now()
     rows = tx.all(f"SELECT {_PR} FROM payment_requests WHERE contract_id = ? AND status = 'PENDING' "
                   "ORDER BY id{lock}", contract_id)
     return [_set_status(tx, _request(tx, r), "CANCELLED", at) for r in rows]
@@ -365,7 +357,7 @@ def cancel_contract_requests(tx: Tx, contract_id: str) -> list[Changed]:
 def pay(tx: Tx, request_id: str, payer_id: str, idem: IdemKey | None) -> Outcome:
     """Debit the client, credit the freelancer, record the payment and both wallet entries, mark
     the request PAID, and queue ``contracts.MarkMilestonePaid`` + ``payment.paid``: all or nothing."""
-    at = now()
+    at = utc_now()
 
     def effect() -> _Effect:
         r = tx.one(f"SELECT {_PR} FROM payment_requests WHERE id = ?{{lock}}", request_id)
@@ -406,7 +398,7 @@ def claim_outbox(tx: Tx, limit: int, lease: float, kind: str | None = None) -> l
     """Due rows (of ``kind``, or of every kind), leased for ``lease`` seconds so that another relay
     skips them meanwhile; a relay that dies mid-delivery leaves them to be claimed again when the
     lease runs out."""
-    at = now()
+    at = utc_now()
     of_kind, params = ("", ()) if kind is None else (" AND kind = ?", (kind,))
     rows = tx.all("SELECT seq, kind, name, payload, attempts FROM outbox WHERE status = 'PENDING' "
                   f"AND next_attempt_at <= ?{of_kind} ORDER BY seq LIMIT ?{{skip_locked}}", tx.ts(at), *params, limit)
@@ -422,7 +414,7 @@ def outbox_done(tx: Tx, seq: int) -> None:
 
 def outbox_retry(tx: Tx, seq: int, delay: float, error: str) -> None:
     tx.run("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE seq = ?",
-           tx.ts(now() + dt.timedelta(seconds=delay)), error[:500], seq)
+           tx.ts(utc_now() + dt.timedelta(seconds=delay)), error[:500], seq)
 
 
 def outbox_dead(tx: Tx, seq: int, error: str) -> None:

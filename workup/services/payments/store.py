@@ -17,6 +17,7 @@ from typing import Any, Callable, TypeVar
 import trio
 
 from ...messages.payments import CreatePaymentRequest, PaymentRequest, PaymentTransaction, WalletTransaction
+from ...ids import utc_now
 from ...problems import ProblemError, unavailable
 from . import ops as _ops
 from .ops import Audit, Changed, IdemKey, OutboxItem, Outcome, Tx
@@ -152,12 +153,12 @@ class SqlStore:
         await self._run(_ops.outbox_dead, seq, error)
 
     async def purge_idempotency(self, older_than: dt.timedelta) -> int:
-        return await self._run(_ops.purge_idempotency, _ops.now() - older_than)
+        return await self._run(_ops.purge_idempotency, utc_now() - older_than)
 
     async def audit(self) -> Audit:
         return await self._run(_ops.audit)
 
 
 def _ensure_and_read(tx: Tx, user_id: str, role: str | None) -> Decimal:
-    _ops.ensure_wallet(tx, user_id, role, _ops.now())
+    _ops.ensure_wallet(tx, user_id, role, utc_now())
     return _ops.balance(tx, user_id)

@@ -5,12 +5,14 @@
 """
 
 from ...runtime.service import Service
-from .commands import register as _register_commands
 from .deps import UsersDeps, open_users_deps
-from .relay import RELAY
 
 __all__ = ["service", "UsersDeps"]
 
 service: Service[UsersDeps] = Service("users", open_deps=open_users_deps)
-_register_commands(service)
+
+# the command modules, whose @service.command decorators fill the table above
+from . import commands  # noqa: E402,F401
+from .relay import RELAY  # noqa: E402
+
 service.background_task(RELAY.run)

@@ -3,7 +3,8 @@
 Every command acts on the envelope's caller. The gateway checks roles first; the handlers check
 them again (a command may arrive from elsewhere than the gateway), and a closed or unknown account
 is 401. Changes are read-modify-write of the one user document with a compare-and-set on its
-version (retried on a lost race), then the cached reads of that user are invalidated.
+version (retried on a lost race), then the cached views of that user are invalidated
+(``m.user_cache_key``; the gateway serves them, a read here fills them).
 """
 
 from __future__ import annotations
@@ -14,22 +15,23 @@ from typing import Any, Callable, TypeVar
 import msgspec
 
 from ...cache import CacheUnavailable, closed_account_key
+from ...ids import USER_IDS, derived_id, now_ms, rfc3339
 from ...messages import contracts as contracts_msg
 from ...messages import payments as payments_msg
 from ...messages import users as m
 from ...problems import ProblemError, conflict, forbidden, not_found, unauthorized, unavailable
-from ...runtime.service import Context, Service
-from . import caching as _caching
-from .deps import UsersDeps
-from .records import (ListFull, UserRecord, add_item, add_to_set, apply_patch, derived_id, email_key, now,
-    remove_from_set, remove_item, update_item)
+from ...runtime.readcache import fill, invalidate
+from ...runtime.service import Runtime
+from . import service
+from .deps import Ctx, UsersDeps
+from .records import (ListFull, UserRecord, add_item, add_to_set, apply_patch, email_key, remove_from_set,
+    remove_item, update_item)
 from .store import EmailTaken
 
-__all__ = ["register"]
+__all__ = ["current_user", "deliver_wallet", "revoke_tokens"]
 
 log = logging.getLogger("workup.users")
 T = TypeVar("T")
-Ctx = Context[UsersDeps]
 
 _SAVE_ATTEMPTS = 8
 _WALLET_TIMEOUT = 3.0
@@ -65,7 +67,7 @@ async def modify(ctx: Ctx, roles: tuple[str, ...], change: Callable[[UserRecord]
         except EmailTaken:
             raise conflict("this email is already registered") from None
         if saved:
-            await _caching.invalidate(deps.cache, new.id, new.version)
+            await _user_changed(deps, new.id, new.version)
             return answer
     raise unavailable("too many concurrent changes to this account; retry")
 
@@ -74,22 +76,31 @@ def _fail(problem: ProblemError) -> Any:
     raise problem
 
 
+async def _user_changed(deps: UsersDeps, user_id: str, version: int) -> None:
+    """After committing ``version`` of the user: every cached view of it goes."""
+    await invalidate(deps.cache, [m.user_cache_key(view, user_id) for view in m.CACHED_VIEWS], version)
+
+
+async def _filled(ctx: Ctx, view: str, user: UserRecord, body: T) -> T:
+    return await fill(ctx.deps.cache, m.user_cache_key(view, user.id), user.version, body)
+
+
 # --- accounts -----------------------------------------------------------------------------------
 
 RegisterRequest = m.RegisterClient | m.RegisterFreelancer
 
 
-async def _register(ctx: Ctx, req: RegisterRequest, role: str, name: str, profile: dict[str, Any]) -> m.AuthAnswer:
+async def _register(ctx: Ctx, req: RegisterRequest, role: m.UserType, name: str, profile: dict[str, Any]) -> m.AuthAnswer:
     """Idempotent per request id: a redelivered registration (the worker died before acking)
     finds its own account and answers the same instead of 409, if the password matches too (the
     request id may come from the client, so a replay proves what a login proves)."""
     deps = ctx.deps
     key = email_key(req.email)
-    user_id = derived_id(ctx.request_id, "register", key)
+    user_id = derived_id(USER_IDS, ctx.request_id, "register", key)
     if (existing := await deps.store.find_by_email(key)) is not None:  # cheap early answer; the index decides
         return await _replayed_registration(ctx, req, existing, user_id)
     user = UserRecord(id=user_id, email=req.email, email_key=key, role=role, name=name,
-                      password_hash=await deps.hash(req.password), created_at=now(), wallet_pending=True,
+                      password_hash=await deps.hash(req.password), created_at=rfc3339(now_ms()), wallet_pending=True,
                       **profile)
     try:
         await deps.store.insert(user)  # the user and its wallet outbox flag, in one document
@@ -113,7 +124,7 @@ async def _replayed_registration(ctx: Ctx, req: RegisterRequest, existing: UserR
     return m.AuthAnswer(user_id=existing.id, user_type=existing.role)
 
 
-async def deliver_wallet(rt: Any, user: UserRecord, timeout: float = _WALLET_TIMEOUT) -> bool:
+async def deliver_wallet(rt: Runtime[UsersDeps], user: UserRecord, timeout: float = _WALLET_TIMEOUT) -> bool:
     """Ask payments for the user's wallet (idempotent there) and clear the outbox flag once it
     acknowledged. On failure the flag stays and the relay (``relay.py``) retries."""
     try:
@@ -126,16 +137,19 @@ async def deliver_wallet(rt: Any, user: UserRecord, timeout: float = _WALLET_TIM
     return True
 
 
+@service.command(m.RegisterClient, status=201)
 async def register_client(ctx: Ctx, req: m.RegisterClient) -> m.AuthAnswer:
     return await _register(ctx, req, "CLIENT", req.client_name, dict(
         city=req.city, description=req.description, industry=req.industry, employee_count=req.employee_count))
 
 
+@service.command(m.RegisterFreelancer, status=201)
 async def register_freelancer(ctx: Ctx, req: m.RegisterFreelancer) -> m.AuthAnswer:
     return await _register(ctx, req, "FREELANCER", req.full_name, dict(
         city=req.city, job_title=req.job_title, birth_date=req.birth_date))
 
 
+@service.command(m.Login)
 async def login(ctx: Ctx, req: m.Login) -> m.AuthAnswer:
     """One answer for every failure, and one full hash on every path (unknown emails are checked
     against a dummy hash), so neither the body nor the timing tells whether the email exists."""
@@ -150,11 +164,13 @@ def _me_view(user: UserRecord) -> m.Me:
     return m.Me(user_id=user.id, email=user.email, user_type=user.role, name=user.name)
 
 
+@service.command(m.GetMe)
 async def get_me(ctx: Ctx, req: m.GetMe) -> m.Me:
     user = await current_user(ctx)
-    return await _caching.fill(ctx.deps.cache, m.CACHED_ME, user.id, user.version, _me_view(user))
+    return await _filled(ctx, m.CACHED_ME, user, _me_view(user))
 
 
+@service.command(m.DeleteMe, status=204)
 async def delete_me(ctx: Ctx, req: m.DeleteMe) -> None:
     """Close the account: refuse while it has an ACTIVE contract or money in its wallet; then its
     tokens (the gateway's closed-account flag) and its login stop working; its email stays taken."""
@@ -169,11 +185,11 @@ async def delete_me(ctx: Ctx, req: m.DeleteMe) -> None:
 
     version = await ctx.deps.store.close(user.id)  # closed + revoke_pending, one write
     if version is not None:
-        await _caching.invalidate(ctx.deps.cache, user.id, version)
+        await _user_changed(ctx.deps, user.id, version)
     await revoke_tokens(ctx, user.id)
 
 
-async def revoke_tokens(rt: Any, user_id: str) -> bool:
+async def revoke_tokens(rt: Runtime[UsersDeps], user_id: str) -> bool:
     """Write the gateway's closed-account flag and clear the outbox flag; on a cache outage the
     flag stays and the relay retries."""
     try:
@@ -233,15 +249,16 @@ def _brief(u: UserRecord) -> m.FreelancerBrief:
     return m.FreelancerBrief(full_name=u.name, email=u.email)
 
 
+@service.command(m.GetPublicFreelancer)
 async def get_public_freelancer(ctx: Ctx, req: m.GetPublicFreelancer) -> m.PublicFreelancer:
     await current_user(ctx)
     user = await ctx.deps.store.get(req.freelancer_id)
     if user is None or user.closed or user.role != "FREELANCER":
         raise not_found("freelancer")
-    return await _caching.fill(ctx.deps.cache, m.CACHED_FREELANCER_PUBLIC, user.id, user.version, _public_profile(user))
+    return await _filled(ctx, m.CACHED_FREELANCER_PUBLIC, user, _public_profile(user))
 
 
-# (role, get request, set request, view, cache entity or None)
+# (role, get request, set request, view, cached view name or None)
 _PROFILE_VIEWS = [
     ("CLIENT", m.GetClientProfile, m.SetClientProfile, _client_profile, m.CACHED_CLIENT_PROFILE),
     ("CLIENT", m.GetClientPhoto, m.SetClientPhoto, _photo, None),
@@ -252,14 +269,14 @@ _PROFILE_VIEWS = [
 ]
 
 
-def _profile_commands(service: Service[UsersDeps], role: str, get_t: type, set_t: type | None,
-                      view: Callable[[UserRecord], Any], entity: str | None) -> None:
+def _profile_commands(role: str, get_t: type, set_t: type | None, view: Callable[[UserRecord], Any],
+                      cached: str | None) -> None:
     @service.command(get_t)
     async def get(ctx: Ctx, req: Any) -> Any:
         user = await current_user(ctx, role)
-        if entity is None:
+        if cached is None:
             return view(user)
-        return await _caching.fill(ctx.deps.cache, entity, user.id, user.version, view(user))
+        return await _filled(ctx, cached, user, view(user))
 
     if set_t is not None:
         @service.command(set_t)
@@ -272,14 +289,14 @@ def _profile_commands(service: Service[UsersDeps], role: str, get_t: type, set_t
 
 # --- freelancer lists ---------------------------------------------------------------------------
 
-def _item_commands(service: Service[UsersDeps], kind: str, add_t: type, update_t: type, list_t: type,
-                   remove_t: type) -> None:
+def _item_commands(kind: str, add_t: type[msgspec.Struct], update_t: type[msgspec.Struct], list_t: type[msgspec.Struct],
+                   remove_t: type[msgspec.Struct]) -> None:
     id_field = remove_t.__struct_fields__[0]
     what = f"{kind} item"
 
     @service.command(add_t, status=201)
     async def add(ctx: Ctx, req: Any) -> Any:
-        item_id = derived_id(ctx.request_id, "add", kind)  # a redelivered add adds nothing more
+        item_id = derived_id(USER_IDS, ctx.request_id, "add", kind)  # a redelivered add adds nothing more
         return await modify(ctx, ("FREELANCER",), lambda u: add_item(u, kind, req, item_id))
 
     @service.command(list_t)
@@ -296,7 +313,8 @@ def _item_commands(service: Service[UsersDeps], kind: str, add_t: type, update_t
         await modify(ctx, ("FREELANCER",), lambda u: (remove_item(u, kind, item_id) or _fail(not_found(what)), None))
 
 
-def _set_commands(service: Service[UsersDeps], kind: str, add_t: type, list_t: type, remove_t: type) -> None:
+def _set_commands(kind: str, add_t: type[msgspec.Struct], list_t: type[msgspec.Struct],
+                  remove_t: type[msgspec.Struct]) -> None:
     add_field, remove_field = add_t.__struct_fields__[0], remove_t.__struct_fields__[0]
     what = kind[:-1]  # "skill", "language"
 
@@ -316,16 +334,10 @@ def _set_commands(service: Service[UsersDeps], kind: str, add_t: type, list_t: t
                      lambda u: (remove_from_set(u, kind, value) or _fail(not_found(what)), None))
 
 
-def register(service: Service[UsersDeps]) -> None:
-    service.command(m.RegisterClient, status=201)(register_client)
-    service.command(m.RegisterFreelancer, status=201)(register_freelancer)
-    service.command(m.Login)(login)
-    service.command(m.GetMe)(get_me)
-    service.command(m.DeleteMe, status=204)(delete_me)
-    service.command(m.GetPublicFreelancer)(get_public_freelancer)
-    for spec in _PROFILE_VIEWS:
-        _profile_commands(service, *spec)
-    for kind, (_item, add_t, update_t, list_t, remove_t) in m.ITEM_KINDS.items():
-        _item_commands(service, kind, add_t, update_t, list_t, remove_t)
-    _set_commands(service, "skills", m.AddSkill, m.ListSkills, m.RemoveSkill)
-    _set_commands(service, "languages", m.AddLanguage, m.ListLanguages, m.RemoveLanguage)
+# the commands alike but for their types: registered from the tables above and in messages.users
+for _spec in _PROFILE_VIEWS:
+    _profile_commands(*_spec)
+for _kind, (_item, _add, _update, _list, _remove) in m.ITEM_KINDS.items():
+    _item_commands(_kind, _add, _update, _list, _remove)
+_set_commands("skills", m.AddSkill, m.ListSkills, m.RemoveSkill)
+_set_commands("languages", m.AddLanguage, m.ListLanguages, m.RemoveLanguage)

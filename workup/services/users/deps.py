@@ -10,12 +10,14 @@ from typing import AsyncIterator
 import trio
 
 from ...cache import Cache, open_cache
+from ...ids import new_id, now_ms, rfc3339
+from ...runtime.service import Context, DbPool
 from ...settings import Settings
 from .passwords import DUMMY_HASH, hash_password, verify_password
-from .records import UserRecord, email_key, new_id, now
+from .records import UserRecord, email_key
 from .store import EmailTaken, UserStore
 
-__all__ = ["UsersDeps", "open_users_deps", "open_store", "ensure_admin"]
+__all__ = ["UsersDeps", "Ctx", "open_users_deps", "open_store", "ensure_admin"]
 
 log = logging.getLogger("workup.users")
 
@@ -38,12 +40,15 @@ class UsersDeps:
         ok = await trio.to_thread.run_sync(verify_password, password, stored or DUMMY_HASH, limiter=self.hashing)
         return ok and stored is not None
 
-    # controller hooks (setMaxDbConnections)
-    def db_pool_size(self) -> int:
-        return self.store.pool_size()
+    @property
+    def db_pool(self) -> DbPool:
+        """The store's connection pool, which ``set-max-db-connections`` sizes."""
+        return self.store
 
-    async def resize_db_pool(self, size: int) -> None:
-        await self.store.resize_pool(size)
+    blocking = None   # the hashing lane stays at HASH_THREADS whatever set-max-threads says
+
+
+Ctx = Context[UsersDeps]
 
 
 async def open_store(settings: Settings) -> UserStore:
@@ -61,7 +66,7 @@ async def ensure_admin(deps: UsersDeps, email: str, password: str) -> None:
     user = await deps.store.find_by_email(email)
     if user is None:
         admin = UserRecord(id=new_id(), email=email, email_key=email_key(email), role="ADMIN",
-                           password_hash=await deps.hash(password), name="Administrator", created_at=now())
+                           password_hash=await deps.hash(password), name="Administrator", created_at=rfc3339(now_ms()))
         try:
             await deps.store.insert(admin)
             log.info("admin account %s created", email)

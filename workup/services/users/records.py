@@ -8,15 +8,14 @@ so every change is a read-modify-write of one document, committed with a compare
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import uuid
 from typing import Any
 
 import msgspec
 
+from ...ids import new_id
 from ...messages import users as m
 
-__all__ = ["UserRecord", "ListFull", "MAX_ITEMS", "MAX_TAGS", "email_key", "new_id", "derived_id", "now", "apply_patch", "add_item", "update_item",
+__all__ = ["UserRecord", "ListFull", "MAX_ITEMS", "MAX_TAGS", "email_key", "apply_patch", "add_item", "update_item",
            "remove_item", "add_to_set", "remove_from_set", "ITEM_TYPES"]
 
 
@@ -63,20 +62,6 @@ ITEM_TYPES: dict[str, type[msgspec.Struct]] = {
 
 def email_key(email: str) -> str:
     return email.strip().lower()
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
-def derived_id(request_id: str, *parts: str) -> str:
-    """A 32-hex id fixed by the request id (and what is created), so a redelivered command
-    creates the same thing again instead of a second one."""
-    return hashlib.sha256("\x1f".join((request_id, *parts)).encode()).hexdigest()[:32]
-
-
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _given(patch: msgspec.Struct) -> dict[str, Any]:
