@@ -147,6 +147,27 @@ async def test_one_scan_applies_the_policy():
     assert await relay.once(Rt(None), outbox) == (0, False)
 
 
+async def test_kinds_are_scanned_in_registration_order_and_ordered_ones_one_at_a_time():
+    rows = Rows()
+    for kind, item in (("call", "c1"), ("event", "e1"), ("event", "e2"), ("event", "e3")):
+        await rows.add(kind, item, 0)
+    relay, outbox, _ = _relay(rows)
+    log: list[str] = []
+
+    @relay.step("event", ordered=True)
+    async def event(rt, intent: Intent) -> None:
+        log.append(f"start {intent.item}")
+        await trio.sleep(0.01 * (4 - int(intent.item[1])))    # later items finish sooner if concurrent
+        log.append(f"end {intent.item}")
+
+    @relay.step("call")
+    async def call(rt, intent: Intent) -> None:
+        log.append(f"call {intent.item}")
+
+    assert await relay.once(Rt(None), outbox) == (4, False)
+    assert log == ["start e1", "end e1", "start e2", "end e2", "start e3", "end e3", "call c1"]
+
+
 async def test_held_intents_never_crowd_due_ones_out_of_a_batch():
     rows = Rows()
     outbox = RowOutbox(rows)

@@ -111,6 +111,7 @@ StepFn = Callable[[Runtime[D], Intent], Awaitable[None]]
 class Step(Generic[D]):
     kind: str
     run: StepFn[D]            # returns when done; raises to be judged by next_step
+    ordered: bool = False     # attempted one at a time in claim order (events: announced in order)
 
 
 class Bell:
@@ -147,11 +148,13 @@ class Relay(Generic[D]):
     log: logging.Logger = _log
     steps: dict[str, Step[D]] = field(default_factory=dict)
 
-    def step(self, kind: str) -> Callable[[StepFn[D]], StepFn[D]]:
+    def step(self, kind: str, *, ordered: bool = False) -> Callable[[StepFn[D]], StepFn[D]]:
+        """Register the step of ``kind``. Kinds are scanned in registration order; the intents of
+        an ``ordered`` kind are attempted one at a time in claim order, the others concurrently."""
         def register(fn: StepFn[D]) -> StepFn[D]:
             if kind in self.steps:
                 raise ValueError(f"outbox step {kind!r} registered twice")
-            self.steps[kind] = Step(kind, fn)
+            self.steps[kind] = Step(kind, fn, ordered)
             return fn
         return register
 
@@ -182,9 +185,13 @@ class Relay(Generic[D]):
             due = [i for i in await outbox.claim(kind, BATCH) if now - i.created_ms >= self.grace_ms]
             claimed += len(due)
             outcomes: list[bool] = []
-            async with trio.open_nursery() as n:
+            if step.ordered:
                 for intent in due:
-                    n.start_soon(self._attempt, rt, outbox, step, intent, outcomes)
+                    await self._attempt(rt, outbox, step, intent, outcomes)
+            else:
+                async with trio.open_nursery() as n:
+                    for intent in due:
+                        n.start_soon(self._attempt, rt, outbox, step, intent, outcomes)
             failed = failed or not all(outcomes)
         return claimed, failed
 

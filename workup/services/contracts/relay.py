@@ -71,4 +71,4 @@ async def _status_of(rt: Runtime[ContractsDeps], entity: str, id: str) -> str | 
     return c.status if c else None
 
 
-RELAY.step(EVENT)(event_step(_status_of))
+RELAY.step(EVENT, ordered=True)(event_step(_status_of))

@@ -122,4 +122,4 @@ async def _status_of(rt: Runtime[JobsDeps], entity: str, id: str) -> str | None:
     return p.status if p else None
 
 
-RELAY.step(EVENT)(event_step(_status_of))
+RELAY.step(EVENT, ordered=True)(event_step(_status_of))

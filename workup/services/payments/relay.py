@@ -62,12 +62,14 @@ RELAY: Relay[PaymentsDeps] = Relay(outbox=lambda deps: SqlOutbox(deps.store), be
                                    log=log)
 
 
+# events first, in order: a payment is announced before what it causes elsewhere
+# (contracts' ``contract.completed`` after ``payment.paid``), as the rows were written
+RELAY.step(EVENT, ordered=True)(event_step())    # written in the payment's transaction: nothing to check
+
+
 @RELAY.step(CALL)
 async def _call(rt: Runtime[PaymentsDeps], intent: Intent) -> None:
     await rt.call(intent.name, msgspec.json.decode(intent.item, type=CALLS[intent.name]), timeout=CALL_TIMEOUT)
-
-
-RELAY.step(EVENT)(event_step())    # written in the payment's transaction: nothing to check
 
 
 async def purge_idempotency_keys(rt: Runtime[PaymentsDeps]) -> None:
