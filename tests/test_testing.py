@@ -4,6 +4,7 @@ distributed one on the real RabbitMQ at WORKUP_TEST_AMQP_URL)."""
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import trio
@@ -39,6 +40,14 @@ def test_request_type_comes_from_the_handlers_annotation() -> None:
 
 def test_request_type_falls_back_to_the_services_message_module() -> None:
     assert request_type_of("contracts", "HasActiveContract", unannotated) is HasActiveContract
+
+
+async def loosely_typed(ctx: object, req: Any) -> None:
+    return None
+
+
+def test_a_handler_typed_any_falls_back_to_the_message_module() -> None:
+    assert request_type_of("payments", "CreateWallet", loosely_typed) is CreateWallet
 
 
 def test_request_type_must_carry_the_commands_name() -> None:

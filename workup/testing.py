@@ -3,10 +3,14 @@
 In the manner of ``nameko.testing``: the services under test run as they do in production, and the
 peers that are out of a test's scope are replaced by small fakes whose commands are plain handlers.
 
+    async def create(ctx: Context[None], req: CreateWallet) -> WalletBalance:
+        return WalletBalance(balance=Decimal("0"))
+
     async with running_system("embedded", ["users"],
                               fakes={"payments": fake_service("payments", CreateWallet=create)}) as sys:
         client = await sys.register_client()                  # through the real gateway
-        body = await sys.ok("payments.GetWallet", GetWallet(), Caller(client.id, "CLIENT"))
+        r = await sys.http.get("/api/v1/users/me", headers=client.auth)
+        body = await sys.ok("users.GetMe", GetMe(), Caller(client.id, "CLIENT"))   # on the bus
 
 ``mode="embedded"``: the in-process transport and cache and SQLite stores in a temporary
 directory, as ``workup up`` runs. ``mode="distributed"``: the real RabbitMQ (a unique name prefix
@@ -42,7 +46,7 @@ from .cache import Cache, open_cache
 from .runtime import Context, Instance, Service, load_service, serve_service
 from .settings import Settings
 from .transport import LocalTransport
-from .transport.envelope import Caller, Event, Reply, reply_body
+from .transport.envelope import Caller, Event, Reply
 
 if TYPE_CHECKING:
     from .gateway._state import GatewayApp
@@ -84,7 +88,7 @@ def unique_email(tag: str = "user") -> str:
 
 def request_type_of(service: str, command: str, handler: FakeHandler) -> type:
     """The request struct of ``command``: the annotation of the handler's request parameter when it
-    resolves to a class, else ``workup.messages.<service>.<command>``."""
+    resolves to a msgspec struct, else ``workup.messages.<service>.<command>``."""
     params = list(inspect.signature(handler).parameters)
     hint: object = None
     if len(params) >= 2:
@@ -92,7 +96,7 @@ def request_type_of(service: str, command: str, handler: FakeHandler) -> type:
             hint = typing.get_type_hints(handler).get(params[1])
         except NameError:   # a name local to the test function: fall back to the message module
             hint = None
-    if isinstance(hint, type):
+    if isinstance(hint, type) and issubclass(hint, msgspec.Struct):
         if hint.__name__ != command:
             raise ValueError(f"handler for {command} takes {hint.__name__}")
         return hint
@@ -151,6 +155,7 @@ class System:
     grace: float
     jwt_key: str
     events: list[Event] = field(default_factory=list)
+    fakes: dict[str, Service[None]] = field(default_factory=dict)   # what start(name) runs for name
     instances: dict[str, Instance] = field(default_factory=dict)
     started: set[str] = field(default_factory=set)   # every name started (distributed: deleted at the end)
     app: GatewayApp | None = None
@@ -168,9 +173,9 @@ class System:
     # services --------------------------------------------------------------------------------
 
     async def start(self, name: str, service: Service[D] | None = None) -> Instance:
-        """Start one more instance of ``service`` (default: the real one named ``name``) in a
-        cancel scope of its own; returns once it consumes."""
-        svc = service if service is not None else load_service(name)
+        """Start one more instance of ``service`` (default: ``fakes[name]`` if there is one, else
+        the real service ``name``) in a cancel scope of its own; returns once it consumes."""
+        svc = service if service is not None else self.fakes.get(name) or load_service(name)
         self.started.add(name)
 
         async def run(task_status: trio.TaskStatus[Instance]) -> None:
@@ -197,12 +202,18 @@ class System:
         return await self.transport.call(command, request, caller=caller or Caller(None, None),
                                          timeout=timeout, request_id=request_id)
 
+    async def answer(self, command: str, request: msgspec.Struct, caller: Caller | None = None, *,
+                     timeout: float = 20.0) -> tuple[int, object]:
+        """The status and decoded body (a problem's too) of the reply to ``command``."""
+        reply = await self.call(command, request, caller, timeout=timeout)
+        return reply.status, (msgspec.json.decode(reply.body) if reply.body else None)
+
     async def ok(self, command: str, request: msgspec.Struct, caller: Caller | None = None,
                  status: int = 200) -> object:
         """The decoded body of a reply that must have ``status``."""
-        reply = await self.call(command, request, caller)
-        assert reply.status == status, (command, reply.status, reply.body)
-        return reply_body(reply)
+        got, body = await self.answer(command, request, caller)
+        assert got == status, (command, got, body)
+        return body
 
     # events ----------------------------------------------------------------------------------
 
@@ -218,8 +229,8 @@ class System:
                 await trio.sleep(0.02)
         raise AssertionError(f"no {type} event with {data} within {timeout}s")
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        """Until ``predicate()`` holds (fails the test after ``timeout`` seconds)."""
+    async def wait_for(self, predicate: Callable[[], object], timeout: float = 10.0) -> None:
+        """Until ``predicate()`` is true (fails the test after ``timeout`` seconds)."""
         with trio.fail_after(timeout):
             while not predicate():
                 await trio.sleep(0.02)
@@ -374,14 +385,17 @@ async def _delete_topology(transport: AmqpTransport, names: set[str]) -> None:
 @asynccontextmanager
 async def running_system(mode: Mode = "embedded", services: Iterable[str] = ALL_SERVICES, *,
                          fakes: Mapping[str, Service[None]] | None = None, settings: Settings | None = None,
-                         gateway: bool = True, jwt_key: str | None = None, prefix: str | None = None,
+                         transport: LocalTransport | None = None, gateway: bool = True,
+                         jwt_key: str | None = None, prefix: str | None = None,
                          concurrency: int = 32, grace: float = 1.0,
                          request_timeout: float = 10.0) -> AsyncIterator[System]:
     """Run ``services`` (real, by name) and ``fakes`` (name -> :func:`fake_service`) on one
     transport, collect every event, and (``gateway=True``) serve the real gateway on a free port.
 
     ``settings``: used as given (the caller made its stores); ``amqp_url`` in them, else the test
-    broker, is used in distributed mode. ``prefix``: the broker name prefix (default: unique).
+    broker, is used in distributed mode. ``transport``: an in-process transport of the test's own
+    (embedded mode; one that holds or fails publishes, say). ``prefix``: the broker name prefix
+    (default: unique).
     ``jwt_key``: the gateway's signing key (default: the settings', else :data:`JWT_KEY`)."""
     if mode not in ("embedded", "distributed"):
         raise ValueError(f"mode must be 'embedded' or 'distributed', got {mode!r}")
@@ -390,6 +404,8 @@ async def running_system(mode: Mode = "embedded", services: Iterable[str] = ALL_
     both = set(names) & set(fakes)
     if both:
         raise ValueError(f"services both real and faked: {sorted(both)}")
+    if transport is not None and mode != "embedded":
+        raise ValueError("a transport of the test's own is in-process: embedded mode only")
     for name, fake in fakes.items():
         if fake.name != name:
             raise ValueError(f"fake for {name!r} is a service named {fake.name!r}")
@@ -397,7 +413,7 @@ async def running_system(mode: Mode = "embedded", services: Iterable[str] = ALL_
         async with AsyncExitStack() as stack:
             if settings is None:
                 settings = await _provisioned(mode, names, data_dir, stack)
-            transport: LocalTransport | AmqpTransport
+            bus: LocalTransport | AmqpTransport
             started: set[str] = set()
             if mode == "distributed":
                 from .transport import AmqpTransport
@@ -406,18 +422,18 @@ async def running_system(mode: Mode = "embedded", services: Iterable[str] = ALL_
                 amqp = await stack.enter_async_context(
                     AmqpTransport.connect(url, prefix=prefix or f"wsys{secrets.token_hex(5)}"))
                 stack.push_async_callback(_delete_topology, amqp, started)
-                transport = amqp
+                bus = amqp
             else:
-                transport = LocalTransport()
+                bus = transport or LocalTransport()
             cache = open_cache(settings)
             key = jwt_key or settings.jwt_key or JWT_KEY
             async with trio.open_nursery() as nursery:
-                system = System(mode, settings, transport, cache, nursery,
+                system = System(mode, settings, bus, cache, nursery,
                                 control_secret=settings.control_key or CONTROL_KEY, concurrency=concurrency,
-                                grace=grace, jwt_key=key, started=started)
+                                grace=grace, jwt_key=key, fakes=fakes, started=started)
 
                 async def collect(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-                    events = transport.subscribe()
+                    events = bus.subscribe()
                     task_status.started()
                     async for event in events:
                         system.events.append(event)
@@ -430,7 +446,7 @@ async def running_system(mode: Mode = "embedded", services: Iterable[str] = ALL_
                         starting.start_soon(system.start, name)
                 if gateway:
                     from .gateway import create_app, serve_app
-                    app = create_app(settings, transport, cache, jwt_keys=key, request_timeout=request_timeout)
+                    app = create_app(settings, bus, cache, jwt_keys=key, request_timeout=request_timeout)
                     system.app = app
                     system.base_url = await nursery.start(serve_app, app)
                     with trio.fail_after(30):   # notifications are live before the test starts
