@@ -128,6 +128,19 @@ async def test_a_fake_answers_commands_and_its_events_are_collected(mode: Mode, 
             sys.http
 
 
+async def test_a_hook_names_the_command_after_the_request_struct() -> None:
+    seen: list[CreateWallet] = []
+    create, _, _ = recording_payments(seen)
+    async with running_system("embedded", [], fakes={"payments": fake_service("payments", CreateWallet=create)},
+                              gateway=False) as sys:
+        payments = sys.hook("payments", timeout=5)
+        assert payments.command(CreateWallet(user_id="u2", role="CLIENT")) == "payments.CreateWallet"
+        body = await payments.ok(CreateWallet(user_id="u2", role="CLIENT"), SERVICE_CALLER)
+        assert isinstance(body, dict) and Decimal(str(body["balance"])) == 0
+        assert (await payments.call(GetMyWallet())).status == 501   # no such command on the fake
+        assert [s.user_id for s in seen] == ["u2"]
+
+
 @pytest.mark.parametrize("mode", ["embedded", "distributed"])
 async def test_kill_stops_an_instance_and_start_brings_one_back(mode: Mode, amqp_url: str) -> None:
     fake = fake_service("contracts", HasActiveContract=unannotated)

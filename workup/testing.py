@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from .gateway._state import GatewayApp
     from .transport.rabbitmq import AmqpTransport
 
-__all__ = ["running_system", "fake_service", "System", "Account", "Mode", "FakeHandler",
+__all__ = ["running_system", "fake_service", "System", "ServiceHook", "Account", "Mode", "FakeHandler",
            "ALL_SERVICES", "PASSWORD", "JWT_KEY", "unique_email", "env_value", "request_type_of"]
 
 Mode = Literal["embedded", "distributed"]
@@ -215,6 +215,10 @@ class System:
         assert got == status, (command, got, body)
         return body
 
+    def hook(self, service: str, *, timeout: float = 20.0) -> ServiceHook:
+        """Calls of ``service``'s commands by request struct (nameko's ``entrypoint_hook``)."""
+        return ServiceHook(self, service, timeout)
+
     # events ----------------------------------------------------------------------------------
 
     def events_of(self, type: str) -> list[Event]:
@@ -267,6 +271,30 @@ class System:
         """A valid token for any id (for routes whose account need not exist)."""
         from .gateway import TokenService
         return TokenService([self.jwt_key]).issue(user_id, role)
+
+
+@dataclass(frozen=True)
+class ServiceHook:
+    """One service's commands, named by the request struct: ``hook.ok(Deposit(...), caller)``
+    sends ``"payments.Deposit"``."""
+
+    system: System
+    service: str
+    timeout: float = 20.0
+
+    def command(self, request: msgspec.Struct) -> str:
+        return f"{self.service}.{type(request).__name__}"
+
+    async def call(self, request: msgspec.Struct, caller: Caller | None = None, *,
+                   request_id: str | None = None) -> Reply:
+        return await self.system.call(self.command(request), request, caller, timeout=self.timeout,
+                                      request_id=request_id)
+
+    async def ok(self, request: msgspec.Struct, caller: Caller | None = None, status: int = 200) -> object:
+        """The decoded body of a reply that must have ``status``."""
+        reply = await self.call(request, caller)
+        assert reply.status == status, (self.command(request), reply.status, reply.body)
+        return msgspec.json.decode(reply.body) if reply.body else None
 
 
 # --- servers and stores (distributed) -------------------------------------------------------------

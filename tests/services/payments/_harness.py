@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import AsyncIterator, Callable
 
-import msgspec
 import trio
 
 from workup.messages import payments as m
@@ -19,7 +18,7 @@ from workup.runtime import Context, Instance
 from workup.settings import Settings
 from workup.testing import System, fake_service, running_system
 from workup.transport import AmqpTransport, LocalTransport
-from workup.transport.envelope import SERVICE_CALLER, Caller, Event, Reply, reply_body
+from workup.transport.envelope import SERVICE_CALLER, Caller, Event
 
 
 class FakeContracts:
@@ -68,13 +67,10 @@ class Running:
 
 
 class Harness(Running):
-    async def call(self, req: msgspec.Struct, caller: Caller) -> Reply:
-        return await self.system.call(f"payments.{type(req).__name__}", req, caller, timeout=15)
-
-    async def ok(self, req: msgspec.Struct, caller: Caller, status: int = 200) -> object:
-        reply = await self.call(req, caller)
-        assert reply.status == status, (reply.status, reply.body)
-        return reply_body(reply)
+    def __init__(self, system: System, contracts: FakeContracts) -> None:
+        super().__init__(system, contracts)
+        payments = system.hook("payments", timeout=15)
+        self.call, self.ok = payments.call, payments.ok
 
     async def user(self, role: str = "CLIENT", funds: str = "0") -> Caller:
         caller = Caller(uuid.uuid4().hex, role)
