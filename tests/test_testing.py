@@ -3,6 +3,7 @@ distributed one on the real RabbitMQ at WORKUP_TEST_AMQP_URL)."""
 
 from __future__ import annotations
 
+import socket
 from decimal import Decimal
 from typing import Any
 
@@ -12,7 +13,7 @@ import trio
 from workup.messages.contracts import ActiveContractAnswer, HasActiveContract
 from workup.messages.payments import CreatePaymentRequest, CreateWallet, GetMyWallet, PaymentRequestRef, WalletBalance
 from workup.runtime import Context
-from workup.testing import FakeHandler, Mode, fake_service, request_type_of, running_system
+from workup.testing import FakeHandler, Mode, fake_service, request_type_of, require_server, running_system
 from workup.transport import DeadlineExceeded, NoResponder
 from workup.transport.envelope import SERVICE_CALLER, Event
 
@@ -77,9 +78,20 @@ def test_fake_service_refuses_a_status_without_handler() -> None:
         fake_service("payments", status={"Deposit": 201}, CreateWallet=create_wallet)
 
 
+def test_require_server_fails_with_the_variable_to_set() -> None:
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        require_server(f"redis://127.0.0.1:{port}/0", 6379, "Redis", "WORKUP_TEST_REDIS_URL")
+        require_server(f"127.0.0.1:{port}", 9042, "Cassandra", "WORKUP_TEST_CASSANDRA_HOSTS")   # host:port
+    with pytest.raises(AssertionError, match="Redis not reachable at 127.0.0.1:.*WORKUP_TEST_REDIS_URL"):
+        require_server(f"redis://127.0.0.1:{port}/0", 6379, "Redis", "WORKUP_TEST_REDIS_URL")
+
+
 async def test_running_system_refuses_bad_arguments() -> None:
     with pytest.raises(ValueError, match="mode"):
-        async with running_system("local", []): 
+        async with running_system("local", []):    # type: ignore[arg-type]
             pass
     with pytest.raises(ValueError, match="both real and faked"):
         async with running_system("embedded", ["payments"], fakes={"payments": fake_service("payments")}):

@@ -53,7 +53,8 @@ if TYPE_CHECKING:
     from .transport.rabbitmq import AmqpTransport
 
 __all__ = ["running_system", "fake_service", "System", "ServiceHook", "Account", "Mode", "FakeHandler",
-           "ALL_SERVICES", "PASSWORD", "JWT_KEY", "unique_email", "env_value", "request_type_of"]
+           "ALL_SERVICES", "PASSWORD", "JWT_KEY", "unique_email", "env_value", "require_server",
+           "request_type_of"]
 
 Mode = Literal["embedded", "distributed"]
 D = TypeVar("D")
@@ -299,7 +300,7 @@ class ServiceHook:
 
 # --- servers and stores (distributed) -------------------------------------------------------------
 
-def _require(url: str, default_port: int, what: str, variable: str) -> None:
+def require_server(url: str, default_port: int, what: str, variable: str) -> None:
     """Fail (never skip) with a clear message when a server does not accept connections."""
     parts = urlsplit(url if "//" in url else f"//{url}")
     host, port = parts.hostname or "127.0.0.1", parts.port or default_port
@@ -318,7 +319,7 @@ async def _postgres_database(stack: AsyncExitStack, tag: str) -> str:
     import psycopg
     from psycopg import sql
     base = env_value("WORKUP_TEST_POSTGRES_URL")
-    _require(base, 5432, "PostgreSQL", "WORKUP_TEST_POSTGRES_URL")
+    require_server(base, 5432, "PostgreSQL", "WORKUP_TEST_POSTGRES_URL")
     name = f"workup_sys_{tag}"
 
     def admin(statement: sql.Composed) -> None:
@@ -338,7 +339,7 @@ async def _postgres_database(stack: AsyncExitStack, tag: str) -> str:
 async def _mongo_database(stack: AsyncExitStack, tag: str) -> str:
     import pymongo
     base = env_value("WORKUP_TEST_MONGO_URL")
-    _require(base, 27017, "MongoDB-wire server (FerretDB)", "WORKUP_TEST_MONGO_URL")
+    require_server(base, 27017, "MongoDB-wire server (FerretDB)", "WORKUP_TEST_MONGO_URL")
     name = f"workup_sys_{tag}"
 
     def drop_sync() -> None:
@@ -357,7 +358,7 @@ async def _mongo_database(stack: AsyncExitStack, tag: str) -> str:
 
 async def _cassandra_keyspaces(stack: AsyncExitStack, tag: str, services: Iterable[str]) -> tuple[str, str]:
     hosts = env_value("WORKUP_TEST_CASSANDRA_HOSTS")
-    _require(hosts.split(",")[0].strip(), 9042, "Cassandra", "WORKUP_TEST_CASSANDRA_HOSTS")
+    require_server(hosts.split(",")[0].strip(), 9042, "Cassandra", "WORKUP_TEST_CASSANDRA_HOSTS")
     prefix = f"sys{tag}"
     keyspaces = [f"{prefix}_{s}" for s in services if s in ("jobs", "contracts")]
 
@@ -383,25 +384,23 @@ async def _cassandra_keyspaces(stack: AsyncExitStack, tag: str, services: Iterab
 async def _provisioned(mode: Mode, services: list[str], data_dir: str, stack: AsyncExitStack) -> Settings:
     """Settings for a system whose caller gave none: embedded stores in ``data_dir``, or real
     stores of this run's own (dropped by ``stack``)."""
-    admin = {
-        "admin_email": os.environ.get("WORKUP_ADMIN_EMAIL") or unique_email("admin"),
-        "admin_password": os.environ.get("WORKUP_ADMIN_PASSWORD") or "admin-" + secrets.token_hex(8),
-    }
+    admin_email = os.environ.get("WORKUP_ADMIN_EMAIL") or unique_email("admin")
+    admin_password = os.environ.get("WORKUP_ADMIN_PASSWORD") or "admin-" + secrets.token_hex(8)
+    embedded = Settings(data_dir=data_dir, jwt_key=JWT_KEY, control_key=CONTROL_KEY,
+                        admin_email=admin_email, admin_password=admin_password)
     if mode == "embedded":
-        return Settings(data_dir=data_dir, jwt_key=JWT_KEY, control_key=CONTROL_KEY, **admin)
+        return embedded
     tag = secrets.token_hex(5)
-    stores: dict[str, str] = {}
-    if "users" in services:
-        stores["users_mongo_url"] = await _mongo_database(stack, tag)
-    if "payments" in services:
-        stores["payments_postgres_url"] = await _postgres_database(stack, tag)
+    hosts, prefix = None, embedded.cassandra_keyspace_prefix
     if "jobs" in services or "contracts" in services:
         hosts, prefix = await _cassandra_keyspaces(stack, tag, services)
-        stores.update(cassandra_hosts=hosts, cassandra_keyspace_prefix=prefix)
     redis_url = env_value("WORKUP_TEST_REDIS_URL")
-    _require(redis_url, 6379, "Redis", "WORKUP_TEST_REDIS_URL")
-    return Settings(data_dir=data_dir, amqp_url=env_value("WORKUP_TEST_AMQP_URL"), redis_url=redis_url,
-                    jwt_key=JWT_KEY, control_key=CONTROL_KEY, **stores, **admin)
+    require_server(redis_url, 6379, "Redis", "WORKUP_TEST_REDIS_URL")
+    return msgspec.structs.replace(
+        embedded, amqp_url=env_value("WORKUP_TEST_AMQP_URL"), redis_url=redis_url,
+        users_mongo_url=await _mongo_database(stack, tag) if "users" in services else None,
+        payments_postgres_url=await _postgres_database(stack, tag) if "payments" in services else None,
+        cassandra_hosts=hosts, cassandra_keyspace_prefix=prefix)
 
 
 async def _delete_topology(transport: AmqpTransport, names: set[str]) -> None:
@@ -446,7 +445,7 @@ async def running_system(mode: Mode = "embedded", services: Iterable[str] = ALL_
             if mode == "distributed":
                 from .transport import AmqpTransport
                 url = settings.amqp_url or env_value("WORKUP_TEST_AMQP_URL")
-                _require(url, 5672, "RabbitMQ", "WORKUP_TEST_AMQP_URL")
+                require_server(url, 5672, "RabbitMQ", "WORKUP_TEST_AMQP_URL")
                 amqp = await stack.enter_async_context(
                     AmqpTransport.connect(url, prefix=prefix or f"wsys{secrets.token_hex(5)}"))
                 stack.push_async_callback(_delete_topology, amqp, started)
