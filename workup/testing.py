@@ -106,7 +106,7 @@ def request_type_of(service: str, command: str, handler: FakeHandler) -> type:
     except (ModuleNotFoundError, AttributeError):
         raise ValueError(f"no request struct {command!r} for a fake {service}: annotate the handler's "
                          f"request parameter") from None
-    if not isinstance(found, type):
+    if not (isinstance(found, type) and issubclass(found, msgspec.Struct)):
         raise ValueError(f"workup.messages.{service}.{command} is not a request struct")
     return found
 
@@ -483,5 +483,6 @@ async def running_system(mode: Mode = "embedded", services: Iterable[str] = ALL_
                     yield system
                 finally:
                     if system._http is not None:
-                        await system._http.aclose()
+                        with trio.CancelScope(shield=True), trio.move_on_after(5):   # also when the test was cancelled
+                            await system._http.aclose()
                 nursery.cancel_scope.cancel()
