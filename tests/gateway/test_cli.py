@@ -9,7 +9,7 @@ import time
 
 import httpx
 
-from tests._system import env_value
+from workup.testing import env_value
 
 WORKUP = [os.path.join(os.path.dirname(sys.executable), "workup")]
 

@@ -11,7 +11,7 @@ import trio
 from jwcrypto import jwk, jws
 from trio_websocket import open_websocket_url
 
-from tests._system import PASSWORD, running_system
+from workup.testing import PASSWORD, running_system
 
 
 def b64(data: bytes) -> str:
@@ -115,13 +115,13 @@ CHECKS = [check_tampered_tokens_are_401_on_real_routes, check_closed_account_tok
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__.removeprefix("check_"))
 async def test_in_process(check):
-    async with running_system("local") as sys:
+    async with running_system("embedded") as sys:
         await check(sys)
 
 
 async def test_over_rabbitmq_redis_and_the_real_stores():
     """One distributed system (setting up its databases and keyspaces takes most of the time)
     for every check."""
-    async with running_system("amqp") as sys:
+    async with running_system("distributed") as sys:
         for check in CHECKS:
             await check(sys)

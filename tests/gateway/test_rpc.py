@@ -17,7 +17,6 @@ from workup.transport import LocalTransport
 from workup.runtime import Service, serve_service
 from workup.runtime.control import control_key, sign
 
-from tests._system import delete_topology
 
 from ._serve import make_app, served
 
@@ -95,7 +94,7 @@ async def open_transport(mode, amqp_url):
             yield transport
         finally:
             with trio.CancelScope(shield=True):
-                await delete_topology(transport, prefix, ["demo"])
+                await transport.delete_topology(["demo"])
 
 
 @pytest.fixture(params=["local", "amqp"])

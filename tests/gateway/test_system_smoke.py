@@ -3,11 +3,11 @@
 
 import pytest
 
-from tests._system import running_system
+from workup.testing import running_system
 
 
 async def test_running_system_registers_accounts():
-    async with running_system("local") as sys:
+    async with running_system("embedded") as sys:
         client = await sys.register_client()
         freelancer = await sys.register_freelancer()
         admin = await sys.admin()

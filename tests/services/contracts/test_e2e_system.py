@@ -1,5 +1,5 @@
 """End to end with every real service: users, jobs, contracts and payments behind the gateway,
-in-process ("local", SQLite) and distributed ("amqp": RabbitMQ, Redis, Cassandra, PostgreSQL,
+embedded (in-process, SQLite) and distributed (RabbitMQ, Redis, Cassandra, PostgreSQL,
 MongoDB wire). A contract is paid to COMPLETED through wallets, another is terminated and its
 pending payment request cancelled."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from tests._system import running_system
+from workup.testing import running_system
 
 MILESTONES = [{"description": "design", "amount": 100.5, "dueDate": "2030-01-01"},
               {"description": "build", "amount": 200, "dueDate": "2030-02-01"}]
@@ -23,7 +23,7 @@ async def eventually(fetch, check, timeout: float = 15):
             await trio.sleep(0.05)
 
 
-@pytest.mark.parametrize("mode", ["local", "amqp"])
+@pytest.mark.parametrize("mode", ["embedded", "distributed"])
 async def test_paid_to_completion_and_terminated(mode):
     async with running_system(mode) as sys:
         http = sys.http

@@ -79,8 +79,8 @@ async def test_milestone_state_machine(system):
     assert await progress(m1) == 200
     status, acc = await evaluate(m1, "ACCEPTED")
     assert status == 200 and acc["status"] == "ACCEPTED"
-    assert acc["paymentRequestId"] == system.services.payments.ids[m1]
-    req = system.services.payments.requests[m1]
+    assert acc["paymentRequestId"] == system.payments.ids[m1]
+    req = system.payments.requests[m1]
     assert (req.contract_id, req.client_id, req.freelancer_id, str(req.amount)) == (c["id"], client.id, fay.id, "100.5")
     assert await progress(m1) == 409 and (await evaluate(m1, "ACCEPTED"))[0] == 409 and (await evaluate(m1, "IN_PROGRESS"))[0] == 409
     got = (await http.get(f"{C}/milestones/{m1}", headers=client.auth)).json()
@@ -90,8 +90,8 @@ async def test_milestone_state_machine(system):
     for _ in range(2):
         await system.services.ok("contracts.MarkMilestonePaid", paid, SERVICE_CALLER)
     assert await progress(m1) == 409 and (await evaluate(m1, "ACCEPTED"))[0] == 409
-    status, _ = await system.services.call("contracts.MarkMilestonePaid",
-                                           MarkMilestonePaid(milestone_id=m2, payment_request_id="x"), SERVICE_CALLER)
+    status, _ = await system.services.answer("contracts.MarkMilestonePaid",
+                                             MarkMilestonePaid(milestone_id=m2, payment_request_id="x"), SERVICE_CALLER)
     assert status == 409                                         # OPEN cannot be paid
     await progress(m2), await progress(m2)
     _, acc2 = await evaluate(m2, "ACCEPTED")
@@ -139,7 +139,7 @@ async def test_terminations(system):
     r = await http.post(f"{C}/terminations/{t2['id']}/handle", json={"chosenStatus": "ACCEPTED"}, headers=admin.auth)
     assert r.status_code == 200 and r.json()["status"] == "ACCEPTED"
     assert (await http.get(f"{C}/{cid}", headers=client.auth)).json()["status"] == "TERMINATED"
-    assert system.services.payments.cancelled == [cid]
+    assert system.payments.cancelled == [cid]
     r = await http.post(f"{C}/terminations/{t3['id']}/handle", json={"chosenStatus": "ACCEPTED"}, headers=admin.auth)
     assert r.status_code == 409                                 # contract no longer ACTIVE
     assert (await http.post(url, json={"reason": "x"}, headers=fay.auth)).status_code == 409

@@ -1,9 +1,9 @@
 """The jobs and contracts services behind the real gateway on a free port, for HTTP tests.
 
-``"amqp"`` runs on the real RabbitMQ (unique names), Cassandra (the session's unique keyspace
-prefix) and Redis (the cache); ``"local"`` on the embedded defaults (in-process transport,
-SQLite, in-process cache). Tokens are minted with the test
-signing key (the users service is not needed to be someone).
+``"distributed"`` runs on the real RabbitMQ (unique names), Cassandra (the session's unique
+keyspace prefix) and Redis (the cache); ``"embedded"`` on the embedded defaults (in-process
+transport, SQLite, in-process cache). Tokens are minted with the test signing key (the users
+service is not needed to be someone).
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 import httpx
-import trio
+import pytest
 
-from workup.cache import open_cache
-from workup.gateway import TokenService, create_app, serve_app
+from workup.gateway import TokenService
 from workup.settings import Settings
+from workup.testing import System as Services
 
-from ._services import Harness, new_id, running
+from ._services import FakePayments, new_id, running
 
 KEY = "jobs-contracts-test-key-" + "j" * 24
 MILESTONES = [{"description": "design", "amount": 100.5, "dueDate": "2030-01-01"},
@@ -34,8 +34,8 @@ class User:
 
 
 class System:
-    def __init__(self, http: httpx.AsyncClient, services: Harness) -> None:
-        self.http, self.services = http, services
+    def __init__(self, http: httpx.AsyncClient, services: Services, payments: FakePayments) -> None:
+        self.http, self.services, self.payments = http, services, payments
 
     async def job(self, client: User, **fields: Any) -> dict:
         body = {"title": "Python developer", "description": "Build an API", **fields}
@@ -63,8 +63,8 @@ class System:
         return client, freelancer, c.json()
 
 
-def system_settings(data_dir: Path, store: str, request: Any) -> Settings:
-    if store == "local":
+def system_settings(data_dir: Path, mode: str, request: pytest.FixtureRequest) -> Settings:
+    if mode == "embedded":
         return Settings(data_dir=str(data_dir))
     return Settings(data_dir=str(data_dir), cassandra_hosts=request.getfixturevalue("cassandra_hosts"),
                     cassandra_keyspace_prefix=request.getfixturevalue("keyspace_prefix"),
@@ -73,10 +73,6 @@ def system_settings(data_dir: Path, store: str, request: Any) -> Settings:
 
 @asynccontextmanager
 async def jobs_system(data_dir: Path, settings: Settings) -> AsyncIterator[System]:
-    async with running(data_dir, settings=settings) as services:
-        app = create_app(settings, services.transport, open_cache(settings), jwt_keys=KEY)
-        async with trio.open_nursery() as n:
-            base = await n.start(serve_app, app)
-            async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-                yield System(http, services)
-            n.cancel_scope.cancel()
+    payments = FakePayments()
+    async with running(data_dir, settings=settings, payments=payments, gateway=True, jwt_key=KEY) as services:
+        yield System(services.http, services, payments)

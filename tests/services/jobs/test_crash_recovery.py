@@ -20,6 +20,7 @@ from workup.messages.contracts import (CreateContract, EvaluateMilestone, GetCon
 from workup.messages.jobs import AcceptProposal, CreateJob, GetJob, GetJobProposals
 from workup.messages.payments import CreatePaymentRequest
 from workup.runtime import Service
+from workup.testing import fake_service
 from workup.services.contracts import relay as contracts_relay
 from workup.services.jobs import accept as jobs_relay
 from workup.storage import opened_store
@@ -27,7 +28,7 @@ from workup.services.contracts.relay import PAYMENT
 from workup.services.contracts.store import TABLES, ContractsStore
 
 from ._fixtures import store_settings
-from ._services import new_id, running
+from ._services import FakePayments, new_id, running
 from .test_service_flow import proposal
 
 
@@ -41,13 +42,10 @@ def settings(request, tmp_path, monkeypatch):
 
 def stuck(name: str, command: type, reached: trio.Event) -> Service[Any]:
     """A peer whose ``command`` is received and never answered."""
-    svc: Service[Any] = Service(name)
-
     async def hang(ctx: Any, req: Any) -> None:
         reached.set()
         await trio.sleep_forever()
-    svc.command(command)(hang)
-    return svc
+    return fake_service(name, **{command.__name__: hang})
 
 
 DEADLINE = 3.0   # the request's deadline: its redelivery after the restart is dropped, so only
@@ -97,7 +95,8 @@ async def test_accept_killed_before_the_contract_exists(tmp_path, settings):
 
 async def test_evaluate_killed_before_the_payment_request_exists(tmp_path, settings):
     client, fay = Caller(new_id(), "CLIENT"), Caller(new_id(), "FREELANCER")
-    async with running(tmp_path, ("jobs", "contracts"), settings=settings) as h:
+    payments = FakePayments()
+    async with running(tmp_path, ("jobs", "contracts"), settings=settings, payments=payments) as h:
         job = await h.ok("jobs.CreateJob", CreateJob(title="t", description="d"), client, 201)
         p = await h.ok("jobs.CreateProposal", proposal(job["id"]), fay, 201)
         cid = (await h.ok("jobs.AcceptProposal", AcceptProposal(job_id=job["id"], proposal_id=p["id"]), client))["contractId"]
@@ -113,11 +112,11 @@ async def test_evaluate_killed_before_the_payment_request_exists(tmp_path, setti
         h.kill("contracts")
         h.kill("payments")
         await trio.sleep(DEADLINE)
-        assert not h.payments.requests
+        assert not payments.requests
         await h.start("payments")
         await h.start("contracts")
-        await eventually(lambda: _has_request(h, mid))
-        req = h.payments.requests[mid]
+        await eventually(lambda: _has_request(payments, mid))
+        req = payments.requests[mid]
         assert (req.contract_id, req.client_id, req.freelancer_id, str(req.amount)) == (cid, client.user_id, fay.user_id, "100.5")
         assert (await h.ok("contracts.GetMilestone", GetMilestone(milestone_id=mid), client))["status"] == "ACCEPTED"
         ms = await h.ok("contracts.GetContractMilestones", GetContractMilestones(contract_id=cid), fay)
@@ -125,9 +124,9 @@ async def test_evaluate_killed_before_the_payment_request_exists(tmp_path, setti
         async with opened_store(settings, "contracts", TABLES, ContractsStore) as store:
             async def recorded() -> bool:
                 m = await store.get_milestone(mid)
-                return m.payment_request_id == h.payments.ids[mid] and not await store.outbox.pending(PAYMENT)
+                return m.payment_request_id == payments.ids[mid] and not await store.outbox.pending(PAYMENT)
             await eventually(recorded)
 
 
-async def _has_request(h, mid: str) -> bool:
-    return mid in h.payments.requests
+async def _has_request(payments: FakePayments, mid: str) -> bool:
+    return mid in payments.requests

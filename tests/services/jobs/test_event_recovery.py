@@ -117,7 +117,7 @@ async def test_a_move_that_lost_its_race_announces_nothing(tmp_path, settings):
         statuses: list[int] = []
 
         async def progress() -> None:
-            statuses.append((await h.call("contracts.ProgressMilestone", ProgressMilestone(milestone_id=mid), fay))[0])
+            statuses.append((await h.answer("contracts.ProgressMilestone", ProgressMilestone(milestone_id=mid), fay))[0])
         async with trio.open_nursery() as n:
             for _ in range(3):
                 n.start_soon(progress)

@@ -9,7 +9,7 @@ from workup.messages.contracts import (EvaluateMilestone, GetContract, GetContra
     HasActiveContract, MarkMilestonePaid, ProgressMilestone)
 from workup.messages.jobs import AcceptProposal, CreateJob, CreateProposal, GetJob, SearchJobs
 
-from ._services import new_id, running
+from ._services import FakePayments, new_id, running
 
 MILESTONES = [{"description": "design", "amount": 100.5, "dueDate": "2030-01-01"},
               {"description": "build", "amount": 200, "dueDate": "2030-02-01"}]
@@ -23,14 +23,15 @@ def proposal(job_id: str) -> CreateProposal:
 
 async def test_job_to_completed_contract(tmp_path):
     client, freelancer = Caller(new_id(), "CLIENT"), Caller(new_id(), "FREELANCER")
-    async with running(tmp_path) as h:
+    payments = FakePayments()
+    async with running(tmp_path, payments=payments) as h:
         job = await h.ok("jobs.CreateJob", CreateJob(title="Rust dev", description="Write a parser",
                                                      skills=["Rust"]), client, 201)
         assert job["active"] and job["clientId"] == client.user_id
         found = await h.ok("jobs.SearchJobs", SearchJobs(query="rust PARSER"))
         assert [j["id"] for j in found["jobs"]] == [job["id"]] and found["pagingState"] is None
         p = await h.ok("jobs.CreateProposal", proposal(job["id"]), freelancer, 201)
-        status, _ = await h.call("jobs.CreateProposal", proposal(job["id"]), freelancer)
+        status, _ = await h.answer("jobs.CreateProposal", proposal(job["id"]), freelancer)
         assert status == 409
         acc = await h.ok("jobs.AcceptProposal", AcceptProposal(job_id=job["id"], proposal_id=p["id"]), client)
         again = await h.ok("jobs.AcceptProposal", AcceptProposal(job_id=job["id"], proposal_id=p["id"]), client)
@@ -42,7 +43,7 @@ async def test_job_to_completed_contract(tmp_path):
         assert c["status"] == "ACTIVE" and c["proposalId"] == p["id"]
         for who in (client, freelancer):
             assert await h.ok("contracts.HasActiveContract", HasActiveContract(user_id=who.user_id), SERVICE_CALLER) == {"active": True}
-        assert (await h.call("contracts.HasActiveContract", HasActiveContract(user_id=client.user_id), client))[0] == 403
+        assert (await h.answer("contracts.HasActiveContract", HasActiveContract(user_id=client.user_id), client))[0] == 403
         ms = await h.ok("contracts.GetContractMilestones", GetContractMilestones(contract_id=cid), client)
         assert [m["description"] for m in ms] == ["design", "build"] and ms[0]["amount"] == 100.5
         for m in ms:
@@ -50,7 +51,7 @@ async def test_job_to_completed_contract(tmp_path):
                 await h.ok("contracts.ProgressMilestone", ProgressMilestone(milestone_id=m["id"]), freelancer)
             ev = await h.ok("contracts.EvaluateMilestone",
                             EvaluateMilestone(milestone_id=m["id"], evaluated_state="ACCEPTED"), client)
-            assert ev["status"] == "ACCEPTED" and ev["paymentRequestId"] == h.payments.ids[m["id"]]
+            assert ev["status"] == "ACCEPTED" and ev["paymentRequestId"] == payments.ids[m["id"]]
             await h.ok("contracts.MarkMilestonePaid",
                        MarkMilestonePaid(milestone_id=m["id"], payment_request_id=ev["paymentRequestId"]), SERVICE_CALLER)
         assert (await h.ok("contracts.GetContract", GetContract(contract_id=cid), client))["status"] == "COMPLETED"
@@ -68,7 +69,7 @@ async def test_accept_while_contracts_is_down(tmp_path):
         job = await h.ok("jobs.CreateJob", CreateJob(title="t", description="d"), client, 201)
         p = await h.ok("jobs.CreateProposal", proposal(job["id"]), freelancer, 201)
         accept = AcceptProposal(job_id=job["id"], proposal_id=p["id"])
-        status, body = await h.call("jobs.AcceptProposal", accept, client)
+        status, body = await h.answer("jobs.AcceptProposal", accept, client)
         assert status == 503 and "retry" in body["detail"]
         assert (await h.ok("jobs.GetJob", GetJob(job_id=job["id"]), client))["active"] is False
         await h.start("contracts")

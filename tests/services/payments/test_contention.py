@@ -16,7 +16,7 @@ D = Decimal
 
 @pytest.fixture
 async def sys(pg_url, amqp_url, redis_url, tmp_path):
-    async with payments_system(pg_url, str(tmp_path), "amqp", amqp_url=amqp_url, redis_url=redis_url) as s:
+    async with payments_system(pg_url, str(tmp_path), "distributed", amqp_url=amqp_url, redis_url=redis_url) as s:
         yield s
 
 
@@ -66,7 +66,7 @@ async def test_twenty_concurrent_pays_succeed_exactly_once(sys):
 
 @pytest.fixture
 async def local_sys(pg_url, tmp_path):
-    async with payments_system(pg_url, str(tmp_path), "local") as s:
+    async with payments_system(pg_url, str(tmp_path), "embedded") as s:
         yield s
 
 

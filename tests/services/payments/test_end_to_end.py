@@ -1,7 +1,7 @@
 """The whole chain through the real gateway with the real users, jobs, contracts and payments
-services (``tests/_system.py``): register → deposit → job → proposal → contract → milestone
+services (``workup.testing.running_system``): register → deposit → job → proposal → contract → milestone
 accepted (payment request) → pay → milestone PAID → contract COMPLETED, with the notifications.
-``amqp``: RabbitMQ, Redis, PostgreSQL, FerretDB and Cassandra; ``local``: the embedded defaults."""
+``distributed``: RabbitMQ, Redis, PostgreSQL, FerretDB and Cassandra; ``embedded``: the embedded defaults."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from decimal import Decimal
 import pytest
 import trio
 
-from tests._system import running_system
+from workup.testing import running_system
 
 
-@pytest.mark.parametrize("mode", ["local", "amqp"])
+@pytest.mark.parametrize("mode", ["embedded", "distributed"])
 async def test_pay_completes_the_contract(mode):
     async with running_system(mode) as sys:
         async def post(path, body, auth, status=200):

@@ -6,19 +6,14 @@ import json
 import uuid
 from decimal import Decimal
 
-import httpx
 import pytest
 import trio
 
-from workup.cache import MemoryCache
 from workup.transport.envelope import SERVICE_CALLER
-from workup.gateway import create_app, serve_app
 from workup.messages import payments as m
 from workup.settings import Settings
-from workup.transport import LocalTransport
-from workup.runtime import Service
+from workup.testing import fake_service, running_system
 
-from ._harness import start
 from ._http import P, payments_system
 
 D = Decimal
@@ -223,21 +218,15 @@ async def test_body_over_the_limit_is_413(sys):
 
 async def test_unavailable_is_503_and_late_is_504(tmp_path):
     """No payments instance: 503 with Retry-After; an instance slower than the deadline: 504."""
-    slow = Service("payments")
-
-    @slow.command(m.GetMyWallet)
-    async def get_wallet(ctx, req):
+    async def get_wallet(ctx, req: m.GetMyWallet) -> None:
         await trio.sleep(3)
+    slow = fake_service("payments", GetMyWallet=get_wallet)
 
-    t = LocalTransport()
-    app = create_app(Settings(data_dir=str(tmp_path)), t, MemoryCache(), jwt_keys="k" * 40, request_timeout=0.5)
-    auth = {"Authorization": f"Bearer {app.gw.tokens.issue(uuid.uuid4().hex, 'CLIENT')}"}
-    async with trio.open_nursery() as n:
-        base = await n.start(serve_app, app)
-        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
-            r = await http.get(f"{P}/clients/me/wallet", headers=auth)
-            problem(r, 503)
-            assert r.headers["Retry-After"]
-            await start(n, slow, Settings(data_dir=str(tmp_path)), t)
-            problem(await http.get(f"{P}/clients/me/wallet", headers=auth), 504)
-        n.cancel_scope.cancel()
+    async with running_system("embedded", [], settings=Settings(data_dir=str(tmp_path)), jwt_key="k" * 40,
+                              request_timeout=0.5) as sys:
+        auth = {"Authorization": f"Bearer {sys.token_for(uuid.uuid4().hex, 'CLIENT')}"}
+        r = await sys.http.get(f"{P}/clients/me/wallet", headers=auth)
+        problem(r, 503)
+        assert r.headers["Retry-After"]
+        await sys.start("payments", slow)
+        problem(await sys.http.get(f"{P}/clients/me/wallet", headers=auth), 504)

@@ -15,9 +15,9 @@ from workup.transport.envelope import SERVICE_CALLER, Caller, reply_body
 from workup.messages import payments as m
 from workup.settings import Settings
 from workup.transport import DeadlineExceeded
-from workup.services.payments import service as payments_service
+from workup.testing import running_system
 
-from ._harness import FakeContracts, Watching, amqp_transport, start
+from ._harness import FakeContracts
 from .conftest import fresh_database
 
 CHILD = Path(__file__).with_name("_pay_then_die.py")
@@ -36,10 +36,12 @@ async def test_kill_between_commit_and_publish_loses_nothing(amqp_url, postgres_
                                  stdout=subprocess.PIPE, cwd=Path(__file__).parents[2])
         try:
             assert await _read_line(child.stdout) == "ready"
-            async with amqp_transport(amqp_url, prefix=prefix) as t:
+            async with running_system("distributed", [], settings=settings, prefix=prefix, gateway=False) as system:
+                system.started.add("payments")   # the child declared its queues: they go at the end too
+
                 async def call(req, caller, timeout=10.0):
-                    return reply_body(await t.call(f"payments.{type(req).__name__}", req, caller=caller,
-                                                   timeout=timeout))
+                    return reply_body(await system.call(f"payments.{type(req).__name__}", req, caller,
+                                                     timeout=timeout))
                 client, freelancer = Caller(uuid.uuid4().hex, "CLIENT"), Caller(uuid.uuid4().hex, "FREELANCER")
                 await call(m.Deposit(amount=Decimal("80")), client)
                 milestone = uuid.uuid4().hex
@@ -55,20 +57,15 @@ async def test_kill_between_commit_and_publish_loses_nothing(amqp_url, postgres_
                 assert await trio.to_thread.run_sync(child.wait) == -9
 
                 # a fresh instance (with the relay) and the contracts peer come up
-                watch = Watching()
-                watch.t, watch.events = t, []
                 fake = FakeContracts()
-                async with trio.open_nursery() as n:
-                    await n.start(watch._collect)
-                    await start(n, fake.service, settings, t)
-                    await start(n, payments_service, settings, t)
-                    await watch.wait_for(lambda: fake.paid and any(e.type == "payment.paid" for e in watch.events),
-                                         timeout=20)
-                    assert [(p.milestone_id, p.payment_request_id) for p in fake.paid] == [(milestone, ref["id"])]
-                    got = await call(m.GetPaymentRequest(id=ref["id"]), client)
-                    assert got["status"] == "PAID"
-                    assert await call(m.GetMyWallet(), freelancer) == {"balance": 80}
-                    n.cancel_scope.cancel()
+                await system.start("contracts", fake.service)
+                await system.start("payments")
+                await system.wait_for(lambda: fake.paid and any(e.type == "payment.paid" for e in system.events),
+                                   timeout=20)
+                assert [(p.milestone_id, p.payment_request_id) for p in fake.paid] == [(milestone, ref["id"])]
+                got = await call(m.GetPaymentRequest(id=ref["id"]), client)
+                assert got["status"] == "PAID"
+                assert await call(m.GetMyWallet(), freelancer) == {"balance": 80}
         finally:
             if child.poll() is None:
                 child.kill()

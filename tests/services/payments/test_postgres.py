@@ -42,7 +42,7 @@ async def test_set_max_db_connections_resizes_the_live_pool(pg_url, tmp_path):
         deps = h.instance.rt.deps
         await until_connections(name, deps.db_pool.pool_size())
         for size in (12, 3, 5):
-            [reply] = await broadcast(h.t, "payments", "s", "set-max-db-connections", [str(size)], expect=1)
+            [reply] = await broadcast(h.t, "payments", h.system.control_secret, "set-max-db-connections", [str(size)], expect=1)
             assert reply.ok, reply
             assert deps.db_pool.pool_size() == size
             await until_connections(name, size)

@@ -1,10 +1,13 @@
-"""Users systems for HTTP tests, both behind the real gateway on a free port:
+"""Users systems for HTTP tests, both ``workup.testing.running_system`` behind the real gateway:
 
-- :func:`system` — ``tests._system.running_system`` with the real users and payments (and
-  contracts) services, ``"local"`` (in-process transport, SQLite) or ``"amqp"`` (RabbitMQ, Redis,
-  FerretDB, PostgreSQL, Cassandra);
-- :func:`users_system` — the users service with fake payments/contracts peers that record calls and
-  let a test set balances or ACTIVE contracts (in-process transport; SQLite or FerretDB store).
+- :func:`system` — the real users and payments (and contracts) services, ``"embedded"``
+  (in-process transport, SQLite) or ``"distributed"`` (RabbitMQ, Redis, FerretDB, PostgreSQL,
+  Cassandra);
+- :func:`users_system` — the users service with the fake payments/contracts peers of
+  ``_fakes.py`` that record calls and let a test set balances or ACTIVE contracts (embedded;
+  SQLite or FerretDB store).
+
+Both give a :class:`UsersSystem`, whose ``register``/``admin`` answer the API's JSON as dicts.
 """
 
 from __future__ import annotations
@@ -15,14 +18,9 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 import httpx
-import trio
 
-from workup.cache import open_cache
-from workup.gateway import create_app, serve_app
 from workup.settings import Settings
-from workup.transport import LocalTransport
-from workup.runtime import serve_service
-from workup.services.users import service as users_service
+from workup.testing import Mode, System, running_system
 
 from ._env import mongo_url, require_mongo
 from ._fakes import FakeContracts, FakePayments
@@ -38,11 +36,13 @@ def unique_email(tag: str = "u") -> str:
 
 
 class UsersSystem:
-    def __init__(self, http: httpx.AsyncClient, payments: FakePayments | None,
-                 contracts: FakeContracts | None, settings: Settings) -> None:
-        self.http, self.payments, self.contracts, self.settings = http, payments, contracts, settings
-        self.admin_email = settings.admin_email or ADMIN_EMAIL
-        self.admin_password = settings.admin_password or ADMIN_PASSWORD
+    def __init__(self, system: System, payments: FakePayments | None, contracts: FakeContracts | None) -> None:
+        self.system, self.payments, self.contracts = system, payments, contracts
+        self.http: httpx.AsyncClient = system.http
+        self.settings: Settings = system.settings
+        self.mode: Mode = system.mode
+        self.admin_email = self.settings.admin_email or ADMIN_EMAIL
+        self.admin_password = self.settings.admin_password or ADMIN_PASSWORD
 
     async def register(self, role: str = "CLIENT", email: str | None = None) -> dict:
         email = email or unique_email(role.lower())
@@ -71,30 +71,19 @@ async def users_system(data_dir: str, store: str = "sqlite", peers: str = "fake"
         require_mongo(url)
     settings = Settings(data_dir=data_dir, users_mongo_url=url, admin_email=ADMIN_EMAIL,
                         admin_password=ADMIN_PASSWORD)
-    t = LocalTransport()
     payments, contracts = (FakePayments(), FakeContracts()) if peers == "fake" else (None, None)
-    peer_services = [payments.service, contracts.service] if payments else []
-    cache = open_cache(settings)  # the one the embedded users service fills
-    async with trio.open_nursery() as n:
-        for svc in (*peer_services, users_service):
-            await n.start(lambda task_status, svc=svc: serve_service(
-                svc, settings, t, concurrency=32, grace=1, control_secret="s", task_status=task_status))
-        app = create_app(settings, t, cache, jwt_keys=JWT_KEY)
-        base = await n.start(serve_app, app)
-        async with httpx.AsyncClient(base_url=base, timeout=20) as http:
-            yield UsersSystem(http, payments, contracts, settings)
+    fakes = {"payments": payments.service, "contracts": contracts.service} if payments and contracts else {}
+    async with running_system("embedded", ["users"], fakes=fakes, settings=settings, jwt_key=JWT_KEY) as sys:
+        yield UsersSystem(sys, payments, contracts)
         if url:
             from workup.services.users.mongo import MongoUserStore
             store_ = await MongoUserStore.open(url)
             await store_.drop()
             await store_.aclose()
-        n.cancel_scope.cancel()
 
 
 @asynccontextmanager
-async def system(mode: str, services: tuple[str, ...] = ("users", "payments")) -> AsyncIterator[UsersSystem]:
-    """The real services (``tests._system.running_system``); contracts only where a test needs it
-    (in "amqp" mode it brings Cassandra in)."""
-    from tests._system import running_system
+async def system(mode: Mode, services: tuple[str, ...] = ("users", "payments")) -> AsyncIterator[UsersSystem]:
+    """The real services; contracts only where a test needs it (distributed, it brings Cassandra in)."""
     async with running_system(mode, list(services)) as sys:
-        yield UsersSystem(sys.http, None, None, sys.settings)
+        yield UsersSystem(sys, None, None)

@@ -1,6 +1,6 @@
 """Every users route of API.md and its error codes, over real HTTP through the real gateway, with
-the real payments and contracts services: in-process ("local", SQLite) and distributed ("amqp":
-RabbitMQ, Redis, FerretDB, PostgreSQL, Cassandra)."""
+the real payments and contracts services: embedded (in-process, SQLite) and distributed
+(RabbitMQ, Redis, FerretDB, PostgreSQL, Cassandra)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ._http import PASSWORD, system, unique_email
 U, W = "/api/v1/users", "/api/v1/payments"
 
 
-@pytest.fixture(params=["local", "amqp"])
+@pytest.fixture(params=["embedded", "distributed"])
 def mode(request):
     return request.param
 

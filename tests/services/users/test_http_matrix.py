@@ -15,13 +15,12 @@ from ._http import PASSWORD, system, unique_email
 
 ROLES = ("CLIENT", "FREELANCER", "ADMIN")
 # bodies per route: fewer over the network (every request crosses RabbitMQ and FerretDB)
-ITERATIONS = {"local": 12, "amqp": 4}
+ITERATIONS = {"embedded": 12, "distributed": 4}
 
 
-@pytest.fixture(params=["local", "amqp"])
+@pytest.fixture(params=["embedded", "distributed"])
 async def sys(request):
     async with system(request.param) as s:
-        s.mode = request.param
         yield s
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests._system import running_system
+from workup.testing import running_system
 
 U = "/api/v1/users"
 
 
-@pytest.mark.parametrize("mode", ["local", "amqp"])
+@pytest.mark.parametrize("mode", ["embedded", "distributed"])
 async def test_no_users_instance_is_503_with_retry_after(mode):
     async with running_system(mode, ["payments"]) as sys:
         r = await sys.http.post(f"{U}/login", json={"email": "a@example.com", "password": "password1"})
@@ -21,7 +21,7 @@ async def test_no_users_instance_is_503_with_retry_after(mode):
         assert r.status_code == 503
 
 
-@pytest.mark.parametrize("mode", ["local", "amqp"])
+@pytest.mark.parametrize("mode", ["embedded", "distributed"])
 async def test_a_reply_after_the_deadline_is_504(mode):
     async with running_system(mode, ["users"], request_timeout=0.02) as sys:
         r = await sys.http.post(f"{U}/login", json={"email": "a@example.com", "password": "password1"})

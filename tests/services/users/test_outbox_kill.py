@@ -12,18 +12,12 @@ from workup.transport.envelope import Caller
 from workup.messages import users as m
 from workup.messages.payments import CreateWallet
 from workup.settings import Settings
+from workup.testing import running_system
 from workup.transport import DeadlineExceeded
-from workup.transport import AmqpTransport
-from workup.runtime import serve_service
 from workup.services.users.sqlite import SqliteUserStore
 
 from ._fakes import FakePayments, HangingPayments
 from ._procs import kill_hard, start_worker, stop, until
-
-async def _serve(nursery, svc, settings, t):
-    return await nursery.start(lambda task_status: serve_service(
-        svc, settings, t, concurrency=4, grace=0.5, control_secret="s", task_status=task_status))
-
 
 async def test_sigkill_between_storing_the_user_and_the_wallet(amqp_url, tmp_path):
     prefix = f"wtuserskill{uuid.uuid4().hex[:10]}"
@@ -32,29 +26,31 @@ async def test_sigkill_between_storing_the_user_and_the_wallet(amqp_url, tmp_pat
     email = "killed@example.com"
     worker = start_worker(amqp_url, prefix, data_dir)
     try:
-        async with AmqpTransport.connect(amqp_url, prefix=prefix) as t:
+        async with running_system("distributed", [], settings=settings, prefix=prefix, gateway=False,
+                                  concurrency=4, grace=0.5) as system:
+            system.started.add("users")   # the worker processes' queues go at the end too
+            t = system.transport
+
             async def users_up() -> bool:
                 return await t.consumer_count("users") > 0
 
             # 1. payments takes CreateWallet and never answers; the worker dies meanwhile
             hanging = HangingPayments()
+            holder = await system.start("payments", hanging.service)
+            await until(users_up, "the users worker")
 
-            async with trio.open_nursery() as n:
-                holder = await _serve(n, hanging.service, settings, t)
-                await until(users_up, "the users worker")
-
-                async def register() -> None:
-                    try:
-                        await t.call("users.RegisterClient", m.RegisterClient(
-                            email=email, password="password1", client_name="C"), caller=Caller(), timeout=20)
-                    except DeadlineExceeded:
-                        pass
-                n.start_soon(register)
-                with trio.fail_after(30):
-                    await hanging.reached.wait()
-                kill_hard(worker)
-                await holder.stop()
-                n.cancel_scope.cancel()
+            async def register() -> None:
+                try:
+                    await system.call("users.RegisterClient", m.RegisterClient(
+                        email=email, password="password1", client_name="C"), Caller(), timeout=20)
+                except DeadlineExceeded:
+                    pass
+            system.nursery.start_soon(register)
+            with trio.fail_after(30):
+                await hanging.reached.wait()
+            kill_hard(worker)
+            await holder.stop()
+            system.kill("payments")
 
             store = await SqliteUserStore.open(tmp_path / "users.sqlite3")
             user = await store.find_by_email(email)
@@ -68,21 +64,18 @@ async def test_sigkill_between_storing_the_user_and_the_wallet(amqp_url, tmp_pat
 
             # 2. a fresh worker process, and a payments that answers
             payments = FakePayments()
-            async with trio.open_nursery() as n:
-                await _serve(n, payments.service, settings, t)
-                worker = start_worker(amqp_url, prefix, data_dir)
+            await system.start("payments", payments.service)
+            worker = start_worker(amqp_url, prefix, data_dir)
 
-                async def wallet_created() -> bool:
-                    return payments.wallets_for(user.id) >= 1
+            async def wallet_created() -> bool:
+                return payments.wallets_for(user.id) >= 1
 
-                async def flag_cleared() -> bool:
-                    return not (await store.get(user.id)).wallet_pending
+            async def flag_cleared() -> bool:
+                return not (await store.get(user.id)).wallet_pending
 
-                await until(wallet_created, "CreateWallet from the relay")
-                assert payments.created[0] == CreateWallet(user_id=user.id, role="CLIENT")
-                await until(flag_cleared, "the outbox flag cleared")
-                n.cancel_scope.cancel()
+            await until(wallet_created, "CreateWallet from the relay")
+            assert payments.created[0] == CreateWallet(user_id=user.id, role="CLIENT")
+            await until(flag_cleared, "the outbox flag cleared")
             await store.aclose()
-            await t.delete_topology(["users", "payments"])
     finally:
         await trio.to_thread.run_sync(stop, worker)

@@ -7,15 +7,12 @@ from decimal import Decimal
 
 import msgspec
 import pytest
-import trio
 
 from workup.cache import closed_account_key, open_cache
 from workup.transport.envelope import Caller, reply_body
 from workup.messages import users as m
 from workup.settings import Settings
-from workup.transport import LocalTransport
-from workup.runtime import serve_service
-from workup.services.users import service as users_service
+from workup.testing import System, running_system
 
 from ._fakes import FakeContracts, FakePayments
 
@@ -23,18 +20,13 @@ ANON = Caller(None, None)
 
 
 class Harness:
-    def __init__(self, nursery, transport, settings, payments, contracts):
-        self.nursery, self.t, self.settings = nursery, transport, settings
+    """The users service's commands by request struct (``System.hook``), with the fake peers."""
+
+    def __init__(self, system: System, payments: FakePayments | None, contracts: FakeContracts | None) -> None:
+        self.system, self.settings = system, system.settings
         self.payments, self.contracts = payments, contracts
-
-    async def call(self, req, caller=ANON, request_id=None):
-        return await self.t.call(f"users.{type(req).__name__}", req, caller=caller, timeout=10,
-                                 request_id=request_id)
-
-    async def ok(self, req, caller=ANON, status=200):
-        reply = await self.call(req, caller)
-        assert reply.status == status, reply.body
-        return reply_body(reply)
+        users = system.hook("users", timeout=10)
+        self.call, self.ok = users.call, users.ok
 
     async def register(self, role="CLIENT", email=None, password="password1"):
         email = email or f"{role.lower()}-{time.monotonic_ns()}@example.com"
@@ -44,23 +36,13 @@ class Harness:
         return Caller(body["userId"], role)
 
 
-async def start_users(nursery, transport, settings):
-    return await nursery.start(lambda task_status: serve_service(
-        users_service, settings, transport, concurrency=16, grace=2, control_secret="s", task_status=task_status))
-
-
 @pytest.fixture
 async def h(tmp_path):
-    t = LocalTransport()
     settings = Settings(data_dir=str(tmp_path), admin_email="root@example.com", admin_password="rootpass1")
     payments, contracts = FakePayments(), FakeContracts()
-    async with trio.open_nursery() as n:
-        for svc in (payments.service, contracts.service):
-            await n.start(lambda task_status, svc=svc: serve_service(
-                svc, settings, t, concurrency=8, grace=1, control_secret="s", task_status=task_status))
-        await start_users(n, t, settings)
-        yield Harness(n, t, settings, payments, contracts)
-        n.cancel_scope.cancel()
+    async with running_system("embedded", ["users"], fakes={"payments": payments.service, "contracts": contracts.service},
+                              settings=settings, gateway=False, concurrency=16, grace=2) as system:
+        yield Harness(system, payments, contracts)
 
 
 async def test_register_login_me_and_wallet(h):
@@ -180,16 +162,14 @@ async def test_delete_me_checks_password_contracts_and_balance(h):
 
 
 async def test_delete_me_is_503_when_a_peer_does_not_answer(tmp_path):
-    t = LocalTransport()
     settings = Settings(data_dir=str(tmp_path))
-    async with trio.open_nursery() as n:
-        await start_users(n, t, settings)  # no payments, no contracts
-        h = Harness(n, t, settings, None, None)
+    async with running_system("embedded", ["users"], settings=settings, gateway=False,  # no payments, no contracts
+                              concurrency=16, grace=2) as system:
+        h = Harness(system, None, None)
         client = await h.register("CLIENT")
         reply = await h.call(m.DeleteMe(password="password1"), client)
         assert reply.status == 503
         assert (await h.call(m.GetMe(), client)).status == 200
-        n.cancel_scope.cancel()
 
 
 async def test_redelivered_commands_do_not_create_twice(h):

@@ -16,24 +16,18 @@ from workup.messages.contracts import ActiveContractAnswer, HasActiveContract
 from workup.messages.payments import CreateWallet
 from workup.settings import Settings
 from workup.transport import DeadlineExceeded
-from workup.transport import LocalTransport
-from workup.runtime import Service, serve_service
-from workup.services.users import service as users_service
+from workup.runtime import Service
+from workup.testing import fake_service, running_system
 from workup.runtime.outbox import MAX_BACKOFF, POLL_INTERVAL, next_wait
 from workup.services.users.sqlite import SqliteUserStore
 
 from ._fakes import FakePayments, HangingPayments
 
 
-async def _serve(nursery, svc, settings, t):
-    return await nursery.start(lambda task_status: serve_service(
-        svc, settings, t, concurrency=8, grace=0.5, control_secret="s", task_status=task_status))
-
-
-async def _wait_for(predicate, seconds=10.0):
-    with trio.fail_after(seconds):
-        while not predicate():
-            await trio.sleep(0.05)
+def _users_with(settings, **fakes: Service[None]):
+    """The real users service and ``fakes`` on a fresh in-process transport (a users "process")."""
+    return running_system("embedded", ["users"], fakes=fakes, settings=settings, gateway=False,
+                          concurrency=8, grace=0.5)
 
 
 async def _flag_cleared(store, user_id):
@@ -51,20 +45,17 @@ async def test_wallet_is_created_after_a_crash_between_the_two_steps(tmp_path):
     email = "crash@example.com"
 
     # 1. payments receives CreateWallet but the users process dies before the acknowledgement
-    t1 = LocalTransport()
     hanging = HangingPayments()
 
     with trio.CancelScope() as users_process:
-        async with trio.open_nursery() as n:
-            await _serve(n, hanging.service, settings, t1)
-            await _serve(n, users_service, settings, t1)
+        async with _users_with(settings, payments=hanging.service) as system:
 
             async def register():
                 with pytest.raises(DeadlineExceeded):
-                    await t1.call("users.RegisterClient",
-                                  m.RegisterClient(email=email, password="password1", client_name="C"),
-                                  caller=Caller(), timeout=30)
-            n.start_soon(register)
+                    await system.call("users.RegisterClient",
+                                      m.RegisterClient(email=email, password="password1", client_name="C"),
+                                      Caller(), timeout=30)
+            system.nursery.start_soon(register)
             await hanging.reached.wait()
             users_process.cancel()  # "kill": every task of the process goes away mid-command
 
@@ -74,34 +65,27 @@ async def test_wallet_is_created_after_a_crash_between_the_two_steps(tmp_path):
     await store.aclose()
 
     # 2. a fresh process (and a payments that answers) on the same data directory
-    t2 = LocalTransport()
     payments = FakePayments()
-    async with trio.open_nursery() as n:
-        await _serve(n, payments.service, settings, t2)
-        await _serve(n, users_service, settings, t2)
-        await _wait_for(lambda: payments.wallets_for(user.id) >= 1)
+    async with _users_with(settings, payments=payments.service) as system:
+        await system.wait_for(lambda: payments.wallets_for(user.id) >= 1)
         assert payments.created[0] == CreateWallet(user_id=user.id, role="CLIENT")
         store = await SqliteUserStore.open(tmp_path / "users.sqlite3")
         await _wait_for_async(lambda: _flag_cleared(store, user.id))
         await store.aclose()
-        n.cancel_scope.cancel()
 
 
 async def test_relay_delivers_once_payments_comes_back(tmp_path):
     """Payments down at registration: 201 anyway, and the wallet appears when payments starts."""
     settings = Settings(data_dir=str(tmp_path))
-    t = LocalTransport()
     payments = FakePayments()
-    async with trio.open_nursery() as n:
-        await _serve(n, users_service, settings, t)
-        reply = await t.call("users.RegisterFreelancer",
-                             m.RegisterFreelancer(email="late@example.com", password="password1", full_name="F"),
-                             caller=Caller(), timeout=10)
+    async with _users_with(settings) as system:
+        reply = await system.call("users.RegisterFreelancer",
+                                  m.RegisterFreelancer(email="late@example.com", password="password1", full_name="F"),
+                                  Caller(), timeout=10)
         assert reply.status == 201
-        await _serve(n, payments.service, settings, t)
-        await _wait_for(lambda: len(payments.created) == 1, seconds=MAX_BACKOFF + 5)
+        await system.start("payments", payments.service)
+        await system.wait_for(lambda: len(payments.created) == 1, timeout=MAX_BACKOFF + 5)
         assert payments.created[0].role == "FREELANCER"
-        n.cancel_scope.cancel()
 
 
 def test_relay_backoff_rule():
@@ -133,22 +117,18 @@ async def test_closed_account_flag_is_written_after_a_cache_outage(tmp_path, mon
     flaky = FlakyCache(MemoryCache())
     monkeypatch.setattr(_deps, "open_cache", lambda settings: flaky)
     settings = Settings(data_dir=str(tmp_path))
-    t = LocalTransport()
     payments = FakePayments()
-    contracts = Service("contracts")
 
-    @contracts.command(HasActiveContract)
-    async def none_active(ctx, req):
+    async def none_active(ctx, req: HasActiveContract) -> ActiveContractAnswer:
         return ActiveContractAnswer(active=False)
+    contracts = fake_service("contracts", HasActiveContract=none_active)
 
-    async with trio.open_nursery() as n:
-        for svc in (payments.service, contracts, users_service):
-            await _serve(n, svc, settings, t)
-        reply = await t.call("users.RegisterClient", m.RegisterClient(email="gone@example.com", password="password1",
-                                                                      client_name="C"), caller=Caller(), timeout=10)
+    async with _users_with(settings, payments=payments.service, contracts=contracts) as system:
+        reply = await system.call("users.RegisterClient", m.RegisterClient(email="gone@example.com", password="password1",
+                                                                           client_name="C"), Caller(), timeout=10)
         user_id = msgspec.json.decode(reply.body)["userId"]
-        reply = await t.call("users.DeleteMe", m.DeleteMe(password="password1"),
-                             caller=Caller(user_id, "CLIENT"), timeout=10)
+        reply = await system.call("users.DeleteMe", m.DeleteMe(password="password1"),
+                                  Caller(user_id, "CLIENT"), timeout=10)
         assert reply.status == 204  # closed in the store; the flag waits in the outbox
         assert await flaky.inner.get_flag(closed_account_key(user_id)) is None
         flaky.down = False
@@ -158,7 +138,6 @@ async def test_closed_account_flag_is_written_after_a_cache_outage(tmp_path, mon
         store = await SqliteUserStore.open(tmp_path / "users.sqlite3")
         await _wait_for_async(lambda: _revocation_done(store, user_id))
         await store.aclose()
-        n.cancel_scope.cancel()
 
 
 async def _revocation_done(store, user_id):
