@@ -8,14 +8,13 @@ is closed (1013, try again later) rather than silently skipping events.
 
 from __future__ import annotations
 
-import datetime
 import logging
-import uuid
 from typing import Any
 
 import msgspec
 import trio
 
+from ..ids import new_id, now_ms, rfc3339
 from ..transport.envelope import Event
 
 __all__ = ["NotificationHub", "QUEUE_SIZE", "PROBE", "encode_event"]
@@ -115,7 +114,7 @@ class NotificationHub:
                 backoff = min(max_backoff, backoff * 2)
 
     async def _consume(self) -> None:
-        probe = uuid.uuid4().hex
+        probe = new_id()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._probe, probe)
             async for event in self._source.subscribe():
@@ -129,7 +128,7 @@ class NotificationHub:
     async def _probe(self, probe: str) -> None:
         """The event stream gives no sign that it is subscribed; an event we publish to nobody
         and see come back is that sign."""
-        event = Event(type=PROBE, at=_now(), recipients=[], data={"probe": probe})
+        event = Event(type=PROBE, at=rfc3339(now_ms()), recipients=[], data={"probe": probe})
         delay = 0.05
         while not self.ready.is_set():
             await self._source.publish_event(event)
@@ -144,6 +143,3 @@ class NotificationHub:
             for sub in list(subs):
                 sub.send.close()
 
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -14,11 +14,11 @@ JSON field names are the API's.
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any, Literal, cast, get_args
 
 import msgspec
 
+from ..ids import new_id
 from ..problems import Problem, ProblemError
 
 __all__ = [
@@ -112,7 +112,7 @@ def command_name(service: str, request_type: type) -> str:
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    return new_id()
 
 
 def to_headers(env: Envelope) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from functools import partial
 import msgspec
 from quart import Blueprint, Response
 
-from ...cache import cache_key
 from ...messages import users as m
 from ...messages._base import Message
 from ..routing import (ANY, CALLER, Body, CacheKey, Query, Route, RouteCall, account_closed, issue_token, mount,
@@ -47,9 +46,9 @@ async def closes_account(served: RouteCall) -> Response:
     return response
 
 
-def _cached(entity: str, arg: str = CALLER) -> CacheKey:
-    """The users service's cache entry ``workup:users:<entity>:<user id>``."""
-    return CacheKey(partial(cache_key, "users", entity), (arg,))
+def _cached(view: str, arg: str = CALLER) -> CacheKey:
+    """The users service's cached ``view`` of a user (``messages.users.user_cache_key``)."""
+    return CacheKey(partial(m.user_cache_key, view), (arg,))
 
 
 def _kinds() -> list[Route]:
