@@ -49,7 +49,7 @@ from .transport import LocalTransport
 from .transport.envelope import Caller, Event, Reply
 
 if TYPE_CHECKING:
-    from .gateway._state import GatewayApp
+    from .gateway import GatewayApp
     from .transport.rabbitmq import AmqpTransport
 
 __all__ = ["running_system", "fake_service", "System", "ServiceHook", "Account", "Mode", "FakeHandler",

@@ -99,7 +99,7 @@ async def _serve_gateway(port: int, redis_url: str | None) -> None:
 
     from ..cache import open_cache
     from ..gateway import create_app, serve_app
-    from ..gateway._server import settle_heap
+    from ..gateway import settle_heap
     from ..settings import Settings
     from ..transport import LocalTransport
     from ..runtime import load_service, serve_service
@@ -124,7 +124,7 @@ async def _serve_bare(port: int, body_size: int) -> None:
     from quart_trio import QuartTrio
 
     from ..gateway import serve_app
-    from ..gateway._server import settle_heap
+    from ..gateway import settle_heap
 
     app = QuartTrio("bare")
     payload = json.dumps({"userId": "0" * 32, "pad": "x" * max(0, body_size - 53)}).encode()

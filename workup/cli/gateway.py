@@ -22,7 +22,7 @@ def command(graceful_timeout: float, **flags: object) -> None:
 
     from ..cache import open_cache
     from ..gateway import create_app, jwt_keys_from, serve_app
-    from ..gateway._server import run_until_stopped, settle_heap, until_signalled
+    from ..gateway import run_until_stopped, settle_heap, until_signalled
     from ..transport import AmqpTransport
 
     settings = settings_from(**flags)

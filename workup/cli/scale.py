@@ -41,7 +41,7 @@ def command(provider: str, services: str, min_processes: int, max_processes: int
             down_window: float, **flags: object) -> None:
     """Scale services on CPU and queue depth."""
     from ..scale import ScalePolicy
-    from ..scale._loop import Autoscaler, run_autoscaler
+    from ..scale import Autoscaler, run_autoscaler
 
     if cpu_down >= cpu_up:
         raise click.UsageError(f"--cpu-down ({cpu_down}) must be below --cpu-up ({cpu_up})")
@@ -55,7 +55,7 @@ def command(provider: str, services: str, min_processes: int, max_processes: int
     if provider == "swarm":
         import docker
 
-        from ..scale._swarm import PrometheusCpu, SwarmProvider, policy_from_labels
+        from ..scale import PrometheusCpu, SwarmProvider, policy_from_labels
         try:
             client = docker.from_env()
             client.ping()
@@ -77,7 +77,7 @@ def command(provider: str, services: str, min_processes: int, max_processes: int
                          cooldown_down=cooldown_down, down_window=down_window)
 
     async def main() -> None:
-        from ..scale._local import LocalProvider
+        from ..scale import LocalProvider
         from ..transport import AmqpTransport
         from ..settings import load_control_secret
 

@@ -47,7 +47,7 @@ def command(**flags: object) -> None:
         settings = msgspec.structs.replace(
             settings, upload_user=settings.upload_user or "workup",
             upload_password=settings.upload_password or ensure_secret(settings.data_path, "upload.password", 18))
-    from ..gateway._server import run_until_stopped
+    from ..gateway import run_until_stopped
     run_until_stopped(run_system, settings)
 
 
@@ -96,7 +96,7 @@ async def run_system(settings: Settings, *,
 
     from ..cache import open_cache
     from ..gateway import create_app, jwt_keys_from, serve_app
-    from ..gateway._server import settle_heap, until_signalled
+    from ..gateway import settle_heap, until_signalled
     from ..runtime import load_service, serve_service
 
     keys = jwt_keys_from(settings, generate=True)

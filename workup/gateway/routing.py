@@ -37,7 +37,7 @@ from quart import Blueprint, Quart, Response, g
 from quart import request as http_request
 
 from ..cache import CacheUnavailable
-from ..messages._base import Message
+from ..messages import Message
 from ..transport.envelope import Caller, Reply, command_name
 from ..problems import FieldError, ProblemError
 from ..transport import DeadlineExceeded, NoResponder

@@ -9,4 +9,17 @@
 
 from ._policy import Decision, Observation, ScalePolicy, ScaleState, decide
 
-__all__ = ["Decision", "Observation", "ScalePolicy", "ScaleState", "decide"]
+__all__ = ["Decision", "Observation", "ScalePolicy", "ScaleState", "decide",
+           "Autoscaler", "run_autoscaler", "SwarmProvider", "PrometheusCpu", "policy_from_labels", "LocalProvider"]
+
+# the loop and the providers load on use: the Swarm provider pulls in the Docker client and the
+# local one the controller, which `workup scale --help` and the pure rule do not need
+_LAZY = {"Autoscaler": "_loop", "run_autoscaler": "_loop", "SwarmProvider": "_swarm", "PrometheusCpu": "_swarm",
+         "policy_from_labels": "_swarm", "LocalProvider": "_local"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(name)

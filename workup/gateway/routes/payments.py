@@ -11,7 +11,7 @@ from quart import Blueprint, Response
 from quart import request as http_request
 
 from ...messages import payments as m
-from ...messages._base import Message
+from ...messages import Message
 from ...problems import FieldError, ProblemError
 from ...transport.envelope import command_name
 from ..routing import CALLER, Body, CacheKey, Route, RouteCall, forward, mount

@@ -12,7 +12,7 @@ import msgspec
 from quart import Blueprint, Response
 
 from ...messages import users as m
-from ...messages._base import Message
+from ...messages import Message
 from ..routing import (ANY, CALLER, Body, CacheKey, Query, Route, RouteCall, account_closed, issue_token, mount,
                        respond)
 
