@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from workup.cli import cli
-from workup.controller import (Answer, ControlUsageError, check_arguments, check_instance, check_service,
-    command_rows, render_json, render_lines, render_table, service_choices, status_rows, verdict)
+from workup.controller import (Answer, ControlUsageError, check_arguments, check_command, check_instance,
+    check_service, command_rows, render_json, render_lines, render_table, service_choices, status_rows, verdict)
 from workup.runtime.control import CONTROL, ControlReply, InstanceStatus
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "workers.md"
@@ -227,3 +227,10 @@ def test_long_help_reads_from_the_table():
     assert rows["set-processes"].long_help() == ("The supervisor's number of child processes.\n\n"
                                                  "Arguments: N: 1 to 64.\n\n"
                                                  "Applied by supervisor; remembered for new children: no.")
+
+
+def test_check_command_knows_spawn_machine():
+    check_command("spawn-machine")
+    check_command("freeze")
+    with pytest.raises(ControlUsageError, match="unknown command 'bogus'; one of: add-command,"):
+        check_command("bogus")

@@ -60,16 +60,16 @@ class _Control(click.Group):
         if misplaced is not None:
             if name in ctx.help_option_names:  # `workup control freeze --help`
                 misplaced.make_context(misplaced.name or "", [name], parent=ctx)  # prints it, exits
-            raise _service_first(ctx, misplaced.name or "")
+            raise _service_first(misplaced.name or "")
         if name.startswith("-"):
             return super().resolve_command(ctx, args)  # an option of the group: click's own handling
-        from ..controller import check_arguments, ControlUsageError
+        from ..controller import ControlUsageError, check_command
 
         try:
-            check_arguments(name, ())
+            check_command(name)
         except ControlUsageError as exc:
             raise BadArgument(str(exc)) from None
-        raise AssertionError(name)  # pragma: no cover - a known name has a command
+        raise AssertionError(name)  # a known name has a command
 
     def _misplaced(self, ctx: click.Context) -> click.Command | None:
         """The command given where SERVICE goes, if so (``workup control status``)."""
@@ -81,7 +81,7 @@ class _Control(click.Group):
             formatter.write_dl([(row.usage, row.help()) for row in _rows().values()])
 
 
-def _service_first(ctx: click.Context, command: str) -> BadArgument:
+def _service_first(command: str) -> BadArgument:
     from ..controller import service_choices
 
     return BadArgument(f"give the service first: workup control SERVICE {command} ...; "
@@ -89,7 +89,8 @@ def _service_first(ctx: click.Context, command: str) -> BadArgument:
 
 
 @click.group(name="control", cls=_Control, invoke_without_command=True, options_metavar="",
-             subcommand_metavar="COMMAND [ARGS]... [OPTIONS]", epilog="Each command has its own --help: workup control SERVICE COMMAND --help.")
+             subcommand_metavar="COMMAND [ARGS]... [OPTIONS]",
+             epilog="Each command has its own --help: workup control SERVICE COMMAND --help.")
 @click.argument("service")
 @click.pass_context
 def command(ctx: click.Context, service: str) -> None:
@@ -105,7 +106,7 @@ def command(ctx: click.Context, service: str) -> None:
         assert isinstance(group, _Control)
         misplaced = group._misplaced(ctx)
         if misplaced is not None:
-            raise _service_first(ctx, misplaced.name or "")
+            raise _service_first(misplaced.name or "")
         raise BadArgument(f"missing command; one of: {', '.join(sorted(_rows()))}")
     try:
         check_service(service)

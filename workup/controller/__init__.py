@@ -3,10 +3,10 @@ spawning extra machines (``workup.controller.spawn``). The CLI is ``workup contr
 (``workup/cli/control.py``); the commands themselves are declared in ``workup/runtime/control.py``."""
 
 from ._client import broadcast
-from ._commands import (ALL, SPAWN_MACHINE, CommandRow, ControlUsageError, check_arguments, check_instance,
-    check_service, command_rows, service_choices)
+from ._commands import (ALL, SPAWN_MACHINE, CommandRow, ControlUsageError, check_arguments, check_command,
+    check_instance, check_service, command_rows, service_choices)
 from ._table import Answer, render_json, render_lines, render_table, status_rows, verdict
 
-__all__ = ["ControlUsageError", "broadcast", "check_arguments", "check_service", "check_instance",
+__all__ = ["ControlUsageError", "broadcast", "check_command", "check_arguments", "check_service", "check_instance",
            "service_choices", "CommandRow", "command_rows", "SPAWN_MACHINE", "ALL",
            "Answer", "render_table", "render_lines", "render_json", "status_rows", "verdict"]

@@ -13,7 +13,7 @@ from .. import services
 
 from ..runtime.control import CHILD, CONTROL, SUPERVISOR, ControlCommand, ControlError
 
-__all__ = ["ControlUsageError", "check_arguments", "check_service", "check_instance", "service_choices",
+__all__ = ["ControlUsageError", "check_command", "check_arguments", "check_service", "check_instance", "service_choices",
            "CommandRow", "command_rows", "SPAWN_MACHINE", "ALL"]
 
 # not a control message: the controller itself starts the replica (workup/controller/spawn.py)
@@ -49,12 +49,20 @@ def check_instance(value: str) -> str:
     return f"{host}:{int(pid)}"
 
 
-def check_arguments(command: str, args: Sequence[str]) -> None:
-    """Validate before anything is sent, so a typo never reaches the instances."""
-    spec = CONTROL.get(command)
-    if spec is None:
+def check_command(command: str) -> None:
+    """A control command or ``spawn-machine``; else the one-line error that names them all."""
+    if command not in CONTROL and command != SPAWN_MACHINE:
         raise ControlUsageError(
             f"unknown command {command!r}; one of: {', '.join(sorted([*CONTROL, SPAWN_MACHINE]))}")
+
+
+def check_arguments(command: str, args: Sequence[str]) -> None:
+    """Validate a control message's arguments before anything is sent, so a typo never reaches
+    the instances (``spawn-machine`` is not one: the CLI takes it first)."""
+    spec = CONTROL.get(command)
+    if spec is None:
+        check_command(command)
+        raise ControlUsageError(f"unknown command {command!r}; {SPAWN_MACHINE} is not a control message")
     try:
         spec.check_cli(args)
     except ControlError as exc:
