@@ -49,9 +49,11 @@ class Cluster:
                     return replies
                 await trio.sleep(0.2)
 
-    async def ctl(self, *args: str, key: str = SECRET) -> tuple[int, str, str]:
-        env = dict(self.env, WORKUP_CONTROL_KEY=key)
-        r = await trio.run_process([sys.executable, "-m", "workup", "control", "echo", *args],
+    async def ctl(self, *args: str, key: str | None = SECRET, service: str = "echo") -> tuple[int, str, str]:
+        """``workup control SERVICE ARGS`` as a process; ``key=None``: no WORKUP_CONTROL_KEY."""
+        env = dict(self.env, WORKUP_CONTROL_KEY=key) if key is not None else {
+            k: v for k, v in self.env.items() if k != "WORKUP_CONTROL_KEY"}
+        r = await trio.run_process([sys.executable, "-m", "workup", "control", service, *args],
                                    env=env, capture_stdout=True, capture_stderr=True, check=False)
         return r.returncode, r.stdout.decode(), r.stderr.decode()
 

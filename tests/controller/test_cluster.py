@@ -1,19 +1,22 @@
-"""Every controller command observed on two running `workup worker` instances (real broker)."""
+"""Every controller command observed on two running `workup worker` instances (real broker), and
+the controller as a user tries it: `--instance`, refusals in the table, keys, unknown names."""
 
 from __future__ import annotations
 
 import os
 import signal
 
+import msgspec
 import psycopg
 import pytest
 import trio
 
 from workup.controller import status_rows
+from workup.runtime.control import instance_id
 from workup.transport.envelope import Caller, reply_body
 from workup.services.echo import Echo, Sleep, Tally
 
-from ._cluster import cluster
+from ._cluster import SECRET, cluster
 
 CLIENT = Caller("u1", "CLIENT")
 PG_URL = os.environ.get("WORKUP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -161,3 +164,61 @@ async def test_sigterm_drains_in_flight_work(tmp_path):
         assert [r.status for r in results] == [200] * 4
         with trio.fail_after(10):
             assert await sup.wait() == 0
+
+
+def _table(out: str) -> list[list[str]]:
+    return [line.split() for line in out.splitlines()[1:]]
+
+
+async def test_one_instance_refusals_and_keys_through_the_cli(tmp_path):
+    async with cluster(tmp_path) as c:
+        await c.start_worker("--processes", "1", "--concurrency", "4")
+        await c.start_worker("--processes", "1", "--concurrency", "4")
+        before = await c.processes(2)
+        ids = sorted(instance_id(r.host, r.pid) for r in before)
+        sup = {instance_id(r.host, r.pid): instance_id(r.host, r.status.supervisor) for r in before}
+
+        # the status table shows each process's ID, as --instance takes it
+        rc, out, _ = await c.ctl("status", "--expect", "4")
+        assert rc == 0 and out.splitlines()[0].split()[-1] == "ID"
+        assert sorted(row[-1] for row in _table(out)) == ids
+
+        # one process, not its sibling; no one else answers
+        rc, out, _ = await c.ctl("set-max-threads", "5", "--instance", ids[0])
+        assert rc == 0 and out.splitlines() == [f"echo {ids[0]} ok max threads 5"]
+        threads = {instance_id(r.host, r.pid): r.status.max_threads for r in await c.processes(2)}
+        assert threads == {ids[0]: 5, ids[1]: 4}
+        replies = await c.ctl_json("status", "--instance", ids[1])
+        assert [instance_id(r.host, r.pid) for r in replies] == [ids[1]]
+
+        # a supervisor's ID: that worker alone grows; a child cannot take set-processes itself
+        rc, out, _ = await c.ctl("set-processes", "2", "--instance", sup[ids[1]])
+        assert rc == 0 and out.splitlines() == [f"echo {sup[ids[1]]} ok processes 2"]
+        after = await c.processes(3)
+        assert sum(1 for r in after if instance_id(r.host, r.status.supervisor) == sup[ids[1]]) == 2
+        rc, out, _ = await c.ctl("set-processes", "2", "--instance", ids[0], "--expect", "1")
+        assert rc == 1 and out.strip() == f"echo {ids[0]} FAILED set-processes is applied by the supervisor: address {sup[ids[0]]}"
+
+        # a wrong key: each instance's refusal is a row of the table, and the exit code says so
+        rc, out, err = await c.ctl("status", "--expect", "5", key="not-the-key")
+        assert rc == 1 and len(_table(out)) == 5 and out.count("refused: bad signature") == 5, out
+        assert "5 of 5 instances refused the message: bad signature" in err and "WORKUP_CONTROL_KEY" in err
+        rc, out, _ = await c.ctl("status", "--expect", "5", "--json", key="not-the-key")
+        assert {tuple(sorted(r)) for r in msgspec.json.decode(out)} == {("detail", "host", "ok", "pid", "service")}
+
+        # no key: exit 2 at once, and none is made; the workers' data dir is enough
+        rc, out, err = await c.ctl("status", key=None)
+        assert rc == 2 and "WORKUP_CONTROL_KEY" in err and "--data-dir" in err and out == ""
+        assert not (tmp_path / "data" / "control.key").exists()
+        keys = tmp_path / "keys"
+        keys.mkdir()
+        (keys / "control.key").write_text(SECRET + "\n")
+        rc, out, _ = await c.ctl("status", "--expect", "5", "--data-dir", str(keys), key=None)
+        assert rc == 0 and len(_table(out)) == 3
+
+        # an unknown service or command: exit 2, one line naming the choices
+        rc, out, err = await c.ctl("freeze", service="nosuchservice")
+        assert rc == 2 and err.splitlines() == [
+            "Error: unknown service 'nosuchservice'; one of: all, contracts, echo, jobs, payments, users"]
+        rc, out, err = await c.ctl("bogus")
+        assert rc == 2 and len(err.splitlines()) == 1 and "one of: add-command," in err

@@ -12,7 +12,10 @@ supervisor if it needs one, one row in that docs table.
 
 A message is a compact JWS (HS256) whose payload is a :class:`ControlMessage`; it names its
 target service, an issued-at, an expiry (a short validity window) and a random nonce, so a message
-is refused when unsigned, badly signed, stale, meant for another service, or replayed.
+is refused when unsigned, badly signed, stale, meant for another service, or replayed. It may name
+one instance (:func:`instance_id`, ``host:pid``): that process alone, or a supervisor and its
+children, apply it and answer (:func:`addressed`); the others stay silent. A refused message is
+answered with the reason only (:attr:`ControlRefused.reason`), never with the instance's state.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from ..settings import LOG_LEVELS
 __all__ = [
     "CONTROL", "ControlCommand", "AppliedBy", "CHILD", "SUPERVISOR", "Arg", "Count", "LogLevel",
     "CommandName", "SourceFile", "Sticky", "ChildTarget", "SupervisorTarget", "ControlError",
-    "apply_in_child", "apply_in_supervisor", "sticky_key",
+    "apply_in_child", "apply_in_supervisor", "sticky_key", "instance_id", "addressed",
     "ControlMessage", "ControlReply", "InstanceStatus", "ControlRefused",
     "control_key", "sign", "Verifier", "MAX_WINDOW", "MAX_SOURCE",
 ]
@@ -297,14 +300,29 @@ def sticky_key(service: str, msg: ControlMessage) -> tuple[str, str] | None:
     return (sticky.group, full)
 
 
-async def apply_in_child(target: ChildTarget, msg: ControlMessage, *, supervised: bool) -> str | None:
-    """Apply ``msg`` in a worker process; None: not ours to answer (our supervisor does)."""
+def instance_id(host: str, pid: int) -> str:
+    """How the controller names one process (``--instance``) and the status table shows it."""
+    return f"{host}:{pid}"
+
+
+def addressed(msg: ControlMessage, me: str, group: str | None = None) -> bool:
+    """Whether the process ``me`` acts on ``msg``: a message for every instance, for ``me``, or for
+    ``group`` (a child's supervisor: a ``workup worker`` with all its processes)."""
+    return msg.instance is None or msg.instance == me or (group is not None and msg.instance == group)
+
+
+async def apply_in_child(target: ChildTarget, msg: ControlMessage, *, supervised: bool,
+                         group: str | None = None) -> str | None:
+    """Apply ``msg`` in a worker process; None: not ours to answer (our supervisor, ``group``, does)."""
     command = CONTROL.get(msg.command)
     if command is None:
         raise ControlError(f"unknown control command {msg.command!r}")
     if command.child is None:
-        if supervised:
+        if supervised and (msg.instance is None or msg.instance == group):
             return None
+        if supervised:  # addressed to this process alone, which cannot apply it
+            raise ControlError(f"{msg.command} is applied by the supervisor"
+                               + (f": address {group}" if group is not None else ""))
         raise ControlError("not running under a supervisor (start it with 'workup worker')")
     return await command.child(target, command.check_wire(msg.args), msg.source)
 
@@ -332,6 +350,7 @@ class ControlMessage(msgspec.Struct, frozen=True, kw_only=True):
     iat: float
     exp: float
     nonce: str
+    instance: str | None = None   # one instance_id (a process, or a supervisor and its children)
 
 
 class InstanceStatus(msgspec.Struct, kw_only=True):
@@ -363,7 +382,13 @@ class ControlReply(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class ControlRefused(Exception):
-    """A control message that must not be applied; ``str()`` says why (logged, never applied)."""
+    """A control message that must not be applied (never applied). :attr:`reason` is all the
+    reply says (``bad signature``, ``malformed``, ``wrong service``, ``stale (...)``,
+    ``replayed``); ``str()`` adds the detail, for the instance's log only."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
 
 
 def control_key(secret: str) -> jwk.JWK:
@@ -376,11 +401,15 @@ _decode_message = msgspec.json.Decoder(ControlMessage).decode
 
 
 def sign(key: jwk.JWK, service: str, command: str, args: list[str] | tuple[str, ...] = (), *,
-         source: str | None = None, validity: float = 30.0, now: float | None = None) -> bytes:
+         source: str | None = None, validity: float = 30.0, now: float | None = None,
+         instance: str | None = None) -> bytes:
     issued = time.time() if now is None else now
     msg = ControlMessage(service=service, command=command, args=list(args), source=source,
-                         iat=issued, exp=issued + validity, nonce=secrets.token_hex(16))
-    token = jws.JWS(_encode(msg))
+                         iat=issued, exp=issued + validity, nonce=secrets.token_hex(16), instance=instance)
+    fields = msgspec.to_builtins(msg)
+    if instance is None:
+        del fields["instance"]  # a message for every instance reads as it did before targeting
+    token = jws.JWS(_encode(fields))
     token.add_signature(key, None, json_encode({"alg": "HS256"}))
     return token.serialize(compact=True).encode()
 
@@ -401,23 +430,23 @@ class Verifier:
             token.deserialize(payload.decode("ascii"))
             token.verify(self._key, alg="HS256")
         except (UnicodeDecodeError, JWException, ValueError) as exc:
-            raise ControlRefused(f"bad signature or not a JWS ({type(exc).__name__})") from None
+            raise ControlRefused("bad signature", f"not an HS256 JWS under this key ({type(exc).__name__})") from None
         try:
             msg = _decode_message(token.payload)
         except msgspec.MsgspecError as exc:
-            raise ControlRefused(f"malformed control message: {exc}") from None
+            raise ControlRefused("malformed", str(exc)) from None
         if msg.service != self._service:
-            raise ControlRefused(f"message is for service {msg.service!r}")
+            raise ControlRefused("wrong service", f"message is for service {msg.service!r}")
         if msg.exp - msg.iat > MAX_WINDOW or msg.exp < msg.iat:
-            raise ControlRefused("validity window too long")
+            raise ControlRefused("malformed", "validity window too long")
         if msg.iat > now + CLOCK_SKEW:
-            raise ControlRefused("issued in the future")
+            raise ControlRefused("stale (issued in the future)", "check the clocks")
         if msg.exp < now:
-            raise ControlRefused("expired")
+            raise ControlRefused("stale (expired)")
         for nonce, exp in list(self._seen.items()):
             if exp < now:
                 del self._seen[nonce]
         if msg.nonce in self._seen:
-            raise ControlRefused("replayed (nonce already seen)")
+            raise ControlRefused("replayed", "nonce already seen")
         self._seen[msg.nonce] = msg.exp
         return msg

@@ -22,7 +22,7 @@ import trio
 
 from ..settings import Settings, load_control_secret
 from .control import (MAX_SOURCE, ControlError, ControlMessage, ControlRefused, ControlReply, InstanceStatus,
-    Verifier, apply_in_child, control_key)
+    Verifier, addressed, apply_in_child, control_key, instance_id)
 from .dispatch import dispatch
 from .hotswap import HotSwapError, compile_handler
 from .registry import CommandTable
@@ -218,7 +218,12 @@ class Instance:
 
     # -- control (what each command means: runtime/control.py CONTROL) -----------------------
     async def _control_loop(self, control: ControlSource) -> None:
-        await run_control(control, self.verifier, self.name, self._apply, self.status)
+        await run_control(control, self.verifier, self.name, self._apply, self.status, group=self.group)
+
+    @property
+    def group(self) -> str | None:
+        """The supervisor's instance ID: a message addressed to it is for this process too."""
+        return None if self.supervisor is None else instance_id(HOST, self.supervisor)
 
     def status(self) -> InstanceStatus:
         pool = self.rt.deps.db_pool if self.rt.deps is not None else None
@@ -230,7 +235,7 @@ class Instance:
             handled=self.handled, in_flight=self.in_flight, uptime=round(time.time() - self.started_at, 1))
 
     async def _apply(self, msg: ControlMessage) -> str | None:
-        return await apply_in_child(self, msg, supervised=self.supervisor is not None)
+        return await apply_in_child(self, msg, supervised=self.supervisor is not None, group=self.group)
 
     # the ChildTarget methods the CONTROL table's appliers call
     async def set_max_threads(self, n: int) -> str:
@@ -306,9 +311,14 @@ class Instance:
 
 async def run_control(control: ControlSource, verifier: Verifier, name: str,
                       apply: Callable[[ControlMessage], Awaitable[str | None]],
-                      status: Callable[[], InstanceStatus]) -> None:
+                      status: Callable[[], InstanceStatus], *, group: str | None = None) -> None:
     """Verify, apply and answer control messages one at a time, in arrival order. ``apply``
-    returning ``None`` means: applied silently, or not ours to apply (someone else answers)."""
+    returning ``None`` means: applied silently, or not ours to apply (someone else answers).
+    A message addressed to another instance (not this process, nor its supervisor ``group``) is
+    left unanswered. A refused one is answered with the reason alone: whoever cannot sign learns
+    nothing of the instance's state."""
+    me = instance_id(HOST, os.getpid())
+
     def reply(ok: bool, detail: str) -> bytes:
         return _ENCODE_REPLY(ControlReply(ok=ok, pid=os.getpid(), host=HOST, detail=detail, status=status()))
 
@@ -318,7 +328,11 @@ async def run_control(control: ControlSource, verifier: Verifier, name: str,
             msg = verifier.verify(d.payload)
         except ControlRefused as exc:
             log.warning("%s: refused a control message: %s", name, exc)
-            await control.reply(d, reply(False, f"refused: {exc}"))
+            await control.reply(d, _ENCODE_REPLY(ControlReply(ok=False, pid=os.getpid(), host=HOST,
+                                                              detail=f"refused: {exc.reason}")))
+            continue
+        if not addressed(msg, me, group):
+            log.debug("%s: control %s is for %s", name, msg.command, msg.instance)
             continue
         try:
             detail = await apply(msg)
