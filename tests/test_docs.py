@@ -18,8 +18,9 @@ exists, and every docstring and comment of ``workup/`` and ``tests/``. Checked:
   module or defined under ``tests/`` (or by the example that names it).
 
 Not references: URLs, absolute paths, ``owner/repo:path`` (another project's file), a value given
-to an option (``--config groups.toml``) or quoted in an example, and a metavariable file name
-(``FILE.py``). A failure lists ``file:line: missing <what>``, one a line.
+to an option (``--config groups.toml``) or quoted in an example, a metavariable file name
+(``FILE.py``), and a name given as what is gone ("``runtime/instance.py``, not ``_instance.py``",
+"ex-``kit.py``"). A failure lists ``file:line: missing <what>``, one a line.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ _MODULE = re.compile(r"(?<![\w./-])workup(?:\.[\w<>*]+)+")
 _CODE_SPAN = re.compile(r"`([^`\n]+)`")
 _FENCE = re.compile(r"^```.*?^```", re.M | re.S)
 _TEST_NAME = re.compile(r"(?<![\w./:])(test_\w+)(?!\w|\.\w)")
+# "`runtime/instance.py`, not `_instance.py`", "ex-`kit.py`": a name given as what is no longer there
+_FORMER = re.compile(r"(?:\bnot|\binstead of|\brather than|\bformerly|\bex-|\brenamed from|\bwas|\bwere|\bold)[\s`*(]*$")
 _ROLE = re.compile(r":(?:mod|class|func|meth|attr|data|exc|obj):`~?(\.[\w.]+)`")
 _SUBCOMMAND = re.compile(r"(?:^|(?<=[\s(`]))workup((?:[ \t]+[a-z][\w-]*)+)")
 
@@ -246,6 +249,8 @@ def path_refs(source: str, numbered: Numbered, spans: Numbered) -> list[Ref]:
                 continue  # a quoted value in an example
             if _OPTION_BEFORE.search(text[:start]):
                 continue  # the value of an option: the user's own file
+            if _FORMER.search(text[:start]):
+                continue
             token = _LINE_SUFFIX.sub("", token.rstrip(".,:;")).rstrip(".,:;")
             token, _, test_id = token.partition("::")
             if not token or ":" in token:
@@ -278,7 +283,8 @@ def check_path(ref: Ref) -> Missing | None:
 
 
 def module_refs(source: str, numbered: Numbered) -> list[Ref]:
-    return [Ref(source, line, m.group(0).rstrip(".")) for line, text in numbered for m in _MODULE.finditer(text)]
+    return [Ref(source, line, m.group(0).rstrip(".")) for line, text in numbered for m in _MODULE.finditer(text)
+            if not _FORMER.search(text[:m.start()])]
 
 
 def check_module(ref: Ref) -> Missing | None:
@@ -312,7 +318,13 @@ def check_command(ref: Ref) -> Missing | None:
     for word in ref.text.split()[1:]:
         if not isinstance(command, click.Group):
             return None  # the rest are its arguments
-        sub = command.get_command(click.Context(command), word)
+        ctx = click.Context(command)
+        if word not in command.list_commands(ctx):
+            return Missing(ref, "command " + " ".join([*said, word]))
+        try:
+            sub = command.get_command(ctx, word)
+        except click.ClickException:
+            return None  # it is listed, but loads only with extras this machine lacks
         if sub is None:
             return Missing(ref, "command " + " ".join([*said, word]))
         command, said = sub, [*said, word]
@@ -415,6 +427,7 @@ exchanges/queues/, `--config groups.toml`, `update-command NAME FILE.py`,
 `workup.messages.<name>.<Command>`, `tests/blackbox/test_core.py::test_welcome`, test_e2e,
 `test_close_racing_deposits_never_strands_money`, and `test_made_up` of `def test_made_up(): ...`.
 Run from the root: `./scripts/test tests/test_docs.py`, `./.venv`, `.workup/`.
+Gone: `runtime/instance.py`, not `_instance.py`; **`controller/`, not `control/`**; `routing.py` (ex-`kit.py`).
 Commands: `workup up --port 0`, `workup bench rpc`, `workup worker users --processes 2`.
 """
 
