@@ -36,5 +36,5 @@ def load_service(name: str) -> Service[Any]:
         except ModuleNotFoundError:
             service = None
     if not isinstance(service, Service):
-        raise UnknownService(f"workup.runtime.{name} defines no 'service'")
+        raise UnknownService(f"workup.services.{name} defines no 'service'")
     return service
