@@ -183,10 +183,12 @@ def ignored(rel: str) -> bool:
 
 def matches(token: str, source: str) -> list[str]:
     """The repository paths a path token names (``["."]`` for a file outside it that is there, or
-    cannot be checked from here)."""
+    cannot be checked from here, and for ignored output)."""
     files, dirs = repo_paths()
-    body = token.rstrip("/")
     candidates = dirs if token.endswith("/") else files | dirs
+    # "./scripts/test": commands are shown as run from the repository root
+    rooted = token.startswith("./")
+    body = token.rstrip("/").removeprefix("./")
     pattern = _PLACEHOLDER.sub("*", body)
     if body.startswith(("../shared/", "shared/")) or body in SHARED_NAMES:
         inside = body.removeprefix("../").removeprefix("shared/")
@@ -196,10 +198,7 @@ def matches(token: str, source: str) -> list[str]:
         resolved = (ROOT / source).parent.joinpath(body).resolve()
         rel = resolved.relative_to(ROOT).as_posix() if resolved.is_relative_to(ROOT) else None
         return [rel] if rel in candidates else []
-    if body.startswith("./") or body.split("/")[0] in TOP:
-        # "./scripts/test": commands are shown as run from the repository root
-        body = body.removeprefix("./")
-        pattern = _PLACEHOLDER.sub("*", body)
+    if rooted or body.split("/")[0] in TOP:
         if ignored(_PLACEHOLDER.sub("x", token.removeprefix("./"))):
             return ["."]
         return sorted(c for c in candidates if fnmatch.fnmatchcase(c, pattern))
