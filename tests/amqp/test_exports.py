@@ -1,7 +1,8 @@
-"""The package's faces, checked the way trio's ``_tests/test_exports.py`` checks its own: every
-public name of the sans-IO core is exported by exactly one face, the faces do not overlap,
-nothing outside ``workup/amqp`` (and its mirror ``tests/amqp``) imports a private
-``workup.amqp._*`` module, and the core imports without trio."""
+"""The package's faces, checked the way trio checks its own
+(``python-trio/trio:src/trio/_tests/test_exports.py``): every public name of the sans-IO core is
+exported by exactly one face, the faces do not overlap, nothing outside ``workup/amqp`` (and its
+mirror ``tests/amqp``) imports a private ``workup.amqp._*`` module, and the core imports without
+trio."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Read-result cache: versioned cache-aside in Redis, or an in-process LRU (embedded default).
 
-The gateway serves cached reply bodies (``kit.cached_forward``); the owning service fills the cache
+The gateway serves cached reply bodies (``routing.cached_forward``); the owning service fills the cache
 after a read and invalidates it after a committed write (see ``docs/gateway.md``).
 """
 

@@ -40,7 +40,7 @@ __all__ = [
 
 # The cached views of a user (``workup:users:<view>:<user id>``): the service fills them and
 # invalidates all of them after every committed change of the user; the gateway serves them
-# (``kit.cached_forward``).
+# (``routing.cached_forward``).
 CACHED_ME = "me"
 CACHED_CLIENT_PROFILE = "client_profile"
 CACHED_FREELANCER_PROFILE = "freelancer_profile"

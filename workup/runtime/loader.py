@@ -1,4 +1,4 @@
-"""Find a service by name: ``workup.runtime.<name>`` exposes ``service: Service``."""
+"""Find a service by name: ``workup.services.<name>`` exposes ``service: Service``."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ class UnknownService(LookupError):
 
 
 def load_service(name: str) -> Service[Any]:
-    """The :class:`Service` of ``workup.runtime.<name>`` (its ``service`` attribute, or that of
+    """The :class:`Service` of ``workup.services.<name>`` (its ``service`` attribute, or that of
     its ``service`` submodule)."""
     if not _NAME.match(name):
         raise UnknownService(f"bad service name {name!r}")
@@ -36,5 +36,5 @@ def load_service(name: str) -> Service[Any]:
         except ModuleNotFoundError:
             service = None
     if not isinstance(service, Service):
-        raise UnknownService(f"workup.runtime.{name} defines no 'service'")
+        raise UnknownService(f"workup.services.{name} defines no 'service'")
     return service

@@ -1,4 +1,4 @@
-"""The Cassandra adapter of :class:`~._table.Db` (scylla-driver, bridged to trio)."""
+"""The Cassandra adapter of :class:`~.table.Db` (scylla-driver, bridged to trio)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The SQLite adapter of :class:`~._table.Db` (the embedded default)."""
+"""The SQLite adapter of :class:`~.table.Db` (the embedded default)."""
 
 from __future__ import annotations
 

@@ -51,7 +51,8 @@ class ServiceBus(RpcClient, EventPublisher, Protocol):
     """What a running service's handlers use: calls to other services, and events."""
 
 
-# -- server side: what an instance of a service consumes (hypercorn's typing.py seam) --------
+# -- server side: what an instance of a service consumes --------------------------------------
+# (a typed seam, as in pgjones/hypercorn:src/hypercorn/typing.py)
 
 class Request(Protocol):
     """One unit of work as a :class:`WorkSource` hands it out (the envelope, read from the

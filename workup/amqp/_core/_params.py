@@ -50,8 +50,9 @@ def parse_url(url: str) -> ConnectionParams:
     """Parse ``amqp://user:pass@host:port/vhost?heartbeat=30`` or
     ``amqps://...?cacertfile=/ca.pem&verify=verify_peer&server_name_indication=broker``.
 
-    As in RabbitMQ's URI spec, an absent path means vhost ``/``, an empty path (``host/``) the
-    vhost ``""``... which nobody wants, so we map it to ``/`` as well; ``%2F`` is ``/``.
+    As in RabbitMQ's URI spec, an absent path means vhost ``/``, an empty path
+    (``amqp://host/``) the vhost ``""``... which nobody wants, so we map it to ``/`` as well;
+    ``%2F`` is ``/``.
     Raises ``ValueError`` with a one-line reason.
     """
     parts = urlsplit(url)

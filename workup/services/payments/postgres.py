@@ -1,7 +1,7 @@
 """PostgreSQL adapter: psycopg 3 + ``psycopg_pool.ConnectionPool`` (resizable live).
 
 Transactions run at READ COMMITTED with explicit ``SELECT ... FOR UPDATE`` row locks taken in one
-global order (see :mod:`._ops`); serialization failures and deadlocks (which that order should
+global order (see :mod:`.ops`); serialization failures and deadlocks (which that order should
 make impossible) are retried a bounded number of times and counted. ``CHECK (balance >= 0)`` is
 the last line of defence: if it ever fires, the transaction rolls back and the caller gets 409.
 """

@@ -1,8 +1,8 @@
 """The payments store port: an async facade whose every method is ONE database transaction.
 
 :class:`SqlStore` holds everything the two adapters share: it runs a transaction script of
-:mod:`._ops` in a worker thread (``trio.to_thread.run_sync`` bounded by a ``CapacityLimiter``, so
-the blocking driver never stalls the trio loop). An adapter (:mod:`._postgres`, :mod:`._sqlite`)
+:mod:`.ops` in a worker thread (``trio.to_thread.run_sync`` bounded by a ``CapacityLimiter``, so
+the blocking driver never stalls the trio loop). An adapter (:mod:`.postgres`, :mod:`.sqlite`)
 provides :meth:`SqlStore._transaction` (connection, ``BEGIN``, commit, bounded retries of
 serialization/deadlock/busy failures counted in :attr:`retries`) and the pool sizing.
 """
@@ -35,7 +35,7 @@ def contended() -> ProblemError:
 
 
 class Dialect:
-    """Rewrites the neutral SQL of :mod:`._ops` for one driver (memoised per statement)."""
+    """Rewrites the neutral SQL of :mod:`.ops` for one driver (memoised per statement)."""
 
     def __init__(self, placeholder: str, lock: str, skip_locked: str) -> None:
         self._subs = (("?", placeholder), ("{lock}", lock), ("{skip_locked}", skip_locked))
@@ -48,7 +48,7 @@ class Dialect:
 
 
 class SqlTx:
-    """The query half of :class:`._ops.Tx` over anything with a DB-API ``execute`` (a psycopg
+    """The query half of :class:`.ops.Tx` over anything with a DB-API ``execute`` (a psycopg
     cursor, an sqlite3 connection); adapters add the value conversions."""
 
     def __init__(self, target: Any, dialect: Dialect) -> None:

@@ -1,6 +1,6 @@
 """The users store port: what the commands need from a database, nothing more.
 
-Two adapters implement it (``_mongo.MongoUserStore`` for MongoDB/FerretDB, ``_sqlite.SqliteUserStore``
+Two adapters implement it (``mongo.MongoUserStore`` for MongoDB/FerretDB, ``sqlite.SqliteUserStore``
 embedded) and pass one contract test suite (``tests/services/users/test_store_contract.py``). Both run their
 blocking driver in threads through a bounded :class:`trio.CapacityLimiter` (:class:`Threaded`).
 """
