@@ -389,15 +389,9 @@ def problems(source: str, text: str) -> list[Missing]:
             + check_test_names(source, numbered, text))
 
 
-# Files another helper rewrites in parallel for issue 10: expected to fail until that lands; an
-# XPASS says the entry can go.
-PENDING = {"docs/architecture.md": "the lead rewrites it for the new layout (issue 10)"}
-
-
 def _param(path: Path) -> object:
     rel = path.relative_to(ROOT).as_posix()
-    marks = [pytest.mark.xfail(reason=PENDING[rel], strict=False)] if rel in PENDING else []
-    return pytest.param(path, id=rel, marks=marks)
+    return pytest.param(path, id=rel)
 
 
 @pytest.mark.parametrize("path", [_param(p) for p in sources()])

@@ -27,7 +27,7 @@ DEAD_BROKER = "amqp://guest:guest@127.0.0.1:1/"
 def test_errors_are_one_line(args, code, message, tmp_path, monkeypatch):
     monkeypatch.delenv("WORKUP_AMQP_URL", raising=False)
     monkeypatch.setenv("WORKUP_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("WORKUP_CONTROL_KEY", "a-key")  # the no-key case: test_no_key_is_exit_2
+    monkeypatch.setenv("WORKUP_CONTROL_KEY", "a-key")  # the no-key case: test_pure.py test_no_key_is_exit_2_and_no_key_is_made
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == code, result.output
     assert message in result.output
