@@ -43,7 +43,7 @@ import msgspec
 import trio
 
 from .cache import Cache, open_cache
-from .runtime import Context, Instance, Service, load_service, serve_service
+from .runtime import Context, Deps, Instance, Service, load_service, serve_service
 from .settings import Settings
 from .transport import LocalTransport
 from .transport.envelope import Caller, Event, Reply
@@ -57,7 +57,7 @@ __all__ = ["running_system", "fake_service", "System", "ServiceHook", "Account",
            "request_type_of"]
 
 Mode = Literal["embedded", "distributed"]
-D = TypeVar("D")
+D = TypeVar("D", bound="Deps | None")
 ALL_SERVICES = ("users", "jobs", "contracts", "payments")
 PASSWORD = "password-123"
 JWT_KEY = "workup-testing-signing-key-" + "s" * 24

@@ -26,7 +26,7 @@ from typing import Awaitable, Callable, ClassVar, Literal, Protocol, Sequence
 
 import msgspec
 from jwcrypto import jwk, jws
-from jwcrypto.common import JWException, base64url_encode, json_encode
+from jwcrypto.common import JWException, base64url_encode
 
 from ..settings import LOG_LEVELS
 
@@ -381,7 +381,8 @@ def sign(key: jwk.JWK, service: str, command: str, args: list[str] | tuple[str, 
     msg = ControlMessage(service=service, command=command, args=list(args), source=source,
                          iat=issued, exp=issued + validity, nonce=secrets.token_hex(16))
     token = jws.JWS(_encode(msg))
-    token.add_signature(key, None, json_encode({"alg": "HS256"}))
+    # json_encode({"alg": "HS256"}) written out: the jwcrypto stub types that argument str | bytes
+    token.add_signature(key, None, '{"alg":"HS256"}')
     return token.serialize(compact=True).encode()
 
 

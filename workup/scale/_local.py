@@ -12,7 +12,7 @@ import time
 from typing import Any, Sequence
 
 import msgspec
-import psutil  # type: ignore[import-untyped]
+import psutil
 
 from ..controller import broadcast
 from ._policy import Observation
