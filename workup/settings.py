@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping, overload
 
 import msgspec
 
@@ -188,6 +188,10 @@ def ensure_secret(data_dir: Path, filename: str, nbytes: int = 32) -> str:
 __all__ += ["load_control_secret"]
 
 
+@overload
+def load_control_secret(settings: Settings, *, create: Literal[True]) -> str: ...
+@overload
+def load_control_secret(settings: Settings, *, create: bool) -> str | None: ...
 def load_control_secret(settings: Settings, *, create: bool) -> str | None:
     """``WORKUP_CONTROL_KEY`` / ``_FILE``, else the data dir's generated key (created when
     ``create``, as ``workup worker`` and ``workup control`` do so that they agree by default)."""

@@ -35,7 +35,7 @@ import uuid
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import import_module
-from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable, Iterable, Literal, Mapping, Never, TypeVar
+from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable, Iterable, Literal, Mapping, Never
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -43,7 +43,7 @@ import msgspec
 import trio
 
 from .cache import Cache, open_cache
-from .runtime import Context, Instance, Service, load_service, serve_service
+from .runtime import Context, Deps, Instance, Service, load_service, serve_service
 from .settings import Settings
 from .transport import LocalTransport
 from .transport.envelope import Caller, Event, Reply
@@ -57,7 +57,6 @@ __all__ = ["running_system", "fake_service", "System", "ServiceHook", "Account",
            "request_type_of"]
 
 Mode = Literal["embedded", "distributed"]
-D = TypeVar("D")
 ALL_SERVICES = ("users", "jobs", "contracts", "payments")
 PASSWORD = "password-123"
 JWT_KEY = "workup-testing-signing-key-" + "s" * 24
@@ -173,7 +172,7 @@ class System:
 
     # services --------------------------------------------------------------------------------
 
-    async def start(self, name: str, service: Service[D] | None = None) -> Instance:
+    async def start(self, name: str, service: Service[Deps | None] | None = None) -> Instance:
         """Start one more instance of ``service`` (default: ``fakes[name]`` if there is one, else
         the real service ``name``) in a cancel scope of its own; returns once it consumes."""
         svc = service if service is not None else self.fakes.get(name) or load_service(name)

@@ -75,7 +75,7 @@ async def _run(opts: dict[str, Any]) -> dict[str, Any]:
     t = LocalTransport()
     statuses: dict[str, list[int]] = {"withdraw": [], "pay": []}
     # the relay's peer: acknowledges MarkMilestonePaid (the outbox delivery is part of the work)
-    contracts = Service("contracts")
+    contracts: Service[None] = Service("contracts")
 
     @contracts.command(MarkMilestonePaid)
     async def mark_paid(ctx: Any, req: MarkMilestonePaid) -> None:
@@ -118,6 +118,7 @@ async def _run(opts: dict[str, Any]) -> dict[str, Any]:
         async def open_one(i: int) -> None:
             async with limiter:
                 c, f = clients[i % len(clients)], freelancers[i % FREELANCERS]
+                assert c.user_id is not None and f.user_id is not None  # made with ids above
                 req = m.CreatePaymentRequest(milestone_id=uuid.uuid4().hex, contract_id=uuid.uuid4().hex,
                                              client_id=c.user_id, freelancer_id=f.user_id, amount=Decimal("1.25"))
                 reply = await t.call("payments.CreatePaymentRequest", req, caller=SERVICE_CALLER, timeout=60)

@@ -151,7 +151,7 @@ async def _cleanup(users: _Users) -> None:
         await t.delete_topology(["users", "payments"])
     if users.mongo_url:
         import pymongo
-        client = pymongo.MongoClient(users.mongo_url, serverSelectionTimeoutMS=5000)
+        client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(users.mongo_url, serverSelectionTimeoutMS=5000)
         try:
             client.drop_database(client.get_default_database())
         finally:

@@ -42,7 +42,7 @@ async def serve_app(app: Any, host: str = "127.0.0.1", port: int = 0, *,
 
     await worker_serve(wrap_app(app, config.wsgi_max_body_size, None), config, sockets=sockets,
                        shutdown_trigger=shutdown_trigger,
-                       task_status=Started(lambda: task_status.started(url)))  # type: ignore[arg-type]
+                       task_status=Started(lambda: task_status.started(url)))
 
 
 async def until_signalled(stop: trio.Event, *, hard_stop: trio.CancelScope | None = None,

@@ -30,7 +30,7 @@ import re
 import time
 from decimal import Decimal
 from types import UnionType
-from typing import Annotated, Any, Awaitable, Callable, Iterable, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Awaitable, Callable, Iterable, TypeVar, Union, cast, get_args, get_origin
 
 import msgspec
 from quart import Blueprint, Quart, Response, g
@@ -458,7 +458,7 @@ def mount(blueprint: Blueprint, service: str, routes: Iterable[Route]) -> None:
         route = entry.route
         endpoint = re.sub(r"\W+", "_", f"{route.method.lower()}{route.path}").strip("_")
         blueprint.add_url_rule(route.path, endpoint=endpoint, view_func=_handler(entry), methods=[route.method])
-    blueprint.record_once(lambda state: mounted_routes(state.app).extend(table))
+    blueprint.record_once(lambda state: mounted_routes(cast(Quart, state.app)).extend(table))
 
 
 def mounted_routes(app: Quart) -> list[Mounted]:

@@ -12,6 +12,8 @@ stream closed, which interrupted the close half-way and left the client waiting 
 
 from __future__ import annotations
 
+from typing import cast
+
 import trio
 from quart_trio.asgi import TrioASGIHTTPConnection
 from quart_trio.wrappers.request import TrioBody, TrioRequest
@@ -59,7 +61,7 @@ class FlowConnection(TrioASGIHTTPConnection):
         await super().handle_request(nursery, request, send_last_shielded)
 
     async def handle_messages(self, nursery: trio.Nursery, request: FlowRequest, receive) -> None:  # type: ignore[override]
-        body = request.body
+        body = cast(FlowBody, request.body)  # FlowRequest.body_class
         while True:
             message = await receive()
             if message["type"] == "http.request":

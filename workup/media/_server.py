@@ -70,7 +70,7 @@ async def serve_media(
         task_status.started(bound)
 
     try:
-        await worker_serve(app, hc, sockets=sockets, shutdown_trigger=shutdown_trigger, task_status=Started(report))  # type: ignore[arg-type]
+        await worker_serve(app, hc, sockets=sockets, shutdown_trigger=shutdown_trigger, task_status=Started(report))
     finally:
         for sock in sockets.insecure_sockets:
             sock.close()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from ..cache import cache_key
@@ -371,7 +370,7 @@ class RemoveLanguage(Message):
 
 
 # kind -> (item struct, add, update, list, remove, id field of remove)
-ITEM_KINDS: dict[str, tuple[type[msgspec.Struct], ...]] = {
+ITEM_KINDS: dict[str, tuple[type[Message], ...]] = {
     "achievements": (Achievement, AddAchievement, UpdateAchievement, ListAchievements, RemoveAchievement),
     "education": (Education, AddEducation, UpdateEducation, ListEducation, RemoveEducation),
     "experience": (Experience, AddExperience, UpdateExperience, ListExperience, RemoveExperience),

@@ -27,7 +27,7 @@ class ProcessRuntime:
         self.transport = transport
         self.deps: Deps | None = None
 
-    async def call(self, command: str, request: Any, *, timeout: float = 10.0) -> Any:
+    async def call(self, command: str, request: object, *, timeout: float = 10.0) -> Any:
         """Call another service as ``SERVICE``. A missing or frozen service is a 503 and a late one
         a 504 :class:`ProblemError`, so a handler has one exception type to think about."""
         try:
@@ -57,14 +57,14 @@ class RequestContext:
         self.deadline = deadline
 
     @property
-    def deps(self) -> Any:
+    def deps(self) -> Deps | None:
         return self._rt.deps
 
     @property
     def settings(self) -> Settings:
         return self._rt.settings
 
-    async def call(self, command: str, request: Any, *, timeout: float = 10.0) -> Any:
+    async def call(self, command: str, request: object, *, timeout: float = 10.0) -> Any:
         remaining = self.deadline - time.time()
         if remaining <= 0:
             raise ProblemError(504, f"no time left to call {command}")

@@ -29,7 +29,7 @@ from typing import Awaitable, Callable, ClassVar, Literal, Protocol, Sequence
 
 import msgspec
 from jwcrypto import jwk, jws
-from jwcrypto.common import JWException, base64url_encode, json_encode
+from jwcrypto.common import JWException, base64url_encode
 
 from ..settings import LOG_LEVELS
 
@@ -410,7 +410,8 @@ def sign(key: jwk.JWK, service: str, command: str, args: list[str] | tuple[str, 
     if instance is None:
         del fields["instance"]  # a message for every instance reads as it did before targeting
     token = jws.JWS(_encode(fields))
-    token.add_signature(key, None, json_encode({"alg": "HS256"}))
+    # json_encode({"alg": "HS256"}) written out: the jwcrypto stub types that argument str | bytes
+    token.add_signature(key, None, '{"alg":"HS256"}')
     return token.serialize(compact=True).encode()
 
 

@@ -8,8 +8,6 @@ anything else a 500 whose detail names the request id; the traceback goes to the
 from __future__ import annotations
 
 import logging
-from typing import Any
-
 import msgspec
 
 from ..transport.envelope import Caller, Reply, encode_json, problem_reply
@@ -39,7 +37,7 @@ async def dispatch(table: CommandTable, rt: ProcessRuntime, command: str, body: 
         return problem(400, f"malformed {command} request: {exc}")
     ctx = RequestContext(rt, caller, request_id, deadline)
     try:
-        result: Any = await entry.handler(ctx, request)
+        result = await entry.handler(ctx, request)
         if result is None:
             return Reply(entry.status, b"")
         return Reply(entry.status, encode_json(result))

@@ -15,7 +15,7 @@ import secrets
 import socket
 import time
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
+from typing import AsyncIterator, Awaitable, Callable, Sequence
 
 import msgspec
 import trio
@@ -27,8 +27,9 @@ from .dispatch import dispatch
 from .hotswap import HotSwapError, compile_handler
 from .registry import CommandTable
 from .context import ProcessRuntime
-from .service import Deps, Service
-from ..transport import ControlSource, Transport, WorkSource
+from .service import Background, Deps, Service
+from ..transport import ControlSource, Request, Transport, WorkSource
+from ..transport.envelope import Reply
 
 __all__ = ["serve_service", "Instance", "run_control", "HOST"]
 
@@ -39,7 +40,7 @@ _ENCODE_REPLY = msgspec.json.Encoder().encode
 
 
 class Instance:
-    def __init__(self, service: Service[Any], settings: Settings, transport: Transport, *,
+    def __init__(self, service: Service[Deps | None], settings: Settings, transport: Transport, *,
                  concurrency: int = 64, grace: float = 30.0, supervisor: int | None = None,
                  control_secret: str | None = None) -> None:
         self.service = service
@@ -174,7 +175,7 @@ class Instance:
             self._workers.start_soon(self._work_loop, self._source)
             self._loops += 1
 
-    async def _keep_running(self, task: Any) -> None:
+    async def _keep_running(self, task: Background) -> None:
         delay = 0.5
         while True:
             try:
@@ -210,7 +211,7 @@ class Instance:
             self.handled += 1
             await self._settle(source, d, reply)
 
-    async def _settle(self, source: WorkSource, d: Any, reply: Any) -> None:
+    async def _settle(self, source: WorkSource, d: Request, reply: Reply | None) -> None:
         try:
             await source.settle(d, reply)
         except Exception as exc:  # the broker connection went away: it will redeliver
@@ -347,7 +348,7 @@ async def run_control(control: ControlSource, verifier: Verifier, name: str,
             await control.reply(d, reply(True, detail))
 
 
-async def serve_service(service: Service[Any], settings: Settings, transport: Transport, *,
+async def serve_service(service: Service[Deps | None], settings: Settings, transport: Transport, *,
                         concurrency: int = 64, grace: float = 30.0, supervisor: int | None = None,
                         control_secret: str | None = None, replay: Sequence[ControlMessage] = (),
                         task_status: trio.TaskStatus[Instance] = trio.TASK_STATUS_IGNORED) -> None:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from typing import Any
-
-from .service import Service
+from .service import Deps, Service
 
 __all__ = ["load_service", "UnknownService"]
 
@@ -18,7 +16,7 @@ class UnknownService(LookupError):
     """No service of that name; ``str()`` is a one-line message."""
 
 
-def load_service(name: str) -> Service[Any]:
+def load_service(name: str) -> Service[Deps | None]:
     """The :class:`Service` of ``workup.services.<name>`` (its ``service`` attribute, or that of
     its ``service`` submodule)."""
     if not _NAME.match(name):

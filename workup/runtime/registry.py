@@ -8,11 +8,10 @@ so a command already dispatched keeps the entry (handler) it started with.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 import msgspec
 
-from .service import CommandSpec, Handler, Service
+from .service import CommandSpec, Deps, Handler, Service
 
 __all__ = ["Entry", "CommandTable"]
 
@@ -22,11 +21,11 @@ class Entry:
 
     def __init__(self, spec: CommandSpec, handler: Handler, *, enabled: bool = True,
                  version: int = 1, digest: str = "builtin",
-                 decoder: msgspec.msgpack.Decoder[Any] | None = None) -> None:
+                 decoder: msgspec.msgpack.Decoder[object] | None = None) -> None:
         self.spec = spec
         self.handler = handler
         # one cached Decoder per request type: decoding is the hot path
-        self.decoder = decoder or msgspec.msgpack.Decoder(spec.request_type)
+        self.decoder: msgspec.msgpack.Decoder[object] = decoder or msgspec.msgpack.Decoder(spec.request_type)
         self.enabled = enabled
         self.version = version
         self.digest = digest
@@ -44,7 +43,7 @@ class Entry:
 class CommandTable:
     """Command name → :class:`Entry`; short names (``"Echo"``) are accepted by the mutators."""
 
-    def __init__(self, service: Service[Any]) -> None:
+    def __init__(self, service: Service[Deps | None]) -> None:
         self.service = service.name
         self._entries: dict[str, Entry] = {
             name: Entry(spec, spec.handler) for name, spec in service.commands.items()

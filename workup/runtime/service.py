@@ -26,7 +26,7 @@ satisfies :class:`Deps`; the runtime enters it once per worker process, leaves i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, AsyncContextManager, Awaitable, Callable, Generic, Protocol, Sequence, TypeVar
+from typing import Any, AsyncContextManager, Awaitable, Callable, Generic, Protocol, Sequence, TypeVar, cast
 
 import trio
 
@@ -35,7 +35,9 @@ from ..settings import Settings
 
 __all__ = ["Service", "CommandSpec", "Context", "Runtime", "Deps", "DbPool"]
 
-D = TypeVar("D", bound="Deps | None")   # what open_deps yields (None: no deps)
+# What open_deps yields (None: no deps). Covariant, so that a Service[JobsDeps] is a
+# Service[Deps | None], the one type the runtime runs.
+D = TypeVar("D", bound="Deps | None", covariant=True)
 D_co = TypeVar("D_co", covariant=True)
 R = TypeVar("R")   # a command's request struct
 
@@ -66,8 +68,9 @@ class Runtime(Protocol[D_co]):
     @property
     def settings(self) -> Settings: ...
 
-    async def call(self, command: str, request: Any, *, timeout: float = 10.0) -> Any:
-        """Call another service as ``SERVICE``; returns the decoded body or raises ProblemError."""
+    async def call(self, command: str, request: object, *, timeout: float = 10.0) -> Any:
+        """Call another service as ``SERVICE``; returns the decoded JSON body (as msgspec decodes
+        it, hence ``Any``) or raises ProblemError."""
         ...
 
     async def emit(self, type: str, recipients: Sequence[str], data: dict[str, str], *,
@@ -87,9 +90,13 @@ class Context(Runtime[D_co], Protocol[D_co]):
     def deadline(self) -> float: ...
 
 
-# As the command table holds them: any service's handlers, decoded and called by the dispatcher.
-Handler = Callable[[Any, Any], Awaitable[Any]]
-Background = Callable[[Any], Awaitable[None]]
+# As the command table holds them. One table mixes commands of many request types, so the
+# request is erased to `object` and the context to the runtime's own view of the deps;
+# Service.command checks each handler against its own request type and deps, and the entry's
+# decoder, built from that same request type, makes what the handler is called with. A handler
+# returns the reply body (a msgspec struct, list, dict or None).
+Handler = Callable[["Context[Deps | None]", object], Awaitable[object]]
+Background = Callable[["Runtime[Deps | None]"], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -108,18 +115,21 @@ class Service(Generic[D]):
     background: list[Background] = field(default_factory=list)
 
     def command(self, request_type: type[R], *, status: int = 200
-                ) -> Callable[[Callable[[Context[D], R], Awaitable[Any]]], Callable[[Context[D], R], Awaitable[Any]]]:
+                ) -> Callable[[Callable[[Context[D], R], Awaitable[object]]], Callable[[Context[D], R], Awaitable[object]]]:
         """Register ``async def handler(ctx: Context[D], req: R) -> reply`` as ``<service>.<R>``."""
-        def register(handler: Callable[[Context[D], R], Awaitable[Any]]) -> Callable[[Context[D], R], Awaitable[Any]]:
+        def register(handler: Callable[[Context[D], R], Awaitable[object]]) -> Callable[[Context[D], R], Awaitable[object]]:
             name = f"{self.name}.{request_type.__name__}"
             if name in self.commands:
                 raise ValueError(f"command {name} registered twice")
-            self.commands[name] = CommandSpec(name, request_type, handler, status)
+            # erased as the table holds it (see Handler): checked above, decoded into an R
+            self.commands[name] = CommandSpec(name, request_type, cast(Handler, handler), status)
             return handler
         return register
 
-    def background_task(self, task: Background) -> Background:
+    def background_task(self, task: Callable[[Runtime[D]], Awaitable[None]]
+                        ) -> Callable[[Runtime[D]], Awaitable[None]]:
         """``async def task(runtime: Runtime[D])`` run in every worker process while it is not
         frozen (outbox relays and the like); cancelled on freeze and shutdown."""
-        self.background.append(task)
+        # erased as the list holds it (see Background): the runtime's deps are this service's
+        self.background.append(cast(Background, task))
         return task

@@ -38,7 +38,7 @@ def backoff_delay(failures: int) -> float:
     """Seconds to wait before restarting a child that has crashed ``failures`` times in a row."""
     if failures <= 0:
         return 0.0
-    return min(_BACKOFF_START * 2 ** (failures - 1), _BACKOFF_MAX)
+    return min(_BACKOFF_START * 2.0 ** (failures - 1), _BACKOFF_MAX)
 
 
 class _Slot:

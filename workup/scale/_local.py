@@ -9,13 +9,16 @@ work queue (a passive declare). Scaling broadcasts the signed ``set-processes N`
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import msgspec
-import psutil  # type: ignore[import-untyped]
+import psutil
 
 from ..controller import broadcast
 from ._policy import Observation
+
+if TYPE_CHECKING:  # the broker's own transport: queue depth is read with a passive declare
+    from ..transport.rabbitmq import AmqpTransport
 
 __all__ = ["LocalService", "LocalProvider"]
 
@@ -28,7 +31,7 @@ class LocalService(msgspec.Struct, frozen=True):
 
 
 class LocalProvider:
-    def __init__(self, transport: Any, control_secret: str, service_names: Sequence[str], *,
+    def __init__(self, transport: AmqpTransport, control_secret: str, service_names: Sequence[str], *,
                  status_timeout: float = 1.0) -> None:
         self._transport = transport
         self._secret = control_secret

@@ -10,7 +10,7 @@ work queue whose depth also counts.
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 
 import httpx
 import msgspec
@@ -96,10 +96,10 @@ class SwarmProvider:
                                       nano / 1e9 if nano else 1.0, dict(spec.get("Labels") or {})))
         return found
 
-    async def observe(self, services: list[SwarmService]) -> dict[str, Observation]:
+    async def observe(self, services: Sequence[SwarmService]) -> dict[str, Observation]:
         return await trio.to_thread.run_sync(self._observe, services)
 
-    def _observe(self, services: list[SwarmService]) -> dict[str, Observation]:
+    def _observe(self, services: Sequence[SwarmService]) -> dict[str, Observation]:
         cores = self._cpu.cores_by_service()
         now = time.monotonic()
         out = {}

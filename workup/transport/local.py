@@ -12,7 +12,7 @@ import math
 import time
 from collections import deque
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Callable, cast
+from typing import AsyncIterator, Callable, cast
 
 import trio
 

@@ -57,7 +57,7 @@ def _kinds() -> list[Route]:
         path = f"{P}/freelancer/{kind}"
         routes += [
             Route("POST", path, FREELANCER, add_t, BODY, status=201, reply=item_t),
-            Route("GET", path, FREELANCER, list_t, reply=list[item_t]),
+            Route("GET", path, FREELANCER, list_t, reply=list[item_t]),  # type: ignore[valid-type]
             Route("PUT", path, FREELANCER, update_t, BODY, reply=item_t, errors=(404,)),
             Route("DELETE", path, FREELANCER, remove_t, QUERY, status=204, errors=(404,)),
         ]

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Any, Sequence
+from typing import Protocol, Sequence
 
 import msgspec
 
-from ...transport.envelope import encode_json
+from ...transport.envelope import Caller, encode_json
 from ...messages import payments as m
 from ...problems import FieldError, Problem, ProblemError, bad_request, forbidden, not_found
 from ...runtime.readcache import fill, invalidate
@@ -25,7 +25,13 @@ _SIDE: dict[str | None, str] = {"CLIENT": "client", "FREELANCER": "freelancer"}
 
 # --- decisions (pure) -----------------------------------------------------------------------------
 
-def account_holder(ctx: Any) -> str:
+class _Called(Protocol):
+    """What the identity checks read of a context (a handler's, or a test's stand-in)."""
+    @property
+    def caller(self) -> Caller: ...
+
+
+def account_holder(ctx: _Called) -> str:
     """The caller's user id when a CLIENT or FREELANCER (the wallet holders), else 403."""
     caller = ctx.caller
     if caller.role not in _SIDE or not caller.user_id:
@@ -33,7 +39,7 @@ def account_holder(ctx: Any) -> str:
     return caller.user_id
 
 
-def require_service(ctx: Any) -> None:
+def require_service(ctx: _Called) -> None:
     if ctx.caller.role != "SERVICE":
         raise forbidden("this command is for services only")
 

@@ -247,6 +247,7 @@ def deposit(tx: Tx, user_id: str, amount: Decimal, description: str | None, idem
         changed = _add(tx, user_id, amount, "<=", MAX_BALANCE - amount, at)
         if changed is None:
             raise conflict(f"the balance would exceed the maximum of {MAX_BALANCE}")
+        assert changed.balance is not None  # _add's Changed always carries the new balance
         _wallet_entries(tx, at, (user_id, amount, "CREDIT", description, None))
         return _Effect(WalletBalance(balance=changed.balance), changed=(changed,))
     return _idempotent(tx, idem, at, effect)
@@ -259,6 +260,7 @@ def withdraw(tx: Tx, user_id: str, amount: Decimal, description: str | None, ide
         changed = _add(tx, user_id, -amount, ">=", amount, at)
         if changed is None:
             raise conflict("insufficient balance")
+        assert changed.balance is not None  # _add's Changed always carries the new balance
         _wallet_entries(tx, at, (user_id, amount, "DEBIT", description, None))
         return _Effect(WalletBalance(balance=changed.balance), changed=(changed,))
     return _idempotent(tx, idem, at, effect)

@@ -62,14 +62,14 @@ def _conninfo(url: str, application_name: str) -> str:
     params = conninfo_to_dict(url)
     params.setdefault("application_name", application_name)
     params.setdefault("connect_timeout", 5)
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 def ensure_database(url: str) -> None:
     """Create the URL's database when it does not exist (connecting to ``postgres`` to do it)."""
     params = conninfo_to_dict(url)
-    name = params.get("dbname") or "postgres"
-    admin = make_conninfo(**{**params, "dbname": "postgres", "connect_timeout": 5})
+    name = str(params.get("dbname") or "postgres")
+    admin = make_conninfo("", **{**params, "dbname": "postgres", "connect_timeout": 5})
     try:
         with psycopg.connect(admin, autocommit=True) as conn:
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:

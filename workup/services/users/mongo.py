@@ -40,7 +40,7 @@ def _from_mongo(doc: dict[str, Any]) -> UserRecord:
 
 
 class MongoUserStore(DriverStore):
-    _ops = None  # set below, once the operations are defined
+    _ops: DriverOps  # set below, once the operations are defined
 
     def __init__(self, url: str, pool_size: int = 8) -> None:
         self._url = url

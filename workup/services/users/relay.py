@@ -17,7 +17,6 @@ the relay as rows: kind = the flag, item = the user id.
 from __future__ import annotations
 
 import logging
-from typing import cast
 
 from ...runtime.outbox import Intent, Relay, RetryLater, RowOutbox
 from ...runtime.service import Runtime
@@ -46,7 +45,7 @@ class Flags:
 def _flag(kind: str) -> OutboxFlag:
     if kind not in OUTBOX_FLAGS:
         raise ValueError(f"not an outbox flag: {kind!r}")
-    return cast(OutboxFlag, kind)
+    return kind
 
 
 RELAY: Relay[UsersDeps] = Relay(outbox=lambda deps: RowOutbox(Flags(deps.store)), log=log)

@@ -70,7 +70,7 @@ class _Pool:
 
 
 class SqliteUserStore(DriverStore):
-    _ops = None  # set below, once the operations are defined
+    _ops: DriverOps  # set below, once the operations are defined
 
     def __init__(self, path: Path, pool_size: int = 4) -> None:
         self._pool = _Pool(path)
