@@ -110,7 +110,7 @@ def external_broker():
     b = PrivateBroker(tls=True, external=True)
     try:
         b.start()
-        b.ctl("add_user", "workup-client", secrets.token_urlsafe(24))   # the certificate's CN
+        b.ctl("add_user", "workup-client", secrets.token_hex(24))   # the certificate's CN (hex: rabbitmqctl reads a leading "-" as an option)
         b.ctl("set_permissions", "-p", "/", "workup-client", ".*", ".*", ".*")
         yield b
     finally:

@@ -7,7 +7,14 @@
 - ``run_autoscaler`` loops: observe, decide, act, log every decision.
 """
 
+from typing import TYPE_CHECKING
+
 from ._policy import Decision, Observation, ScalePolicy, ScaleState, decide
+
+if TYPE_CHECKING:   # the names __getattr__ below loads on use, as the type checker sees them
+    from ._local import LocalProvider
+    from ._loop import Autoscaler, run_autoscaler
+    from ._swarm import PrometheusCpu, SwarmProvider, policy_from_labels
 
 __all__ = ["Decision", "Observation", "ScalePolicy", "ScaleState", "decide",
            "Autoscaler", "run_autoscaler", "SwarmProvider", "PrometheusCpu", "policy_from_labels", "LocalProvider"]
