@@ -1,0 +1,219 @@
+"""What ``workup bench flow`` and ``workup bench mix`` share: their options, the system under load
+(embedded ``workup up`` started here, or ``--url``), the closed or open loop, ``--rate`` stepping,
+the progress line, the report files and ``--check``.
+
+A scenario gives a :class:`Scenario`: ``prepare`` (seeding, pre-registration: not measured),
+``run`` (one unit) and ``targets`` (its own checks on the finished report).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+import click
+import msgspec
+import trio
+
+from . import report as R
+from .loadgen import Bounds, Recorder, Stats, Window, closed_loop, open_loop
+from .progress import Progress
+from .saturation import parse_rate, rate_steps, saturation_rate, sustained
+from .system import System, attach, start_embedded
+
+__all__ = ["Scenario", "LoadOptions", "load_options", "run_scenario", "common_checks", "require_bench_extra"]
+
+F = TypeVar("F", bound=Callable[..., object])
+
+# CPU per request of the load generator at most this share of the system's (issue 11's target)
+LOADGEN_CPU_SHARE = 0.25
+
+
+def require_bench_extra() -> None:
+    """Fail with the install command when a bench peer library is missing."""
+    missing = []
+    for module in ("hdrh", "matplotlib", "tqdm"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise click.ClickException(f"workup bench needs the 'bench' extra (missing: {', '.join(missing)}): "
+                                   f"pip install -e '.[bench]' in the project, or pip install 'workup[bench]'")
+
+
+class Scenario(Protocol):
+    name: str          # the report's name: flow, mix
+    unit: str          # what one unit is: flow, request
+
+    async def prepare(self, base_url: str, users: int) -> None: ...
+
+    def run(self, user: int, rec: Recorder) -> Awaitable[None]: ...
+
+    def targets(self, report: R.RunReport) -> list[R.Check]: ...
+
+    def settings(self) -> dict[str, object]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class LoadOptions(msgspec.Struct, kw_only=True):
+    url: str | None
+    users: int
+    rate: str | None
+    rate_factor: float
+    p99_bound_ms: float
+    duration: float
+    warmup: float
+    max_units: int | None
+    max_in_flight: int
+    out: str | None
+    check: bool
+
+
+def load_options(*, users: int, duration: float, warmup: float, p99_bound_ms: float) -> Callable[[F], F]:
+    """The options every load bench takes (the command gets them as keyword arguments)."""
+    def decorate(f: F) -> F:
+        options = [
+            click.option("--url", default=None, help="load a system already running there "
+                         "(default: start an embedded `workup up`; distributed when WORKUP_AMQP_URL etc. are set)"),
+            click.option("--users", type=click.IntRange(1, 10_000), default=users, show_default=True,
+                         help="virtual users (closed loop); with --rate, the pool of users units are given to"),
+            click.option("--rate", default=None, help="open loop: units started per second (e.g. 20), or "
+                         "FROM..TO to step up by --rate-factor until saturation (e.g. 2..64)"),
+            click.option("--rate-factor", type=click.FloatRange(1.05, 10), default=1.5, show_default=True,
+                         help="ratio between two --rate steps"),
+            click.option("--p99-bound", "p99_bound_ms", type=click.FloatRange(0.1), default=p99_bound_ms,
+                         show_default=True, help="a rate step with a higher p99 (ms) is not sustained"),
+            click.option("--duration", type=click.FloatRange(0.5, 86_400), default=duration, show_default=True,
+                         help="measured seconds (per step with FROM..TO)"),
+            click.option("--warmup", type=click.FloatRange(0, 3600), default=warmup, show_default=True,
+                         help="seconds run but not measured first"),
+            click.option("--max-units", type=click.IntRange(1), default=None,
+                         help="start at most this many units in all (flows, requests)"),
+            click.option("--max-in-flight", type=click.IntRange(1, 100_000), default=1000, show_default=True,
+                         help="open loop: units out at once at most (a unit waiting for a slot counts the wait)"),
+            click.option("--out", type=click.Path(file_okay=False), default=None,
+                         help="report directory (default perf/results/<UTC timestamp>/)"),
+            click.option("--check", is_flag=True, help="exit 1 when a target of this bench is missed"),
+        ]
+        for option in reversed(options):
+            f = option(f)
+        return f
+    return decorate
+
+
+def common_checks(report: R.RunReport) -> list[R.Check]:
+    """Every load bench's own targets: no failed unit, and a load generator far cheaper than
+    the system (when the system's CPU is known, i.e. this bench started it)."""
+    failed = sum(report.unit_errors.values()) + report.errors
+    checks = [R.Check(target="failed units and requests", value=failed, limit=0, met=failed == 0 and report.units_ok > 0)]
+    share = report.cpu.loadgen_over_system
+    if share is not None:
+        checks.append(R.Check(target="load generator CPU / system CPU", value=share,
+                              limit=LOADGEN_CPU_SHARE, met=share <= LOADGEN_CPU_SHARE))
+    return checks
+
+
+class _Measure:
+    """One loop over the scenario with the system's CPU read at the window's edges."""
+
+    def __init__(self, system: System, scenario: Scenario, opts: LoadOptions) -> None:
+        self.system, self.scenario, self.opts = system, scenario, opts
+        self._cpu: dict[str, float | None] = {}
+
+    def _mark(self, phase: str) -> None:
+        self._cpu[phase] = self.system.cpu_seconds()
+
+    def system_cpu(self) -> float | None:
+        start, end = self._cpu.get("start"), self._cpu.get("end")
+        return None if start is None or end is None else end - start
+
+    async def once(self, rate: float | None, duration: float) -> tuple[Stats, Window]:
+        o = self.opts
+        bounds = Bounds(duration=duration, warmup=o.warmup, max_units=o.max_units)
+        progress = Progress(o.warmup + duration, self.scenario.unit)
+        try:
+            if rate is None:
+                return await closed_loop(self.scenario.run, o.users, bounds, on_tick=progress, on_mark=self._mark)
+            return await open_loop(self.scenario.run, rate, bounds, max_in_flight=o.max_in_flight,
+                                   users=o.users, on_tick=progress, on_mark=self._mark)
+        finally:
+            progress.close()
+
+
+def _report(m: _Measure, stats: Stats, window: Window, rate: float | None) -> R.RunReport:
+    s, o = m.system, m.opts
+    return R.build(m.scenario.name, stats, window, loop="closed" if rate is None else "open",
+                   users=o.users, rate=rate, unit=m.scenario.unit, system_cpu_s=m.system_cpu(),
+                   environment=R.environment(s.mode, s.servers, s.base_url),
+                   settings={**msgspec.structs.asdict(o), **m.scenario.settings()})
+
+
+async def _run(system: System, scenario: Scenario, opts: LoadOptions) -> R.RunReport:
+    m = _Measure(system, scenario, opts)
+    try:
+        await scenario.prepare(system.base_url, opts.users)
+        if opts.rate is None:
+            return _report(m, *await m.once(None, opts.duration), None)
+        start, stop = parse_rate(opts.rate)
+        if stop is None:
+            return _report(m, *await m.once(start, opts.duration), start)
+        steps: list[R.RateStep] = []
+        last: R.RunReport | None = None
+        for rate in rate_steps(start, stop, opts.rate_factor):
+            stats, window = await m.once(rate, opts.duration)
+            last = _report(m, stats, window, rate)
+            errors = last.errors + sum(last.unit_errors.values())
+            steps.append(R.RateStep(
+                offered=rate, achieved=last.units_per_s, errors=errors, p50_ms=last.unit_latency.p50_ms,
+                p99_ms=last.unit_latency.p99_ms,
+                sustained=sustained(offered=rate, achieved=last.units_per_s, errors=errors,
+                                    p99_ms=last.unit_latency.p99_ms, p99_bound_ms=opts.p99_bound_ms)))
+            click.echo(f"rate {rate:g}/s: achieved {last.units_per_s:g}/s, {errors} errors, "
+                       f"p99 {last.unit_latency.p99_ms} ms -> {'sustained' if steps[-1].sustained else 'saturated'}",
+                       err=True)
+            if not steps[-1].sustained:
+                break
+        assert last is not None
+        last.rate_steps, last.saturation_rate = steps, saturation_rate(steps)
+        return last
+    finally:
+        await scenario.aclose()
+
+
+def run_scenario(scenario: Scenario, opts: LoadOptions) -> R.RunReport:
+    """Start or attach to the system, run, write the report, print its summary; with
+    ``--check``, exit 1 when a target is missed."""
+    require_bench_extra()
+    if opts.rate is not None:
+        try:
+            parse_rate(opts.rate)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--rate") from None
+
+    def go(system: System) -> R.RunReport:
+        report = trio.run(_run, system, scenario, opts)
+        report.checks = common_checks(report) + scenario.targets(report)
+        return report
+
+    try:
+        if opts.url:
+            report = go(attach(opts.url))
+        else:
+            with start_embedded() as system:
+                report = go(system)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    out = Path(opts.out) if opts.out else R.results_dir()
+    paths = R.write(report, out)
+    click.echo(R.markdown(report, []))
+    click.echo(f"report: {', '.join(str(p) for p in paths)}", err=True)
+    missed = report.failed_checks
+    if missed:
+        click.echo("targets missed: " + "; ".join(f"{c.target} = {c.value} (limit {c.limit})" for c in missed), err=True)
+        if opts.check:
+            raise SystemExit(1)
+    return report
+
