@@ -19,6 +19,8 @@ SCENARIOS = {
     "jobs": ("jobs", "jobs and contracts services on their real stores"),
     "payments": ("payments", "pay and withdraw on hot and spread wallets"),
     "flow": ("flow", "the hire-to-payout story per virtual user, closed or open loop"),
+    "mix": ("mix", "a weighted marketplace mix, mostly reads, on a seeded data set"),
+    "compare": ("compare", "ratio table of two reports; exit 1 when B is worse beyond a tolerance"),
 }
 
 
