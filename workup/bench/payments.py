@@ -184,7 +184,8 @@ def _drop_database(server: str, name: str) -> None:
               help="at least this many payment requests are opened before the pay phase (each is paid twice)")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="where to write the JSON (default perf/results/payments-<time>.json)")
-def command(pg_server: str, store: str, json_path: str | None, **opts: Any) -> None:
+@H.check_option
+def command(pg_server: str, store: str, json_path: str | None, check: bool, **opts: Any) -> None:
     """Pay and withdraw under contention: throughput, p50/p99, 409s, serialization retries."""
     import logging
 
@@ -218,6 +219,9 @@ def command(pg_server: str, store: str, json_path: str | None, **opts: Any) -> N
         click.echo("note: every prepared request was paid before the window ended (the rate is understated); "
                    "raise --requests", err=True)
     path = H.save_json("payments", {"machine": H.machine(), "store": store, "options": opts, **results}, json_path)
-    click.echo(f"results: {path}")
+    click.echo(f"results: {path}\n")
     if not results["audit"]["conserved"]:
         raise click.ClickException("money was not conserved")
+    # throughput is reported, not judged (docs/payments.md); the target is a clean run
+    H.judge([H.Target(name="failed calls", value=results["withdraw"].errors + results["pay"].errors, limit=0,
+                      at_most=True)], check)

@@ -22,25 +22,12 @@ from .progress import Progress
 from .saturation import parse_rate, rate_steps, saturation_rate, sustained
 from .system import System, attach, start_embedded
 
-__all__ = ["Scenario", "LoadOptions", "load_options", "run_scenario", "common_checks", "require_bench_extra"]
+__all__ = ["Scenario", "LoadOptions", "load_options", "run_scenario", "common_checks"]
 
 F = TypeVar("F", bound=Callable[..., object])
 
 # CPU per request of the load generator at most this share of the system's (issue 11's target)
 LOADGEN_CPU_SHARE = 0.25
-
-
-def require_bench_extra() -> None:
-    """Fail with the install command when a bench peer library is missing."""
-    missing = []
-    for module in ("hdrh", "matplotlib", "tqdm"):
-        try:
-            __import__(module)
-        except ImportError:
-            missing.append(module)
-    if missing:
-        raise click.ClickException(f"workup bench needs the 'bench' extra (missing: {', '.join(missing)}): "
-                                   f"pip install -e '.[bench]' in the project, or pip install 'workup[bench]'")
 
 
 class Scenario(Protocol):
@@ -186,7 +173,6 @@ async def _run(system: System, scenario: Scenario, opts: LoadOptions) -> R.RunRe
 def run_scenario(scenario: Scenario, opts: LoadOptions) -> R.RunReport:
     """Start or attach to the system, run, write the report, print its summary; with
     ``--check``, exit 1 when a target is missed."""
-    require_bench_extra()
     if opts.rate is not None:
         try:
             parse_rate(opts.rate)

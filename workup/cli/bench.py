@@ -7,21 +7,27 @@ import importlib
 
 import click
 
-__all__ = ["command", "SCENARIOS"]
+__all__ = ["command", "SCENARIOS", "missing_modules"]
 
-# name -> (module under workup.bench, one line for the list); the other modules there are the
-# load generator, reports and helpers, not commands.
+# name (= its module under workup.bench) -> (one line for the list, the modules of the bench
+# extra it needs); the other modules there are the load generator, reports and helpers.
+_LOAD = ("hdrh", "matplotlib", "tqdm")
 SCENARIOS = {
-    "amqp": ("amqp", "RPC over RabbitMQ: ours vs aiormq vs aio-pika"),
-    "rpc": ("rpc", "the worker runtime's RPC round trip, bare and full"),
-    "gateway": ("gateway", "cached GET /users/me through the gateway vs bare quart-trio"),
-    "users": ("users", "login and cached reads of the users service"),
-    "jobs": ("jobs", "jobs and contracts services on their real stores"),
-    "payments": ("payments", "pay and withdraw on hot and spread wallets"),
-    "flow": ("flow", "the hire-to-payout story per virtual user, closed or open loop"),
-    "mix": ("mix", "a weighted marketplace mix, mostly reads, on a seeded data set"),
-    "compare": ("compare", "ratio table of two reports; exit 1 when B is worse beyond a tolerance"),
+    "amqp": ("RPC over RabbitMQ: ours vs aiormq vs aio-pika", ("aiormq", "aio_pika")),
+    "rpc": ("the worker runtime's RPC round trip, bare and full", ()),
+    "gateway": ("cached GET /users/me through the gateway vs bare quart-trio", ()),
+    "users": ("login and cached reads of the users service", ()),
+    "jobs": ("jobs and contracts services on their real stores", ()),
+    "payments": ("pay and withdraw on hot and spread wallets", ()),
+    "flow": ("the hire-to-payout story per virtual user, closed or open loop", _LOAD),
+    "mix": ("a weighted marketplace mix, mostly reads, on a seeded data set", _LOAD),
+    "compare": ("ratio table of two reports; exit 1 when B is worse beyond a tolerance", ()),
 }
+
+
+def missing_modules(names: tuple[str, ...]) -> list[str]:
+    import importlib.util
+    return [n for n in names if importlib.util.find_spec(n) is None]
 
 
 class _LazyBench(click.Group):
@@ -31,19 +37,18 @@ class _LazyBench(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in SCENARIOS:
             return None
-        try:
-            module = importlib.import_module(f"workup.bench.{SCENARIOS[name][0]}")
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.split(".")[0] == "workup":
-                raise
-            raise click.ClickException(f"workup bench {name} needs {exc.name!r} from the 'bench' extra: "
-                                       f"pip install -e '.[bench]' in the project (or pip install "
-                                       f"'workup[bench]')") from None
-        return getattr(module, "command", None)
+        _, needs = SCENARIOS[name]
+        missing = missing_modules(needs)
+        if missing:
+            # scripts/up installs the base only; say which extra brings the peers
+            raise click.ClickException(
+                f"workup bench {name} needs {', '.join(missing)} from the 'bench' extra: "
+                f"pip install -e '.[bench]' in the project (or pip install 'workup[bench]')")
+        return getattr(importlib.import_module(f"workup.bench.{name}"), "command", None)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Benchmarks"):
-            formatter.write_dl([(name, line) for name, (_, line) in SCENARIOS.items()])
+            formatter.write_dl([(name, line) for name, (line, _) in SCENARIOS.items()])
 
 
 @click.group(name="bench", cls=_LazyBench)
