@@ -246,10 +246,10 @@ async def _ticker(on_tick: Tick | None, stats: Stats, started: Callable[[], int]
         on_tick(stats, trio.current_time(), started())
 
 
-async def _drive(body: Callable[[trio.Nursery, Stats], Awaitable[int]], bounds: Bounds,
+async def _drive(body: Callable[[trio.Nursery, Stats, list[int]], Awaitable[None]], bounds: Bounds,
                  on_tick: Tick | None, on_mark: Callable[[str], None] | None) -> tuple[Stats, Window]:
-    """Run ``body`` (which starts units in the nursery and returns how many it started) with the
-    window's clock and CPU readings around it; bounded by ``bounds.drain`` after the end.
+    """Run ``body`` (which starts units in the nursery and counts them in ``started[0]``) with
+    the window's clock and CPU readings around it; bounded by ``bounds.drain`` after the end.
     ``on_mark("start"/"end")`` runs at the window's edges (to read the system's CPU time then)."""
     now = trio.current_time()
     stats = Stats(now + bounds.warmup)
@@ -267,7 +267,7 @@ async def _drive(body: Callable[[trio.Nursery, Stats], Awaitable[int]], bounds: 
 
         async with trio.open_nursery() as units:
             units.start_soon(mark_start)
-            count[0] = await body(units, stats)
+            await body(units, stats, count)
             units.cancel_scope.deadline = trio.current_time() + bounds.drain
         ticks.cancel_scope.cancel()
     end = trio.current_time()
@@ -281,9 +281,8 @@ async def closed_loop(unit: Unit, users: int, bounds: Bounds, *, on_tick: Tick |
                       on_mark: Callable[[str], None] | None = None) -> tuple[Stats, Window]:
     """``users`` tasks, each running units back to back until the time or the unit budget is
     spent. A unit's latency runs from its actual start."""
-    async def body(nursery: trio.Nursery, stats: Stats) -> int:
+    async def body(nursery: trio.Nursery, stats: Stats, started: list[int]) -> None:
         end = stats.start + bounds.duration
-        started = [0]
         budget = bounds.max_units
 
         async def user(index: int) -> None:
@@ -296,7 +295,6 @@ async def closed_loop(unit: Unit, users: int, bounds: Bounds, *, on_tick: Tick |
             inner.cancel_scope.deadline = end + bounds.drain
             for index in range(users):
                 inner.start_soon(user, index)
-        return started[0]
 
     return await _drive(body, bounds, on_tick, on_mark)
 
@@ -307,7 +305,7 @@ async def open_loop(unit: Unit, rate: float, bounds: Bounds, *, max_in_flight: i
     """Units started at ``rate`` per second on the :func:`schedule`; at most ``max_in_flight`` at
     once (past that a unit waits for a slot, and the wait counts in its latency). Unit ``i`` is
     given user ``i % users`` (``users`` defaults to ``max_in_flight``)."""
-    async def body(nursery: trio.Nursery, stats: Stats) -> int:
+    async def body(nursery: trio.Nursery, stats: Stats, started: list[int]) -> None:
         slots = trio.CapacityLimiter(max_in_flight)
         origin = stats.start - bounds.warmup
         offsets = schedule(rate, bounds.warmup + bounds.duration, bounds.max_units)
@@ -323,7 +321,7 @@ async def open_loop(unit: Unit, rate: float, bounds: Bounds, *, max_in_flight: i
             intended = origin + offset
             await trio.sleep_until(intended)
             await slots.acquire_on_behalf_of(index)
+            started[0] += 1
             nursery.start_soon(one, index, intended)
-        return len(offsets)
 
     return await _drive(body, bounds, on_tick, on_mark)

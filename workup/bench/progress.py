@@ -34,7 +34,7 @@ class Progress:
         if self.enabled:
             from tqdm import tqdm
             self._bar = tqdm(total=round(total_seconds), unit="s", file=stream, leave=True,
-                             bar_format="{l_bar}{bar:20}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}] {postfix}")
+                             bar_format="{percentage:3.0f}%|{bar:20}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}] {desc}")
 
     def __call__(self, stats: Stats, now: float, started: int) -> None:
         if self._bar is None:
@@ -42,7 +42,7 @@ class Progress:
         if self._origin is None:
             self._origin = now - 1.0
         self._bar.n = min(self._bar.total, now - self._origin)
-        self._bar.set_postfix_str(line(stats, now, started, self.unit), refresh=False)
+        self._bar.set_description_str(line(stats, now, started, self.unit), refresh=False)
         self._bar.refresh()
 
     def close(self) -> None:
