@@ -55,7 +55,8 @@ def command(host: str | None, port: int | None, prefix: str, request_timeout: fl
                     async with trio.open_nursery() as servers:  # returns after the graceful shutdown
                         url = await servers.start(lambda task_status: serve_app(
                             app, settings.host, settings.port, shutdown_trigger=stop.wait,
-                            graceful_timeout=graceful_timeout, task_status=task_status))
+                            graceful_timeout=graceful_timeout, listen_fd=flags.get("listen_fd"),
+                            task_status=task_status))
                         settle_heap()
                         log.info("gateway on %s (broker %s, prefix %s)", url, _redact(amqp_url), prefix)
                         click.echo(f"WorkUp gateway on {url}", err=True)
@@ -72,3 +73,67 @@ def _redact(url: str) -> str:
         netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
         parts = parts._replace(netloc=netloc)
     return urlunsplit(parts)
+
+
+# --- ``--processes N``: N gateway processes serving one listening socket -----------------------
+# One process tops out at what hypercorn's trio worker can parse; the parent binds the socket
+# once, starts N copies of this command on it (--listen-fd, hidden) and only supervises: the
+# kernel hands each connection to whichever child accepts first. Added here, after the command,
+# so it stays one self-contained block.
+
+def _serve_processes(count: int, params: dict[str, object]) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from .._listening import listen
+    from ..gateway._server import hypercorn_config
+
+    settings = settings_from(**params)
+    sockets, host, port = listen(hypercorn_config(settings.host, settings.port), "gateway")
+    fd = sockets.insecure_sockets[0].fileno()
+    os.set_inheritable(fd, True)
+    argv = [sys.executable, "-m", "workup", *sys.argv[1:], "--processes", "1", "--listen-fd", str(fd)]
+    children = [subprocess.Popen(argv, pass_fds=(fd,)) for _ in range(count)]
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    click.echo(f"WorkUp gateway: {count} processes on http://{host}:{port}", err=True)
+    while any(child.poll() is None for child in children):
+        if not stopping and any(child.poll() is not None for child in children):
+            click.echo("workup gateway: a gateway process exited; stopping the others", err=True)
+            stop(signal.SIGTERM, None)
+        time.sleep(0.2)
+    codes = [child.returncode for child in children]
+    raise SystemExit(0 if stopping and all(c == 0 for c in codes) else max(1, *codes))
+
+
+def _with_processes(cmd: click.Command) -> click.Command:
+    serve_one = cmd.callback
+    assert serve_one is not None
+    cmd.params += [
+        click.Option(["--processes"], type=click.IntRange(1, 256), default=1, show_default=True,
+                     help="gateway processes sharing the listening socket (one uses one core)"),
+        click.Option(["--listen-fd"], type=int, default=None, hidden=True),
+    ]
+
+    def callback(processes: int, **params: object) -> None:
+        if processes > 1 and params.get("listen_fd") is None:
+            _serve_processes(processes, params)
+        else:
+            serve_one(**params)
+
+    cmd.callback = callback
+    return cmd
+
+
+command = _with_processes(command)
