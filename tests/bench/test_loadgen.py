@@ -201,3 +201,12 @@ async def test_ticks_and_marks(autojump_clock: trio.abc.Clock) -> None:
                       on_tick=lambda stats, now, started: ticks.append(started), on_mark=marks.append)
     assert marks == ["start", "end"]
     assert len(ticks) == 3 and ticks == sorted(ticks) and not math.isnan(ticks[-1])
+
+
+async def test_open_loop_records_how_late_units_started(autojump_clock: trio.abc.Clock) -> None:
+    # one slot, units of 0.5 s at 4/s: unit i starts 0.25*i s late
+    stats, _ = await open_loop(_unit(0.5), rate=4, bounds=Bounds(duration=1.0), max_in_flight=1)
+    assert stats.start_lag.count == 4
+    assert stats.start_lag.percentile_ms(100) == pytest.approx(750, rel=1e-3)
+    closed, _ = await closed_loop(_unit(0.5), users=1, bounds=Bounds(duration=1.0))
+    assert closed.start_lag.count == 0

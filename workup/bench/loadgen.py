@@ -109,6 +109,10 @@ class Stats:
         self.start = start
         self.steps: dict[str, _Step] = {}
         self.unit_latency = Histogram()     # from the intended start (open loop) or the start
+        # open loop: how late units started after their intended time. Large values mean the
+        # load generator (or its machine) could not keep the schedule: the latencies then
+        # include our own lateness, and the report says so.
+        self.start_lag = Histogram()
         self.units_ok = 0
         self.unit_errors: dict[str, int] = {}
         self.timeline: list[Second] = []
@@ -199,7 +203,7 @@ class Bounds(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class Window(msgspec.Struct, kw_only=True):
-    """The measured window: its length and our CPU time over it."""
+    """The measured window (up to the last unit's end) and our CPU time over it."""
     seconds: float
     cpu_seconds: float
     units_started: int
@@ -285,16 +289,26 @@ async def closed_loop(unit: Unit, users: int, bounds: Bounds, *, on_tick: Tick |
         end = stats.start + bounds.duration
         budget = bounds.max_units
 
-        async def user(index: int) -> None:
-            while trio.current_time() < end and (budget is None or started[0] < budget):
-                started[0] += 1
-                t0 = trio.current_time()
-                await _run_unit(unit, index, stats, t0 >= stats.start, t0)
+        done = trio.Event()
+        running = [users]
 
-        async with trio.open_nursery() as inner:
-            inner.cancel_scope.deadline = end + bounds.drain
-            for index in range(users):
-                inner.start_soon(user, index)
+        async def user(index: int) -> None:
+            try:
+                while trio.current_time() < end and (budget is None or started[0] < budget):
+                    started[0] += 1
+                    t0 = trio.current_time()
+                    await _run_unit(unit, index, stats, t0 >= stats.start, t0)
+            finally:
+                running[0] -= 1
+                if not running[0]:
+                    done.set()
+
+        for index in range(users):
+            nursery.start_soon(user, index)
+        # back at the end of the time (units still out then drain), or earlier when every user
+        # has stopped (the unit budget is spent)
+        with trio.move_on_at(end):
+            await done.wait()
 
     return await _drive(body, bounds, on_tick, on_mark)
 
@@ -312,6 +326,8 @@ async def open_loop(unit: Unit, rate: float, bounds: Bounds, *, max_in_flight: i
         pool = users or max_in_flight
 
         async def one(index: int, intended: float) -> None:
+            if intended >= stats.start:
+                stats.start_lag.record(trio.current_time() - intended)
             try:
                 await _run_unit(unit, index % pool, stats, intended >= stats.start, intended)
             finally:

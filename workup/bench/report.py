@@ -86,8 +86,9 @@ class RunReport(msgspec.Struct, kw_only=True):
     units_started: int
     units_ok: int
     unit_errors: dict[str, int]
-    units_per_s: float
+    units_per_s: float                # units completed / the window (up to the last one's end)
     unit_latency: Latency             # closed: from the unit's start; open: from its intended start
+    start_lag: Latency                # open loop: how late units started (our own lateness)
     requests: int
     errors: int
     requests_per_s: float
@@ -132,6 +133,7 @@ def build(name: str, stats: Stats, window: Window, *, loop: str, users: int | No
         users=users, rate=rate, unit=unit, seconds=round(window.seconds, 3),
         units_started=window.units_started, units_ok=stats.units_ok, unit_errors=dict(stats.unit_errors),
         units_per_s=round(stats.units_ok / window.seconds, 3), unit_latency=stats.unit_latency.summary(),
+        start_lag=stats.start_lag.summary(),
         requests=requests, errors=errors, requests_per_s=round(requests / window.seconds, 2),
         steps=[StepReport(name=n, ok=s.ok, errors=dict(s.errors), latency=s.latency.summary())
                for n, s in stats.steps.items()],
@@ -237,6 +239,10 @@ def markdown(r: RunReport, charts: list[str]) -> str:
            _md_table(["process", "CPU s", "µs per request"],
                      [["load generator", r.cpu.loadgen_s, r.cpu.loadgen_us_per_request],
                       ["system", r.cpu.system_s, r.cpu.system_us_per_request]])]
+    if r.loop == "open" and r.start_lag.count:
+        out += ["", f"Start lag (how late the load generator started units after their intended time; "
+                    f"it counts in the latencies above): p50 {_fmt(r.start_lag.p50_ms)} ms, "
+                    f"p99 {_fmt(r.start_lag.p99_ms)} ms, max {_fmt(r.start_lag.max_ms)} ms."]
     if r.cpu.loadgen_over_system is not None:
         out += ["", f"Load generator / system CPU: {r.cpu.loadgen_over_system:.2f}."]
     if r.rate_steps:
