@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from workup.bench.report import RateStep
+from workup.bench.runner import topologies
 from workup.bench.saturation import parse_rate, rate_steps, saturation_rate, sustained
 
 
@@ -63,3 +64,19 @@ def _step(offered: float, ok: bool) -> RateStep:
 ])
 def test_saturation_rate(pattern: list[tuple[float, bool]], expected: float | None) -> None:
     assert saturation_rate([_step(r, ok) for r, ok in pattern]) == expected
+
+
+@pytest.mark.parametrize("gateways, workers, points", [
+    (None, None, [(1, 1)]),
+    ("2", None, [(2, 1)]),
+    (None, "1,2", [(1, 1), (1, 2)]),
+    ("1,2", "1,2", [(1, 1), (1, 2), (2, 1), (2, 2)]),
+])
+def test_topologies(gateways: str | None, workers: str | None, points: list[tuple[int, int]]) -> None:
+    assert topologies(gateways, workers) == points
+
+
+@pytest.mark.parametrize("spec", ["", "0", "x", "1,,65", "-1"])
+def test_topologies_refuses(spec: str) -> None:
+    with pytest.raises(ValueError, match="--workers"):
+        topologies(None, spec)

@@ -25,7 +25,7 @@ from .loadgen import Latency, Stats, Window
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["RunReport", "StepReport", "SecondReport", "Cpu", "Check", "RateStep", "build",
+__all__ = ["RunReport", "StepReport", "SecondReport", "Cpu", "Check", "RateStep", "ScalePoint", "build",
            "write", "load", "environment", "results_dir", "RESULTS_ROOT"]
 
 RESULTS_ROOT = Path(__file__).resolve().parents[2] / "perf" / "results"
@@ -75,6 +75,17 @@ class RateStep(msgspec.Struct, kw_only=True):
     sustained: bool
 
 
+class ScalePoint(msgspec.Struct, kw_only=True):
+    """One run of a scale curve: the split topology's process counts and what came of them."""
+    gateways: int
+    workers: int
+    units_per_s: float
+    p50_ms: float | None
+    p99_ms: float | None
+    errors: int
+    system_us_per_request: float | None
+
+
 class RunReport(msgspec.Struct, kw_only=True):
     name: str
     started_at: str                   # RFC 3339 UTC
@@ -101,6 +112,16 @@ class RunReport(msgspec.Struct, kw_only=True):
     saturation_rate: float | None = None
     checks: list[Check] = []
     hdr_unit_latency: str = ""        # base64 HdrHistogram, for finer comparison later
+    rss_mib: dict[str, list[float | None]] = {}   # each system process, once a second
+    scale: list[ScalePoint] = []      # --gateways/--workers lists: one point per topology run
+
+    def rss_growth(self) -> dict[str, float | None]:
+        """Each process's last RSS sample over its first (1.0 = flat)."""
+        out: dict[str, float | None] = {}
+        for name, samples in self.rss_mib.items():
+            known = [v for v in samples if v is not None and not math.isnan(v)]
+            out[name] = round(known[-1] / known[0], 3) if len(known) >= 2 and known[0] else None
+        return out
 
     @property
     def failed_checks(self) -> list[Check]:
@@ -219,11 +240,15 @@ def _md_table(headers: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
+def _known(samples: list[float | None]) -> list[float]:
+    return [v for v in samples if v is not None and not math.isnan(v)]
+
+
 def markdown(r: RunReport, charts: list[str]) -> str:
     env = r.environment
     load_desc = f"{r.users} users, closed loop" if r.loop == "closed" else f"{r.rate:g} {r.unit}s/s offered, open loop"
     out = [f"# workup bench {r.name}: {r.started_at}", "",
-           f"{load_desc}; {r.seconds:.1f} s measured; system {env.get('mode')} at {env.get('base_url')}; "
+           f"{load_desc}; {r.seconds:.1f} s measured; system {env.get('mode')} ({env.get('topology')}) at {env.get('base_url')}; "
            f"commit {env.get('commit')}; {env.get('cpus')} CPUs ({env.get('cpu_model')}), "
            f"load average {env.get('load_avg_1m')} at the start.", "",
            _md_table(["", "count", "per s", "errors", "p50 ms", "p99 ms", "max ms"], [
@@ -245,12 +270,25 @@ def markdown(r: RunReport, charts: list[str]) -> str:
                     f"p99 {_fmt(r.start_lag.p99_ms)} ms, max {_fmt(r.start_lag.max_ms)} ms."]
     if r.cpu.loadgen_over_system is not None:
         out += ["", f"Load generator / system CPU: {r.cpu.loadgen_over_system:.2f}."]
+    if r.rss_mib:
+        growth = r.rss_growth()
+        out += ["", "## Memory (RSS of the system's processes over the window)", "",
+                _md_table(["process", "first MiB", "last MiB", "max MiB", "last / first"],
+                          [[name, _known(v)[0], _known(v)[-1], max(_known(v)), growth[name]]
+                           for name, v in r.rss_mib.items() if _known(v)])]
     if r.rate_steps:
         out += ["", "## Rate steps", "",
                 _md_table(["offered/s", "achieved/s", "errors", "p50 ms", "p99 ms", "sustained"],
                           [[s.offered, s.achieved, s.errors, s.p50_ms, s.p99_ms, "yes" if s.sustained else "no"]
                            for s in r.rate_steps]),
                 "", f"Saturation: {_fmt(r.saturation_rate)} {r.unit}s/s (highest sustained step)."]
+    if r.scale:
+        base = r.scale[0].units_per_s
+        out += ["", "## Scale curve (split topology; the sections above are the last point's)", "",
+                _md_table(["gateways", "workers per service", f"{r.unit}s/s", "× first", "p50 ms", "p99 ms",
+                           "errors", "system CPU µs/request"],
+                          [[p.gateways, p.workers, p.units_per_s, round(p.units_per_s / base, 2) if base else None,
+                            p.p50_ms, p.p99_ms, p.errors, p.system_us_per_request] for p in r.scale])]
     if r.checks:
         out += ["", "## Targets", "",
                 _md_table(["target", "value", "limit", "met"],
@@ -304,6 +342,25 @@ def _charts(r: RunReport, out: Path) -> list[str]:
         ax.set_xlabel("ms")
         ax.legend()
         save(fig, f"workup bench {r.name}: latency by step", "steps")
+
+    if r.rss_mib:
+        fig, ax = plt.subplots(figsize=(8, 4))
+        for name, samples in r.rss_mib.items():
+            ax.plot(range(len(samples)), nan(samples), label=name[:40])
+        ax.set_xlabel("second of the measured window")
+        ax.set_ylabel("RSS MiB")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize="small")
+        save(fig, f"workup bench {r.name}: memory of the system's processes", "rss")
+
+    if r.scale:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        labels = [f"{p.gateways} gw / {p.workers} w" for p in r.scale]
+        ax.plot(labels, [p.units_per_s for p in r.scale], marker="o")
+        ax.set_xlabel("gateway processes / worker processes per service")
+        ax.set_ylabel(f"{r.unit}s/s")
+        ax.set_ylim(bottom=0)
+        save(fig, f"workup bench {r.name}: throughput against processes", "scale")
 
     if r.rate_steps:
         fig, (lat, thr) = plt.subplots(1, 2, figsize=(10, 4))

@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+import math
+
 import click
 import msgspec
 import trio
@@ -20,9 +22,9 @@ from . import report as R
 from .loadgen import Bounds, Recorder, Stats, Window, closed_loop, open_loop
 from .progress import Progress
 from .saturation import parse_rate, rate_steps, saturation_rate, sustained
-from .system import System, attach, start_embedded
+from .system import System, attach, start_embedded, start_split
 
-__all__ = ["Scenario", "LoadOptions", "load_options", "run_scenario", "common_checks"]
+__all__ = ["Scenario", "LoadOptions", "load_options", "run_scenario", "common_checks", "topologies"]
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -57,6 +59,8 @@ class LoadOptions(msgspec.Struct, kw_only=True):
     max_in_flight: int
     out: str | None
     check: bool
+    gateways: str | None = None          # "2" or "1,2" (a scale curve)
+    workers: str | None = None
 
 
 def load_options(*, users: int, duration: float, warmup: float, p99_bound_ms: float) -> Callable[[F], F]:
@@ -84,6 +88,11 @@ def load_options(*, users: int, duration: float, warmup: float, p99_bound_ms: fl
             click.option("--out", type=click.Path(file_okay=False), default=None,
                          help="report directory (default perf/results/<UTC timestamp>/)"),
             click.option("--check", is_flag=True, help="exit 1 when a target of this bench is missed"),
+            click.option("--gateways", default=None,
+                         help="start the split topology instead of workup up: this many gateway processes; "
+                              "a list (1,2) runs once per count and draws the scale curve (needs WORKUP_AMQP_URL)"),
+            click.option("--workers", default=None,
+                         help="split topology: worker processes per service; a list (1,2) draws the scale curve"),
         ]
         for option in reversed(options):
             f = option(f)
@@ -110,8 +119,15 @@ class _Measure:
         self.system, self.scenario, self.opts = system, scenario, opts
         self._cpu: dict[str, float | None] = {}
 
+        self.rss: dict[str, list[float]] = {}      # MiB of each system process, once a second
+
     def _mark(self, phase: str) -> None:
         self._cpu[phase] = self.system.cpu_seconds()
+
+    def _sample_rss(self, second: int) -> None:
+        for name, rss in self.system.rss_by_process().items():
+            samples = self.rss.setdefault(name, [])
+            samples += [math.nan] * (second - len(samples)) + [round(rss / 2**20, 1)]
 
     def system_cpu(self) -> float | None:
         start, end = self._cpu.get("start"), self._cpu.get("end")
@@ -121,21 +137,30 @@ class _Measure:
         o = self.opts
         bounds = Bounds(duration=duration, warmup=o.warmup, max_units=o.max_units)
         progress = Progress(o.warmup + duration, self.scenario.unit)
+        self.rss = {}
+
+        def tick(stats: Stats, now: float, started: int) -> None:
+            progress(stats, now, started)
+            if now >= stats.start:
+                self._sample_rss(int(now - stats.start))
+
         try:
             if rate is None:
-                return await closed_loop(self.scenario.run, o.users, bounds, on_tick=progress, on_mark=self._mark)
+                return await closed_loop(self.scenario.run, o.users, bounds, on_tick=tick, on_mark=self._mark)
             return await open_loop(self.scenario.run, rate, bounds, max_in_flight=o.max_in_flight,
-                                   users=o.users, on_tick=progress, on_mark=self._mark)
+                                   users=o.users, on_tick=tick, on_mark=self._mark)
         finally:
             progress.close()
 
 
 def _report(m: _Measure, stats: Stats, window: Window, rate: float | None) -> R.RunReport:
     s, o = m.system, m.opts
-    return R.build(m.scenario.name, stats, window, loop="closed" if rate is None else "open",
-                   users=o.users, rate=rate, unit=m.scenario.unit, system_cpu_s=m.system_cpu(),
-                   environment=R.environment(s.mode, s.servers, s.base_url),
-                   settings={**msgspec.structs.asdict(o), **m.scenario.settings()})
+    report = R.build(m.scenario.name, stats, window, loop="closed" if rate is None else "open",
+                     users=o.users, rate=rate, unit=m.scenario.unit, system_cpu_s=m.system_cpu(),
+                     environment={**R.environment(s.mode, s.servers, s.base_url), "topology": s.topology},
+                     settings={**msgspec.structs.asdict(o), **m.scenario.settings()})
+    report.rss_mib = m.rss
+    return report
 
 
 async def _run(system: System, scenario: Scenario, opts: LoadOptions) -> R.RunReport:
@@ -191,9 +216,25 @@ def run_scenario(scenario: Scenario, opts: LoadOptions) -> R.RunReport:
     try:
         if opts.url:
             report = go(attach(opts.url))
+        elif opts.gateways or opts.workers:
+            points = topologies(opts.gateways, opts.workers)
+            report, curve = None, []
+            for gateways, workers in points:
+                click.echo(f"split topology: {gateways} gateway, {workers} worker processes per service", err=True)
+                with start_split(gateways=gateways, workers=workers) as system:
+                    report = go(system)
+                curve.append(R.ScalePoint(gateways=gateways, workers=workers, units_per_s=report.units_per_s,
+                                          p50_ms=report.unit_latency.p50_ms, p99_ms=report.unit_latency.p99_ms,
+                                          errors=report.errors + sum(report.unit_errors.values()),
+                                          system_us_per_request=report.cpu.system_us_per_request))
+            assert report is not None
+            if len(curve) > 1:
+                report.scale = curve
         else:
             with start_embedded() as system:
                 report = go(system)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
     out = Path(opts.out) if opts.out else R.results_dir()
@@ -207,3 +248,19 @@ def run_scenario(scenario: Scenario, opts: LoadOptions) -> R.RunReport:
             raise SystemExit(1)
     return report
 
+
+
+def topologies(gateways: str | None, workers: str | None) -> list[tuple[int, int]]:
+    """``--gateways``/``--workers`` lists → the (gateways, workers) points to run, in order
+    (every combination; a missing option is 1)."""
+    def counts(spec: str | None, name: str) -> list[int]:
+        if spec is None:
+            return [1]
+        try:
+            values = [int(v) for v in spec.split(",") if v.strip()]
+        except ValueError:
+            values = []
+        if not values or min(values) < 1 or max(values) > 64:
+            raise ValueError(f"--{name}: expected whole numbers 1-64 separated by commas, got {spec!r}")
+        return values
+    return [(g, w) for g in counts(gateways, "gateways") for w in counts(workers, "workers")]
