@@ -25,7 +25,7 @@ from .loadgen import Latency, Stats, Window
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["RunReport", "StepReport", "SecondReport", "Cpu", "Check", "RateStep", "ScalePoint", "build",
+__all__ = ["RunReport", "StepReport", "SecondReport", "Cpu", "Check", "RateStep", "ScalePoint", "CorpusPoint", "build", "finish",
            "write", "load", "environment", "results_dir", "RESULTS_ROOT"]
 
 RESULTS_ROOT = Path(__file__).resolve().parents[2] / "perf" / "results"
@@ -86,6 +86,13 @@ class ScalePoint(msgspec.Struct, kw_only=True):
     system_us_per_request: float | None
 
 
+class CorpusPoint(msgspec.Struct, kw_only=True):
+    """One size of ``workup bench corpus``: the latency of each read at that many jobs."""
+    size: int
+    steps: dict[str, Latency]
+    errors: int
+
+
 class RunReport(msgspec.Struct, kw_only=True):
     name: str
     started_at: str                   # RFC 3339 UTC
@@ -114,6 +121,7 @@ class RunReport(msgspec.Struct, kw_only=True):
     hdr_unit_latency: str = ""        # base64 HdrHistogram, for finer comparison later
     rss_mib: dict[str, list[float | None]] = {}   # each system process, once a second
     scale: list[ScalePoint] = []      # --gateways/--workers lists: one point per topology run
+    corpus: list[CorpusPoint] = []    # workup bench corpus: one point per size
 
     def rss_growth(self) -> dict[str, float | None]:
         """Each process's last RSS sample over its first (1.0 = flat)."""
@@ -289,6 +297,13 @@ def markdown(r: RunReport, charts: list[str]) -> str:
                            "errors", "system CPU µs/request"],
                           [[p.gateways, p.workers, p.units_per_s, round(p.units_per_s / base, 2) if base else None,
                             p.p50_ms, p.p99_ms, p.errors, p.system_us_per_request] for p in r.scale])]
+    if r.corpus:
+        names = list(r.corpus[0].steps)
+        out += ["", "## Latency against corpus size (the sections above are the largest size's)", "",
+                _md_table(["jobs"] + [f"{n} {q}" for n in names for q in ("p50 ms", "p99 ms")] + ["errors"],
+                          [[p.size] + [v for n in names for v in (p.steps[n].p50_ms if n in p.steps else None,
+                                                                 p.steps[n].p99_ms if n in p.steps else None)]
+                           + [p.errors] for p in r.corpus])]
     if r.checks:
         out += ["", "## Targets", "",
                 _md_table(["target", "value", "limit", "met"],
@@ -362,6 +377,20 @@ def _charts(r: RunReport, out: Path) -> list[str]:
         ax.set_ylim(bottom=0)
         save(fig, f"workup bench {r.name}: throughput against processes", "scale")
 
+    if r.corpus:
+        fig, ax = plt.subplots(figsize=(8, 4))
+        sizes = [p.size for p in r.corpus]
+        for name in r.corpus[0].steps:
+            for q, style in (("p50_ms", "-"), ("p99_ms", ":")):
+                ax.plot(sizes, nan([getattr(p.steps[name], q) if name in p.steps else None for p in r.corpus]),
+                        style, marker="o", label=f"{name} {q[:3]}")
+        ax.set_xscale("log")
+        ax.set_xlabel("jobs in the corpus")
+        ax.set_ylabel("ms")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize="small")
+        save(fig, f"workup bench {r.name}: latency against corpus size", "corpus")
+
     if r.rate_steps:
         fig, (lat, thr) = plt.subplots(1, 2, figsize=(10, 4))
         offered = [s.offered for s in r.rate_steps]
@@ -387,3 +416,18 @@ def write(report: RunReport, out: Path) -> list[Path]:
     json_path.write_bytes(msgspec.json.format(msgspec.json.encode(report), indent=2) + b"\n")
     md_path.write_text(markdown(report, charts))
     return [json_path, md_path, *(out / c for c in charts)]
+
+
+def finish(report: RunReport, out: str | None, *, check: bool) -> list[Path]:
+    """Write the report (``out`` or a new ``perf/results/<timestamp>/``), print its summary and
+    the missed targets; with ``check``, exit 1 when one was missed."""
+    import click
+    paths = write(report, Path(out) if out else results_dir())
+    click.echo(markdown(report, []))
+    click.echo(f"report: {', '.join(str(p) for p in paths)}", err=True)
+    missed = report.failed_checks
+    if missed:
+        click.echo("targets missed: " + "; ".join(f"{c.target} = {c.value} (limit {c.limit})" for c in missed), err=True)
+        if check:
+            raise SystemExit(1)
+    return paths

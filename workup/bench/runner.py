@@ -9,7 +9,6 @@ A scenario gives a :class:`Scenario`: ``prepare`` (seeding, pre-registration: no
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Protocol, TypeVar
 
 import math
@@ -24,7 +23,7 @@ from .progress import Progress
 from .saturation import parse_rate, rate_steps, saturation_rate, sustained
 from .system import System, attach, start_embedded, start_split
 
-__all__ = ["Scenario", "LoadOptions", "load_options", "run_scenario", "common_checks", "topologies"]
+__all__ = ["Scenario", "LoadOptions", "load_options", "run_scenario", "measure_once", "common_checks", "topologies"]
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -199,6 +198,13 @@ async def _run(system: System, scenario: Scenario, opts: LoadOptions) -> R.RunRe
         await scenario.aclose()
 
 
+def measure_once(system: System, scenario: Scenario, opts: LoadOptions) -> R.RunReport:
+    """One run (or one ``--rate`` stepping) against ``system``, its targets checked."""
+    report = trio.run(_run, system, scenario, opts)
+    report.checks = common_checks(report) + scenario.targets(report)
+    return report
+
+
 def run_scenario(scenario: Scenario, opts: LoadOptions) -> R.RunReport:
     """Start or attach to the system, run, write the report, print its summary; with
     ``--check``, exit 1 when a target is missed."""
@@ -207,47 +213,33 @@ def run_scenario(scenario: Scenario, opts: LoadOptions) -> R.RunReport:
             parse_rate(opts.rate)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--rate") from None
-
-    def go(system: System) -> R.RunReport:
-        report = trio.run(_run, system, scenario, opts)
-        report.checks = common_checks(report) + scenario.targets(report)
-        return report
-
     try:
         if opts.url:
-            report = go(attach(opts.url))
+            report = measure_once(attach(opts.url), scenario, opts)
         elif opts.gateways or opts.workers:
             points = topologies(opts.gateways, opts.workers)
-            report, curve = None, []
+            last, curve = None, []
             for gateways, workers in points:
                 click.echo(f"split topology: {gateways} gateway, {workers} worker processes per service", err=True)
                 with start_split(gateways=gateways, workers=workers) as system:
-                    report = go(system)
-                curve.append(R.ScalePoint(gateways=gateways, workers=workers, units_per_s=report.units_per_s,
-                                          p50_ms=report.unit_latency.p50_ms, p99_ms=report.unit_latency.p99_ms,
-                                          errors=report.errors + sum(report.unit_errors.values()),
-                                          system_us_per_request=report.cpu.system_us_per_request))
-            assert report is not None
+                    last = measure_once(system, scenario, opts)
+                curve.append(R.ScalePoint(gateways=gateways, workers=workers, units_per_s=last.units_per_s,
+                                          p50_ms=last.unit_latency.p50_ms, p99_ms=last.unit_latency.p99_ms,
+                                          errors=last.errors + sum(last.unit_errors.values()),
+                                          system_us_per_request=last.cpu.system_us_per_request))
+            assert last is not None
+            report = last
             if len(curve) > 1:
                 report.scale = curve
         else:
             with start_embedded() as system:
-                report = go(system)
+                report = measure_once(system, scenario, opts)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
-    out = Path(opts.out) if opts.out else R.results_dir()
-    paths = R.write(report, out)
-    click.echo(R.markdown(report, []))
-    click.echo(f"report: {', '.join(str(p) for p in paths)}", err=True)
-    missed = report.failed_checks
-    if missed:
-        click.echo("targets missed: " + "; ".join(f"{c.target} = {c.value} (limit {c.limit})" for c in missed), err=True)
-        if opts.check:
-            raise SystemExit(1)
+    R.finish(report, opts.out, check=opts.check)
     return report
-
 
 
 def topologies(gateways: str | None, workers: str | None) -> list[tuple[int, int]]:

@@ -21,6 +21,7 @@ SCENARIOS = {
     "payments": ("pay and withdraw on hot and spread wallets", ()),
     "flow": ("the hire-to-payout story per virtual user, closed or open loop", _LOAD),
     "mix": ("a weighted marketplace mix, mostly reads, on a seeded data set", _LOAD),
+    "corpus": ("search, browse and get job against corpus size (jobs seeded in bulk)", _LOAD),
     "compare": ("ratio table of two reports; exit 1 when B is worse beyond a tolerance", ()),
 }
 
