@@ -122,6 +122,7 @@ class RunReport(msgspec.Struct, kw_only=True):
     rss_mib: dict[str, list[float | None]] = {}   # each system process, once a second
     scale: list[ScalePoint] = []      # --gateways/--workers lists: one point per topology run
     corpus: list[CorpusPoint] = []    # workup bench corpus: one point per size
+    soak: bool = False                # this run is the soak after --rate stepping (--soak)
 
     def rss_growth(self) -> dict[str, float | None]:
         """Each process's last RSS sample over its first (1.0 = flat)."""
@@ -255,6 +256,8 @@ def _known(samples: list[float | None]) -> list[float]:
 def markdown(r: RunReport, charts: list[str]) -> str:
     env = r.environment
     load_desc = f"{r.users} users, closed loop" if r.loop == "closed" else f"{r.rate:g} {r.unit}s/s offered, open loop"
+    if r.soak:
+        load_desc += " (the soak, after the rate steps below)"
     out = [f"# workup bench {r.name}: {r.started_at}", "",
            f"{load_desc}; {r.seconds:.1f} s measured; system {env.get('mode')} ({env.get('topology')}) at {env.get('base_url')}; "
            f"commit {env.get('commit')}; {env.get('cpus')} CPUs ({env.get('cpu_model')}), "

@@ -29,6 +29,8 @@ F = TypeVar("F", bound=Callable[..., object])
 
 # CPU per request of the load generator at most this share of the system's (issue 11's target)
 LOADGEN_CPU_SHARE = 0.25
+# RSS of every process flat within this share over a soak (issue 11)
+RSS_GROWTH = 0.10
 
 
 class Scenario(Protocol):
@@ -58,6 +60,8 @@ class LoadOptions(msgspec.Struct, kw_only=True):
     max_in_flight: int
     out: str | None
     check: bool
+    soak: float | None = None            # seconds at --soak-share of the saturation rate
+    soak_share: float = 0.8
     gateways: str | None = None          # "2" or "1,2" (a scale curve)
     workers: str | None = None
 
@@ -87,6 +91,11 @@ def load_options(*, users: int, duration: float, warmup: float, p99_bound_ms: fl
             click.option("--out", type=click.Path(file_okay=False), default=None,
                          help="report directory (default perf/results/<UTC timestamp>/)"),
             click.option("--check", is_flag=True, help="exit 1 when a target of this bench is missed"),
+            click.option("--soak", type=click.FloatRange(1, 86_400), default=None,
+                         help="after --rate FROM..TO found the saturation rate, run this many seconds open loop at "
+                              "--soak-share of it (RSS of every process is reported; the issue's soak: 600)"),
+            click.option("--soak-share", type=click.FloatRange(0.05, 1), default=0.8, show_default=True,
+                         help="share of the saturation rate the soak offers"),
             click.option("--gateways", default=None,
                          help="start the split topology instead of workup up: this many gateway processes; "
                               "a list (1,2) runs once per count and draws the scale curve (needs WORKUP_AMQP_URL)"),
@@ -101,13 +110,19 @@ def load_options(*, users: int, duration: float, warmup: float, p99_bound_ms: fl
 
 def common_checks(report: R.RunReport) -> list[R.Check]:
     """Every load bench's own targets: no failed unit, and a load generator far cheaper than
-    the system (when the system's CPU is known, i.e. this bench started it)."""
+    the system (when the system's CPU is known, i.e. this bench started it); after a soak, the
+    RSS of every process flat within 10 %."""
     failed = sum(report.unit_errors.values()) + report.errors
     checks = [R.Check(target="failed units and requests", value=failed, limit=0, met=failed == 0 and report.units_ok > 0)]
     share = report.cpu.loadgen_over_system
     if share is not None:
         checks.append(R.Check(target="load generator CPU / system CPU", value=share,
                               limit=LOADGEN_CPU_SHARE, met=share <= LOADGEN_CPU_SHARE))
+    if report.soak:
+        growth = [g for g in report.rss_growth().values() if g is not None]
+        worst = max(growth, default=None)
+        checks.append(R.Check(target="RSS growth of the worst process over the soak (last / first)", value=worst,
+                              limit=1 + RSS_GROWTH, met=worst is not None and worst <= 1 + RSS_GROWTH))
     return checks
 
 
@@ -192,7 +207,15 @@ async def _run(system: System, scenario: Scenario, opts: LoadOptions) -> R.RunRe
             if not steps[-1].sustained:
                 break
         assert last is not None
-        last.rate_steps, last.saturation_rate = steps, saturation_rate(steps)
+        found = saturation_rate(steps)
+        if opts.soak and found:
+            rate = round(found * opts.soak_share, 3)
+            click.echo(f"soak: {opts.soak:g} s at {rate:g}/s ({opts.soak_share:.0%} of {found:g}/s)", err=True)
+            last = _report(m, *await m.once(rate, opts.soak), rate)
+            last.soak = True
+        elif opts.soak:
+            click.echo("soak skipped: no rate step was sustained", err=True)
+        last.rate_steps, last.saturation_rate = steps, found
         return last
     finally:
         await scenario.aclose()
