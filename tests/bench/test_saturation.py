@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from workup.bench.report import RateStep
-from workup.bench.runner import topologies
+from workup.bench.runner import achieved_rate, topologies
 from workup.bench.saturation import parse_rate, rate_steps, saturation_rate, sustained
+
+from ._reports import make_report
 
 
 @pytest.mark.parametrize("spec, expected", [
@@ -80,3 +82,14 @@ def test_topologies(gateways: str | None, workers: str | None, points: list[tupl
 def test_topologies_refuses(spec: str) -> None:
     with pytest.raises(ValueError, match="--workers"):
         topologies(None, spec)
+
+
+def test_achieved_rate_counts_the_scheduled_seconds_only() -> None:
+    report = make_report(units=100, seconds=10.0)           # 10 units in each of seconds 0..9
+    assert achieved_rate(report, 10) == 10
+    assert achieved_rate(report, 5) == 10
+    assert achieved_rate(report, 5.9) == 10                 # whole seconds
+    report.timeline[9].units = 0                            # the last second's units came after the window
+    assert achieved_rate(report, 10) == 9
+    report.timeline[0].unit_errors = 10
+    assert achieved_rate(report, 10) == 8

@@ -23,7 +23,7 @@ from .progress import Progress
 from .saturation import parse_rate, rate_steps, saturation_rate, sustained
 from .system import System, attach, start_embedded, start_split
 
-__all__ = ["Scenario", "LoadOptions", "load_options", "run_scenario", "measure_once", "common_checks", "topologies"]
+__all__ = ["Scenario", "LoadOptions", "load_options", "run_scenario", "measure_once", "common_checks", "topologies", "achieved_rate"]
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -192,10 +192,7 @@ async def _run(system: System, scenario: Scenario, opts: LoadOptions) -> R.RunRe
             stats, window = await m.once(rate, opts.duration)
             last = _report(m, stats, window, rate)
             errors = last.errors + sum(last.unit_errors.values())
-            # the units were scheduled over --duration: completions over that time equal the
-            # offered rate unless units failed or were still out when the drain ended (falling
-            # behind shows in the p99, measured from the intended start)
-            achieved = round(last.units_ok / opts.duration, 3)
+            achieved = achieved_rate(last, opts.duration)
             steps.append(R.RateStep(
                 offered=rate, achieved=achieved, errors=errors, p50_ms=last.unit_latency.p50_ms,
                 p99_ms=last.unit_latency.p99_ms,
@@ -279,3 +276,13 @@ def topologies(gateways: str | None, workers: str | None) -> list[tuple[int, int
             raise ValueError(f"--{name}: expected whole numbers 1-64 separated by commas, got {spec!r}")
         return values
     return [(g, w) for g in counts(gateways, "gateways") for w in counts(workers, "workers")]
+
+
+def achieved_rate(report: R.RunReport, duration: float) -> float:
+    """Units completed without error per second over the whole seconds of the scheduled
+    window: equal to the offered rate while the system keeps up, its capacity when it does not
+    (completions during the drain after the window are left out, or a saturated step would
+    look as if it had kept up)."""
+    seconds = max(1, int(duration))
+    done = sum(s.units - s.unit_errors for s in report.timeline[:seconds])
+    return round(done / seconds, 3)
