@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +13,8 @@ import pytest
 from workup.bench.corpus import WORDS, corpus_targets, matching
 from workup.bench.loadgen import Latency
 from workup.bench.report import CorpusPoint
+
+from ..conftest import service_url
 
 
 @pytest.mark.parametrize("size", [1, 15, 16, 17, 200, 1000, 10_000])
@@ -44,21 +50,34 @@ def test_one_size_has_no_curve_target() -> None:
     assert corpus_targets([_point(10, 1, 1)]) == []
 
 
-@pytest.mark.timeout(300)
-def test_corpus_run(tmp_path: Path) -> None:
-    """A short real run on SQLite: two sizes, the curve table and chart, no failed read."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKUP_")}
+def _corpus_run(tmp_path: Path, env: dict[str, str]) -> dict:
     proc = subprocess.run([sys.executable, "-m", "workup", "bench", "corpus", "--sizes", "40,120", "--duration", "1.5",
                            "--warmup", "0.5", "--users", "2", "--out", str(tmp_path)],
                           cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((tmp_path / "corpus.json").read_text())
     assert [p["size"] for p in report["corpus"]] == [40, 120]
-    assert all(p["errors"] == 0 and set(p["steps"]) == {"search", "browse", "get job"} for p in report["corpus"])
+    assert all(p["errors"] == 0 and set(p["steps"]) == {"search", "browse", "get job"} for p in report["corpus"]), \
+        [s["errors"] for s in report["steps"]]
     assert (tmp_path / "corpus-corpus.png").stat().st_size > 5000
     assert "## Latency against corpus size" in (tmp_path / "corpus.md").read_text()
+    return report
+
+
+def _no_workup_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("WORKUP_")}
+
+
+@pytest.mark.timeout(300)
+def test_corpus_run_on_sqlite(tmp_path: Path) -> None:
+    """A short real run: two sizes, the curve table and chart, every read answered right."""
+    assert _corpus_run(tmp_path, _no_workup_env())["environment"]["jobs_store"] == "sqlite"
+
+
+@pytest.mark.services
+@pytest.mark.timeout(300)
+def test_corpus_run_on_cassandra(tmp_path: Path) -> None:
+    """The same on Cassandra: the jobs are written into the keyspaces the system reads (its
+    own, dropped after the run)."""
+    env = dict(_no_workup_env(), WORKUP_CASSANDRA_HOSTS=service_url("cassandra"))
+    assert _corpus_run(tmp_path, env)["environment"]["jobs_store"] == "cassandra"

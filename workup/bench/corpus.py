@@ -57,8 +57,9 @@ class Corpus:
     def settings(self) -> dict[str, object]:
         return {"size": self.size}
 
-    async def grow(self, system: System, size: int, concurrency: int = 32) -> None:
-        """Jobs ``len(job_ids)`` to ``size - 1`` written straight into the jobs store."""
+    async def grow(self, system: System, size: int, keyspace_prefix: str, concurrency: int = 32) -> None:
+        """Jobs ``len(job_ids)`` to ``size - 1`` written straight into the jobs store of
+        ``system`` (its data directory; on Cassandra, its keyspace prefix)."""
         from ..services.jobs.search import job_terms
         from ..services.jobs.store import TABLES, JobsStore, StoredJob
         from ..settings import load_settings
@@ -66,7 +67,8 @@ class Corpus:
         from ..storage.open import opened_store
 
         assert system.data_dir is not None
-        settings = load_settings({"data_dir": os.path.join(system.data_dir, "data")})
+        settings = load_settings({"data_dir": os.path.join(system.data_dir, "data"),
+                                  "cassandra_keyspace_prefix": keyspace_prefix})
         client = secrets.token_hex(16)
         todo = iter(range(len(self.job_ids), size))
         created: list[str] = []
@@ -106,8 +108,10 @@ class Corpus:
                         check=lambda b: None if isinstance(b, dict) and len(b.get("jobs", [])) == full
                         else f"expected {full} jobs for {WORDS[index]!r}")
         if kind == "browse":
+            page = min(20, self.size)
             return call(http, rec, kind, "GET", f"{API}/jobs?pageLimit=20", 200,
-                        check=lambda b: None if isinstance(b, dict) and "jobs" in b else "no jobs")
+                        check=lambda b: None if isinstance(b, dict) and len(b.get("jobs", [])) == page
+                        else f"expected {page} jobs")
         job_id = self.random.choice(self.job_ids)
         return call(http, rec, kind, "GET", f"{API}/jobs/{job_id}", 200, token=self.token,
                     check=lambda b: None if isinstance(b, dict) and b.get("id") == job_id else "another job")
@@ -183,7 +187,7 @@ def command(sizes: str, seed: int, **options: Any) -> None:
             scenario.token = trio.run(_register, system.base_url)
             for size in wanted:
                 click.echo(f"growing the corpus to {size:,} jobs ...", err=True)
-                trio.run(scenario.grow, system, size)
+                trio.run(scenario.grow, system, size, prefix)
                 report = measure_once(system, scenario, opts)
                 points.append(R.CorpusPoint(size=size, steps={s.name: s.latency for s in report.steps},
                                             errors=report.errors + sum(report.unit_errors.values())))
