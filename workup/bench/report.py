@@ -340,8 +340,10 @@ def _charts(r: RunReport, out: Path) -> list[str]:
     lat.set_ylabel("request ms")
     lat.legend(loc="upper left")
     thr.plot(t, [s.requests for s in r.timeline], label="requests/s")
-    thr.plot(t, [s.units for s in r.timeline], label=f"{r.unit}s/s")
+    if r.unit != "request":           # one unit is one request in mix and corpus: one line
+        thr.plot(t, [s.units for s in r.timeline], label=f"{r.unit}s/s")
     thr.set_ylabel("per second")
+    thr.set_ylim(bottom=0)
     thr.legend(loc="upper left")
     err.bar(t, [s.errors for s in r.timeline], color="tab:red")
     err.set_ylabel("errors/s")
