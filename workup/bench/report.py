@@ -15,6 +15,7 @@ import platform
 import subprocess
 import time
 from importlib import metadata
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -241,7 +242,7 @@ def _fmt(value: float | int | None) -> str:
     return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
 
 
-def _md_table(headers: list[str], rows: list[list[object]]) -> str:
+def _md_table(headers: list[str], rows: Sequence[Sequence[object]]) -> str:
     def cell(v: object) -> str:
         return _fmt(v) if isinstance(v, (int, float)) or v is None else str(v)
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---:" if i else "---" for i in range(len(headers))) + "|"]

@@ -133,7 +133,7 @@ class _Measure:
         self.system, self.scenario, self.opts = system, scenario, opts
         self._cpu: dict[str, float | None] = {}
 
-        self.rss: dict[str, list[float]] = {}      # MiB of each system process, once a second
+        self.rss: dict[str, list[float | None]] = {}   # MiB of each system process, once a second
 
     def _mark(self, phase: str) -> None:
         self._cpu[phase] = self.system.cpu_seconds()

@@ -55,7 +55,7 @@ def command(host: str | None, port: int | None, prefix: str, request_timeout: fl
                     async with trio.open_nursery() as servers:  # returns after the graceful shutdown
                         url = await servers.start(lambda task_status: serve_app(
                             app, settings.host, settings.port, shutdown_trigger=stop.wait,
-                            graceful_timeout=graceful_timeout, listen_fd=flags.get("listen_fd"),
+                            graceful_timeout=graceful_timeout, listen_fd=_inherited_fd(flags),
                             task_status=task_status))
                         settle_heap()
                         log.info("gateway on %s (broker %s, prefix %s)", url, _redact(amqp_url), prefix)
@@ -80,6 +80,12 @@ def _redact(url: str) -> str:
 # once, starts N copies of this command on it (--listen-fd, hidden) and only supervises: the
 # kernel hands each connection to whichever child accepts first. Added here, after the command,
 # so it stays one self-contained block.
+
+def _inherited_fd(params: dict[str, object]) -> int | None:
+    """The listening socket a ``--processes`` parent handed down (``--listen-fd``), if any."""
+    fd = params.get("listen_fd")
+    return fd if isinstance(fd, int) else None
+
 
 def _serve_processes(count: int, params: dict[str, object]) -> None:
     import os
