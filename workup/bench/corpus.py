@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import random
 import secrets
+import time
 from typing import Any
 
 import click
@@ -63,8 +64,7 @@ class Corpus:
         from ..services.jobs.search import job_terms
         from ..services.jobs.store import TABLES, JobsStore, StoredJob
         from ..settings import load_settings
-        from ..storage.ids import now_ms
-        from ..storage.open import opened_store
+        from ..storage import opened_store
 
         assert system.data_dir is not None
         settings = load_settings({"data_dir": os.path.join(system.data_dir, "data"),
@@ -76,7 +76,7 @@ class Corpus:
         async def writer(store: JobsStore) -> None:
             for i in todo:
                 word = WORDS[i % len(WORDS)]
-                ms = now_ms()
+                ms = int(time.time() * 1000)
                 job = StoredJob(id=secrets.token_hex(16), client_id=client, title=f"Corpus {word} job {i}",
                                 description="seeded in bulk by workup bench corpus", skills=[word],
                                 created_ms=ms, updated_ms=ms)

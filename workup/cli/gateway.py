@@ -93,11 +93,14 @@ def _serve_processes(count: int, params: dict[str, object]) -> None:
     import subprocess
     import time
 
-    from .._listening import listen
-    from ..gateway._server import hypercorn_config
+    from hypercorn.config import Config
+
+    from .._listening import bind_address, listen
 
     settings = settings_from(**params)
-    sockets, host, port = listen(hypercorn_config(settings.host, settings.port), "gateway")
+    config = Config()                 # only to bind: the children configure the server
+    config.bind = [bind_address(settings.host, settings.port)]
+    sockets, host, port = listen(config, "gateway")
     fd = sockets.insecure_sockets[0].fileno()
     os.set_inheritable(fd, True)
     argv = [sys.executable, "-m", "workup", *sys.argv[1:], "--processes", "1", "--listen-fd", str(fd)]
