@@ -81,28 +81,58 @@ def _redact(url: str) -> str:
 # kernel hands each connection to whichever child accepts first. Added here, after the command,
 # so it stays one self-contained block.
 
+from typing import TYPE_CHECKING  # noqa: E402  (this block stays self-contained)
+
+if TYPE_CHECKING:
+    import subprocess
+
+
 def _inherited_fd(params: dict[str, object]) -> int | None:
     """The listening socket a ``--processes`` parent handed down (``--listen-fd``), if any."""
     fd = params.get("listen_fd")
     return fd if isinstance(fd, int) else None
 
 
-def _serve_processes(count: int, params: dict[str, object]) -> None:
+def shared_socket(host: str, port: int, what: str) -> tuple[object, int, str, int]:
+    """Bind and listen on ``host:port`` for processes to come (also ``workup up
+    --gateway-processes``): the socket object (keep it referenced), its inheritable fd, the
+    bound host and port."""
     import os
-    import signal
-    import subprocess
-    import time
 
     from hypercorn.config import Config
 
     from .._listening import bind_address, listen
 
+    config = Config()                 # only to bind: the processes configure their servers
+    config.bind = [bind_address(host, port)]
+    sockets, bound_host, bound_port = listen(config, what)
+    sock = sockets.insecure_sockets[0]
+    os.set_inheritable(sock.fileno(), True)
+    return sock, sock.fileno(), bound_host, bound_port
+
+
+def stop_processes(children: list[subprocess.Popen[bytes]], timeout: float = 30) -> None:
+    """SIGTERM to each child still running, then wait (SIGKILL after ``timeout``)."""
+    import signal
+    import subprocess
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def _serve_processes(count: int, params: dict[str, object]) -> None:
+    import signal
+    import subprocess
+    import time
+
     settings = settings_from(**params)
-    config = Config()                 # only to bind: the children configure the server
-    config.bind = [bind_address(settings.host, settings.port)]
-    sockets, host, port = listen(config, "gateway")
-    fd = sockets.insecure_sockets[0].fileno()
-    os.set_inheritable(fd, True)
+    sock, fd, host, port = shared_socket(settings.host, settings.port, "gateway")
     argv = [sys.executable, "-m", "workup", *sys.argv[1:], "--processes", "1", "--listen-fd", str(fd)]
     children = [subprocess.Popen(argv, pass_fds=(fd,)) for _ in range(count)]
     stopping = False
@@ -110,7 +140,7 @@ def _serve_processes(count: int, params: dict[str, object]) -> None:
     def stop(signum: int, frame: object) -> None:
         nonlocal stopping
         stopping = True
-        for child in children:
+        for child in children:       # no wait here: the loop below watches them end
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
 
