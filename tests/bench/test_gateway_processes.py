@@ -16,6 +16,7 @@ import httpx
 import psutil
 import pytest
 
+from ..blackbox._distributed import drop_amqp_names
 from ..conftest import service_url
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,5 +103,6 @@ def test_up_with_two_gateway_processes(tmp_path: Path) -> None:
     finally:
         up.send_signal(signal.SIGTERM)
         code = up.wait(60)
+        drop_amqp_names(env["WORKUP_AMQP_URL"], "benchupgw")      # the services' durable queues
     assert code == 0, log.read_text()
     assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in gateways)
