@@ -55,3 +55,22 @@ def test_server_ready_then_stopped_on_exit(child_env: dict[str, str]) -> None:
     with H.Server("bench_child", "ready-then-hang", env=child_env, ready_timeout=30) as server:
         assert server.proc.poll() is None
     assert server.proc.poll() is not None
+
+
+@pytest.mark.parametrize("value, limit, at_most, met", [
+    (1.8, 1.7, False, True), (1.7, 1.7, False, True), (1.69, 1.7, False, False),
+    (0.5, 0.6, True, True), (0.6, 0.6, True, True), (0.61, 0.6, True, False),
+    (None, 1.0, False, False), (float("nan"), 1.0, True, False),
+])
+def test_target_verdict(value: float | None, limit: float, at_most: bool, met: bool) -> None:
+    assert H.Target(name="t", value=value, limit=limit, at_most=at_most).met is met
+
+
+def test_judge_exits_1_only_with_check_and_a_miss(capsys: pytest.CaptureFixture[str]) -> None:
+    ok, missed = H.Target(name="a", value=2, limit=1), H.Target(name="b", value=0, limit=1)
+    H.judge([ok, missed], check=False)                 # reported, exit 0
+    assert "MISSED" in capsys.readouterr().out
+    H.judge([ok], check=True)
+    with pytest.raises(SystemExit) as exc:
+        H.judge([ok, missed], check=True)
+    assert exc.value.code == 1

@@ -8,6 +8,8 @@
   :func:`run_client`: a child client process that reports ``MARK start``/``MARK end`` at its
   measure window's edges (:func:`mark`) and its :class:`Result` (:func:`emit_result`).
 - :func:`table` and :func:`save_json` (``perf/results/<name>-<UTC time>.json``).
+- :class:`Target`, :func:`check_option` and :func:`judge`: each bench's own targets, printed,
+  and with ``--check`` a missed one exits 1.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import msgspec
 
 __all__ = ["Result", "Recorder", "percentile", "closed_loop_trio", "closed_loop_asyncio",
            "Server", "run_client", "mark", "emit_result", "window_options", "table", "save_json", "machine",
-           "RESULTS_DIR"]
+           "RESULTS_DIR", "Target", "check_option", "judge"]
 
 RESULTS_DIR = Path(__file__).resolve().parents[2] / "perf" / "results"
 
@@ -307,3 +309,38 @@ def save_json(name: str, data: Any, path: str | Path | None = None) -> Path:
     path = Path(path)
     path.write_text(json.dumps(msgspec.to_builtins(data), indent=2) + "\n")
     return path
+
+
+class Target(msgspec.Struct, kw_only=True, frozen=True):
+    """A bench's own target: ``value`` at least ``limit`` (or at most, with ``at_most``); a
+    value the run could not measure (``None``) misses it."""
+    name: str
+    value: float | None
+    limit: float
+    at_most: bool = False
+
+    @property
+    def met(self) -> bool:
+        if self.value is None or math.isnan(self.value):
+            return False
+        return self.value <= self.limit if self.at_most else self.value >= self.limit
+
+
+def check_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--check``: exit 1 when a target of this bench is missed (the command gets ``check``)."""
+    import click
+    return click.option("--check", is_flag=True, help="exit 1 when a target of this bench is missed")(fn)
+
+
+def judge(targets: Sequence[Target], check: bool) -> None:
+    """Print the targets and their verdicts; with ``check``, exit 1 when one is missed."""
+    import click
+    if not targets:
+        return
+    click.echo(table(["target", "value", "limit", "verdict"],
+                     [(t.name, t.value, f"{'<=' if t.at_most else '>='} {t.limit:g}", "met" if t.met else "MISSED")
+                      for t in targets]))
+    missed = [t.name for t in targets if not t.met]
+    if missed and check:
+        click.echo(f"targets missed: {'; '.join(missed)}", err=True)
+        raise SystemExit(1)

@@ -238,12 +238,6 @@ def ratios(results: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
-def _verdict(key: str, value: float) -> str:
-    target = TARGETS[key]
-    ok = value <= target if "at most" in key else value >= target
-    return "met" if ok else "MISSED"
-
-
 def _check_broker(url: str) -> None:
     import socket
 
@@ -263,8 +257,9 @@ def _check_broker(url: str) -> None:
 @click.option("--peers", default=",".join(PEERS), show_default=True,
               help="comma-separated subset of: " + ", ".join(PEERS))
 @H.window_options("amqp")
+@H.check_option
 def command(amqp_url: str, levels: str, peers: str, warmup: float, duration: float,
-            json_path: str | None) -> None:
+            json_path: str | None, check: bool) -> None:
     """RPC echo calls/s and p50/p99 latency: ours vs aiormq vs aio-pika JsonRPC."""
     from workup.amqp import parse_url
     try:
@@ -295,16 +290,17 @@ def command(amqp_url: str, levels: str, peers: str, warmup: float, duration: flo
     click.echo(H.table(["peer", "in flight", "calls/s", "p50 ms", "p99 ms", "errors",
                         "client CPU µs/call", "server CPU µs/call"], rows))
     found = ratios(results)
-    if found:
-        click.echo()
-        click.echo(H.table(["ratio", "value", "target", "verdict"],
-                           [(k, v, TARGETS[k], _verdict(k, v)) for k, v in found.items()]))
+    # only the targets this run measured (--in-flight and --peers choose the cells)
+    targets = [H.Target(name=k, value=found[k], limit=v, at_most="at most" in k) for k, v in TARGETS.items()
+               if k in found]
+    click.echo()
     path = H.save_json("amqp", {
         "scenario": "amqp", "payload_bytes": len(BODY), "warmup_s": warmup,
         "duration_s": duration, "machine_before": before, "machine_after": H.machine(),
         "results": results, "ratios": found, "targets": TARGETS,
-        "verdicts": {k: _verdict(k, v) for k, v in found.items()}}, json_path)
-    click.echo(f"\nsaved {path}")
+        "verdicts": {t.name: "met" if t.met else "MISSED" for t in targets}}, json_path)
+    click.echo(f"saved {path}\n")
+    H.judge(targets, check)
 
 
 if __name__ == "__main__":

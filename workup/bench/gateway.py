@@ -22,12 +22,14 @@ from typing import Any
 
 import click
 
-from ._harness import Server, closed_loop_trio, emit_result, machine, mark, run_client, save_json, table
+from ._harness import (Server, Target, check_option, closed_loop_trio, emit_result, judge, machine, mark,
+                       run_client, save_json, table)
 
 __all__ = ["command", "HttpConnection"]
 
 ME = "/api/v1/users/me"
 BARE = "/bare"
+GATEWAY_OVER_BARE = 0.70   # issue 4's target: the cached gateway read keeps 70 % of bare throughput
 
 
 # --- the load generator -------------------------------------------------------------------------
@@ -208,8 +210,9 @@ def _rpc_count(metrics: str) -> int:
               help="alternating bare/gateway rounds")
 @click.option("--redis-url", default=None, help="cache in Redis instead of the in-process cache")
 @click.option("--json", "json_path", default=None, help="where to save the results (default perf/results/)")
+@check_option
 def command(connections: int, duration: float, warmup: float, rounds: int, redis_url: str | None,
-            json_path: str | None) -> None:
+            json_path: str | None, check: bool) -> None:
     """Cached authenticated GET through the gateway vs a bare quart-trio JSON endpoint."""
     gw_port, bare_port = _free_port(), _free_port()
     with Server(__name__, "serve-gateway", str(gw_port), redis_url or "-", ready_timeout=60) as gateway:
@@ -239,12 +242,13 @@ def command(connections: int, duration: float, warmup: float, rounds: int, redis
     ratio = round(total["gateway"] / total["bare"], 3) if total["bare"] else float("nan")
     click.echo(table(["target", "req/s", "p50 ms", "p99 ms", "errors", "server CPU µs/req"], rows))
     click.echo(f"\ncached GET {ME} / bare endpoint throughput: {ratio:.2f}x "
-               f"(target >= 0.70; cache: {'Redis' if redis_url else 'in-process'}; "
+               f"(target >= {GATEWAY_OVER_BARE:.2f}; cache: {'Redis' if redis_url else 'in-process'}; "
                f"{connections} connections, body {size} bytes)")
     saved = save_json("gateway", {"machine": machine(), "connections": connections, "body_bytes": size,
                                  "cache": "redis" if redis_url else "memory", "ratio": ratio, "best": best,
                                  "results": results}, json_path)
-    click.echo(f"saved {saved}")
+    click.echo(f"saved {saved}\n")
+    judge([Target(name=f"cached GET {ME} / bare, throughput", value=ratio, limit=GATEWAY_OVER_BARE)], check)
 
 
 if __name__ == "__main__":

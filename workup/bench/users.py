@@ -35,6 +35,8 @@ __all__ = ["command", "ratios"]
 
 PASSWORD = "bench-password-1"
 LOGIN, CACHED, BARE = "login", "cached GET /api/v1/users/me", "bare quart-trio JSON GET"
+# issue 4's targets, on the ratios of ratios() below
+TARGETS = {"login 2 processes / 1 process": 1.7, "cached GET /me / bare GET": 0.7}
 
 
 def _free_port() -> int:
@@ -204,8 +206,9 @@ def _process_counts(ctx: click.Context, param: click.Parameter, value: str) -> l
 @click.option("--rounds", default=3, type=click.IntRange(1, 100), show_default=True,
               help="interleaved measuring rounds (ratios are the median of the per-round ratios)")
 @click.option("--out", default=None, help="JSON result file (default perf/results/users-<time>.json)")
+@H.check_option
 @click.pass_context
-def command(ctx: click.Context, **opts: Any) -> None:
+def command(ctx: click.Context, check: bool, **opts: Any) -> None:
     """Login (1 vs 2 users processes) and cached GET /me vs a bare quart-trio endpoint."""
     if ctx.invoked_subcommand is not None:
         return
@@ -225,7 +228,9 @@ def command(ctx: click.Context, **opts: Any) -> None:
     path = H.save_json("users", {"machine_before": load_before, "machine_after": H.machine(),
                                  "stores": "mongo" if opts["users_mongo_url"] else "sqlite",
                                  "results": results, "summary": summary}, opts["out"])
-    click.echo(f"saved {path}")
+    click.echo(f"saved {path}\n")
+    H.judge([H.Target(name=name, value=summary.get(name), limit=limit) for name, limit in TARGETS.items()
+             if name != "login 2 processes / 1 process" or opts["processes"] == [1, 2]], check)
 
 
 # --- the server processes the bench starts (they print READY once they serve) -----------------------

@@ -115,7 +115,8 @@ async def run_system(settings: Settings, *,
                     app = create_app(settings, transport, cache, jwt_keys=keys, request_timeout=settings.request_timeout)
                     async with trio.open_nursery() as front:   # returns after the graceful shutdown
                         api = await front.start(lambda task_status: serve_app(
-                            app, settings.host, settings.port, shutdown_trigger=stop.wait, task_status=task_status))
+                            app, settings.host, settings.port, shutdown_trigger=stop.wait, listen_fd=_api_socket_fd,
+                            task_status=task_status))
                         urls = {"api": api}
                         if serve_media is not None:
                             media_port = await front.start(lambda task_status: serve_media(
@@ -154,3 +155,71 @@ def _banner(settings: Settings, urls: dict[str, str], names: list[str]) -> None:
         "Press Ctrl-C to stop.",
     ]
     click.echo("\n".join(lines))
+
+
+# --- ``--gateway-processes N``: more gateway processes on the API port ------------------------
+# One gateway process tops out at what hypercorn's trio worker can parse. With RabbitMQ between
+# the gateway and the services, ``workup up`` binds the API socket itself, serves it as before
+# and starts N - 1 ``workup gateway`` processes on the same socket (``--listen-fd``); the kernel
+# hands each connection to whichever process accepts it. On the in-process transport the
+# services are reachable from this process only, so N must be 1 there. Added after the command
+# as one self-contained block.
+
+_api_socket_fd: int | None = None      # the API socket bound before start, when N > 1
+
+
+def gateway_count(spec: str, cpus: int | None) -> int:
+    """``"3"`` → 3; ``"auto"`` → one per core (at least 1)."""
+    if spec.strip().lower() == "auto":
+        return max(1, cpus or 1)
+    if not spec.strip().isdigit() or not 1 <= int(spec) <= 256:
+        raise click.BadParameter(f"a whole number 1-256 or 'auto', got {spec!r}", param_hint="--gateway-processes")
+    return int(spec)
+
+
+def _with_gateway_processes(cmd: click.Command) -> click.Command:
+    serve = cmd.callback
+    assert serve is not None
+    cmd.params.append(click.Option(
+        ["--gateway-processes"], default="1", show_default=True,
+        help="gateway processes serving the API port, or 'auto' (one per core); above 1 needs WORKUP_AMQP_URL"))
+
+    def callback(gateway_processes: str, **params: object) -> None:
+        global _api_socket_fd
+        import os
+        import subprocess
+
+        import msgspec
+
+        from .gateway import shared_socket, stop_processes
+
+        count = gateway_count(gateway_processes, os.cpu_count())
+        if count == 1:
+            serve(**params)
+            return
+        settings = settings_from(**params)
+        if settings.amqp_url is None:
+            raise click.UsageError("--gateway-processes above 1 needs RabbitMQ (WORKUP_AMQP_URL): the in-process "
+                                   "transport reaches the services from this process only")
+        sock, fd, _, port = shared_socket(settings.host, settings.port, "workup up")
+        # the children read the same settings from the environment (secrets never on a command line)
+        env = dict(os.environ, **{f"WORKUP_{k.upper()}": str(v) for k, v in msgspec.structs.asdict(settings).items()
+                                  if v is not None and not isinstance(v, (dict, list))})
+        for name, variable in (("prefix", "WORKUP_AMQP_PREFIX"), ("request_timeout", "WORKUP_REQUEST_TIMEOUT")):
+            if params.get(name) is not None:
+                env[variable] = str(params[name])
+        env["WORKUP_PORT"] = str(port)
+        children = [subprocess.Popen([sys.executable, "-m", "workup", "gateway", "--listen-fd", str(fd)],
+                                     pass_fds=(fd,), env=env, stdin=subprocess.DEVNULL) for _ in range(count - 1)]
+        _api_socket_fd = fd
+        try:
+            serve(**params)
+        finally:
+            stop_processes(children)
+            del sock
+
+    cmd.callback = callback
+    return cmd
+
+
+command = _with_gateway_processes(command)

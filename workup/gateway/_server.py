@@ -31,12 +31,15 @@ def hypercorn_config(host: str, port: int, *, graceful_timeout: float = 5.0) -> 
 
 async def serve_app(app: Any, host: str = "127.0.0.1", port: int = 0, *,
                     shutdown_trigger: Callable[..., Awaitable[None]] | None = None,
-                    graceful_timeout: float = 5.0,
+                    graceful_timeout: float = 5.0, listen_fd: int | None = None,
                     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve until cancelled (or ``shutdown_trigger`` returns: then finish in-flight requests for
     at most ``graceful_timeout`` seconds). ``task_status.started`` gets the base URL. An address
-    that cannot be bound is a one-line :class:`SettingsError`."""
+    that cannot be bound is a one-line :class:`SettingsError`. ``listen_fd``: serve a listening
+    socket inherited from a parent instead (``workup gateway --processes``)."""
     config = hypercorn_config(host, port, graceful_timeout=graceful_timeout)
+    if listen_fd is not None:
+        config.bind = [f"fd://{listen_fd}"]
     sockets, bound_host, bound_port = listen(config, "gateway")
     url = f"http://{bind_address(bound_host, bound_port)}"
 

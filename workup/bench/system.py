@@ -1,0 +1,238 @@
+"""The system a load bench talks to: ``workup up`` it starts itself (a child process on free
+ports with a fresh data directory), the split topology (``workup gateway --processes G`` and one
+``workup worker SERVICE --processes W`` per service, for the scale curves), or one already
+running at a given URL.
+
+The children inherit the environment, so with ``WORKUP_AMQP_URL`` and the other server URLs set
+``workup up`` runs distributed (services on RabbitMQ, stores on their servers) and
+:func:`mode_of` says so; the split topology needs the broker. Their CPU time and RSS (each child
+and every process under it) are read with psutil, so a report can put the system's CPU per
+request next to the load generator's. The servers' own processes (RabbitMQ, the databases) are
+not counted.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import msgspec
+
+if TYPE_CHECKING:
+    import psutil
+
+__all__ = ["System", "start_embedded", "start_split", "attach", "mode_of", "SERVER_VARIABLES"]
+
+# The settings that turn the embedded defaults into servers (workup/settings.py).
+SERVER_VARIABLES = ("WORKUP_AMQP_URL", "WORKUP_REDIS_URL", "WORKUP_USERS_MONGO_URL",
+                    "WORKUP_PAYMENTS_POSTGRES_URL", "WORKUP_CASSANDRA_HOSTS")
+
+
+def mode_of(environ: Mapping[str, str]) -> str:
+    """``distributed`` when the services talk over RabbitMQ, else ``embedded``."""
+    return "distributed" if environ.get("WORKUP_AMQP_URL") else "embedded"
+
+
+class System(msgspec.Struct, kw_only=True):
+    """Where the API is (``base_url``) and, when we started it, its processes (``pids``: each
+    the root of a tree) and where its log is."""
+    base_url: str
+    mode: str
+    servers: list[str]                 # which of SERVER_VARIABLES were set (names only)
+    topology: str = "given"            # "up", "split (G gateways, W workers per service)", "given"
+    pids: list[int] = []
+    data_dir: str | None = None
+    log_path: str | None = None
+
+    def _processes(self) -> list["psutil.Process"]:
+        import psutil
+        found = []
+        for pid in self.pids:
+            try:
+                root = psutil.Process(pid)
+                found += [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+        return found
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time of the system's processes so far (``None`` when we did not start it)."""
+        if not self.pids:
+            return None
+        import psutil
+        total = 0.0
+        for proc in self._processes():
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system + times.children_user + times.children_system
+        return total
+
+    def rss_by_process(self) -> dict[str, int]:
+        """RSS in bytes of every process of the system, keyed ``<pid> <command>``."""
+        import psutil
+        out = {}
+        for proc in self._processes():
+            try:
+                cmd = proc.cmdline()
+                out[f"{proc.pid} {' '.join(a for a in cmd[2:5] if not a.startswith('-'))}"] = proc.memory_info().rss
+            except psutil.Error:
+                continue
+        return out
+
+    def log_tail(self, lines: int = 30) -> str:
+        if self.log_path is None:
+            return ""
+        try:
+            return "\n".join(Path(self.log_path).read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _healthy(base_url: str) -> bool:
+    import httpx
+    try:
+        return httpx.get(base_url + "/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def attach(base_url: str) -> System:
+    """A system someone else runs; its mode is what the environment of this process says."""
+    if not _healthy(base_url.rstrip("/")):
+        raise RuntimeError(f"{base_url}/health does not answer 200")
+    return System(base_url=base_url.rstrip("/"), mode=mode_of(os.environ),
+                  servers=[v for v in SERVER_VARIABLES if os.environ.get(v)])
+
+
+class _Children:
+    """Context manager over the child processes of one topology: started by ``_start`` (which
+    returns the :class:`System`), stopped with SIGTERM (then SIGKILL) on exit, their data removed."""
+
+    def __init__(self, *, startup_timeout: float, extra_env: Mapping[str, str], keep_data: bool) -> None:
+        self.startup_timeout, self.extra_env, self.keep_data = startup_timeout, extra_env, keep_data
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.tmp = Path(tempfile.mkdtemp(prefix="workup-bench-"))
+        self.log_path = self.tmp / "system.log"
+        self.env = dict(os.environ, WORKUP_LOG_LEVEL="WARNING", WORKUP_DATA_DIR=str(self.tmp / "data"),
+                        **self.extra_env)
+
+    def spawn(self, *args: str) -> subprocess.Popen[bytes]:
+        with open(self.log_path, "ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "workup", *args], env=self.env, stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.procs.append(proc)
+        return proc
+
+    def wait_until(self, ready: Callable[[], bool], system: System, what: str) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while not ready():
+            exited = [p for p in self.procs if p.poll() is not None]
+            if exited or time.monotonic() > deadline:
+                self.__exit__()
+                raise RuntimeError(f"{what} not ready within {self.startup_timeout:.0f} s"
+                                   f"{' (a process exited)' if exited else ''}:\n{system.log_tail()}")
+            time.sleep(0.3)
+
+    def _start(self) -> System:
+        raise NotImplementedError
+
+    def __enter__(self) -> System:
+        return self._start()
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if not self.keep_data:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def system(self, port: int, topology: str) -> System:
+        return System(base_url=f"http://127.0.0.1:{port}", mode=mode_of(self.env), topology=topology,
+                      servers=[v for v in SERVER_VARIABLES if self.env.get(v)],
+                      pids=[p.pid for p in self.procs], data_dir=str(self.tmp), log_path=str(self.log_path))
+
+
+class _Embedded(_Children):
+    """``workup up`` as one child."""
+
+    def _start(self) -> System:
+        port = _free_port()
+        self.spawn("up", "--port", str(port), "--media-port", str(_free_port()))
+        system = self.system(port, "up")
+        self.wait_until(lambda: _healthy(system.base_url), system, "workup up (GET /health)")
+        return system
+
+
+SERVICES = ("users", "jobs", "contracts", "payments")
+
+
+class _Split(_Children):
+    """``workup gateway --processes G`` and ``workup worker SERVICE --processes W`` for each
+    service, on RabbitMQ under a prefix of their own; ready when every service has W consumers."""
+
+    def __init__(self, *, gateways: int, workers: int, startup_timeout: float, extra_env: Mapping[str, str],
+                 keep_data: bool) -> None:
+        super().__init__(startup_timeout=startup_timeout, extra_env=extra_env, keep_data=keep_data)
+        self.gateways, self.workers = gateways, workers
+        if not self.env.get("WORKUP_AMQP_URL"):
+            raise RuntimeError("the split topology (--gateways/--workers) needs WORKUP_AMQP_URL")
+        self.env.setdefault("WORKUP_JWT_KEY", secrets.token_urlsafe(32))   # one key for every process
+
+    def _consumers(self) -> dict[str, int]:
+        import trio
+
+        from ..transport import AmqpTransport
+
+        async def count() -> dict[str, int]:
+            async with AmqpTransport.connect(self.env["WORKUP_AMQP_URL"], prefix=self.env.get("WORKUP_AMQP_PREFIX", "workup"),
+                                             name="bench-ready") as t:
+                return {s: await t.consumer_count(s) for s in SERVICES}
+        return trio.run(count)
+
+    def _start(self) -> System:
+        port = _free_port()
+        for service in SERVICES:
+            self.spawn("worker", service, "--processes", str(self.workers), "--grace", "5")
+        self.spawn("gateway", "--port", str(port), "--processes", str(self.gateways))
+        system = self.system(port, f"split ({self.gateways} gateway, {self.workers} worker processes per service)")
+        self.wait_until(lambda: _healthy(system.base_url), system, "workup gateway (GET /health)")
+        self.wait_until(lambda: min(self._consumers().values()) >= self.workers, system,
+                        f"{self.workers} consumer(s) per service")
+        return system
+
+
+def start_embedded(*, startup_timeout: float = 180.0, extra_env: Mapping[str, str] | None = None,
+                   keep_data: bool = False) -> _Children:
+    """``with start_embedded() as system:`` runs ``workup up`` for the block."""
+    return _Embedded(startup_timeout=startup_timeout, extra_env=extra_env or {}, keep_data=keep_data)
+
+
+def start_split(*, gateways: int, workers: int, startup_timeout: float = 180.0,
+                extra_env: Mapping[str, str] | None = None, keep_data: bool = False) -> _Children:
+    """``with start_split(gateways=G, workers=W) as system:`` runs the split topology."""
+    return _Split(gateways=gateways, workers=workers, startup_timeout=startup_timeout,
+                  extra_env=extra_env or {}, keep_data=keep_data)
