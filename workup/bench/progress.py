@@ -41,7 +41,8 @@ class Progress:
             return
         if self._origin is None:
             self._origin = now - 1.0
-        self._bar.n = min(self._bar.total, now - self._origin)
+        total = self._bar.total if self._bar.total is not None else now - self._origin
+        self._bar.n = min(total, now - self._origin)
         self._bar.set_description_str(line(stats, now, started, self.unit), refresh=False)
         self._bar.refresh()
 
