@@ -19,7 +19,7 @@ import trio
 from jwcrypto import jwk, jws
 from trio_websocket import ConnectionRejected, open_websocket_url
 
-from workup.cache import MemoryCache, cache_key
+from workup.cache import Cache, MemoryCache, RedisCache, cache_key
 from workup.gateway import create_app
 from workup.messages import contracts as cm
 from workup.messages import users as um
@@ -96,12 +96,13 @@ async def system() -> AsyncIterator[System]:
 
 
 @asynccontextmanager
-async def gateway_of(sys: System, **limits: object) -> AsyncIterator[httpx.AsyncClient]:
-    """Another gateway on the system's transport and cache, with limits of its own (and its own
-    counters: a deployment name of its own unless given)."""
+async def gateway_of(sys: System, cache: Cache | None = None, **limits: object) -> AsyncIterator[httpx.AsyncClient]:
+    """Another gateway on the system's transport and cache (or ``cache``), with limits of its own
+    (and its own counters: a deployment name of its own unless given)."""
     limits.setdefault("amqp_prefix", f"t{secrets.token_hex(5)}")
     settings = msgspec.structs.replace(sys.settings, **limits)
-    async with served(create_app(settings, sys.transport, sys.cache, jwt_keys=sys.jwt_key)) as (http, _):
+    app = create_app(settings, sys.transport, cache or sys.cache, jwt_keys=sys.jwt_key)
+    async with served(app) as (http, _):
         yield http
 
 
@@ -203,12 +204,14 @@ async def test_limits_are_shared_by_every_gateway_on_one_redis(redis_url):
     async with running_system("distributed", ["users", "payments"]) as sys:
         account = await sys.register_client()
         limits = {"login_limit_account": 4, "login_window": 60, "amqp_prefix": f"t{secrets.token_hex(5)}"}
-        async with gateway_of(sys, **limits) as one, gateway_of(sys, **limits) as two:
+        own = RedisCache(redis_url)                 # the second gateway's own connections to Redis
+        async with gateway_of(sys, **limits) as one, gateway_of(sys, own, **limits) as two:
             bad = {"email": account.email, "password": "wrong-password-1"}
             for http in (one, two, one, two):
                 assert_problem(await http.post(LOGIN, json=bad), 401)
             assert_throttled(await two.post(LOGIN, json=bad), 60)
             assert_throttled(await one.post(LOGIN, json={"email": account.email, "password": PASSWORD}), 60)
+        await own.aclose()
 
 
 # --- slow clients ---------------------------------------------------------------------------------

@@ -92,10 +92,10 @@ def _profile(path: str, roles: tuple[str, ...], get_t: type[Message], set_t: typ
 
 ROUTES: list[Route] = [
     Route("POST", f"{P}/clients/register", PUBLIC, m.RegisterClient, BODY, status=201, reply=m.TokenAnswer,
-          errors=(409,), hook=with_token),
+          errors=(409, 429), hook=with_token),
     Route("POST", f"{P}/freelancers/register", PUBLIC, m.RegisterFreelancer, BODY, status=201, reply=m.TokenAnswer,
-          errors=(409,), hook=with_token),
-    Route("POST", f"{P}/login", PUBLIC, m.Login, BODY, reply=m.TokenAnswer, hook=with_token),
+          errors=(409, 429), hook=with_token),
+    Route("POST", f"{P}/login", PUBLIC, m.Login, BODY, reply=m.TokenAnswer, errors=(429,), hook=with_token),
     Route("GET", f"{P}/me", ANY, m.GetMe, reply=m.Me, cache=_cached(m.CACHED_ME)),
     Route("DELETE", f"{P}/me", ("CLIENT", "FREELANCER"), m.DeleteMe, BODY, status=204, errors=(409, 503),
           hook=closes_account),
