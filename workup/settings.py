@@ -29,6 +29,13 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "processes": (1, 64),
     "concurrency": (1, 10_000),
     "grace": (0, 3600),
+    "jwt_lifetime": (60, 30 * 24 * 3600),
+    "login_limit_account": (1, 1_000_000),
+    "login_limit_address": (1, 1_000_000),
+    "login_window": (1, 24 * 3600),
+    "register_limit_address": (1, 1_000_000),
+    "register_window": (1, 24 * 3600),
+    "http_idle_timeout": (1, 3600),
 }
 
 
@@ -71,6 +78,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     swarm_token: str | None = None
     swarm_manager: str | None = None
     do_api_url: str = "https://api.digitalocean.com"
+    # the gateway's tokens, abuse limits and slow clients (docs/security.md)
+    jwt_lifetime: float = 24 * 3600.0      # a token's exp - iat, checked on every token
+    login_limit_account: int = 20          # logins that did not succeed, per account and window
+    login_limit_address: int = 200         # logins that did not succeed, per client address and window
+    login_window: float = 900.0
+    register_limit_address: int = 300      # registrations per client address and window
+    register_window: float = 3600.0
+    http_idle_timeout: float = 20.0        # headers complete, and keep-alive idle, within this
 
     def __post_init__(self) -> None:
         for name, (low, high) in BOUNDS.items():

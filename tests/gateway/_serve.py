@@ -24,8 +24,9 @@ async def served(app: Any) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
         nursery.cancel_scope.cancel()
 
 
-def make_app(transport: Any = None, cache: Any = None, *, blueprints: list = (), **kw: Any) -> Any:
-    app = create_app(Settings(), transport, cache if cache is not None else MemoryCache(), jwt_keys=KEY, **kw)
+def make_app(transport: Any = None, cache: Any = None, *, blueprints: list = (), settings: Settings | None = None,
+             **kw: Any) -> Any:
+    app = create_app(settings or Settings(), transport, cache if cache is not None else MemoryCache(), jwt_keys=KEY, **kw)
     for bp in blueprints:
         app.register_blueprint(bp)
     return app

@@ -139,3 +139,42 @@ def test_bench_gateway_runs(tmp_path):
     assert names == ["bare", "gateway"]
     assert all(x["calls"] > 0 and x["errors"] == 0 for x in data["results"])
     assert data["ratio"] > 0 and "cached GET /api/v1/users/me" in r.stdout
+
+
+def test_up_reads_the_limits_and_the_slow_client_bound_from_its_environment(tmp_path):
+    import socket
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKUP_", "UPLOAD_"))}
+    env.update({"WORKUP_HTTP_IDLE_TIMEOUT": "2", "WORKUP_REGISTER_LIMIT_ADDRESS": "1", "WORKUP_LOG_LEVEL": "WARNING"})
+    proc = subprocess.Popen(WORKUP + ["up", "--port", "0", "--media-port", "0", "--data-dir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        api = _read_until(proc, r"API\s+(http://\S+)/api/v1")[0].group(1)
+        _read_until(proc, "Press Ctrl-C")
+        body = {"password": "password-1", "fullName": "F"}
+        with httpx.Client(base_url=api, timeout=20) as http:
+            assert http.post("/api/v1/users/freelancers/register", json={"email": "a@example.com", **body}).status_code == 201
+            r = http.post("/api/v1/users/freelancers/register", json={"email": "b@example.com", **body})
+            assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+        host, port = api.removeprefix("http://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            started = time.monotonic()
+            closed = False
+            for byte in b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaa":   # a byte a second
+                try:
+                    sock.sendall(bytes([byte]))
+                    sock.settimeout(1.0)
+                    if sock.recv(1024) == b"":
+                        closed = True
+                        break
+                except socket.timeout:
+                    continue
+                except OSError:
+                    closed = True
+                    break
+            assert closed and time.monotonic() - started <= 4.0
+        assert _stop(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -28,7 +28,7 @@ def forge(header: dict, claims: dict, sign_key: jwk.JWK | None = None, alg: str 
 
 def claims(**over):
     now = int(time.time())
-    base = {"iss": "workup", "sub": "u1", "role": "CLIENT", "iat": now, "exp": now + 60}
+    base = {"iss": "workup", "aud": "workup-api", "sub": "u1", "role": "CLIENT", "iat": now, "exp": now + 60}
     base.update(over)
     return base
 
@@ -42,6 +42,42 @@ def test_issue_then_verify():
     c = svc.verify(svc.issue("u1", "FREELANCER"))
     assert (c.sub, c.role, c.iss) == ("u1", "FREELANCER", "workup")
     assert c.exp - c.iat == 24 * 3600
+    assert c.aud == "workup-api" and c.nbf is None
+
+
+def signed(**over) -> str:
+    return forge({"alg": "HS256", "typ": "JWT"}, claims(**over), oct_key(KEY))
+
+
+def test_forged_valid_claims_accepted():
+    # the helper's claims are a valid token: the refusals below are each for their one claim
+    assert TokenService([KEY]).verify(signed()).sub == "u1"
+    assert TokenService([KEY]).verify(signed(aud=["other", "workup-api"])).sub == "u1"
+    assert TokenService([KEY]).verify(signed(nbf=int(time.time()) - 5)).sub == "u1"
+    assert TokenService([KEY]).verify(signed(nbf=int(time.time()) + 10)).sub == "u1"   # within the leeway
+
+
+@pytest.mark.parametrize("bad, reason", [
+    ({"nbf": int(time.time()) + 3600}, "not valid yet"),
+    ({"aud": "someone-else"}, "audience"),
+    ({"aud": ["a", "b"]}, "audience"),
+    ({"aud": []}, "audience"),
+    ({"exp": 1e308}, "lifetime"),
+    ({"exp": int(time.time()) + 24 * 3600 + 60}, "lifetime"),
+    ({"iat": 0}, "lifetime"),
+])
+def test_claims_checked(bad, reason):
+    with pytest.raises(InvalidToken, match=reason):
+        TokenService([KEY]).verify(signed(**bad))
+
+
+def test_lifetime_is_the_configured_one():
+    svc = TokenService([KEY], lifetime=600)
+    c = svc.verify(svc.issue("u1", "CLIENT"))
+    assert c.exp - c.iat == 600
+    with pytest.raises(InvalidToken, match="lifetime"):
+        svc.verify(signed(exp=int(time.time()) + 601))
+    assert TokenService([KEY]).verify(signed(exp=int(time.time()) + 601)).sub == "u1"
 
 
 def test_rotation_second_key_verifies_first_signs():
@@ -107,7 +143,7 @@ def test_bad_claims_refused(bad):
         TokenService([KEY]).verify(token)
 
 
-@pytest.mark.parametrize("missing", ["iss", "sub", "role", "iat", "exp"])
+@pytest.mark.parametrize("missing", ["iss", "aud", "sub", "role", "iat", "exp"])
 def test_missing_claims_refused(missing):
     c = claims()
     del c[missing]

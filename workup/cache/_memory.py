@@ -18,6 +18,7 @@ class MemoryCache:
     def __init__(self, max_entries: int = 100_000, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._entries: OrderedDict[str, tuple[int, bytes | None, float]] = OrderedDict()
         self._flags: dict[str, bytes] = {}
+        self._counters: dict[str, tuple[int, float]] = {}   # key -> (count, window end)
         self._max = max_entries
         self._clock = clock
 
@@ -61,6 +62,22 @@ class MemoryCache:
 
     async def get_flag(self, key: str) -> bytes | None:
         return self._flags.get(key)
+
+    async def count(self, key: str, *, by: int, ttl: float) -> tuple[int, float]:
+        now = self._clock()
+        n, end = self._counters.get(key, (0, now))
+        if end <= now:   # no counter, or its window ended
+            self._counters.pop(key, None)
+            if by < 0:
+                return 0, 0.0
+            if len(self._counters) >= self._max:
+                # bounded like the entries: ended windows go first, else the oldest counter
+                ended = [k for k, (_, e) in self._counters.items() if e <= now]
+                for old in ended or [next(iter(self._counters))]:
+                    del self._counters[old]
+            n, end = 0, now + ttl
+        self._counters[key] = (n + by, end)
+        return n + by, end - now
 
     async def aclose(self) -> None:
         pass

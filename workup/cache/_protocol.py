@@ -28,4 +28,10 @@ class Cache(Protocol):
 
     async def get_flag(self, key: str) -> bytes | None: ...
 
+    async def count(self, key: str, *, by: int, ttl: float) -> tuple[int, float]:
+        """Add ``by`` to the counter under ``key`` (the gateway's abuse limits); the first count
+        starts its ``ttl``-second window. Returns the count and the seconds the window has left; a
+        negative ``by`` on a counter that is gone changes nothing (``(0, 0.0)``)."""
+        ...
+
     async def aclose(self) -> None: ...

@@ -38,6 +38,17 @@ return 1
 """
 _PUT_SHA = hashlib.sha1(PUT_SCRIPT.encode()).hexdigest()
 
+# a counter and its window in one atomic step: the first count sets the expiry
+COUNT_SCRIPT = """
+local by = tonumber(ARGV[1])
+if by < 0 and redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0} end
+local n = redis.call('INCRBY', KEYS[1], by)
+local t = redis.call('PTTL', KEYS[1])
+if t < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]); t = tonumber(ARGV[2]) end
+return {n, t}
+"""
+_COUNT_SHA = hashlib.sha1(COUNT_SCRIPT.encode()).hexdigest()
+
 
 class _Resp:
     def __init__(self, url: str, max_connections: int) -> None:
@@ -58,13 +69,19 @@ class _Resp:
     async def set(self, key: str, value: bytes) -> None:
         await self.run("SET", key, value)
 
-    async def put(self, key: str, version: str, packed: bytes, ttl_ms: int) -> bool:
+    async def _eval(self, script: str, sha: str, key: str, *args: Any) -> Any:
         try:
-            return bool(await self.run("EVALSHA", _PUT_SHA, 1, key, version, packed, ttl_ms))
+            return await self.run("EVALSHA", sha, 1, key, *args)
         except CacheUnavailable as exc:
             if "NOSCRIPT" not in str(exc):
                 raise
-        return bool(await self.run("EVAL", PUT_SCRIPT, 1, key, version, packed, ttl_ms))
+        return await self.run("EVAL", script, 1, key, *args)
+
+    async def put(self, key: str, version: str, packed: bytes, ttl_ms: int) -> bool:
+        return bool(await self._eval(PUT_SCRIPT, _PUT_SHA, key, version, packed, ttl_ms))
+
+    async def count(self, key: str, by: int, ttl_ms: int) -> list[int]:
+        return list(await self._eval(COUNT_SCRIPT, _COUNT_SHA, key, by, ttl_ms))
 
     async def aclose(self) -> None:
         await self.pool.aclose()
@@ -78,6 +95,7 @@ class _RedisPy:
                                                    socket_timeout=5, socket_connect_timeout=5)
         self._client = redis.Redis(connection_pool=self._pool)
         self._script = self._client.register_script(PUT_SCRIPT)
+        self._count = self._client.register_script(COUNT_SCRIPT)
         self._limiter = trio.CapacityLimiter(max_connections)
 
     async def _run(self, fn: Any, *args: Any) -> Any:
@@ -94,6 +112,9 @@ class _RedisPy:
 
     async def put(self, key: str, version: str, packed: bytes, ttl_ms: int) -> bool:
         return bool(await self._run(lambda: self._script(keys=[key], args=[version, packed, ttl_ms])))
+
+    async def count(self, key: str, by: int, ttl_ms: int) -> list[int]:
+        return list(await self._run(lambda: self._count(keys=[key], args=[by, ttl_ms])))
 
     async def aclose(self) -> None:
         await trio.to_thread.run_sync(self._pool.disconnect)
@@ -131,6 +152,10 @@ class RedisCache:
 
     async def get_flag(self, key: str) -> bytes | None:
         return await self._backend.get(key)
+
+    async def count(self, key: str, *, by: int, ttl: float) -> tuple[int, float]:
+        n, ttl_ms = await self._backend.count(key, by, max(1, math.ceil(ttl * 1000)))
+        return int(n), int(ttl_ms) / 1000
 
     async def aclose(self) -> None:
         await self._backend.aclose()

@@ -13,16 +13,29 @@ from hypercorn.trio.run import worker_serve
 from hypercorn.utils import wrap_app
 
 from .._listening import Started, bind_address, listen
-from ..settings import SettingsError
+from ..settings import Settings, SettingsError
+from ._state import GatewayApp
 
 __all__ = ["serve_app", "hypercorn_config", "until_signalled", "run_until_stopped", "settle_heap"]
 
 
-def hypercorn_config(host: str, port: int, *, graceful_timeout: float = 5.0) -> Config:
+IDLE_TIMEOUT = Settings().http_idle_timeout
+MAX_HEADER_BYTES = 16 * 1024
+
+
+def hypercorn_config(host: str, port: int, *, graceful_timeout: float = 5.0,
+                     idle_timeout: float = IDLE_TIMEOUT) -> Config:
+    """Slow clients: hypercorn's trio worker runs one timer (``keep_alive_timeout``) from the
+    connection's start, or the end of the previous answer, until a request's headers are complete
+    (h11 parsed them); a connection whose headers do not arrive within ``idle_timeout`` (trickled
+    or not at all) is closed, and so is a keep-alive connection idle that long. Headers are at most
+    ``MAX_HEADER_BYTES`` (hypercorn answers 400 beyond). ``read_timeout`` is left unset: it would
+    also cut requests waiting on a service and quiet WebSockets."""
     config = Config()
     config.bind = [bind_address(host, port)]
     config.graceful_timeout = graceful_timeout
-    config.keep_alive_timeout = 75
+    config.keep_alive_timeout = idle_timeout
+    config.h11_max_incomplete_size = MAX_HEADER_BYTES
     config.accesslog = None          # the app writes its own structured access log
     config.errorlog = logging.getLogger("workup.gateway.http")
     config.include_server_header = False
@@ -36,8 +49,10 @@ async def serve_app(app: Any, host: str = "127.0.0.1", port: int = 0, *,
     """Serve until cancelled (or ``shutdown_trigger`` returns: then finish in-flight requests for
     at most ``graceful_timeout`` seconds). ``task_status.started`` gets the base URL. An address
     that cannot be bound is a one-line :class:`SettingsError`. ``listen_fd``: serve a listening
-    socket inherited from a parent instead (``workup gateway --processes``)."""
-    config = hypercorn_config(host, port, graceful_timeout=graceful_timeout)
+    socket inherited from a parent instead (``workup gateway --processes``). The gateway app's own
+    settings give the slow-client bound (``http_idle_timeout``); any other app gets the default."""
+    idle = app.gw.settings.http_idle_timeout if isinstance(app, GatewayApp) else IDLE_TIMEOUT
+    config = hypercorn_config(host, port, graceful_timeout=graceful_timeout, idle_timeout=idle)
     if listen_fd is not None:
         config.bind = [f"fd://{listen_fd}"]
     sockets, bound_host, bound_port = listen(config, "gateway")

@@ -10,6 +10,7 @@ from ..cache import Cache
 from ..settings import Settings
 from ..transport import RpcClient
 from ._notification_hub import NotificationHub
+from ._limits import Throttle
 from ._metrics import Metrics
 from ._revocations import Revocations
 from ._tokens import TokenService
@@ -25,6 +26,7 @@ class Gateway:
     tokens: TokenService
     revocations: Revocations
     hub: NotificationHub      # fan-out of the transport's events to WebSockets
+    throttle: Throttle        # abuse limits of login and registration
     request_timeout: float = 10.0
     max_body: int = 1024 * 1024
     metrics: Metrics = field(default_factory=Metrics)

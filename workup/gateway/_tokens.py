@@ -1,9 +1,12 @@
 """JWT issue and verification (jwcrypto, HS256 only), with a bounded cache of verified tokens.
 
-A token's claims: ``iss`` (``"workup"``), ``sub`` (user id), ``role``, ``iat``, ``exp``. Verification
-checks the header's ``alg`` against the allow-list *before* any key is used (``alg:none`` and
-key-confusion tokens signed with a public key as an HMAC secret are refused), then the signature
-with each configured key (the first one signs; the others allow a rotation), then the claims.
+A token's claims: ``iss`` (``"workup"``), ``aud`` (``"workup-api"``), ``sub`` (user id), ``role``,
+``iat``, ``exp``, and an optional ``nbf``. Verification checks the header's ``alg`` against the
+allow-list *before* any key is used (``alg:none`` and key-confusion tokens signed with a public key
+as an HMAC secret are refused), then the signature with each configured key (the first one signs;
+the others allow a rotation), then the claims: issuer, audience, ``iat`` and ``nbf`` not in the
+future, not expired, and ``exp - iat`` no longer than the configured lifetime (so a token minted
+with the real key but ``exp = 1e308`` does not live for ever).
 Successful verifications are kept per token string in an LRU, so the hot path is a dict lookup and
 an ``exp`` comparison.
 """
@@ -23,10 +26,11 @@ from jwcrypto.common import JWException
 from ..transport.envelope import Caller
 from ..settings import Settings, SettingsError, ensure_secret, read_secret
 
-__all__ = ["InvalidToken", "TokenService", "Claims", "jwt_keys_from", "ALGORITHMS", "ISSUER"]
+__all__ = ["InvalidToken", "TokenService", "Claims", "jwt_keys_from", "ALGORITHMS", "ISSUER", "AUDIENCE"]
 
 ALGORITHMS = ("HS256",)
 ISSUER = "workup"
+AUDIENCE = "workup-api"   # the REST API: a token minted for something else is not ours
 MIN_KEY_LENGTH = 16
 
 
@@ -41,10 +45,12 @@ class _Header(msgspec.Struct):
 
 class Claims(msgspec.Struct, frozen=True):
     iss: str
+    aud: str | list[str]        # RFC 7519: one audience or a list of them
     sub: str
     role: Literal["CLIENT", "FREELANCER", "ADMIN"]
     iat: float
     exp: float
+    nbf: float | None = None
 
     @property
     def caller(self) -> Caller:
@@ -82,7 +88,8 @@ class TokenService:
 
     def issue(self, user_id: str, role: str) -> str:
         now = int(self._clock())
-        claims = {"iss": ISSUER, "sub": user_id, "role": role, "iat": now, "exp": now + int(self._lifetime)}
+        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": user_id, "role": role, "iat": now,
+                  "exp": now + int(self._lifetime)}
         token = jws.JWS(_claims_encoder.encode(claims))
         token.add_signature(self._keys[0], alg="HS256", protected={"alg": "HS256", "typ": "JWT"})
         return token.serialize(compact=True)
@@ -120,12 +127,20 @@ class TokenService:
         now = self._clock()
         if claims.iss != ISSUER:
             raise InvalidToken("wrong token issuer")
+        if AUDIENCE not in ([claims.aud] if isinstance(claims.aud, str) else claims.aud):
+            raise InvalidToken("wrong token audience")
         if not claims.sub:
             raise InvalidToken("token has no subject")
         if claims.iat > now + self._leeway:
             raise InvalidToken("token issued in the future")
+        if claims.nbf is not None and claims.nbf > now + self._leeway:
+            raise InvalidToken("token not valid yet")
         if claims.exp <= now:
             raise InvalidToken("token expired")
+        # written as a negation so that NaN-like values fail too; the signing key alone must not
+        # be enough to make a token that outlives the configured lifetime
+        if not claims.exp - claims.iat <= self._lifetime:
+            raise InvalidToken("token lifetime longer than allowed")
         return claims
 
     def _check_signature(self, token: str) -> bytes:

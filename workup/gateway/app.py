@@ -19,12 +19,14 @@ from ..settings import Settings
 from ..transport import RpcClient
 from ._auth import ANONYMOUS, authenticate
 from ._drain import DrainBody
+from ._limits import Throttle, Throttled
 from ._notification_hub import NotificationHub
 from ._problems import http_problem, problem_response, validation_problem
 from ._revocations import Revocations
 from ._state import Gateway, GatewayApp
 from ._tokens import TokenService
 from .routes import blueprints
+from .throttle import limits_from
 
 __all__ = ["create_app"]
 
@@ -39,7 +41,7 @@ def create_app(settings: Settings, transport: RpcClient, cache: Cache, *, jwt_ke
     """The gateway as an ASGI app. ``transport`` is an RpcClient (and EventSource for the
     notifications); ``jwt_keys``: the first signs, all verify."""
     keys = [jwt_keys] if isinstance(jwt_keys, str) else list(jwt_keys)
-    tokens = TokenService(keys)
+    tokens = TokenService(keys, lifetime=settings.jwt_lifetime)
     app = GatewayApp("workup.gateway", static_folder=None)
     # body limits are the gateway's own (the before_request hook and routing.json_body), not quart's
     app.config.update(MAX_CONTENT_LENGTH=None, PROPAGATE_EXCEPTIONS=False,
@@ -48,7 +50,8 @@ def create_app(settings: Settings, transport: RpcClient, cache: Cache, *, jwt_ke
     app.url_map.merge_slashes = False
     hub = NotificationHub(transport)
     app.gw = Gateway(settings=settings, transport=transport, cache=cache, tokens=tokens,
-                     revocations=Revocations(cache), hub=hub, request_timeout=request_timeout, max_body=max_body)
+                     revocations=Revocations(cache), hub=hub,
+                     throttle=Throttle(cache, limits_from(settings), deployment=settings.amqp_prefix), request_timeout=request_timeout, max_body=max_body)
     app.asgi_app = DrainBody(app.asgi_app)  # type: ignore[method-assign,assignment]
     _install_hooks(app)
 
@@ -90,6 +93,7 @@ def _install_hooks(app: GatewayApp) -> None:
     async def _finish(response: Response) -> Response:
         rid = g.get("request_id") or new_request_id()
         response.headers["X-Request-Id"] = rid
+        response.headers["X-Content-Type-Options"] = "nosniff"
         rule = request.url_rule
         route = rule.rule if rule is not None else "<unmatched>"
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
@@ -103,9 +107,18 @@ def _install_hooks(app: GatewayApp) -> None:
             }, separators=(",", ":")))
         return response
 
+    @app.after_websocket
+    async def _refused_upgrade(response: Response | None) -> Response | None:
+        # a WebSocket handshake answered with HTTP (401, 426, 503) is an answer like any other
+        if response is not None:
+            response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
     @app.errorhandler(ProblemError)
     async def _problem(exc: ProblemError) -> Response:
         headers = {"WWW-Authenticate": _WWW_AUTHENTICATE} if exc.status == 401 else None
+        if isinstance(exc, Throttled):
+            headers = {"Retry-After": str(exc.retry_after)}
         return problem_response(exc.problem, headers)
 
     @app.errorhandler(msgspec.ValidationError)

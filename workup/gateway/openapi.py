@@ -82,6 +82,7 @@ _ERROR_TEXT = {
     413: "Body over 1 MiB",
     415: "A body that is not JSON",
     426: "Upgrade required (WebSocket route)",
+    429: "Too many attempts from this address or for this account; Retry-After says when to try again",
     503: "The owning service is frozen or no instance answered; Retry-After is set",
     504: "The owning service did not reply before the request deadline",
 }

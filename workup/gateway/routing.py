@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 from types import UnionType
 from typing import Annotated, Any, Awaitable, Callable, Iterable, TypeVar, Union, cast, get_args, get_origin
@@ -42,15 +43,17 @@ from ..transport.envelope import Caller, Reply, command_name
 from ..problems import FieldError, ProblemError
 from ..transport import DeadlineExceeded, NoResponder
 from ._auth import ANONYMOUS
+from ._limits import Attempt
 from ._problems import JSON, PROBLEM_JSON, RETRY_AFTER, normalize_problem, validation_problem
 from ._state import gateway
+from .throttle import Kind
 
 __all__ = [
     "Route", "Body", "Query", "NoBody", "CacheKey", "CALLER", "ANY", "PlainText", "Hook", "RouteCall",
     "Mounted", "mount", "mounted_routes", "path_id", "id_name",
     "current_caller", "require_role", "require_auth", "json_body", "query_params",
     "call", "respond", "forward", "cached_forward", "ProblemError",
-    "issue_token", "account_closed", "request_id", "ANONYMOUS",
+    "issue_token", "account_closed", "throttled", "request_id", "ANONYMOUS",
 ]
 
 T = TypeVar("T")
@@ -86,6 +89,12 @@ def request_id() -> str:
 def issue_token(user_id: str, role: str) -> str:
     """A signed JWT for the account (the users routes add it to register/login answers)."""
     return gateway().tokens.issue(user_id, role)
+
+
+def throttled(kind: Kind, *, account: str | None = None) -> AbstractAsyncContextManager[Attempt]:
+    """The request as an attempt under the abuse limits of ``kind``, from the client's address
+    (and for ``account``): 429 past them (see :mod:`workup.gateway.throttle`)."""
+    return gateway().throttle.attempt(kind, address=http_request.remote_addr, account=account)
 
 
 def account_closed(user_id: str) -> None:

@@ -14,7 +14,7 @@ from quart import Blueprint, Response
 from ...messages import users as m
 from ...messages import Message
 from ..routing import (ANY, CALLER, Body, CacheKey, Query, Route, RouteCall, account_closed, issue_token, mount,
-                       respond)
+                       respond, throttled)
 
 __all__ = ["blueprint", "ROUTES", "with_token", "closes_account"]
 
@@ -27,14 +27,22 @@ BODY, QUERY = Body(), Query()   # the command struct is the body / the query
 
 
 async def with_token(served: RouteCall) -> Response:
-    """Register and login answers, plus a fresh ``authToken`` on success."""
-    reply = await served.call(await served.command())
+    """Register and login answers, plus a fresh ``authToken`` on success. Both are attempts under
+    the gateway's abuse limits (login per account and per client address, registration per
+    client address): 429 with ``Retry-After`` past them."""
+    command = await served.command()
+    email = command.email if isinstance(command, m.Login) else None   # logins count per account too
+    async with throttled("register" if email is None else "login", account=email) as attempt:
+        reply = await served.call(command)
+        attempt.answered(reply.status)
     if reply.status >= 400:
         return respond(reply)
     answer = msgspec.json.decode(reply.body, type=m.AuthAnswer)
     body = {"authToken": issue_token(answer.user_id, answer.user_type),
             "userId": answer.user_id, "userType": answer.user_type}
-    return Response(msgspec.json.encode(body), status=reply.status, content_type="application/json")
+    # a bearer token must not be kept by a browser or a shared cache on the way
+    return Response(msgspec.json.encode(body), status=reply.status, content_type="application/json",
+                    headers={"Cache-Control": "no-store"})
 
 
 async def closes_account(served: RouteCall) -> Response:
@@ -83,10 +91,10 @@ def _profile(path: str, roles: tuple[str, ...], get_t: type[Message], set_t: typ
 
 ROUTES: list[Route] = [
     Route("POST", f"{P}/clients/register", PUBLIC, m.RegisterClient, BODY, status=201, reply=m.TokenAnswer,
-          errors=(409,), hook=with_token),
+          errors=(409, 429), hook=with_token),
     Route("POST", f"{P}/freelancers/register", PUBLIC, m.RegisterFreelancer, BODY, status=201, reply=m.TokenAnswer,
-          errors=(409,), hook=with_token),
-    Route("POST", f"{P}/login", PUBLIC, m.Login, BODY, reply=m.TokenAnswer, hook=with_token),
+          errors=(409, 429), hook=with_token),
+    Route("POST", f"{P}/login", PUBLIC, m.Login, BODY, reply=m.TokenAnswer, errors=(429,), hook=with_token),
     Route("GET", f"{P}/me", ANY, m.GetMe, reply=m.Me, cache=_cached(m.CACHED_ME)),
     Route("DELETE", f"{P}/me", ("CLIENT", "FREELANCER"), m.DeleteMe, BODY, status=204, errors=(409, 503),
           hook=closes_account),
