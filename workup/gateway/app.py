@@ -107,7 +107,7 @@ def _install_hooks(app: GatewayApp) -> None:
             }, separators=(",", ":")))
         return response
 
-    @app.after_websocket
+    @app.after_websocket  # type: ignore[type-var]  # quart types the hook over its own Response union
     async def _refused_upgrade(response: Response | None) -> Response | None:
         # a WebSocket handshake answered with HTTP (401, 426, 503) is an answer like any other
         if response is not None:
