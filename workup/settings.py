@@ -29,6 +29,8 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "processes": (1, 64),
     "concurrency": (1, 10_000),
     "grace": (0, 3600),
+    "cache_timeout": (0.01, 10),
+    "cache_retry": (0.1, 300),
 }
 
 
@@ -71,6 +73,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     swarm_token: str | None = None
     swarm_manager: str | None = None
     do_api_url: str = "https://api.digitalocean.com"
+    # Redis as an optional cache: the bound of one operation, and how long it is bypassed after
+    # a failure before one probe (workup/cache/_guarded.py)
+    cache_timeout: float = 0.25
+    cache_retry: float = 1.0
 
     def __post_init__(self) -> None:
         for name, (low, high) in BOUNDS.items():

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import secrets
 import time
 from collections import OrderedDict
 from typing import Callable
 
 from ._policy import TOMBSTONE_TTL, accepts, check_version
+from ._protocol import CacheLife
 
 __all__ = ["MemoryCache"]
 
@@ -20,6 +23,10 @@ class MemoryCache:
         self._flags: dict[str, bytes] = {}
         self._max = max_entries
         self._clock = clock
+        # it lives and dies with its process: a restarted `workup up` starts an empty one. Its life
+        # starts at the whole second, as token `iat`s do: a previous process cannot have closed an
+        # account, stopped, and this one have started within the same second
+        self._life = CacheLife(id=secrets.token_hex(8), started_at=float(math.floor(time.time())))
 
     def _stored_version(self, key: str, now: float) -> int | None:
         entry = self._entries.get(key)
@@ -61,6 +68,9 @@ class MemoryCache:
 
     async def get_flag(self, key: str) -> bytes | None:
         return self._flags.get(key)
+
+    async def life(self) -> CacheLife:
+        return self._life
 
     async def aclose(self) -> None:
         pass

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from typing import Any
 
 import trio
 
 from ._policy import TOMBSTONE_TTL, check_version, pack, unpack
-from ._resp import RespError, RespPool, RespProtocolError
+from ._protocol import CacheLife
+from ._resp import BROKEN, RespError, RespPool, RespProtocolError
 
 __all__ = ["RedisCache", "CacheUnavailable"]
 
@@ -46,14 +48,15 @@ class _Resp:
     async def run(self, *args: Any) -> Any:
         try:
             reply = await self.pool.command(*args)
-        except (OSError, ConnectionError, trio.TooSlowError, RespProtocolError) as exc:
+        except (*BROKEN, trio.TooSlowError, RespProtocolError) as exc:
             raise CacheUnavailable(f"redis: {exc!r}") from exc
         if isinstance(reply, RespError):
             raise CacheUnavailable(f"redis: {reply}")
         return reply
 
     async def get(self, key: str) -> bytes | None:
-        return await self.run("GET", key)
+        reply: bytes | None = await self.run("GET", key)
+        return reply
 
     async def set(self, key: str, value: bytes) -> None:
         await self.run("SET", key, value)
@@ -65,6 +68,10 @@ class _Resp:
             if "NOSCRIPT" not in str(exc):
                 raise
         return bool(await self.run("EVAL", PUT_SCRIPT, 1, key, version, packed, ttl_ms))
+
+    async def server_info(self) -> dict[str, str]:
+        raw = await self.run("INFO", "server")
+        return dict(line.split(":", 1) for line in raw.decode().splitlines() if ":" in line)
 
     async def aclose(self) -> None:
         await self.pool.aclose()
@@ -82,18 +89,24 @@ class _RedisPy:
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         try:
-            return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+            # abandoned on cancel, so a bypass bound (``_guarded.py``) is not held up by the thread
+            return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter, abandon_on_cancel=True)
         except self._errors as exc:
             raise CacheUnavailable(f"redis: {exc}") from exc
 
     async def get(self, key: str) -> bytes | None:
-        return await self._run(self._client.get, key)
+        reply: bytes | None = await self._run(self._client.get, key)
+        return reply
 
     async def set(self, key: str, value: bytes) -> None:
         await self._run(self._client.set, key, value)
 
     async def put(self, key: str, version: str, packed: bytes, ttl_ms: int) -> bool:
         return bool(await self._run(lambda: self._script(keys=[key], args=[version, packed, ttl_ms])))
+
+    async def server_info(self) -> dict[str, str]:
+        info = await self._run(self._client.info, "server")
+        return {str(k): str(v) for k, v in info.items()}
 
     async def aclose(self) -> None:
         await trio.to_thread.run_sync(self._pool.disconnect)
@@ -131,6 +144,15 @@ class RedisCache:
 
     async def get_flag(self, key: str) -> bytes | None:
         return await self._backend.get(key)
+
+    async def life(self) -> CacheLife:
+        """``INFO server``'s ``run_id`` (new at every start) and its start, from ``uptime_in_seconds``
+        (whole seconds, so ``started_at`` errs late, never early). The user needs ``INFO``."""
+        info = await self._backend.server_info()
+        try:
+            return CacheLife(id=info["run_id"], started_at=time.time() - int(info["uptime_in_seconds"]))
+        except (KeyError, ValueError) as exc:
+            raise CacheUnavailable(f"redis: INFO server without run_id/uptime ({exc!r})") from None
 
     async def aclose(self) -> None:
         await self._backend.aclose()
