@@ -1,0 +1,155 @@
+"""Redis is optional at run time, against a real redis-server of the test's own: paused (SIGSTOP)
+it costs a request at most the cache bound and the API keeps answering from the stores; resumed,
+the cache is used again; restarted empty, a closed account's tokens are still refused on a
+gateway that never saw the close (the users store is asked). The services and the gateway run in
+process, on their SQLite stores (workup.testing). The closed account is tried on a jobs route:
+the users routes would refuse it anyway, as the users service checks its store on every command."""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+import pytest
+import trio
+
+from workup.cache import RedisCache, closed_account_key
+from workup.gateway import create_app, serve_app
+from workup.messages import users as m
+from workup.settings import Settings
+from workup.testing import CONTROL_KEY, JWT_KEY, PASSWORD, running_system
+
+from ._private_redis import PrivateRedis
+
+BOUND = 0.2      # cache_timeout of these systems
+RETRY = 0.5      # cache_retry
+SLACK = 1.0      # a loaded 2-core machine: scheduling, SQLite and the in-process RPC around the bound
+SERVICES = ("users", "payments", "contracts", "jobs")
+SENTINEL = b'{"userId":"from-the-cache","email":"x@example.com","userType":"CLIENT","name":"cached"}'
+
+
+@pytest.fixture
+def redis():
+    server = PrivateRedis()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def settings_for(redis: PrivateRedis, data_dir) -> Settings:
+    return Settings(data_dir=str(data_dir), jwt_key=JWT_KEY, control_key=CONTROL_KEY, redis_url=redis.url,
+                    cache_timeout=BOUND, cache_retry=RETRY)
+
+
+async def timed_get(http, path, auth):
+    start = time.monotonic()
+    r = await http.get(path, headers=auth)
+    return r, time.monotonic() - start
+
+
+async def test_a_paused_redis_costs_a_request_at_most_the_bound_and_is_used_again_after(redis, tmp_path):
+    raw = RedisCache(redis.url)   # straight to the server, no guard: what the test plants and reads
+    async with running_system("embedded", SERVICES, settings=settings_for(redis, tmp_path)) as sys:
+        client = await sys.register_client()
+        me_key = m.user_cache_key(m.CACHED_ME, client.id)
+        profile_key = m.user_cache_key(m.CACHED_CLIENT_PROFILE, client.id)
+        r = await sys.http.get("/api/v1/users/client/profile", headers=client.auth)
+        assert r.status_code == 200 and await raw.get(profile_key) is not None   # filled in Redis
+        # the gateway serves the me view from Redis: a planted entry (newer version) is what it answers
+        assert await raw.set(me_key, SENTINEL, version=10**15, ttl=60)
+        r = await sys.http.get("/api/v1/users/me", headers=client.auth)
+        assert r.content == SENTINEL
+
+        redis.pause()
+        try:
+            for _ in range(5):
+                r, took = await timed_get(sys.http, "/api/v1/users/me", client.auth)
+                assert r.status_code == 200 and r.json()["userId"] == client.id   # from the store
+                assert took < BOUND + SLACK, took
+            # a write while the cache is away answers without waiting on it
+            start = time.monotonic()
+            r = await sys.http.put("/api/v1/users/client/profile", headers=client.auth, json={"city": "Paused"})
+            assert r.status_code == 200, r.text
+            assert time.monotonic() - start < BOUND + SLACK
+            r, took = await timed_get(sys.http, "/api/v1/users/client/profile", client.auth)
+            assert r.json()["city"] == "Paused" and took < BOUND + SLACK
+            assert profile_key in sys.cache.pending      # its invalidation waits for the cache
+        finally:
+            redis.resume()
+
+        # back: within a retry period or so the gateway reads Redis again (the planted entry)
+        with trio.fail_after(RETRY + 5):
+            while (await sys.http.get("/api/v1/users/me", headers=client.auth)).content != SENTINEL:
+                await trio.sleep(0.05)
+        with trio.fail_after(RETRY + 5):
+            while sys.cache.pending:
+                await trio.sleep(0.05)
+        # the invalidation skipped during the pause landed: the entry read before the write is gone
+        r = await sys.http.get("/api/v1/users/client/profile", headers=client.auth)
+        assert r.json()["city"] == "Paused"
+    await raw.aclose()
+
+
+async def test_a_closed_accounts_token_is_refused_after_redis_restarts_empty(redis, tmp_path):
+    raw = RedisCache(redis.url)
+    settings = settings_for(redis, tmp_path)
+    async with running_system("embedded", SERVICES, settings=settings) as sys:
+        # a second gateway, as in a deployment of several: it never sees the DELETE
+        other = create_app(settings, sys.transport, sys.cache, jwt_keys=JWT_KEY)
+        other_url = await sys.nursery.start(serve_app, other)
+        freelancer = await sys.register_freelancer()
+        client = await sys.register_client()
+        for account in (freelancer, client):
+            r = await sys.http.get(f"{other_url}/api/v1/users/me", headers=account.auth)
+            assert r.status_code == 200
+        assert (await sys.http.get(f"{other_url}/api/v1/jobs/me/proposals", headers=freelancer.auth)).status_code == 200
+        r = await sys.http.request("DELETE", "/api/v1/users/me", headers=freelancer.auth, json={"password": PASSWORD})
+        assert r.status_code == 204, r.text
+        assert await raw.get_flag(closed_account_key(freelancer.id)) is not None
+
+        redis.restart()
+        assert await raw.get_flag(closed_account_key(freelancer.id)) is None   # the flag is gone
+        restarted = time.monotonic()
+        # the other gateway's memos (the open answer, the cache's life) are at most 1 s old
+        proposals = f"{other_url}/api/v1/jobs/me/proposals"
+        with trio.fail_after(2 * 1.0 + SLACK + 5):
+            while (await sys.http.get(proposals, headers=freelancer.auth)).status_code != 401:
+                await trio.sleep(0.05)
+        assert time.monotonic() - restarted < 2 * 1.0 + SLACK
+        for path in ("/api/v1/jobs/me/proposals", "/api/v1/users/me", "/api/v1/users/freelancer/profile"):
+            r = await sys.http.get(f"{other_url}{path}", headers=freelancer.auth)
+            assert r.status_code == 401 and r.headers["content-type"] == "application/problem+json"
+        # an open account's token issued before the restart keeps working
+        r = await sys.http.get(f"{other_url}/api/v1/users/me", headers=client.auth)
+        assert r.status_code == 200 and r.json()["userId"] == client.id
+        assert (await sys.http.get(f"{other_url}/api/v1/jobs/me", headers=client.auth)).status_code == 200
+
+        # and a gateway started after the restart refuses it at its first request
+        third = create_app(settings, sys.transport, sys.cache, jwt_keys=JWT_KEY)
+        third_url = await sys.nursery.start(serve_app, third)
+        r = await sys.http.get(f"{third_url}/api/v1/jobs/me/proposals", headers=freelancer.auth)
+        assert r.status_code == 401
+        # the login is refused too: the account is closed in the store
+        r = await sys.http.post(f"{third_url}/api/v1/users/login",
+                                json={"email": freelancer.email, "password": PASSWORD})
+        assert r.status_code == 401
+    await raw.aclose()
+
+
+def test_private_redis_restart_is_a_new_life(redis):
+    async def life() -> tuple[str, float]:
+        cache = RedisCache(redis.url)
+        try:
+            got = await cache.life()
+            return got.id, got.started_at
+        finally:
+            await cache.aclose()
+
+    first = trio.run(life)
+    assert first[1] <= time.time()
+    redis.restart()
+    second = trio.run(life)
+    assert second[0] != first[0] and second[1] >= first[1]
+    msgspec.json.encode(second)   # plain data
