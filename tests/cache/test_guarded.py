@@ -144,3 +144,13 @@ async def test_pending_invalidations_are_bounded(autojump_clock, sick, guarded, 
         with pytest.raises(CacheUnavailable):
             await guarded.delete(f"k{i}", version=1)
     assert list(guarded.pending) == ["k2", "k3", "k4"]
+
+
+def test_open_cache_guards_redis_and_leaves_the_in_process_cache_alone():
+    from workup.cache import RedisCache, open_cache
+    from workup.settings import Settings
+
+    guarded = open_cache(Settings(redis_url="redis://127.0.0.1:1/0", cache_timeout=0.1, cache_retry=2.0))
+    assert isinstance(guarded, GuardedCache) and isinstance(guarded.inner, RedisCache)
+    assert (guarded.timeout, guarded.retry_after) == (0.1, 2.0)
+    assert type(open_cache(Settings())) is MemoryCache   # embedded: nothing between it and the caller

@@ -2,7 +2,7 @@
 it costs a request at most the cache bound and the API keeps answering from the stores; resumed,
 the cache is used again; restarted empty, a closed account's tokens are still refused on a
 gateway that never saw the close (the users store is asked). The services and the gateway run in
-process, on their SQLite stores (workup.testing). The closed account is tried on a jobs route:
+this process on their SQLite stores (workup.testing), talking in process or over RabbitMQ. The closed account is tried on a jobs route:
 the users routes would refuse it anyway, as the users service checks its store on every command."""
 
 from __future__ import annotations
@@ -49,9 +49,13 @@ async def timed_get(http, path, auth):
     return r, time.monotonic() - start
 
 
-async def test_a_paused_redis_costs_a_request_at_most_the_bound_and_is_used_again_after(redis, tmp_path):
+MODES = pytest.mark.parametrize("mode", ["embedded", "distributed"])   # distributed: over the test RabbitMQ
+
+
+@MODES
+async def test_a_paused_redis_costs_a_request_at_most_the_bound_and_is_used_again_after(redis, tmp_path, mode):
     raw = RedisCache(redis.url)   # straight to the server, no guard: what the test plants and reads
-    async with running_system("embedded", SERVICES, settings=settings_for(redis, tmp_path)) as sys:
+    async with running_system(mode, SERVICES, settings=settings_for(redis, tmp_path)) as sys:
         client = await sys.register_client()
         me_key = m.user_cache_key(m.CACHED_ME, client.id)
         profile_key = m.user_cache_key(m.CACHED_CLIENT_PROFILE, client.id)
@@ -92,10 +96,11 @@ async def test_a_paused_redis_costs_a_request_at_most_the_bound_and_is_used_agai
     await raw.aclose()
 
 
-async def test_a_closed_accounts_token_is_refused_after_redis_restarts_empty(redis, tmp_path):
+@MODES
+async def test_a_closed_accounts_token_is_refused_after_redis_restarts_empty(redis, tmp_path, mode):
     raw = RedisCache(redis.url)
     settings = settings_for(redis, tmp_path)
-    async with running_system("embedded", SERVICES, settings=settings) as sys:
+    async with running_system(mode, SERVICES, settings=settings) as sys:
         # a second gateway, as in a deployment of several: it never sees the DELETE
         other = create_app(settings, sys.transport, sys.cache, jwt_keys=JWT_KEY)
         other_url = await sys.nursery.start(serve_app, other)
@@ -136,6 +141,20 @@ async def test_a_closed_accounts_token_is_refused_after_redis_restarts_empty(red
                                 json={"email": freelancer.email, "password": PASSWORD})
         assert r.status_code == 401
     await raw.aclose()
+
+
+async def test_a_restarted_redis_is_picked_up_on_the_next_operation(redis):
+    """The pooled connections died with the server: the first command after the restart is
+    retried on a fresh connection instead of failing (and opening the breaker)."""
+    cache = RedisCache(redis.url)
+    try:
+        assert await cache.set("workup:test:k", b"v", version=1, ttl=60)
+        await cache.set_flag("workup:test:f")
+        redis.restart()
+        assert await cache.get("workup:test:k") is None      # empty, and no CacheUnavailable
+        assert await cache.get_flag("workup:test:f") is None
+    finally:
+        await cache.aclose()
 
 
 def test_private_redis_restart_is_a_new_life(redis):
