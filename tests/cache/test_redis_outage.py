@@ -1,6 +1,7 @@
 """Redis is optional at run time, against a real redis-server of the test's own: paused (SIGSTOP)
-it costs a request at most the cache bound and the API keeps answering from the stores; resumed,
-the cache is used again; restarted empty, a closed account's tokens are still refused on a
+it costs a request at most the cache bound and the API keeps answering from the stores (reads the
+gateway serves from the cache, and one the jobs service serves from it); resumed, the cache is
+used again; restarted empty, a closed account's tokens are still refused on a
 gateway that never saw the close (the users store is asked). The services and the gateway run in
 this process on their SQLite stores (workup.testing), talking in process or over RabbitMQ. The closed account is tried on a jobs route:
 the users routes would refuse it anyway, as the users service checks its store on every command."""
@@ -16,6 +17,7 @@ import trio
 from workup.cache import RedisCache, closed_account_key
 from workup.gateway import create_app, serve_app
 from workup.messages import users as m
+from workup.messages.jobs import proposals_cache_key
 from workup.settings import Settings
 from workup.testing import CONTROL_KEY, JWT_KEY, PASSWORD, running_system
 
@@ -38,6 +40,26 @@ def redis():
         server.close()
 
 
+async def _a_job_with_a_planted_proposal_list(sys, raw, client, freelancer):
+    """A job with one proposal, and in Redis a doctored copy of its proposal list at a version no
+    write will reach: whoever answers with it read the cache."""
+    r = await sys.http.post("/api/v1/jobs", headers=client.auth,
+                            json={"title": "Paint a fence", "description": "white, two coats", "budget": 300})
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    r = await sys.http.post(f"/api/v1/jobs/{job_id}/proposals", headers=freelancer.auth, json={
+        "coverLetter": "I paint well", "jobDuration": "LESS_THAN_A_MONTH",
+        "milestones": [{"description": "all", "amount": 300, "dueDate": "2030-01-01"}]})
+    assert r.status_code == 201, r.text
+    proposals = f"/api/v1/jobs/{job_id}/proposals"
+    r = await sys.http.get(proposals, headers=client.auth)
+    assert r.status_code == 200 and r.json()[0]["coverLetter"] == "I paint well"
+    planted = r.content.replace(b"I paint well", b"from the cache")
+    assert await raw.set(proposals_cache_key(job_id), planted, version=10**15, ttl=60)
+    assert (await sys.http.get(proposals, headers=client.auth)).content == planted
+    return job_id, proposals, planted
+
+
 def settings_for(redis: PrivateRedis, data_dir) -> Settings:
     return Settings(data_dir=str(data_dir), jwt_key=JWT_KEY, control_key=CONTROL_KEY, redis_url=redis.url,
                     cache_timeout=BOUND, cache_retry=RETRY)
@@ -57,6 +79,8 @@ async def test_a_paused_redis_costs_a_request_at_most_the_bound_and_is_used_agai
     raw = RedisCache(redis.url)   # straight to the server, no guard: what the test plants and reads
     async with running_system(mode, SERVICES, settings=settings_for(redis, tmp_path)) as sys:
         client = await sys.register_client()
+        freelancer = await sys.register_freelancer()
+        _, proposals, planted = await _a_job_with_a_planted_proposal_list(sys, raw, client, freelancer)
         me_key = m.user_cache_key(m.CACHED_ME, client.id)
         profile_key = m.user_cache_key(m.CACHED_CLIENT_PROFILE, client.id)
         r = await sys.http.get("/api/v1/users/client/profile", headers=client.auth)
@@ -80,6 +104,9 @@ async def test_a_paused_redis_costs_a_request_at_most_the_bound_and_is_used_agai
             r, took = await timed_get(sys.http, "/api/v1/users/client/profile", client.auth)
             assert r.json()["city"] == "Paused" and took < BOUND + SLACK
             assert profile_key in sys.cache.pending      # its invalidation waits for the cache
+            # a read the jobs service serves from the cache itself (readcache.lookup) goes to its store
+            r, took = await timed_get(sys.http, proposals, client.auth)
+            assert r.status_code == 200 and r.json()[0]["coverLetter"] == "I paint well" and took < BOUND + SLACK
         finally:
             redis.resume()
 
@@ -93,6 +120,8 @@ async def test_a_paused_redis_costs_a_request_at_most_the_bound_and_is_used_agai
         # the invalidation skipped during the pause landed: the entry read before the write is gone
         r = await sys.http.get("/api/v1/users/client/profile", headers=client.auth)
         assert r.json()["city"] == "Paused"
+        # and the jobs service reads its entry from Redis again
+        assert (await sys.http.get(proposals, headers=client.auth)).content == planted
     await raw.aclose()
 
 
