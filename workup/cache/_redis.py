@@ -5,7 +5,8 @@ threads.
 Entries are single strings ``b"<version>:<value>"`` (tombstones ``b"<version>!"``, see
 :mod:`._policy`), so a read is one ``GET``; the compare-and-set of a fill or invalidation is a
 Lua script (atomic on the server). Versions are compared as decimal strings (length, then bytes)
-so they may exceed Lua's 2**53 exact-integer range.
+so they may exceed Lua's 2**53 exact-integer range. ``INFO server`` tells the cache's life
+(``run_id``, uptime).
 """
 
 from __future__ import annotations
