@@ -36,6 +36,8 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "register_limit_address": (1, 1_000_000),
     "register_window": (1, 24 * 3600),
     "http_idle_timeout": (1, 3600),
+    "cache_timeout": (0.01, 10),
+    "cache_retry": (0.1, 300),
 }
 
 
@@ -86,6 +88,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     register_limit_address: int = 300      # registrations per client address and window
     register_window: float = 3600.0
     http_idle_timeout: float = 20.0        # headers complete, and keep-alive idle, within this
+    # Redis as an optional cache: the bound of one operation, and how long it is bypassed after
+    # a failure before one probe (workup/cache/_guarded.py)
+    cache_timeout: float = 0.25
+    cache_retry: float = 1.0
 
     def __post_init__(self) -> None:
         for name, (low, high) in BOUNDS.items():

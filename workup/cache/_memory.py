@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import secrets
 import time
 from collections import OrderedDict
 from typing import Callable
 
 from ._policy import TOMBSTONE_TTL, accepts, check_version
+from ._protocol import CacheLife
 
 __all__ = ["MemoryCache"]
 
@@ -21,6 +24,10 @@ class MemoryCache:
         self._counters: dict[str, tuple[int, float]] = {}   # key -> (count, window end)
         self._max = max_entries
         self._clock = clock
+        # it lives and dies with its process: a restarted `workup up` starts an empty one. Its life
+        # starts at the whole second, as token `iat`s do: a previous process cannot have closed an
+        # account, stopped, and this one have started within the same second
+        self._life = CacheLife(id=secrets.token_hex(8), started_at=float(math.floor(time.time())))
 
     def _stored_version(self, key: str, now: float) -> int | None:
         entry = self._entries.get(key)
@@ -78,6 +85,9 @@ class MemoryCache:
             n, end = 0, now + ttl
         self._counters[key] = (n + by, end)
         return n + by, end - now
+
+    async def life(self) -> CacheLife:
+        return self._life
 
     async def aclose(self) -> None:
         pass

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Protocol
 
-__all__ = ["Cache"]
+import msgspec
+
+__all__ = ["Cache", "CacheLife"]
+
+
+class CacheLife(msgspec.Struct, frozen=True):
+    """One uninterrupted run of the cache: everything written since ``started_at`` is kept (but
+    for TTLs and, for entries, eviction); a restart begins a new life with a new ``id``."""
+    id: str
+    started_at: float   # wall-clock seconds (time.time()); Redis's errs late, never early
 
 
 class Cache(Protocol):
@@ -32,6 +41,11 @@ class Cache(Protocol):
         """Add ``by`` to the counter under ``key`` (the gateway's abuse limits); the first count
         starts its ``ttl``-second window. Returns the count and the seconds the window has left; a
         negative ``by`` on a counter that is gone changes nothing (``(0, 0.0)``)."""
+        ...
+
+    async def life(self) -> CacheLife:
+        """The cache's current life: a flag missing from a life that began after it was due to
+        be written may have been lost in a restart (``workup/gateway/_revocations.py``)."""
         ...
 
     async def aclose(self) -> None: ...

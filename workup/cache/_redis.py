@@ -5,19 +5,22 @@ threads.
 Entries are single strings ``b"<version>:<value>"`` (tombstones ``b"<version>!"``, see
 :mod:`._policy`), so a read is one ``GET``; the compare-and-set of a fill or invalidation is a
 Lua script (atomic on the server). Versions are compared as decimal strings (length, then bytes)
-so they may exceed Lua's 2**53 exact-integer range.
+so they may exceed Lua's 2**53 exact-integer range. ``INFO server`` tells the cache's life
+(``run_id``, uptime).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import time
 from typing import Any
 
 import trio
 
 from ._policy import TOMBSTONE_TTL, check_version, pack, unpack
-from ._resp import RespError, RespPool, RespProtocolError
+from ._protocol import CacheLife
+from ._resp import BROKEN, RespError, RespPool, RespProtocolError
 
 __all__ = ["RedisCache", "CacheUnavailable"]
 
@@ -57,14 +60,15 @@ class _Resp:
     async def run(self, *args: Any) -> Any:
         try:
             reply = await self.pool.command(*args)
-        except (OSError, ConnectionError, trio.TooSlowError, RespProtocolError) as exc:
+        except (*BROKEN, trio.TooSlowError, RespProtocolError) as exc:
             raise CacheUnavailable(f"redis: {exc!r}") from exc
         if isinstance(reply, RespError):
             raise CacheUnavailable(f"redis: {reply}")
         return reply
 
     async def get(self, key: str) -> bytes | None:
-        return await self.run("GET", key)
+        reply: bytes | None = await self.run("GET", key)
+        return reply
 
     async def set(self, key: str, value: bytes) -> None:
         await self.run("SET", key, value)
@@ -83,6 +87,10 @@ class _Resp:
     async def count(self, key: str, by: int, ttl_ms: int) -> list[int]:
         return list(await self._eval(COUNT_SCRIPT, _COUNT_SHA, key, by, ttl_ms))
 
+    async def server_info(self) -> dict[str, str]:
+        raw = await self.run("INFO", "server")
+        return dict(line.split(":", 1) for line in raw.decode().splitlines() if ":" in line)
+
     async def aclose(self) -> None:
         await self.pool.aclose()
 
@@ -100,12 +108,14 @@ class _RedisPy:
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         try:
-            return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+            # abandoned on cancel, so a bypass bound (``_guarded.py``) is not held up by the thread
+            return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter, abandon_on_cancel=True)
         except self._errors as exc:
             raise CacheUnavailable(f"redis: {exc}") from exc
 
     async def get(self, key: str) -> bytes | None:
-        return await self._run(self._client.get, key)
+        reply: bytes | None = await self._run(self._client.get, key)
+        return reply
 
     async def set(self, key: str, value: bytes) -> None:
         await self._run(self._client.set, key, value)
@@ -115,6 +125,10 @@ class _RedisPy:
 
     async def count(self, key: str, by: int, ttl_ms: int) -> list[int]:
         return list(await self._run(lambda: self._count(keys=[key], args=[by, ttl_ms])))
+
+    async def server_info(self) -> dict[str, str]:
+        info = await self._run(self._client.info, "server")
+        return {str(k): str(v) for k, v in info.items()}
 
     async def aclose(self) -> None:
         await trio.to_thread.run_sync(self._pool.disconnect)
@@ -156,6 +170,15 @@ class RedisCache:
     async def count(self, key: str, *, by: int, ttl: float) -> tuple[int, float]:
         n, ttl_ms = await self._backend.count(key, by, max(1, math.ceil(ttl * 1000)))
         return int(n), int(ttl_ms) / 1000
+
+    async def life(self) -> CacheLife:
+        """``INFO server``'s ``run_id`` (new at every start) and its start, from ``uptime_in_seconds``
+        (whole seconds, so ``started_at`` errs late, never early). The user needs ``INFO``."""
+        info = await self._backend.server_info()
+        try:
+            return CacheLife(id=info["run_id"], started_at=time.time() - int(info["uptime_in_seconds"]))
+        except (KeyError, ValueError) as exc:
+            raise CacheUnavailable(f"redis: INFO server without run_id/uptime ({exc!r})") from None
 
     async def aclose(self) -> None:
         await self._backend.aclose()

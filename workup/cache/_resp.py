@@ -1,6 +1,6 @@
 """A minimal Redis client on trio sockets: RESP2 commands over a small pool of connections.
 
-Only what the cache needs (``GET``, ``SET``, ``EVALSHA``/``EVAL``, ``AUTH``, ``SELECT``). It saves
+Only what the cache needs (``GET``, ``SET``, ``EVALSHA``/``EVAL``, ``INFO``, ``AUTH``, ``SELECT``). It saves
 the thread hop of calling redis-py from trio (measured in ``docs/gateway.md``). The protocol part
 (:func:`encode_command`, :class:`RespParser`) does no I/O.
 """
@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 
 import trio
 
-__all__ = ["RespError", "RespProtocolError", "NEED_DATA", "encode_command", "RespParser", "RespPool",
+__all__ = ["RespError", "RespProtocolError", "NEED_DATA", "BROKEN", "encode_command", "RespParser", "RespPool",
            "parse_redis_url"]
 
 
@@ -27,6 +27,9 @@ class RespProtocolError(Exception):
 
 
 NEED_DATA = object()
+
+# how a connection fails when the server went away (trio wraps the socket's OSError in its own)
+BROKEN = (OSError, ConnectionError, trio.BrokenResourceError, trio.ClosedResourceError)
 
 
 def _bulk(arg: bytes | str | int) -> bytes:
@@ -114,6 +117,7 @@ class _Connection:
     def __init__(self, stream: trio.SocketStream) -> None:
         self.stream = stream
         self.parser = RespParser()
+        self.pooled = False   # it went back to the pool once: a failure may just mean it went stale
 
     async def command(self, *args: bytes | str | int) -> Any:
         await self.stream.send_all(encode_command(*args))
@@ -141,9 +145,7 @@ class RespPool:
         tests): start afresh under a new one."""
         token = trio.lowlevel.current_trio_token()
         if token is not self._run:
-            for conn in self._idle:
-                conn.stream.socket.close()
-            self._idle.clear()
+            self._drop_idle()
             self._slots = trio.Semaphore(self._max)
             self._run = token
 
@@ -172,13 +174,33 @@ class RespPool:
                 with trio.CancelScope(shield=True):
                     await conn.stream.aclose()
                 raise
+            conn.pooled = True
             self._idle.append(conn)
 
     async def command(self, *args: bytes | str | int) -> Any:
-        """One command's reply (an error reply is returned as a :class:`RespError`)."""
+        """One command's reply (an error reply is returned as a :class:`RespError`).
+
+        A pooled connection that turns out broken (the server restarted or dropped it) is retried
+        once on a fresh one, after closing every other idle connection, which died with it: the
+        commands sent here (``GET``, ``SET``, ``INFO``, the versioned compare-and-set) give the
+        same result when sent twice."""
         with trio.fail_after(self.timeout):
+            reused = False
+            try:
+                async with self.connection() as conn:
+                    reused = conn.pooled
+                    return await conn.command(*args)
+            except BROKEN:
+                if not reused:
+                    raise
+            self._drop_idle()
             async with self.connection() as conn:
                 return await conn.command(*args)
+
+    def _drop_idle(self) -> None:
+        for conn in self._idle:
+            conn.stream.socket.close()
+        self._idle.clear()
 
     async def aclose(self) -> None:
         while self._idle:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
-from ..cache import CacheUnavailable
 from ..transport.envelope import Caller
 from ..problems import ProblemError
 from ._state import Gateway
@@ -13,7 +10,6 @@ from ._tokens import InvalidToken
 __all__ = ["ANONYMOUS", "authenticate", "caller_for_token", "bearer_token"]
 
 ANONYMOUS = Caller(None, None)
-_log = logging.getLogger("workup.gateway")
 
 
 def bearer_token(header: str) -> str:
@@ -25,20 +21,12 @@ def bearer_token(header: str) -> str:
 
 
 async def caller_for_token(token: str, gw: Gateway) -> Caller:
-    """401 for a bad token or a closed account (the check is skipped, logged, while the cache
-    cannot be reached)."""
+    """401 for a bad token or a closed account (``_revocations.py`` says what it asks)."""
     try:
         claims = gw.tokens.verify(token)
     except InvalidToken as exc:
         raise ProblemError(401, str(exc)) from None
-    try:
-        closed = await gw.revocations.is_closed(claims.sub)
-    except CacheUnavailable as exc:
-        # availability first: a cache outage must not take the whole API down; the closing
-        # gateway still refuses at once, and login of a closed account is refused by users
-        _log.warning("closed-account check skipped, cache unavailable: %s", exc)
-        closed = False
-    if closed:
+    if await gw.revocations.is_closed(claims):
         raise ProblemError(401, "this account is closed")
     return claims.caller
 

@@ -22,7 +22,7 @@ from ._drain import DrainBody
 from ._limits import Throttle, Throttled
 from ._notification_hub import NotificationHub
 from ._problems import http_problem, problem_response, validation_problem
-from ._revocations import Revocations
+from ._revocations import Revocations, UsersAccountCheck
 from ._state import Gateway, GatewayApp
 from ._tokens import TokenService
 from .routes import blueprints
@@ -50,8 +50,9 @@ def create_app(settings: Settings, transport: RpcClient, cache: Cache, *, jwt_ke
     app.url_map.merge_slashes = False
     hub = NotificationHub(transport)
     app.gw = Gateway(settings=settings, transport=transport, cache=cache, tokens=tokens,
-                     revocations=Revocations(cache), hub=hub,
-                     throttle=Throttle(cache, limits_from(settings), deployment=settings.amqp_prefix), request_timeout=request_timeout, max_body=max_body)
+                     revocations=Revocations(cache, UsersAccountCheck(transport)), hub=hub,
+                     throttle=Throttle(cache, limits_from(settings), deployment=settings.amqp_prefix),
+                     request_timeout=request_timeout, max_body=max_body)
     app.asgi_app = DrainBody(app.asgi_app)  # type: ignore[method-assign,assignment]
     _install_hooks(app)
 
