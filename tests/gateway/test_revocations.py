@@ -45,7 +45,7 @@ class Accounts:
 
 def claims(user: str, iat: float | None = None) -> Claims:
     iat = int(time.time()) if iat is None else iat
-    return Claims(iss="workup", sub=user, role="CLIENT", iat=iat, exp=iat + 3600)
+    return Claims(iss="workup", aud="workup-api", sub=user, role="CLIENT", iat=iat, exp=iat + 3600)
 
 
 async def test_open_answers_are_memoized_for_ttl_closed_ones_for_good():
