@@ -74,3 +74,15 @@ def test_judge_exits_1_only_with_check_and_a_miss(capsys: pytest.CaptureFixture[
     with pytest.raises(SystemExit) as exc:
         H.judge([ok, missed], check=True)
     assert exc.value.code == 1
+
+
+def test_bench_server_options_default_to_the_systems_settings(monkeypatch):
+    import click
+    from workup.bench._harness import AMQP_DEV, server_default
+    monkeypatch.delenv("WORKUP_AMQP_URL", raising=False)
+    assert server_default("amqp_url", AMQP_DEV)() == AMQP_DEV
+    monkeypatch.setenv("WORKUP_AMQP_URL", "amqp://u:p@broker:5672/")
+    assert server_default("amqp_url", AMQP_DEV)() == "amqp://u:p@broker:5672/"
+    monkeypatch.setenv("WORKUP_AMQP_URL", "http://nope")
+    with pytest.raises(click.UsageError, match="amqp_url must start with amqp://"):
+        server_default("amqp_url", AMQP_DEV)()

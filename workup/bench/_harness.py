@@ -26,11 +26,32 @@ import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Sequence
 
+import click
 import msgspec
 
 __all__ = ["Result", "Recorder", "percentile", "closed_loop_trio", "closed_loop_asyncio",
            "Server", "run_client", "mark", "emit_result", "window_options", "table", "save_json", "machine",
+           "server_default", "AMQP_DEV", "REDIS_DEV",
            "RESULTS_DIR", "Target", "check_option", "judge"]
+
+
+AMQP_DEV = "amqp://guest:guest@127.0.0.1:5672/"
+REDIS_DEV = "redis://127.0.0.1:6379/0"
+
+
+def server_default(field: str, fallback: str = "") -> Callable[[], str]:
+    """A bench option's default: the system's own setting of that server (``WORKUP_<FIELD>``, read
+    through :class:`~workup.settings.Settings` like every role), else ``fallback`` (the dev
+    server's loopback address, or "" for none). A bad variable is one line and exit code 2."""
+    def default() -> str:
+        from ..settings import SettingsError, load_settings
+        try:
+            value = getattr(load_settings(), field)
+        except SettingsError as exc:
+            raise click.UsageError(str(exc)) from None
+        return value or fallback
+    return default
+
 
 RESULTS_DIR = Path(__file__).resolve().parents[2] / "perf" / "results"
 

@@ -250,8 +250,8 @@ def _check_broker(url: str) -> None:
 
 
 @click.command(name="amqp")
-@click.option("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/", show_default=True,
-              envvar="WORKUP_AMQP_URL", help="broker (WORKUP_AMQP_URL)")
+@click.option("--amqp-url", default=H.server_default("amqp_url", H.AMQP_DEV),
+              show_default="WORKUP_AMQP_URL or the loopback broker", help="broker")
 @click.option("--in-flight", "levels", default="1,16,64", show_default=True,
               help="comma-separated calls in flight")
 @click.option("--peers", default=",".join(PEERS), show_default=True,

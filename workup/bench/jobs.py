@@ -165,11 +165,11 @@ def ratio(results: list[dict[str, Any]]) -> float | None:
 
 
 @click.command(name="jobs")
-@click.option("--amqp-url", default=lambda: os.environ.get("WORKUP_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+@click.option("--amqp-url", default=H.server_default("amqp_url", H.AMQP_DEV),
               show_default="WORKUP_AMQP_URL or the loopback broker")
-@click.option("--redis-url", default=lambda: os.environ.get("WORKUP_REDIS_URL", "redis://127.0.0.1:6379/0"),
+@click.option("--redis-url", default=H.server_default("redis_url", H.REDIS_DEV),
               show_default="WORKUP_REDIS_URL or the loopback Redis")
-@click.option("--cassandra-hosts", default=lambda: os.environ.get("WORKUP_CASSANDRA_HOSTS", ""),
+@click.option("--cassandra-hosts", default=H.server_default("cassandra_hosts"),
               help="Cassandra for the stores (else SQLite)")
 @click.option("--in-flight", default=16, type=click.IntRange(1, 1024), show_default=True)
 @click.option("--seed", default=200, type=click.IntRange(1, 100_000), show_default=True, help="jobs created first")

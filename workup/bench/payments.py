@@ -202,8 +202,8 @@ def _one_run(pg_server: str, store: str, opts: dict[str, Any]) -> dict[str, Any]
 
 
 @click.command(name="payments")
-@click.option("--postgres-url", "pg_server", envvar="WORKUP_PAYMENTS_POSTGRES_URL", default=DEFAULT_PG,
-              show_default=True, help="server on which a scratch database is created (and dropped)")
+@click.option("--postgres-url", "pg_server", default=H.server_default("payments_postgres_url", DEFAULT_PG),
+              show_default="WORKUP_PAYMENTS_POSTGRES_URL or the loopback server", help="server on which a scratch database is created (and dropped)")
 @click.option("--store", type=click.Choice(["postgres", "sqlite"]), default="postgres", show_default=True)
 @click.option("--isolation", type=click.Choice(["read committed", "serializable"]), default="read committed",
               show_default=True)

@@ -160,8 +160,8 @@ def ratios(results: list[dict[str, Any]]) -> dict[str, float]:
 
 
 @click.command(name="rpc")
-@click.option("--amqp-url", envvar="WORKUP_AMQP_URL", default="amqp://guest:guest@127.0.0.1:5672/",
-              show_default=True, help="broker (WORKUP_AMQP_URL)")
+@click.option("--amqp-url", default=H.server_default("amqp_url", H.AMQP_DEV),
+              show_default="WORKUP_AMQP_URL or the loopback broker", help="broker")
 @click.option("--in-flight", "levels", default="1,16,64", show_default=True,
               help="comma-separated calls in flight for the echo")
 @click.option("--warmup", type=click.FloatRange(0, 600), default=1.0, show_default=True)

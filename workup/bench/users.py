@@ -190,11 +190,11 @@ def _process_counts(ctx: click.Context, param: click.Parameter, value: str) -> l
 
 
 @click.group(name="users", invoke_without_command=True)
-@click.option("--amqp-url", default=lambda: os.environ.get("WORKUP_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+@click.option("--amqp-url", default=H.server_default("amqp_url", H.AMQP_DEV),
               show_default="WORKUP_AMQP_URL or the loopback broker")
-@click.option("--redis-url", default=lambda: os.environ.get("WORKUP_REDIS_URL", "redis://127.0.0.1:6379/0"),
+@click.option("--redis-url", default=H.server_default("redis_url", H.REDIS_DEV),
               show_default="WORKUP_REDIS_URL or the loopback Redis")
-@click.option("--users-mongo-url", default=lambda: os.environ.get("WORKUP_USERS_MONGO_URL", ""),
+@click.option("--users-mongo-url", default=H.server_default("users_mongo_url"),
               help="MongoDB/FerretDB server for the users store, a database per run (else SQLite)")
 @click.option("--processes", default="1,2", callback=_process_counts, show_default=True,
               help="users worker process counts to compare for login")
