@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from workup.controller import status_rows
-from workup.runtime.control import instance_id
+from workup.runtime.control import ControlReply, control_key, instance_id, sign
 from workup.transport.envelope import Caller, reply_body
 from workup.services.echo import Echo, Sleep, Tally
 
@@ -222,3 +222,39 @@ async def test_one_instance_refusals_and_keys_through_the_cli(tmp_path):
             "Error: unknown service 'nosuchservice'; one of: all, contracts, echo, jobs, payments, users"]
         rc, out, err = await c.ctl("bogus")
         assert rc == 2 and len(err.splitlines()) == 1 and "one of: add-command," in err
+
+
+async def test_a_replayed_control_message_is_refused_by_restarted_and_scaled_children(tmp_path):
+    """A genuine message read off the control exchange and re-sent: refused by the running
+    process, by the child the supervisor restarts after a SIGKILL and by one it starts on
+    set-processes; the supervisor's own replay (over stdin) still configures them."""
+    async with cluster(tmp_path) as c:
+        await c.start_worker("--processes", "1", "--concurrency", "4")
+        [first] = await c.processes(1)
+        captured = sign(control_key(SECRET), "echo", "set-max-threads", ["7"], validity=60)
+
+        async def send(expect: int) -> list[ControlReply]:
+            raw = await c.t.broadcast_control("echo", captured, timeout=3.0, expect=expect)
+            return [msgspec.json.decode(r, type=ControlReply) for r in raw]
+
+        assert [(r.ok, r.detail) for r in await send(1)] == [(True, "max threads 7")]
+        again = await send(2)      # the child and the supervisor both refuse it now
+        assert len(again) == 2 and {r.detail for r in again} == {"refused: replayed"}
+
+        os.kill(first.pid, signal.SIGKILL)       # the supervisor restarts the child
+        with trio.fail_after(30):
+            while True:
+                [restarted] = await c.processes(1)
+                if restarted.pid != first.pid:
+                    break
+                await trio.sleep(0.2)
+        assert restarted.status.max_threads == 7   # remembered and replayed over stdin
+        again = await send(2)
+        assert len(again) == 2 and {r.detail for r in again} == {"refused: replayed"}
+
+        rc, out, err = await c.ctl("set-processes", "2")    # a genuine new message scales out
+        assert rc == 0, (out, err)
+        replies = await c.processes(2)
+        assert {r.status.max_threads for r in replies} == {7}
+        again = await send(3)
+        assert len(again) == 3 and {r.detail for r in again} == {"refused: replayed"}

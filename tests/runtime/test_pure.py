@@ -1,4 +1,4 @@
-"""Pure pieces of the runtime: signing, hot-swap checks, the command table, backoff, replay keys,
+"""Pure pieces of the runtime: signing and replay refusal, hot-swap checks, the command table, backoff, replay keys,
 and the control table (argument checks, who applies what, what the supervisor remembers)."""
 
 from __future__ import annotations
@@ -59,6 +59,33 @@ def test_a_refused_nonce_is_not_remembered():
     with pytest.raises(ControlRefused):
         v.verify(sign(KEY, "echo", "freeze", now=NOW), now=NOW + 100)
     assert v._seen == {}
+
+
+def test_a_message_issued_before_the_instance_started_is_a_replay():
+    payload = sign(KEY, "echo", "freeze", now=NOW, validity=60)
+    with pytest.raises(ControlRefused, match="replayed") as exc:
+        Verifier(KEY, "echo", not_before=NOW + 10).verify(payload, now=NOW + 11)
+    assert "before this instance started" in str(exc.value)
+    # within the clock skew allowed for the controller: accepted (a genuine message racing the start)
+    assert Verifier(KEY, "echo", not_before=NOW + 4).verify(payload, now=NOW + 5).command == "freeze"
+    # an expired one still says so
+    with pytest.raises(ControlRefused, match="expired"):
+        Verifier(KEY, "echo", not_before=NOW + 100).verify(payload, now=NOW + 100)
+
+
+def test_a_child_refuses_the_nonces_its_supervisor_saw():
+    supervisor = Verifier(KEY, "echo", not_before=NOW)
+    old = sign(KEY, "echo", "freeze", now=NOW + 1, validity=5)
+    live = sign(KEY, "echo", "set-max-threads", ["3"], now=NOW + 5, validity=30)
+    supervisor.verify(old, now=NOW + 1)
+    supervisor.verify(live, now=NOW + 5)
+    handed = supervisor.remembered(now=NOW + 8)        # what goes to a child started at NOW + 8
+    assert list(handed.values()) == [NOW + 35]         # the expired nonce is not handed on
+    # issued 3 s before the child started: within the clock skew, so its nonce is what refuses it
+    child = Verifier(KEY, "echo", not_before=NOW + 8, seen=handed)
+    with pytest.raises(ControlRefused, match="nonce already seen"):
+        child.verify(live, now=NOW + 9)
+    assert child.verify(sign(KEY, "echo", "start", now=NOW + 9), now=NOW + 9).command == "start"
 
 
 GOOD = "from workup.services.echo import Echo\nasync def handler(ctx, req: Echo):\n    return 1\n"

@@ -28,6 +28,7 @@ class ChildSpec(msgspec.Struct, kw_only=True):
     control_secret: str                 # resolved once by the supervisor (it may be generated)
     supervisor: int                     # the supervisor's pid, for status replies
     replay: list[ControlMessage] = []   # configuration given to the siblings so far
+    control_seen: dict[str, float] = {}  # nonces the supervisor accepted (and their expiry): replays
 
 
 async def _watch_stdin() -> None:
@@ -50,6 +51,7 @@ async def run_child(spec: ChildSpec) -> None:
                 service, spec.settings, transport, concurrency=spec.settings.concurrency,
                 grace=spec.settings.grace,
                 supervisor=spec.supervisor, control_secret=spec.control_secret, replay=spec.replay,
+                control_seen=spec.control_seen,
                 task_status=task_status))
             sys.stdout.write("READY\n")
             sys.stdout.flush()

@@ -12,7 +12,12 @@ supervisor if it needs one, one row in that docs table.
 
 A message is a compact JWS (HS256) whose payload is a :class:`ControlMessage`; it names its
 target service, an issued-at, an expiry (a short validity window) and a random nonce, so a message
-is refused when unsigned, badly signed, stale, meant for another service, or replayed. It may name
+is refused when unsigned, badly signed, stale, meant for another service, or replayed. Replayed
+means: its nonce was seen by this process, or by the supervisor that started it (which hands its
+live nonces to each child it starts), or it was issued before this process started (a message
+published then never reached a control queue bound later, so only a re-publication delivers it;
+:data:`CLOCK_SKEW` is allowed for the controller's clock). So a freshly started or newly scaled
+instance refuses a replay as the running ones do. It may name
 one instance (:func:`instance_id`, ``host:pid``): that process alone, or a supervisor and its
 children, apply it and answer (:func:`addressed`); the others stay silent. A refused message is
 answered with the reason only (:attr:`ControlRefused.reason`), never with the instance's state.
@@ -25,7 +30,7 @@ import hashlib
 import logging
 import secrets
 import time
-from typing import Awaitable, Callable, ClassVar, Literal, Protocol, Sequence
+from typing import Awaitable, Callable, ClassVar, Literal, Mapping, Protocol, Sequence
 
 import msgspec
 from jwcrypto import jwk, jws
@@ -416,12 +421,23 @@ def sign(key: jwk.JWK, service: str, command: str, args: list[str] | tuple[str, 
 
 
 class Verifier:
-    """Checks signature, service, freshness and nonce; remembers nonces until they expire."""
+    """Checks signature, service, freshness and nonce; remembers nonces until they expire.
 
-    def __init__(self, key: jwk.JWK, service: str) -> None:
+    ``not_before`` (a process's start time): messages issued earlier (less :data:`CLOCK_SKEW`) are
+    refused as replays. ``seen``: nonces (with their expiry) another verifier already accepted,
+    :meth:`remembered` of the supervisor's for a child it starts."""
+
+    def __init__(self, key: jwk.JWK, service: str, *, not_before: float | None = None,
+                 seen: Mapping[str, float] | None = None) -> None:
         self._key = key
         self._service = service
-        self._seen: dict[str, float] = {}
+        self._not_before = not_before
+        self._seen: dict[str, float] = dict(seen or {})
+
+    def remembered(self, now: float | None = None) -> dict[str, float]:
+        """The nonces still inside their validity window, with their expiry."""
+        now = time.time() if now is None else now
+        return {nonce: exp for nonce, exp in self._seen.items() if exp >= now}
 
     def verify(self, payload: bytes, now: float | None = None) -> ControlMessage:
         now = time.time() if now is None else now
@@ -444,9 +460,9 @@ class Verifier:
             raise ControlRefused("stale (issued in the future)", "check the clocks")
         if msg.exp < now:
             raise ControlRefused("stale (expired)")
-        for nonce, exp in list(self._seen.items()):
-            if exp < now:
-                del self._seen[nonce]
+        if self._not_before is not None and msg.iat < self._not_before - CLOCK_SKEW:
+            raise ControlRefused("replayed", "issued before this instance started")
+        self._seen = self.remembered(now)
         if msg.nonce in self._seen:
             raise ControlRefused("replayed", "nonce already seen")
         self._seen[msg.nonce] = msg.exp

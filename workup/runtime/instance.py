@@ -15,7 +15,7 @@ import secrets
 import socket
 import time
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Awaitable, Callable, Sequence
+from typing import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
 import msgspec
 import trio
@@ -42,7 +42,7 @@ _ENCODE_REPLY = msgspec.json.Encoder().encode
 class Instance:
     def __init__(self, service: Service[Deps | None], settings: Settings, transport: Transport, *,
                  concurrency: int = 64, grace: float = 30.0, supervisor: int | None = None,
-                 control_secret: str | None = None) -> None:
+                 control_secret: str | None = None, control_seen: Mapping[str, float] | None = None) -> None:
         self.service = service
         self.name = service.name
         self.transport = transport
@@ -51,13 +51,15 @@ class Instance:
         self.limiter = trio.CapacityLimiter(concurrency)
         self.grace = grace
         self.supervisor = supervisor
-        # without a configured key nobody outside this process can sign: a random one
-        self.verifier = Verifier(control_key(control_secret or secrets.token_hex(32)), service.name)
+        self.started_at = time.time()
+        # without a configured key nobody outside this process can sign: a random one. A message
+        # issued before we started, or seen by our supervisor (control_seen), is a replay.
+        self.verifier = Verifier(control_key(control_secret or secrets.token_hex(32)), service.name,
+                                 not_before=self.started_at, seen=control_seen)
         self.frozen = True           # true state: consuming or not
         self.want_frozen = False     # requested state
         self.running = False         # run() has begun (before it, control messages are replays)
         self.stopping = False
-        self.started_at = time.time()
         self.handled = 0
         self.in_flight = 0
         self.expired = 0
@@ -351,12 +353,13 @@ async def run_control(control: ControlSource, verifier: Verifier, name: str,
 async def serve_service(service: Service[Deps | None], settings: Settings, transport: Transport, *,
                         concurrency: int = 64, grace: float = 30.0, supervisor: int | None = None,
                         control_secret: str | None = None, replay: Sequence[ControlMessage] = (),
+                        control_seen: Mapping[str, float] | None = None,
                         task_status: trio.TaskStatus[Instance] = trio.TASK_STATUS_IGNORED) -> None:
     """Run one instance of ``service`` on ``transport`` until cancelled (or :meth:`Instance.stop`).
     ``await nursery.start(serve_service, ...)`` returns the :class:`Instance` once it consumes."""
     if control_secret is None:
         control_secret = load_control_secret(settings, create=settings.amqp_url is not None)
     instance = Instance(service, settings, transport, concurrency=concurrency, grace=grace,
-                        supervisor=supervisor, control_secret=control_secret)
+                        supervisor=supervisor, control_secret=control_secret, control_seen=control_seen)
     await instance.replay(replay)
     await instance.run(task_status)

@@ -62,7 +62,7 @@ class Supervisor:
         self.slots: list[_Slot] = []
         self.stopping = False
         self.started_at = time.time()
-        self.verifier = Verifier(control_key(spec.control_secret), spec.service)
+        self.verifier = Verifier(control_key(spec.control_secret), spec.service, not_before=self.started_at)
         self._nursery: trio.Nursery | None = None
         self.sticky: dict[tuple[str, str], ControlMessage] = {}   # replayed to new children
         self._ready: trio.Event = trio.Event()
@@ -77,7 +77,9 @@ class Supervisor:
             [self.python, "-m", "workup.runtime.child"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
         assert proc.stdin is not None and proc.stdout is not None
-        spec = msgspec.structs.replace(self.spec, replay=list(self.sticky.values()))
+        # over stdin, not the broker: what to apply, and the nonces the child must refuse as replays
+        spec = msgspec.structs.replace(self.spec, replay=list(self.sticky.values()),
+                                       control_seen=self.verifier.remembered())
         await proc.stdin.send_all(msgspec.json.encode(spec) + b"\n")
         buf = b""
         with trio.move_on_after(60):

@@ -1,13 +1,14 @@
 """Contract routes through the real gateway: reads, parties-only, the milestone and termination
-state machines (every illegal transition is 409), payment requests, completion, print."""
+state machines (every illegal transition is 409, a redelivered progress steps once), payment
+requests, completion, print."""
 
 from __future__ import annotations
 
 import msgspec
 import trio
 
-from workup.transport.envelope import SERVICE_CALLER
-from workup.messages.contracts import MarkMilestonePaid
+from workup.transport.envelope import SERVICE_CALLER, Caller
+from workup.messages.contracts import MarkMilestonePaid, ProgressMilestone
 from tests.services.jobs._http import User
 from tests.services.jobs._services import new_id
 
@@ -181,3 +182,25 @@ async def test_racing_progress_and_duplicate_proposals(system):
             n.start_soon(propose)
     assert sorted(codes) == [201, 409, 409, 409]
     assert len((await system.http.get(f"/api/v1/jobs/{job['id']}/proposals", headers=client.auth)).json()) == 1
+
+
+async def test_a_redelivered_progress_moves_the_milestone_once(system):
+    """The same ProgressMilestone twice with one request id (what the broker redelivers after a
+    worker died before its ack): one step, and the same answer; a new request steps on."""
+    _, fay, c = await system.contract()
+    m1 = c["milestoneIds"][0]
+    freelancer = Caller(fay.id, "FREELANCER")
+    rid = new_id()
+
+    async def progress(request_id: str) -> tuple[int, dict]:
+        reply = await system.services.call("contracts.ProgressMilestone", ProgressMilestone(milestone_id=m1),
+                                           freelancer, request_id=request_id)
+        return reply.status, msgspec.json.decode(reply.body)
+
+    first = await progress(rid)
+    assert first[0] == 200 and first[1]["status"] == "IN_PROGRESS"
+    assert await progress(rid) == first
+    got = (await system.http.get(f"{C}/milestones/{m1}", headers=fay.auth)).json()
+    assert got["status"] == "IN_PROGRESS"
+    status, body = await progress(new_id())
+    assert status == 200 and body["status"] == "IN_REVIEW"

@@ -1,6 +1,8 @@
 """Run as a child process by test_outbox_kill: a payments instance on RabbitMQ whose process is
-SIGKILLed right after a payment commits, before anything is published (its relay is removed, the
-worst case). Arguments: postgres URL, AMQP URL, queue prefix, data dir."""
+SIGKILLed right after one operation commits, before anything is published or acked (its relay is
+removed, the worst case). Arguments: postgres URL, AMQP URL, queue prefix, data dir, and
+optionally the store operation to die after (``pay``, ``deposit`` or ``withdraw``; ``pay`` when
+omitted). It prints ``ready``, then ``committed <status>`` and ``body <JSON answer>``."""
 
 from __future__ import annotations
 
@@ -16,18 +18,19 @@ from workup.runtime import serve_service
 from workup.services.payments import service
 from workup.services.payments.store import SqlStore
 
-_pay = SqlStore.pay
+
+def _then_die(op):
+    async def wrapped(self, *args, **kwargs):
+        outcome = await op(self, *args, **kwargs)
+        print(f"committed {outcome.status}", flush=True)
+        print(f"body {outcome.body.decode()}", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)     # after the commit, before the reply and any publish
+        return outcome
+    return wrapped
 
 
-async def _pay_then_die(self, *args, **kwargs):
-    outcome = await _pay(self, *args, **kwargs)
-    print(f"committed {outcome.status}", flush=True)
-    os.kill(os.getpid(), signal.SIGKILL)     # after the commit, before the reply and any publish
-    return outcome
-
-
-async def main(pg_url: str, amqp_url: str, prefix: str, data_dir: str) -> None:
-    SqlStore.pay = _pay_then_die
+async def main(pg_url: str, amqp_url: str, prefix: str, data_dir: str, op: str = "pay") -> None:
+    setattr(SqlStore, op, _then_die(getattr(SqlStore, op)))
     service.background.clear()
     settings = Settings(data_dir=data_dir, payments_postgres_url=pg_url, amqp_url=amqp_url)
     async with AmqpTransport.connect(amqp_url, prefix=prefix) as transport:
@@ -38,4 +41,4 @@ async def main(pg_url: str, amqp_url: str, prefix: str, data_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    trio.run(main, *sys.argv[1:5])
+    trio.run(main, *sys.argv[1:6])

@@ -1,14 +1,20 @@
-"""The outbox survives a process killed between the payment's commit and the publish: a fresh
-instance delivers ``contracts.MarkMilestonePaid`` and ``payment.paid`` from the committed rows."""
+"""A payments process killed between an operation's commit and its reply: the outbox survives (a
+fresh instance delivers ``contracts.MarkMilestonePaid`` and ``payment.paid`` from the committed
+rows), and the redelivered command, which carries no Idempotency-Key, is applied once (the inbox
+row keyed by its request id answers it with the first answer)."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import uuid
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, Iterator
 
+import msgspec
+import pytest
 import trio
 
 from workup.transport.envelope import SERVICE_CALLER, Caller, reply_body
@@ -28,45 +34,102 @@ async def _read_line(stream, timeout: float = 30.0) -> str:
         return (await trio.to_thread.run_sync(stream.readline)).decode().strip()
 
 
+@contextlib.contextmanager
+def _dying_instance(pg: str, amqp_url: str, prefix: str, data_dir: Path, op: str) -> Iterator[subprocess.Popen]:
+    """The child payments process of ``_pay_then_die.py`` (SIGKILLed after ``op`` commits)."""
+    child = subprocess.Popen([sys.executable, str(CHILD), pg, amqp_url, prefix, str(data_dir), op],
+                             stdout=subprocess.PIPE, cwd=Path(__file__).parents[2])
+    try:
+        yield child
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
 async def test_kill_between_commit_and_publish_loses_nothing(amqp_url, postgres_url, tmp_path):
     prefix = f"wtpaykill{uuid.uuid4().hex[:10]}"
-    with fresh_database("kill") as pg:
+    with fresh_database("kill") as pg, _dying_instance(pg, amqp_url, prefix, tmp_path, "pay") as child:
         settings = Settings(data_dir=str(tmp_path), payments_postgres_url=pg, amqp_url=amqp_url)
-        child = subprocess.Popen([sys.executable, str(CHILD), pg, amqp_url, prefix, str(tmp_path)],
-                                 stdout=subprocess.PIPE, cwd=Path(__file__).parents[2])
-        try:
-            assert await _read_line(child.stdout) == "ready"
-            async with running_system("distributed", [], settings=settings, prefix=prefix, gateway=False) as system:
-                system.started.add("payments")   # the child declared its queues: they go at the end too
+        assert await _read_line(child.stdout) == "ready"
+        async with running_system("distributed", [], settings=settings, prefix=prefix, gateway=False) as system:
+            system.started.add("payments")   # the child declared its queues: they go at the end too
 
-                async def call(req, caller, timeout=10.0):
-                    return reply_body(await system.call(f"payments.{type(req).__name__}", req, caller,
-                                                     timeout=timeout))
-                client, freelancer = Caller(uuid.uuid4().hex, "CLIENT"), Caller(uuid.uuid4().hex, "FREELANCER")
-                await call(m.Deposit(amount=Decimal("80")), client)
-                milestone = uuid.uuid4().hex
-                ref = await call(m.CreatePaymentRequest(milestone_id=milestone, contract_id=uuid.uuid4().hex,
+            async def call(req, caller, timeout=10.0):
+                return reply_body(await system.call(f"payments.{type(req).__name__}", req, caller,
+                                                 timeout=timeout))
+            client, freelancer = Caller(uuid.uuid4().hex, "CLIENT"), Caller(uuid.uuid4().hex, "FREELANCER")
+            await call(m.Deposit(amount=Decimal("80")), client)
+            milestone = uuid.uuid4().hex
+            ref = await call(m.CreatePaymentRequest(milestone_id=milestone, contract_id=uuid.uuid4().hex,
+                                                    client_id=client.user_id, freelancer_id=freelancer.user_id,
+                                                    amount=Decimal("80")), SERVICE_CALLER)
+            try:
+                await call(m.PayRequest(id=ref["id"]), client, timeout=3.0)
+                raise AssertionError("the killed instance answered")
+            except DeadlineExceeded:
+                pass
+            assert await _read_line(child.stdout) == "committed 200"
+            assert await trio.to_thread.run_sync(child.wait) == -9
+
+            # a fresh instance (with the relay) and the contracts peer come up
+            fake = FakeContracts()
+            await system.start("contracts", fake.service)
+            await system.start("payments")
+            await system.wait_for(lambda: fake.paid and any(e.type == "payment.paid" for e in system.events),
+                               timeout=20)
+            assert [(p.milestone_id, p.payment_request_id) for p in fake.paid] == [(milestone, ref["id"])]
+            got = await call(m.GetPaymentRequest(id=ref["id"]), client)
+            assert got["status"] == "PAID"
+            assert await call(m.GetMyWallet(), freelancer) == {"balance": 80}
+
+
+@pytest.mark.parametrize("op", ["deposit", "withdraw", "pay"])
+async def test_a_command_redelivered_after_a_kill_is_applied_once(op, amqp_url, postgres_url, tmp_path):
+    """No Idempotency-Key: the worker dies after the commit, before the reply and the ack; the
+    broker redelivers the command (same request id) to a fresh instance, which answers the
+    waiting caller with the first answer and writes nothing more."""
+    prefix = f"wtpayonce{uuid.uuid4().hex[:10]}"
+    with fresh_database("once") as pg, _dying_instance(pg, amqp_url, prefix, tmp_path, op) as child:
+        settings = Settings(data_dir=str(tmp_path), payments_postgres_url=pg, amqp_url=amqp_url)
+        assert await _read_line(child.stdout) == "ready"
+        async with running_system("distributed", [], settings=settings, prefix=prefix, gateway=False) as system:
+            system.started.add("payments")
+
+            async def call(req, caller, timeout=10.0, as_=Any):
+                return reply_body(await system.call(f"payments.{type(req).__name__}", req, caller,
+                                                 timeout=timeout), as_)
+            client, freelancer = Caller(uuid.uuid4().hex, "CLIENT"), Caller(uuid.uuid4().hex, "FREELANCER")
+            if op == "deposit":
+                command, expected = m.Deposit(amount=Decimal("49.51")), Decimal("49.51")
+            else:
+                await call(m.Deposit(amount=Decimal("100")), client)
+            if op == "withdraw":
+                command, expected = m.Withdraw(amount=Decimal("22.66")), Decimal("77.34")
+            if op == "pay":
+                ref = await call(m.CreatePaymentRequest(milestone_id=uuid.uuid4().hex, contract_id=uuid.uuid4().hex,
                                                         client_id=client.user_id, freelancer_id=freelancer.user_id,
-                                                        amount=Decimal("80")), SERVICE_CALLER)
-                try:
-                    await call(m.PayRequest(id=ref["id"]), client, timeout=3.0)
-                    raise AssertionError("the killed instance answered")
-                except DeadlineExceeded:
-                    pass
-                assert await _read_line(child.stdout) == "committed 200"
-                assert await trio.to_thread.run_sync(child.wait) == -9
+                                                        amount=Decimal("23.98")), SERVICE_CALLER)
+                command, expected = m.PayRequest(id=ref["id"]), Decimal("76.02")
 
-                # a fresh instance (with the relay) and the contracts peer come up
-                fake = FakeContracts()
-                await system.start("contracts", fake.service)
+            answers: list[object] = []
+
+            async def first_call() -> None:   # waits through the kill for the redelivery's answer
+                answers.append(await call(command, client, timeout=60.0))
+
+            async with trio.open_nursery() as n:
+                n.start_soon(first_call)
+                assert await _read_line(child.stdout) == "committed 200"
+                first = msgspec.json.decode((await _read_line(child.stdout)).removeprefix("body "))
+                assert await trio.to_thread.run_sync(child.wait) == -9
+                await system.start("contracts", FakeContracts().service)
                 await system.start("payments")
-                await system.wait_for(lambda: fake.paid and any(e.type == "payment.paid" for e in system.events),
-                                   timeout=20)
-                assert [(p.milestone_id, p.payment_request_id) for p in fake.paid] == [(milestone, ref["id"])]
-                got = await call(m.GetPaymentRequest(id=ref["id"]), client)
-                assert got["status"] == "PAID"
-                assert await call(m.GetMyWallet(), freelancer) == {"balance": 80}
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
+
+            assert answers == [first]
+            assert await call(m.GetMyWallet(), client) == {"balance": float(expected)}
+            ledger = await call(m.ListWalletTransactions(), client, as_=list[m.WalletTransaction])
+            # one row for the operation (and one for the setup deposit before a withdraw or a pay)
+            assert sorted(e.transaction_type for e in ledger) == (["CREDIT"] if op == "deposit" else ["CREDIT", "DEBIT"])
+            if op == "pay":
+                assert len(await call(m.ListMyTransactions(), client)) == 1
+                assert await call(m.GetMyWallet(), freelancer) == {"balance": float(Decimal("23.98"))}

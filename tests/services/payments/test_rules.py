@@ -1,5 +1,5 @@
 """Pure decisions of the payments service: money validation, migrations, the outbox retry policy
-(the runtime's one, which payments uses), path ids, cache keys, stored answers."""
+(the runtime's one, which payments uses), path ids, cache keys, stored answers, inbox keys."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from workup.transport.envelope import encode_json
 from workup.gateway.routing import path_id
 from workup.messages import payments as m
 from workup.problems import ProblemError
-from workup.services.payments.commands import answer, cache_keys, idem_key
+from workup.services.payments.commands import answer, cache_keys, idem_key, inbox_key
 from workup.services.payments.ops import MAX_BALANCE, Changed, Outcome, _credit_check
 from workup.runtime.outbox import MAX_DELAY, next_step
 from workup.services.payments.schema import MIGRATIONS, migration_statements, pending
@@ -105,3 +105,14 @@ def test_idempotency_routes():
     assert m.idempotency_route(m.PayRequest, "abc") == "requests/abc/pay"
     with pytest.raises(ValueError):
         m.idempotency_route(m.GetMyWallet)
+
+
+def test_inbox_keys():
+    """Without an Idempotency-Key a command's request id (and its digest) is its inbox row."""
+    deposit = m.Deposit(amount=Decimal("5"))
+    key = inbox_key("u1", "wallet/deposit", "req-1", deposit)
+    assert key.user_id == "u1" and key.route == "inbox:wallet/deposit" and key.key.startswith("req-1:")
+    assert inbox_key("u1", "wallet/deposit", "req-1", m.Deposit(amount=Decimal("5"))) == key  # a redelivery
+    assert inbox_key("u1", "wallet/deposit", "req-2", deposit) != key                       # another request
+    assert inbox_key("u1", "wallet/deposit", "req-1", m.Deposit(amount=Decimal("6"))) != key  # a reused X-Request-Id
+    assert idem_key("u1", "wallet/deposit", "req-1") != key         # a client's key never meets an inbox row

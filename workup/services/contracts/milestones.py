@@ -79,6 +79,9 @@ async def progress_milestone(ctx: Ctx, req: ProgressMilestone) -> Milestone:
     nxt = progressed(m.status)
     if nxt is None:
         raise conflict(f"a {m.status} milestone cannot be progressed")
+    if await ctx.deps.store.first_read(ctx.request_id, m) != m.updated_ms:
+        # a redelivery whose first attempt moved the milestone already: one step, answered as it is
+        return m.public()
     event = None
     if nxt == "IN_REVIEW":
         event = await intend_event(ctx.deps.store.outbox, "milestone.in_review", [c.client_id],

@@ -53,9 +53,13 @@ TERMINATIONS = Table("terminations_by_contract", {
 }, ("contract_id",), (("id", "ASC"),))
 TERMINATIONS_BY_ID = Table("terminations_by_id", {"id": TEXT, "contract_id": TEXT}, ("id",))
 TERMINATION_SLOTS = slot_table("termination_slots", ("contract_id", "requester_id"), "termination_id")
+# The milestone version a progress request read, by request id and milestone: what makes a
+# redelivered ProgressMilestone (same request id) a replay instead of a second step.
+MILESTONE_MOVES = Table("milestone_moves", {"request_id": TEXT, "milestone_id": TEXT, "read_ms": BIGINT},
+                        ("request_id", "milestone_id"))
 
 TABLES = [CONTRACTS, CONTRACTS_BY_PARTY, MILESTONES, MILESTONES_BY_ID, TERMINATIONS, TERMINATIONS_BY_ID,
-          TERMINATION_SLOTS, OUTBOX]
+          TERMINATION_SLOTS, MILESTONE_MOVES, OUTBOX]
 
 def contract_id_for(proposal_id: str) -> str:
     return derived_id(CONTRACT_IDS, "contract", proposal_id)
@@ -177,6 +181,15 @@ class ContractsStore:
         """``m.status`` → ``status`` if the milestone is still in ``m.status``."""
         return await self.db.update_if(MILESTONES, {"contract_id": m.contract_id, "position": m.position},
                                        {"status": status, "updated_ms": now, **extra}, {"status": m.status})
+
+    async def first_read(self, request_id: str, m: StoredMilestone) -> int:
+        """The version of ``m`` that request ``request_id`` read first: ``m.updated_ms`` when this
+        is its first attempt (now recorded), else what its earlier attempt recorded."""
+        row = {"request_id": request_id, "milestone_id": m.id, "read_ms": m.updated_ms}
+        if await self.db.insert_if_absent(MILESTONE_MOVES, row):
+            return m.updated_ms
+        rows = await self.db.select(MILESTONE_MOVES, {"request_id": request_id, "milestone_id": m.id})
+        return int(rows[0]["read_ms"]) if rows else m.updated_ms
 
     async def record_payment_request(self, m: StoredMilestone, request_id: str) -> bool:
         return await self.db.update_if(MILESTONES, {"contract_id": m.contract_id, "position": m.position},

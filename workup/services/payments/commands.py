@@ -3,6 +3,7 @@ from the verified token), never from the request body; cross-service commands ne
 
 from __future__ import annotations
 
+import hashlib
 import re
 from decimal import Decimal
 from typing import Protocol, Sequence
@@ -17,7 +18,8 @@ from . import service
 from .deps import Ctx, PaymentsDeps
 from .ops import Changed, IdemKey, Outcome
 
-__all__ = ["account_holder", "require_service", "valid_amount", "idem_key", "cache_keys", "answer"]
+__all__ = ["account_holder", "require_service", "valid_amount", "idem_key", "inbox_key", "INBOX", "cache_keys",
+           "answer"]
 
 _ID = re.compile(m.ID_PATTERN)
 _SIDE: dict[str | None, str] = {"CLIENT": "client", "FREELANCER": "freelancer"}
@@ -57,6 +59,19 @@ def idem_key(user_id: str, route: str, key: str | None) -> IdemKey | None:
     if not 0 < len(key) <= m.MAX_IDEMPOTENCY_KEY:
         raise bad_request(f"Idempotency-Key must be 1 to {m.MAX_IDEMPOTENCY_KEY} characters")
     return IdemKey(user_id, route, key)
+
+
+# The route prefix of the inbox rows: a client's key lives under the bare route, so they never meet.
+INBOX = "inbox:"
+
+
+def inbox_key(user_id: str, route: str, request_id: str, command: msgspec.Struct) -> IdemKey:
+    """The row that makes a command without an Idempotency-Key apply at most once: the envelope's
+    request id, which a redelivery keeps (``transport/rabbitmq.py`` re-publishes the same
+    ``message_id``). The command's digest joins it because a client may send its own
+    ``X-Request-Id``: one reused for a different operation must not get the first one's answer."""
+    digest = hashlib.sha256(msgspec.json.encode(command)).hexdigest()[:16]
+    return IdemKey(user_id, INBOX + route, f"{request_id}:{digest}")
 
 
 def cache_keys(change: Changed) -> list[str]:
@@ -163,13 +178,15 @@ async def _refused(ctx: Ctx, idem: IdemKey | None, exc: ProblemError) -> msgspec
 
 async def _move_money(ctx: Ctx, req: m.Deposit | m.Withdraw) -> msgspec.Raw:
     user = account_holder(ctx)
-    idem = idem_key(user, m.idempotency_route(type(req)), req.idempotency_key)
+    route = m.idempotency_route(type(req))
+    idem = idem_key(user, route, req.idempotency_key)
     try:
         amount = valid_amount(req.amount)
     except ProblemError as exc:
         return await _refused(ctx, idem, exc)
     op = ctx.deps.store.deposit if isinstance(req, m.Deposit) else ctx.deps.store.withdraw
-    return await _settle(ctx, await op(user, amount, req.description, idem), [user])
+    once = idem or inbox_key(user, route, ctx.request_id, req)
+    return await _settle(ctx, await op(user, amount, req.description, once), [user])
 
 
 @service.command(m.Deposit)
@@ -187,6 +204,8 @@ async def record_refusal(ctx: Ctx, req: m.RecordRefusal) -> msgspec.Raw:
     user = account_holder(ctx)
     if not 400 <= req.problem.status < 500:
         raise bad_request("only a refusal (4xx) can be recorded")
+    if req.route.startswith(INBOX):   # the inbox rows are the service's own, never a client's key
+        raise bad_request("not an Idempotency-Key route")
     idem = idem_key(user, req.route, req.idempotency_key)
     assert idem is not None
     return await _refused(ctx, idem, ProblemError(req.problem.status, req.problem.detail,
@@ -238,7 +257,9 @@ async def pay(ctx: Ctx, req: m.PayRequest) -> msgspec.Raw:
     user = account_holder(ctx)
     if ctx.caller.role != "CLIENT":
         raise forbidden("only the request's client can pay it")
-    idem = idem_key(user, m.idempotency_route(m.PayRequest, req.id), req.idempotency_key)
+    route = m.idempotency_route(m.PayRequest, req.id)
+    idem = idem_key(user, route, req.idempotency_key)
     if not _ID.match(req.id):
         return await _refused(ctx, idem, not_found("payment request"))
-    return await _settle(ctx, await ctx.deps.store.pay(req.id, user, idem), [], req.id)
+    once = idem or inbox_key(user, route, ctx.request_id, req)
+    return await _settle(ctx, await ctx.deps.store.pay(req.id, user, once), [], req.id)
