@@ -14,6 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from workup.testing import identity_env
+
+# one set of identity keys for the session and every process it starts (workup/testing.py)
+for _name, _value in identity_env().items():
+    os.environ.setdefault(_name, _value)
+
 _CHECK_PATH = Path(__file__).resolve().parent.parent / "ops" / "dev" / "servicecheck.py"
 _spec = importlib.util.spec_from_file_location("workup_servicecheck", _CHECK_PATH)
 servicecheck = importlib.util.module_from_spec(_spec)

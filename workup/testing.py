@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = ["running_system", "fake_service", "System", "ServiceHook", "Account", "Mode", "FakeHandler",
            "ALL_SERVICES", "PASSWORD", "JWT_KEY", "unique_email", "env_value", "require_server",
-           "request_type_of"]
+           "request_type_of", "identity_env"]
 
 Mode = Literal["embedded", "distributed"]
 ALL_SERVICES = ("users", "jobs", "contracts", "payments")
@@ -73,6 +73,15 @@ _DEFAULTS = {
     "WORKUP_TEST_MONGO_URL": "mongodb://127.0.0.1:27017/",
     "WORKUP_TEST_CASSANDRA_HOSTS": "127.0.0.1:9042",
 }
+
+
+def identity_env() -> dict[str, str]:
+    """New identity keys as the ``WORKUP_*`` variables of ``transport/identity.py``. A test
+    session exports them once, so every process it starts (``workup worker``, ``workup gateway``)
+    and every transport it builds without keys trust one another."""
+    from .transport.identity import IDENTITY_ENV, new_key, public_key_of
+    gateway, service = new_key(), new_key()
+    return dict(zip(IDENTITY_ENV, (gateway, public_key_of(gateway), service)))
 
 
 def env_value(name: str) -> str:
