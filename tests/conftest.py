@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from workup.testing import identity_env
+from workup.transport.identity import identity_env
 
-# one set of identity keys for the session and every process it starts (workup/testing.py)
-for _name, _value in identity_env().items():
-    os.environ.setdefault(_name, _value)
+# the session's identity keys, for every process it starts too (workup/transport/identity.py)
+os.environ.update(identity_env())
 
 _CHECK_PATH = Path(__file__).resolve().parent.parent / "ops" / "dev" / "servicecheck.py"
 _spec = importlib.util.spec_from_file_location("workup_servicecheck", _CHECK_PATH)

@@ -47,6 +47,7 @@ from .runtime import Context, Deps, Instance, Service, load_service, serve_servi
 from .settings import Settings
 from .transport import LocalTransport
 from .transport.envelope import Caller, Event, Reply
+from .transport.identity import identity_env   # the keys a test session shares (tests/conftest.py)
 
 if TYPE_CHECKING:
     from .gateway import GatewayApp
@@ -73,15 +74,6 @@ _DEFAULTS = {
     "WORKUP_TEST_MONGO_URL": "mongodb://127.0.0.1:27017/",
     "WORKUP_TEST_CASSANDRA_HOSTS": "127.0.0.1:9042",
 }
-
-
-def identity_env() -> dict[str, str]:
-    """New identity keys as the ``WORKUP_*`` variables of ``transport/identity.py``. A test
-    session exports them once, so every process it starts (``workup worker``, ``workup gateway``)
-    and every transport it builds without keys trust one another."""
-    from .transport.identity import IDENTITY_ENV, new_key, public_key_of
-    gateway, service = new_key(), new_key()
-    return dict(zip(IDENTITY_ENV, (gateway, public_key_of(gateway), service)))
 
 
 def env_value(name: str) -> str:

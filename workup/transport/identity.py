@@ -29,13 +29,13 @@ from typing import Literal
 import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 from ..settings import Settings, SettingsError, read_secret
 from .envelope import Caller
 
 __all__ = ["Identity", "IdentityRefused", "Assertion", "load_identity", "default_identity",
-           "new_key", "public_key_of", "IDENTITY_ENV"]
+           "new_key", "public_key_of", "IDENTITY_ENV", "identity_env"]
 
 
 class IdentityRefused(Exception):
@@ -261,6 +261,18 @@ def default_identity() -> Identity:
         else:
             _process_default = Identity.generate()
     return _process_default
+
+
+def identity_env(identity: Identity | None = None) -> dict[str, str]:
+    """``identity``'s keys (default: this process's, :func:`default_identity`) as the ``WORKUP_*``
+    variables: what a test or bench adds to the environment of the processes it starts, so that
+    they and the transports it builds itself trust one another."""
+    i = identity or default_identity()
+    if i.gateway_key is None or i.service_key is None:
+        raise ValueError("identity_env needs an identity that holds both private keys")
+    gw, svc = (_b64(k.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())).decode()
+               for k in (i.gateway_key, i.service_key))
+    return dict(zip(IDENTITY_ENV, (gw, public_key_of(gw), svc)))
 
 
 if __name__ == "__main__":  # a new key pair for an operator: private, then public
