@@ -90,6 +90,10 @@ def test_keys_from_settings_files_and_the_data_dir(tmp_path):
     assert loaded.gateway_key is None and loaded.service_key is not None
     loaded.check(signed(load_identity(Settings(gateway_key=gw), "gateway", create=False)),
                  CMD, VICTIM, LATER, RID, BODY, time.time())
+    # a role reads only its own keys: a gateway is not bothered by the services' files
+    missing = str(tmp_path / "not-mounted")
+    assert load_identity(Settings(gateway_key=gw, service_key_file=missing, gateway_public_key_file=missing),
+                         "gateway", create=False).service_key is None
     with pytest.raises(SettingsError, match="gateway_public_key"):
         load_identity(Settings(data_dir=str(tmp_path / "none")), "service", create=False)
     with pytest.raises(SettingsError, match="gateway_key"):

@@ -24,6 +24,7 @@ def command(graceful_timeout: float, **flags: object) -> None:
     from ..gateway import create_app, jwt_keys_from, serve_app
     from ..gateway import run_until_stopped, settle_heap, until_signalled
     from ..transport import AmqpTransport
+    from ..transport.identity import load_identity
 
     settings = settings_from(**flags)
     amqp_url = settings.amqp_url
@@ -31,7 +32,6 @@ def command(graceful_timeout: float, **flags: object) -> None:
         raise SettingsError("workup gateway needs a broker: set WORKUP_AMQP_URL or --amqp-url "
                             "(the embedded system is 'workup up')")
     keys = jwt_keys_from(settings, generate=True)
-    from ..transport.identity import load_identity
     identity = load_identity(settings, "gateway", create=True)   # the gateway key only
     logging.basicConfig(level=settings.log_level, stream=sys.stderr,
                         format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s")

@@ -213,14 +213,16 @@ def _generated(data_dir: Path, name: str, create: bool) -> str | None:
 def load_identity(settings: Settings, role: Literal["gateway", "service", "both"], *,
                   create: bool) -> Identity:
     """The keys a ``role`` process holds: ``WORKUP_GATEWAY_KEY`` (gateway), ``WORKUP_GATEWAY_PUBLIC_KEY``
-    and ``WORKUP_SERVICE_KEY`` (services), each also as ``*_FILE``; otherwise, with ``create``,
-    the keys in ``<data_dir>/identity/``, generated there first with ``create`` (one machine:
-    ``workup up``, a dev ``workup worker`` beside a ``workup gateway``). ``both`` is one process
-    that is the whole system."""
+    and ``WORKUP_SERVICE_KEY`` (services), each also as ``*_FILE``; otherwise the keys in
+    ``<data_dir>/identity/``, generated there first when ``create`` (one machine: ``workup up``, a
+    dev ``workup worker`` beside a ``workup gateway``). ``both`` is one process that is the whole
+    system. A role reads only the variables of the keys it holds."""
     s, data = settings, settings.data_path
-    gw = read_secret(s.gateway_key, s.gateway_key_file, "gateway_key")
-    gw_pub = read_secret(s.gateway_public_key, s.gateway_public_key_file, "gateway_public_key")
-    svc = read_secret(s.service_key, s.service_key_file, "service_key")
+    serves = role != "gateway"   # only what the role holds is read (a gateway has no service key file)
+    gw = read_secret(s.gateway_key, s.gateway_key_file, "gateway_key") if role != "service" or not (
+        s.gateway_public_key or s.gateway_public_key_file) else None
+    gw_pub = read_secret(s.gateway_public_key, s.gateway_public_key_file, "gateway_public_key") if serves else None
+    svc = read_secret(s.service_key, s.service_key_file, "service_key") if serves else None
     if role in ("gateway", "both") and not gw:
         gw = _generated(data, "gateway", create)
         if not gw:
