@@ -47,7 +47,7 @@ from .runtime import Context, Deps, Instance, Service, load_service, serve_servi
 from .settings import Settings
 from .transport import LocalTransport
 from .transport.envelope import Caller, Event, Reply
-from .transport.identity import identity_env   # the keys a test session shares (tests/conftest.py)
+from .transport.identity import identity_env   # the keys a test shares with the processes it starts
 
 if TYPE_CHECKING:
     from .gateway import GatewayApp
