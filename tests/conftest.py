@@ -14,6 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from workup.transport.identity import identity_env
+
+# the session's identity keys, for every process it starts too (workup/transport/identity.py)
+os.environ.update(identity_env())
+
 _CHECK_PATH = Path(__file__).resolve().parent.parent / "ops" / "dev" / "servicecheck.py"
 _spec = importlib.util.spec_from_file_location("workup_servicecheck", _CHECK_PATH)
 servicecheck = importlib.util.module_from_spec(_spec)

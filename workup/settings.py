@@ -92,6 +92,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # a failure before one probe (workup/cache/_guarded.py)
     cache_timeout: float = 0.25
     cache_retry: float = 1.0
+    # who sent a request (workup/transport/identity.py): the gateway's Ed25519 key, which only the
+    # gateway holds, its public half for the services, and the deployment's service key
+    gateway_key: str | None = None
+    gateway_key_file: str | None = None
+    gateway_public_key: str | None = None
+    gateway_public_key_file: str | None = None
+    service_key: str | None = None
+    service_key_file: str | None = None
 
     def __post_init__(self) -> None:
         for name, (low, high) in BOUNDS.items():

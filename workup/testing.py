@@ -47,6 +47,7 @@ from .runtime import Context, Deps, Instance, Service, load_service, serve_servi
 from .settings import Settings
 from .transport import LocalTransport
 from .transport.envelope import Caller, Event, Reply
+from .transport.identity import identity_env   # the keys a test shares with the processes it starts
 
 if TYPE_CHECKING:
     from .gateway import GatewayApp
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = ["running_system", "fake_service", "System", "ServiceHook", "Account", "Mode", "FakeHandler",
            "ALL_SERVICES", "PASSWORD", "JWT_KEY", "unique_email", "env_value", "require_server",
-           "request_type_of"]
+           "request_type_of", "identity_env"]
 
 Mode = Literal["embedded", "distributed"]
 ALL_SERVICES = ("users", "jobs", "contracts", "payments")

@@ -117,7 +117,7 @@ async def test_freeze_leaves_messages_queued_and_start_drains_them():
 
 async def test_redeliveries_are_counted_then_dead_lettered():
     from workup import amqp
-    from workup.transport.envelope import encode
+    from workup.transport.envelope import ANONYMOUS, Envelope, encode, to_headers
     from workup.transport.rabbitmq import ATTEMPTS_HEADER, MAX_ATTEMPTS
 
     prefix = unique_prefix()
@@ -129,8 +129,11 @@ async def test_redeliveries_are_counted_then_dead_lettered():
         await ch.bind_queue(f"{queue}.dead", f"{prefix}.dlx", queue)
         await ch.declare_queue(queue, durable=True, arguments={"x-dead-letter-exchange": f"{prefix}.dlx"})
         for attempts, text in [(MAX_ATTEMPTS - 1, "poison"), (1, "retry")]:
-            await ch.publish(encode(Echo(text)), routing_key=queue, properties=amqp.Properties(
-                type="echo.Echo", message_id=text, headers={ATTEMPTS_HEADER: attempts, "deadline": 4e9}))
+            body = encode(Echo(text))   # signed as the gateway would (the runtime refuses it unsigned)
+            signed = Envelope("echo.Echo", ANONYMOUS, 4e9, text,
+                              t.identity.sign("echo.Echo", ANONYMOUS, 4e9, text, body))
+            await ch.publish(body, routing_key=queue, properties=amqp.Properties(
+                type="echo.Echo", message_id=text, headers={ATTEMPTS_HEADER: attempts, **to_headers(signed)}))
         # a consumer takes both and dies without acking: the broker redelivers them
         grabber = await t.conn.channel()
         consumer = await grabber.consume(queue)

@@ -32,6 +32,7 @@ from typing import Any
 import click
 
 from . import _harness as H
+from ..transport.identity import identity_env
 
 __all__ = ["command"]
 
@@ -43,7 +44,7 @@ class _Workers:
     def __init__(self, opts: dict[str, Any], prefix: str, workdir: str) -> None:
         env = dict(os.environ, WORKUP_AMQP_URL=opts["amqp_url"], WORKUP_AMQP_PREFIX=prefix,
                    WORKUP_REDIS_URL=opts["redis_url"], WORKUP_LOG_LEVEL="WARNING", WORKUP_DATA_DIR=workdir,
-                   WORKUP_CASSANDRA_KEYSPACE_PREFIX=prefix)
+                   WORKUP_CASSANDRA_KEYSPACE_PREFIX=prefix, **identity_env())  # this process's keys
         env.pop("WORKUP_CASSANDRA_HOSTS", None)
         if opts["cassandra_hosts"]:
             env["WORKUP_CASSANDRA_HOSTS"] = opts["cassandra_hosts"]

@@ -28,6 +28,7 @@ from typing import Any
 import click
 
 from . import _harness as H
+from ..transport.identity import identity_env
 
 __all__ = ["command", "ratios", "TARGETS"]
 
@@ -76,7 +77,8 @@ class _Worker:
 
     def __init__(self, url: str, prefix: str, processes: int, concurrency: int, log: Any) -> None:
         self.env = dict(os.environ, WORKUP_AMQP_URL=url, WORKUP_AMQP_PREFIX=prefix,
-                        WORKUP_LOG_LEVEL="WARNING", WORKUP_DATA_DIR=tempfile.mkdtemp(prefix="workup-bench-"))
+                        WORKUP_LOG_LEVEL="WARNING", WORKUP_DATA_DIR=tempfile.mkdtemp(prefix="workup-bench-"),
+                        **identity_env())   # the client processes sign with the same keys
         self.env.pop("WORKUP_PAYMENTS_POSTGRES_URL", None)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "workup", "worker", "echo", "--processes", str(processes),
@@ -115,7 +117,7 @@ def _runtime_cell(url: str, prefix: str, worker: _Worker, name: str, kind: str, 
                   warmup: float, duration: float, arg: int) -> dict[str, Any]:
     client = subprocess.Popen(
         [sys.executable, "-m", __name__, "client", url, prefix, kind, str(c), str(warmup),
-         str(duration), str(arg)], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+         str(duration), str(arg)], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=worker.env)
     assert client.stdout is not None
     cpu: dict[str, float] = {}
     result: dict[str, Any] | None = None

@@ -24,6 +24,7 @@ def command(graceful_timeout: float, **flags: object) -> None:
     from ..gateway import create_app, jwt_keys_from, serve_app
     from ..gateway import run_until_stopped, settle_heap, until_signalled
     from ..transport import AmqpTransport
+    from ..transport.identity import load_identity
 
     settings = settings_from(**flags)
     amqp_url = settings.amqp_url
@@ -31,6 +32,7 @@ def command(graceful_timeout: float, **flags: object) -> None:
         raise SettingsError("workup gateway needs a broker: set WORKUP_AMQP_URL or --amqp-url "
                             "(the embedded system is 'workup up')")
     keys = jwt_keys_from(settings, generate=True)
+    identity = load_identity(settings, "gateway", create=True)   # the gateway key only
     logging.basicConfig(level=settings.log_level, stream=sys.stderr,
                         format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("workup.gateway")
@@ -43,7 +45,8 @@ def command(graceful_timeout: float, **flags: object) -> None:
         with trio.CancelScope() as everything:
             async with trio.open_nursery() as outer:
                 outer.start_soon(lambda: until_signalled(stop, hard_stop=everything, grace=graceful_timeout + 5))
-                async with AmqpTransport.connect(amqp_url, prefix=settings.amqp_prefix, name="workup-gateway") as transport:
+                async with AmqpTransport.connect(amqp_url, prefix=settings.amqp_prefix, name="workup-gateway",
+                                                 identity=identity) as transport:
                     app = create_app(settings, transport, open_cache(settings), jwt_keys=keys,
                                      request_timeout=settings.request_timeout)
                     async with trio.open_nursery() as servers:  # returns after the graceful shutdown

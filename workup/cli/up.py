@@ -66,10 +66,14 @@ def available_services() -> list[str]:
 @asynccontextmanager
 async def open_transport(settings: Settings) -> AsyncIterator[LocalTransport | AmqpTransport]:
     from ..transport import AmqpTransport, LocalTransport
+    from ..transport.identity import load_identity
+    # this process is gateway and services at once: both keys (made in the data dir if unset)
+    identity = load_identity(settings, "both", create=True)
     if settings.amqp_url is None:
-        yield LocalTransport()
+        yield LocalTransport(identity)
         return
-    async with AmqpTransport.connect(settings.amqp_url, prefix=settings.amqp_prefix, name="workup-up") as transport:
+    async with AmqpTransport.connect(settings.amqp_url, prefix=settings.amqp_prefix, name="workup-up",
+                                     identity=identity) as transport:
         yield transport
 
 

@@ -24,6 +24,7 @@ def command(service: str, **flags: object) -> None:
     from ..transport.rabbitmq import AmqpTransport
     from ..runtime.child import ChildSpec
     from ..settings import load_control_secret
+    from ..transport.identity import load_identity
     from ..runtime.supervisor import Supervisor
 
     settings = settings_from(**flags)
@@ -38,10 +39,12 @@ def command(service: str, **flags: object) -> None:
                         format=f"%(asctime)s {service}[%(process)d] %(levelname)s %(name)s: %(message)s")
     with exit_on_broker_error("worker"):
         secret = load_control_secret(settings, create=True)
+    identity = load_identity(settings, "service", create=True)  # made once, before the children read them
     assert secret is not None
     spec = ChildSpec(service=service, settings=settings, control_secret=secret, supervisor=os.getpid())
     url, prefix = settings.amqp_url, settings.amqp_prefix
     supervisor = Supervisor(spec, settings.processes,
-                            connect=lambda: AmqpTransport.connect(url, prefix=prefix, name=f"{service}-supervisor"))
+                            connect=lambda: AmqpTransport.connect(url, prefix=prefix, name=f"{service}-supervisor",
+                                                                  identity=identity))
     with exit_on_broker_error("worker"):
         trio.run(supervisor.run)

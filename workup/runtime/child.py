@@ -39,13 +39,16 @@ async def _watch_stdin() -> None:
 
 
 async def run_child(spec: ChildSpec) -> None:
+    from ..transport.identity import load_identity
     from ..transport.rabbitmq import AmqpTransport
     from .loader import load_service
     from .instance import serve_service
 
     service = load_service(spec.service)
     assert spec.settings.amqp_url is not None
-    async with AmqpTransport.connect(spec.settings.amqp_url, prefix=spec.settings.amqp_prefix) as transport:
+    identity = load_identity(spec.settings, "service", create=True)  # the supervisor made them
+    async with AmqpTransport.connect(spec.settings.amqp_url, prefix=spec.settings.amqp_prefix,
+                                     identity=identity) as transport:
         async with trio.open_nursery() as nursery:
             instance = await nursery.start(lambda task_status: serve_service(
                 service, spec.settings, transport, concurrency=spec.settings.concurrency,

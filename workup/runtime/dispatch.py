@@ -1,5 +1,8 @@
 """One request in, one reply out: the core shared by every transport.
 
+Before any of it, :func:`refusal` checks who sent the request: a caller assertion that does not
+prove the envelope (``transport/identity.py``) is a 403 and no handler runs.
+
 Decisions: an unknown command is a 501 problem, a deleted (disabled) one a 503, a body that does
 not decode into the command's request type a 400, a :class:`ProblemError` its own problem, and
 anything else a 500 whose detail names the request id; the traceback goes to the log only.
@@ -10,18 +13,33 @@ from __future__ import annotations
 import logging
 import msgspec
 
+from ..transport import Request
 from ..transport.envelope import Caller, Reply, encode_json, problem_reply
+from ..transport.identity import Identity, IdentityRefused
 from ..problems import Problem, ProblemError
 from .registry import CommandTable
 from .context import ProcessRuntime, RequestContext
 
-__all__ = ["dispatch", "problem"]
+__all__ = ["dispatch", "problem", "refusal"]
 
 log = logging.getLogger("workup.runtime")
 
 
 def problem(status: int, detail: str, title: str | None = None) -> Reply:
     return problem_reply(ProblemError(status, detail, title=title).problem)
+
+
+def refusal(identity: Identity, request: Request, now: float) -> Reply | None:
+    """``None`` when ``request``'s caller assertion proves its envelope and body, else the 403
+    problem to answer (the reason is logged and named: it tells a forger nothing it did not send)."""
+    try:
+        identity.check(request.assertion, request.command, request.caller, request.deadline,
+                       request.request_id, request.body, now)
+    except IdentityRefused as exc:
+        log.warning("refused request %s (%s) as %s/%s: %s", request.request_id, request.command,
+                    request.caller.user_id, request.caller.role, exc)
+        return problem(403, f"caller not proven: {exc}", "Forbidden")
+    return None
 
 
 async def dispatch(table: CommandTable, rt: ProcessRuntime, command: str, body: bytes,

@@ -23,13 +23,14 @@ import trio
 from ..settings import Settings, load_control_secret
 from .control import (MAX_SOURCE, ControlError, ControlMessage, ControlRefused, ControlReply, InstanceStatus,
     Verifier, addressed, apply_in_child, control_key, instance_id)
-from .dispatch import dispatch
+from .dispatch import dispatch, refusal
 from .hotswap import HotSwapError, compile_handler
 from .registry import CommandTable
 from .context import ProcessRuntime
 from .service import Background, Deps, Service
 from ..transport import ControlSource, Request, Transport, WorkSource
 from ..transport.envelope import Reply
+from ..transport.identity import Identity
 
 __all__ = ["serve_service", "Instance", "run_control", "HOST"]
 
@@ -42,8 +43,11 @@ _ENCODE_REPLY = msgspec.json.Encoder().encode
 class Instance:
     def __init__(self, service: Service[Deps | None], settings: Settings, transport: Transport, *,
                  concurrency: int = 64, grace: float = 30.0, supervisor: int | None = None,
-                 control_secret: str | None = None, control_seen: Mapping[str, float] | None = None) -> None:
+                 control_secret: str | None = None, control_seen: Mapping[str, float] | None = None,
+                 identity: Identity | None = None) -> None:
         self.service = service
+        # the keys requests are checked with: the ones this process's transport was given
+        self.identity = identity or transport.identity
         self.name = service.name
         self.transport = transport
         self.table = CommandTable(service)
@@ -63,6 +67,7 @@ class Instance:
         self.handled = 0
         self.in_flight = 0
         self.expired = 0
+        self.refused = 0             # requests whose caller was not proven (answered 403)
         self.db_pool_target: int | None = None
         self.start_error: str | None = None
         self.threads_set = False
@@ -190,7 +195,7 @@ class Instance:
             delay = min(delay * 2, 30.0)
 
     async def _work_loop(self, source: WorkSource) -> None:
-        table, rt, limiter, now = self.table, self.rt, self.limiter, time.time
+        table, rt, limiter, now, identity = self.table, self.rt, self.limiter, time.time, self.identity
         while True:
             try:
                 d = await source.receive()
@@ -199,6 +204,11 @@ class Instance:
             if d.deadline < now():
                 self.expired += 1  # the caller has given up: do nothing, just ack
                 await self._settle(source, d, None)
+                continue
+            refused = refusal(identity, d, now())  # before any handler: who sent it, proven
+            if refused is not None:
+                self.refused += 1
+                await self._settle(source, d, refused)
                 continue
             try:
                 limiter.acquire_nowait()  # the usual case: no schedule point for the limiter
@@ -354,12 +364,15 @@ async def serve_service(service: Service[Deps | None], settings: Settings, trans
                         concurrency: int = 64, grace: float = 30.0, supervisor: int | None = None,
                         control_secret: str | None = None, replay: Sequence[ControlMessage] = (),
                         control_seen: Mapping[str, float] | None = None,
+                        identity: Identity | None = None,
                         task_status: trio.TaskStatus[Instance] = trio.TASK_STATUS_IGNORED) -> None:
     """Run one instance of ``service`` on ``transport`` until cancelled (or :meth:`Instance.stop`).
-    ``await nursery.start(serve_service, ...)`` returns the :class:`Instance` once it consumes."""
+    ``await nursery.start(serve_service, ...)`` returns the :class:`Instance` once it consumes.
+    Requests are checked with ``identity`` (default: the transport's keys)."""
     if control_secret is None:
         control_secret = load_control_secret(settings, create=settings.amqp_url is not None)
     instance = Instance(service, settings, transport, concurrency=concurrency, grace=grace,
-                        supervisor=supervisor, control_secret=control_secret, control_seen=control_seen)
+                        supervisor=supervisor, control_secret=control_secret, control_seen=control_seen,
+                        identity=identity)
     await instance.replay(replay)
     await instance.run(task_status)

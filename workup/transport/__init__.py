@@ -4,15 +4,18 @@ and its two implementations.
 ``LocalTransport`` (``transport.local``) is the in-process broker of ``workup up`` and of handler
 tests; ``AmqpTransport`` (``transport.rabbitmq``) runs the same contract over RabbitMQ with
 ``workup.amqp``. ``transport.envelope`` is the one codec of what travels beside a message (caller,
-deadline, reply). Nothing above this layer knows which implementation it has.
+deadline, reply); ``transport.identity`` signs and checks the caller it names. Nothing above this layer knows which implementation it has.
 """
 
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
-from typing import Any, AsyncIterator, Protocol
+from typing import TYPE_CHECKING, Any, AsyncIterator, Protocol
 
 from .envelope import Caller, Event, Reply
+
+if TYPE_CHECKING:  # the protocols import nothing heavy (no cryptography)
+    from .identity import Identity
 
 __all__ = ["RpcClient", "EventPublisher", "EventSource", "ServiceBus", "Request", "WorkSource",
            "ControlRequest", "ControlSource", "Server", "Transport", "DeadlineExceeded",
@@ -68,6 +71,10 @@ class Request(Protocol):
     def deadline(self) -> float: ...
     @property
     def request_id(self) -> str: ...
+    @property
+    def assertion(self) -> str:
+        """The signed caller assertion (``transport/identity.py``) the runtime checks."""
+        ...
 
 
 class WorkSource(Protocol):
@@ -110,7 +117,11 @@ class ControlSource(Protocol):
 
 
 class Server(Protocol):
-    """The server half of a transport: a service's work queue and its control channel."""
+    """The server half of a transport: a service's work queue and its control channel, and the
+    keys (:class:`~workup.transport.identity.Identity`) its requests are checked with."""
+
+    @property
+    def identity(self) -> Identity: ...
 
     def consume(self, service: str, prefetch: int) -> AbstractAsyncContextManager[WorkSource]: ...
 

@@ -3,7 +3,8 @@
 A request is a msgpack-encoded command struct plus an :class:`Envelope` of metadata. Over AMQP the
 metadata travels in the message properties: ``type`` = :attr:`Envelope.command` (``"jobs.CreateJob"``),
 ``message_id`` = request id, ``correlation_id``/``reply_to`` for the reply, and the headers
-``caller``, ``role`` and ``deadline`` (see :func:`to_headers`/:func:`from_headers`, which
+``caller``, ``role``, ``deadline`` and ``identity`` (the signed caller assertion that proves the
+other three, ``transport/identity.py``; see :func:`to_headers`/:func:`from_headers`, which
 ``transport/rabbitmq.py`` uses on every call and every received request). A reply is a
 msgpack :class:`Reply`: a status code and a **JSON** body (the reply is usually bound for HTTP, so
 the gateway passes it through untouched; money is written as exact JSON numbers), which for
@@ -51,6 +52,7 @@ class Envelope(msgspec.Struct, frozen=True):
     caller: Caller
     deadline: float    # unix time; a worker drops work whose deadline has passed
     request_id: str
+    assertion: str = ""  # signed proof of the fields above (transport/identity.py); "" = none
 
 
 class Reply(msgspec.Struct, array_like=True):
@@ -116,12 +118,13 @@ def new_request_id() -> str:
 
 
 def to_headers(env: Envelope) -> dict[str, Any]:
-    """The AMQP headers that carry ``env``'s caller and deadline (the command and the request id
+    """The AMQP headers that carry ``env``'s caller, deadline and assertion (the command and the request id
     travel in the ``type`` and ``message_id`` properties)."""
     return {
         "caller": env.caller.user_id or "",
         "role": env.caller.role or "",
         "deadline": env.deadline,
+        "identity": env.assertion,
     }
 
 
@@ -134,9 +137,11 @@ def from_headers(command: str, request_id: str | None, headers: dict[str, Any] |
     role = h.get("role")
     role = role if type(role) is str and role in ROLES else None
     deadline = h.get("deadline")
+    assertion = h.get("identity")
     return Envelope(
         command=command,
         caller=Caller(user, cast(Role, role)) if (user or role) else ANONYMOUS,
         deadline=float(deadline) if deadline else time.time() + DEFAULT_TIMEOUT,
         request_id=request_id or new_request_id(),
+        assertion=assertion if type(assertion) is str else "",
     )

@@ -17,6 +17,7 @@ from typing import AsyncIterator, Callable, cast
 import trio
 
 from .envelope import Caller, Event, Reply, encode, new_request_id
+from .identity import Identity, default_identity
 from . import ControlRequest, DeadlineExceeded, NoResponder, Request
 
 __all__ = ["LocalTransport"]
@@ -35,15 +36,16 @@ class _Pending:
 
 
 class LocalDelivery:
-    __slots__ = ("command", "body", "caller", "deadline", "request_id", "_pending")
+    __slots__ = ("command", "body", "caller", "deadline", "request_id", "assertion", "_pending")
 
     def __init__(self, command: str, body: bytes, caller: Caller, deadline: float,
-                 request_id: str, pending: _Pending | None) -> None:
+                 request_id: str, pending: _Pending | None, assertion: str = "") -> None:
         self.command = command
         self.body = body
         self.caller = caller
         self.deadline = deadline
         self.request_id = request_id
+        self.assertion = assertion
         self._pending = pending
 
 
@@ -148,12 +150,20 @@ class _Subscription:
 
 class LocalTransport:
     """In-process broker. Implements RpcClient, EventPublisher and EventSource, plus the server
-    side (:meth:`consume`, :meth:`control`) that :func:`~workup.runtime.serve_service` uses."""
+    side (:meth:`consume`, :meth:`control`) that :func:`~workup.runtime.serve_service` uses.
+    ``identity``: the keys its calls are signed with and its services check requests with
+    (default: :func:`~workup.transport.identity.default_identity`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, identity: Identity | None = None) -> None:
+        self._identity = identity or default_identity()
         self._queues: dict[str, _Queue] = {}
         self._controls: dict[str, set[trio.MemorySendChannel[ControlDelivery]]] = {}
         self._subscribers: set[trio.MemorySendChannel[Event]] = set()
+
+    @property
+    def identity(self) -> Identity:
+        """The keys this transport signs its calls with (and its services check requests with)."""
+        return self._identity
 
     def _queue(self, service: str) -> _Queue:
         q = self._queues.get(service)
@@ -169,8 +179,9 @@ class LocalTransport:
         if q is None or q.consumers <= 0:
             raise NoResponder(f"no running instance of {service!r}")
         pending = _Pending()
-        q.put(LocalDelivery(command, encode(request), caller, time.time() + timeout,
-                            request_id or new_request_id(), pending))
+        body, deadline, request_id = encode(request), time.time() + timeout, request_id or new_request_id()
+        assertion = self.identity.sign(command, caller, deadline, request_id, body)
+        q.put(LocalDelivery(command, body, caller, deadline, request_id, pending, assertion))
         with trio.move_on_after(timeout):
             await pending.event.wait()
         if pending.reply is None:

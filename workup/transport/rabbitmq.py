@@ -11,7 +11,7 @@ Topology (``prefix`` defaults to ``workup``; tests use a unique one):
   classic queue keeps the fast path free of quorum-queue consensus; only redeliveries pay.)
 - RPC: requests go to the default exchange, ``mandatory``, with ``reply_to`` =
   ``amq.rabbitmq.reply-to`` (direct reply-to), ``correlation_id``, ``type`` = command,
-  ``message_id`` = request id and the caller/role/deadline headers; replies are msgpack
+  ``message_id`` = request id and the caller/role/deadline/identity headers; replies are msgpack
   :class:`~workup.transport.envelope.Reply`. Requests are transient: a caller outlives no broker restart.
 - ``<prefix>.control.<service>``: fanout; every instance binds an exclusive server-named queue.
 - ``<prefix>.events``: topic exchange, routing key = event type.
@@ -35,6 +35,7 @@ import trio
 from .. import amqp
 from ..amqp import Channel, ChannelClosed, Connection, Consumer, Delivery, Properties
 from .envelope import Caller, Envelope, Event, Reply, encode, from_headers, new_request_id, to_headers
+from .identity import Identity, default_identity
 from . import ControlRequest, DeadlineExceeded, NoResponder, Request
 
 __all__ = ["AmqpTransport", "MAX_ATTEMPTS", "CONSUMER_CHECK_TTL", "ATTEMPTS_HEADER"]
@@ -54,7 +55,7 @@ class AmqpDelivery:
     """One request: its envelope, read from the AMQP properties with
     :func:`~workup.transport.envelope.from_headers`, its body, and the raw delivery to ack."""
 
-    __slots__ = ("command", "body", "caller", "deadline", "request_id", "raw")
+    __slots__ = ("command", "body", "caller", "deadline", "request_id", "assertion", "raw")
 
     def __init__(self, raw: Delivery) -> None:
         p = raw.properties
@@ -63,6 +64,7 @@ class AmqpDelivery:
         self.body = raw.body
         self.command, self.caller = env.command, env.caller
         self.deadline, self.request_id = env.deadline, env.request_id
+        self.assertion = env.assertion
 
 
 class AmqpWorkSource:
@@ -190,9 +192,12 @@ class _ControlDelivery:
 
 class AmqpTransport:
     """RpcClient + EventPublisher + EventSource over RabbitMQ, and the server side used by
-    :func:`~workup.runtime.serve_service`. Create with ``async with AmqpTransport.connect(url)``."""
+    :func:`~workup.runtime.serve_service`. Create with ``async with AmqpTransport.connect(url)``;
+    ``identity`` as for :class:`~workup.transport.LocalTransport`."""
 
-    def __init__(self, conn: Connection, prefix: str, rpc: amqp.RpcClient) -> None:
+    def __init__(self, conn: Connection, prefix: str, rpc: amqp.RpcClient,
+                 identity: Identity | None = None) -> None:
+        self._identity = identity or default_identity()
         self.conn = conn
         self.prefix = prefix
         self._rpc = rpc
@@ -206,12 +211,17 @@ class AmqpTransport:
         self._rid = new_request_id()[:16]  # request ids: a random prefix and a counter
         self._ids = itertools.count(1)
 
+    @property
+    def identity(self) -> Identity:
+        """The keys this transport signs its calls with (and its services check requests with)."""
+        return self._identity
+
     @classmethod
     @asynccontextmanager
-    async def connect(cls, url: str, *, prefix: str = "workup",
-                      name: str | None = None) -> AsyncIterator[AmqpTransport]:
+    async def connect(cls, url: str, *, prefix: str = "workup", name: str | None = None,
+                      identity: Identity | None = None) -> AsyncIterator[AmqpTransport]:
         async with amqp.connect(url, name=name or f"workup-{prefix}") as conn:
-            yield cls(conn, prefix, await amqp.RpcClient.open(conn))
+            yield cls(conn, prefix, await amqp.RpcClient.open(conn), identity)
 
     def queue_name(self, service: str) -> str:
         return f"{self.prefix}.{service}"
@@ -260,10 +270,12 @@ class AmqpTransport:
             if not has:
                 raise NoResponder(f"no running instance of {service!r} (absent or frozen)")
         request_id = request_id or f"{self._rid}{next(self._ids):x}"
-        headers = to_headers(Envelope(command, caller, time.time() + timeout, request_id))
+        body, deadline = encode(request), time.time() + timeout
+        assertion = self.identity.sign(command, caller, deadline, request_id, body)
+        headers = to_headers(Envelope(command, caller, deadline, request_id, assertion))
         try:
             d = await self._rpc.call(
-                self.queue_name(service), encode(request), timeout=timeout,
+                self.queue_name(service), body, timeout=timeout,
                 properties=Properties(type=command, message_id=request_id, headers=headers))
         except amqp.RpcTimeout:
             raise DeadlineExceeded(f"{command}: no reply within {timeout:.3g}s") from None
