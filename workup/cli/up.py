@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 import click
 
 from ..settings import Settings, ensure_secret
+from ..logs import configure_logging
 from ._options import server_options, settings_from, settings_options
 
 if TYPE_CHECKING:
@@ -38,8 +39,7 @@ def command(**flags: object) -> None:
         settings.data_path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise click.UsageError(f"data directory {settings.data_dir}: {exc.strerror}") from None
-    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
-                        format="%(asctime)s up %(levelname)s %(name)s: %(message)s")
+    configure_logging("up", level=settings.log_level, fmt=settings.log_format)
     # our own readiness probes go through httpx: keep its per-request INFO lines out of the log
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     if not (settings.upload_user and settings.upload_password):

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 
 import click
 
 from ._errors import BadArgument, exit_on_broker_error
+from ..logs import configure_logging
 from ._options import server_options, settings_from, settings_options
 
 
 @click.command(name="worker")
 @click.argument("service")
-@settings_options("processes", "concurrency", "grace", "amqp_prefix")
+@settings_options("processes", "concurrency", "grace", "amqp_prefix", "host", "metrics_port")
 @server_options
 def command(service: str, **flags: object) -> None:
     """Run SERVICE (users, jobs, contracts, payments) as N processes consuming its queue."""
@@ -34,8 +33,7 @@ def command(service: str, **flags: object) -> None:
     if settings.amqp_url is None:
         raise BadArgument("workup worker needs a broker: set WORKUP_AMQP_URL or --amqp-url "
                            "(the embedded system is 'workup up')")
-    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
-                        format=f"%(asctime)s {service}[%(process)d] %(levelname)s %(name)s: %(message)s")
+    configure_logging("supervisor", level=settings.log_level, fmt=settings.log_format, service=service)
     with exit_on_broker_error("worker"):
         secret = load_control_secret(settings, create=True)
     assert secret is not None

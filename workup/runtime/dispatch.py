@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import msgspec
 
+from ..logs import bind_request_id
 from ..transport.envelope import Caller, Reply, encode_json, problem_reply
 from ..problems import Problem, ProblemError
 from .registry import CommandTable
@@ -26,6 +27,7 @@ def problem(status: int, detail: str, title: str | None = None) -> Reply:
 
 async def dispatch(table: CommandTable, rt: ProcessRuntime, command: str, body: bytes,
                    caller: Caller, deadline: float, request_id: str) -> Reply:
+    bind_request_id(request_id)   # every line logged while handling it names the request
     entry = table.get(command)
     if entry is None:
         return problem(501, f"unknown command {command!r}")

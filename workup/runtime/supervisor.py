@@ -25,6 +25,7 @@ import trio
 from .child import ChildSpec
 from .control import ControlMessage, InstanceStatus, Verifier, apply_in_supervisor, control_key, sticky_key
 from .instance import HOST, run_control
+from .metrics import child_settings
 from ..transport import ControlSource, Server
 
 __all__ = ["Supervisor", "backoff_delay"]
@@ -77,7 +78,8 @@ class Supervisor:
             [self.python, "-m", "workup.runtime.child"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
         assert proc.stdin is not None and proc.stdout is not None
-        spec = msgspec.structs.replace(self.spec, replay=list(self.sticky.values()))
+        spec = msgspec.structs.replace(self.spec, replay=list(self.sticky.values()),
+                                       settings=child_settings(self.spec.settings, slot.index))
         await proc.stdin.send_all(msgspec.json.encode(spec) + b"\n")
         buf = b""
         with trio.move_on_after(60):
