@@ -12,14 +12,16 @@ from __future__ import annotations
 import platform
 from typing import Awaitable, Callable, MutableMapping
 
-from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, GCCollector, Gauge, Histogram, Info,
+from prometheus_client import (CollectorRegistry, Counter, GCCollector, Gauge, Histogram, Info,
                                PlatformCollector, ProcessCollector, generate_latest, start_http_server)
 
 from . import __version__
 
 __all__ = ["CONTENT_TYPE", "BUCKETS", "new_registry", "exposition", "serve_metrics", "bounded", "HttpMetrics", "CountInFlight"]
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+# what generate_latest writes by default; newer prometheus_client releases name 1.0.0 "latest",
+# which the same text also satisfies, but the gateway has always said 0.0.4
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # request and command latencies: half a millisecond (a cache hit) to ten seconds (the deadline)
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
