@@ -19,7 +19,7 @@ import httpx
 import pytest
 import trio
 
-from tests._prometheus import sample
+from tests._prometheus import sample, samples
 from workup.logs import bind_request_id, bind_service, configure_logging
 from workup.settings import Settings, SettingsError
 from workup.testing import env_value
@@ -181,3 +181,33 @@ async def _drop_topology(url: str, prefix: str) -> None:
     from workup.transport import AmqpTransport
     async with AmqpTransport.connect(url, prefix=prefix) as transport:
         await transport.delete_topology(["users"])
+
+
+def test_embedded_up_logs_json_and_serves_each_services_metrics(tmp_path):
+    """``workup up`` (in-process transport): one request id in the gateway's access line, the users
+    service's line and the response; each service's metrics on its own port."""
+    metrics_port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKUP_", "UPLOAD_"))}
+    env.update({"WORKUP_LOG_FORMAT": "json", "WORKUP_LOG_LEVEL": "DEBUG"})
+    log = tmp_path / "up.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(WORKUP + ["up", "--port", "0", "--media-port", "0", "--data-dir", str(tmp_path / "d"),
+                                          "--metrics-port", str(metrics_port)],
+                                stdout=out, stderr=out, env=env)
+    try:
+        banner = _wait_for(log, "Press Ctrl-C", proc)
+        api = re.search(r"API\s+(http://\S+)/api/v1", banner).group(1)
+        assert f"services on ports {metrics_port}.." in banner
+        rid = f"up-{uuid.uuid4().hex[:12]}"
+        r = httpx.post(api + "/api/v1/users/freelancers/register", headers={"X-Request-Id": rid}, timeout=30,
+                       json={"email": "u@example.com", "password": "password-1", "fullName": "U"})
+        assert r.status_code == 201 and r.headers["x-request-id"] == rid
+        lines = [line for line in _json_lines(_wait_for(log, "answered 201", proc)) if line["request_id"] == rid]
+        assert {line["role"] for line in lines} == {"up"}
+        assert any(line["logger"] == "workup.access" for line in lines), lines
+        assert any(line["service"] == "users" and "answered 201" in line["message"] for line in lines), lines
+        text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text   # users: the first
+        assert sum(v for name, labels, v in samples(text)
+                   if name == "workup_commands_total" and labels["service"] == "users" and labels["status"] == "201") == 1
+    finally:
+        _stop(proc)

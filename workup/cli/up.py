@@ -30,7 +30,7 @@ SERVICES = ("users", "jobs", "contracts", "payments")
 
 
 @click.command(name="up")
-@settings_options("host", "port", "media_port", "amqp_prefix", "request_timeout")
+@settings_options("host", "port", "media_port", "amqp_prefix", "request_timeout", "metrics_port")
 @server_options
 def command(**flags: object) -> None:
     """Start the gateway, the services and the media server; print the URLs once they answer."""
@@ -109,9 +109,11 @@ async def run_system(settings: Settings, *,
             async with open_transport(settings) as transport:
                 cache = open_cache(settings)
                 async with trio.open_nursery() as workers:
-                    for name in names:
-                        await workers.start(lambda task_status, name=name: serve_service(
+                    for i, name in enumerate(names):
+                        instance = await workers.start(lambda task_status, name=name: serve_service(
                             load_service(name), settings, transport, grace=2.0, task_status=task_status))
+                        if settings.metrics_port:   # service i's /metrics on metrics_port + i
+                            instance.metrics.listen(settings.host, settings.metrics_port + i)
                     app = create_app(settings, transport, cache, jwt_keys=keys, request_timeout=settings.request_timeout)
                     async with trio.open_nursery() as front:   # returns after the graceful shutdown
                         api = await front.start(lambda task_status: serve_app(
@@ -151,6 +153,11 @@ def _banner(settings: Settings, urls: dict[str, str], names: list[str]) -> None:
                      f"password {settings.upload_password!r})")
     lines += [
         f"  services  {', '.join(names) or 'none'} on {transport}",
+    ]
+    if settings.metrics_port:
+        lines.append(f"  metrics   {urls['api']}/metrics, media /metrics, services on ports "
+                     f"{settings.metrics_port}..{settings.metrics_port + len(names) - 1} ({', '.join(names)})")
+    lines += [
         f"  data      {settings.data_path.resolve()}",
         "Press Ctrl-C to stop.",
     ]
