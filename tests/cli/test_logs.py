@@ -134,7 +134,8 @@ def _stop(*procs: subprocess.Popen) -> None:
 
 def test_one_request_id_from_gateway_through_broker_to_worker_and_back(tmp_path):
     """Distributed: ``workup gateway`` and ``workup worker users`` on RabbitMQ, both with
-    ``--log-format json``; the worker's metrics listener counts the command."""
+    ``--log-format json``; the supervisor's and its child's metrics listeners answer, the child's
+    counts the command."""
     prefix = f"obs{uuid.uuid4().hex[:8]}"
     metrics_port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKUP_", "UPLOAD_"))}
@@ -166,7 +167,9 @@ def test_one_request_id_from_gateway_through_broker_to_worker_and_back(tmp_path)
         assert access and access[0]["role"] == "gateway" and access[0]["logger"] == "workup.access"
         for line in worker_lines + gateway_lines:   # one shape in every role
             assert FIELDS <= set(line), line
-        text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+        supervisor = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+        assert sample(supervisor, "workup_supervisor_processes_running", service="users") == 1
+        text = httpx.get(f"http://127.0.0.1:{metrics_port + 1}/metrics", timeout=10).text   # child 0
         handled = [line["message"] for line in mine if "answered 201" in line["message"]]
         assert handled, mine
         command = handled[0].split()[1]   # "users: users.X answered 201 in ..."

@@ -8,7 +8,7 @@ import httpx
 
 from tests._prometheus import sample, samples
 from workup.runtime.control import InstanceStatus
-from workup.runtime.metrics import UNKNOWN_COMMAND, InstanceMetrics, child_settings
+from workup.runtime.metrics import UNKNOWN_COMMAND, InstanceMetrics, SupervisorMetrics, child_settings
 from workup.settings import Settings
 
 
@@ -80,8 +80,18 @@ def test_a_taken_port_is_not_fatal():
     assert port and m.listen("127.0.0.1", port) is None
 
 
-def test_child_settings_give_each_child_its_own_port():
+def test_child_settings_give_each_child_its_own_port_after_the_supervisors():
     assert child_settings(Settings(), 3).metrics_port == 0           # off stays off
-    assert child_settings(Settings(metrics_port=9400), 0).metrics_port == 9400
-    assert child_settings(Settings(metrics_port=9400), 2).metrics_port == 9402
+    assert child_settings(Settings(metrics_port=9400), 0).metrics_port == 9401
+    assert child_settings(Settings(metrics_port=9400), 2).metrics_port == 9403
     assert child_settings(Settings(metrics_port=65535), 2).metrics_port == 65535
+
+
+def test_supervisor_metrics_read_its_status_and_restarts():
+    status = InstanceStatus(service="users", host="h", pid=1, role="supervisor", processes=3, children=[11, 12])
+    text = SupervisorMetrics(lambda: status, lambda: 4).render().decode()
+    assert sample(text, "workup_supervisor_processes", service="users") == 3
+    assert sample(text, "workup_supervisor_processes_running", service="users") == 2
+    assert sample(text, "workup_supervisor_restarts_total", service="users") == 4
+    build = [labels for name, labels, _ in samples(text) if name == "workup_build_info"]
+    assert build[0]["role"] == "supervisor"

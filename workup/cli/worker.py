@@ -23,6 +23,7 @@ def command(service: str, **flags: object) -> None:
     from ..transport.rabbitmq import AmqpTransport
     from ..runtime.child import ChildSpec
     from ..settings import load_control_secret
+    from ..runtime.metrics import SupervisorMetrics
     from ..runtime.supervisor import Supervisor
 
     settings = settings_from(**flags)
@@ -41,5 +42,8 @@ def command(service: str, **flags: object) -> None:
     url, prefix = settings.amqp_url, settings.amqp_prefix
     supervisor = Supervisor(spec, settings.processes,
                             connect=lambda: AmqpTransport.connect(url, prefix=prefix, name=f"{service}-supervisor"))
+    if settings.metrics_port:   # the supervisor's on the port, child i's on port + 1 + i
+        SupervisorMetrics(supervisor.status, lambda: sum(slot.restarts for slot in supervisor.slots)).listen(
+            settings.host, settings.metrics_port)
     with exit_on_broker_error("worker"):
         trio.run(supervisor.run)

@@ -2,7 +2,8 @@
 their latency, deliveries dropped past their deadline, and the instance's state read at scrape
 time (frozen, max threads, prefetch, in flight, the database pool, enabled commands).
 
-``workup worker --metrics-port P`` gives child *i* of the supervisor a listener on ``P + i``
+``workup worker --metrics-port P`` serves the supervisor's own metrics (:class:`SupervisorMetrics`:
+processes wanted and running, restarts) on ``P`` and gives child *i* a listener on ``P + 1 + i``
 (:func:`child_settings`); without it (the default, and in tests) nothing listens and only the
 counting happens.
 """
@@ -13,15 +14,15 @@ import logging
 from typing import Callable, Iterator
 
 import msgspec
-from prometheus_client import Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from ..metrics import BUCKETS, bounded, exposition, new_registry, serve_metrics
 from ..settings import Settings
 from .control import InstanceStatus
 
-__all__ = ["InstanceMetrics", "child_settings", "UNKNOWN_COMMAND"]
+__all__ = ["InstanceMetrics", "SupervisorMetrics", "child_settings", "UNKNOWN_COMMAND"]
 
 log = logging.getLogger("workup.runtime")
 
@@ -29,10 +30,11 @@ UNKNOWN_COMMAND = "<unknown>"   # the label of every command name the service do
 
 
 def child_settings(settings: Settings, index: int) -> Settings:
-    """The settings of the supervisor's child ``index``: its own metrics port (none stays none)."""
+    """The settings of the supervisor's child ``index``: its own metrics port after the
+    supervisor's (none stays none)."""
     if not settings.metrics_port:
         return settings
-    return msgspec.structs.replace(settings, metrics_port=min(settings.metrics_port + index, 65535))
+    return msgspec.structs.replace(settings, metrics_port=min(settings.metrics_port + 1 + index, 65535))
 
 
 class _State(Collector):
@@ -91,12 +93,50 @@ class InstanceMetrics:
         return exposition(self.registry)
 
     def listen(self, host: str, port: int) -> int | None:
-        """Serve ``/metrics`` on ``host:port``; a port already taken is logged, not fatal (the
-        instance's work matters more than its metrics)."""
-        try:
-            bound = serve_metrics(self.registry, host, port)
-        except OSError as exc:
-            log.warning("%s: no metrics listener on %s:%d: %s", self.service, host, port, exc.strerror)
-            return None
-        log.info("%s: metrics on http://%s:%d/metrics", self.service, host, bound)
-        return bound
+        return _listen(self.registry, self.service, host, port)
+
+
+class SupervisorMetrics:
+    """A supervisor's own: the processes it is asked for and has running, its children's restarts
+    (``restarts`` reads them when scraped), and its process metrics."""
+
+    def __init__(self, status: Callable[[], InstanceStatus], restarts: Callable[[], int]) -> None:
+        self.service = status().service
+        self.registry = new_registry("supervisor")
+        self.registry.register(_Supervised(status, restarts))
+
+    def render(self) -> bytes:
+        return exposition(self.registry)
+
+    def listen(self, host: str, port: int) -> int | None:
+        return _listen(self.registry, f"{self.service} supervisor", host, port)
+
+
+class _Supervised(Collector):
+    def __init__(self, status: Callable[[], InstanceStatus], restarts: Callable[[], int]) -> None:
+        self.status, self.restarts = status, restarts
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.status()
+        for name, doc, value in (
+                ("workup_supervisor_processes", "Worker processes asked for (set-processes).", s.processes or 0),
+                ("workup_supervisor_processes_running", "Worker processes running now.", len(s.children))):
+            family = GaugeMetricFamily(name, doc, labels=("service",))
+            family.add_metric((s.service,), float(value))
+            yield family
+        restarts = CounterMetricFamily("workup_supervisor_restarts", "Restarts of the current children after a crash.",
+                                       labels=("service",))
+        restarts.add_metric((s.service,), float(self.restarts()))
+        yield restarts
+
+
+def _listen(registry: CollectorRegistry, who: str, host: str, port: int) -> int | None:
+    """Serve ``/metrics`` on ``host:port``; a port already taken is logged, not fatal (the work
+    matters more than its metrics)."""
+    try:
+        bound = serve_metrics(registry, host, port)
+    except OSError as exc:
+        log.warning("%s: no metrics listener on %s:%d: %s", who, host, port, exc.strerror)
+        return None
+    log.info("%s: metrics on http://%s:%d/metrics", who, host, bound)
+    return bound
