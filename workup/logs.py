@@ -95,6 +95,10 @@ class _TextFormatter(logging.Formatter):
         return f"{line} [request {rid}]" if rid else line
 
 
+class _Handler(logging.StreamHandler):
+    """The handler configure_logging installs (a later call replaces it)."""
+
+
 def instance_name() -> str:
     """``host:pid``, the form ``workup control`` shows an instance by."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -102,17 +106,19 @@ def instance_name() -> str:
 
 def configure_logging(role: str, *, level: str = "INFO", fmt: str = "text", service: str | None = None,
                       stream: TextIO | None = None) -> logging.Handler:
-    """Replace the root logger's handlers with one writing ``fmt`` lines to ``stream`` (stderr)."""
+    """Give the root logger one handler writing ``fmt`` lines to ``stream`` (stderr), in place of
+    one an earlier call installed; handlers of others (pytest's capture) are left alone."""
     if fmt not in LOG_FORMATS:
         raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, got {fmt!r}")
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler = _Handler(stream if stream is not None else sys.stderr)
     handler.addFilter(_Fields(role, service, instance_name()))
     who = f"{service}[%(process)d]" if service else role   # the text lines each role wrote before
     handler.setFormatter(_JsonFormatter() if fmt == "json" else
                          _TextFormatter(f"%(asctime)s {who} %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     for old in root.handlers[:]:
-        root.removeHandler(old)
+        if isinstance(old, _Handler):
+            root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
     return handler

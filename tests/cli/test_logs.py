@@ -214,3 +214,14 @@ def test_embedded_up_logs_json_and_serves_each_services_metrics(tmp_path):
                    if name == "workup_commands_total" and labels["service"] == "users" and labels["status"] == "201") == 1
     finally:
         _stop(proc)
+
+
+def test_a_second_configuration_replaces_the_first_and_keeps_other_handlers(restore_root):
+    other = logging.NullHandler()
+    logging.getLogger().addHandler(other)
+    first, second = io.StringIO(), io.StringIO()
+    configure_logging("gateway", fmt="text", stream=first)
+    configure_logging("gateway", fmt="json", stream=second)
+    logging.getLogger("workup.test").warning("once")
+    assert first.getvalue() == "" and json.loads(second.getvalue())["message"] == "once"
+    assert other in logging.getLogger().handlers
