@@ -16,10 +16,12 @@ from typing import Any, Literal, Mapping, overload
 import msgspec
 
 __all__ = ["Settings", "SettingsError", "load_settings", "read_secret", "ensure_secret", "env_names",
-           "BOUNDS", "LOG_LEVELS"]
+           "BOUNDS", "LOG_LEVELS", "LOG_FORMATS"]
 
 # the levels `--log-level` and the `set-logging-level` control command accept (WARN is read as WARNING)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# `--log-format`: a line for people, or one JSON object a line for a log pipeline (workup/logs.py)
+LOG_FORMATS = ("text", "json")
 
 # numeric knobs: field -> (lowest, highest) allowed; the CLI flags use the same bounds
 BOUNDS: dict[str, tuple[float, float]] = {
@@ -38,6 +40,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "http_idle_timeout": (1, 3600),
     "cache_timeout": (0.01, 10),
     "cache_retry": (0.1, 300),
+    "metrics_port": (0, 65535),
 }
 
 
@@ -100,6 +103,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     gateway_public_key_file: str | None = None
     service_key: str | None = None
     service_key_file: str | None = None
+    # observability: the log lines' format, and the first port of the worker processes' metrics
+    # listeners (process i of a supervisor listens on metrics_port + i; 0 = no listener)
+    log_format: str = "text"
+    metrics_port: int = 0
 
     def __post_init__(self) -> None:
         for name, (low, high) in BOUNDS.items():
@@ -110,6 +117,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if self.log_level.upper() not in LOG_LEVELS:
             raise SettingsError(f"log_level must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
         self.log_level = self.log_level.upper()
+        if self.log_format not in LOG_FORMATS:
+            raise SettingsError(f"log_format must be one of {', '.join(LOG_FORMATS)}, got {self.log_format!r}")
         if self.amqp_url is not None and not self.amqp_url.startswith(("amqp://", "amqps://")):
             raise SettingsError(f"amqp_url must start with amqp:// or amqps://, got {self.amqp_url!r}")
         if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):

@@ -33,6 +33,8 @@ FLAGS: dict[str, Flag] = {
     "cassandra_hosts": Flag("--cassandra-hosts", "jobs/contracts stores, host:port,..."),
     "data_dir": Flag("--data-dir", "data directory for embedded stores and generated keys"),
     "log_level": Flag("--log-level", "DEBUG, INFO, WARNING, ERROR"),
+    "log_format": Flag("--log-format", "text or json (one object a line)"),
+    "metrics_port": Flag("--metrics-port", "worker: first port of the processes' /metrics listeners (0 = none)"),
     "host": Flag("--host", "address to listen on"),
     "port": Flag("--port", "gateway port (0 = any free port)"),
     "media_port": Flag("--media-port", "media server port (0 = any free port)"),
@@ -47,7 +49,7 @@ FLAGS: dict[str, Flag] = {
     "do_api_url": Flag("--do-api-url", "spawn-machine digitalocean: API base URL"),
 }
 SERVER_FIELDS = ("amqp_url", "redis_url", "users_mongo_url", "payments_postgres_url", "cassandra_hosts",
-                 "data_dir", "log_level")
+                 "data_dir", "log_level", "log_format")
 _DEFAULTS = {f.name: f.default for f in msgspec.structs.fields(Settings)}
 _TYPES = {f.name: f.type for f in msgspec.structs.fields(Settings)}
 

@@ -8,6 +8,7 @@ import sys
 import click
 
 from ..settings import SettingsError
+from ..logs import configure_logging
 from ._options import server_options, settings_from, settings_options
 
 
@@ -33,8 +34,7 @@ def command(graceful_timeout: float, **flags: object) -> None:
                             "(the embedded system is 'workup up')")
     keys = jwt_keys_from(settings, generate=True)
     identity = load_identity(settings, "gateway", create=True)   # the gateway key only
-    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
-                        format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s")
+    configure_logging("gateway", level=settings.log_level, fmt=settings.log_format)
     log = logging.getLogger("workup.gateway")
     if settings.redis_url is None:
         log.warning("no WORKUP_REDIS_URL: reads are not cached and closed accounts are refused "

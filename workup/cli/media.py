@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 from functools import partial
 
 import click
 
 from ..settings import SettingsError
+from ..logs import configure_logging
 from ._options import settings_from, settings_options
 
 
@@ -28,7 +28,7 @@ async def _until_signalled() -> None:
 @click.option("--storage-dir", default=None, type=click.Path(file_okay=False), help="where the group directories live (default <data-dir>/media)")
 @click.option("--config", "config_file", default=None, type=click.Path(dir_okay=False), help="groups file (.json or .toml): name, mime_types, placeholder, resize")
 @click.option("--max-upload-mb", type=float, default=None, help="largest accepted upload in MiB (default 25)")
-@settings_options("data_dir", "log_level")
+@settings_options("data_dir", "log_level", "log_format")
 def command(storage_dir: str | None, config_file: str | None, max_upload_mb: float | None,
             **flags: object) -> None:
     """Serve static media with placeholders and accept authenticated uploads.
@@ -51,7 +51,7 @@ def command(storage_dir: str | None, config_file: str | None, max_upload_mb: flo
         max_upload_mb=DEFAULT_MAX_UPLOAD_MB if max_upload_mb is None else max_upload_mb,
         storage_dir=storage_dir,
     )
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging("media", level=settings.log_level, fmt=settings.log_format)
     serve = partial(serve_media, config, host=settings.host, port=settings.media_port,
                     shutdown_trigger=_until_signalled)
     trio.run(serve)

@@ -7,11 +7,11 @@ machine, CPU from psutil, processes changed with the signed ``set-processes``).
 
 from __future__ import annotations
 
-import logging
 
 import click
 import trio
 
+from ..logs import configure_logging
 from ._options import server_options, settings_from, settings_options
 
 
@@ -50,7 +50,7 @@ def command(provider: str, services: str, min_processes: int, max_processes: int
     base = ScalePolicy(cpu_up=cpu_up / 100, cpu_down=cpu_down / 100, queue_up=queue_up,
                        cooldown_up=cooldown_up, cooldown_down=cooldown_down, down_window=down_window)
     settings = settings_from(**flags)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging("scale", level=settings.log_level, fmt=settings.log_format)
 
     if provider == "swarm":
         import docker

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 import click
 
 from ..settings import Settings, ensure_secret
+from ..logs import configure_logging
 from ._options import server_options, settings_from, settings_options
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ SERVICES = ("users", "jobs", "contracts", "payments")
 
 
 @click.command(name="up")
-@settings_options("host", "port", "media_port", "amqp_prefix", "request_timeout")
+@settings_options("host", "port", "media_port", "amqp_prefix", "request_timeout", "metrics_port")
 @server_options
 def command(**flags: object) -> None:
     """Start the gateway, the services and the media server; print the URLs once they answer."""
@@ -38,8 +39,7 @@ def command(**flags: object) -> None:
         settings.data_path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise click.UsageError(f"data directory {settings.data_dir}: {exc.strerror}") from None
-    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
-                        format="%(asctime)s up %(levelname)s %(name)s: %(message)s")
+    configure_logging("up", level=settings.log_level, fmt=settings.log_format)
     # our own readiness probes go through httpx: keep its per-request INFO lines out of the log
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     if not (settings.upload_user and settings.upload_password):
@@ -113,9 +113,11 @@ async def run_system(settings: Settings, *,
             async with open_transport(settings) as transport:
                 cache = open_cache(settings)
                 async with trio.open_nursery() as workers:
-                    for name in names:
-                        await workers.start(lambda task_status, name=name: serve_service(
+                    for i, name in enumerate(names):
+                        instance = await workers.start(lambda task_status, name=name: serve_service(
                             load_service(name), settings, transport, grace=2.0, task_status=task_status))
+                        if settings.metrics_port:   # service i's /metrics on metrics_port + i
+                            instance.metrics.listen(settings.host, settings.metrics_port + i)
                     app = create_app(settings, transport, cache, jwt_keys=keys, request_timeout=settings.request_timeout)
                     async with trio.open_nursery() as front:   # returns after the graceful shutdown
                         api = await front.start(lambda task_status: serve_app(
@@ -155,6 +157,11 @@ def _banner(settings: Settings, urls: dict[str, str], names: list[str]) -> None:
                      f"password {settings.upload_password!r})")
     lines += [
         f"  services  {', '.join(names) or 'none'} on {transport}",
+    ]
+    if settings.metrics_port:
+        lines.append(f"  metrics   {urls['api']}/metrics, media /metrics, services on ports "
+                     f"{settings.metrics_port}..{settings.metrics_port + len(names) - 1} ({', '.join(names)})")
+    lines += [
         f"  data      {settings.data_path.resolve()}",
         "Press Ctrl-C to stop.",
     ]

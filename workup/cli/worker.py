@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 
 import click
 
 from ._errors import BadArgument, exit_on_broker_error
+from ..logs import configure_logging
 from ._options import server_options, settings_from, settings_options
 
 
 @click.command(name="worker")
 @click.argument("service")
-@settings_options("processes", "concurrency", "grace", "amqp_prefix")
+@settings_options("processes", "concurrency", "grace", "amqp_prefix", "host", "metrics_port")
 @server_options
 def command(service: str, **flags: object) -> None:
     """Run SERVICE (users, jobs, contracts, payments) as N processes consuming its queue."""
@@ -25,6 +24,7 @@ def command(service: str, **flags: object) -> None:
     from ..runtime.child import ChildSpec
     from ..settings import load_control_secret
     from ..transport.identity import load_identity
+    from ..runtime.metrics import SupervisorMetrics
     from ..runtime.supervisor import Supervisor
 
     settings = settings_from(**flags)
@@ -35,8 +35,7 @@ def command(service: str, **flags: object) -> None:
     if settings.amqp_url is None:
         raise BadArgument("workup worker needs a broker: set WORKUP_AMQP_URL or --amqp-url "
                            "(the embedded system is 'workup up')")
-    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
-                        format=f"%(asctime)s {service}[%(process)d] %(levelname)s %(name)s: %(message)s")
+    configure_logging("supervisor", level=settings.log_level, fmt=settings.log_format, service=service)
     with exit_on_broker_error("worker"):
         secret = load_control_secret(settings, create=True)
     identity = load_identity(settings, "service", create=True)  # made once, before the children read them
@@ -46,5 +45,8 @@ def command(service: str, **flags: object) -> None:
     supervisor = Supervisor(spec, settings.processes,
                             connect=lambda: AmqpTransport.connect(url, prefix=prefix, name=f"{service}-supervisor",
                                                                   identity=identity))
+    if settings.metrics_port:   # the supervisor's on the port, child i's on port + 1 + i
+        SupervisorMetrics(supervisor.status, lambda: sum(slot.restarts for slot in supervisor.slots)).listen(
+            settings.host, settings.metrics_port)
     with exit_on_broker_error("worker"):
         trio.run(supervisor.run)

@@ -13,6 +13,8 @@ from quart import Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from ..cache import Cache
+from ..logs import bind_request_id
+from ..metrics import CountInFlight
 from ..transport.envelope import new_request_id
 from ..problems import ProblemError
 from ..settings import Settings
@@ -54,6 +56,7 @@ def create_app(settings: Settings, transport: RpcClient, cache: Cache, *, jwt_ke
                      throttle=Throttle(cache, limits_from(settings), deployment=settings.amqp_prefix),
                      request_timeout=request_timeout, max_body=max_body)
     app.asgi_app = DrainBody(app.asgi_app)  # type: ignore[method-assign,assignment]
+    app.asgi_app = CountInFlight(app.asgi_app, app.gw.metrics)  # type: ignore[method-assign,assignment,arg-type]
     _install_hooks(app)
 
     @app.before_serving
@@ -82,6 +85,7 @@ def _install_hooks(app: GatewayApp) -> None:
             elif name == b"x-request-id":
                 rid = value.decode("latin-1")
         g.request_id = rid if rid and _REQUEST_ID.match(rid) else new_request_id()
+        bind_request_id(g.request_id)   # this request's log lines name it (workup/logs.py)
         g.deadline = time.monotonic() + gw.request_timeout
         if request.routing_exception is not None:   # unknown route or method: 404/405 before auth
             raise request.routing_exception

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+import time
 from types import TracebackType
 
 import msgspec
 import trio
-from quart import request
+from prometheus_client import Gauge
+from quart import g, request
 from quart.wrappers.response import ResponseBody
 from quart_trio import QuartTrio
 from quart_trio.wrappers.response import TrioResponse as Response
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_options_header
 
+from ..metrics import CONTENT_TYPE, CountInFlight, HttpMetrics
 from ..problems import Problem, ProblemError, bad_request, not_found
 from ._auth import basic_credentials, credentials_match
 from ._config import GroupConfig, MediaConfig
@@ -82,6 +85,27 @@ def create_app(config: MediaConfig) -> QuartTrio:
     app.url_map.merge_slashes = False  # no redirects: "//" in a name is refused like any separator
     storage = config.storage_path
     limiter = trio.CapacityLimiter(_THREADS)
+    metrics = HttpMetrics("media")
+    _pool_gauges(metrics, limiter)
+    app.asgi_app = CountInFlight(app.asgi_app, metrics)  # type: ignore[method-assign,assignment,arg-type]
+
+    # --- metrics (Prometheus text, workup/metrics.py) --------------------------------------------
+
+    @app.before_request
+    async def _begin() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    async def _count(response: Response) -> Response:
+        rule = request.url_rule
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        metrics.observe_request(request.method, rule.rule if rule is not None else "<unmatched>",
+                                response.status_code, elapsed)
+        return response
+
+    @app.get("/metrics")
+    async def _metrics() -> Response:
+        return Response(metrics.render(), content_type=CONTENT_TYPE)
 
     async def thread(fn, *args):
         return await trio.to_thread.run_sync(fn, *args, limiter=limiter)
@@ -181,6 +205,14 @@ def create_app(config: MediaConfig) -> QuartTrio:
                                     limiter=limiter)
 
     return app
+
+
+def _pool_gauges(metrics: HttpMetrics, limiter: trio.CapacityLimiter) -> None:
+    """The disk-thread pool: its size and the threads busy, read when scraped."""
+    size = Gauge("workup_media_disk_threads", "Disk calls that may run at once.", registry=metrics.registry)
+    size.set_function(lambda: float(limiter.total_tokens))
+    busy = Gauge("workup_media_disk_threads_busy", "Disk calls running now.", registry=metrics.registry)
+    busy.set_function(lambda: float(limiter.borrowed_tokens))
 
 
 async def _discard(body: FlowBody, cap: int) -> None:

@@ -7,7 +7,6 @@ closing (the supervisor died), drains the instance and exits.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -15,6 +14,7 @@ import sys
 import msgspec
 import trio
 
+from ..logs import configure_logging
 from ..settings import Settings
 from .control import ControlMessage
 
@@ -56,6 +56,8 @@ async def run_child(spec: ChildSpec) -> None:
                 supervisor=spec.supervisor, control_secret=spec.control_secret, replay=spec.replay,
                 control_seen=spec.control_seen,
                 task_status=task_status))
+            if spec.settings.metrics_port:   # runtime/metrics.py: off unless asked for
+                instance.metrics.listen(spec.settings.host, spec.settings.metrics_port)
             sys.stdout.write("READY\n")
             sys.stdout.flush()
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
@@ -76,8 +78,7 @@ async def run_child(spec: ChildSpec) -> None:
 
 def main() -> None:
     spec = msgspec.json.decode(sys.stdin.buffer.readline(), type=ChildSpec)
-    logging.basicConfig(level=spec.settings.log_level, stream=sys.stderr,
-                        format=f"%(asctime)s {spec.service}[%(process)d] %(levelname)s %(name)s: %(message)s")
+    configure_logging("worker", level=spec.settings.log_level, fmt=spec.settings.log_format, service=spec.service)
     trio.run(run_child, spec)
 
 

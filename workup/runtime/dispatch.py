@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import msgspec
 
+from ..logs import bind_request_id
 from ..transport import Request
 from ..transport.envelope import Caller, Reply, encode_json, problem_reply
 from ..transport.identity import Identity, IdentityRefused
@@ -44,6 +45,7 @@ def refusal(identity: Identity, request: Request, now: float) -> Reply | None:
 
 async def dispatch(table: CommandTable, rt: ProcessRuntime, command: str, body: bytes,
                    caller: Caller, deadline: float, request_id: str) -> Reply:
+    bind_request_id(request_id)   # every line logged while handling it names the request
     entry = table.get(command)
     if entry is None:
         return problem(501, f"unknown command {command!r}")

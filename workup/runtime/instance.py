@@ -20,11 +20,13 @@ from typing import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 import msgspec
 import trio
 
+from ..logs import bind_service
 from ..settings import Settings, load_control_secret
 from .control import (MAX_SOURCE, ControlError, ControlMessage, ControlRefused, ControlReply, InstanceStatus,
     Verifier, addressed, apply_in_child, control_key, instance_id)
 from .dispatch import dispatch, refusal
 from .hotswap import HotSwapError, compile_handler
+from .metrics import InstanceMetrics
 from .registry import CommandTable
 from .context import ProcessRuntime
 from .service import Background, Deps, Service
@@ -75,6 +77,8 @@ class Instance:
         self._source: WorkSource | None = None
         self._workers: trio.Nursery | None = None
         self._loops = 0
+        # observability (runtime/metrics.py): counted here, served by a child's listener
+        self.metrics = InstanceMetrics(service.name, self.status, lambda c: self.table.get(c) is not None)
 
     # -- state machine ---------------------------------------------------------------------
     def _notify(self) -> None:
@@ -100,6 +104,7 @@ class Instance:
 
     async def run(self, task_status: trio.TaskStatus[Instance] = trio.TASK_STATUS_IGNORED) -> None:
         self.running = True
+        bind_service(self.name)   # log lines of this instance's tasks name the service
         async with trio.open_nursery() as root:
             async with self.transport.control(self.name) as control:
                 root.start_soon(self._control_loop, control)
@@ -203,6 +208,7 @@ class Instance:
                 return
             if d.deadline < now():
                 self.expired += 1  # the caller has given up: do nothing, just ack
+                self.metrics.expired()
                 await self._settle(source, d, None)
                 continue
             refused = refusal(identity, d, now())  # before any handler: who sent it, proven
@@ -215,12 +221,14 @@ class Instance:
             except trio.WouldBlock:
                 await limiter.acquire()
             self.in_flight += 1
+            started = time.perf_counter()
             try:
                 reply = await dispatch(table, rt, d.command, d.body, d.caller, d.deadline, d.request_id)
             finally:
                 self.in_flight -= 1
                 limiter.release()
             self.handled += 1
+            self.metrics.observe(d.command, reply.status, time.perf_counter() - started)
             await self._settle(source, d, reply)
 
     async def _settle(self, source: WorkSource, d: Request, reply: Reply | None) -> None:

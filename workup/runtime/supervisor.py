@@ -25,6 +25,7 @@ import trio
 from .child import ChildSpec
 from .control import ControlMessage, InstanceStatus, Verifier, apply_in_supervisor, control_key, sticky_key
 from .instance import HOST, run_control
+from .metrics import child_settings
 from ..transport import ControlSource, Server
 
 __all__ = ["Supervisor", "backoff_delay"]
@@ -79,7 +80,8 @@ class Supervisor:
         assert proc.stdin is not None and proc.stdout is not None
         # over stdin, not the broker: what to apply, and the nonces the child must refuse as replays
         spec = msgspec.structs.replace(self.spec, replay=list(self.sticky.values()),
-                                       control_seen=self.verifier.remembered())
+                                       control_seen=self.verifier.remembered(),
+                                       settings=child_settings(self.spec.settings, slot.index))
         await proc.stdin.send_all(msgspec.json.encode(spec) + b"\n")
         buf = b""
         with trio.move_on_after(60):
