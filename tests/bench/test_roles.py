@@ -1,0 +1,52 @@
+"""The system's CPU split by process role: how a report says what the gateway alone costs per
+request (issue 11: one against two gateway processes, CPU per request unchanged)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from workup.bench import report as R
+from workup.bench.loadgen import Stats, Window
+from workup.bench.system import System, role_of
+
+from ._reports import make_report
+
+
+def test_role_of_keeps_the_subcommand_and_its_positionals() -> None:
+    assert role_of([sys.executable, "-m", "workup", "worker", "jobs", "--processes", "2"]) == "worker jobs"
+    assert role_of([sys.executable, "-m", "workup", "gateway", "--port", "8080"]) == "gateway"
+    assert role_of("python -m workup up --port 1") == "up"
+    assert role_of([]) == "?"
+
+
+def test_report_gives_each_roles_cpu_per_request() -> None:
+    stats = Stats(start=0.0)
+    for i in range(100):
+        stats.request("get job", 0.001, None, i / 10)
+        stats.unit(0.001, None, i / 10)
+    report = R.build("mix", stats, Window(seconds=10.0, cpu_seconds=0.1, units_started=100), loop="closed",
+                     users=4, rate=None, unit="request", system_cpu_s=0.3, environment={}, settings={},
+                     role_cpu_s={"gateway": 0.1, "worker jobs": 0.2})
+    assert report.cpu.system_us_per_request == 3000.0
+    assert report.cpu.roles_us_per_request == {"gateway": 1000.0, "worker jobs": 2000.0}
+    assert "of which gateway" in R.markdown(report, [])
+
+
+def test_reports_without_roles_still_load() -> None:
+    report = make_report()
+    assert report.cpu.roles_us_per_request == {}
+    point = R.ScalePoint(gateways=1, workers=1, units_per_s=1.0, p50_ms=1.0, p99_ms=2.0, errors=0,
+                         system_us_per_request=10.0)
+    assert point.gateway_us_per_request is None
+
+
+def test_cpu_by_role_sums_the_trees_of_one_role() -> None:
+    me = os.getpid()
+    system = System(base_url="http://127.0.0.1:1", mode="embedded", servers=[], pids=[me, me],
+                    roles=["gateway", "gateway"])
+    by_role = system.cpu_seconds_by_role()
+    assert list(by_role) == ["gateway"]
+    assert by_role["gateway"] > 0
+    assert system.cpu_seconds() == by_role["gateway"]
+    assert System(base_url="x", mode="embedded", servers=[]).cpu_seconds() is None
