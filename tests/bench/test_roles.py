@@ -50,3 +50,23 @@ def test_cpu_by_role_sums_the_trees_of_one_role() -> None:
     assert by_role["gateway"] > 0
     assert system.cpu_seconds() == by_role["gateway"]
     assert System(base_url="x", mode="embedded", servers=[]).cpu_seconds() is None
+
+
+def test_a_run_report_carries_the_roles_cpu() -> None:
+    from workup.bench.runner import LoadOptions, _Measure, _report
+    from workup.bench.mix import Mix
+
+    system = System(base_url="http://127.0.0.1:1", mode="distributed", servers=[], pids=[os.getpid()],
+                    roles=["gateway"], topology="split (1 gateway, 1 worker processes per service)")
+    opts = LoadOptions(url=None, users=1, rate=None, rate_factor=1.5, p99_bound_ms=500, duration=1, warmup=0,
+                       max_units=None, max_in_flight=1, out=None, check=False)
+    m = _Measure(system, Mix(accounts=1, jobs=1, weights={}, seed=1), opts)
+    m._mark("start")
+    sum(i * i for i in range(200_000))   # some CPU between the marks
+    m._mark("end")
+    stats = Stats(start=0.0)
+    stats.request("get job", 0.001, None, 0.1)
+    stats.unit(0.001, None, 0.1)
+    report = _report(m, stats, Window(seconds=1.0, cpu_seconds=0.0, units_started=1), None)
+    assert set(report.cpu.roles_us_per_request) == {"gateway"}
+    assert report.cpu.roles_us_per_request["gateway"] == report.cpu.system_us_per_request

@@ -175,7 +175,7 @@ class _Measure:
 def _report(m: _Measure, stats: Stats, window: Window, rate: float | None) -> R.RunReport:
     s, o = m.system, m.opts
     report = R.build(m.scenario.name, stats, window, loop="closed" if rate is None else "open",
-                     users=o.users, rate=rate, unit=m.scenario.unit, system_cpu_s=m.system_cpu(),
+                     users=o.users, rate=rate, unit=m.scenario.unit, system_cpu_s=m.system_cpu(), role_cpu_s=m.role_cpu(),
                      environment={**R.environment(s.mode, s.servers, s.base_url), "topology": s.topology},
                      settings={**msgspec.structs.asdict(o), **m.scenario.settings()})
     report.rss_mib = m.rss
