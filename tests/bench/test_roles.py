@@ -70,3 +70,10 @@ def test_a_run_report_carries_the_roles_cpu() -> None:
     report = _report(m, stats, Window(seconds=1.0, cpu_seconds=0.0, units_started=1), None)
     assert set(report.cpu.roles_us_per_request) == {"gateway"}
     assert report.cpu.roles_us_per_request["gateway"] == report.cpu.system_us_per_request
+
+
+def test_chart_headroom_lifts_a_flat_line_off_the_frame() -> None:
+    assert R.headroom([126.5, 130.3]) == 130.3 * 1.1
+    assert R.headroom([]) == 1.1
+    assert R.headroom([0.0]) == 1.0
+    assert R.headroom([float("nan"), 10.0]) == 10.0 * 1.1

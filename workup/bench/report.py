@@ -256,6 +256,12 @@ def _md_table(headers: list[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
+def headroom(values: Sequence[float]) -> float:
+    """A chart's top: 10 % over the highest value, so a flat line at the peak is not drawn on
+    the frame (a flat RSS over a soak looked like a line that stopped)."""
+    return max([v for v in values if not math.isnan(v)], default=1.0) * 1.1 or 1.0
+
+
 def _known(samples: list[float | None]) -> list[float]:
     return [v for v in samples if v is not None and not math.isnan(v)]
 
@@ -378,7 +384,7 @@ def _charts(r: RunReport, out: Path) -> list[str]:
             ax.plot(range(len(samples)), nan(samples), label=name[:40])
         ax.set_xlabel("second of the measured window")
         ax.set_ylabel("RSS MiB")
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(bottom=0, top=headroom([v for s in r.rss_mib.values() for v in _known(s)]))
         ax.legend(fontsize="small")
         save(fig, f"workup bench {r.name}: memory of the system's processes", "rss")
 
