@@ -57,6 +57,7 @@ class Cpu(msgspec.Struct, kw_only=True):
     system_s: float | None = None
     system_us_per_request: float | None = None
     loadgen_over_system: float | None = None
+    roles_us_per_request: dict[str, float] = {}   # the system's CPU split by process role ("gateway", "worker jobs")
 
 
 class Check(msgspec.Struct, kw_only=True):
@@ -85,6 +86,7 @@ class ScalePoint(msgspec.Struct, kw_only=True):
     p99_ms: float | None
     errors: int
     system_us_per_request: float | None
+    gateway_us_per_request: float | None = None   # the gateway processes' share of the above
 
 
 class CorpusPoint(msgspec.Struct, kw_only=True):
@@ -146,7 +148,7 @@ def _round(value: float | None, digits: int = 3) -> float | None:
 
 def build(name: str, stats: Stats, window: Window, *, loop: str, users: int | None, rate: float | None,
           unit: str, system_cpu_s: float | None, environment: dict[str, object],
-          settings: dict[str, object]) -> RunReport:
+          settings: dict[str, object], role_cpu_s: dict[str, float] | None = None) -> RunReport:
     requests, errors = stats.requests, stats.errors
     per_request = lambda cpu: (cpu / requests * 1e6) if requests else math.nan  # noqa: E731
     cpu = Cpu(loadgen_s=round(window.cpu_seconds, 3),
@@ -155,6 +157,10 @@ def build(name: str, stats: Stats, window: Window, *, loop: str, users: int | No
         cpu.system_s = round(system_cpu_s, 3)
         cpu.system_us_per_request = _round(per_request(system_cpu_s), 1)
         cpu.loadgen_over_system = _round(window.cpu_seconds / system_cpu_s if system_cpu_s > 0 else math.nan)
+    for role, seconds in sorted((role_cpu_s or {}).items()):
+        value = _round(per_request(seconds), 1)
+        if value is not None:
+            cpu.roles_us_per_request[role] = value
     timeline = [SecondReport(second=i, requests=s.requests, errors=s.errors, units=s.units,
                              unit_errors=s.unit_errors, p50_ms=s.latency.percentile_ms(50),
                              p99_ms=s.latency.percentile_ms(99))
@@ -250,12 +256,21 @@ def _md_table(headers: list[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
+def headroom(values: Sequence[float]) -> float:
+    """A chart's top: 10 % over the highest value, so a flat line at the peak is not drawn on
+    the frame (a flat RSS over a soak looked like a line that stopped)."""
+    return max([v for v in values if not math.isnan(v)], default=1.0) * 1.1 or 1.0
+
+
 def _known(samples: list[float | None]) -> list[float]:
     return [v for v in samples if v is not None and not math.isnan(v)]
 
 
 def markdown(r: RunReport, charts: list[str]) -> str:
     env = r.environment
+    cpu_rows: list[list[object]] = [["load generator", r.cpu.loadgen_s, r.cpu.loadgen_us_per_request],
+                                    ["system", r.cpu.system_s, r.cpu.system_us_per_request]]
+    cpu_rows += [[f"of which {role}", None, us] for role, us in r.cpu.roles_us_per_request.items()]
     load_desc = f"{r.users} users, closed loop" if r.loop == "closed" else f"{r.rate:g} {r.unit}s/s offered, open loop"
     if r.soak:
         load_desc += " (the soak, after the rate steps below)"
@@ -273,9 +288,7 @@ def markdown(r: RunReport, charts: list[str]) -> str:
                      [[s.name, s.ok, ", ".join(f"{k}: {v}" for k, v in s.errors.items()) or "0",
                        s.latency.p50_ms, s.latency.p90_ms, s.latency.p99_ms, s.latency.max_ms] for s in r.steps]),
            "", "## CPU", "",
-           _md_table(["process", "CPU s", "µs per request"],
-                     [["load generator", r.cpu.loadgen_s, r.cpu.loadgen_us_per_request],
-                      ["system", r.cpu.system_s, r.cpu.system_us_per_request]])]
+           _md_table(["process", "CPU s", "µs per request"], cpu_rows)]
     if r.loop == "open" and r.start_lag.count:
         out += ["", f"Start lag (how late the load generator started units after their intended time; "
                     f"it counts in the latencies above): p50 {_fmt(r.start_lag.p50_ms)} ms, "
@@ -298,9 +311,10 @@ def markdown(r: RunReport, charts: list[str]) -> str:
         base = r.scale[0].units_per_s
         out += ["", "## Scale curve (split topology; the sections above are the last point's)", "",
                 _md_table(["gateways", "workers per service", f"{r.unit}s/s", "× first", "p50 ms", "p99 ms",
-                           "errors", "system CPU µs/request"],
+                           "errors", "system CPU µs/request", "gateway CPU µs/request"],
                           [[p.gateways, p.workers, p.units_per_s, round(p.units_per_s / base, 2) if base else None,
-                            p.p50_ms, p.p99_ms, p.errors, p.system_us_per_request] for p in r.scale])]
+                            p.p50_ms, p.p99_ms, p.errors, p.system_us_per_request, p.gateway_us_per_request]
+                           for p in r.scale])]
     if r.corpus:
         names = list(r.corpus[0].steps)
         out += ["", "## Latency against corpus size (the sections above are the largest size's)", "",
@@ -370,7 +384,7 @@ def _charts(r: RunReport, out: Path) -> list[str]:
             ax.plot(range(len(samples)), nan(samples), label=name[:40])
         ax.set_xlabel("second of the measured window")
         ax.set_ylabel("RSS MiB")
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(bottom=0, top=headroom([v for s in r.rss_mib.values() for v in _known(s)]))
         ax.legend(fontsize="small")
         save(fig, f"workup bench {r.name}: memory of the system's processes", "rss")
 

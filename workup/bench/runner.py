@@ -131,21 +131,26 @@ class _Measure:
 
     def __init__(self, system: System, scenario: Scenario, opts: LoadOptions) -> None:
         self.system, self.scenario, self.opts = system, scenario, opts
-        self._cpu: dict[str, float | None] = {}
+        self._cpu: dict[str, dict[str, float]] = {}   # phase -> role -> CPU seconds so far
 
         self.rss: dict[str, list[float | None]] = {}   # MiB of each system process, once a second
 
     def _mark(self, phase: str) -> None:
-        self._cpu[phase] = self.system.cpu_seconds()
+        self._cpu[phase] = self.system.cpu_seconds_by_role()
 
     def _sample_rss(self, second: int) -> None:
         for name, rss in self.system.rss_by_process().items():
             samples = self.rss.setdefault(name, [])
             samples += [math.nan] * (second - len(samples)) + [round(rss / 2**20, 1)]
 
+    def role_cpu(self) -> dict[str, float]:
+        """CPU seconds of each role over the window (empty when we did not start the system)."""
+        start, end = self._cpu.get("start", {}), self._cpu.get("end", {})
+        return {role: end[role] - start.get(role, 0.0) for role in end}
+
     def system_cpu(self) -> float | None:
-        start, end = self._cpu.get("start"), self._cpu.get("end")
-        return None if start is None or end is None else end - start
+        by_role = self.role_cpu()
+        return sum(by_role.values()) if by_role else None
 
     async def once(self, rate: float | None, duration: float) -> tuple[Stats, Window]:
         o = self.opts
@@ -170,7 +175,7 @@ class _Measure:
 def _report(m: _Measure, stats: Stats, window: Window, rate: float | None) -> R.RunReport:
     s, o = m.system, m.opts
     report = R.build(m.scenario.name, stats, window, loop="closed" if rate is None else "open",
-                     users=o.users, rate=rate, unit=m.scenario.unit, system_cpu_s=m.system_cpu(),
+                     users=o.users, rate=rate, unit=m.scenario.unit, system_cpu_s=m.system_cpu(), role_cpu_s=m.role_cpu(),
                      environment={**R.environment(s.mode, s.servers, s.base_url), "topology": s.topology},
                      settings={**msgspec.structs.asdict(o), **m.scenario.settings()})
     report.rss_mib = m.rss
@@ -246,7 +251,8 @@ def run_scenario(scenario: Scenario, opts: LoadOptions) -> R.RunReport:
                 curve.append(R.ScalePoint(gateways=gateways, workers=workers, units_per_s=last.units_per_s,
                                           p50_ms=last.unit_latency.p50_ms, p99_ms=last.unit_latency.p99_ms,
                                           errors=last.errors + sum(last.unit_errors.values()),
-                                          system_us_per_request=last.cpu.system_us_per_request))
+                                          system_us_per_request=last.cpu.system_us_per_request,
+                                          gateway_us_per_request=last.cpu.roles_us_per_request.get("gateway")))
             assert last is not None
             report = last
             if len(curve) > 1:

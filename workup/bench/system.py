@@ -31,7 +31,7 @@ import msgspec
 if TYPE_CHECKING:
     import psutil
 
-__all__ = ["System", "start_embedded", "start_split", "attach", "mode_of", "SERVER_VARIABLES"]
+__all__ = ["System", "start_embedded", "start_split", "attach", "mode_of", "role_of", "SERVER_VARIABLES"]
 
 # The settings that turn the embedded defaults into servers (workup/settings.py).
 SERVER_VARIABLES = ("WORKUP_AMQP_URL", "WORKUP_REDIS_URL", "WORKUP_USERS_MONGO_URL",
@@ -51,6 +51,7 @@ class System(msgspec.Struct, kw_only=True):
     servers: list[str]                 # which of SERVER_VARIABLES were set (names only)
     topology: str = "given"            # "up", "split (G gateways, W workers per service)", "given"
     pids: list[int] = []
+    roles: list[str] = []              # what each of ``pids`` runs ("up", "gateway", "worker jobs")
     data_dir: str | None = None
     log_path: str | None = None
 
@@ -67,17 +68,28 @@ class System(msgspec.Struct, kw_only=True):
 
     def cpu_seconds(self) -> float | None:
         """CPU time of the system's processes so far (``None`` when we did not start it)."""
-        if not self.pids:
-            return None
+        by_role = self.cpu_seconds_by_role()
+        return sum(by_role.values()) if by_role else None
+
+    def cpu_seconds_by_role(self) -> dict[str, float]:
+        """CPU time so far of each role's process tree (``roles``; ``"gateway"`` alone tells what
+        the gateway's processes cost per request beside the workers'), summed over the trees
+        that share a role; empty when we did not start the system."""
         import psutil
-        total = 0.0
-        for proc in self._processes():
+        out: dict[str, float] = {}
+        for pid, role in zip(self.pids, self.roles or [str(p) for p in self.pids]):
             try:
-                times = proc.cpu_times()
+                root = psutil.Process(pid)
+                tree = [root, *root.children(recursive=True)]
             except psutil.Error:
                 continue
-            total += times.user + times.system + times.children_user + times.children_system
-        return total
+            for proc in tree:
+                try:
+                    t = proc.cpu_times()
+                except psutil.Error:
+                    continue
+                out[role] = out.get(role, 0.0) + t.user + t.system + t.children_user + t.children_system
+        return out
 
     def rss_by_process(self) -> dict[str, int]:
         """RSS in bytes of every process of the system, keyed ``<pid> <command>``."""
@@ -98,6 +110,19 @@ class System(msgspec.Struct, kw_only=True):
             return "\n".join(Path(self.log_path).read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+def role_of(argv: object) -> str:
+    """``python -m workup worker jobs --processes 2`` -> ``worker jobs``: the subcommand and its
+    positional arguments, the options left out."""
+    args = [str(a) for a in argv] if isinstance(argv, (list, tuple)) else str(argv).split()
+    rest = args[args.index("workup") + 1:] if "workup" in args else args
+    words: list[str] = []
+    for a in rest:
+        if a.startswith("-"):
+            break
+        words.append(a)
+    return " ".join(words) or "?"
 
 
 def _free_port() -> int:
@@ -173,7 +198,7 @@ class _Children:
     def system(self, port: int, topology: str) -> System:
         return System(base_url=f"http://127.0.0.1:{port}", mode=mode_of(self.env), topology=topology,
                       servers=[v for v in SERVER_VARIABLES if self.env.get(v)],
-                      pids=[p.pid for p in self.procs], data_dir=str(self.tmp), log_path=str(self.log_path))
+                      pids=[p.pid for p in self.procs], roles=[role_of(p.args) for p in self.procs], data_dir=str(self.tmp), log_path=str(self.log_path))
 
 
 class _Embedded(_Children):
