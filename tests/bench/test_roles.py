@@ -4,7 +4,11 @@ request (issue 11: one against two gateway processes, CPU per request unchanged)
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import time
+
+import psutil
 
 from workup.bench import report as R
 from workup.bench.loadgen import Stats, Window
@@ -42,13 +46,28 @@ def test_reports_without_roles_still_load() -> None:
 
 
 def test_cpu_by_role_sums_the_trees_of_one_role() -> None:
-    me = os.getpid()
-    system = System(base_url="http://127.0.0.1:1", mode="embedded", servers=[], pids=[me, me],
-                    roles=["gateway", "gateway"])
-    by_role = system.cpu_seconds_by_role()
-    assert list(by_role) == ["gateway"]
-    assert by_role["gateway"] > 0
-    assert system.cpu_seconds() == by_role["gateway"]
+    # a process that burned some CPU and now sleeps: its CPU time holds still between two reads
+    # (this test's own process would not: it runs while it measures)
+    idle = subprocess.Popen([sys.executable, "-c", "sum(range(3_000_000)); import time; time.sleep(60)"])
+    try:
+        proc = psutil.Process(idle.pid)
+        deadline = time.monotonic() + 20
+        last = -1.0
+        while time.monotonic() < deadline:
+            now = sum(proc.cpu_times()[:2])
+            if now == last and now > 0:
+                break
+            last = now
+            time.sleep(0.3)
+        system = System(base_url="http://127.0.0.1:1", mode="embedded", servers=[], pids=[idle.pid, idle.pid],
+                        roles=["gateway", "gateway"])
+        by_role = system.cpu_seconds_by_role()
+        assert list(by_role) == ["gateway"]
+        assert by_role["gateway"] > 0
+        assert system.cpu_seconds() == by_role["gateway"]
+    finally:
+        idle.kill()
+        idle.wait()
     assert System(base_url="x", mode="embedded", servers=[]).cpu_seconds() is None
 
 
