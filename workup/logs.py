@@ -96,7 +96,18 @@ class _TextFormatter(logging.Formatter):
 
 
 class _Handler(logging.StreamHandler):
-    """The handler configure_logging installs (a later call replaces it)."""
+    """The handler configure_logging installs (a later call replaces it). Without a stream of its
+    own it writes to whatever ``sys.stderr`` is at each line, so a caller that swapped stderr for a
+    while (click's test runner, pytest's capture) leaves no handler on a closed stream."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+        self._own_stream = stream is not None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self._own_stream:
+            self.stream = sys.stderr
+        super().emit(record)
 
 
 def instance_name() -> str:
@@ -110,7 +121,7 @@ def configure_logging(role: str, *, level: str = "INFO", fmt: str = "text", serv
     one an earlier call installed; handlers of others (pytest's capture) are left alone."""
     if fmt not in LOG_FORMATS:
         raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, got {fmt!r}")
-    handler = _Handler(stream if stream is not None else sys.stderr)
+    handler = _Handler(stream)
     handler.addFilter(_Fields(role, service, instance_name()))
     who = f"{service}[%(process)d]" if service else role   # the text lines each role wrote before
     handler.setFormatter(_JsonFormatter() if fmt == "json" else

@@ -63,6 +63,20 @@ def test_json_lines_carry_every_field(restore_root):
     assert lines[3]["request_id"] is None   # not leaked from the tasks into their parent
 
 
+def test_without_a_stream_lines_follow_stderr_as_it_is_now(restore_root, monkeypatch):
+    # a CLI run in process (click's runner) swaps stderr for a buffer it closes afterwards: the
+    # handler it configured must not keep writing to that closed buffer
+    borrowed = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", borrowed)
+    configure_logging("gateway", level="INFO", fmt="text")
+    logging.getLogger("workup.test").info("while borrowed")
+    borrowed.close()
+    now = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", now)
+    logging.getLogger("workup.test").info("after")
+    assert "after" in now.getvalue() and "Logging error" not in now.getvalue()
+
+
 def test_bound_service_wins_and_exceptions_are_kept(restore_root):
     out = io.StringIO()
     configure_logging("up", fmt="json", stream=out)
