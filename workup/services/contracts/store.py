@@ -28,6 +28,7 @@ import msgspec
 
 from ...ids import CONTRACT_IDS, derived_id, rfc3339
 from ...messages.contracts import Contract, Milestone, TerminationRequest
+from ...runtime.outbox import Bell
 from ...storage import OUTBOX, Db, Outbox, Table, claim_slot, located, slot_table
 from ...storage.slots import HolderState
 
@@ -137,7 +138,8 @@ class ContractsStore:
 
     def __init__(self, db: Db) -> None:
         self.db = db
-        self.outbox = Outbox(db)
+        self.bell = Bell()      # rung by each intent written: wakes the relay
+        self.outbox = Outbox(db, self.bell)
 
     # contracts
     async def create_contract(self, c: StoredContract, milestones: list[StoredMilestone]) -> bool:

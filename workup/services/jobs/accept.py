@@ -19,7 +19,7 @@ import logging
 from ...messages.contracts import CreateContract, MilestoneSpec
 from ...messages.jobs import AcceptProposal, Acceptance, JobRef, ProposalRef, job_cache_key
 from ...problems import ProblemError, conflict, forbidden, not_found
-from ...runtime.outbox import EVENT, Intent, Relay, RowOutbox, event_step
+from ...runtime.outbox import EVENT, SAFETY_POLL, Intent, Relay, RowOutbox, event_step
 from ...runtime.readcache import invalidate
 from ...runtime.service import Runtime
 from ...ids import now_ms
@@ -35,7 +35,8 @@ __all__ = ["finish_acceptance", "RELAY"]
 log = logging.getLogger("workup.jobs")
 KIND = "accept"
 
-RELAY: Relay[JobsDeps] = Relay(outbox=lambda deps: RowOutbox(deps.store.outbox), grace_ms=3000, log=log)
+RELAY: Relay[JobsDeps] = Relay(outbox=lambda deps: RowOutbox(deps.store.outbox), grace_ms=3000, log=log,
+                                bell=lambda deps: deps.store.bell, idle_poll=SAFETY_POLL)
 service.background_task(RELAY.run)
 
 

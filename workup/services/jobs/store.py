@@ -22,6 +22,7 @@ import msgspec
 
 from ...messages.jobs import Attachment, Job, JobListing, Proposal, ProposalMilestone
 from ...ids import rfc3339
+from ...runtime.outbox import Bell
 from ...storage import OUTBOX, Db, Outbox, Table, claim_slot, located, slot_table
 from ...storage.slots import HolderState
 
@@ -135,7 +136,8 @@ class JobsStore:
 
     def __init__(self, db: Db) -> None:
         self.db = db
-        self.outbox = Outbox(db)
+        self.bell = Bell()      # rung by each intent written: wakes the relay
+        self.outbox = Outbox(db, self.bell)
 
     # jobs
     async def create_job(self, job: StoredJob, terms: Sequence[str]) -> bool:
