@@ -90,13 +90,16 @@ class CassandraDb:
 
     async def _exec(self, cql: str, params: Sequence[Any]) -> list[Row]:
         """All rows of one statement (every page)."""
-        stmt = await self._stmt(cql)
+        return await self._send(await self._stmt(cql), list(params))
+
+    async def _send(self, stmt: Any, params: list[Any] | None) -> list[Row]:
+        """All rows of a prepared statement or a batch (every page)."""
         async with self._limiter:
             token = trio.lowlevel.current_trio_token()
             done = trio.Event()
             rows: list[Row] = []
             failure: list[BaseException] = []
-            future = self._session.execute_async(stmt, list(params))
+            future = self._session.execute_async(stmt, params)
 
             def wake() -> None:
                 try:
@@ -146,6 +149,14 @@ class CassandraDb:
         if rows:
             cql = _insert_sql(self._t(table), rows[0])
             await self._each([(cql, list(r.values())) for r in rows])
+
+    async def upsert_together(self, writes: Sequence[tuple[Table, Row]]) -> None:
+        if writes:
+            from cassandra.query import BatchStatement, BatchType
+            batch = BatchStatement(batch_type=BatchType.LOGGED)
+            for table, row in writes:
+                batch.add(await self._stmt(_insert_sql(self._t(table), row)), list(row.values()))
+            await self._send(batch, None)
 
     async def delete_many(self, table: Table, keys: Sequence[Row]) -> None:
         if keys:

@@ -63,6 +63,12 @@ class Db(Protocol):
         """Independent upserts at once (rows with the same columns)."""
         ...
 
+    async def upsert_together(self, writes: Sequence[tuple[Table, Row]]) -> None:
+        """Upserts that belong together (rows of one entity in several tables): one round trip,
+        all or none (a logged batch on Cassandra, one transaction on SQLite). No conditions:
+        a lightweight transaction cannot share a batch with other partitions."""
+        ...
+
     async def delete_many(self, table: Table, keys: Sequence[Row]) -> None: ...
 
     async def update_if(self, table: Table, key: Row, changes: Row, expect: Row) -> bool:

@@ -7,7 +7,7 @@ FerretDB, PostgreSQL)::
 
 (the servers are the ``WORKUP_TEST_*`` ones, with ``scripts/test``'s defaults when unset).
 
-The counters wrap the adapters' single funnels (``CassandraDb._exec``, ``AmqpTransport.call`` /
+The counters wrap the adapters' single funnels (``CassandraDb._exec``, ``upsert_together``, ``AmqpTransport.call`` /
 ``publish_event``, ``GuardedCache``'s methods); work done between two requests of the flow (the
 outbox relays' polls) is charged to the step that ends next, so ``--idle`` also reports what the
 idle system does per second. The driver is ``workup bench flow``'s own story (users reused).
@@ -61,8 +61,7 @@ def _counted(name: str | Callable[..., str], fn: Callable[..., Awaitable[Any]]) 
 
 def install() -> None:
     CassandraDb._exec = _counted(lambda _self, cql, _params: kind_of(cql), CassandraDb._exec)  # type: ignore[method-assign]
-    if hasattr(CassandraDb, "_batch"):
-        CassandraDb._batch = _counted("cql batch", CassandraDb._batch)  # type: ignore[attr-defined]
+    CassandraDb.upsert_together = _counted("cql batch", CassandraDb.upsert_together)  # type: ignore[method-assign]
     AmqpTransport.call = _counted("rpc", AmqpTransport.call)  # type: ignore[method-assign]
     AmqpTransport.publish_event = _counted("event", AmqpTransport.publish_event)  # type: ignore[method-assign]
     for method in ("get", "set", "delete", "set_flag", "get_flag", "count"):

@@ -149,9 +149,10 @@ class ContractsStore:
             row = msgspec.structs.asdict(m)
             row.update(amount=str(m.amount), due_date=m.due_date.isoformat())
             await self.db.insert_if_absent(MILESTONES, row)
-            await self.db.upsert(MILESTONES_BY_ID, {"id": m.id, "contract_id": m.contract_id, "position": m.position})
-        for user in c.parties():
-            await self.db.upsert(CONTRACTS_BY_PARTY, {"user_id": user, "created_ms": c.created_ms, "contract_id": c.id})
+        await self.db.upsert_together(
+            [(MILESTONES_BY_ID, {"id": m.id, "contract_id": m.contract_id, "position": m.position}) for m in milestones]
+            + [(CONTRACTS_BY_PARTY, {"user_id": user, "created_ms": c.created_ms, "contract_id": c.id})
+               for user in c.parties()])
         row = msgspec.structs.asdict(c)
         row["milestone_ids"] = json.dumps(c.milestone_ids)
         return await self.db.insert_if_absent(CONTRACTS, row)

@@ -143,10 +143,9 @@ class JobsStore:
     async def create_job(self, job: StoredJob, terms: Sequence[str]) -> bool:
         """Index rows first, the job row last: a crash leaves at most index rows pointing at no
         job, which readers skip. False when the job existed already."""
-        await self.db.upsert_many(JOB_INDEX, [{"term": t, "created_ms": job.created_ms, "job_id": job.id}
-                                              for t in terms])
-        await self.db.upsert(JOBS_BY_CLIENT, {"client_id": job.client_id, "created_ms": job.created_ms,
-                                              "job_id": job.id})
+        await self.db.upsert_together(
+            [(JOB_INDEX, {"term": t, "created_ms": job.created_ms, "job_id": job.id}) for t in terms]
+            + [(JOBS_BY_CLIENT, {"client_id": job.client_id, "created_ms": job.created_ms, "job_id": job.id})])
         return await self.db.insert_if_absent(JOBS, _job_row(job))
 
     async def get_job(self, job_id: str) -> StoredJob | None:
@@ -197,9 +196,10 @@ class JobsStore:
                                 "proposal_id", proposal_id, now, state)
 
     async def add_proposal(self, p: StoredProposal) -> bool:
-        await self.db.upsert(PROPOSALS_BY_ID, {"id": p.id, "job_id": p.job_id})
-        await self.db.upsert(PROPOSALS_BY_FREELANCER, {"freelancer_id": p.freelancer_id,
-                                                       "created_ms": p.created_ms, "id": p.id, "job_id": p.job_id})
+        await self.db.upsert_together([
+            (PROPOSALS_BY_ID, {"id": p.id, "job_id": p.job_id}),
+            (PROPOSALS_BY_FREELANCER, {"freelancer_id": p.freelancer_id, "created_ms": p.created_ms,
+                                       "id": p.id, "job_id": p.job_id})])
         return await self.db.insert_if_absent(PROPOSALS, _proposal_row(p))
 
     async def get_proposal(self, proposal_id: str) -> StoredProposal | None:
