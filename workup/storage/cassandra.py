@@ -150,19 +150,22 @@ class CassandraDb:
             cql = _insert_sql(self._t(table), rows[0])
             await self._each([(cql, list(r.values())) for r in rows])
 
+    async def _logged_batch(self, statements: Sequence[tuple[str, list[Any]]]) -> None:
+        from cassandra.query import BatchStatement, BatchType
+        batch = BatchStatement(batch_type=BatchType.LOGGED)
+        for cql, params in statements:
+            batch.add(await self._stmt(cql), params)
+        await self._send(batch, None)
+
     async def upsert_together(self, writes: Sequence[tuple[Table, Row]]) -> None:
         if writes:
-            from cassandra.query import BatchStatement, BatchType
-            batch = BatchStatement(batch_type=BatchType.LOGGED)
-            for table, row in writes:
-                batch.add(await self._stmt(_insert_sql(self._t(table), row)), list(row.values()))
-            await self._send(batch, None)
+            await self._logged_batch([(_insert_sql(self._t(t), r), list(r.values())) for t, r in writes])
 
     async def delete_many(self, table: Table, keys: Sequence[Row]) -> None:
         if keys:
             clause, _ = _where(table, keys[0], None)
             cql = f"DELETE FROM {self._t(table).name} WHERE {clause}"
-            await self._each([(cql, list(k.values())) for k in keys])
+            await self._logged_batch([(cql, list(k.values())) for k in keys])
 
     async def update_if(self, table: Table, key: Row, changes: Row, expect: Row) -> bool:
         sets = ", ".join(f"{c} = ?" for c in changes)

@@ -69,7 +69,9 @@ class Db(Protocol):
         a lightweight transaction cannot share a batch with other partitions."""
         ...
 
-    async def delete_many(self, table: Table, keys: Sequence[Row]) -> None: ...
+    async def delete_many(self, table: Table, keys: Sequence[Row]) -> None:
+        """Deletes of rows that go together (an entity's index rows), like :meth:`upsert_together`."""
+        ...
 
     async def update_if(self, table: Table, key: Row, changes: Row, expect: Row) -> bool:
         """Set ``changes`` on the row at ``key`` only if each ``expect`` column equals its value
