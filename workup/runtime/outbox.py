@@ -34,12 +34,13 @@ from ..ids import new_id, now_ms, rfc3339
 from .service import Runtime
 
 __all__ = ["Intent", "Outbox", "IntentLog", "IntentRows", "RowOutbox", "Schedule", "RetryLater", "Bell",
-           "Relay", "Step", "next_step", "next_wait", "POLL_INTERVAL", "MAX_BACKOFF", "MAX_DELAY",
+           "Relay", "Step", "next_step", "next_wait", "POLL_INTERVAL", "SAFETY_POLL", "MAX_BACKOFF", "MAX_DELAY",
            "EVENT", "EventCheck", "EventIntent", "event_step", "intend_event", "publish_event", "drop_event"]
 
 D = TypeVar("D")
 
 POLL_INTERVAL = 1.0   # seconds between scans when the last one delivered everything
+SAFETY_POLL = 15.0    # a relay woken by its writes: seconds between scans for a gone process's intents
 MAX_BACKOFF = 15.0    # ceiling of the wait between scans while deliveries fail
 MAX_DELAY = 60.0      # ceiling of one intent's retry delay
 BATCH = 20            # intents of one kind claimed (and attempted concurrently) per scan
@@ -139,12 +140,14 @@ class Relay(Generic[D]):
         async def finish_accept(rt: Runtime[JobsDeps], intent: Intent) -> None: ...
 
     ``grace_ms``: intents younger than this belong to a live handler and are left alone.
-    ``bell``: the deps' :class:`Bell`, when handlers ring one."""
+    ``bell``: the deps' :class:`Bell`, when handlers ring one. ``idle_poll``: with a bell, the
+    wait after a clean scan (the safety net; default ``poll``)."""
 
     outbox: Callable[[D], Outbox]
     poll: float = POLL_INTERVAL
     grace_ms: int = 0
     bell: Callable[[D], Bell] | None = None
+    idle_poll: float | None = None
     log: logging.Logger = _log
     steps: dict[str, Step[D]] = field(default_factory=dict)
 
@@ -160,43 +163,71 @@ class Relay(Generic[D]):
 
     async def run(self, rt: Runtime[D]) -> None:
         """The background task: scan, attempt, wait (or until the bell rings), forever. A failure
-        of the scan itself (a store outage) is logged and retried, never fatal."""
+        of the scan itself (a store outage) is logged and retried, never fatal.
+
+        A ring means an intent was just written; it is the relay's only once its writer's
+        ``grace_ms`` is over, so the scan waits that long (never past the wait it interrupts).
+        With a bell and ``idle_poll``, a clean scan waits ``idle_poll``: the writes wake the
+        relay, and the slow poll is only the safety net for intents written by a process that is
+        gone; such a wait ends early when an intent the loop saw (too young, or retried later)
+        is due."""
         outbox = self.outbox(rt.deps)
         bell = self.bell(rt.deps) if self.bell else None
         wait = self.poll
+        retries: list[float] = []           # trio times at which intents retried by this loop are due
         while True:
             rung = bell._rearm() if bell else trio.Event()   # a ring from now on wakes the wait below
             try:
-                claimed, failed = await self.once(rt, outbox)
+                claimed, failed, due_in = await self._scan(rt, outbox, retries)
             except Exception:
                 self.log.exception("outbox relay scan failed; retrying")
-                claimed, failed = 0, True
+                claimed, failed, due_in = 0, True, None
             if claimed >= BATCH and not failed:
                 continue                                      # more may be waiting
             wait = next_wait(failed, wait, self.poll)
-            with trio.move_on_after(wait):
+            now = trio.current_time()
+            retries[:] = [t for t in retries if t > now]
+            deadline = now + wait
+            if bell and self.idle_poll is not None and not failed:
+                # woken by the writes: the slow poll, or the first intent this loop knows is due
+                deadline = min([now + self.idle_poll, *retries, *([] if due_in is None else [now + due_in])])
+            with trio.move_on_at(deadline):
                 await rung.wait()
+                await trio.sleep(self.grace_ms / 1000)
 
     async def once(self, rt: Runtime[D], outbox: Outbox) -> tuple[int, bool]:
         """One scan of every kind: ``(claimed, any attempt failed)``."""
+        claimed, failed, _ = await self._scan(rt, outbox, [])
+        return claimed, failed
+
+    async def _scan(self, rt: Runtime[D], outbox: Outbox, retries: list[float]) -> tuple[int, bool, float | None]:
+        """:meth:`once`, plus the seconds until the first intent it left for its grace is due;
+        the trio times of the retries it scheduled are added to ``retries``."""
         claimed, failed = 0, False
         now = now_ms()
+        young: list[int] = []
         for kind, step in self.steps.items():
-            due = [i for i in await outbox.claim(kind, BATCH) if now - i.created_ms >= self.grace_ms]
+            due = []
+            for i in await outbox.claim(kind, BATCH):
+                age = now - i.created_ms
+                if age >= self.grace_ms:
+                    due.append(i)
+                else:
+                    young.append(self.grace_ms - age)
             claimed += len(due)
             outcomes: list[bool] = []
             if step.ordered:
                 for intent in due:
-                    await self._attempt(rt, outbox, step, intent, outcomes)
+                    await self._attempt(rt, outbox, step, intent, outcomes, retries)
             else:
                 async with trio.open_nursery() as n:
                     for intent in due:
-                        n.start_soon(self._attempt, rt, outbox, step, intent, outcomes)
+                        n.start_soon(self._attempt, rt, outbox, step, intent, outcomes, retries)
             failed = failed or not all(outcomes)
-        return claimed, failed
+        return claimed, failed, (min(young) / 1000 if young else None)
 
     async def _attempt(self, rt: Runtime[D], outbox: Outbox, step: Step[D], intent: Intent,
-                       outcomes: list[bool]) -> None:
+                       outcomes: list[bool], retries: list[float]) -> None:
         error: BaseException | None = None
         try:
             await step.run(rt, intent)
@@ -213,6 +244,7 @@ class Relay(Generic[D]):
             self.log.warning("outbox %s %s not done (attempt %d), retrying in %.1fs: %s", intent.kind,
                              intent.key or intent.item, intent.attempts + 1, delay, error)
             await outbox.retry(intent, delay, str(error))
+            retries.append(trio.current_time() + delay)
 
 
 # --- adapters' shared parts -----------------------------------------------------------------------

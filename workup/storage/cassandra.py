@@ -90,13 +90,16 @@ class CassandraDb:
 
     async def _exec(self, cql: str, params: Sequence[Any]) -> list[Row]:
         """All rows of one statement (every page)."""
-        stmt = await self._stmt(cql)
+        return await self._send(await self._stmt(cql), list(params))
+
+    async def _send(self, stmt: Any, params: list[Any] | None) -> list[Row]:
+        """All rows of a prepared statement or a batch (every page)."""
         async with self._limiter:
             token = trio.lowlevel.current_trio_token()
             done = trio.Event()
             rows: list[Row] = []
             failure: list[BaseException] = []
-            future = self._session.execute_async(stmt, list(params))
+            future = self._session.execute_async(stmt, params)
 
             def wake() -> None:
                 try:
@@ -147,11 +150,22 @@ class CassandraDb:
             cql = _insert_sql(self._t(table), rows[0])
             await self._each([(cql, list(r.values())) for r in rows])
 
+    async def _logged_batch(self, statements: Sequence[tuple[str, list[Any]]]) -> None:
+        from cassandra.query import BatchStatement, BatchType
+        batch = BatchStatement(batch_type=BatchType.LOGGED)
+        for cql, params in statements:
+            batch.add(await self._stmt(cql), params)
+        await self._send(batch, None)
+
+    async def upsert_together(self, writes: Sequence[tuple[Table, Row]]) -> None:
+        if writes:
+            await self._logged_batch([(_insert_sql(self._t(t), r), list(r.values())) for t, r in writes])
+
     async def delete_many(self, table: Table, keys: Sequence[Row]) -> None:
         if keys:
             clause, _ = _where(table, keys[0], None)
             cql = f"DELETE FROM {self._t(table).name} WHERE {clause}"
-            await self._each([(cql, list(k.values())) for k in keys])
+            await self._logged_batch([(cql, list(k.values())) for k in keys])
 
     async def update_if(self, table: Table, key: Row, changes: Row, expect: Row) -> bool:
         sets = ", ".join(f"{c} = ?" for c in changes)

@@ -5,9 +5,11 @@ The relay that finishes them, and its retry policy, is :mod:`workup.runtime.outb
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from .table import Db, Table
 
-__all__ = ["OUTBOX", "Outbox"]
+__all__ = ["OUTBOX", "Outbox", "Ringer"]
 
 # Rows live seconds (written before a step, deleted after it), so each kind's partition collects a
 # tombstone per step: keep them one hour, not Cassandra's ten days. (Should a replica miss a delete
@@ -16,15 +18,25 @@ OUTBOX = Table("outbox", {"kind": "text", "item": "text", "created_ms": "bigint"
                gc_grace_seconds=3600)
 
 
+class Ringer(Protocol):
+    """What wakes the relay (``workup.runtime.outbox.Bell``)."""
+
+    def ring(self) -> None: ...
+
+
 class Outbox:
     """``(kind, item)`` rows written before a cross-service step and deleted once the peer has
-    acknowledged it; the service's relay finishes whatever is left (after a crash, say)."""
+    acknowledged it; the service's relay finishes whatever is left (after a crash, say).
+    ``bell`` is rung after each intent is written, so the relay needs no fast poll."""
 
-    def __init__(self, db: Db) -> None:
+    def __init__(self, db: Db, bell: Ringer | None = None) -> None:
         self.db = db
+        self.bell = bell
 
     async def add(self, kind: str, item: str, now: int) -> None:
         await self.db.upsert(OUTBOX, {"kind": kind, "item": item, "created_ms": now})
+        if self.bell is not None:
+            self.bell.ring()
 
     async def pending(self, kind: str, limit: int = 100) -> list[tuple[str, int]]:
         """``(item, created_ms)`` of the intents of ``kind`` still to do."""

@@ -51,14 +51,23 @@ class SqliteDb:
         await self._run(lambda: self._conn.execute(sql, list(row.values())))
 
     def _many(self, sql: str, params: list[list[Any]]) -> None:
+        self._together([(sql, p) for p in params])
+
+    def _together(self, statements: list[tuple[str, list[Any]]]) -> None:
         with self._conn:   # one transaction: one commit for all
             self._conn.execute("BEGIN")
-            self._conn.executemany(sql, params)
+            for sql, params in statements:
+                self._conn.execute(sql, params)
 
     async def upsert_many(self, table: Table, rows: Sequence[Row]) -> None:
         if rows:
             sql = _insert_sql(table, rows[0], "INSERT OR REPLACE")
             await self._run(lambda: self._many(sql, [list(r.values()) for r in rows]))
+
+    async def upsert_together(self, writes: Sequence[tuple[Table, Row]]) -> None:
+        if writes:
+            statements = [(_insert_sql(t, r, "INSERT OR REPLACE"), list(r.values())) for t, r in writes]
+            await self._run(lambda: self._together(statements))
 
     async def delete_many(self, table: Table, keys: Sequence[Row]) -> None:
         if keys:

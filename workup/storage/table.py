@@ -63,7 +63,15 @@ class Db(Protocol):
         """Independent upserts at once (rows with the same columns)."""
         ...
 
-    async def delete_many(self, table: Table, keys: Sequence[Row]) -> None: ...
+    async def upsert_together(self, writes: Sequence[tuple[Table, Row]]) -> None:
+        """Upserts that belong together (rows of one entity in several tables): one round trip,
+        all or none (a logged batch on Cassandra, one transaction on SQLite). No conditions:
+        a lightweight transaction cannot share a batch with other partitions."""
+        ...
+
+    async def delete_many(self, table: Table, keys: Sequence[Row]) -> None:
+        """Deletes of rows that go together (an entity's index rows), like :meth:`upsert_together`."""
+        ...
 
     async def update_if(self, table: Table, key: Row, changes: Row, expect: Row) -> bool:
         """Set ``changes`` on the row at ``key`` only if each ``expect`` column equals its value

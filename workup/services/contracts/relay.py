@@ -14,7 +14,7 @@ import logging
 
 from ...messages.contracts import Contract
 from ...messages.payments import CancelContractRequests, CreatePaymentRequest
-from ...runtime.outbox import EVENT, Intent, Relay, RowOutbox, event_step
+from ...runtime.outbox import EVENT, SAFETY_POLL, Intent, Relay, RowOutbox, event_step
 from ...runtime.service import Runtime
 from . import service
 from .deps import ContractsDeps
@@ -25,7 +25,8 @@ __all__ = ["PAYMENT", "CANCEL", "RELAY", "request_payment", "cancel_requests"]
 log = logging.getLogger("workup.contracts")
 PAYMENT, CANCEL = "payment", "cancel"
 
-RELAY: Relay[ContractsDeps] = Relay(outbox=lambda deps: RowOutbox(deps.store.outbox), grace_ms=3000, log=log)
+RELAY: Relay[ContractsDeps] = Relay(outbox=lambda deps: RowOutbox(deps.store.outbox), grace_ms=3000, log=log,
+                                bell=lambda deps: deps.store.bell, idle_poll=SAFETY_POLL)
 service.background_task(RELAY.run)
 
 

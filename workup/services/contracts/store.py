@@ -28,6 +28,7 @@ import msgspec
 
 from ...ids import CONTRACT_IDS, derived_id, rfc3339
 from ...messages.contracts import Contract, Milestone, TerminationRequest
+from ...runtime.outbox import Bell
 from ...storage import OUTBOX, Db, Outbox, Table, claim_slot, located, slot_table
 from ...storage.slots import HolderState
 
@@ -137,7 +138,8 @@ class ContractsStore:
 
     def __init__(self, db: Db) -> None:
         self.db = db
-        self.outbox = Outbox(db)
+        self.bell = Bell()      # rung by each intent written: wakes the relay
+        self.outbox = Outbox(db, self.bell)
 
     # contracts
     async def create_contract(self, c: StoredContract, milestones: list[StoredMilestone]) -> bool:
@@ -147,9 +149,10 @@ class ContractsStore:
             row = msgspec.structs.asdict(m)
             row.update(amount=str(m.amount), due_date=m.due_date.isoformat())
             await self.db.insert_if_absent(MILESTONES, row)
-            await self.db.upsert(MILESTONES_BY_ID, {"id": m.id, "contract_id": m.contract_id, "position": m.position})
-        for user in c.parties():
-            await self.db.upsert(CONTRACTS_BY_PARTY, {"user_id": user, "created_ms": c.created_ms, "contract_id": c.id})
+        await self.db.upsert_together(
+            [(MILESTONES_BY_ID, {"id": m.id, "contract_id": m.contract_id, "position": m.position}) for m in milestones]
+            + [(CONTRACTS_BY_PARTY, {"user_id": user, "created_ms": c.created_ms, "contract_id": c.id})
+               for user in c.parties()])
         row = msgspec.structs.asdict(c)
         row["milestone_ids"] = json.dumps(c.milestone_ids)
         return await self.db.insert_if_absent(CONTRACTS, row)

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import logging
 
+import msgspec
+
 from ...messages.contracts import CreateContract, MilestoneSpec
 from ...messages.jobs import AcceptProposal, Acceptance, JobRef, ProposalRef, job_cache_key
 from ...problems import ProblemError, conflict, forbidden, not_found
-from ...runtime.outbox import EVENT, Intent, Relay, RowOutbox, event_step
+from ...runtime.outbox import EVENT, SAFETY_POLL, Intent, Relay, RowOutbox, event_step
 from ...runtime.readcache import invalidate
 from ...runtime.service import Runtime
 from ...ids import now_ms
@@ -35,7 +37,8 @@ __all__ = ["finish_acceptance", "RELAY"]
 log = logging.getLogger("workup.jobs")
 KIND = "accept"
 
-RELAY: Relay[JobsDeps] = Relay(outbox=lambda deps: RowOutbox(deps.store.outbox), grace_ms=3000, log=log)
+RELAY: Relay[JobsDeps] = Relay(outbox=lambda deps: RowOutbox(deps.store.outbox), grace_ms=3000, log=log,
+                                bell=lambda deps: deps.store.bell, idle_poll=SAFETY_POLL)
 service.background_task(RELAY.run)
 
 
@@ -58,7 +61,10 @@ async def accept_proposal(ctx: Ctx, req: AcceptProposal) -> Acceptance:
         await store.outbox.add(KIND, job.id, now)
         if await store.claim_job(job.id, p.id, now):
             await invalidate(ctx.deps.cache, [job_cache_key(job.id)], now)
-        job = await store.get_job(job.id) or job
+            # the claim applied to the row read above: its new state is known without a read
+            job = msgspec.structs.replace(job, accepted_proposal_id=p.id, active=False, updated_ms=now)
+        else:
+            job = await store.get_job(job.id) or job
     if job.accepted_proposal_id != p.id:
         raise conflict("another proposal of this job was accepted")
     try:
@@ -83,7 +89,8 @@ async def finish_acceptance(rt: Runtime[JobsDeps], job: StoredJob) -> str:
     # a run that died after deciding and before announcing is finished by another run (the
     # intent stays until the end), which must announce them. Duplicates only after a crash.
     await store.decide_proposal(job.id, pid, "ACCEPTED", now)
-    await rt.emit("proposal.accepted", [await _author(deps, pid)], {"proposalId": pid, "jobId": job.id})
+    author = next((p.freelancer_id for p in proposals if p.id == pid), "")
+    await rt.emit("proposal.accepted", [author], {"proposalId": pid, "jobId": job.id})
     for other in proposals:
         if other.id != pid:   # every other proposal of an accepted job ends REJECTED
             if other.status == "PENDING":
@@ -103,11 +110,6 @@ async def finish_acceptance(rt: Runtime[JobsDeps], job: StoredJob) -> str:
         await store.set_job_contract(job.id, pid, contract_id)
     await store.outbox.done(KIND, job.id)
     return contract_id
-
-
-async def _author(deps: JobsDeps, proposal_id: str) -> str:
-    p = await deps.store.get_proposal(proposal_id)
-    return p.freelancer_id if p else ""
 
 
 @RELAY.step(KIND)

@@ -22,6 +22,7 @@ import msgspec
 
 from ...messages.jobs import Attachment, Job, JobListing, Proposal, ProposalMilestone
 from ...ids import rfc3339
+from ...runtime.outbox import Bell
 from ...storage import OUTBOX, Db, Outbox, Table, claim_slot, located, slot_table
 from ...storage.slots import HolderState
 
@@ -135,16 +136,16 @@ class JobsStore:
 
     def __init__(self, db: Db) -> None:
         self.db = db
-        self.outbox = Outbox(db)
+        self.bell = Bell()      # rung by each intent written: wakes the relay
+        self.outbox = Outbox(db, self.bell)
 
     # jobs
     async def create_job(self, job: StoredJob, terms: Sequence[str]) -> bool:
         """Index rows first, the job row last: a crash leaves at most index rows pointing at no
         job, which readers skip. False when the job existed already."""
-        await self.db.upsert_many(JOB_INDEX, [{"term": t, "created_ms": job.created_ms, "job_id": job.id}
-                                              for t in terms])
-        await self.db.upsert(JOBS_BY_CLIENT, {"client_id": job.client_id, "created_ms": job.created_ms,
-                                              "job_id": job.id})
+        await self.db.upsert_together(
+            [(JOB_INDEX, {"term": t, "created_ms": job.created_ms, "job_id": job.id}) for t in terms]
+            + [(JOBS_BY_CLIENT, {"client_id": job.client_id, "created_ms": job.created_ms, "job_id": job.id})])
         return await self.db.insert_if_absent(JOBS, _job_row(job))
 
     async def get_job(self, job_id: str) -> StoredJob | None:
@@ -195,9 +196,10 @@ class JobsStore:
                                 "proposal_id", proposal_id, now, state)
 
     async def add_proposal(self, p: StoredProposal) -> bool:
-        await self.db.upsert(PROPOSALS_BY_ID, {"id": p.id, "job_id": p.job_id})
-        await self.db.upsert(PROPOSALS_BY_FREELANCER, {"freelancer_id": p.freelancer_id,
-                                                       "created_ms": p.created_ms, "id": p.id, "job_id": p.job_id})
+        await self.db.upsert_together([
+            (PROPOSALS_BY_ID, {"id": p.id, "job_id": p.job_id}),
+            (PROPOSALS_BY_FREELANCER, {"freelancer_id": p.freelancer_id, "created_ms": p.created_ms,
+                                       "id": p.id, "job_id": p.job_id})])
         return await self.db.insert_if_absent(PROPOSALS, _proposal_row(p))
 
     async def get_proposal(self, proposal_id: str) -> StoredProposal | None:
