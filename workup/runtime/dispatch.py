@@ -15,7 +15,7 @@ import msgspec
 
 from ..logs import bind_request_id
 from ..transport import Request
-from ..transport.envelope import Caller, Reply, encode_json, problem_reply
+from ..transport.envelope import Caller, Reply, ok_reply, problem_reply
 from ..transport.identity import Identity, IdentityRefused
 from ..problems import Problem, ProblemError
 from .registry import CommandTable
@@ -57,14 +57,11 @@ async def dispatch(table: CommandTable, rt: ProcessRuntime, command: str, body: 
         return problem(400, f"malformed {command} request: {exc}")
     ctx = RequestContext(rt, caller, request_id, deadline)
     try:
-        result = await entry.handler(ctx, request)
-        if result is None:
-            return Reply(entry.status, b"")
-        return Reply(entry.status, encode_json(result))
+        return ok_reply(await entry.handler(ctx, request), entry.status)
     except ProblemError as exc:
-        return Reply(exc.problem.status, encode_json(exc.problem))
+        return problem_reply(exc.problem)
     except Exception:
         log.exception("request %s (%s) failed", request_id, command)
-        return Reply(500, encode_json(Problem(
+        return problem_reply(Problem(
             status=500, title="Internal Server Error",
-            detail=f"internal error while handling request {request_id}")))
+            detail=f"internal error while handling request {request_id}"))

@@ -145,11 +145,6 @@ class CassandraDb:
     async def upsert(self, table: Table, row: Row) -> None:
         await self._exec(_insert_sql(self._t(table), row), list(row.values()))
 
-    async def upsert_many(self, table: Table, rows: Sequence[Row]) -> None:
-        if rows:
-            cql = _insert_sql(self._t(table), rows[0])
-            await self._each([(cql, list(r.values())) for r in rows])
-
     async def _logged_batch(self, statements: Sequence[tuple[str, list[Any]]]) -> None:
         from cassandra.query import BatchStatement, BatchType
         batch = BatchStatement(batch_type=BatchType.LOGGED)

@@ -59,11 +59,6 @@ class SqliteDb:
             for sql, params in statements:
                 self._conn.execute(sql, params)
 
-    async def upsert_many(self, table: Table, rows: Sequence[Row]) -> None:
-        if rows:
-            sql = _insert_sql(table, rows[0], "INSERT OR REPLACE")
-            await self._run(lambda: self._many(sql, [list(r.values()) for r in rows]))
-
     async def upsert_together(self, writes: Sequence[tuple[Table, Row]]) -> None:
         if writes:
             statements = [(_insert_sql(t, r, "INSERT OR REPLACE"), list(r.values())) for t, r in writes]

@@ -59,10 +59,6 @@ class Db(Protocol):
 
     async def upsert(self, table: Table, row: Row) -> None: ...
 
-    async def upsert_many(self, table: Table, rows: Sequence[Row]) -> None:
-        """Independent upserts at once (rows with the same columns)."""
-        ...
-
     async def upsert_together(self, writes: Sequence[tuple[Table, Row]]) -> None:
         """Upserts that belong together (rows of one entity in several tables): one round trip,
         all or none (a logged batch on Cassandra, one transaction on SQLite). No conditions:
