@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from prometheus_client import Gauge, Histogram
 
-from ..metrics import BUCKETS, CONTENT_TYPE, HttpMetrics
+from ..metrics import BUCKETS, HttpMetrics
 
-__all__ = ["Metrics", "BUCKETS", "CONTENT_TYPE"]
+__all__ = ["Metrics"]
 
 
 class Metrics(HttpMetrics):
