@@ -22,13 +22,13 @@ import msgspec
 
 from .settings import LOG_FORMATS
 
-__all__ = ["LOG_FORMATS", "LogLine", "configure_logging", "bind_request_id", "bind_service", "log_line"]
+__all__ = ["configure_logging", "bind_request_id", "bind_service"]
 
 _request_id: ContextVar[str | None] = ContextVar("workup_request_id", default=None)
 _service: ContextVar[str | None] = ContextVar("workup_service", default=None)
 
 
-class LogLine(msgspec.Struct, omit_defaults=True):
+class _LogLine(msgspec.Struct, omit_defaults=True):
     """One JSON log line; the fields are the same in every role (``None`` when not known)."""
     time: str
     level: str
@@ -72,20 +72,17 @@ class _Fields(logging.Filter):
         return True
 
 
-def log_line(record: logging.LogRecord, exc: str | None = None) -> LogLine:
-    """The JSON fields of a record that went through the :class:`_Fields` filter."""
-    return LogLine(time=_rfc3339(record.created), level=record.levelname, role=getattr(record, "role", ""),
-                   service=getattr(record, "service", None), instance=getattr(record, "instance", ""),
-                   request_id=getattr(record, "request_id", None), logger=record.name,
-                   message=record.getMessage(), exc=exc)
-
-
 class _JsonFormatter(logging.Formatter):
+    """The fields of a record that went through the :class:`_Fields` filter, as one JSON object."""
     _encode = msgspec.json.Encoder().encode
 
     def format(self, record: logging.LogRecord) -> str:
         exc = self.formatException(record.exc_info) if record.exc_info else None
-        return self._encode(log_line(record, exc)).decode()
+        line = _LogLine(time=_rfc3339(record.created), level=record.levelname, role=getattr(record, "role", ""),
+                        service=getattr(record, "service", None), instance=getattr(record, "instance", ""),
+                        request_id=getattr(record, "request_id", None), logger=record.name,
+                        message=record.getMessage(), exc=exc)
+        return self._encode(line).decode()
 
 
 class _TextFormatter(logging.Formatter):

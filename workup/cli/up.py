@@ -213,12 +213,10 @@ def _with_gateway_processes(cmd: click.Command) -> click.Command:
             raise click.UsageError("--gateway-processes above 1 needs RabbitMQ (WORKUP_AMQP_URL): the in-process "
                                    "transport reaches the services from this process only")
         sock, fd, _, port = shared_socket(settings.host, settings.port, "workup up")
-        # the children read the same settings from the environment (secrets never on a command line)
+        # the children read the same settings from the environment (secrets never on a command line),
+        # the flags given here included: settings_from put them in
         env = dict(os.environ, **{f"WORKUP_{k.upper()}": str(v) for k, v in msgspec.structs.asdict(settings).items()
                                   if v is not None and not isinstance(v, (dict, list))})
-        for name, variable in (("prefix", "WORKUP_AMQP_PREFIX"), ("request_timeout", "WORKUP_REQUEST_TIMEOUT")):
-            if params.get(name) is not None:
-                env[variable] = str(params[name])
         env["WORKUP_PORT"] = str(port)
         children = [subprocess.Popen([sys.executable, "-m", "workup", "gateway", "--listen-fd", str(fd)],
                                      pass_fds=(fd,), env=env, stdin=subprocess.DEVNULL) for _ in range(count - 1)]

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from prometheus_client import Gauge, Histogram
 
-from ..metrics import BUCKETS, CONTENT_TYPE, HttpMetrics
+from ..metrics import BUCKETS, HttpMetrics
 
-__all__ = ["Metrics", "BUCKETS", "CONTENT_TYPE"]
+__all__ = ["Metrics"]
 
 
 class Metrics(HttpMetrics):
@@ -19,18 +19,8 @@ class Metrics(HttpMetrics):
         self._rpcs = Histogram("workup_rpc_duration_seconds",
                                "Gateway-to-service RPC latency by service and outcome.",
                                ("service", "outcome"), buckets=BUCKETS, registry=self.registry)
-        self._websockets = Gauge("workup_websocket_connections", "Open notification WebSockets.",
-                                 registry=self.registry)
-        self._open = 0
+        self.websockets = Gauge("workup_websocket_connections", "Open notification WebSockets.",
+                                registry=self.registry)   # routes/_websocket.py keeps it
 
     def observe_rpc(self, service: str, outcome: str, seconds: float) -> None:
         self._rpcs.labels(service, outcome).observe(seconds)
-
-    @property
-    def websockets(self) -> int:
-        return self._open
-
-    @websockets.setter
-    def websockets(self, n: int) -> None:  # routes/_websocket.py counts with += and -=
-        self._open = n
-        self._websockets.set(n)

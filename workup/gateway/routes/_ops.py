@@ -8,7 +8,7 @@ import msgspec
 from quart import Blueprint, Response, current_app
 
 from ... import __version__ as VERSION
-from .._metrics import CONTENT_TYPE
+from ...metrics import CONTENT_TYPE
 from .._problems import JSON, PROBLEM_JSON, RETRY_AFTER
 from .._state import gateway
 

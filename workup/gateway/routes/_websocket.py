@@ -51,8 +51,7 @@ async def notifications() -> Response | None:
     assert caller.user_id is not None
     with gw.hub.subscribe(caller.user_id) as sub:
         await websocket.accept()
-        gw.metrics.websockets += 1
-        try:
+        with gw.metrics.websockets.track_inprogress():
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_discard_incoming)
                 async for text in sub.receive:
@@ -62,8 +61,6 @@ async def notifications() -> Response | None:
                 elif sub.revoked:
                     await websocket.close(1008, "account closed")
                 nursery.cancel_scope.cancel()
-        finally:
-            gw.metrics.websockets -= 1
     return None
 
 
