@@ -265,9 +265,6 @@ class System:
         answer = r.json()
         return Account(answer["userId"], "ADMIN", answer["authToken"], s.admin_email or "", s.admin_password or "")
 
-    async def admin_token(self) -> str:
-        return (await self.admin()).token
-
     def token_for(self, user_id: str, role: str) -> str:
         """A valid token for any id (for routes whose account need not exist)."""
         from .gateway import TokenService

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from ._harness import RESULTS_DIR
 from .loadgen import Latency, Stats, Window
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["RunReport", "StepReport", "SecondReport", "Cpu", "Check", "RateStep", "ScalePoint", "CorpusPoint", "build", "finish",
            "write", "load", "environment", "results_dir", "RESULTS_ROOT"]
 
-RESULTS_ROOT = Path(__file__).resolve().parents[2] / "perf" / "results"
+RESULTS_ROOT = RESULTS_DIR        # one perf/results folder for every bench
 
 
 class StepReport(msgspec.Struct, kw_only=True):

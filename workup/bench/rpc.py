@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
@@ -104,13 +103,9 @@ class _Worker:
         return trio.run(count) >= n
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        from ..cli.gateway import stop_processes
+
+        stop_processes([self.proc], timeout=20)
 
 
 def _runtime_cell(url: str, prefix: str, worker: _Worker, name: str, kind: str, c: int,

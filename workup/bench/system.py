@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -183,15 +182,9 @@ class _Children:
         return self._start()
 
     def __exit__(self, *exc: object) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        from ..cli.gateway import stop_processes
+
+        stop_processes(self.procs)
         if not self.keep_data:
             shutil.rmtree(self.tmp, ignore_errors=True)
 

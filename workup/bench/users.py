@@ -16,7 +16,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -70,13 +69,9 @@ class _Users:
 
     def stop(self) -> None:
         self.gateway.stop()
-        if self.worker.poll() is None:
-            self.worker.send_signal(signal.SIGTERM)
-            try:
-                self.worker.wait(20)
-            except subprocess.TimeoutExpired:
-                self.worker.kill()
-                self.worker.wait()
+        from ..cli.gateway import stop_processes
+
+        stop_processes([self.worker], timeout=20)
         self.log.close()
 
 

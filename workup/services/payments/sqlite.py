@@ -21,6 +21,7 @@ from typing import Any, Callable, TypeVar
 
 import trio
 
+from ...ids import utc_now
 from ...problems import conflict
 from .schema import migration_statements, pending
 from .store import MAX_TX_ATTEMPTS, Dialect, SqlStore, SqlTx, contended
@@ -134,6 +135,6 @@ def _migrate(tx: _LiteTx) -> list[int]:
         for statement in migration_statements(template, _TYPES):
             tx.run(statement)
         tx.run("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-               version, tx.ts(dt.datetime.now(dt.timezone.utc)))
+               version, tx.ts(utc_now()))
         done.append(version)
     return done
