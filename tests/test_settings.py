@@ -129,3 +129,32 @@ def test_every_variable_the_code_reads_is_documented_and_back():
     fields = {name for field in Settings.__struct_fields__ for name in env_names(field)}
     anywhere = set(VARIABLE.findall(_sources("workup", "tests")))
     assert documented - fields - anywhere == set(), "in docs/configuration.md but read nowhere"
+
+
+def test_password_files_go_into_urls_and_upload_password(tmp_path):
+    amqp, pg, upload = tmp_path / "amqp", tmp_path / "pg", tmp_path / "upload"
+    amqp.write_text("p@ss/word\n")
+    pg.write_text("pg-secret\n")
+    upload.write_text("up-secret\n")
+    s = load_settings(environ={
+        "WORKUP_AMQP_URL": "amqp://gateway:placeholder@rabbit:5672/", "WORKUP_AMQP_PASSWORD_FILE": str(amqp),
+        "WORKUP_PAYMENTS_POSTGRES_URL": "postgresql://payments@pg:5432/db",
+        "WORKUP_PAYMENTS_POSTGRES_PASSWORD_FILE": str(pg),
+        "UPLOAD_PASSWORD": "inline", "WORKUP_UPLOAD_PASSWORD_FILE": str(upload)})
+    assert s.amqp_url == "amqp://gateway:p%40ss%2Fword@rabbit:5672/"
+    assert s.payments_postgres_url == "postgresql://payments:pg-secret@pg:5432/db"
+    assert s.upload_password == "up-secret"
+
+
+@pytest.mark.parametrize("env, needle", [
+    ({"WORKUP_AMQP_PASSWORD_FILE": "/x"}, "amqp_password_file is set but amqp_url is not"),
+    ({"WORKUP_AMQP_URL": "amqp://rabbit/", "WORKUP_AMQP_PASSWORD_FILE": "/x"}, "no user name"),
+    ({"WORKUP_AMQP_URL": "amqp://u@rabbit/", "WORKUP_AMQP_PASSWORD_FILE": "/nonexistent/x"}, "cannot read"),
+])
+def test_password_file_errors_are_one_line(env, needle, tmp_path):
+    if env.get("WORKUP_AMQP_PASSWORD_FILE") == "/x":
+        (tmp_path / "x").write_text("pw")
+        env = {**env, "WORKUP_AMQP_PASSWORD_FILE": str(tmp_path / "x")}
+    with pytest.raises(SettingsError) as info:
+        load_settings(environ=env)
+    assert needle in str(info.value) and "\n" not in str(info.value)

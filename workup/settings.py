@@ -16,6 +16,7 @@ from typing import Any, Literal, Mapping, overload
 import msgspec
 
 __all__ = ["Settings", "SettingsError", "load_settings", "read_secret", "ensure_secret", "env_names",
+           "url_with_password",
            "BOUNDS", "LOG_LEVELS", "LOG_FORMATS"]
 
 # the levels `--log-level` and the `set-logging-level` control command accept (WARN is read as WARNING)
@@ -65,6 +66,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     admin_password: str | None = None
     upload_user: str | None = None
     upload_password: str | None = None
+    # passwords kept out of the environment (Docker secrets): the file's content replaces the
+    # password of amqp_url / payments_postgres_url, or is the upload password
+    amqp_password_file: str | None = None
+    payments_postgres_password_file: str | None = None
+    upload_password_file: str | None = None
     # `workup up` and the servers
     data_dir: str = "./.workup"
     host: str = "127.0.0.1"
@@ -178,9 +184,37 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
     for name in (_INTS | _FLOATS) & raw.keys():
         raw[name] = _number(name, raw[name])
     try:
-        return msgspec.convert(raw, Settings)
+        settings = msgspec.convert(raw, Settings)
     except msgspec.ValidationError as exc:
         raise SettingsError(str(exc)) from None
+    return _with_password_files(settings)
+
+
+def _with_password_files(s: Settings) -> Settings:
+    """Put the ``*_PASSWORD_FILE`` secrets where they are used: into the server URLs' password,
+    and into ``upload_password``."""
+    changes: dict[str, str | None] = {}
+    for url_field, file_field in (("amqp_url", "amqp_password_file"),
+                                  ("payments_postgres_url", "payments_postgres_password_file")):
+        path, url = getattr(s, file_field), getattr(s, url_field)
+        if path:
+            if url is None:
+                raise SettingsError(f"{file_field} is set but {url_field} is not")
+            changes[url_field] = url_with_password(url, read_secret(None, path, file_field) or "")
+    if s.upload_password_file:
+        changes["upload_password"] = read_secret(None, s.upload_password_file, "upload_password_file")
+    return msgspec.structs.replace(s, **changes) if changes else s
+
+
+def url_with_password(url: str, password: str) -> str:
+    """``scheme://user:old@host/...`` with ``password`` (quoted) in place of the old one."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+    parts = urlsplit(url)
+    if parts.username is None:
+        raise SettingsError(f"{parts.scheme} URL has no user name to give the password file to: {url!r}")
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{quote(parts.username, safe='')}:{quote(password, safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _number(name: str, value: object) -> object:
