@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 
 import click
 
-from ..settings import Settings, ensure_secret
+from ..settings import Settings, ensure_secret, load_control_secret
 from ..logs import configure_logging
 from ._options import server_options, settings_from, settings_options
 
@@ -113,6 +113,10 @@ async def run_system(settings: Settings, *,
             async with open_transport(settings) as transport:
                 cache = open_cache(settings)
                 async with trio.open_nursery() as workers:
+                    if settings.amqp_url is None:   # no broker: `workup control` comes in through the data dir
+                        from ..controller import admin_socket, serve_admin
+                        load_control_secret(settings, create=True)   # before the services read it
+                        await workers.start(serve_admin, transport, admin_socket(settings.data_path))
                     for i, name in enumerate(names):
                         instance = await workers.start(lambda task_status, name=name: serve_service(
                             load_service(name), settings, transport, grace=2.0, task_status=task_status))
