@@ -47,8 +47,26 @@ def command(**flags: object) -> None:
         settings = msgspec.structs.replace(
             settings, upload_user=settings.upload_user or "workup",
             upload_password=settings.upload_password or ensure_secret(settings.data_path, "upload.password", 18))
+    _check_ports(settings)   # a port in use stops us before any service has started
     from ..gateway import run_until_stopped
     run_until_stopped(run_system, settings)
+
+
+def _check_ports(settings: Settings) -> None:
+    from hypercorn.config import Config
+
+    from .._listening import bind_address, listen
+
+    ports = [("workup up (media)", settings.media_port)]
+    if _api_socket_fd is None:   # else --gateway-processes has bound the API port already
+        ports.insert(0, ("workup up (API)", settings.port))
+    for what, port in ports:
+        if port:   # 0: any free port, nothing to check
+            config = Config()
+            config.bind = [bind_address(settings.host, port)]
+            sockets, _, _ = listen(config, what)   # SettingsError: one line, exit 2
+            for sock in sockets.insecure_sockets:
+                sock.close()
 
 
 def available_services() -> list[str]:
