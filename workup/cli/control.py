@@ -97,7 +97,8 @@ def _service_first(command: str) -> BadArgument:
 @click.pass_context
 def command(ctx: click.Context, service: str) -> None:
     """Send COMMAND to the instances of SERVICE ('all': users, jobs, contracts and payments), or
-    to one of them with --instance. The key is WORKUP_CONTROL_KEY (or WORKUP_CONTROL_KEY_FILE),
+    to one of them with --instance: over the broker (WORKUP_AMQP_URL), else to the embedded
+    workup up of --data-dir. The key is WORKUP_CONTROL_KEY (or WORKUP_CONTROL_KEY_FILE),
     else the control.key of --data-dir; without one the controller stops (exit 2). Exit 0 when
     every instance that answered applied it, 1 on a refusal, a failure or no answer, 2 on bad
     arguments."""
