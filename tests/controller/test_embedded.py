@@ -190,3 +190,21 @@ def test_scale_local_dry_run_prints_each_embedded_service(up: Up) -> None:
                        timeout=60)
     assert r.returncode == 0 and "jobs: not scaled to 2" in r.stderr and "embedded workup up" in r.stderr, r.stderr
     assert up.control("jobs", "status").stdout.splitlines()[1].split()[4] == "1"
+
+
+def test_a_garbage_or_vanishing_client_does_not_hurt_workup_up(up: Up) -> None:
+    path = str(admin_socket(up.data))
+    with socket.socket(socket.AF_UNIX) as s:   # connects and goes away at once
+        s.connect(path)
+    with socket.socket(socket.AF_UNIX) as s:   # announces 4 GiB
+        s.settimeout(10)
+        s.connect(path)
+        s.sendall(b"\xff\xff\xff\xff")
+        answer = s.recv(4096)
+    assert b"unreadable request" in answer and b"above" in answer
+    with socket.socket(socket.AF_UNIX) as s:   # a well-framed body that is no request
+        s.settimeout(10)
+        s.connect(path)
+        s.sendall(b"\x00\x00\x00\x03abc")
+        assert b"unreadable request" in s.recv(4096)
+    assert up.control("jobs", "status").returncode == 0 and up.proc.poll() is None
