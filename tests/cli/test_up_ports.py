@@ -15,8 +15,10 @@ import pytest
 WORKUP = [os.path.join(os.path.dirname(sys.executable), "workup")]
 
 
-@pytest.mark.parametrize("flag, other", [("--port", "--media-port"), ("--media-port", "--port")])
-def test_a_port_in_use_is_one_line_and_exit_2_before_the_services(flag: str, other: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("flag, other, role", [("--port", "--media-port", "gateway"),
+                                               ("--media-port", "--port", "media server")])
+def test_a_port_in_use_is_one_line_and_exit_2_before_the_services(flag: str, other: str, role: str,
+                                                                   tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items()
            if k not in ("WORKUP_AMQP_URL", "WORKUP_DATA_DIR", "WORKUP_PORT", "WORKUP_MEDIA_PORT")}
     with socket.socket() as held:
@@ -28,7 +30,7 @@ def test_a_port_in_use_is_one_line_and_exit_2_before_the_services(flag: str, oth
                            capture_output=True, text=True, env=env, timeout=60)
         took = time.monotonic() - started
     assert r.returncode == 2, (r.stdout, r.stderr)
-    assert r.stderr.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1 and f"{role} cannot listen on 127.0.0.1:{port}" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and "WorkUp is up" not in r.stdout
     # no service opened its store, and nothing waited for them
     assert not list(tmp_path.glob("*.sqlite3")) and not (tmp_path / "admin.sock").exists()

@@ -40,6 +40,7 @@ def command(**flags: object) -> None:
     except OSError as exc:
         raise click.UsageError(f"data directory {settings.data_dir}: {exc.strerror}") from None
     configure_logging("up", level=settings.log_level, fmt=settings.log_format)
+    _check_ports(settings)   # a port in use stops us before any service has started
     # our own readiness probes go through httpx: keep its per-request INFO lines out of the log
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     if not (settings.upload_user and settings.upload_password):
@@ -47,7 +48,6 @@ def command(**flags: object) -> None:
         settings = msgspec.structs.replace(
             settings, upload_user=settings.upload_user or "workup",
             upload_password=settings.upload_password or ensure_secret(settings.data_path, "upload.password", 18))
-    _check_ports(settings)   # a port in use stops us before any service has started
     from ..gateway import run_until_stopped
     run_until_stopped(run_system, settings)
 
@@ -57,9 +57,9 @@ def _check_ports(settings: Settings) -> None:
 
     from .._listening import bind_address, listen
 
-    ports = [("workup up (media)", settings.media_port)]
+    ports = [("media server", settings.media_port)]
     if _api_socket_fd is None:   # else --gateway-processes has bound the API port already
-        ports.insert(0, ("workup up (API)", settings.port))
+        ports.insert(0, ("gateway", settings.port))
     for what, port in ports:
         if port:   # 0: any free port, nothing to check
             config = Config()
