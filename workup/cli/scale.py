@@ -70,8 +70,6 @@ def command(provider: str, services: str, min_processes: int, max_processes: int
     bad = [n for n in names if not (n.isidentifier() and n.islower())]
     if not names or bad:
         raise click.UsageError(f"--services needs service names, got {services!r}")
-    if settings.amqp_url is None:
-        raise click.UsageError("the local provider needs the broker: set WORKUP_AMQP_URL or --amqp-url")
     policy = ScalePolicy(minimum=min_processes, maximum=max_processes, cpu_up=base.cpu_up,
                          cpu_down=base.cpu_down, queue_up=queue_up, cooldown_up=cooldown_up,
                          cooldown_down=cooldown_down, down_window=down_window)
@@ -81,6 +79,16 @@ def command(provider: str, services: str, min_processes: int, max_processes: int
         from ..transport import AmqpTransport
         from ..settings import load_control_secret
 
+        if settings.amqp_url is None:   # the embedded workup up of --data-dir, through its admin channel
+            from ..controller import AdminClient, admin_socket
+            secret = load_control_secret(settings, create=False)
+            if not secret or not admin_socket(settings.data_path).exists():
+                raise click.UsageError(f"the local provider needs the broker (WORKUP_AMQP_URL or --amqp-url) or "
+                                       f"a running workup up in --data-dir (none in {settings.data_path})")
+            scaler = Autoscaler(LocalProvider(AdminClient(admin_socket(settings.data_path)), secret, names),
+                                lambda svc: policy, dry_run=dry_run)
+            await run_autoscaler(scaler, interval=interval, cycles=cycles)
+            return
         secret = load_control_secret(settings, create=True)
         async with AmqpTransport.connect(settings.amqp_url, prefix=settings.amqp_prefix) as transport:
             scaler = Autoscaler(LocalProvider(transport, secret, names), lambda svc: policy, dry_run=dry_run)
