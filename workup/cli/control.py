@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..settings import Settings, load_control_secret
+from ..transport.accounts import role_amqp_url
 from ._errors import BadArgument, exit_on_broker_error
 from ._options import settings_from, settings_options
 
@@ -195,7 +196,8 @@ def _send_message(spec: ControlCommand, service: str, args: tuple[str, ...], ins
         if not secret:
             raise BadArgument(f"no control key: set WORKUP_CONTROL_KEY (or WORKUP_CONTROL_KEY_FILE), or --data-dir "
                               f"to the workers' data directory (no {settings.data_path / 'control.key'})")
-        answers = trio.run(_send, settings.amqp_url, settings.amqp_prefix, service, secret, spec.name, list(args),
+        url = role_amqp_url(settings.amqp_url, "controller", settings.amqp_accounts_dir)  # may publish control
+        answers = trio.run(_send, url, settings.amqp_prefix, service, secret, spec.name, list(args),
                            source, timeout, expect, instance)
     sys.exit(_report(answers, spec.name, as_json, timeout, instance))
 

@@ -72,6 +72,7 @@ def command(provider: str, services: str, min_processes: int, max_processes: int
         raise click.UsageError(f"--services needs service names, got {services!r}")
     if settings.amqp_url is None:
         raise click.UsageError("the local provider needs the broker: set WORKUP_AMQP_URL or --amqp-url")
+    amqp_url = settings.amqp_url
     policy = ScalePolicy(minimum=min_processes, maximum=max_processes, cpu_up=base.cpu_up,
                          cpu_down=base.cpu_down, queue_up=queue_up, cooldown_up=cooldown_up,
                          cooldown_down=cooldown_down, down_window=down_window)
@@ -80,9 +81,12 @@ def command(provider: str, services: str, min_processes: int, max_processes: int
         from ..scale import LocalProvider
         from ..transport import AmqpTransport
         from ..settings import load_control_secret
+        from ..transport.accounts import role_amqp_url
 
         secret = load_control_secret(settings, create=True)
-        async with AmqpTransport.connect(settings.amqp_url, prefix=settings.amqp_prefix) as transport:
+        # it sends control messages (status, set-processes): only the controller's account may
+        url = role_amqp_url(amqp_url, "controller", settings.amqp_accounts_dir)
+        async with AmqpTransport.connect(url, prefix=settings.amqp_prefix) as transport:
             scaler = Autoscaler(LocalProvider(transport, secret, names), lambda svc: policy, dry_run=dry_run)
             await run_autoscaler(scaler, interval=interval, cycles=cycles)
 
