@@ -280,3 +280,68 @@ def test_dev_harness_never_uses_guest():
     assert amqp.parse_url(url).username != "guest"
     if not os.environ.get("WORKUP_TEST_AMQP_URL"):
         assert amqp.parse_url(url).username == "workup-test" and amqp.parse_url(url).virtual_host == "workup"
+
+
+async def test_cli_roles_log_in_as_their_own_accounts(tmp_path):
+    """`workup worker users` and `workup control` given only the broker's address and the
+    accounts folder: the worker takes `workup control`'s status (sent as workup-controller) and
+    refuses the same signed message sent by the test's own account."""
+    _require_accounts()
+    p = prefix()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKUP_USERS_", "WORKUP_REDIS_"))}
+    env.update(WORKUP_AMQP_URL="amqp://127.0.0.1:5672/workup", WORKUP_AMQP_ACCOUNTS_DIR=str(dev_accounts_dir()),
+               WORKUP_AMQP_PREFIX=p, WORKUP_CONTROL_KEY=SECRET, WORKUP_DATA_DIR=str(tmp_path / "data"),
+               WORKUP_LOG_LEVEL="WARNING")
+    worker = subprocess.Popen([sys.executable, "-m", "workup", "worker", "users", "--grace", "1"], env=env,
+                              cwd=ROOT, stdin=subprocess.DEVNULL)
+    async with AmqpTransport.connect(dev_url("test"), prefix=p) as t:
+        try:
+            with trio.fail_after(60):
+                while await t.consumer_count("users") < 1:
+                    assert worker.poll() is None, "workup worker users exited"
+                    await trio.sleep(0.2)
+            out = await trio.run_process([sys.executable, "-m", "workup", "control", "users", "status", "--json"],
+                                         env=env, capture_stdout=True, capture_stderr=True, check=False)
+            answers = msgspec.json.decode(out.stdout or b"[]")
+            assert answers and all(a["ok"] for a in answers), (out.returncode, out.stderr)
+            raw = await t.broadcast_control("users", sign(control_key(SECRET), "users", "status", []),
+                                            timeout=3, expect=2)
+            replies = [msgspec.json.decode(r, type=ControlReply) for r in raw]
+            assert replies and all(r.detail == "refused: wrong sender" for r in replies), replies
+        finally:
+            worker.terminate()
+            await trio.to_thread.run_sync(worker.wait, 30)
+            await t.delete_topology(["users"])
+
+
+async def test_a_redelivery_is_republished_under_the_service_account():
+    """A request the gateway published (user_id workup-gateway), redelivered after its consumer
+    died: the service re-publishes it with the attempt count raised under its own user_id (the
+    broker refuses another's) and then handles it."""
+    from workup.transport.envelope import Envelope, encode, to_headers
+    from workup.transport.rabbitmq import ATTEMPTS_HEADER
+
+    _require_accounts()
+    p = prefix()
+    async with (AmqpTransport.connect(dev_url("users"), prefix=p) as users,
+                AmqpTransport.connect(dev_url("gateway"), prefix=p) as gateway,
+                AmqpTransport.connect(dev_url("test"), prefix=p) as cleanup):
+        try:
+            async with users.consume("users", prefetch=4) as source:   # declares the queues
+                body = encode(Echo("again"))
+                env = Envelope("users.Echo", CLIENT, 4e9, "r1", gateway.identity.sign("users.Echo", CLIENT, 4e9, "r1", body))
+                ch = await gateway.conn.channel(confirms=True)
+                await ch.publish(body, routing_key=f"{p}.users", properties=Properties(
+                    type="users.Echo", message_id="r1", headers=to_headers(env), user_id="workup-gateway"))
+                with trio.fail_after(5):   # delivered, never settled: the channel closes under it
+                    while await users.consumer_count("users") < 1 or (
+                            await ch.declare_queue(f"{p}.users", passive=True)).message_count:
+                        await trio.sleep(0.05)
+            async with users.consume("users", prefetch=4) as source:
+                with trio.fail_after(10):
+                    again = await source.receive()
+                assert again.raw.properties.user_id == "workup-users"
+                assert again.raw.properties.headers[ATTEMPTS_HEADER] == 1 and again.request_id == "r1"
+                again.raw.ack()
+        finally:
+            await cleanup.delete_topology(["users"])
