@@ -16,7 +16,9 @@ import secrets
 import shutil
 import subprocess
 import sys
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import AsyncIterator
 
 import msgspec
 import pytest
@@ -138,6 +140,19 @@ async def _refused(role: str, action) -> str:
         return str(err.value)
 
 
+@asynccontextmanager
+async def transports(*roles: str) -> AsyncIterator[list[AmqpTransport]]:
+    """One transport per role's account under a fresh prefix; its topology deleted afterwards."""
+    _require_accounts()
+    p = prefix()
+    async with AsyncExitStack() as stack:
+        cleanup = await stack.enter_async_context(AmqpTransport.connect(dev_url("test"), prefix=p))
+        try:
+            yield [await stack.enter_async_context(AmqpTransport.connect(dev_url(r), prefix=p)) for r in roles]
+        finally:
+            await cleanup.delete_topology(list(SERVICES))
+
+
 async def echo(ctx: Context[None], req: Echo) -> Echo:
     return req
 
@@ -167,83 +182,68 @@ async def _status(t: AmqpTransport, service: str) -> list[ControlReply]:
 
 
 async def test_each_role_does_its_work_and_no_more():
-    _require_accounts()
-    p = prefix()
-    async with (AmqpTransport.connect(dev_url("users"), prefix=p) as users,
-                AmqpTransport.connect(dev_url("payments"), prefix=p) as payments,
-                AmqpTransport.connect(dev_url("gateway"), prefix=p) as gateway,
-                AmqpTransport.connect(dev_url("controller"), prefix=p) as controller,
-                AmqpTransport.connect(dev_url("test"), prefix=p) as cleanup):
-        try:
-            async with trio.open_nursery() as n:
-                await _serve(n, users, "users", Echo=echo, Notify=notify, Whoami=ask_payments)
-                await _serve(n, payments, "payments", Whoami=whoami)
-                got = []
+    async with transports("users", "payments", "gateway", "controller") as (users, payments, gateway, controller):
+        p = users.prefix
+        async with trio.open_nursery() as n:
+            await _serve(n, users, "users", Echo=echo, Notify=notify, Whoami=ask_payments)
+            await _serve(n, payments, "payments", Whoami=whoami)
+            got = []
 
-                async def collect(task_status=trio.TASK_STATUS_IGNORED):
-                    events = gateway.subscribe()
-                    task_status.started()
-                    async for e in events:
-                        got.append(e)
-                        return
-                n.start_soon(collect)
-                await trio.sleep(0.3)
-                # the gateway calls a service; a service emits an event the gateway reads; a service
-                # calls another one; the controller's status reaches the instances
-                assert reply_body(await gateway.call("users.Echo", Echo("hi", 3), caller=CLIENT, timeout=5)) == {
-                    "text": "hi", "n": 3}
-                assert (await gateway.call("users.Notify", Notify("t.done", ["u1"]), caller=CLIENT, timeout=5)).status == 200
-                with trio.fail_after(5):
-                    while not got:
-                        await trio.sleep(0.02)
-                assert got[0].type == "t.done"
-                body = reply_body(await gateway.call("users.Whoami", Whoami(), caller=CLIENT, timeout=5))
-                assert body == {"role": "SERVICE"}
-                replies = await _status(controller, "users")
-                assert replies and all(r.ok for r in replies), replies
-                n.cancel_scope.cancel()
-        finally:
-            await cleanup.delete_topology(["users", "payments"])
+            async def collect(task_status=trio.TASK_STATUS_IGNORED):
+                events = gateway.subscribe()
+                task_status.started()
+                async for e in events:
+                    got.append(e)
+                    return
+            n.start_soon(collect)
+            await trio.sleep(0.3)
+            # the gateway calls a service; a service emits an event the gateway reads; a service
+            # calls another one; the controller's status reaches the instances
+            assert reply_body(await gateway.call("users.Echo", Echo("hi", 3), caller=CLIENT, timeout=5)) == {
+                "text": "hi", "n": 3}
+            assert (await gateway.call("users.Notify", Notify("t.done", ["u1"]), caller=CLIENT, timeout=5)).status == 200
+            with trio.fail_after(5):
+                while not got:
+                    await trio.sleep(0.02)
+            assert got[0].type == "t.done"
+            body = reply_body(await gateway.call("users.Whoami", Whoami(), caller=CLIENT, timeout=5))
+            assert body == {"role": "SERVICE"}
+            replies = await _status(controller, "users")
+            assert replies and all(r.ok for r in replies), replies
+            n.cancel_scope.cancel()
+        # beyond its work, on the topology the instances declared
+        async def consume_users(ch):
+            await ch.consume(f"{p}.users")
 
-    async def consume_users(ch):
-        await ch.consume(f"{p}.users")
+        async def publish_control(ch):
+            await ch.publish(b"x", exchange=f"{p}.control.users")
 
-    async def publish_control(ch):
-        await ch.publish(b"x", exchange=f"{p}.control.users")
+        async def publish_control_as_controller(ch):
+            await ch.publish(b"x", routing_key=f"{p}.nowhere", properties=Properties(user_id=CONTROLLER))
 
-    async def publish_control_as_controller(ch):
-        await ch.publish(b"x", routing_key=f"{p}.nowhere", properties=Properties(user_id=CONTROLLER))
-
-    assert "ACCESS_REFUSED" in await _refused("gateway", consume_users)
-    assert "ACCESS_REFUSED" in await _refused("gateway", publish_control)
-    assert "ACCESS_REFUSED" in await _refused("jobs", consume_users)
-    assert "ACCESS_REFUSED" in await _refused("jobs", publish_control)
-    assert "ACCESS_REFUSED" in await _refused("users", publish_control)   # not even its own
-    assert "ACCESS_REFUSED" in await _refused("autoscaler", publish_control)
-    # a forged user_id: the broker checks it against the login
-    assert "PRECONDITION_FAILED" in await _refused("gateway", publish_control_as_controller)
+        assert "ACCESS_REFUSED" in await _refused("gateway", consume_users)
+        assert "ACCESS_REFUSED" in await _refused("gateway", publish_control)
+        assert "ACCESS_REFUSED" in await _refused("jobs", consume_users)
+        assert "ACCESS_REFUSED" in await _refused("jobs", publish_control)
+        assert "ACCESS_REFUSED" in await _refused("users", publish_control)   # not even its own
+        assert "ACCESS_REFUSED" in await _refused("autoscaler", publish_control)
+        # a forged user_id: the broker checks it against the login
+        assert "PRECONDITION_FAILED" in await _refused("gateway", publish_control_as_controller)
 
 
 async def test_instances_take_control_only_from_the_controller_account():
     """The control key alone is not enough: a message signed with it but published by another
     account (here the test account, which may write the control exchange) is refused, unapplied."""
-    _require_accounts()
-    p = prefix()
-    async with (AmqpTransport.connect(dev_url("users"), prefix=p) as users,
-                AmqpTransport.connect(dev_url("controller"), prefix=p) as controller,
-                AmqpTransport.connect(dev_url("test"), prefix=p) as other):
-        try:
-            async with trio.open_nursery() as n:
-                await _serve(n, users, "users", Echo=echo)
-                raw = await other.broadcast_control("users", sign(control_key(SECRET), "users", "freeze", []),
-                                                    timeout=3, expect=1)
-                refused = [msgspec.json.decode(r, type=ControlReply) for r in raw]
-                assert refused and all(not r.ok and r.detail == "refused: wrong sender" for r in refused), refused
-                status = await _status(controller, "users")
-                assert status and status[0].ok and status[0].status and not status[0].status.frozen, status   # not applied
-                n.cancel_scope.cancel()
-        finally:
-            await other.delete_topology(["users"])
+    async with transports("users", "controller", "test") as (users, controller, other):
+        async with trio.open_nursery() as n:
+            await _serve(n, users, "users", Echo=echo)
+            raw = await other.broadcast_control("users", sign(control_key(SECRET), "users", "freeze", []),
+                                                timeout=3, expect=1)
+            refused = [msgspec.json.decode(r, type=ControlReply) for r in raw]
+            assert refused and all(not r.ok and r.detail == "refused: wrong sender" for r in refused), refused
+            status = await _status(controller, "users")
+            assert status and status[0].ok and status[0].status and not status[0].status.frozen, status   # not applied
+            n.cancel_scope.cancel()
 
 
 # -- a private node: what `ops/dev/services up` does to a fresh one ------------------------------
@@ -321,27 +321,21 @@ async def test_a_redelivery_is_republished_under_the_service_account():
     from workup.transport.envelope import Envelope, encode, to_headers
     from workup.transport.rabbitmq import ATTEMPTS_HEADER
 
-    _require_accounts()
-    p = prefix()
-    async with (AmqpTransport.connect(dev_url("users"), prefix=p) as users,
-                AmqpTransport.connect(dev_url("gateway"), prefix=p) as gateway,
-                AmqpTransport.connect(dev_url("test"), prefix=p) as cleanup):
-        try:
-            async with users.consume("users", prefetch=4) as source:   # declares the queues
-                body = encode(Echo("again"))
-                env = Envelope("users.Echo", CLIENT, 4e9, "r1", gateway.identity.sign("users.Echo", CLIENT, 4e9, "r1", body))
-                ch = await gateway.conn.channel(confirms=True)
-                await ch.publish(body, routing_key=f"{p}.users", properties=Properties(
-                    type="users.Echo", message_id="r1", headers=to_headers(env), user_id="workup-gateway"))
-                with trio.fail_after(5):   # delivered, never settled: the channel closes under it
-                    while await users.consumer_count("users") < 1 or (
-                            await ch.declare_queue(f"{p}.users", passive=True)).message_count:
-                        await trio.sleep(0.05)
-            async with users.consume("users", prefetch=4) as source:
-                with trio.fail_after(10):
-                    again = await source.receive()
-                assert again.raw.properties.user_id == "workup-users"
-                assert again.raw.properties.headers[ATTEMPTS_HEADER] == 1 and again.request_id == "r1"
-                again.raw.ack()
-        finally:
-            await cleanup.delete_topology(["users"])
+    async with transports("users", "gateway") as (users, gateway):
+        p = users.prefix
+        async with users.consume("users", prefetch=4) as source:   # declares the queues
+            body = encode(Echo("again"))
+            env = Envelope("users.Echo", CLIENT, 4e9, "r1", gateway.identity.sign("users.Echo", CLIENT, 4e9, "r1", body))
+            ch = await gateway.conn.channel(confirms=True)
+            await ch.publish(body, routing_key=f"{p}.users", properties=Properties(
+                type="users.Echo", message_id="r1", headers=to_headers(env), user_id="workup-gateway"))
+            with trio.fail_after(5):   # delivered, never settled: the channel closes under it
+                while await users.consumer_count("users") < 1 or (
+                        await ch.declare_queue(f"{p}.users", passive=True)).message_count:
+                    await trio.sleep(0.05)
+        async with users.consume("users", prefetch=4) as source:
+            with trio.fail_after(10):
+                again = await source.receive()
+            assert again.raw.properties.user_id == "workup-users"
+            assert again.raw.properties.headers[ATTEMPTS_HEADER] == 1 and again.request_id == "r1"
+            again.raw.ack()
