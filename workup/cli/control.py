@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..settings import Settings, load_control_secret
+from ..transport.accounts import role_amqp_url
 from ._errors import BadArgument, exit_on_broker_error
 from ._options import settings_from, settings_options
 
@@ -238,8 +239,9 @@ async def _send(settings: Settings, service: str, secret: str, command_name: str
         if settings.amqp_url is None:   # the embedded workup up's socket, one connection per request
             await ask(AdminClient(admin_socket(settings.data_path)), name)
             return
-        async with AmqpTransport.connect(settings.amqp_url, prefix=settings.amqp_prefix,
-                                         name="workup-control") as transport:
+        # only the controller's account may publish control messages
+        url = role_amqp_url(settings.amqp_url, "controller", settings.amqp_accounts_dir)
+        async with AmqpTransport.connect(url, prefix=settings.amqp_prefix, name="workup-control") as transport:
             await ask(transport, name)
     async with trio.open_nursery() as n:
         for name in services:

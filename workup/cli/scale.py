@@ -78,6 +78,7 @@ def command(provider: str, services: str, min_processes: int, max_processes: int
         from ..scale import LocalProvider
         from ..transport import AmqpTransport
         from ..settings import load_control_secret
+        from ..transport.accounts import role_amqp_url
 
         if settings.amqp_url is None:   # the embedded workup up of --data-dir, through its admin channel
             from ..controller import AdminClient, admin_socket
@@ -90,7 +91,9 @@ def command(provider: str, services: str, min_processes: int, max_processes: int
             await run_autoscaler(scaler, interval=interval, cycles=cycles)
             return
         secret = load_control_secret(settings, create=True)
-        async with AmqpTransport.connect(settings.amqp_url, prefix=settings.amqp_prefix) as transport:
+        # it sends control messages (status, set-processes): only the controller's account may
+        url = role_amqp_url(settings.amqp_url, "controller", settings.amqp_accounts_dir)
+        async with AmqpTransport.connect(url, prefix=settings.amqp_prefix) as transport:
             scaler = Autoscaler(LocalProvider(transport, secret, names), lambda svc: policy, dry_run=dry_run)
             await run_autoscaler(scaler, interval=interval, cycles=cycles)
 
