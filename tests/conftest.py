@@ -50,6 +50,9 @@ def service_url(name: str) -> str:
             f"start it with ops/dev/services up {name} (or set {_ENV[name]})",
             pytrace=False,
         )
+    if name == "rabbitmq" and not os.environ.get(_ENV[name]) and not (dev_accounts_dir() / "workup-test").is_file():
+        pytest.fail(f"no broker accounts in {dev_accounts_dir()}: run ops/dev/services up rabbitmq "
+                    f"(or set {_ENV[name]})", pytrace=False)
     return url
 
 
