@@ -163,6 +163,7 @@ _STATIC = {
     ("GET", "/health"): ("200 when the gateway can reach the broker, else 503", "application/json"),
     ("GET", "/metrics"): ("Prometheus text format", "text/plain"),
     ("GET", "/openapi.json"): ("This document", "application/json"),
+    ("GET", "/docs"): ("This document in a browser (Swagger UI)", "text/html"),
 }
 
 
