@@ -1,8 +1,9 @@
 """``/docs`` in a real headless Chromium (Debian's ``chromium``, which ``./scripts/test`` installs
 through ``scripts/_browser.sh``), driven over the Chrome DevTools protocol, against the real gateway
-of each mode: the page loads with no failed or blocked request and nothing from another origin,
-lists every operation of ``/openapi.json``, and a screenshot of it is not blank. Without Chromium
-these tests fail; they never skip.
+of each mode (``workup up`` as a process; the distributed gateway on RabbitMQ and Redis): the page
+loads with no failed or blocked request and nothing from another origin, lists every operation of
+``/openapi.json``, and a screenshot of it is not blank. Without Chromium these tests fail; they
+never skip.
 """
 
 from __future__ import annotations
@@ -10,13 +11,17 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
+import re
 import shutil
 import subprocess
+import sys
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any, AsyncIterator
 
+import httpx
 import pytest
 import trio
 from PIL import Image
@@ -70,19 +75,17 @@ async def _chromium(profile: Path) -> AsyncIterator[Cdp]:
         pytest.fail("Debian's chromium is not installed (./scripts/test installs it: scripts/_browser.sh)")
     profile.mkdir()
     async with trio.open_nursery() as nursery:
-        process = await nursery.start(partial(
+        await nursery.start(partial(
             trio.run_process, [binary, *FLAGS, f"--user-data-dir={profile}", "about:blank"], check=False,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        try:
-            port_file = profile / "DevToolsActivePort"   # written once the DevTools server listens
-            with trio.fail_after(30):
-                while not port_file.exists() or len(port_file.read_text().split()) < 2:
-                    await trio.sleep(0.05)
-            port, path = port_file.read_text().split()[:2]
-            async with open_websocket_url(f"ws://127.0.0.1:{port}{path}", max_message_size=64 * 2**20) as ws:
-                yield Cdp(ws)
-        finally:
-            process.terminate()
+        port_file = profile / "DevToolsActivePort"   # written once the DevTools server listens
+        with trio.fail_after(30):
+            while not port_file.exists() or len(port_file.read_text().split()) < 2:
+                await trio.sleep(0.05)
+        port, path = port_file.read_text().split()[:2]
+        async with open_websocket_url(f"ws://127.0.0.1:{port}{path}", max_message_size=64 * 2**20) as ws:
+            yield Cdp(ws)
+        nursery.cancel_scope.cancel()   # trio.run_process stops the browser: SIGTERM, SIGKILL 5 s later
 
 
 async def _open_docs(cdp: Cdp, base_url: str, expected: int) -> tuple[str, list[list[str]]]:
@@ -112,7 +115,8 @@ def _failures(cdp: Cdp, base_url: str) -> list[str]:
     console error or uncaught exception."""
     bad = [f"{e['response']['status']} {e['response']['url']}" for e in cdp.of("Network.responseReceived")
            if e["response"]["status"] >= 400]
-    bad += [f"failed {e.get('blockedReason') or e['errorText']}: request {e['requestId']}"
+    url = {e["requestId"]: e["request"]["url"] for e in cdp.of("Network.requestWillBeSent")}
+    bad += [f"failed ({e.get('blockedReason') or e['errorText']}): {url.get(e['requestId'])}"
             for e in cdp.of("Network.loadingFailed")]
     bad += [f"left the origin: {e['request']['url']}" for e in cdp.of("Network.requestWillBeSent")
             if not e["request"]["url"].startswith((base_url + "/", "data:"))]
@@ -127,22 +131,57 @@ def _expected(doc: dict[str, Any]) -> list[list[str]]:
                   for path, item in doc["paths"].items() for method, op in item.items() if method != "parameters")
 
 
+@asynccontextmanager
+async def _workup_up(data_dir: Path) -> AsyncIterator[str]:
+    """``workup up``, the embedded system, as a user starts it: its API's base URL."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKUP_", "UPLOAD_"))}
+    output = data_dir.parent / "workup-up.out"
+    argv = [str(Path(sys.executable).with_name("workup")), "up", "--port", "0", "--media-port", "0",
+            "--data-dir", str(data_dir), "--log-level", "WARNING"]
+    with output.open("wb") as out:
+        async with trio.open_nursery() as nursery:
+            process = await nursery.start(partial(trio.run_process, argv, check=False, stdout=out,
+                                                  stderr=subprocess.STDOUT, env=env))
+            with trio.fail_after(90):
+                while b"Press Ctrl-C" not in output.read_bytes():
+                    if process.returncode is not None:
+                        pytest.fail(f"workup up exited with {process.returncode}: {output.read_text()}")
+                    await trio.sleep(0.1)
+            found = re.search(r"API\s+(http://\S+)/api/v1", output.read_text())
+            assert found is not None, output.read_text()
+            yield found.group(1)
+            nursery.cancel_scope.cancel()   # trio.run_process stops it: SIGTERM, SIGKILL 5 s later
+
+
+@asynccontextmanager
+async def _gateway(mode: str, tmp_path: Path) -> AsyncIterator[str]:
+    """The base URL of a gateway: ``workup up`` as a process (embedded), or the real gateway on the
+    real RabbitMQ and Redis (distributed)."""
+    if mode == "embedded":
+        async with _workup_up(tmp_path / "data") as url:
+            yield url
+    else:
+        async with running_system(mode, services=()) as system:
+            assert system.base_url is not None
+            yield system.base_url
+
+
 @pytest.mark.parametrize("mode", ["embedded", "distributed"])
 async def test_docs_page_lists_every_operation_with_no_failed_request(mode: str, tmp_path: Path) -> None:
-    async with running_system(mode, services=()) as system:
-        assert system.base_url is not None
-        doc = (await system.http.get("/openapi.json")).json()
+    async with _gateway(mode, tmp_path) as base_url:
+        async with httpx.AsyncClient(base_url=base_url, timeout=20) as http:
+            doc = (await http.get("/openapi.json")).json()
         expected = _expected(doc)
         assert len(expected) > 50   # every route of every service, not a stub
         async with _chromium(tmp_path / "profile") as cdp:
-            session, rows = await _open_docs(cdp, system.base_url, len(expected))
-            assert not _failures(cdp, system.base_url), "\n".join(_failures(cdp, system.base_url))
+            session, rows = await _open_docs(cdp, base_url, len(expected))
+            assert not _failures(cdp, base_url), "\n".join(_failures(cdp, base_url))
             assert sorted(rows) == expected
             title = await cdp.send("Runtime.evaluate", session, returnByValue=True,
                                    expression="document.querySelector('.info .title').textContent")
             assert title["result"]["value"].startswith("WorkUp API")
             # every asset came from this gateway: the page, its two assets, the script, the document
-            urls = {e["request"]["url"].removeprefix(system.base_url) for e in cdp.of("Network.requestWillBeSent")}
+            urls = {e["request"]["url"].removeprefix(base_url) for e in cdp.of("Network.requestWillBeSent")}
             assert {"/docs", f"{ASSETS}/swagger-ui.css", f"{ASSETS}/swagger-ui-bundle.js", "/docs/init.js",
                     "/openapi.json"} <= urls
 
