@@ -1,10 +1,16 @@
 """The OpenAPI 3.1 document, generated from the mounted :class:`~workup.gateway.routing.Route`
 tables and the structs that validate.
 
-Each mounted Route is one operation: its role rule, body or query struct, command, cache key,
-success status, reply type and route-specific errors are what the table declares. Schemas come
-from those structs through ``msgspec.json.schema_components`` (money as JSON numbers). Paths are
-absolute; an ``any(a, b)`` converter is written out per choice.
+Each mounted Route is one operation: its summary and description, role rule, body or query
+struct, command, cache key, success status, reply type and route-specific errors are what the
+table declares. Schemas come from those structs through ``msgspec.json.schema_components`` (money
+as JSON numbers, struct docstrings left out). Every path takes ``X-Request-Id`` and every answer
+carries it; 429 and 503 declare ``Retry-After``; the routes whose hook reads ``Idempotency-Key``
+declare it. Paths are absolute; an ``any(a, b)`` converter is written out per choice.
+
+The route lists of ``docs/api.md`` are made from the same document (:func:`with_route_lists`):
+``python -m workup.gateway.openapi docs/api.md`` rewrites them; without an argument the module
+prints the document.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from .app import REQUEST_ID_PATTERN
 from .routes.payments import IDEMPOTENCY_HEADER, idempotent
 from .routing import Body, Hook, Mounted, PlainText, Query, mounted_routes
 
-__all__ = ["openapi_document", "openapi_path"]
+__all__ = ["openapi_document", "openapi_path", "route_lists", "with_route_lists"]
 
 _RULE_ARG = re.compile(r"<(?:(?P<conv>[^:<>()]+)(?:\((?P<args>[^)]*)\))?:)?(?P<name>\w+)>")
 _PROBLEM_JSON = "application/problem+json"
