@@ -10,6 +10,8 @@ exists, and every docstring and comment of ``workup/`` and ``tests/``. Checked:
   file that names it; a bare file name (``instance.py``) is some file's name; a folder named
   alone (``amqp/_core/``) counts only as a whole code span, since prose has "exchanges/queues/";
 - ``path::name`` (a pytest id) names a function or class defined in that file;
+- no path leads out of the repository: a sibling folder of the clone, or an absolute path into
+  the workspace around it, is true on one machine only (:func:`outside_refs`);
 - a dotted name under ``workup`` (``workup.testing.fake_service``) imports, attribute by attribute,
   or is a name the code spells as a string: a logger (``workup.access``) or, under the default
   prefix, a broker object of ``workup/transport/rabbitmq.py`` (``workup.events``);
@@ -41,12 +43,6 @@ import msgspec
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-
-# The workspace's shared folder lies beside the clone, outside the repository: docs name its files
-# as ``../shared/API.md`` (or ``shared/...``) and, after that, by these short names. They are
-# checked when the folder is there (a developer's machine, CI) and taken on trust in a bare clone.
-SHARED_NAMES = frozenset({"API.md", "DESIGN.md", "peer-rpc.md"})
 
 # First segments that make a path absolute from the repository root.
 TOP = frozenset({"workup", "tests", "docs", "ops", "scripts", "perf", "tools", ".ci"})
@@ -190,10 +186,6 @@ def matches(token: str, source: str) -> list[str]:
     rooted = token.startswith("./")
     body = token.rstrip("/").removeprefix("./")
     pattern = _PLACEHOLDER.sub("*", body)
-    if body.startswith(("../shared/", "shared/")) or body in SHARED_NAMES:
-        inside = body.removeprefix("../").removeprefix("shared/")
-        found = not SHARED.is_dir() or (SHARED / inside).exists() or any(SHARED.rglob(body))
-        return ["."] if found else []
     if body.startswith("../"):
         resolved = (ROOT / source).parent.joinpath(body).resolve()
         rel = resolved.relative_to(ROOT).as_posix() if resolved.is_relative_to(ROOT) else None
@@ -389,6 +381,31 @@ def problems(source: str, text: str) -> list[Missing]:
             + check_test_names(source, numbered, text))
 
 
+# A path into the workspace around the clone (a sibling folder, a machine's /work): true on one
+# machine, dead in anyone else's clone. Docs and docstrings name only what the repository holds.
+_OUTSIDE = re.compile(r"(?<![\w./-])(?:(?:\.\./)+[\w<>*.-][\w./<>*-]*|/work/[\w./<>*-]*|shared/[\w./<>*-]+)")
+
+
+def outside_refs(source: str, numbered: Numbered) -> list[Missing]:
+    """Every reference of ``source`` to a file outside the repository."""
+    found = []
+    for line, text in numbered:
+        for match in _OUTSIDE.finditer(text):
+            token = match.group(0).rstrip(".,:;")
+            if token.startswith("../"):
+                name = token.rstrip("/").rsplit("/", 1)[-1]
+                if not (token.endswith("/") or _FILE.fullmatch(name)):
+                    continue  # a made-up name in an example ("../../Etc/Pass Wd")
+                if (ROOT / source).parent.joinpath(token).resolve().is_relative_to(ROOT):
+                    continue
+            found.append(Missing(Ref(source, line, token), f"{token} in the repository (it points outside)"))
+    return found
+
+
+def _numbered(source: str, text: str) -> Numbered:
+    return list(enumerate(text.split("\n"), start=1)) if source.endswith(".md") else python_text(text)
+
+
 def _param(path: Path) -> object:
     rel = path.relative_to(ROOT).as_posix()
     return pytest.param(path, id=rel)
@@ -400,20 +417,56 @@ def test_everything_named_exists(path: Path) -> None:
     assert not missing, "\n".join(map(str, missing))
 
 
+def test_nothing_points_outside_the_repository() -> None:
+    found = []
+    for path in sources():
+        rel = path.relative_to(ROOT).as_posix()
+        found += outside_refs(rel, _numbered(rel, path.read_text()))
+    assert not found, "\n".join(map(str, found))
+
+
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def test_readme_links_only_to_files_in_the_repository() -> None:
+    targets = [t.split("#")[0] for t in _LINK.findall((ROOT / "README.md").read_text()) if not t.startswith("#")]
+    assert "docs/api.md" in targets
+    assert [t for t in targets if "://" in t or not (ROOT / t).resolve().is_relative_to(ROOT)
+            or not (ROOT / t).exists()] == []
+
+
+def test_each_outside_reference_is_named() -> None:
+    text = """The contract is `../../shared/API.md` (or shared/reference/peer-rpc.md, /work/shared/DESIGN.md);
+`../README.md` and `../workup/` are inside; `../../Etc/Pass Wd` is an example name; ../../elsewhere/x.md.
+"""
+    assert [str(m) for m in outside_refs("docs/made-up.md", _numbered("docs/made-up.md", text))] == [
+        "docs/made-up.md:1: missing ../../shared/API.md in the repository (it points outside)",
+        "docs/made-up.md:1: missing shared/reference/peer-rpc.md in the repository (it points outside)",
+        "docs/made-up.md:1: missing /work/shared/DESIGN.md in the repository (it points outside)",
+        "docs/made-up.md:2: missing ../../elsewhere/x.md in the repository (it points outside)",
+    ]
+    source = '''"""Routes: ``shared/API.md``."""
+x = "../shared/API.md"  # and `/work/shared/API.md`
+'''
+    assert [str(m) for m in outside_refs("workup/made_up.py", _numbered("workup/made_up.py", source))] == [
+        "workup/made_up.py:1: missing shared/API.md in the repository (it points outside)",
+        "workup/made_up.py:2: missing /work/shared/API.md in the repository (it points outside)",
+    ]
+
+
 # --------------------------------------------------------------- the checker on made-up text
 
 LIES = """\
 The instance is `workup/workers/_serve.py`, signed in `_controlmsg.py`; see tests/contract/ and
 `routes/kit.py`, `workup.gateway.kit`, :mod:`workup.runtime.serve`, `workup frobnicate`,
 `workup bench nothing`, `tests/blackbox/test_core.py::test_no_such_test`, `docs/nowhere.md`,
-test_no_such_thing, `./scripts/nothing`, `.ci/nothing`.
+test_no_such_thing, `./scripts/nothing`, `.ci/nothing`, `../shared/API.md`, API.md.
 """
 
 TRUTHS = """\
 `workup/runtime/instance.py` and `tests/blackbox/`, ops/dev/services, `.ci/run`, `routes/jobs.py`,
 `instance.py`, `amqp/_core/`, `workup/services/<svc>/relay.py`, `tests/cache/test_cache_*.py`.
-Output: `perf/results/<scenario>-<UTC time>.json`. Outside:
-`../shared/API.md`, API.md. Not paths: https://example.com/a/b.py, /api/v1/users/me, freeze/start,
+Output: `perf/results/<scenario>-<UTC time>.json`. Not paths: https://example.com/a/b.py, /api/v1/users/me, freeze/start,
 exchanges/queues/, `--config groups.toml`, `update-command NAME FILE.py`,
 `pgjones/hypercorn:src/hypercorn/typing.py`, `<data dir>/replicas/<name>/`. Names:
 `workup.testing.fake_service`, `workup.events` (the exchange), `workup.access` (a logger),
@@ -440,6 +493,8 @@ def test_each_lie_is_named() -> None:
         "docs/made-up.md:3: missing command workup bench nothing",
         "docs/made-up.md:4: missing ./scripts/nothing",
         "docs/made-up.md:4: missing .ci/nothing",
+        "docs/made-up.md:4: missing ../shared/API.md",
+        "docs/made-up.md:4: missing API.md",
         "docs/made-up.md:4: missing test test_no_such_thing",
     ])
 

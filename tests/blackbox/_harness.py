@@ -1,6 +1,6 @@
 """Black-box harness: `workup up` as a subprocess, spoken to over real HTTP only.
 
-Nothing here imports WorkUp: the suite is what a stranger would write from `/work/shared/API.md`
+Nothing here imports WorkUp: the suite is what a stranger would write from `docs/api.md`
 (the binding REST contract). `start_workup` picks free ports, sets the admin, upload and JWT
 secrets through the documented environment variables, waits for `GET /health` and hands back a
 `Running` whose `stop()` sends SIGTERM and returns the exit code.

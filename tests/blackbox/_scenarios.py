@@ -1,4 +1,4 @@
-"""Scenarios from API.md, shared by the embedded suite and the distributed subset."""
+"""Scenarios from docs/api.md, shared by the embedded suite and the distributed subset."""
 
 from __future__ import annotations
 

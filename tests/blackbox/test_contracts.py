@@ -1,4 +1,4 @@
-"""Contracts per API.md: the whole marketplace flow, reads and access, milestone state machine,
+"""Contracts per docs/api.md: the whole marketplace flow, reads and access, milestone state machine,
 terminations, completion, the printed summary."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Gateway core per API.md: operations routes, OpenAPI, 404/401/403 rules, 400/413/415, problem+json."""
+"""Gateway core per docs/api.md: operations routes, OpenAPI, 404/401/403 rules, 400/413/415, problem+json."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ PUBLIC = [
     ("GET", "/openapi.json"),
 ]
 
-# every route of API.md, `{me}` written out as the OpenAPI document must do
+# every route of docs/api.md, `{me}` written out as the OpenAPI document must do
 ROUTES = """
 POST /api/v1/users/clients/register
 POST /api/v1/users/freelancers/register

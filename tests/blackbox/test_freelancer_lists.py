@@ -1,4 +1,4 @@
-"""Freelancer list sub-resources per API.md: server ids, own list only (404), sets for skills/languages."""
+"""Freelancer list sub-resources per docs/api.md: server ids, own list only (404), sets for skills/languages."""
 
 from __future__ import annotations
 

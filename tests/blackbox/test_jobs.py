@@ -1,4 +1,4 @@
-"""Jobs and proposals per API.md: fields, validation, search/browse paging, proposal rules, accept."""
+"""Jobs and proposals per docs/api.md: fields, validation, search/browse paging, proposal rules, accept."""
 
 from __future__ import annotations
 

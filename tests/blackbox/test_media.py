@@ -1,4 +1,4 @@
-"""Media server per API.md (its own port): describe, static with placeholders, upload rules."""
+"""Media server per docs/api.md (its own port): describe, static with placeholders, upload rules."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Notifications WebSocket per API.md: 401 before the upgrade, 426 for a plain GET, events delivered."""
+"""Notifications WebSocket per docs/api.md: 401 before the upgrade, 426 for a plain GET, events delivered."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Payments per API.md: wallets, money rules, Idempotency-Key, transactions, requests, pay."""
+"""Payments per docs/api.md: wallets, money rules, Idempotency-Key, transactions, requests, pay."""
 
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ def test_idempotency_same_key_other_body_gets_first_answer(http: httpx.Client) -
 
 
 def test_idempotency_stores_a_400_answer_too(http: httpx.Client) -> None:
-    """API.md: "the first answer for a key, whatever its status, is stored and returned again"."""
+    """docs/api.md: "the first answer for a key, whatever its status, is stored and returned again"."""
     account = register_client(http)
     key = uuid.uuid4().hex
     first = problem(deposit(http, account, 0, key), 400)

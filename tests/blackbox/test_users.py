@@ -1,4 +1,4 @@
-"""Users routes per API.md: registration, login, /me, profiles, photos, resume, account closing."""
+"""Users routes per docs/api.md: registration, login, /me, profiles, photos, resume, account closing."""
 
 from __future__ import annotations
 

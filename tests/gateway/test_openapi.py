@@ -2,6 +2,7 @@
 their structs."""
 
 from decimal import Decimal
+import json
 import re
 
 import pytest
@@ -104,3 +105,88 @@ async def test_me_is_written_out_per_role(doc):
     assert doc["paths"]["/api/v1/payments/clients/me/wallet"]["get"]["x-roles"] == ["CLIENT"]
     assert doc["paths"]["/api/v1/payments/freelancers/me/wallet"]["get"]["x-roles"] == ["FREELANCER"]
     assert not any("{me}" in p for p in doc["paths"])
+
+
+def _template(rule):
+    return re.sub(r"<(?:[^:<>]+:)?(\w+)>", r"{\1}", rule)
+
+
+def _operations(doc):
+    return {(method, path): op for path, item in doc["paths"].items() for method, op in item.items()
+            if method != "parameters"}
+
+
+async def test_every_route_has_a_summary_and_description_in_the_api_words(doc):
+    routes = [(route.method.lower(), _template(route.path))
+              for module in SERVICE_ROUTES.values() for route in module.ROUTES]
+    ops = _operations(doc)
+    summaries = set()
+    for key in routes:
+        op = ops[key]
+        assert op["summary"] and op["summary"] != op["x-command"], key
+        assert len(op["summary"]) < 60 and "\n" not in op["summary"], key
+        assert op["description"].split("\n\n")[0] not in ("", op["summary"]), key
+        summaries.add(op["summary"])
+    assert len(summaries) > 0.9 * len(routes)   # human words, not one phrase for all
+    for key in (("get", "/"), ("get", "/health"), ("get", "/openapi.json"), ("get", "/api/v1/notifications")):
+        assert ops[key]["summary"] and ops[key]["description"], key
+
+
+async def test_idempotency_key_is_declared_where_the_gateway_honours_it(doc):
+    honoured = {(route.method.lower(), _template(route.path))
+                for module in SERVICE_ROUTES.values() for route in module.ROUTES
+                if route.hook is SERVICE_ROUTES["payments"].idempotent}
+    declared = {key for key, op in _operations(doc).items()
+                if any(p.get("name") == "Idempotency-Key" and p["in"] == "header" for p in op["parameters"])}
+    assert declared == honoured
+    assert {p for _, p in declared} == {
+        "/api/v1/payments/clients/me/wallet/deposit", "/api/v1/payments/clients/me/wallet/withdraw",
+        "/api/v1/payments/freelancers/me/wallet/deposit", "/api/v1/payments/freelancers/me/wallet/withdraw",
+        "/api/v1/payments/requests/{id}/pay"}
+
+
+async def test_request_id_and_retry_after_headers_are_declared(doc):
+    components = doc["components"]
+    parameter = components["parameters"]["X-Request-Id"]
+    assert parameter["in"] == "header" and parameter["required"] is False
+    for path, item in doc["paths"].items():
+        assert {"$ref": "#/components/parameters/X-Request-Id"} in item["parameters"], path
+    for (method, path), op in _operations(doc).items():
+        for status, response in op["responses"].items():
+            if status == "101":
+                continue   # a WebSocket handshake: no HTTP answer of the gateway's own
+            if "$ref" in response:
+                response = components["responses"][response["$ref"].rsplit("/", 1)[-1]]
+            headers = response.get("headers", {})
+            assert "X-Request-Id" in headers, (method, path, status)
+            assert ("Retry-After" in headers) == (status in ("429", "503")), (method, path, status)
+    assert components["headers"]["Retry-After"]["schema"]["type"] == "integer"
+
+
+async def test_no_python_docstring_leaks_into_the_document(doc):
+    import inspect
+
+    import msgspec
+
+    from workup.gateway import routing
+    from workup.messages import contracts, jobs, payments, users
+
+    text = json.dumps(doc)
+    assert "``" not in text and ":class:" not in text and ":func:" not in text
+    assert not [n for n, schema in doc["components"]["schemas"].items() if "description" in schema]
+    structs = [t for module in (users, jobs, contracts, payments) for t in vars(module).values()
+               if isinstance(t, type) and issubclass(t, msgspec.Struct)]
+    structs += [routing.NoBody]
+    docstrings = {inspect.cleandoc(t.__doc__) for t in structs if t.__doc__}
+    assert len(docstrings) > 10
+    leaked = [d for d in docstrings if json.dumps(d)[1:-1] in text]
+    assert not leaked, leaked
+
+
+async def test_served_request_id_matches_the_declared_pattern(doc):
+    pattern = doc["components"]["headers"]["X-Request-Id"]["schema"]["pattern"]
+    async with served(make_app()) as (client, _):
+        echoed = await client.get("/health", headers={"X-Request-Id": "mine-1.2_3"})
+        made = await client.get("/health", headers={"X-Request-Id": "not ok!"})
+    assert echoed.headers["x-request-id"] == "mine-1.2_3"
+    assert made.headers["x-request-id"] != "not ok!" and re.match(pattern, made.headers["x-request-id"])

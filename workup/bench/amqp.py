@@ -6,7 +6,7 @@ same broker (cells ordered by in-flight level, peers interleaved); the client ke
 in flight for a warm-up and then a measure window (``_harness.closed_loop_*``); this process
 only orchestrates and reads CPU times.
 
-Peers (the same as ``shared/reference/peer-rpc.md``):
+Peers (those of the reference RPC benchmark this one repeats):
 - ``ours``: ``workup.amqp`` (``RpcClient`` / a consumer that ``reply()``s and acks);
 - ``aiormq``: hand-written direct reply-to on aiormq, confirms off, one publish + one ack per
   call;

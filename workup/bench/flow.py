@@ -1,5 +1,5 @@
 """``workup bench flow``: the hire-to-payout story, each virtual user running it end to end
-(issue 11; the original system's Locust flow, ``shared/reference/original-system.md`` §10.7).
+(issue 11; the original system's Locust flow).
 
 One unit is one story: register a client and a freelancer (or, with ``--reuse-users``, take a
 pair registered before the measured window: password hashing dominates registration), log both
@@ -7,7 +7,7 @@ in, the client posts a job, the freelancer searches for it and proposes, the cli
 the contract, the freelancer progresses the milestone twice, the client evaluates it, deposits
 and pays, the freelancer reads the wallet, the client prints the contract. Every answer's status
 and the fields the next step needs are checked; a failed step ends the story and is counted
-under its name. Routes: ``shared/API.md``.
+under its name. Routes: ``docs/api.md``.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ def unpack(raw: bytes) -> tuple[int, bytes | None]:
 
 
 def cache_key(service: str, entity: str, id: str) -> str:
-    """``workup:<service>:<entity>:<id>`` (DESIGN.md)."""
+    """``workup:<service>:<entity>:<id>`` (docs/gateway.md, "Cache")."""
     for part in (service, entity):
         if not part or ":" in part:
             raise ValueError(f"bad cache key part {part!r}")

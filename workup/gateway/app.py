@@ -34,7 +34,8 @@ __all__ = ["create_app"]
 
 _log = logging.getLogger("workup.gateway")
 _access = logging.getLogger("workup.access")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"   # a client's X-Request-Id (else the gateway makes one)
+_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 _WWW_AUTHENTICATE = 'Bearer realm="workup"'
 
 

@@ -1,28 +1,52 @@
 """The OpenAPI 3.1 document, generated from the mounted :class:`~workup.gateway.routing.Route`
 tables and the structs that validate.
 
-Each mounted Route is one operation: its role rule, body or query struct, command, cache key,
-success status, reply type and route-specific errors are what the table declares. Schemas come
-from those structs through ``msgspec.json.schema_components`` (money as JSON numbers). Paths are
-absolute; an ``any(a, b)`` converter is written out per choice.
+Each mounted Route is one operation: its summary and description, role rule, body or query
+struct, command, cache key, success status, reply type and route-specific errors are what the
+table declares. Schemas come from those structs through ``msgspec.json.schema_components`` (money
+as JSON numbers, struct docstrings left out). Every path takes ``X-Request-Id`` and every answer
+carries it; 429 and 503 declare ``Retry-After``; the routes whose hook reads ``Idempotency-Key``
+declare it. Paths are absolute; an ``any(a, b)`` converter is written out per choice.
+
+The route lists of ``docs/api.md`` are made from the same document (:func:`with_route_lists`):
+``python -m workup.gateway.openapi docs/api.md`` rewrites them; without an argument the module
+prints the document.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import Any, Iterable
 
 import msgspec
 from quart import Quart
 
 from .. import __version__
+from ..messages.payments import MAX_IDEMPOTENCY_KEY
 from ..problems import Problem
-from .routing import Body, Mounted, PlainText, Query, mounted_routes
+from .app import REQUEST_ID_PATTERN
+from .routes.payments import IDEMPOTENCY_HEADER, idempotent
+from .routing import Body, Hook, Mounted, PlainText, Query, mounted_routes
 
-__all__ = ["openapi_document", "openapi_path"]
+__all__ = ["openapi_document", "openapi_path", "route_lists", "with_route_lists"]
 
 _RULE_ARG = re.compile(r"<(?:(?P<conv>[^:<>()]+)(?:\((?P<args>[^)]*)\))?:)?(?P<name>\w+)>")
 _PROBLEM_JSON = "application/problem+json"
+_REQUEST_ID_HEADER = {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}}
+_RETRY_AFTER_HEADER = {"Retry-After": {"$ref": "#/components/headers/Retry-After"}}
+
+# the request headers a route's hook reads (a hook is code, so the table says it here)
+_HOOK_HEADERS: dict[Hook, list[dict[str, Any]]] = {
+    idempotent: [{
+        "name": IDEMPOTENCY_HEADER, "in": "header", "required": False,
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
+        "description": ("Any printable text you choose for this operation. The first answer for a key, "
+                        "whatever its status, is stored and returned to every retry with that key by the "
+                        "same user on the same route for at least 24 hours; the money moves once."),
+    }],
+}
 
 
 def openapi_path(rule: str) -> str:
@@ -66,6 +90,10 @@ class _Schemas:
 
     def render(self) -> tuple[list[Any], dict[str, Any]]:
         schemas, components = msgspec.json.schema_components(self.types, ref_template="#/components/schemas/{name}")
+        # msgspec makes a struct's docstring its schema's description: those are notes to this
+        # code's readers, not the API's words (field descriptions come from msgspec.Meta and stay)
+        components = {name: {k: v for k, v in schema.items() if k != "description"}
+                      for name, schema in components.items()}
         return _numbers_for_decimals(list(schemas)), _numbers_for_decimals(components)
 
 
@@ -98,8 +126,10 @@ def _operation(mounted: Mounted, template: str, schemas: _Schemas,
         "operationId": re.sub(r"[^A-Za-z0-9_]", "_", f"{method.lower()}{template}").strip("_"),
         "tags": [tag],
         "responses": {},
-        "summary": mounted.command + (" (cached read)" if route.cache is not None else ""),
+        "summary": route.summary or mounted.command,
+        "x-command": mounted.command,
     }
+    about = [route.description] if route.description else []
     errors = {503, 504}               # every route forwards to its service
     if method != "GET":
         errors.add(409)
@@ -107,14 +137,15 @@ def _operation(mounted: Mounted, template: str, schemas: _Schemas,
     for m in _RULE_ARG.finditer(route.path):
         if m.group("conv") == "any":
             continue
-        params.append({"name": m.group("name"), "in": "path", "required": True, "schema": {"type": "string"}})
+        params.append({"name": m.group("name"), "in": "path", "required": True, "schema": {"type": "string"},
+                       "description": "A UUID: 32 hexadecimal digits, hyphenated 8-4-4-4-12 or not"})
         errors |= {400, 404}
     if route.roles is None:
         op["security"] = []
-        op["description"] = "Public route (a token, if sent, must be valid)."
+        about.append("Public route (a token, if sent, must be valid).")
     else:
         op["security"] = [{"bearerAuth": []}]
-        op["description"] = ("Roles: " + ", ".join(route.roles)) if route.roles else "Any authenticated role."
+        about.append(("Roles: " + ", ".join(route.roles) + ".") if route.roles else "Any authenticated role.")
         op["x-roles"] = list(route.roles) or ["CLIENT", "FREELANCER", "ADMIN"]
         if route.roles:
             errors.add(403)
@@ -136,9 +167,15 @@ def _operation(mounted: Mounted, template: str, schemas: _Schemas,
             pending.append((success, "reply", schemas.add(route.reply)))
         else:
             success["content"] = {"application/json": {"schema": {}}}
+    if route.cache is not None:
+        about.append("Served from the read cache when it holds the answer.")
+    if route.hook in _HOOK_HEADERS:
+        params += _HOOK_HEADERS[route.hook]
+    success["headers"] = _REQUEST_ID_HEADER
     op["responses"][str(route.status)] = success
     op["responses"].update(_error_responses(errors))
     op["parameters"] = params
+    op["description"] = "\n\n".join(about)
     return op
 
 
@@ -158,21 +195,28 @@ def _fill(pending: list[tuple[dict[str, Any], str, int]], schemas: list[Any], co
                                              "schema": field_schema})
 
 
+# the gateway's own routes: (summary, description, content type)
 _STATIC = {
-    ("GET", "/"): ("Welcome", "application/json"),
-    ("GET", "/health"): ("200 when the gateway can reach the broker, else 503", "application/json"),
-    ("GET", "/metrics"): ("Prometheus text format", "text/plain"),
-    ("GET", "/openapi.json"): ("This document", "application/json"),
+    ("GET", "/"): ("Welcome", "The API's name and version, and where its parts are: the API's base path, "
+                   "this document, its page for browsers (`/docs`), health and metrics.", "application/json"),
+    ("GET", "/health"): ("Health", "200 when the gateway can reach the message broker, else 503 with "
+                         "`Retry-After`.", "application/json"),
+    ("GET", "/metrics"): ("Prometheus metrics", "The gateway's metrics in the Prometheus text format.",
+                          "text/plain"),
+    ("GET", "/openapi.json"): ("This document", "OpenAPI 3.1 of every route, made from the gateway's route "
+                               "tables; `/docs` shows it in a browser.", "application/json"),
 }
 
 
 def _static_paths(paths: dict[str, Any]) -> None:
-    for (method, path), (text, ctype) in _STATIC.items():
-        responses: dict[str, Any] = {"200": {"description": text, "content": {ctype: {"schema": {}}}}}
+    for (method, path), (summary, description, ctype) in _STATIC.items():
+        responses: dict[str, Any] = {"200": {"description": summary, "content": {ctype: {"schema": {}}},
+                                             "headers": _REQUEST_ID_HEADER}}
         if path == "/health":
             responses["503"] = {"$ref": "#/components/responses/E503"}
         paths.setdefault(path, {})[method.lower()] = {
             "operationId": "get_" + (path.strip("/").replace(".", "_") or "root"), "tags": ["operations"],
+            "summary": summary, "description": description,
             "security": [], "responses": responses, "parameters": [],
         }
     paths.setdefault("/api/v1/notifications", {})["get"] = {
@@ -187,6 +231,16 @@ def _static_paths(paths: dict[str, Any]) -> None:
     }
 
 
+_ABOUT = """The REST API of WorkUp, a freelance marketplace: clients post jobs, freelancers propose,
+an accepted proposal becomes a contract whose milestones are paid from wallets.
+
+JSON bodies with camelCase fields; money as JSON numbers (more than 0, at most 2 decimal places);
+dates `YYYY-MM-DD`, timestamps RFC 3339 UTC. Sign up or log in for a bearer token and send it as
+`Authorization: Bearer <token>`. Errors are RFC 9457 problem documents (`application/problem+json`),
+with `errors` naming each bad field. 429 and 503 answers say in `Retry-After` when to try again;
+every answer carries `X-Request-Id`."""
+
+
 def openapi_document(app: Quart) -> dict[str, Any]:
     """The document of every Route mounted on ``app``, plus the gateway's own routes."""
     schemas = _Schemas()
@@ -199,11 +253,12 @@ def openapi_document(app: Quart) -> dict[str, Any]:
     rendered, components = schemas.render()
     _fill(pending, rendered, components)
     _static_paths(paths)
+    for item in paths.values():   # every request may name itself; OpenAPI says it once per path
+        item["parameters"] = [{"$ref": "#/components/parameters/X-Request-Id"}]
     problem_ref = rendered[0]
     return {
         "openapi": "3.1.0",
-        "info": {"title": "WorkUp API", "version": __version__,
-                 "description": "Freelance-marketplace backend. Errors are RFC 9457 problem documents."},
+        "info": {"title": "WorkUp API", "version": __version__, "description": _ABOUT},
         "servers": [{"url": "/"}],
         "paths": dict(sorted(paths.items())),
         "components": {
@@ -213,8 +268,89 @@ def openapi_document(app: Quart) -> dict[str, Any]:
                 "tokenQuery": {"type": "apiKey", "in": "query", "name": "token"},
             },
             "responses": {
-                f"E{code}": {"description": text, "content": {_PROBLEM_JSON: {"schema": problem_ref}}}
+                f"E{code}": {"description": text, "content": {_PROBLEM_JSON: {"schema": problem_ref}},
+                             "headers": {**_REQUEST_ID_HEADER, **(_RETRY_AFTER_HEADER if code in (429, 503) else {})}}
                 for code, text in _ERROR_TEXT.items()
+            },
+            "parameters": {"X-Request-Id": {
+                "name": "X-Request-Id", "in": "header", "required": False,
+                "schema": {"type": "string", "pattern": REQUEST_ID_PATTERN},
+                "description": ("Your id for this request: the answer carries it back and every log line "
+                                "about the request names it. Absent or not of this form, the gateway "
+                                "makes one."),
+            }},
+            "headers": {
+                "X-Request-Id": {"description": "The request's id: the one sent, or the one the gateway made",
+                                 "schema": {"type": "string", "pattern": REQUEST_ID_PATTERN}},
+                "Retry-After": {"description": "Seconds to wait before trying again",
+                                "schema": {"type": "integer", "minimum": 0}},
             },
         },
     }
+
+
+# --- docs/api.md: its route lists are made from the same document --------------------------------
+
+_BEGIN, _END = "<!-- routes: {tag} -->", "<!-- end of routes -->"   # markers in docs/api.md
+
+
+def _success(op: dict[str, Any]) -> str:
+    status, response = next((s, r) for s, r in op["responses"].items() if s < "400")
+    content = response.get("content", {})
+    if "text/plain" in content:
+        return f"{status} text"
+    schema = content.get("application/json", {}).get("schema", {})
+    ref = schema.get("$ref") or schema.get("items", {}).get("$ref")
+    name = f"`{ref.rsplit('/', 1)[-1]}`" if ref else schema.get("type", "")
+    name = f"array of {name}" if schema.get("type") == "array" and ref else name
+    return f"{status} {name}".rstrip()
+
+
+_WHO = ("Roles:", "Any authenticated role.", "Public route")   # the role line: the list has a column for it
+
+
+def route_lists(doc: dict[str, Any]) -> dict[str, str]:
+    """Markdown of each tag's operations, in path order: method, path, who, success, summary and
+    description."""
+    lists: dict[str, list[str]] = {}
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if method == "parameters" or method == "get" and path == "/api/v1/notifications":
+                continue
+            roles = op.get("x-roles", [])
+            who = "any role" if len(roles) == 3 else ", ".join(roles) or "public"
+            about = " ".join(p for p in op.get("description", "").split("\n\n") if p and not p.startswith(_WHO))
+            lists.setdefault(op["tags"][0], []).append(
+                f"- `{method.upper()} {path}` · {who} · {_success(op)} — **{op['summary']}.** {about}".rstrip())
+    return {tag: "\n".join(lines) for tag, lines in lists.items()}
+
+
+def with_route_lists(text: str, doc: dict[str, Any]) -> str:
+    """``text`` (docs/api.md) with each marked route list replaced by the current one."""
+    for tag, listed in route_lists(doc).items():
+        begin = _BEGIN.format(tag=tag)
+        if begin in text:
+            head, _, rest = text.partition(begin)
+            _, _, tail = rest.partition(_END)
+            text = f"{head}{begin}\n{listed}\n{_END}{tail}"
+    return text
+
+
+def _document() -> dict[str, Any]:
+    """The document of every route the gateway mounts, without serving anything."""
+    from .routes import blueprints
+
+    app = Quart("workup.openapi")
+    for blueprint in blueprints():
+        app.register_blueprint(blueprint)
+    return openapi_document(app)
+
+
+if __name__ == "__main__":   # python -m workup.gateway.openapi [docs/api.md]: rewrite its route lists
+    import sys
+
+    if len(sys.argv) > 1:
+        target = Path(sys.argv[1])
+        target.write_text(with_route_lists(target.read_text(), _document()))
+    else:
+        print(json.dumps(_document(), indent=1))

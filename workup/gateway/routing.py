@@ -166,7 +166,7 @@ async def json_body(type_: type[T], *, allow_empty: bool = False) -> T:
     return value
 
 
-# Money must be a JSON number (API.md), but msgspec also accepts a string for a Decimal field:
+# Money must be a JSON number (docs/api.md), but msgspec also accepts a string for a Decimal field:
 # for body types with Decimal fields, look at the raw JSON once more and refuse quoted amounts.
 _money_types: dict[Any, bool] = {}
 
@@ -303,7 +303,7 @@ async def cached_forward(key: str, command: str, request: msgspec.Struct) -> Res
 
 # --- path ids ------------------------------------------------------------------------------------
 
-# API.md only says ids are opaque; every service makes them as 32 lower-case hex digits (a uuid4,
+# docs/api.md only says ids are opaque; every service makes them as 32 lower-case hex digits (a uuid4,
 # or a uuid5/sha256 derived from the request id). So one rule for every route of every service: a
 # path id is a UUID written as 32 hex digits or in the hyphenated 8-4-4-4-12 form, in either case,
 # and the command gets the services' form. Anything else is the same 400 everywhere, before any
@@ -320,7 +320,7 @@ def path_id(value: str, name: str = "id") -> str:
 
 
 def id_name(param: str, params: Iterable[str]) -> str:
-    """How a 400 names a path id: API.md's name, ``id`` when the route has one, else the camelCase
+    """How a 400 names a path id: docs/api.md's name, ``id`` when the route has one, else the camelCase
     parameter (``/jobs/{jobId}/proposals/{proposalId}/accept``)."""
     if len(list(params)) == 1:
         return "id"
@@ -382,6 +382,8 @@ class Route(msgspec.Struct, frozen=True):
     cache: CacheKey | None = None       # served from the read cache when filled
     errors: tuple[int, ...] = ()        # route-specific error statuses (OpenAPI)
     hook: Hook | None = None            # replaces "forward the command"; the role check stays first
+    summary: str = ""                   # OpenAPI and docs/api.md: one line, the API's own words
+    description: str = ""               # OpenAPI and docs/api.md: what a caller needs to know
 
     @property
     def source(self) -> str:

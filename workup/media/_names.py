@@ -3,7 +3,7 @@
 A *requested* name (``GET /static/<group>/<name>``) that contains a path separator, a ``..``, NUL or
 another control character, in its raw form or after up to three rounds of percent-decoding (so
 ``%2e%2e%2f`` and ``%252e%252e%252f`` count) or of Unicode compatibility folding (fullwidth ``／``),
-is refused outright. An *uploaded* ``filename`` is sanitised instead, as API.md says: every
+is refused outright. An *uploaded* ``filename`` is sanitised instead, as docs/api.md says: every
 character outside ``a-z 0-9 _ - .`` (separators, ``%``, NUL, control characters) becomes ``_`` and
 every run of dots ``..`` does too, so whatever a client sends, the stored name is one plain file in
 the group directory.

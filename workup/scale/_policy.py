@@ -1,7 +1,7 @@
 """The autoscaling rule: a pure function from what was observed to how many replicas to run.
 
 Shaped after Kubernetes' HPA, which fixed what the Swarm autoscalers we replace got wrong
-(``../shared/reference/original-system.md`` §8, §11 #32):
+(the original system both scaled up and down in one cycle and crept one replica at a time):
 
 - a hysteresis band: nothing happens while utilisation stays between ``cpu_down`` and ``cpu_up``;
 - outside it, the target is ``ceil(replicas × utilisation / cpu_target)`` (at least one step),

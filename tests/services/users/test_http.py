@@ -1,4 +1,4 @@
-"""Every users route of API.md and its error codes, over real HTTP through the real gateway, with
+"""Every users route of docs/api.md and its error codes, over real HTTP through the real gateway, with
 the real payments and contracts services: embedded (in-process, SQLite) and distributed
 (RabbitMQ, Redis, FerretDB, PostgreSQL, Cassandra)."""
 

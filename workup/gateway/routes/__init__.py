@@ -1,11 +1,12 @@
-"""The gateway's routes: its own (``_ops``: welcome, health, metrics, OpenAPI; ``_websocket``: the
-notifications WebSocket) and one table of :class:`~workup.gateway.routing.Route` per service."""
+"""The gateway's routes: its own (``_ops``: welcome, health, metrics, OpenAPI; ``_docs``: the
+Swagger UI page on it; ``_websocket``: the notifications WebSocket) and one table of
+:class:`~workup.gateway.routing.Route` per service."""
 
 from __future__ import annotations
 
 from quart import Blueprint
 
-from . import _ops, _websocket, contracts, jobs, payments, users
+from . import _docs, _ops, _websocket, contracts, jobs, payments, users
 
 __all__ = ["SERVICE_ROUTES", "blueprints"]
 
@@ -15,4 +16,5 @@ SERVICE_ROUTES = {"users": users, "jobs": jobs, "contracts": contracts, "payment
 
 def blueprints() -> list[Blueprint]:
     """Every blueprint of the gateway: its own routes, then each service's."""
-    return [_ops.blueprint, _websocket.blueprint, *(module.blueprint for module in SERVICE_ROUTES.values())]
+    own = [_ops.blueprint, _docs.blueprint, _websocket.blueprint]
+    return [*own, *(module.blueprint for module in SERVICE_ROUTES.values())]

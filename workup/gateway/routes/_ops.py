@@ -18,7 +18,7 @@ blueprint = Blueprint("ops", __name__)
 
 _WELCOME = msgspec.json.encode({
     "name": "WorkUp", "version": VERSION,
-    "api": "/api/v1", "openapi": "/openapi.json", "health": "/health", "metrics": "/metrics",
+    "api": "/api/v1", "openapi": "/openapi.json", "docs": "/docs", "health": "/health", "metrics": "/metrics",
 })
 
 

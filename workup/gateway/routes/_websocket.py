@@ -1,4 +1,4 @@
-"""``/api/v1/notifications``: a WebSocket of the caller's events (API.md "Notifications")."""
+"""``/api/v1/notifications``: a WebSocket of the caller's events (docs/api.md "Notifications")."""
 
 from __future__ import annotations
 

@@ -169,7 +169,7 @@ async def get_my_wallet(ctx: Ctx, req: m.GetMyWallet) -> m.WalletBalance:
 
 
 async def _refused(ctx: Ctx, idem: IdemKey | None, exc: ProblemError) -> msgspec.Raw:
-    """A refusal before the transaction is still the key's first answer (API.md: "whatever
+    """A refusal before the transaction is still the key's first answer (docs/api.md: "whatever
     its status"); without a key it is just raised."""
     if idem is None:
         raise exc

@@ -33,7 +33,7 @@ CALL = "call"
 CALLS: dict[str, type] = {"contracts.MarkMilestonePaid": MarkMilestonePaid}
 LEASE = 30.0          # seconds a claimed row is left to its relay
 CALL_TIMEOUT = 5.0
-KEEP_KEYS = dt.timedelta(hours=48)     # idempotency answers are kept ≥ 24 h (API.md): 48 h
+KEEP_KEYS = dt.timedelta(hours=48)     # idempotency answers are kept ≥ 24 h (docs/api.md): 48 h
 PURGE_EVERY = 3600.0
 
 
