@@ -88,7 +88,7 @@ async def _once(entry: Entry, rt: ProcessRuntime, request: object, body: bytes, 
         inbox = _inbox_of(rt)
         if (first := await inbox.recall(key)) is not None:
             return replay(first)
-        once = Once(key, entry.status)
+        once = Once(key, entry.status, deadline)
         try:
             reply = ok_reply(await entry.handler(RequestContext(rt, caller, request_id, deadline, once), request),
                              entry.status)

@@ -23,17 +23,19 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import msgspec
 
-from ..ids import now_ms
 from ..transport.envelope import Caller, Reply, encode_json
 
 __all__ = ["OnceKey", "Recorded", "Once", "Inbox", "HasInbox", "Replayed", "once_key", "recorded_in", "kept",
-           "record", "replay", "as_recorded", "KEEP_MS", "KEEP_PER_OWNER"]
+           "record", "replay", "as_recorded", "SKEW_MS", "KEEP_PER_OWNER"]
 
-# How long a recorded answer is kept: a redelivery comes within seconds, a captured request is
-# refused after its deadline anyway; 48 h matches the Idempotency-Key rows of payments.
-KEEP_MS = 48 * 3600 * 1000
-# Where the rows live inside one owner's document (users): at most this many, newest kept.
-KEEP_PER_OWNER = 32
+# A repeat that arrives after its request's deadline is dropped before any handler
+# (``instance.py``: expired work is acked unanswered), and the deadline is signed with the request
+# id (``transport/identity.py``), so a copy cannot extend it: a recorded answer is needed until
+# the deadline only. The margin covers clocks that differ between the caller and the worker.
+SKEW_MS = 60 * 1000
+# At most this many rows inside one owner's document (users), newest kept: a bound against a
+# flood of commands within one deadline, far above what one account sends in that time.
+KEEP_PER_OWNER = 16
 
 
 class OnceKey(msgspec.Struct, frozen=True):
@@ -53,7 +55,7 @@ class Recorded(msgspec.Struct, frozen=True):
     key: str          # OnceKey.id
     status: int
     body: str         # the reply's JSON ("" for none)
-    at_ms: int
+    until_ms: int     # no repeat can arrive after this (the request's deadline + SKEW_MS)
 
 
 def once_key(command: str, request_id: str, body: bytes, caller: Caller) -> OnceKey:
@@ -63,16 +65,17 @@ def once_key(command: str, request_id: str, body: bytes, caller: Caller) -> Once
 class Once:
     """What a ``once`` handler gets as ``ctx.once``: the key, and the row to write with its effect."""
 
-    __slots__ = ("key", "status", "recorded")
+    __slots__ = ("key", "status", "until_ms", "recorded")
 
-    def __init__(self, key: OnceKey, status: int) -> None:
+    def __init__(self, key: OnceKey, status: int, deadline: float) -> None:
         self.key = key
-        self.status = status                    # the command's success status
-        self.recorded: Recorded | None = None   # what the handler gave its store
+        self.status = status                             # the command's success status
+        self.until_ms = int(deadline * 1000) + SKEW_MS
+        self.recorded: Recorded | None = None            # what the handler gave its store
 
-    def record(self, answer: object, now: int | None = None) -> Recorded:
+    def record(self, answer: object) -> Recorded:
         """The row for the answer the handler is about to give (before its effect commits)."""
-        self.recorded = Recorded(self.key.id, self.status, _json(answer), now_ms() if now is None else now)
+        self.recorded = Recorded(self.key.id, self.status, _json(answer), self.until_ms)
         return self.recorded
 
 
@@ -86,7 +89,9 @@ class Inbox(Protocol):
     """The store side, implemented by each service's store adapters."""
 
     async def recall(self, key: OnceKey) -> Recorded | None:
-        """The first answer recorded under ``key``, if any."""
+        """The first answer recorded under ``key``, if any. A store whose rows live in what the
+        handler reads anyway (users: the caller's document) answers ``None`` here, without a
+        read, and raises :class:`Replayed` on that read instead."""
         ...
 
     async def remember(self, key: OnceKey, answer: Recorded) -> None:
@@ -128,7 +133,7 @@ def as_recorded(once: Once, reply: Reply) -> Recorded | None:
     already says the same, when nothing was recorded (no effect) or when the reply is a refusal."""
     if once.recorded is None or reply.status >= 400:
         return None
-    final = Recorded(once.key.id, reply.status, reply.body.decode(), once.recorded.at_ms)
+    final = Recorded(once.key.id, reply.status, reply.body.decode(), once.until_ms)
     return None if (final.status, final.body) == (once.recorded.status, once.recorded.body) else final
 
 
@@ -140,7 +145,7 @@ def recorded_in(rows: Sequence[Recorded], key: str) -> Recorded | None:
 
 
 def kept(rows: Sequence[Recorded], new: Recorded, now: int) -> list[Recorded]:
-    """``rows`` plus ``new`` (replacing a row of the same key), without the rows older than
-    :data:`KEEP_MS`, at most :data:`KEEP_PER_OWNER` (the newest)."""
-    fresh = [r for r in rows if r.key != new.key and now - r.at_ms < KEEP_MS]
+    """``rows`` plus ``new`` (replacing a row of the same key), without the rows no repeat can
+    reach any more, at most :data:`KEEP_PER_OWNER` (the newest)."""
+    fresh = [r for r in rows if r.key != new.key and r.until_ms > now]
     return [*fresh, new][-KEEP_PER_OWNER:]

@@ -7,14 +7,19 @@ one command at once: one applies, both answer the same."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import msgspec
 import pytest
 import trio
 
 from workup.messages import users as m
+from workup.services.users.mongo import MongoUserStore
+from workup.settings import Settings
 from workup.testing import System, running_system
 from workup.transport.envelope import Caller
 
@@ -42,6 +47,18 @@ async def _freelancer(system: System) -> Caller:
     assert status == 201, body
     assert isinstance(body, dict)
     return Caller(body["userId"], "FREELANCER")
+
+
+async def _copies(system: System, request: msgspec.Struct, caller: Caller, n: int) -> list[tuple[int, object]]:
+    """``n`` copies of one command (one request id) delivered at once."""
+    rid, answers = uuid.uuid4().hex, []
+
+    async def deliver() -> None:
+        answers.append(await _send(system, request, caller, rid))
+    async with trio.open_nursery() as nursery:
+        for _ in range(n):
+            nursery.start_soon(deliver)
+    return answers
 
 
 async def _ok(system: System, request: msgspec.Struct, caller: Caller) -> object:
@@ -83,14 +100,7 @@ async def test_two_deliveries_at_once_apply_one_removal(users):
     fay = await _freelancer(users)
     for skill in ("a", "b", "c"):
         await _ok(users, m.AddSkill(new_skill=skill), fay)
-    rid, answers = uuid.uuid4().hex, []
-
-    async def deliver() -> None:
-        answers.append(await _send(users, m.RemoveSkill(skill_to_remove="b"), fay, rid))
-    async with trio.open_nursery() as n:
-        for _ in range(3):
-            n.start_soon(deliver)
-    assert answers == [(204, None)] * 3
+    assert await _copies(users, m.RemoveSkill(skill_to_remove="b"), fay, 3) == [(204, None)] * 3
     assert await _ok(users, m.ListSkills(), fay) == ["a", "c"]
 
 
@@ -102,3 +112,75 @@ async def test_a_redelivered_delete_me_answers_204_again(users):
     assert (await _send(users, bye, fay, uuid.uuid4().hex))[0] == 401   # a new command: the account is closed
     assert (await _send(users, m.DeleteMe(password="other-pass1"), fay, rid))[0] == 401   # another body too
     assert (await _send(users, m.GetMe(), fay, uuid.uuid4().hex))[0] == 401
+
+
+async def test_a_copy_after_a_later_change_puts_nothing_back(users):
+    """What a captured request re-published before its deadline would do to absolute values:
+    the copy answers the first answer and the later change stays."""
+    fay = await _freelancer(users)
+    rid, first_city = uuid.uuid4().hex, m.SetFreelancerProfile(city="Cairo")
+    status, profile = await _send(users, first_city, fay, rid)
+    assert status == 200 and isinstance(profile, dict) and profile["city"] == "Cairo"
+    await _ok(users, m.SetFreelancerProfile(city="Giza"), fay)
+    assert await _send(users, first_city, fay, rid) == (200, profile)     # the first answer ...
+    got = await _ok(users, m.GetFreelancerProfile(), fay)
+    assert isinstance(got, dict) and got["city"] == "Giza"                # ... and nothing put back
+
+    rid, add = uuid.uuid4().hex, m.AddSkill(new_skill="rust")
+    assert await _send(users, add, fay, rid) == (201, "rust")
+    await _ok(users, m.RemoveSkill(skill_to_remove="rust"), fay)
+    assert await _send(users, add, fay, rid) == (201, "rust")
+    assert await _ok(users, m.ListSkills(), fay) == []
+
+
+async def test_two_copies_of_delete_me_at_once_both_answer_204(users):
+    fay = await _freelancer(users)
+    assert await _copies(users, m.DeleteMe(password="password1"), fay, 2) == [(204, None)] * 2
+    assert (await _send(users, m.GetMe(), fay, uuid.uuid4().hex))[0] == 401
+
+
+CHILD = Path(__file__).with_name("_remove_then_die.py")
+
+
+async def _line(stream) -> str:
+    with trio.fail_after(30):
+        return (await trio.to_thread.run_sync(stream.readline)).decode().strip()
+
+
+async def test_a_removal_redelivered_after_a_kill_answers_once(amqp_url, mongo_url, tmp_path):
+    """The worker is SIGKILLed after the removal's save, before its reply and ack: the broker
+    redelivers the command to a fresh instance, which answers the waiting caller 204 (not 404)."""
+    prefix, url = f"wtonce{uuid.uuid4().hex[:10]}", f"{mongo_url.rstrip('/')}/workup_once_{uuid.uuid4().hex[:10]}"
+    settings = Settings(data_dir=str(tmp_path), users_mongo_url=url, amqp_url=amqp_url)
+    child = subprocess.Popen([sys.executable, str(CHILD), url, amqp_url, prefix, str(tmp_path)],
+                             stdout=subprocess.PIPE, cwd=Path(__file__).parents[3])
+    try:
+        assert await _line(child.stdout) == "ready"
+        payments, contracts = FakePayments(), FakeContracts()
+        async with running_system("distributed", [], fakes={"payments": payments.service,
+                                                             "contracts": contracts.service},
+                                  settings=settings, prefix=prefix, gateway=False) as system:
+            system.started.add("users")     # the child declared its queue: it goes at the end too
+            fay = await _freelancer(system)
+            for skill in ("python", "go"):
+                await _ok(system, m.AddSkill(new_skill=skill), fay)
+            answers: list[tuple[int, object]] = []
+
+            async def first_call() -> None:   # waits through the kill for the redelivery's answer
+                reply = await system.call("users.RemoveSkill", m.RemoveSkill(skill_to_remove="python"), fay,
+                                          timeout=60.0)
+                answers.append((reply.status, reply.body))
+            async with trio.open_nursery() as n:
+                n.start_soon(first_call)
+                assert await _line(child.stdout) == "committed"
+                assert await trio.to_thread.run_sync(child.wait) == -9
+                await system.start("users")
+            assert answers == [(204, b"")]
+            assert await _ok(system, m.ListSkills(), fay) == ["go"]
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        store = await MongoUserStore.open(url)
+        await store.drop()
+        await store.aclose()

@@ -75,21 +75,20 @@ _REACHED = {"IN_REVIEW": ("IN_REVIEW", "ACCEPTED", "PAID"), "ACCEPTED": ("ACCEPT
             "IN_PROGRESS": ("IN_PROGRESS", "IN_REVIEW", "ACCEPTED", "PAID")}
 
 
-@service.command(ProgressMilestone)
+# once: it steps a status machine, so a repeat would step again (or be a 409 from IN_REVIEW)
+@service.command(ProgressMilestone, once=True)
 async def progress_milestone(ctx: Ctx, req: ProgressMilestone) -> Milestone:
     m, c = await _party_milestone(ctx, req.milestone_id, "FREELANCER")
     nxt = progressed(m.status)
     if nxt is None:
         raise conflict(f"a {m.status} milestone cannot be progressed")
-    if await ctx.deps.store.first_read(ctx.request_id, m) != m.updated_ms:
-        # a redelivery whose first attempt moved the milestone already: one step, answered as it is
-        return m.public()
     event = None
     if nxt == "IN_REVIEW":
         event = await intend_event(ctx.deps.store.outbox, "milestone.in_review", [c.client_id],
                                    {"milestoneId": m.id, "contractId": c.id},
                                    EventCheck("milestone", m.id, _REACHED["IN_REVIEW"]))
-    m = await _move(ctx.deps, m, nxt, event)
+    answer = record(ctx.once, msgspec.structs.replace(m, status=nxt).public())
+    m = await _move(ctx.deps, m, nxt, event, answer)
     if event is not None:
         await publish_event(ctx, ctx.deps.store.outbox, event)
     return m.public()

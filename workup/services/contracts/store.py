@@ -32,7 +32,7 @@ from ...messages.contracts import Contract, Milestone, TerminationRequest
 from ...runtime.inbox import Recorded
 from ...runtime.outbox import Bell
 from ...storage import OUTBOX, Db, Outbox, Table, claim_slot, located, slot_table
-from ...storage.inbox import INBOX, DbInbox, inbox_row
+from ...storage.inbox import INBOX, DbInbox, update_if_once
 from ...storage.slots import HolderState
 
 __all__ = ["TABLES", "StoredContract", "StoredMilestone", "StoredTermination", "ContractsStore",
@@ -57,13 +57,9 @@ TERMINATIONS = Table("terminations_by_contract", {
 }, ("contract_id",), (("id", "ASC"),))
 TERMINATIONS_BY_ID = Table("terminations_by_id", {"id": TEXT, "contract_id": TEXT}, ("id",))
 TERMINATION_SLOTS = slot_table("termination_slots", ("contract_id", "requester_id"), "termination_id")
-# The milestone version a progress request read, by request id and milestone: what makes a
-# redelivered ProgressMilestone (same request id) a replay instead of a second step.
-MILESTONE_MOVES = Table("milestone_moves", {"request_id": TEXT, "milestone_id": TEXT, "read_ms": BIGINT},
-                        ("request_id", "milestone_id"))
 
 TABLES = [CONTRACTS, CONTRACTS_BY_PARTY, MILESTONES, MILESTONES_BY_ID, TERMINATIONS, TERMINATIONS_BY_ID,
-          TERMINATION_SLOTS, MILESTONE_MOVES, OUTBOX, INBOX]
+          TERMINATION_SLOTS, OUTBOX, INBOX]
 
 def contract_id_for(proposal_id: str) -> str:
     return derived_id(CONTRACT_IDS, "contract", proposal_id)
@@ -145,13 +141,6 @@ class ContractsStore:
         self.outbox = Outbox(db, self.bell)
         self.inbox = DbInbox(db)
 
-    async def _update_if(self, table: Table, key: dict[str, Any], changes: dict[str, Any], expect: dict[str, Any],
-                         once: Recorded | None) -> bool:
-        """A conditional update that, for a ``once`` command, records its answer with it."""
-        if once is None:
-            return await self.db.update_if(table, key, changes, expect)
-        return await self.db.update_if_then(table, key, changes, expect, inbox_row(once))
-
     # contracts
     async def create_contract(self, c: StoredContract, milestones: list[StoredMilestone]) -> bool:
         """Milestones and indexes first, the contract row last (its presence means complete).
@@ -180,7 +169,7 @@ class ContractsStore:
 
     async def move_contract(self, contract_id: str, status: str, expect: str, now: int,
                             once: Recorded | None = None) -> bool:
-        return await self._update_if(CONTRACTS, {"id": contract_id}, {"status": status, "updated_ms": now},
+        return await update_if_once(self.db, CONTRACTS, {"id": contract_id}, {"status": status, "updated_ms": now},
                                      {"status": expect}, once)
 
     # milestones
@@ -195,17 +184,8 @@ class ContractsStore:
     async def move_milestone(self, m: StoredMilestone, status: str, now: int, once: Recorded | None = None,
                              **extra: Any) -> bool:
         """``m.status`` → ``status`` if the milestone is still in ``m.status``."""
-        return await self._update_if(MILESTONES, {"contract_id": m.contract_id, "position": m.position},
+        return await update_if_once(self.db, MILESTONES, {"contract_id": m.contract_id, "position": m.position},
                                      {"status": status, "updated_ms": now, **extra}, {"status": m.status}, once)
-
-    async def first_read(self, request_id: str, m: StoredMilestone) -> int:
-        """The version of ``m`` that request ``request_id`` read first: ``m.updated_ms`` when this
-        is its first attempt (now recorded), else what its earlier attempt recorded."""
-        row = {"request_id": request_id, "milestone_id": m.id, "read_ms": m.updated_ms}
-        if await self.db.insert_if_absent(MILESTONE_MOVES, row):
-            return m.updated_ms
-        rows = await self.db.select(MILESTONE_MOVES, {"request_id": request_id, "milestone_id": m.id})
-        return int(rows[0]["read_ms"]) if rows else m.updated_ms
 
     async def record_payment_request(self, m: StoredMilestone, request_id: str) -> bool:
         return await self.db.update_if(MILESTONES, {"contract_id": m.contract_id, "position": m.position},
@@ -239,5 +219,5 @@ class ContractsStore:
 
     async def move_termination(self, t: StoredTermination, status: str, expect: str, now: int,
                                once: Recorded | None = None) -> bool:
-        return await self._update_if(TERMINATIONS, {"contract_id": t.contract_id, "id": t.id},
+        return await update_if_once(self.db, TERMINATIONS, {"contract_id": t.contract_id, "id": t.id},
                                      {"status": status, "updated_ms": now}, {"status": expect}, once)

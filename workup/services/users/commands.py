@@ -65,7 +65,9 @@ async def modify(ctx: Ctx, roles: tuple[str, ...], change: Callable[[UserRecord]
         except ListFull as exc:
             raise conflict(str(exc)) from None
         if new is None or new == user:  # nothing changed: no write, no invalidation
-            return answer
+            if once is None:
+                return answer
+            new = user   # still write the row: a repeat after a later change must not apply it
         if once is not None:   # a once command: its answer goes in the same document write
             new = msgspec.structs.replace(new, inbox=kept(new.inbox, once.record(answer), now_ms()))
         try:
@@ -181,7 +183,13 @@ async def get_me(ctx: Ctx, req: m.GetMe) -> m.Me:
 async def delete_me(ctx: Ctx, req: m.DeleteMe) -> None:
     """Close the account: refuse while it has an ACTIVE contract or money in its wallet; then its
     tokens (the gateway's closed-account flag) and its login stop working; its email stays taken."""
-    user = await current_user(ctx, "CLIENT", "FREELANCER")
+    try:
+        user = await current_user(ctx, "CLIENT", "FREELANCER")
+    except ProblemError:
+        # closed by a copy of this very command that raced us: its answer, not a 401
+        if ctx.once is not None and (first := await ctx.deps.store.first_answer(ctx.once.key)) is not None:
+            raise Replayed(first) from None
+        raise
     if not await ctx.deps.verify(req.password, user.password_hash):
         raise unauthorized("wrong password")
     if await _has_active_contract(ctx, user.id):
@@ -286,7 +294,7 @@ def _profile_commands(role: str, get_t: type, set_t: type | None, view: Callable
         return await _filled(ctx, cached, user, view(user))
 
     if set_t is not None:
-        @service.command(set_t)
+        @service.command(set_t, once=True)   # a repeat after a later change would put these values back
         async def set_(ctx: Ctx, req: Any) -> Any:
             def change(u: UserRecord) -> tuple[UserRecord, Any]:
                 new = apply_patch(u, req)
@@ -301,7 +309,7 @@ def _item_commands(kind: str, add_t: type[msgspec.Struct], update_t: type[msgspe
     id_field = remove_t.__struct_fields__[0]
     what = f"{kind} item"
 
-    @service.command(add_t, status=201)
+    @service.command(add_t, status=201, once=True)   # a repeat after a removal would add it again
     async def add(ctx: Ctx, req: Any) -> Any:
         item_id = derived_id(USER_IDS, ctx.request_id, "add", kind)  # a redelivered add adds nothing more
         return await modify(ctx, ("FREELANCER",), lambda u: add_item(u, kind, req, item_id))
@@ -310,7 +318,7 @@ def _item_commands(kind: str, add_t: type[msgspec.Struct], update_t: type[msgspe
     async def list_(ctx: Ctx, req: Any) -> Any:
         return getattr(await current_user(ctx, "FREELANCER"), kind)
 
-    @service.command(update_t)
+    @service.command(update_t, once=True)   # a repeat after a later change would put these values back
     async def update(ctx: Ctx, req: Any) -> Any:
         return await modify(ctx, ("FREELANCER",), lambda u: update_item(u, kind, req) or _fail(not_found(what)))
 
@@ -325,7 +333,7 @@ def _set_commands(kind: str, add_t: type[msgspec.Struct], list_t: type[msgspec.S
     add_field, remove_field = add_t.__struct_fields__[0], remove_t.__struct_fields__[0]
     what = kind[:-1]  # "skill", "language"
 
-    @service.command(add_t, status=201)
+    @service.command(add_t, status=201, once=True)   # a repeat after a removal would add it again
     async def add(ctx: Ctx, req: Any) -> str:
         value = getattr(req, add_field)
         return await modify(ctx, ("FREELANCER",), lambda u: (add_to_set(u, kind, value), value))

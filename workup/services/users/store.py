@@ -57,7 +57,13 @@ class UserStore(Protocol):
         ...
 
     async def recall(self, key: OnceKey) -> Recorded | None:
-        """The first answer in the inbox of ``key.owner``'s document (:class:`~workup.runtime.inbox.Inbox`)."""
+        """Always ``None``: the row is in the caller's own document, which every ``once`` handler
+        reads anyway (``modify`` raises :class:`~workup.runtime.inbox.Replayed` when it finds
+        it), so a ``once`` command costs no read of its own here."""
+        ...
+
+    async def first_answer(self, key: OnceKey) -> Recorded | None:
+        """The row in the inbox of ``key.owner``'s document, read now."""
         ...
 
     async def remember(self, key: OnceKey, answer: Recorded) -> None: ...
@@ -140,6 +146,9 @@ class DriverStore:
         return await self._call(self._ops.close, user_id, once)
 
     async def recall(self, key: OnceKey) -> Recorded | None:
+        return None
+
+    async def first_answer(self, key: OnceKey) -> Recorded | None:
         user = await self.get(key.owner) if key.owner else None
         return None if user is None else recorded_in(user.inbox, key.id)
 
