@@ -11,12 +11,11 @@ import sys
 
 import trio
 
-from workup.runtime import serve_service
 from workup.services.users import service
 from workup.services.users.mongo import MongoUserStore
 from workup.services.users.records import UserRecord
 from workup.settings import Settings
-from workup.transport import AmqpTransport
+from tests.services._dying import serve_alone
 
 _save = MongoUserStore.save
 
@@ -31,13 +30,7 @@ async def _save_then_die(self: MongoUserStore, user: UserRecord) -> bool:
 
 async def main(mongo_url: str, amqp_url: str, prefix: str, data_dir: str) -> None:
     MongoUserStore.save = _save_then_die    # type: ignore[method-assign]
-    service.background.clear()
-    settings = Settings(data_dir=data_dir, users_mongo_url=mongo_url, amqp_url=amqp_url)
-    async with AmqpTransport.connect(amqp_url, prefix=prefix) as transport:
-        async with trio.open_nursery() as n:
-            await n.start(lambda task_status: serve_service(service, settings, transport, concurrency=4,
-                                                           control_secret="s", task_status=task_status))
-            print("ready", flush=True)
+    await serve_alone(service, Settings(data_dir=data_dir, users_mongo_url=mongo_url, amqp_url=amqp_url), prefix)
 
 
 if __name__ == "__main__":

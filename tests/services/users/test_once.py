@@ -139,7 +139,7 @@ async def test_two_copies_of_delete_me_at_once_both_answer_204(users):
     assert (await _send(users, m.GetMe(), fay, uuid.uuid4().hex))[0] == 401
 
 
-CHILD = Path(__file__).with_name("_remove_then_die.py")
+CHILD = "tests.services.users._remove_then_die"   # run as a module from the repository root
 
 
 async def _line(stream) -> str:
@@ -152,7 +152,7 @@ async def test_a_removal_redelivered_after_a_kill_answers_once(amqp_url, mongo_u
     redelivers the command to a fresh instance, which answers the waiting caller 204 (not 404)."""
     prefix, url = f"wtonce{uuid.uuid4().hex[:10]}", f"{mongo_url.rstrip('/')}/workup_once_{uuid.uuid4().hex[:10]}"
     settings = Settings(data_dir=str(tmp_path), users_mongo_url=url, amqp_url=amqp_url)
-    child = subprocess.Popen([sys.executable, str(CHILD), url, amqp_url, prefix, str(tmp_path)],
+    child = subprocess.Popen([sys.executable, "-m", CHILD, url, amqp_url, prefix, str(tmp_path)],
                              stdout=subprocess.PIPE, cwd=Path(__file__).parents[3])
     try:
         assert await _line(child.stdout) == "ready"
