@@ -95,7 +95,11 @@ async def _once(entry: Entry, rt: ProcessRuntime, request: object, body: bytes, 
         except Replayed as raced:   # a delivery of the same command got there first
             return replay(raced.recorded)
         if (final := as_recorded(once, reply)) is not None:
-            await inbox.remember(key, final)
+            try:
+                await inbox.remember(key, final)
+            except Exception as exc:   # the effect is committed: its reply goes out all the same
+                log.warning("request %s (%s): fuller answer not recorded (%s); a repeat gets the first one",
+                            request_id, entry.spec.name, exc)
         return reply
     except ProblemError as exc:
         return problem_reply(exc.problem)
