@@ -64,10 +64,10 @@ async def modify(ctx: Ctx, roles: tuple[str, ...], change: Callable[[UserRecord]
             new, answer = change(user)
         except ListFull as exc:
             raise conflict(str(exc)) from None
-        if new is None or new == user:  # nothing changed: no write, no invalidation
+        if new is None or new == user:  # nothing changed: no write, no invalidation ...
             if once is None:
                 return answer
-            new = user   # still write the row: a repeat after a later change must not apply it
+            new = user   # ... but a once command's row: a repeat after a later change must not apply
         if once is not None:   # a once command: its answer goes in the same document write
             new = msgspec.structs.replace(new, inbox=kept(new.inbox, once.record(answer), now_ms()))
         try:
