@@ -10,6 +10,7 @@ from ..transport.envelope import SERVICE_CALLER, Caller, Event, reply_body
 from ..problems import ProblemError
 from ..settings import Settings
 from ..transport import DeadlineExceeded, NoResponder, ServiceBus
+from .inbox import Once
 from .service import Deps
 
 __all__ = ["ProcessRuntime", "RequestContext"]
@@ -48,13 +49,15 @@ class RequestContext:
     """Per request: the process runtime plus caller, request id and deadline. Calls made while
     handling a request never outlive that request's deadline."""
 
-    __slots__ = ("_rt", "caller", "request_id", "deadline")
+    __slots__ = ("_rt", "caller", "request_id", "deadline", "once")
 
-    def __init__(self, rt: ProcessRuntime, caller: Caller, request_id: str, deadline: float) -> None:
+    def __init__(self, rt: ProcessRuntime, caller: Caller, request_id: str, deadline: float,
+                 once: Once | None = None) -> None:
         self._rt = rt
         self.caller = caller
         self.request_id = request_id
         self.deadline = deadline
+        self.once = once
 
     @property
     def deps(self) -> Deps | None:

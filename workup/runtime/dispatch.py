@@ -6,6 +6,8 @@ prove the envelope (``transport/identity.py``) is a 403 and no handler runs.
 Decisions: an unknown command is a 501 problem, a deleted (disabled) one a 503, a body that does
 not decode into the command's request type a 400, a :class:`ProblemError` its own problem, and
 anything else a 500 whose detail names the request id; the traceback goes to the log only.
+A command registered with ``once=True`` is answered from its inbox when its request id and body
+were applied before (``runtime/inbox.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from ..transport import Request
 from ..transport.envelope import Caller, Reply, ok_reply, problem_reply
 from ..transport.identity import Identity, IdentityRefused
 from ..problems import Problem, ProblemError
-from .registry import CommandTable
+from .inbox import HasInbox, Inbox, Once, Replayed, as_recorded, once_key, replay
+from .registry import CommandTable, Entry
 from .context import ProcessRuntime, RequestContext
 
 __all__ = ["dispatch", "problem", "refusal"]
@@ -55,13 +58,56 @@ async def dispatch(table: CommandTable, rt: ProcessRuntime, command: str, body: 
         request = entry.decoder.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         return problem(400, f"malformed {command} request: {exc}")
-    ctx = RequestContext(rt, caller, request_id, deadline)
+    if entry.spec.once:
+        return await _once(entry, rt, request, body, caller, deadline, request_id)
+    return await _run(entry, RequestContext(rt, caller, request_id, deadline), request)
+
+
+async def _run(entry: Entry, ctx: RequestContext, request: object) -> Reply:
     try:
         return ok_reply(await entry.handler(ctx, request), entry.status)
     except ProblemError as exc:
         return problem_reply(exc.problem)
     except Exception:
-        log.exception("request %s (%s) failed", request_id, command)
-        return problem_reply(Problem(
-            status=500, title="Internal Server Error",
-            detail=f"internal error while handling request {request_id}"))
+        return _internal(ctx.request_id, entry.spec.name)
+
+
+def _internal(request_id: str, command: str) -> Reply:
+    log.exception("request %s (%s) failed", request_id, command)
+    return problem_reply(Problem(
+        status=500, title="Internal Server Error",
+        detail=f"internal error while handling request {request_id}"))
+
+
+async def _once(entry: Entry, rt: ProcessRuntime, request: object, body: bytes, caller: Caller,
+                deadline: float, request_id: str) -> Reply:
+    """The first answer if this request id and body were applied already, else the handler with
+    ``ctx.once`` (which records its answer with its effect)."""
+    key = once_key(entry.spec.name, request_id, body, caller)
+    try:
+        inbox = _inbox_of(rt)
+        if (first := await inbox.recall(key)) is not None:
+            return replay(first)
+        once = Once(key, entry.status, deadline)
+        try:
+            reply = ok_reply(await entry.handler(RequestContext(rt, caller, request_id, deadline, once), request),
+                             entry.status)
+        except Replayed as raced:   # a delivery of the same command got there first
+            return replay(raced.recorded)
+        if (final := as_recorded(once, reply)) is not None:
+            try:
+                await inbox.remember(key, final)
+            except Exception as exc:   # the effect is committed: its reply goes out all the same
+                log.warning("request %s (%s): fuller answer not recorded (%s); a repeat gets the first one",
+                            request_id, entry.spec.name, exc)
+        return reply
+    except ProblemError as exc:
+        return problem_reply(exc.problem)
+    except Exception:
+        return _internal(request_id, entry.spec.name)
+
+
+def _inbox_of(rt: ProcessRuntime) -> Inbox:
+    if not isinstance(rt.deps, HasInbox):
+        raise TypeError(f"{rt.service}: a once command needs deps with an inbox (runtime/inbox.py)")
+    return rt.deps.inbox

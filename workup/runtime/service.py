@@ -31,6 +31,7 @@ from typing import Any, AsyncContextManager, Awaitable, Callable, Generic, Proto
 import trio
 
 from ..transport.envelope import Caller
+from .inbox import Once
 from ..settings import Settings
 
 __all__ = ["Service", "CommandSpec", "Context", "Runtime", "Deps", "DbPool"]
@@ -88,6 +89,11 @@ class Context(Runtime[D_co], Protocol[D_co]):
     def request_id(self) -> str: ...
     @property
     def deadline(self) -> float: ...
+    @property
+    def once(self) -> Once | None:
+        """For a command registered with ``once=True``: the row its effect's write records
+        (``runtime/inbox.py``); ``None`` for every other command."""
+        ...
 
 
 # As the command table holds them. One table mixes commands of many request types, so the
@@ -105,6 +111,7 @@ class CommandSpec:
     request_type: type
     handler: Handler
     status: int = 200      # success status of the reply
+    once: bool = False     # not idempotent by what it writes: applied once per request id (inbox.py)
 
 
 @dataclass
@@ -114,15 +121,19 @@ class Service(Generic[D]):
     commands: dict[str, CommandSpec] = field(default_factory=dict)
     background: list[Background] = field(default_factory=list)
 
-    def command(self, request_type: type[R], *, status: int = 200
+    def command(self, request_type: type[R], *, status: int = 200, once: bool = False
                 ) -> Callable[[Callable[[Context[D], R], Awaitable[object]]], Callable[[Context[D], R], Awaitable[object]]]:
-        """Register ``async def handler(ctx: Context[D], req: R) -> reply`` as ``<service>.<R>``."""
+        """Register ``async def handler(ctx: Context[D], req: R) -> reply`` as ``<service>.<R>``.
+        ``once=True``: a repeat of the same request id and body gets the first answer without
+        running the handler, which writes ``ctx.once.record(answer)`` with its effect (the deps
+        then satisfy :class:`~workup.runtime.inbox.HasInbox`). Reads and commands idempotent by
+        what they write leave it off and pay nothing."""
         def register(handler: Callable[[Context[D], R], Awaitable[object]]) -> Callable[[Context[D], R], Awaitable[object]]:
             name = f"{self.name}.{request_type.__name__}"
             if name in self.commands:
                 raise ValueError(f"command {name} registered twice")
             # erased as the table holds it (see Handler): checked above, decoded into an R
-            self.commands[name] = CommandSpec(name, request_type, cast(Handler, handler), status)
+            self.commands[name] = CommandSpec(name, request_type, cast(Handler, handler), status, once)
             return handler
         return register
 

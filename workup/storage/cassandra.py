@@ -168,6 +168,14 @@ class CassandraDb:
         cql = f"UPDATE {self._t(table).name} SET {sets} WHERE {' AND '.join(f'{c} = ?' for c in key)} IF {cond}"
         return await self._applied(cql, [*changes.values(), *key.values(), *expect.values()])
 
+    async def update_if_then(self, table: Table, key: Row, changes: Row, expect: Row,
+                             then: tuple[Table, Row]) -> bool:
+        # no batch: a conditional batch cannot span tables; the LWT decides, the row follows
+        if not await self.update_if(table, key, changes, expect):
+            return False
+        await self.upsert(*then)
+        return True
+
     async def delete(self, table: Table, key: Row) -> None:
         clause, params = _where(table, key, None)
         await self._exec(f"DELETE FROM {self._t(table).name} WHERE {clause}", params)

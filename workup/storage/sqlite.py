@@ -71,11 +71,23 @@ class SqliteDb:
                                                [list(k.values()) for k in keys]))
 
     async def update_if(self, table: Table, key: Row, changes: Row, expect: Row) -> bool:
-        sets = ", ".join(f"{c} = ?" for c in changes)
-        conds = [f"{c} = ?" for c in key] + [f"{c} IS ?" for c in expect]
-        sql = f"UPDATE {table.name} SET {sets} WHERE {' AND '.join(conds)}"
-        params = [*changes.values(), *key.values(), *expect.values()]
+        sql, params = _update_if(table, key, changes, expect)
         return await self._run(lambda: self._conn.execute(sql, params).rowcount == 1)
+
+    async def update_if_then(self, table: Table, key: Row, changes: Row, expect: Row,
+                             then: tuple[Table, Row]) -> bool:
+        sql, params = _update_if(table, key, changes, expect)
+        after, row = then
+        upsert = _insert_sql(after, row, "INSERT OR REPLACE")
+
+        def run() -> bool:
+            with self._conn:   # one transaction: both or neither
+                self._conn.execute("BEGIN")
+                if self._conn.execute(sql, params).rowcount != 1:
+                    return False
+                self._conn.execute(upsert, list(row.values()))
+                return True
+        return await self._run(run)
 
     async def delete(self, table: Table, key: Row) -> None:
         clause, params = _where(table, key, None)
@@ -97,3 +109,10 @@ class SqliteDb:
 
     async def aclose(self) -> None:
         await self._run(self._conn.close)
+
+
+def _update_if(table: Table, key: Row, changes: Row, expect: Row) -> tuple[str, list[Any]]:
+    sets = ", ".join(f"{c} = ?" for c in changes)
+    conds = [f"{c} = ?" for c in key] + [f"{c} IS ?" for c in expect]
+    return (f"UPDATE {table.name} SET {sets} WHERE {' AND '.join(conds)}",
+            [*changes.values(), *key.values(), *expect.values()])

@@ -23,6 +23,8 @@ class Table:
     # whose rows are written and soon deleted (the outbox) sets it low, or its partitions fill
     # with tombstones that every read must step over (and fail on past 100k).
     gc_grace_seconds: int | None = None
+    # Cassandra only: rows expire this many seconds after their last write (the inbox's answers)
+    ttl_seconds: int | None = None
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -42,6 +44,8 @@ class Table:
             options.append(f"CLUSTERING ORDER BY ({self.order()})")
         if self.gc_grace_seconds is not None:
             options.append(f"gc_grace_seconds = {int(self.gc_grace_seconds)}")
+        if self.ttl_seconds is not None:
+            options.append(f"default_time_to_live = {int(self.ttl_seconds)}")
         if options:
             ddl += " WITH " + " AND ".join(options)
         return ddl
@@ -73,6 +77,13 @@ class Db(Protocol):
         """Set ``changes`` on the row at ``key`` only if each ``expect`` column equals its value
         (``None`` = null); True when applied. Cassandra takes a missing row for all-null, so an
         ``expect`` of only nulls must also name a column that is never null in a real row."""
+        ...
+
+    async def update_if_then(self, table: Table, key: Row, changes: Row, expect: Row,
+                             then: tuple[Table, Row]) -> bool:
+        """:meth:`update_if`, and only when it applied, the upsert ``then`` (a command's inbox row,
+        ``storage/inbox.py``): one transaction on SQLite; on Cassandra the lightweight
+        transaction, then the plain write (a process that dies between the two loses ``then``)."""
         ...
 
     async def delete(self, table: Table, key: Row) -> None: ...

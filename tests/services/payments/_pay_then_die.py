@@ -13,10 +13,9 @@ import sys
 import trio
 
 from workup.settings import Settings
-from workup.transport import AmqpTransport
-from workup.runtime import serve_service
 from workup.services.payments import service
 from workup.services.payments.store import SqlStore
+from tests.services._dying import serve_alone
 
 
 def _then_die(op):
@@ -31,13 +30,7 @@ def _then_die(op):
 
 async def main(pg_url: str, amqp_url: str, prefix: str, data_dir: str, op: str = "pay") -> None:
     setattr(SqlStore, op, _then_die(getattr(SqlStore, op)))
-    service.background.clear()
-    settings = Settings(data_dir=data_dir, payments_postgres_url=pg_url, amqp_url=amqp_url)
-    async with AmqpTransport.connect(amqp_url, prefix=prefix) as transport:
-        async with trio.open_nursery() as n:
-            await n.start(lambda task_status: serve_service(service, settings, transport, concurrency=4,
-                                                           control_secret="s", task_status=task_status))
-            print("ready", flush=True)
+    await serve_alone(service, Settings(data_dir=data_dir, payments_postgres_url=pg_url, amqp_url=amqp_url), prefix)
 
 
 if __name__ == "__main__":

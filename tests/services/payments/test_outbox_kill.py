@@ -26,7 +26,7 @@ from workup.testing import running_system
 from ._harness import FakeContracts
 from .conftest import fresh_database
 
-CHILD = Path(__file__).with_name("_pay_then_die.py")
+CHILD = "tests.services.payments._pay_then_die"   # run as a module from the repository root
 
 
 async def _read_line(stream, timeout: float = 30.0) -> str:
@@ -37,8 +37,8 @@ async def _read_line(stream, timeout: float = 30.0) -> str:
 @contextlib.contextmanager
 def _dying_instance(pg: str, amqp_url: str, prefix: str, data_dir: Path, op: str) -> Iterator[subprocess.Popen]:
     """The child payments process of ``_pay_then_die.py`` (SIGKILLed after ``op`` commits)."""
-    child = subprocess.Popen([sys.executable, str(CHILD), pg, amqp_url, prefix, str(data_dir), op],
-                             stdout=subprocess.PIPE, cwd=Path(__file__).parents[2])
+    child = subprocess.Popen([sys.executable, "-m", CHILD, pg, amqp_url, prefix, str(data_dir), op],
+                             stdout=subprocess.PIPE, cwd=Path(__file__).parents[3])
     try:
         yield child
     finally:

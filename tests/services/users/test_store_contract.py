@@ -143,3 +143,23 @@ async def test_resize_pool_keeps_serving(store):
     await store.resize_pool(1)
     assert store.pool_size() == 1
     assert (await store.get(user.id)).id == user.id
+
+
+async def test_the_inbox_rows_travel_with_the_document(store):
+    """The once-mechanism's rows (``workup/runtime/inbox.py``): saved with the document, added by
+    the write that closes the account, found by ``first_answer``; ``recall`` costs no read."""
+    from workup.runtime.inbox import OnceKey, Recorded
+    user = make_user(f"inbox-{new_id()}@example.com", "FREELANCER")
+    await store.insert(user)
+    k1, k2 = (OnceKey("users.RemoveSkill", new_id(), "d", user.id) for _ in range(2))
+    row1 = Recorded(k1.id, 204, "", now_ms() + 60_000)
+    assert await store.save(msgspec.structs.replace(user, skills=[], inbox=[row1]))
+    assert await store.first_answer(k1) == row1 and await store.first_answer(k2) is None
+    assert await store.recall(k1) is None                 # found on the handler's own read instead
+    row2 = Recorded(k2.id, 204, "", now_ms() + 60_000)
+    assert await store.close(user.id, row2) is not None
+    got = await store.get(user.id)
+    assert got is not None and got.closed and got.inbox == [row1, row2]
+    final = Recorded(k1.id, 200, '{"more":1}', row1.until_ms)
+    await store.remember(k1, final)
+    assert await store.first_answer(k1) == final and await store.first_answer(k2) == row2

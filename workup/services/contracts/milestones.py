@@ -15,6 +15,7 @@ from ...messages.contracts import (EvaluateMilestone, EvaluatedMilestone, GetCon
     GetMilestone, MarkMilestonePaid, Milestone, ProgressMilestone)
 from ...problems import ProblemError, conflict, forbidden, not_found
 from ...ids import now_ms
+from ...runtime.inbox import Recorded, record
 from ...runtime.outbox import EventCheck, EventIntent, drop_event, intend_event, publish_event
 from . import service
 from .deps import ContractsDeps, Ctx
@@ -55,11 +56,12 @@ async def _party_milestone(ctx: Ctx, milestone_id: str, role: str) -> tuple[Stor
 
 
 async def _move(deps: ContractsDeps, m: StoredMilestone, status: str, event: EventIntent | None = None,
-                **extra: str) -> StoredMilestone:
+                once: Recorded | None = None, **extra: str) -> StoredMilestone:
     """``m`` → ``status`` if nobody changed it meanwhile (else 409, and ``event``, the intent of
-    the event this move announces, is dropped unpublished)."""
+    the event this move announces, is dropped unpublished); ``once``: the command's answer,
+    recorded with the move."""
     now = max(now_ms(), m.updated_ms + 1)
-    if not await deps.store.move_milestone(m, status, now, **extra):
+    if not await deps.store.move_milestone(m, status, now, once, **extra):
         if event is not None:
             await drop_event(deps.store.outbox, event)
         raise conflict("the milestone changed meanwhile; read it again")
@@ -73,27 +75,35 @@ _REACHED = {"IN_REVIEW": ("IN_REVIEW", "ACCEPTED", "PAID"), "ACCEPTED": ("ACCEPT
             "IN_PROGRESS": ("IN_PROGRESS", "IN_REVIEW", "ACCEPTED", "PAID")}
 
 
-@service.command(ProgressMilestone)
+# once: it steps a status machine, so a repeat would step again (or be a 409 from IN_REVIEW)
+@service.command(ProgressMilestone, once=True)
 async def progress_milestone(ctx: Ctx, req: ProgressMilestone) -> Milestone:
     m, c = await _party_milestone(ctx, req.milestone_id, "FREELANCER")
     nxt = progressed(m.status)
     if nxt is None:
         raise conflict(f"a {m.status} milestone cannot be progressed")
-    if await ctx.deps.store.first_read(ctx.request_id, m) != m.updated_ms:
-        # a redelivery whose first attempt moved the milestone already: one step, answered as it is
-        return m.public()
     event = None
     if nxt == "IN_REVIEW":
         event = await intend_event(ctx.deps.store.outbox, "milestone.in_review", [c.client_id],
                                    {"milestoneId": m.id, "contractId": c.id},
                                    EventCheck("milestone", m.id, _REACHED["IN_REVIEW"]))
-    m = await _move(ctx.deps, m, nxt, event)
+    answer = record(ctx.once, msgspec.structs.replace(m, status=nxt).public())
+    m = await _move(ctx.deps, m, nxt, event, answer)
     if event is not None:
         await publish_event(ctx, ctx.deps.store.outbox, event)
     return m.public()
 
 
-@service.command(EvaluateMilestone)
+def _evaluated(m: StoredMilestone, payment_request_id: str | None) -> EvaluatedMilestone:
+    pub = m.public()
+    return EvaluatedMilestone(id=pub.id, contract_id=pub.contract_id, description=pub.description,
+                              amount=pub.amount, due_date=pub.due_date, status=pub.status,
+                              payment_request_id=payment_request_id)
+
+
+# once: the move out of IN_REVIEW happens once, so a repeat would be a 409 for an effect that
+# happened; its first answer is recorded with the move (the payment request id joins it after)
+@service.command(EvaluateMilestone, once=True)
 async def evaluate_milestone(ctx: Ctx, req: EvaluateMilestone) -> EvaluatedMilestone:
     m, c = await _party_milestone(ctx, req.milestone_id, "CLIENT")
     nxt = evaluated(m.status, req.evaluated_state)
@@ -103,7 +113,8 @@ async def evaluate_milestone(ctx: Ctx, req: EvaluateMilestone) -> EvaluatedMiles
         await ctx.deps.store.outbox.add(PAYMENT, m.id, now_ms())
     event = await intend_event(ctx.deps.store.outbox, "milestone.evaluated", [c.freelancer_id],
                                {"milestoneId": m.id, "contractId": c.id}, EventCheck("milestone", m.id, _REACHED[nxt]))
-    m = await _move(ctx.deps, m, nxt, event)
+    answer = record(ctx.once, _evaluated(msgspec.structs.replace(m, status=nxt), None))
+    m = await _move(ctx.deps, m, nxt, event, answer)
     await publish_event(ctx, ctx.deps.store.outbox, event)
     request_id = None
     if nxt == "ACCEPTED":
@@ -111,10 +122,7 @@ async def evaluate_milestone(ctx: Ctx, req: EvaluateMilestone) -> EvaluatedMiles
             request_id = await request_payment(ctx, c, m)
         except ProblemError as exc:
             log.warning("payment request for milestone %s deferred to the relay: %s", m.id, exc)
-    pub = m.public()
-    return EvaluatedMilestone(id=pub.id, contract_id=pub.contract_id, description=pub.description,
-                              amount=pub.amount, due_date=pub.due_date, status=pub.status,
-                              payment_request_id=request_id)
+    return _evaluated(m, request_id)
 
 
 @service.command(MarkMilestonePaid)

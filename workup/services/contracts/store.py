@@ -10,6 +10,7 @@
 | terminations_by_id | id | where a termination request lives |
 | termination_slots | (contract_id, requester_id) | one PENDING request per party and contract (LWT, see ``workup.storage.slots``) |
 | outbox | kind, item | payment requests / cancellations not acknowledged yet (relay) |
+| inbox | once_key | first answers of the ``once`` commands (``workup.storage.inbox``) |
 
 A contract's id is derived from its proposal's id and a milestone's from (contract, position), so
 a retried ``CreateContract`` writes the very same rows; every state row is created with
@@ -28,8 +29,10 @@ import msgspec
 
 from ...ids import CONTRACT_IDS, derived_id, rfc3339
 from ...messages.contracts import Contract, Milestone, TerminationRequest
+from ...runtime.inbox import Recorded
 from ...runtime.outbox import Bell
 from ...storage import OUTBOX, Db, Outbox, Table, claim_slot, located, slot_table
+from ...storage.inbox import INBOX, DbInbox, update_if_once
 from ...storage.slots import HolderState
 
 __all__ = ["TABLES", "StoredContract", "StoredMilestone", "StoredTermination", "ContractsStore",
@@ -54,13 +57,9 @@ TERMINATIONS = Table("terminations_by_contract", {
 }, ("contract_id",), (("id", "ASC"),))
 TERMINATIONS_BY_ID = Table("terminations_by_id", {"id": TEXT, "contract_id": TEXT}, ("id",))
 TERMINATION_SLOTS = slot_table("termination_slots", ("contract_id", "requester_id"), "termination_id")
-# The milestone version a progress request read, by request id and milestone: what makes a
-# redelivered ProgressMilestone (same request id) a replay instead of a second step.
-MILESTONE_MOVES = Table("milestone_moves", {"request_id": TEXT, "milestone_id": TEXT, "read_ms": BIGINT},
-                        ("request_id", "milestone_id"))
 
 TABLES = [CONTRACTS, CONTRACTS_BY_PARTY, MILESTONES, MILESTONES_BY_ID, TERMINATIONS, TERMINATIONS_BY_ID,
-          TERMINATION_SLOTS, MILESTONE_MOVES, OUTBOX]
+          TERMINATION_SLOTS, OUTBOX, INBOX]
 
 def contract_id_for(proposal_id: str) -> str:
     return derived_id(CONTRACT_IDS, "contract", proposal_id)
@@ -140,6 +139,7 @@ class ContractsStore:
         self.db = db
         self.bell = Bell()      # rung by each intent written: wakes the relay
         self.outbox = Outbox(db, self.bell)
+        self.inbox = DbInbox(db)
 
     # contracts
     async def create_contract(self, c: StoredContract, milestones: list[StoredMilestone]) -> bool:
@@ -167,9 +167,10 @@ class ContractsStore:
         found = await self.db.select_each(CONTRACTS, [{"id": r["contract_id"]} for r in refs])
         return [_contract(rows[0]) for rows in found if rows]
 
-    async def move_contract(self, contract_id: str, status: str, expect: str, now: int) -> bool:
-        return await self.db.update_if(CONTRACTS, {"id": contract_id}, {"status": status, "updated_ms": now},
-                                       {"status": expect})
+    async def move_contract(self, contract_id: str, status: str, expect: str, now: int,
+                            once: Recorded | None = None) -> bool:
+        return await update_if_once(self.db, CONTRACTS, {"id": contract_id}, {"status": status, "updated_ms": now},
+                                     {"status": expect}, once)
 
     # milestones
     async def milestones_of(self, contract_id: str) -> list[StoredMilestone]:
@@ -180,19 +181,11 @@ class ContractsStore:
         row = await located(self.db, MILESTONES_BY_ID, MILESTONES, {"id": milestone_id})
         return _milestone(row) if row else None
 
-    async def move_milestone(self, m: StoredMilestone, status: str, now: int, **extra: Any) -> bool:
+    async def move_milestone(self, m: StoredMilestone, status: str, now: int, once: Recorded | None = None,
+                             **extra: Any) -> bool:
         """``m.status`` → ``status`` if the milestone is still in ``m.status``."""
-        return await self.db.update_if(MILESTONES, {"contract_id": m.contract_id, "position": m.position},
-                                       {"status": status, "updated_ms": now, **extra}, {"status": m.status})
-
-    async def first_read(self, request_id: str, m: StoredMilestone) -> int:
-        """The version of ``m`` that request ``request_id`` read first: ``m.updated_ms`` when this
-        is its first attempt (now recorded), else what its earlier attempt recorded."""
-        row = {"request_id": request_id, "milestone_id": m.id, "read_ms": m.updated_ms}
-        if await self.db.insert_if_absent(MILESTONE_MOVES, row):
-            return m.updated_ms
-        rows = await self.db.select(MILESTONE_MOVES, {"request_id": request_id, "milestone_id": m.id})
-        return int(rows[0]["read_ms"]) if rows else m.updated_ms
+        return await update_if_once(self.db, MILESTONES, {"contract_id": m.contract_id, "position": m.position},
+                                     {"status": status, "updated_ms": now, **extra}, {"status": m.status}, once)
 
     async def record_payment_request(self, m: StoredMilestone, request_id: str) -> bool:
         return await self.db.update_if(MILESTONES, {"contract_id": m.contract_id, "position": m.position},
@@ -224,6 +217,7 @@ class ContractsStore:
         rows = await self.db.select(TERMINATIONS, {"contract_id": contract_id})
         return sorted((_termination(r) for r in rows), key=lambda t: (t.created_ms, t.id))
 
-    async def move_termination(self, t: StoredTermination, status: str, expect: str, now: int) -> bool:
-        return await self.db.update_if(TERMINATIONS, {"contract_id": t.contract_id, "id": t.id},
-                                       {"status": status, "updated_ms": now}, {"status": expect})
+    async def move_termination(self, t: StoredTermination, status: str, expect: str, now: int,
+                               once: Recorded | None = None) -> bool:
+        return await update_if_once(self.db, TERMINATIONS, {"contract_id": t.contract_id, "id": t.id},
+                                     {"status": status, "updated_ms": now}, {"status": expect}, once)

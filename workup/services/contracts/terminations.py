@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import logging
 
+import msgspec
+
 from ...messages.contracts import (GetPendingTerminations, HandleTermination, RequestTermination,
     TerminationRequest)
 from ...problems import ProblemError, conflict, forbidden, not_found
 from ...ids import REQUEST_IDS, derived_id, now_ms
+from ...runtime.inbox import record
 from ...runtime.outbox import EventCheck, drop_event, intend_event, publish_event
 from . import service
 from .deps import Ctx
@@ -49,7 +52,9 @@ async def get_pending_terminations(ctx: Ctx, req: GetPendingTerminations) -> lis
     return [t.public() for t in await ctx.deps.store.terminations_of(c.id) if t.status == "PENDING"]
 
 
-@service.command(HandleTermination)
+# once: the move out of PENDING happens once, so a repeat would be a 409 for an effect that
+# happened; the answer is recorded with the last move (the contract's, when it is accepted)
+@service.command(HandleTermination, once=True)
 async def handle_termination(ctx: Ctx, req: HandleTermination) -> TerminationRequest:
     if ctx.caller.role != "ADMIN":
         raise forbidden("only an admin may handle termination requests")
@@ -66,13 +71,14 @@ async def handle_termination(ctx: Ctx, req: HandleTermination) -> TerminationReq
     if nxt == "ACCEPTED" and c.status != "ACTIVE":
         raise conflict(f"the contract is {c.status}, not ACTIVE")
     now = max(now_ms(), c.updated_ms + 1)   # the contract's next version, if it changes
-    if not await store.move_termination(t, nxt, "PENDING", now):
+    answer = record(ctx.once, msgspec.structs.replace(t, status=nxt, updated_ms=now).public())
+    if not await store.move_termination(t, nxt, "PENDING", now, None if nxt == "ACCEPTED" else answer):
         raise conflict("the termination request was handled meanwhile")
     if nxt == "ACCEPTED":
         await store.outbox.add(CANCEL, c.id, now)
         event = await intend_event(store.outbox, "contract.terminated", list(c.parties()), {"contractId": c.id},
                                    EventCheck("contract", c.id, ("TERMINATED",)))
-        if not await store.move_contract(c.id, "TERMINATED", "ACTIVE", now):
+        if not await store.move_contract(c.id, "TERMINATED", "ACTIVE", now, answer):
             await drop_event(store.outbox, event)
             await store.move_termination(t, "PENDING", "ACCEPTED", now_ms())   # undo: nothing ended
             raise conflict("the contract is no longer ACTIVE")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import AsyncIterator
 
 from ...cache import Cache, open_cache
+from ...runtime.inbox import Inbox
 from ...runtime.service import Context
 from ...settings import Settings
 from ...storage import opened_store
@@ -21,6 +22,11 @@ class JobsDeps:
     cache: Cache
     db_pool = None     # the driver sizes its own connections: nothing for the controller
     blocking = None
+
+    @property
+    def inbox(self) -> Inbox:
+        """Where the ``once`` commands' first answers are kept (``runtime/inbox.py``)."""
+        return self.store.inbox
 
 
 Ctx = Context[JobsDeps]

@@ -15,6 +15,7 @@ from ...problems import conflict, forbidden, not_found
 from ...runtime.readcache import fill_soon, invalidate, lookup
 from ...ids import REQUEST_IDS, derived_id, now_ms
 from ...runtime.outbox import EventCheck, drop_event, intend_event, publish_event
+from ...runtime.inbox import record
 from . import service
 from .deps import Ctx, JobsDeps
 from .rules import can_read_proposal, require_role, visible_proposals
@@ -88,7 +89,8 @@ async def get_proposal(ctx: Ctx, req: GetProposal) -> Proposal:
     return (await _readable(ctx.deps, ctx.caller, req.proposal_id)).public()
 
 
-@service.command(UpdateProposal)
+# once: a repeat after a later update would put these values back
+@service.command(UpdateProposal, once=True)
 async def update_proposal(ctx: Ctx, req: UpdateProposal) -> Proposal:
     freelancer_id = require_role(ctx.caller, "FREELANCER")
     store = ctx.deps.store
@@ -102,7 +104,7 @@ async def update_proposal(ctx: Ctx, req: UpdateProposal) -> Proposal:
     changes = {f: getattr(req, f) for f in ("cover_letter", "job_duration", "milestones", "attachments")
                if getattr(req, f) is not None}
     p = msgspec.structs.replace(p, **changes, updated_ms=await next_version(ctx.deps, p.job_id))
-    if not await store.update_pending_proposal(p):
+    if not await store.update_pending_proposal(p, record(ctx.once, p.public())):
         raise conflict("the proposal is no longer PENDING")
     await proposals_changed(ctx.deps, p.job_id, p.updated_ms)
     return p.public()

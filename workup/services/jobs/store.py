@@ -10,6 +10,7 @@
 | proposals_by_freelancer | freelancer_id, (created_ms, id) DESC | a freelancer's proposals |
 | proposal_slots | (job_id, freelancer_id) | at most one proposal per freelancer and job (LWT, see ``workup.storage.slots``) |
 | outbox | kind, item | accepted jobs whose contract is not recorded yet (relay) |
+| inbox | once_key | first answers of the ``once`` commands (``workup.storage.inbox``) |
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ import msgspec
 
 from ...messages.jobs import Attachment, Job, JobListing, Proposal, ProposalMilestone
 from ...ids import rfc3339
+from ...runtime.inbox import Recorded
 from ...runtime.outbox import Bell
 from ...storage import OUTBOX, Db, Outbox, Table, claim_slot, located, slot_table
+from ...storage.inbox import INBOX, DbInbox, update_if_once
 from ...storage.slots import HolderState
 
 __all__ = ["TABLES", "StoredJob", "StoredProposal", "JobsStore"]
@@ -50,7 +53,7 @@ PROPOSALS_BY_FREELANCER = Table("proposals_by_freelancer", {
 PROPOSAL_SLOTS = slot_table("proposal_slots", ("job_id", "freelancer_id"), "proposal_id")
 
 TABLES = [JOBS, JOBS_BY_CLIENT, JOB_INDEX, PROPOSALS, PROPOSALS_BY_ID, PROPOSALS_BY_FREELANCER,
-          PROPOSAL_SLOTS, OUTBOX]
+          PROPOSAL_SLOTS, OUTBOX, INBOX]
 
 
 class StoredJob(msgspec.Struct, kw_only=True):
@@ -138,6 +141,7 @@ class JobsStore:
         self.db = db
         self.bell = Bell()      # rung by each intent written: wakes the relay
         self.outbox = Outbox(db, self.bell)
+        self.inbox = DbInbox(db)
 
     # jobs
     async def create_job(self, job: StoredJob, terms: Sequence[str]) -> bool:
@@ -217,11 +221,13 @@ class JobsStore:
         found = await self.db.select_each(PROPOSALS, [{"job_id": r["job_id"], "id": r["id"]} for r in refs])
         return [_proposal(rows[0]) for rows in found if rows]
 
-    async def update_pending_proposal(self, p: StoredProposal) -> bool:
-        """Replace the editable fields while the proposal is still PENDING."""
+    async def update_pending_proposal(self, p: StoredProposal, once: Recorded | None = None) -> bool:
+        """Replace the editable fields while the proposal is still PENDING, recording the
+        command's answer with the change (``workup/storage/inbox.py``)."""
         row = _proposal_row(p)
         changes = {k: row[k] for k in ("cover_letter", "job_duration", "milestones", "attachments", "updated_ms")}
-        return await self.db.update_if(PROPOSALS, {"job_id": p.job_id, "id": p.id}, changes, {"status": "PENDING"})
+        return await update_if_once(self.db, PROPOSALS, {"job_id": p.job_id, "id": p.id}, changes,
+                                    {"status": "PENDING"}, once)
 
     async def decide_proposal(self, job_id: str, proposal_id: str, status: str, now: int) -> bool:
         """PENDING → ``status`` (ACCEPTED / REJECTED); False when it was not PENDING."""

@@ -20,6 +20,7 @@ from ...messages import contracts as contracts_msg
 from ...messages import payments as payments_msg
 from ...messages import users as m
 from ...problems import ProblemError, conflict, forbidden, not_found, unauthorized, unavailable
+from ...runtime.inbox import Replayed, kept, record, recorded_in
 from ...runtime.readcache import fill, invalidate
 from ...runtime.service import Runtime
 from . import service
@@ -52,16 +53,23 @@ async def current_user(ctx: Ctx, *roles: str) -> UserRecord:
 
 async def modify(ctx: Ctx, roles: tuple[str, ...], change: Callable[[UserRecord], tuple[UserRecord | None, T]]) -> T:
     """Apply ``change`` (pure: ``user -> (new user or None for no change, answer)``) to the caller's
-    document and commit it, retrying when a concurrent write won the compare-and-set."""
-    deps = ctx.deps
+    document and commit it, retrying when a concurrent write won the compare-and-set. For a
+    ``once`` command the answer is saved in the same document (its inbox)."""
+    deps, once = ctx.deps, ctx.once
     for _ in range(_SAVE_ATTEMPTS):
         user = await current_user(ctx, *roles)
+        if once is not None and (first := recorded_in(user.inbox, once.key.id)) is not None:
+            raise Replayed(first)   # a delivery of the same command saved first (we lost the race)
         try:
             new, answer = change(user)
         except ListFull as exc:
             raise conflict(str(exc)) from None
-        if new is None or new == user:  # nothing changed: no write, no invalidation
-            return answer
+        if new is None or new == user:  # nothing changed: no write, no invalidation ...
+            if once is None:
+                return answer
+            new = user   # ... but a once command's row: a repeat after a later change must not apply
+        if once is not None:   # a once command: its answer goes in the same document write
+            new = msgspec.structs.replace(new, inbox=kept(new.inbox, once.record(answer), now_ms()))
         try:
             saved = await deps.store.save(new)
         except EmailTaken:
@@ -170,11 +178,18 @@ async def get_me(ctx: Ctx, req: m.GetMe) -> m.Me:
     return await _filled(ctx, m.CACHED_ME, user, _me_view(user))
 
 
-@service.command(m.DeleteMe, status=204)
+# once: a repeat would find the account closed (401) although closing it was its own effect
+@service.command(m.DeleteMe, status=204, once=True)
 async def delete_me(ctx: Ctx, req: m.DeleteMe) -> None:
     """Close the account: refuse while it has an ACTIVE contract or money in its wallet; then its
     tokens (the gateway's closed-account flag) and its login stop working; its email stays taken."""
-    user = await current_user(ctx, "CLIENT", "FREELANCER")
+    try:
+        user = await current_user(ctx, "CLIENT", "FREELANCER")
+    except ProblemError:
+        # closed by a copy of this very command that raced us: its answer, not a 401
+        if ctx.once is not None and (first := await ctx.deps.store.first_answer(ctx.once.key)) is not None:
+            raise Replayed(first) from None
+        raise
     if not await ctx.deps.verify(req.password, user.password_hash):
         raise unauthorized("wrong password")
     if await _has_active_contract(ctx, user.id):
@@ -183,7 +198,7 @@ async def delete_me(ctx: Ctx, req: m.DeleteMe) -> None:
     # or payment racing with this close cannot land in a closed account's wallet
     await _close_wallet(ctx, user.id)
 
-    version = await ctx.deps.store.close(user.id)  # closed + revoke_pending, one write
+    version = await ctx.deps.store.close(user.id, record(ctx.once, None))  # closed + revoke_pending + answer, one write
     if version is not None:
         await _user_changed(ctx.deps, user.id, version)
     await revoke_tokens(ctx, user.id)
@@ -279,7 +294,7 @@ def _profile_commands(role: str, get_t: type, set_t: type | None, view: Callable
         return await _filled(ctx, cached, user, view(user))
 
     if set_t is not None:
-        @service.command(set_t)
+        @service.command(set_t, once=True)   # a repeat after a later change would put these values back
         async def set_(ctx: Ctx, req: Any) -> Any:
             def change(u: UserRecord) -> tuple[UserRecord, Any]:
                 new = apply_patch(u, req)
@@ -294,7 +309,7 @@ def _item_commands(kind: str, add_t: type[msgspec.Struct], update_t: type[msgspe
     id_field = remove_t.__struct_fields__[0]
     what = f"{kind} item"
 
-    @service.command(add_t, status=201)
+    @service.command(add_t, status=201, once=True)   # a repeat after a removal would add it again
     async def add(ctx: Ctx, req: Any) -> Any:
         item_id = derived_id(USER_IDS, ctx.request_id, "add", kind)  # a redelivered add adds nothing more
         return await modify(ctx, ("FREELANCER",), lambda u: add_item(u, kind, req, item_id))
@@ -303,11 +318,11 @@ def _item_commands(kind: str, add_t: type[msgspec.Struct], update_t: type[msgspe
     async def list_(ctx: Ctx, req: Any) -> Any:
         return getattr(await current_user(ctx, "FREELANCER"), kind)
 
-    @service.command(update_t)
+    @service.command(update_t, once=True)   # a repeat after a later change would put these values back
     async def update(ctx: Ctx, req: Any) -> Any:
         return await modify(ctx, ("FREELANCER",), lambda u: update_item(u, kind, req) or _fail(not_found(what)))
 
-    @service.command(remove_t, status=204)
+    @service.command(remove_t, status=204, once=True)   # a repeat would find nothing to remove (404)
     async def remove(ctx: Ctx, req: Any) -> None:
         item_id = getattr(req, id_field)
         await modify(ctx, ("FREELANCER",), lambda u: (remove_item(u, kind, item_id) or _fail(not_found(what)), None))
@@ -318,7 +333,7 @@ def _set_commands(kind: str, add_t: type[msgspec.Struct], list_t: type[msgspec.S
     add_field, remove_field = add_t.__struct_fields__[0], remove_t.__struct_fields__[0]
     what = kind[:-1]  # "skill", "language"
 
-    @service.command(add_t, status=201)
+    @service.command(add_t, status=201, once=True)   # a repeat after a removal would add it again
     async def add(ctx: Ctx, req: Any) -> str:
         value = getattr(req, add_field)
         return await modify(ctx, ("FREELANCER",), lambda u: (add_to_set(u, kind, value), value))
@@ -327,7 +342,7 @@ def _set_commands(kind: str, add_t: type[msgspec.Struct], list_t: type[msgspec.S
     async def list_(ctx: Ctx, req: Any) -> list[str]:
         return list(getattr(await current_user(ctx, "FREELANCER"), kind))
 
-    @service.command(remove_t, status=204)
+    @service.command(remove_t, status=204, once=True)   # a repeat would find nothing to remove (404)
     async def remove(ctx: Ctx, req: Any) -> None:
         value = getattr(req, remove_field)
         await modify(ctx, ("FREELANCER",),

@@ -11,6 +11,7 @@ import trio
 
 from ...cache import Cache, open_cache
 from ...ids import new_id, now_ms, rfc3339
+from ...runtime.inbox import Inbox
 from ...runtime.service import Context, DbPool
 from ...settings import Settings
 from .passwords import DUMMY_HASH, hash_password, verify_password
@@ -46,6 +47,11 @@ class UsersDeps:
         return self.store
 
     blocking = None   # the hashing lane stays at HASH_THREADS whatever set-max-threads says
+
+    @property
+    def inbox(self) -> Inbox:
+        """The ``once`` commands' first answers: in the caller's own document (``runtime/inbox.py``)."""
+        return self.store
 
 
 Ctx = Context[UsersDeps]

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pymongo
 import trio
 from pymongo.errors import OperationFailure
 
+from ...runtime.inbox import Recorded
 from .records import UserRecord
 from .store import OUTBOX_FLAGS, DriverOps, DriverStore, EmailTaken, Threaded, from_document, to_document
 
@@ -138,11 +140,12 @@ def _update(coll, user: UserRecord) -> bool:
     return result.matched_count == 1
 
 
-def _close(coll, user_id: str) -> int | None:
+def _close(coll, user_id: str, once: Recorded | None) -> int | None:
+    update: dict[str, Any] = {"$set": {"closed": True, "revoke_pending": True}, "$inc": {"version": 1}}
+    if once is not None:   # the command's answer, in the same document update as its effect
+        update["$push"] = {"inbox": msgspec.to_builtins(once)}
     # no projection: FerretDB 1.24 does not implement findAndModify's "fields"
-    doc = coll.find_one_and_update({"_id": user_id}, {"$set": {"closed": True, "revoke_pending": True},
-                                                     "$inc": {"version": 1}},
-                                   return_document=pymongo.ReturnDocument.AFTER)
+    doc = coll.find_one_and_update({"_id": user_id}, update, return_document=pymongo.ReturnDocument.AFTER)
     return None if doc is None else doc["version"]
 
 

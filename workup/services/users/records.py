@@ -14,6 +14,7 @@ import msgspec
 
 from ...ids import new_id
 from ...messages import users as m
+from ...runtime.inbox import Recorded
 
 __all__ = ["UserRecord", "ListFull", "MAX_ITEMS", "MAX_TAGS", "email_key", "apply_patch", "add_item", "update_item",
            "remove_item", "add_to_set", "remove_from_set", "ITEM_TYPES"]
@@ -44,6 +45,8 @@ class UserRecord(msgspec.Struct, kw_only=True):
     achievements: list[m.Achievement] = []
     education: list[m.Education] = []
     experience: list[m.Experience] = []
+    # first answers of the account's ``once`` commands (runtime/inbox.py), saved with their effect
+    inbox: list[Recorded] = []
 
 
 # Bounds that keep one user document far below MongoDB's 16 MiB document limit.

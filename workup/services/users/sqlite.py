@@ -10,6 +10,7 @@ from pathlib import Path
 
 import msgspec
 
+from ...runtime.inbox import Recorded
 from .records import UserRecord
 from .store import OUTBOX_FLAGS, DriverOps, DriverStore, EmailTaken, Threaded, from_document, to_document
 
@@ -153,9 +154,14 @@ def _update(conn: sqlite3.Connection, user: UserRecord) -> bool:
     return cur.rowcount == 1
 
 
-def _close(conn: sqlite3.Connection, user_id: str) -> int | None:
-    row = conn.execute("UPDATE users SET doc = json_set(doc, '$.closed', json('true')), version = version + 1, "
-                       "revoke_pending = 1 WHERE id = ? RETURNING version", (user_id,)).fetchone()
+def _close(conn: sqlite3.Connection, user_id: str, once: Recorded | None) -> int | None:
+    doc, params = "json_set(doc, '$.closed', json('true'))", [user_id]
+    if once is not None:   # the command's answer, in the same statement as its effect
+        doc = (f"json_set({doc}, '$.inbox', json(json_insert(coalesce(json_extract(doc, '$.inbox'), '[]'), "
+               "'$[#]', json(?))))")
+        params.insert(0, msgspec.json.encode(once).decode())
+    row = conn.execute(f"UPDATE users SET doc = {doc}, version = version + 1, "
+                       "revoke_pending = 1 WHERE id = ? RETURNING version", params).fetchone()
     return None if row is None else row[0]
 
 

@@ -12,12 +12,15 @@ from typing import Any, Callable, Literal, Protocol, TypeVar
 import msgspec
 import trio
 
+from ...ids import now_ms
+from ...runtime.inbox import OnceKey, Recorded, kept, recorded_in
 from .records import UserRecord
 
 __all__ = ["UserStore", "EmailTaken", "Threaded", "DriverOps", "DriverStore", "to_document", "from_document",
            "OutboxFlag", "OUTBOX_FLAGS"]
 
 T = TypeVar("T")
+_REMEMBER_ATTEMPTS = 8
 
 # Outbox flags: work that must follow a committed write even if the process dies right after it.
 # wallet_pending: payments has not acknowledged CreateWallet; revoke_pending: the closed-account
@@ -47,10 +50,23 @@ class UserStore(Protocol):
         :class:`EmailTaken` when the new email belongs to another account."""
         ...
 
-    async def close(self, user_id: str) -> int | None:
-        """Mark the account closed and set ``revoke_pending``, in one write whatever else changed
-        meanwhile; the new version, or ``None`` when there is no such user."""
+    async def close(self, user_id: str, once: Recorded | None = None) -> int | None:
+        """Mark the account closed and set ``revoke_pending`` (and add ``once`` to its inbox), in
+        one write whatever else changed meanwhile; the new version, or ``None`` when there is no
+        such user."""
         ...
+
+    async def recall(self, key: OnceKey) -> Recorded | None:
+        """Always ``None``: the row is in the caller's own document, which every ``once`` handler
+        reads anyway (``modify`` raises :class:`~workup.runtime.inbox.Replayed` when it finds
+        it), so a ``once`` command costs no read of its own here."""
+        ...
+
+    async def first_answer(self, key: OnceKey) -> Recorded | None:
+        """The row in the inbox of ``key.owner``'s document, read now."""
+        ...
+
+    async def remember(self, key: OnceKey, answer: Recorded) -> None: ...
 
     async def pending(self, flag: OutboxFlag, limit: int) -> list[UserRecord]:
         """Users with the outbox ``flag`` set."""
@@ -98,7 +114,7 @@ class DriverOps(msgspec.Struct, frozen=True):
     insert: Callable[[Any, UserRecord], None]
     find_by: Callable[[Any, str, str], UserRecord | None]   # (handle, "id" | "email_key", value)
     update: Callable[[Any, UserRecord], bool]
-    close: Callable[[Any, str], int | None]
+    close: Callable[[Any, str, Recorded | None], int | None]
     pending: Callable[[Any, str, int], list[UserRecord]]
     clear_pending: Callable[[Any, str, str], None]
 
@@ -126,8 +142,22 @@ class DriverStore:
             user.version += 1
         return saved
 
-    async def close(self, user_id: str) -> int | None:
-        return await self._call(self._ops.close, user_id)
+    async def close(self, user_id: str, once: Recorded | None = None) -> int | None:
+        return await self._call(self._ops.close, user_id, once)
+
+    async def recall(self, key: OnceKey) -> Recorded | None:
+        return None
+
+    async def first_answer(self, key: OnceKey) -> Recorded | None:
+        user = await self.get(key.owner) if key.owner else None
+        return None if user is None else recorded_in(user.inbox, key.id)
+
+    async def remember(self, key: OnceKey, answer: Recorded) -> None:
+        for _ in range(_REMEMBER_ATTEMPTS):   # compare-and-set on the version, as every save
+            user = await self.get(key.owner) if key.owner else None
+            if user is None or await self.save(
+                    msgspec.structs.replace(user, inbox=kept(user.inbox, answer, now_ms()))):
+                return
 
     async def pending(self, flag: OutboxFlag, limit: int) -> list[UserRecord]:
         assert flag in OUTBOX_FLAGS, flag

@@ -1,0 +1,39 @@
+"""Run as a child process by ``tests/services/contracts/test_once.py``: a contracts instance on
+RabbitMQ and Cassandra whose process is SIGKILLed right after an ``EvaluateMilestone`` moved its
+milestone and recorded its answer, before the payment request, the reply and the ack. Arguments:
+Cassandra hosts, keyspace prefix, AMQP URL, queue prefix, data dir. It prints ``ready``, then
+``committed``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import trio
+
+from workup.services.contracts import service
+from workup.settings import Settings
+from workup.storage import CassandraDb, Row, Table
+from tests.services._dying import serve_alone
+
+_update_if_then = CassandraDb.update_if_then
+
+
+async def _then_die(self: CassandraDb, table: Table, key: Row, changes: Row, expect: Row,
+                    then: tuple[Table, Row]) -> bool:
+    applied = await _update_if_then(self, table, key, changes, expect, then)
+    if applied and str(then[1].get("once_key", "")).startswith("contracts.EvaluateMilestone:"):
+        print("committed", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)     # after the move and its answer, before anything else
+    return applied
+
+
+async def main(hosts: str, keyspaces: str, amqp_url: str, prefix: str, data_dir: str) -> None:
+    CassandraDb.update_if_then = _then_die    # type: ignore[method-assign]
+    await serve_alone(service, Settings(data_dir=data_dir, cassandra_hosts=hosts, cassandra_keyspace_prefix=keyspaces,
+                                        amqp_url=amqp_url), prefix)
+
+
+if __name__ == "__main__":
+    trio.run(main, *sys.argv[1:6])

@@ -1,0 +1,157 @@
+"""Exactly once without the client's help (``workup/runtime/inbox.py``): ``EvaluateMilestone`` and
+``HandleTermination`` delivered twice with one request id (what the broker does when a worker died
+after its commit and before its ack; distributed: published twice on the real RabbitMQ with the
+same ``message_id``, on Cassandra) answer the first answer twice and apply once; another request
+id with the same body is a new command, and so is the same id with another body. On Cassandra, an
+evaluation whose worker is SIGKILLed right after its commit is answered by the redelivery."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+import trio
+
+from workup.messages.contracts import (CreateContract, EvaluateMilestone, GetContract, GetMilestone,
+    HandleTermination, MilestoneSpec, ProgressMilestone)
+from workup.settings import Settings
+from workup.testing import running_system
+from workup.transport.envelope import SERVICE_CALLER, Caller, reply_body
+from tests.services.jobs._http import User
+from tests.services.jobs._services import FakePayments, new_id
+
+C = "/api/v1/contracts"
+
+
+async def _send(system, request: msgspec.Struct, caller: Caller, request_id: str) -> tuple[int, object]:
+    reply = await system.services.call(f"contracts.{type(request).__name__}", request, caller,
+                                       request_id=request_id)
+    return reply.status, msgspec.json.decode(reply.body) if reply.body else None
+
+
+async def _in_review(system, fay: User, milestone_id: str) -> None:
+    for _ in range(2):
+        status, _ = await _send(system, ProgressMilestone(milestone_id=milestone_id),
+                                Caller(fay.id, "FREELANCER"), new_id())
+        assert status == 200
+
+
+async def test_a_redelivered_evaluation_answers_its_first_answer_and_applies_once(system):
+    client, fay, c = await system.contract()
+    m1, m2 = c["milestoneIds"]
+    me = Caller(client.id, "CLIENT")
+    await _in_review(system, fay, m1)
+    rid = new_id()
+    accept = EvaluateMilestone(milestone_id=m1, evaluated_state="ACCEPTED")
+    first = await _send(system, accept, me, rid)
+    assert first[0] == 200 and first[1]["status"] == "ACCEPTED"
+    assert first[1]["paymentRequestId"] == system.payments.ids[m1]
+    assert await _send(system, accept, me, rid) == first            # the redelivery: the first answer
+    status, problem = await _send(system, accept, me, new_id())     # a new command: the machine refuses
+    assert status == 409 and "IN_REVIEW" in problem["detail"]
+    got = (await system.http.get(f"{C}/milestones/{m1}", headers=client.auth)).json()
+    assert got["status"] == "ACCEPTED"
+    await trio.sleep(0.05)
+    evaluated = [e for e in system.services.events_of("milestone.evaluated") if e.data["milestoneId"] == m1]
+    assert len(evaluated) == 1                                      # announced once
+    assert list(system.payments.requests) == [m1]
+
+    # the same id with another body is another command (as payments' keyless inbox does)
+    await _in_review(system, fay, m2)
+    back = EvaluateMilestone(milestone_id=m2, evaluated_state="IN_PROGRESS")
+    status, body = await _send(system, back, me, rid)
+    assert status == 200 and body["status"] == "IN_PROGRESS" and body.get("paymentRequestId") is None
+    assert await _send(system, back, me, rid) == (status, body)
+    got = (await system.http.get(f"{C}/milestones/{m2}", headers=client.auth)).json()
+    assert got["status"] == "IN_PROGRESS"
+
+
+async def test_a_redelivered_termination_decision_answers_its_first_answer_and_applies_once(system):
+    client, fay, c = await system.contract()
+    cid, admin = c["id"], Caller(new_id(), "ADMIN")
+    url = f"{C}/{cid}/terminations/request"
+    t1 = (await system.http.post(url, json={"reason": "slow"}, headers=client.auth)).json()
+    t2 = (await system.http.post(url, json={"reason": "agreed"}, headers=fay.auth)).json()
+
+    reject, rid = HandleTermination(termination_id=t1["id"], chosen_status="REJECTED"), new_id()
+    first = await _send(system, reject, admin, rid)
+    assert first == (200, {**t1, "status": "REJECTED"})
+    assert await _send(system, reject, admin, rid) == first
+    assert (await _send(system, reject, admin, new_id()))[0] == 409   # a new command: not PENDING any more
+
+    accept, rid = HandleTermination(termination_id=t2["id"], chosen_status="ACCEPTED"), new_id()
+    first = await _send(system, accept, admin, rid)
+    assert first == (200, {**t2, "status": "ACCEPTED"})
+    assert await _send(system, accept, admin, rid) == first
+    assert (await _send(system, accept, admin, new_id()))[0] == 409
+    assert (await system.http.get(f"{C}/{cid}", headers=client.auth)).json()["status"] == "TERMINATED"
+    await system.services.wait_for(lambda: system.payments.cancelled)
+    await trio.sleep(0.05)
+    assert system.payments.cancelled == [cid]                        # cancelled once
+    terminated = [e for e in system.services.events_of("contract.terminated") if e.data["contractId"] == cid]
+    assert len(terminated) == 1
+
+
+CHILD = "tests.services.contracts._evaluate_then_die"   # run as a module from the repository root
+
+
+async def _line(stream) -> str:
+    with trio.fail_after(60):
+        return (await trio.to_thread.run_sync(stream.readline)).decode().strip()
+
+
+async def test_an_evaluation_redelivered_after_a_kill_answers_once(amqp_url, cassandra_hosts, keyspace_prefix, tmp_path):
+    """Cassandra: the worker is SIGKILLed after the milestone's move and its answer's row, before
+    the payment request, the reply and the ack. The broker redelivers the command to a fresh
+    instance, which answers the waiting caller the first answer (ACCEPTED, not 409); its relay
+    then asks payments for the request and announces the evaluation, once each."""
+    prefix = f"wtonce{uuid.uuid4().hex[:10]}"
+    settings = Settings(data_dir=str(tmp_path), cassandra_hosts=cassandra_hosts,
+                        cassandra_keyspace_prefix=keyspace_prefix, amqp_url=amqp_url)
+    child = subprocess.Popen([sys.executable, "-m", CHILD, cassandra_hosts, keyspace_prefix, amqp_url, prefix,
+                              str(tmp_path)], stdout=subprocess.PIPE, cwd=Path(__file__).parents[3])
+    try:
+        assert await _line(child.stdout) == "ready"
+        payments = FakePayments()
+        async with running_system("distributed", [], fakes={"payments": payments.service}, settings=settings,
+                                  prefix=prefix, gateway=False) as system:
+            system.started.add("contracts")   # the child declared its queue: it goes at the end too
+            client, fay = Caller(new_id(), "CLIENT"), Caller(new_id(), "FREELANCER")
+            spec = MilestoneSpec(description="design", amount=Decimal("100.5"), due_date=dt.date(2030, 1, 1))
+            ref = reply_body(await system.call("contracts.CreateContract", CreateContract(
+                proposal_id=new_id(), job_id=new_id(), job_title="t", client_id=client.user_id,
+                freelancer_id=fay.user_id, milestones=[spec]), SERVICE_CALLER))
+            contract = reply_body(await system.call("contracts.GetContract", GetContract(contract_id=ref["id"]), client))
+            m1 = contract["milestoneIds"][0]
+            for _ in range(2):
+                reply_body(await system.call("contracts.ProgressMilestone", ProgressMilestone(milestone_id=m1), fay))
+            answers: list[tuple[int, object]] = []
+
+            async def first_call() -> None:   # waits through the kill for the redelivery's answer
+                reply = await system.call("contracts.EvaluateMilestone",
+                                          EvaluateMilestone(milestone_id=m1, evaluated_state="ACCEPTED"), client,
+                                          timeout=90.0)
+                answers.append((reply.status, msgspec.json.decode(reply.body)))
+            async with trio.open_nursery() as n:
+                n.start_soon(first_call)
+                assert await _line(child.stdout) == "committed"
+                assert await trio.to_thread.run_sync(child.wait) == -9
+                await system.start("contracts")
+            [(status, body)] = answers
+            assert status == 200 and isinstance(body, dict) and body["status"] == "ACCEPTED", body
+            assert body.get("paymentRequestId") is None   # the first answer, recorded before payments was asked
+            await system.wait_for(lambda: m1 in payments.requests and system.events_of("milestone.evaluated"),
+                                  timeout=30)
+            got = reply_body(await system.call("contracts.GetMilestone", GetMilestone(milestone_id=m1), client))
+            assert got["status"] == "ACCEPTED"
+            await trio.sleep(0.5)
+            assert len(system.events_of("milestone.evaluated")) == 1
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
