@@ -14,9 +14,14 @@ from ._options import server_options, settings_from, settings_options
 @click.command(name="worker")
 @click.argument("service")
 @settings_options("processes", "concurrency", "grace", "amqp_prefix", "host", "metrics_port")
+@click.option("--check", is_flag=True,
+              help="exit 0 if the worker of SERVICE using this data dir is alive (its heartbeat is "
+                   "fresh), else 1 with one line: a container health check")
 @server_options
-def command(service: str, **flags: object) -> None:
+def command(service: str, check: bool, **flags: object) -> None:
     """Run SERVICE (users, jobs, contracts, payments) as N processes consuming its queue."""
+    if check:
+        _check(service, settings_from(**flags).data_dir)
     import trio
 
     from ..runtime import UnknownService, load_service
@@ -25,6 +30,7 @@ def command(service: str, **flags: object) -> None:
     from ..settings import load_control_secret
     from ..transport.identity import load_identity
     from ..runtime.metrics import SupervisorMetrics
+    from .._heartbeat import heartbeat_path
     from ..runtime.supervisor import Supervisor
 
     settings = settings_from(**flags)
@@ -42,7 +48,7 @@ def command(service: str, **flags: object) -> None:
     assert secret is not None
     spec = ChildSpec(service=service, settings=settings, control_secret=secret, supervisor=os.getpid())
     url, prefix = settings.amqp_url, settings.amqp_prefix
-    supervisor = Supervisor(spec, settings.processes,
+    supervisor = Supervisor(spec, settings.processes, heartbeat=heartbeat_path(settings.data_dir, service),
                             connect=lambda: AmqpTransport.connect(url, prefix=prefix, name=f"{service}-supervisor",
                                                                   identity=identity))
     if settings.metrics_port:   # the supervisor's on the port, child i's on port + 1 + i
@@ -50,3 +56,15 @@ def command(service: str, **flags: object) -> None:
             settings.host, settings.metrics_port)
     with exit_on_broker_error("worker"):
         trio.run(supervisor.run)
+
+
+def _check(service: str, data_dir: str) -> None:
+    from .._heartbeat import HEARTBEAT_STALE, heartbeat_age, heartbeat_path
+
+    path = heartbeat_path(data_dir, service)
+    age = heartbeat_age(path)
+    if age is not None and age < HEARTBEAT_STALE:
+        raise SystemExit(0)
+    click.echo(f"worker {service}: " + (f"no heartbeat in {path}" if age is None else
+                                        f"last heartbeat {age:.0f} s ago (over {HEARTBEAT_STALE:.0f} s)"), err=True)
+    raise SystemExit(1)
