@@ -94,6 +94,11 @@ class Swarm:
         self.media_port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.control_key = secrets.token_urlsafe(32)
+        # this session's broker accounts, all on vhost "/" with every permission: the stack's roles
+        # (workup-<role>-<tag>, one-node.yml) and this test's own, for the controller and clean-up;
+        # whatever accounts the dev node has for itself are left alone
+        self.amqp_passwords = {f"workup-{role}-{tag}": secrets.token_urlsafe(16) for role in (*AMQP_ROLES, "test")}
+        self.amqp_url = f"amqp://workup-test-{tag}:{self.amqp_passwords[f'workup-test-{tag}']}@127.0.0.1:5672/"
         self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/root"),
                     "DOCKER_HOST": f"unix://{engine_dir}/docker.sock"}
         self.dockerd_log = engine_dir / "dockerd.log"
@@ -150,13 +155,14 @@ class Swarm:
 
     def control(self, *args: str, timeout: float = 60) -> str:
         """``workup control ...`` as a real CLI process against this stack's instances."""
-        env = {**os.environ, "WORKUP_AMQP_URL": service_url("rabbitmq"), "WORKUP_AMQP_PREFIX": self.prefix,
+        env = {**os.environ, "WORKUP_AMQP_URL": self.amqp_url, "WORKUP_AMQP_PREFIX": self.prefix,
                "WORKUP_CONTROL_KEY": self.control_key}
+        env.pop("WORKUP_AMQP_ACCOUNTS_DIR", None)   # this URL's account, not a dev node's role account
         return run([sys.executable, "-m", "workup", "control", *args], f"workup control {' '.join(args)}",
                    timeout=timeout, env=env)
 
 
-def _secrets(swarm: Swarm, amqp_passwords: dict[str, str]) -> dict[str, str]:
+def _secrets(swarm: Swarm) -> dict[str, str]:
     values = {
         "workup_jwt_key": secrets.token_urlsafe(32),
         "workup_control_key": swarm.control_key,
@@ -167,32 +173,30 @@ def _secrets(swarm: Swarm, amqp_passwords: dict[str, str]) -> dict[str, str]:
         "workup_upload_password": secrets.token_urlsafe(16),
     }
     for role in AMQP_ROLES:
-        values[f"workup_amqp_{role}"] = amqp_passwords[f"workup-{role}-{swarm.tag}"]
-    values["workup_rabbitmq_definitions"] = json.dumps(rabbitmq_definitions(amqp_passwords))
+        values[f"workup_amqp_{role}"] = swarm.amqp_passwords[f"workup-{role}-{swarm.tag}"]
+    values["workup_rabbitmq_definitions"] = json.dumps(rabbitmq_definitions(swarm.amqp_passwords))
     return values
 
 
-def _provision(swarm: Swarm, amqp_passwords: dict[str, str]) -> None:
+def _provision(swarm: Swarm) -> None:
     """This session's broker accounts (one rabbitmqctl call) and its PostgreSQL database."""
     import psycopg
     from psycopg import sql
 
     # from stdin: a path would be read by the node, which runs as another user
     run(["rabbitmqctl", "import_definitions"], "creating the broker accounts", timeout=60,
-        env=_rabbitmqctl_env(), stdin=json.dumps(rabbitmq_definitions(amqp_passwords)))
+        env=_rabbitmqctl_env(), stdin=json.dumps(rabbitmq_definitions(swarm.amqp_passwords)))
     with psycopg.connect(service_url("postgres"), autocommit=True, connect_timeout=5) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(f"{swarm.db}_payments")))
 
 
-def _unprovision(swarm: Swarm, amqp_passwords: dict[str, str]) -> None:
+def _unprovision(swarm: Swarm) -> None:
     """Remove what :func:`_provision` and the stack made on the shared dev services; best effort,
     each step bounded."""
     import psycopg
     import pymongo
     from psycopg import sql
 
-    deleting = [subprocess.Popen(["rabbitmqctl", "delete_user", user], env=_rabbitmqctl_env(),
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for user in amqp_passwords]
     try:
         with psycopg.connect(service_url("postgres"), autocommit=True, connect_timeout=5) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
@@ -208,7 +212,9 @@ def _unprovision(swarm: Swarm, amqp_passwords: dict[str, str]) -> None:
     finally:
         client.close()
     _drop_keyspaces(swarm)
-    _delete_topology(swarm)
+    _delete_topology(swarm)   # before the accounts go: it logs in as this session's test account
+    deleting = [subprocess.Popen(["rabbitmqctl", "delete_user", user], env=_rabbitmqctl_env(),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for user in swarm.amqp_passwords]
     for proc in deleting:
         try:
             proc.wait(timeout=60)
@@ -239,7 +245,7 @@ def _delete_topology(swarm: Swarm) -> None:
 
     async def delete() -> None:
         with trio.move_on_after(30):
-            async with AmqpTransport.connect(service_url("rabbitmq"), prefix=swarm.prefix) as transport:
+            async with AmqpTransport.connect(swarm.amqp_url, prefix=swarm.prefix) as transport:
                 await transport.delete_topology(list(WORKERS), timeout=20)
     trio.run(delete)
 
@@ -258,7 +264,6 @@ def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
     engine_dir = tmp_path_factory.mktemp("engine")
     logs = tmp_path_factory.mktemp("swarm-logs")
     swarm = Swarm(engine_dir, logs, secrets.token_hex(3))
-    amqp_passwords = {f"workup-{role}-{swarm.tag}": secrets.token_urlsafe(16) for role in AMQP_ROLES}
     # torn down in reverse order, every step even when one before it fails: the roles' logs, the
     # engine (its directory with it), then what this session made on the dev services
     with ExitStack() as teardown:
@@ -271,9 +276,9 @@ def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
         run(["bash", str(BUILD)], "ops/image/build", timeout=1200, env={**os.environ, **swarm.env},
             log=Path(os.environ.get("WORKUP_CACHE", Path.home() / ".cache/workup")) / "image" / "build.log")
         t2 = time.monotonic()
-        teardown.callback(_unprovision, swarm, amqp_passwords)
-        _provision(swarm, amqp_passwords)
-        for name, value in _secrets(swarm, amqp_passwords).items():
+        teardown.callback(_unprovision, swarm)
+        _provision(swarm)
+        for name, value in _secrets(swarm).items():
             swarm.docker("secret", "create", name, "-", step=f"docker secret create {name}", stdin=value)
         variables = {"WORKUP_UPLOAD_USER": "uploader", "WORKUP_AMQP_PREFIX": swarm.prefix,
                      "WORKUP_ONE_NODE_DB": swarm.db, "WORKUP_ONE_NODE_AMQP_SUFFIX": f"-{swarm.tag}",
