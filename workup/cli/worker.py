@@ -20,9 +20,9 @@ from ._options import server_options, settings_from, settings_options
 @server_options
 def command(service: str, check: bool, **flags: object) -> None:
     """Run SERVICE (users, jobs, contracts, payments) as N processes consuming its queue."""
-    if check:
-        _check(service, settings_from(**flags).data_dir)
     import trio
+    if check:   # before the heavy imports: a health check runs every few seconds
+        _check(service, settings_from(**flags).data_dir)
 
     from ..runtime import UnknownService, load_service
     from ..transport.rabbitmq import AmqpTransport
@@ -48,9 +48,10 @@ def command(service: str, check: bool, **flags: object) -> None:
     assert secret is not None
     spec = ChildSpec(service=service, settings=settings, control_secret=secret, supervisor=os.getpid())
     url, prefix = settings.amqp_url, settings.amqp_prefix
-    supervisor = Supervisor(spec, settings.processes, heartbeat=heartbeat_path(settings.data_dir, service),
+    supervisor = Supervisor(spec, settings.processes,
                             connect=lambda: AmqpTransport.connect(url, prefix=prefix, name=f"{service}-supervisor",
                                                                   identity=identity))
+    supervisor.heartbeat = heartbeat_path(settings.data_dir, service)   # for `--check`
     if settings.metrics_port:   # the supervisor's on the port, child i's on port + 1 + i
         SupervisorMetrics(supervisor.status, lambda: sum(slot.restarts for slot in supervisor.slots)).listen(
             settings.host, settings.metrics_port)

@@ -57,9 +57,9 @@ class _Slot:
 class Supervisor:
     def __init__(self, spec: ChildSpec, processes: int, *,
                  connect: Callable[[], AbstractAsyncContextManager[Server]],
-                 python: str = sys.executable, heartbeat: Path | None = None) -> None:
+                 python: str = sys.executable) -> None:
         self.spec = spec
-        self.heartbeat = heartbeat
+        self.heartbeat: Path | None = None   # a file to touch while alive (`workup worker --check`)
         self.target = processes
         self.connect = connect      # () -> async CM yielding a transport (for control)
         self.python = python
