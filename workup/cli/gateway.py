@@ -16,8 +16,10 @@ from ._options import server_options, settings_from, settings_options
 @settings_options("host", "port", "amqp_prefix", "request_timeout")
 @click.option("--graceful-timeout", type=click.FloatRange(0, 300), default=5.0, show_default=True,
               help="seconds in-flight requests get to finish on SIGTERM")
+@click.option("--reuse-port", is_flag=True,
+              help="share the port with another gateway (SO_REUSEPORT): rolling updates with host networking")
 @server_options
-def command(graceful_timeout: float, **flags: object) -> None:
+def command(graceful_timeout: float, reuse_port: bool, **flags: object) -> None:
     """Serve the REST API and WebSocket notifications, forwarding to the services over RabbitMQ."""
     import trio
 
@@ -54,7 +56,7 @@ def command(graceful_timeout: float, **flags: object) -> None:
                         url = await servers.start(lambda task_status: serve_app(
                             app, settings.host, settings.port, shutdown_trigger=stop.wait,
                             graceful_timeout=graceful_timeout, listen_fd=_inherited_fd(flags),
-                            task_status=task_status))
+                            reuse_port=reuse_port, task_status=task_status))
                         settle_heap()
                         log.info("gateway on %s (broker %s, prefix %s)", url, _redact(amqp_url), settings.amqp_prefix)
                         click.echo(f"WorkUp gateway on {url}", err=True)

@@ -14,11 +14,16 @@ from ._options import server_options, settings_from, settings_options
 @click.command(name="worker")
 @click.argument("service")
 @settings_options("processes", "concurrency", "grace", "amqp_prefix", "host", "metrics_port")
+@click.option("--check", is_flag=True,
+              help="exit 0 if the worker of SERVICE using this data dir is alive (its heartbeat is "
+                   "fresh), else 1 with one line: a container health check")
 @server_options
-def command(service: str, **flags: object) -> None:
+def command(service: str, check: bool, **flags: object) -> None:
     """Run SERVICE (users, jobs, contracts, payments) as N processes consuming its queue."""
     import msgspec
     import trio
+    if check:   # before the heavy imports: a health check runs every few seconds
+        _check(service, settings_from(**flags).data_dir)
 
     from ..runtime import UnknownService, load_service
     from ..transport.rabbitmq import AmqpTransport
@@ -27,6 +32,7 @@ def command(service: str, **flags: object) -> None:
     from ..transport.identity import load_identity
     from ..transport.accounts import role_amqp_url
     from ..runtime.metrics import SupervisorMetrics
+    from .._heartbeat import heartbeat_path
     from ..runtime.supervisor import Supervisor
 
     settings = settings_from(**flags)
@@ -50,8 +56,21 @@ def command(service: str, **flags: object) -> None:
     supervisor = Supervisor(spec, settings.processes,
                             connect=lambda: AmqpTransport.connect(url, prefix=prefix, name=f"{service}-supervisor",
                                                                   identity=identity))
+    supervisor.heartbeat = heartbeat_path(settings.data_dir, service)   # for `--check`
     if settings.metrics_port:   # the supervisor's on the port, child i's on port + 1 + i
         SupervisorMetrics(supervisor.status, lambda: sum(slot.restarts for slot in supervisor.slots)).listen(
             settings.host, settings.metrics_port)
     with exit_on_broker_error("worker"):
         trio.run(supervisor.run)
+
+
+def _check(service: str, data_dir: str) -> None:
+    from .._heartbeat import HEARTBEAT_STALE, heartbeat_age, heartbeat_path
+
+    path = heartbeat_path(data_dir, service)
+    age = heartbeat_age(path)
+    if age is not None and age < HEARTBEAT_STALE:
+        raise SystemExit(0)
+    click.echo(f"worker {service}: " + (f"no heartbeat in {path}" if age is None else
+                                        f"last heartbeat {age:.0f} s ago (over {HEARTBEAT_STALE:.0f} s)"), err=True)
+    raise SystemExit(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import signal
+import socket
 from typing import Any, Awaitable, Callable
 
 import trio
@@ -45,22 +46,39 @@ def hypercorn_config(host: str, port: int, *, graceful_timeout: float = 5.0,
 async def serve_app(app: Any, host: str = "127.0.0.1", port: int = 0, *,
                     shutdown_trigger: Callable[..., Awaitable[None]] | None = None,
                     graceful_timeout: float = 5.0, listen_fd: int | None = None,
+                    reuse_port: bool = False,
                     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve until cancelled (or ``shutdown_trigger`` returns: then finish in-flight requests for
     at most ``graceful_timeout`` seconds). ``task_status.started`` gets the base URL. An address
     that cannot be bound is a one-line :class:`SettingsError`. ``listen_fd``: serve a listening
     socket inherited from a parent instead (``workup gateway --processes``). The gateway app's own
-    settings give the slow-client bound (``http_idle_timeout``); any other app gets the default."""
+    settings give the slow-client bound (``http_idle_timeout``); any other app gets the default.
+    ``reuse_port``: bind with SO_REUSEPORT, so a second gateway may serve the same port (a rolling
+    update with host networking: the new one starts before the old one stops)."""
     idle = app.gw.settings.http_idle_timeout if isinstance(app, GatewayApp) else IDLE_TIMEOUT
     config = hypercorn_config(host, port, graceful_timeout=graceful_timeout, idle_timeout=idle)
-    if listen_fd is not None:
-        config.bind = [f"fd://{listen_fd}"]
+    own = _reuse_port_socket(host, port) if reuse_port and listen_fd is None else None
+    if listen_fd is not None or own is not None:
+        config.bind = [f"fd://{listen_fd if own is None else own.fileno()}"]
     sockets, bound_host, bound_port = listen(config, "gateway")
+    if own is not None:
+        own.detach()   # the fd is hypercorn's socket's now
     url = f"http://{bind_address(bound_host, bound_port)}"
 
     await worker_serve(wrap_app(app, config.wsgi_max_body_size, None), config, sockets=sockets,
                        shutdown_trigger=shutdown_trigger,
                        task_status=Started(lambda: task_status.started(url)))
+
+
+def _reuse_port_socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SettingsError(f"gateway cannot listen on {bind_address(host, port)}: {exc.strerror}") from None
+    return sock
 
 
 async def until_signalled(stop: trio.Event, *, hard_stop: trio.CancelScope | None = None,

@@ -17,12 +17,14 @@ import subprocess
 import sys
 import time
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Callable
 
 import msgspec
 import trio
 
 from .child import ChildSpec
+from .._heartbeat import HEARTBEAT_EVERY
 from .control import ControlMessage, InstanceStatus, Verifier, apply_in_supervisor, control_key, sticky_key
 from .instance import HOST, run_control
 from .metrics import child_settings
@@ -57,6 +59,7 @@ class Supervisor:
                  connect: Callable[[], AbstractAsyncContextManager[Server]],
                  python: str = sys.executable) -> None:
         self.spec = spec
+        self.heartbeat: Path | None = None   # a file to touch while alive (`workup worker --check`)
         self.target = processes
         self.connect = connect      # () -> async CM yielding a transport (for control)
         self.python = python
@@ -179,11 +182,22 @@ class Supervisor:
                     with trio.move_on_after(90):
                         await self._ready.wait()
                     task_status.started(self)
+                    if self.heartbeat is not None:
+                        nursery.start_soon(self._beat, self.heartbeat)
                     async for signum in signals:
                         log.info("%s: signal %d: draining %d children", self.spec.service, signum, len(self.pids()))
                         break
                     await self.stop()
                     nursery.cancel_scope.cancel()
+
+    async def _beat(self, path: Path) -> None:
+        """Liveness for ``workup worker SERVICE --check``: touched while this loop runs and a
+        child lives."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            if self.pids():
+                path.touch()
+            await trio.sleep(HEARTBEAT_EVERY)
 
     async def _control(self, control: ControlSource) -> None:
         await run_control(control, self.verifier, f"{self.spec.service} supervisor", self._apply,
