@@ -13,8 +13,11 @@ from typing import TYPE_CHECKING, Sequence
 
 import msgspec
 import psutil
+import trio
 
+from ..amqp import AMQPError
 from ..controller import broadcast
+from ._loop import Unavailable
 from ._policy import Observation
 
 if TYPE_CHECKING:  # the broker's own transport: queue depth is read with a passive declare
@@ -38,11 +41,15 @@ class LocalProvider:
         self._names = list(service_names)
         self._timeout = status_timeout
         self._last: dict[str, tuple[float, dict[int, float]]] = {}  # service -> (wall, cpu secs by pid)
+        self.scope = f"`workup worker` supervisor answered for {', '.join(self._names)}"
 
     async def services(self) -> list[LocalService]:
         found = []
         for name in self._names:
-            replies = await broadcast(self._transport, name, self._secret, "status", timeout=self._timeout)
+            try:
+                replies = await broadcast(self._transport, name, self._secret, "status", timeout=self._timeout)
+            except (AMQPError, OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                raise Unavailable("the broker", exc) from exc
             supervisors = [r.status for r in replies if r.ok and r.status and r.status.role == "supervisor"]
             if supervisors:
                 found.append(LocalService(name, max(s.processes or len(s.children) for s in supervisors),
@@ -68,8 +75,11 @@ class LocalProvider:
         return out
 
     async def scale(self, name: str, replicas: int) -> None:
-        await broadcast(self._transport, name, self._secret, "set-processes", [str(replicas)],
-                        timeout=self._timeout)
+        try:
+            await broadcast(self._transport, name, self._secret, "set-processes", [str(replicas)],
+                            timeout=self._timeout)
+        except (AMQPError, OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise Unavailable("the broker", exc) from exc
 
     async def _queue_depth(self, service: str) -> int | None:
         try:
