@@ -1,7 +1,8 @@
 """The Swarm provider's reading of service specs and the loop's acting on decisions.
 
 The Docker engine and Prometheus are replaced by in-memory doubles here (pure logic: label parsing,
-CPU normalisation, dry run). No test runs the provider against a real dockerd yet (issue 13).
+CPU normalisation, dry run). The provider against a real dockerd, cAdvisor and Prometheus:
+``tests/scale/test_swarm_autoscaler.py``.
 """
 
 import pytest

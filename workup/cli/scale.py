@@ -62,6 +62,8 @@ def command(provider: str, services: str, min_processes: int, max_processes: int
                        cooldown_up=cooldown_up, cooldown_down=cooldown_down, down_window=down_window)
     settings = settings_from(**flags)
     configure_logging("scale", level=settings.log_level, fmt=settings.log_format)
+    # httpx logs every Prometheus query at INFO: the promised one line per service per cycle would drown
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     metrics = ScaleMetrics()
     if settings.metrics_port:
         try:
