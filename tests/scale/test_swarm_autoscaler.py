@@ -52,6 +52,29 @@ def engine() -> Engine:
         yield e
 
 
+def test_without_prometheus_the_scaler_holds_a_real_service(engine, tmp_path):
+    """Prometheus away (a closed port): one line per cycle and no change, even with every delay at
+    0 so that missing data taken for an idle service would shrink it at once."""
+    name = f"wu{secrets.token_hex(3)}-idle"
+    engine.cli("service", "create", "--detach", "--no-resolve-image", "--network", "host", "--replicas", "2",
+               "--label", "swarm.autoscaler=true", "--label", "swarm.autoscaler.minimum=1",
+               "--entrypoint", "/bin/sleep", "--name", name, engine.image, "infinity")
+    client = engine.client()
+    try:
+        url = f"http://127.0.0.1:{free_port()}"
+        r = subprocess.run([sys.executable, "-m", "workup", "scale", "--provider", "swarm", "--cycles", "3",
+                            "--interval", "0.5", "--cooldown-down", "0", "--down-window", "0",
+                            "--prometheus-url", url], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "DOCKER_HOST": engine.host})
+        assert r.returncode == 0, r.stderr
+        held = [line for line in r.stderr.splitlines()
+                if f"holding every service this cycle: Prometheus at {url} unavailable" in line]
+        assert len(held) == 3 and " -> " not in r.stderr, r.stderr
+        assert replicas(client, name) == 2
+    finally:
+        engine.cli("service", "rm", name)
+
+
 def replicas(client, name: str) -> int:
     return int(client.services.get(name).attrs["Spec"]["Mode"]["Replicated"]["Replicas"])
 
