@@ -43,6 +43,12 @@ class Engine(msgspec.Struct, frozen=True):
                         f"engine log: {self.dir / 'dockerd.log'}")
         return r.stdout.strip()
 
+    def service_logs(self, name: str) -> str:
+        """What the service's tasks wrote, stdout and stderr (the CLI passes each on as its own)."""
+        r = subprocess.run([DOCKER_CLI, "service", "logs", "--raw", name], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=60, env={"DOCKER_HOST": self.host})
+        return r.stdout
+
 
 def _step(what: str, args: list[str], env: dict[str, str] | None = None) -> str:
     try:

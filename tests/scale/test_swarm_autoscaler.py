@@ -79,8 +79,8 @@ def replicas(client, name: str) -> int:
     return int(client.services.get(name).attrs["Spec"]["Mode"]["Replicated"]["Replicas"])
 
 
-def running_tasks(client, name: str) -> int:
-    return sum(1 for t in client.services.get(name).tasks() if t["Status"]["State"] == "running")
+def running_tasks(client, name: str) -> set[str]:
+    return {t["ID"] for t in client.services.get(name).tasks() if t["Status"]["State"] == "running"}
 
 
 def wait(what: str, ok, timeout: float, engine: Engine, every: float = 0.5):
@@ -159,11 +159,13 @@ def test_cpu_load_through_the_api_scales_the_labelled_service_up_and_back_down(e
             return False
     try:
         wait("a login answered through the Swarm-run gateway by the users service", answering, 180, engine)
-        assert running_tasks(client, users) == 1
+        assert len(running_tasks(client, users)) == 1
         measured = scale_under_load(engine, client, tmp_path, users, gateway, base)
     finally:
+        for name in (users, gateway):   # kept with the test's files: what a failure is read from
+            (tmp_path / f"{name}.log").write_text(engine.service_logs(name))
         cleanup(prefix, mongo_db)
-    print(f"\nswarm autoscaler: {measured}")
+    print(f"\nswarm autoscaler: {measured}; service logs in {tmp_path}")
 
 
 def scale_under_load(engine: Engine, client, tmp_path, users: str, gateway: str, base: str) -> str:
@@ -189,10 +191,14 @@ def scale_under_load(engine: Engine, client, tmp_path, users: str, gateway: str,
                  lambda: re.search(rf"{users}: replicas=1 cpu=\d+% \S+ -> hold 1", log.read_text()),
                  90, engine)
             assert sample() == 1
+            (first,) = running_tasks(client, users)
             started = time.monotonic()
             with LoginStream(base, limit=UP_TIMEOUT + 60) as stream:
                 wait("a second users replica under load", lambda: sample() >= 2, UP_TIMEOUT, engine)
                 up_after = time.monotonic() - started
+                # scaling adds replicas beside the busy one: it must not restart it
+                wait("a second replica running", lambda: len(running_tasks(client, users)) >= 2, 60, engine)
+                kept = first in running_tasks(client, users)
                 # keep the load a little longer: it may go on up, but never past the maximum
                 settle = time.monotonic() + 20
                 while time.monotonic() < settle:
@@ -211,6 +217,8 @@ def scale_under_load(engine: Engine, client, tmp_path, users: str, gateway: str,
     text = log.read_text()
     assert stream.answers.get(401, 0) > 0, stream.answers          # the load was real logins
     assert 2 <= peak <= MAXIMUM and all(1 <= n <= MAXIMUM for _, n, _ in seen), seen
+    assert kept, "scaling up replaced the replica that was running"
+    assert 503 not in stream.answers, stream.first    # and the service was never without a consumer
     assert all(g == 1 for _, _, g in seen), seen                  # the unlabelled gateway: never scaled
     assert client.services.get(gateway).attrs["Version"]["Index"] == gateway_version
     assert gateway not in text and f"{users}: replicas=1 cpu=" in text and "-> up " in text and "-> down 1" in text

@@ -143,7 +143,19 @@ class SwarmProvider:
         return out
 
     async def scale(self, name: str, replicas: int) -> None:
-        await trio.to_thread.run_sync(lambda: _engine(lambda: self._docker.services.get(name).scale(replicas)))
+        await trio.to_thread.run_sync(lambda: _engine(lambda: self._scale(name, replicas)))
+
+    def _scale(self, name: str, replicas: int) -> None:
+        # the spec as stored with only the replica count changed, as `docker service scale` does.
+        # Not the SDK's Service.scale() nor fetch_current_spec: both send the spec with the engine's
+        # defaults filled in (stop grace period, restart policy), a changed task template for which
+        # Swarm replaces every running task, so each scaling restarted the busy replicas too
+        svc = self._docker.services.get(name)
+        spec = svc.attrs["Spec"]
+        self._docker.api.update_service(
+            svc.id, svc.version, name=spec["Name"], labels=spec.get("Labels"), task_template=spec["TaskTemplate"],
+            mode={"Replicated": {"Replicas": replicas}}, update_config=spec.get("UpdateConfig"),
+            rollback_config=spec.get("RollbackConfig"), endpoint_spec=spec.get("EndpointSpec"))
 
 
 def _engine(call: Callable[[], T]) -> T:
