@@ -14,10 +14,16 @@ from pathlib import Path
 
 import pytest
 
+from workup.testing import env_value
+from workup.transport.accounts import dev_accounts_dir
 from workup.transport.identity import identity_env
 
 # the session's identity keys, for every process it starts too (workup/transport/identity.py)
 os.environ.update(identity_env())
+# On the dev node, every `workup gateway/worker/control/scale` a test starts logs in as its own
+# role's account (workup/transport/accounts.py); the test's own connections use workup-test.
+if not os.environ.get("WORKUP_TEST_AMQP_URL") and dev_accounts_dir().is_dir():
+    os.environ.setdefault("WORKUP_AMQP_ACCOUNTS_DIR", str(dev_accounts_dir()))
 
 _CHECK_PATH = Path(__file__).resolve().parent.parent / "ops" / "dev" / "servicecheck.py"
 _spec = importlib.util.spec_from_file_location("workup_servicecheck", _CHECK_PATH)
@@ -36,7 +42,7 @@ _ENV = {
 
 def service_url(name: str) -> str:
     """The configured address of `name`, after checking that it answers (else pytest.fail)."""
-    url = os.environ.get(_ENV[name]) or servicecheck.DEFAULT_URLS[name]
+    url = env_value(_ENV[name]) if name == "rabbitmq" else os.environ.get(_ENV[name]) or servicecheck.DEFAULT_URLS[name]
     problem = servicecheck.check(name, url)
     if problem:
         pytest.fail(
@@ -44,6 +50,9 @@ def service_url(name: str) -> str:
             f"start it with ops/dev/services up {name} (or set {_ENV[name]})",
             pytrace=False,
         )
+    if name == "rabbitmq" and not os.environ.get(_ENV[name]) and not (dev_accounts_dir() / "workup-test").is_file():
+        pytest.fail(f"no broker accounts in {dev_accounts_dir()}: run ops/dev/services up rabbitmq "
+                    f"(or set {_ENV[name]})", pytrace=False)
     return url
 
 

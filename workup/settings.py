@@ -71,6 +71,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     amqp_password_file: str | None = None
     payments_postgres_password_file: str | None = None
     upload_password_file: str | None = None
+    # one broker account per role (workup/transport/accounts.py): a folder of password files
+    # workup-<role>; each role logs in to amqp_url as its own account (ops/dev/services makes one)
+    amqp_accounts_dir: str | None = None
     # `workup up` and the servers
     data_dir: str = "./.workup"
     host: str = "127.0.0.1"

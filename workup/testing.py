@@ -46,6 +46,7 @@ from .cache import Cache, open_cache
 from .runtime import Context, Deps, Instance, Service, load_service, serve_service
 from .settings import Settings
 from .transport import LocalTransport
+from .transport.accounts import dev_url
 from .transport.envelope import Caller, Event, Reply
 from .transport.identity import identity_env   # the keys a test shares with the processes it starts
 
@@ -68,7 +69,6 @@ CONTROL_KEY = "workup-testing-control-key-" + "c" * 24
 FakeHandler = Callable[[Context[None], Never], Awaitable[object]]
 
 _DEFAULTS = {
-    "WORKUP_TEST_AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/",
     "WORKUP_TEST_REDIS_URL": "redis://127.0.0.1:6379/0",
     "WORKUP_TEST_POSTGRES_URL": "postgresql://postgres@127.0.0.1:5432/postgres",
     "WORKUP_TEST_MONGO_URL": "mongodb://127.0.0.1:27017/",
@@ -77,7 +77,10 @@ _DEFAULTS = {
 
 
 def env_value(name: str) -> str:
-    """A ``WORKUP_TEST_*`` server address, or its loopback default."""
+    """A ``WORKUP_TEST_*`` server address, or its loopback default (for RabbitMQ: the dev node's
+    test account, ``workup-test`` on vhost ``workup``, as ``ops/dev/services up`` creates it)."""
+    if name == "WORKUP_TEST_AMQP_URL" and not os.environ.get(name):
+        return dev_url("test")
     return os.environ.get(name) or _DEFAULTS[name]
 
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 TIMEOUT = 3.0
 
 DEFAULT_URLS = {
-    "rabbitmq": "amqp://guest:guest@127.0.0.1:5672/",
+    "rabbitmq": "amqp://127.0.0.1:5672/workup",   # the check logs in as nobody
     "redis": "redis://127.0.0.1:6379/0",
     "postgres": "postgresql://postgres@127.0.0.1:5432/postgres",
     "ferretdb": "mongodb://127.0.0.1:27017/",

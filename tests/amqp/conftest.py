@@ -1,14 +1,14 @@
 from __future__ import annotations
 
-import os
 import socket
 import uuid
 
 import pytest
 
 from workup.amqp import parse_url
+from workup.testing import env_value
 
-AMQP_URL = os.environ.get("WORKUP_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+AMQP_URL = env_value("WORKUP_TEST_AMQP_URL")   # the dev node's test account by default
 
 
 @pytest.fixture

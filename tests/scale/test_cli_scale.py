@@ -35,7 +35,7 @@ def test_local_provider_with_no_supervisors_says_nothing_to_scale(tmp_path):
     assert r.returncode == 0, r.stderr
     lines = r.stderr.splitlines()
     assert [line for line in lines if "scaling the worker processes of echo every 0.5s between 1 and 4 (dry run" in line]
-    nothing = [line for line in lines if "nothing to scale: no `workup worker` supervisor answered for echo" in line]
+    nothing = [line for line in lines if "nothing to scale: no `workup worker` supervisor or `workup up` answered for echo" in line]
     assert len(nothing) == 2, r.stderr   # one line per cycle
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 
-AMQP_URL = os.environ.get("WORKUP_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+from workup.testing import env_value
+
+AMQP_URL = env_value("WORKUP_TEST_AMQP_URL")   # the dev node's test account by default
 
 
 def unique_prefix() -> str:

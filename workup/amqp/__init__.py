@@ -10,7 +10,7 @@ around it (one socket, a reader task, a writer task that coalesces everything qu
 Connection (reconnects with backoff; channels, QoS, confirm mode, declared exchanges/queues/
 bindings and consumers are restored; raises on the *first* connect failure)::
 
-    async with amqp.connect("amqp://guest:guest@127.0.0.1:5672/", name="jobs-worker") as conn:
+    async with amqp.connect("amqp://workup-jobs:PASSWORD@127.0.0.1:5672/workup", name="jobs-worker") as conn:
         ch = await conn.channel()                   # or channel(confirms=True, prefetch=64)
         conn.is_open, conn.reconnects               # state; operations wait while reconnecting
         error = await conn.wait_closed()            # once closed for good (None after aclose)

@@ -29,13 +29,15 @@ from typing import Any, Awaitable, Callable, Sequence
 import click
 import msgspec
 
+from ..transport.accounts import dev_url
+
 __all__ = ["Result", "Recorder", "percentile", "closed_loop_trio", "closed_loop_asyncio",
            "Server", "run_client", "mark", "emit_result", "window_options", "table", "save_json", "machine",
            "server_default", "AMQP_DEV", "REDIS_DEV",
            "RESULTS_DIR", "Target", "check_option", "judge"]
 
 
-AMQP_DEV = "amqp://guest:guest@127.0.0.1:5672/"
+AMQP_DEV = dev_url("test")   # the dev node's test account (ops/dev/services), never guest
 REDIS_DEV = "redis://127.0.0.1:6379/0"
 
 

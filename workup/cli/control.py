@@ -4,7 +4,9 @@ The commands, their arguments and bounds come from the one table ``CONTROL`` in
 ``workup/runtime/control.py``: ``workup control --help`` lists them, and each has its own
 ``--help``. ``spawn-machine`` (``workup/controller/spawn.py``) is the one command that is not a
 control message; its options are its own. Messages are signed with ``WORKUP_CONTROL_KEY`` (or
-``_FILE``, or the ``control.key`` of ``--data-dir``); the controller never makes a key up.
+``_FILE``, or the ``control.key`` of ``--data-dir``); the controller never makes a key up. They go
+over the broker when ``WORKUP_AMQP_URL`` is set, else to the embedded ``workup up`` of
+``--data-dir`` through its admin channel (``workup/controller/_admin.py``).
 Exit 0 when every instance that answered applied it, 1 otherwise (a refusal, a failure, or no
 answer), 2 on bad arguments, an unknown service or command, or no key.
 """
@@ -19,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..settings import Settings, load_control_secret
+from ..transport.accounts import role_amqp_url
 from ._errors import BadArgument, exit_on_broker_error
 from ._options import settings_from, settings_options
 
 if TYPE_CHECKING:
-    from ..controller import Answer, CommandRow
+    from ..controller import Answer, CommandRow, ControlBus
     from ..runtime.control import ControlCommand
 
 _SPAWN_MACHINE = "spawn-machine"   # = controller.SPAWN_MACHINE, without importing the runtime here
@@ -95,7 +98,8 @@ def _service_first(command: str) -> BadArgument:
 @click.pass_context
 def command(ctx: click.Context, service: str) -> None:
     """Send COMMAND to the instances of SERVICE ('all': users, jobs, contracts and payments), or
-    to one of them with --instance. The key is WORKUP_CONTROL_KEY (or WORKUP_CONTROL_KEY_FILE),
+    to one of them with --instance: over the broker (WORKUP_AMQP_URL), else to the embedded
+    workup up of --data-dir. The key is WORKUP_CONTROL_KEY (or WORKUP_CONTROL_KEY_FILE),
     else the control.key of --data-dir; without one the controller stops (exit 2). Exit 0 when
     every instance that answered applied it, 1 on a refusal, a failure or no answer, 2 on bad
     arguments."""
@@ -186,7 +190,7 @@ def _send_message(spec: ControlCommand, service: str, args: tuple[str, ...], ins
         except SyntaxError as exc:
             raise BadArgument(f"{path}:{exc.lineno}: {exc.msg}") from None
     if settings.amqp_url is None:
-        raise BadArgument("workup control needs the broker: set WORKUP_AMQP_URL or --amqp-url")
+        _check_embedded(spec, settings)
     import trio
 
     with exit_on_broker_error("control"):
@@ -195,27 +199,50 @@ def _send_message(spec: ControlCommand, service: str, args: tuple[str, ...], ins
         if not secret:
             raise BadArgument(f"no control key: set WORKUP_CONTROL_KEY (or WORKUP_CONTROL_KEY_FILE), or --data-dir "
                               f"to the workers' data directory (no {settings.data_path / 'control.key'})")
-        answers = trio.run(_send, settings.amqp_url, settings.amqp_prefix, service, secret, spec.name, list(args),
+        answers = trio.run(_send, settings, service, secret, spec.name, list(args),
                            source, timeout, expect, instance)
     sys.exit(_report(answers, spec.name, as_json, timeout, instance))
 
 
-async def _send(url: str, prefix: str, service: str, secret: str, command_name: str, args: list[str],
+def _check_embedded(spec: ControlCommand, settings: Settings) -> None:
+    """No broker: the embedded ``workup up`` of --data-dir, through its admin channel."""
+    from ..controller import admin_socket
+    from ..runtime.control import SUPERVISOR
+
+    if spec.applied_by == SUPERVISOR:
+        raise BadArgument(f"{spec.name} is for a `workup worker` supervisor: an embedded workup up runs every service "
+                          f"inside its one process, on an in-process transport that no other process can join; "
+                          f"run the services with `workup worker` on RabbitMQ (WORKUP_AMQP_URL) to change processes")
+    if not admin_socket(settings.data_path).exists():
+        raise BadArgument(f"no broker and no embedded workup up in {settings.data_path} (no "
+                          f"{admin_socket(settings.data_path).name}): set WORKUP_AMQP_URL or --amqp-url, "
+                          f"or --data-dir to the data directory of a running workup up")
+
+
+async def _send(settings: Settings, service: str, secret: str, command_name: str, args: list[str],
                 source: str | None, timeout: float, expect: int | None, instance: str | None) -> list[Answer]:
     import trio
 
-    from ..controller import ALL, Answer, broadcast
+    from ..controller import ALL, AdminClient, Answer, admin_socket, broadcast
     from ..controller.spawn import SERVICES
     from ..transport.rabbitmq import AmqpTransport
 
     services = list(SERVICES) if service == ALL else [service]
     answers: list[Answer] = []
 
+    async def ask(bus: ControlBus, name: str) -> None:
+        replies = await broadcast(bus, name, secret, command_name, args, source=source,
+                                  timeout=timeout, expect=expect, instance=instance)
+        answers.extend(Answer(name, r) for r in replies)
+
     async def one(name: str) -> None:  # a connection each: broadcasts wait out their timeout
-        async with AmqpTransport.connect(url, prefix=prefix, name="workup-control") as transport:
-            replies = await broadcast(transport, name, secret, command_name, args, source=source,
-                                      timeout=timeout, expect=expect, instance=instance)
-            answers.extend(Answer(name, r) for r in replies)
+        if settings.amqp_url is None:   # the embedded workup up's socket, one connection per request
+            await ask(AdminClient(admin_socket(settings.data_path)), name)
+            return
+        # only the controller's account may publish control messages
+        url = role_amqp_url(settings.amqp_url, "controller", settings.amqp_accounts_dir)
+        async with AmqpTransport.connect(url, prefix=settings.amqp_prefix, name="workup-control") as transport:
+            await ask(transport, name)
     async with trio.open_nursery() as n:
         for name in services:
             n.start_soon(one, name)
@@ -269,7 +296,8 @@ def _spawn(service: str, settings: Settings, provider: str, machine_name: str | 
     if provider == "local":
         services = list(SERVICES) if service == ALL else [service]
         if settings.amqp_url is None:
-            raise BadArgument("spawn-machine local joins the broker: set WORKUP_AMQP_URL or --amqp-url")
+            raise BadArgument("spawn-machine local joins the broker: set WORKUP_AMQP_URL or --amqp-url (an embedded "
+                              "workup up has none: its in-process transport reaches no other process)")
         env = dict(os.environ, WORKUP_AMQP_URL=settings.amqp_url, WORKUP_AMQP_PREFIX=settings.amqp_prefix)
         if service == ALL and gateway_port is None:
             gateway_port = 8081  # beside the first replica's default 8080

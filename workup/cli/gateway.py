@@ -25,13 +25,14 @@ def command(graceful_timeout: float, **flags: object) -> None:
     from ..gateway import create_app, jwt_keys_from, serve_app
     from ..gateway import run_until_stopped, settle_heap, until_signalled
     from ..transport import AmqpTransport
+    from ..transport.accounts import role_amqp_url
     from ..transport.identity import load_identity
 
     settings = settings_from(**flags)
-    amqp_url = settings.amqp_url
-    if amqp_url is None:
+    if settings.amqp_url is None:
         raise SettingsError("workup gateway needs a broker: set WORKUP_AMQP_URL or --amqp-url "
                             "(the embedded system is 'workup up')")
+    amqp_url = role_amqp_url(settings.amqp_url, "gateway", settings.amqp_accounts_dir)
     keys = jwt_keys_from(settings, generate=True)
     identity = load_identity(settings, "gateway", create=True)   # the gateway key only
     configure_logging("gateway", level=settings.log_level, fmt=settings.log_format)

@@ -93,8 +93,6 @@ def command(provider: str, services: str, min_processes: int, max_processes: int
     bad = [n for n in names if not (n.isidentifier() and n.islower())]
     if not names or bad:
         raise click.UsageError(f"--services needs service names, got {services!r}")
-    if settings.amqp_url is None:
-        raise click.UsageError("the local provider needs the broker: set WORKUP_AMQP_URL or --amqp-url")
     policy = ScalePolicy(minimum=min_processes, maximum=max_processes, cpu_up=base.cpu_up,
                          cpu_down=base.cpu_down, queue_up=queue_up, cooldown_up=cooldown_up,
                          cooldown_down=cooldown_down, down_window=down_window)
@@ -103,13 +101,26 @@ def command(provider: str, services: str, min_processes: int, max_processes: int
         from ..scale import LocalProvider
         from ..transport import AmqpTransport
         from ..settings import load_control_secret
+        from ..transport.accounts import role_amqp_url
 
-        secret = load_control_secret(settings, create=True)
-        async with AmqpTransport.connect(settings.amqp_url, prefix=settings.amqp_prefix) as transport:
+        async def scale_with(provider: LocalProvider) -> None:
             log.info("scaling the worker processes of %s every %gs between %d and %d%s", ", ".join(names),
                      interval, min_processes, max_processes, mode)
-            scaler = Autoscaler(LocalProvider(transport, secret, names), lambda svc: policy, dry_run=dry_run,
-                                metrics=metrics)
+            scaler = Autoscaler(provider, lambda svc: policy, dry_run=dry_run, metrics=metrics)
             await run_autoscaler(scaler, interval=interval, cycles=cycles)
+
+        if settings.amqp_url is None:   # the embedded workup up of --data-dir, through its admin channel
+            from ..controller import AdminClient, admin_socket
+            secret = load_control_secret(settings, create=False)
+            if not secret or not admin_socket(settings.data_path).exists():
+                raise click.UsageError(f"the local provider needs the broker (WORKUP_AMQP_URL or --amqp-url) or "
+                                       f"a running workup up in --data-dir (none in {settings.data_path})")
+            await scale_with(LocalProvider(AdminClient(admin_socket(settings.data_path)), secret, names))
+            return
+        secret = load_control_secret(settings, create=True)
+        # it sends control messages (status, set-processes): only the controller's account may
+        url = role_amqp_url(settings.amqp_url, "controller", settings.amqp_accounts_dir)
+        async with AmqpTransport.connect(url, prefix=settings.amqp_prefix) as transport:
+            await scale_with(LocalProvider(transport, secret, names))
 
     trio.run(main)

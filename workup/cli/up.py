@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 
 import click
 
-from ..settings import Settings, ensure_secret
+from ..settings import Settings, ensure_secret, load_control_secret
 from ..logs import configure_logging
 from ._options import server_options, settings_from, settings_options
 
@@ -40,6 +40,7 @@ def command(**flags: object) -> None:
     except OSError as exc:
         raise click.UsageError(f"data directory {settings.data_dir}: {exc.strerror}") from None
     configure_logging("up", level=settings.log_level, fmt=settings.log_format)
+    _check_ports(settings)   # a port in use stops us before any service has started
     # our own readiness probes go through httpx: keep its per-request INFO lines out of the log
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     if not (settings.upload_user and settings.upload_password):
@@ -49,6 +50,23 @@ def command(**flags: object) -> None:
             upload_password=settings.upload_password or ensure_secret(settings.data_path, "upload.password", 18))
     from ..gateway import run_until_stopped
     run_until_stopped(run_system, settings)
+
+
+def _check_ports(settings: Settings) -> None:
+    from hypercorn.config import Config
+
+    from .._listening import bind_address, listen
+
+    ports = [("media server", settings.media_port)]
+    if _api_socket_fd is None:   # else --gateway-processes has bound the API port already
+        ports.insert(0, ("gateway", settings.port))
+    for what, port in ports:
+        if port:   # 0: any free port, nothing to check
+            config = Config()
+            config.bind = [bind_address(settings.host, port)]
+            sockets, _, _ = listen(config, what)   # SettingsError: one line, exit 2
+            for sock in sockets.insecure_sockets:
+                sock.close()
 
 
 def available_services() -> list[str]:
@@ -113,6 +131,10 @@ async def run_system(settings: Settings, *,
             async with open_transport(settings) as transport:
                 cache = open_cache(settings)
                 async with trio.open_nursery() as workers:
+                    if settings.amqp_url is None:   # no broker: `workup control` comes in through the data dir
+                        from ..controller import admin_socket, serve_admin
+                        load_control_secret(settings, create=True)   # before the services read it
+                        await workers.start(serve_admin, transport, admin_socket(settings.data_path))
                     for i, name in enumerate(names):
                         instance = await workers.start(lambda task_status, name=name: serve_service(
                             load_service(name), settings, transport, grace=2.0, task_status=task_status))

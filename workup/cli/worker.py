@@ -17,6 +17,7 @@ from ._options import server_options, settings_from, settings_options
 @server_options
 def command(service: str, **flags: object) -> None:
     """Run SERVICE (users, jobs, contracts, payments) as N processes consuming its queue."""
+    import msgspec
     import trio
 
     from ..runtime import UnknownService, load_service
@@ -24,6 +25,7 @@ def command(service: str, **flags: object) -> None:
     from ..runtime.child import ChildSpec
     from ..settings import load_control_secret
     from ..transport.identity import load_identity
+    from ..transport.accounts import role_amqp_url
     from ..runtime.metrics import SupervisorMetrics
     from ..runtime.supervisor import Supervisor
 
@@ -35,13 +37,16 @@ def command(service: str, **flags: object) -> None:
     if settings.amqp_url is None:
         raise BadArgument("workup worker needs a broker: set WORKUP_AMQP_URL or --amqp-url "
                            "(the embedded system is 'workup up')")
+    # its own broker account, for the supervisor and (through spec.settings) its children
+    url = role_amqp_url(settings.amqp_url, service, settings.amqp_accounts_dir)
+    settings = msgspec.structs.replace(settings, amqp_url=url)
     configure_logging("supervisor", level=settings.log_level, fmt=settings.log_format, service=service)
     with exit_on_broker_error("worker"):
         secret = load_control_secret(settings, create=True)
     identity = load_identity(settings, "service", create=True)  # made once, before the children read them
     assert secret is not None
     spec = ChildSpec(service=service, settings=settings, control_secret=secret, supervisor=os.getpid())
-    url, prefix = settings.amqp_url, settings.amqp_prefix
+    prefix = settings.amqp_prefix
     supervisor = Supervisor(spec, settings.processes,
                             connect=lambda: AmqpTransport.connect(url, prefix=prefix, name=f"{service}-supervisor",
                                                                   identity=identity))

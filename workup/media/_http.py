@@ -1,10 +1,21 @@
-"""Validators, conditional requests and byte ranges (RFC 9110 §8.8, §13, §14) as pure decisions."""
+"""Validators, conditional requests and byte ranges (RFC 9110 §8.8, §13, §14) as pure decisions.
+
+Header syntax is werkzeug's (``werkzeug.http``, installed with Quart): entity-tag lists and Range;
+the decisions (which range is satisfiable, weak or strong comparison) are ours, where RFC 9110
+and werkzeug differ (a suffix longer than the file is the whole file, ``bytes=-0`` is
+unsatisfiable). Dates stay with ``email.utils``, which, unlike werkzeug, refuses a date without a
+zone. Measured (timeit, 200k calls, on a shared and loaded 2-core machine): werkzeug takes 1 to 5 µs
+more per parsed header than the hand-written parser it replaced (3 to 12 µs against 1 to 11 µs),
+nothing beside the cost of serving a request; one well-tested parser of header syntax is worth it.
+"""
 
 from __future__ import annotations
 
 import email.utils
 import re
 from typing import Final
+
+from werkzeug.http import parse_etags, parse_range_header, unquote_etag
 
 __all__ = [
     "UNSATISFIABLE", "make_etag", "http_date", "parse_http_date",
@@ -18,7 +29,8 @@ class _Unsatisfiable:
 
 
 UNSATISFIABLE: Final = _Unsatisfiable()
-_DIGITS = re.compile(r"[0-9]*")  # str.isdigit() would take "²"
+# a zero-length suffix: werkzeug calls it a syntax error, RFC 9110 §14.1.1 unsatisfiable
+_ZERO_SUFFIX = re.compile(r"\s*bytes\s*=\s*-0+\s*", re.IGNORECASE)
 
 
 def make_etag(size: int, mtime_ns: int, inode: int) -> str:
@@ -42,19 +54,15 @@ def parse_http_date(value: str | None) -> float | None:
     return parsed.timestamp()
 
 
-def _tags(header: str) -> list[str]:
-    return [tag.strip() for tag in header.split(",") if tag.strip()]
-
-
-def _opaque(tag: str) -> str:
-    return tag[2:] if tag.startswith("W/") else tag
+def _opaque(etag: str) -> str:
+    return unquote_etag(etag)[0] or ""
 
 
 def is_not_modified(etag: str, mtime: float, if_none_match: str | None, if_modified_since: str | None) -> bool:
     """Whether a GET may be answered 304. If-None-Match (weak comparison) wins over If-Modified-Since."""
     if if_none_match is not None:
-        tags = _tags(if_none_match)
-        return "*" in tags or any(_opaque(tag) == _opaque(etag) for tag in tags)
+        tags = parse_etags(if_none_match)
+        return tags.star_tag or tags.contains_weak(_opaque(etag))
     since = parse_http_date(if_modified_since)
     return since is not None and int(mtime) <= since
 
@@ -64,8 +72,9 @@ def if_range_holds(etag: str, mtime: float, if_range: str | None) -> bool:
     if if_range is None:
         return True
     if_range = if_range.strip()
-    if if_range.startswith(('"', "W/")):
-        return not if_range.startswith("W/") and if_range == etag
+    if if_range.startswith(('"', "W/")):   # an entity tag, else a date
+        tag, weak = unquote_etag(if_range)
+        return not weak and tag == _opaque(etag)
     since = parse_http_date(if_range)
     return since is not None and int(mtime) == since
 
@@ -76,24 +85,14 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | _Unsatisfiabl
     server answers in full rather than as multipart/byteranges)."""
     if header is None:
         return None
-    unit, eq, spec = header.partition("=")
-    if not eq or unit.strip().lower() != "bytes" or "," in spec:
+    parsed = parse_range_header(header)
+    if parsed is None:
+        return UNSATISFIABLE if _ZERO_SUFFIX.fullmatch(header) else None
+    if parsed.units != "bytes" or len(parsed.ranges) != 1:
         return None
-    first, dash, last = spec.strip().partition("-")
-    first, last = first.strip(), last.strip()
-    if not dash or not _DIGITS.fullmatch(first) or not _DIGITS.fullmatch(last):
-        return None
-    if first == "":
-        if last == "":
-            return None
-        suffix = int(last)
-        if suffix == 0 or size == 0:
-            return UNSATISFIABLE
-        return (max(0, size - suffix), size)
-    start = int(first)
-    if last != "" and int(last) < start:
-        return None
+    start, stop = parsed.ranges[0]   # stop exclusive, None: to the end; start < 0: a suffix
+    if start < 0:   # werkzeug's range_for_length refuses a suffix longer than the file: it is all of it
+        return UNSATISFIABLE if size == 0 else (max(0, size + start), size)
     if start >= size:
         return UNSATISFIABLE
-    end = size if last == "" else min(int(last) + 1, size)
-    return (start, end)
+    return (start, size if stop is None else min(stop, size))

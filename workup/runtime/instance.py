@@ -346,6 +346,9 @@ async def run_control(control: ControlSource, verifier: Verifier, name: str,
     while True:
         d = await control.receive()
         try:
+            if control.controller is not None and d.sender != control.controller:
+                # the key alone is not enough: only the controller's broker account may send
+                raise ControlRefused("wrong sender", f"published by {d.sender!r}, not {control.controller!r}")
             msg = verifier.verify(d.payload)
         except ControlRefused as exc:
             log.warning("%s: refused a control message: %s", name, exc)

@@ -104,10 +104,21 @@ class ControlRequest(Protocol):
 
     @property
     def payload(self) -> bytes: ...
+    @property
+    def sender(self) -> str | None:
+        """The broker account that published it, as the broker validated it (AMQP ``user_id``);
+        ``None`` when unknown (in-process, or sent without one)."""
+        ...
 
 
 class ControlSource(Protocol):
     """The control messages broadcast to every instance of a service."""
+
+    @property
+    def controller(self) -> str | None:
+        """The only account whose control messages may be applied (``None``: not checked, when
+        the transport has no per-role broker accounts)."""
+        ...
 
     async def receive(self) -> ControlRequest: ...
 

@@ -104,6 +104,7 @@ class LocalWorkSource:
 
 class ControlDelivery:
     __slots__ = ("payload", "_replies")
+    sender: str | None = None  # in-process: no broker accounts
 
     def __init__(self, payload: bytes, replies: trio.MemorySendChannel[bytes] | None) -> None:
         self.payload = payload
@@ -111,6 +112,8 @@ class ControlDelivery:
 
 
 class LocalControlSource:
+    controller: str | None = None  # in-process: whoever holds the transport may send control
+
     def __init__(self, receive: trio.MemoryReceiveChannel[ControlDelivery]) -> None:
         self._receive = receive
 

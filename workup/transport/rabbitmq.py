@@ -15,6 +15,10 @@ Topology (``prefix`` defaults to ``workup``; tests use a unique one):
   :class:`~workup.transport.envelope.Reply`. Requests are transient: a caller outlives no broker restart.
 - ``<prefix>.control.<service>``: fanout; every instance binds an exclusive server-named queue.
 - ``<prefix>.events``: topic exchange, routing key = event type.
+- Every message this transport publishes carries the AMQP ``user_id`` of its account (when it logs
+  in with a user name), which RabbitMQ checks against the connection's login: the sender of a
+  control message is known for certain, and an instance logged in as a role account
+  (``transport/accounts.py``) refuses control messages not sent by ``workup-controller``.
 
 Frozen services: a call to a service whose queue has no consumer fails fast with
 :class:`NoResponder` (the gateway's 503). Consumer counts come from a passive ``queue.declare``,
@@ -35,6 +39,7 @@ import trio
 from .. import amqp
 from ..amqp import Channel, ChannelClosed, Connection, Consumer, Delivery, Properties
 from .envelope import Caller, Envelope, Event, Reply, encode, from_headers, new_request_id, to_headers
+from .accounts import controller_for
 from .identity import Identity, default_identity
 from . import ControlRequest, DeadlineExceeded, NoResponder, Request
 
@@ -137,7 +142,8 @@ class AmqpWorkSource:
             raw.reject(requeue=False)
             return False
         headers[ATTEMPTS_HEADER] = attempts
-        props = msgspec.structs.replace(raw.properties, headers=headers)
+        # re-published by us: the broker accepts only our own account as its user_id
+        props = msgspec.structs.replace(raw.properties, headers=headers, user_id=self._t.user)
         await self._t._confirm_publish(raw.body, routing_key=self._queue, properties=props)
         raw.ack()
         return False
@@ -147,8 +153,8 @@ class AmqpWorkSource:
         if reply is not None:
             p = raw.properties
             if p.reply_to:
-                await self._channel.publish(encode(reply), routing_key=p.reply_to,
-                                            properties=Properties(correlation_id=p.correlation_id))
+                await self._channel.publish(encode(reply), routing_key=p.reply_to, properties=Properties(
+                    correlation_id=p.correlation_id, user_id=self._t.user))
         raw.ack()  # after the reply: a crash before this redelivers, never loses
 
     async def set_prefetch(self, n: int) -> None:
@@ -168,9 +174,16 @@ class AmqpWorkSource:
 
 
 class AmqpControlSource:
-    def __init__(self, channel: Channel, consumer: Consumer) -> None:
+    def __init__(self, channel: Channel, consumer: Consumer, user: str | None) -> None:
         self._channel = channel
         self._consumer = consumer
+        self._user = user
+        self._controller = controller_for(user)
+
+    @property
+    def controller(self) -> str | None:
+        """The only account whose control messages count (a role account's instance)."""
+        return self._controller
 
     async def receive(self) -> _ControlDelivery:
         return _ControlDelivery(await self._consumer.__anext__())
@@ -178,16 +191,17 @@ class AmqpControlSource:
     async def reply(self, request: ControlRequest, payload: bytes) -> None:
         p = cast(_ControlDelivery, request).raw.properties
         if p.reply_to:
-            await self._channel.publish(payload, routing_key=p.reply_to,
-                                        properties=Properties(correlation_id=p.correlation_id))
+            await self._channel.publish(payload, routing_key=p.reply_to, properties=Properties(
+                correlation_id=p.correlation_id, user_id=self._user))
 
 
 class _ControlDelivery:
-    __slots__ = ("raw", "payload")
+    __slots__ = ("raw", "payload", "sender")
 
     def __init__(self, raw: Delivery) -> None:
         self.raw = raw
         self.payload = raw.body
+        self.sender = raw.properties.user_id  # validated by the broker when present
 
 
 class AmqpTransport:
@@ -199,6 +213,8 @@ class AmqpTransport:
                  identity: Identity | None = None) -> None:
         self._identity = identity or default_identity()
         self.conn = conn
+        # the account we log in as, put in every message's user_id (unknown with EXTERNAL login)
+        self.user = conn.params.username if conn.params.auth_mechanism == "PLAIN" else None
         self.prefix = prefix
         self._rpc = rpc
         self._channels: dict[str, Channel] = {}   # long-lived helper channels, opened on first use
@@ -276,7 +292,8 @@ class AmqpTransport:
         try:
             d = await self._rpc.call(
                 self.queue_name(service), body, timeout=timeout,
-                properties=Properties(type=command, message_id=request_id, headers=headers))
+                properties=Properties(type=command, message_id=request_id, headers=headers,
+                                      user_id=self.user))
         except amqp.RpcTimeout:
             raise DeadlineExceeded(f"{command}: no reply within {timeout:.3g}s") from None
         except amqp.Unroutable:
@@ -297,8 +314,8 @@ class AmqpTransport:
     async def publish_event(self, event: Event) -> None:
         exchange = f"{self.prefix}.events"
         await self._declare_exchange(exchange, "topic")
-        await (await self._channel("publish")).publish(encode(event), exchange=exchange,
-                                                       routing_key=event.type)
+        await (await self._channel("publish")).publish(encode(event), exchange=exchange, routing_key=event.type,
+                                                       properties=Properties(user_id=self.user))
 
     async def subscribe(self) -> AsyncIterator[Event]:
         exchange = f"{self.prefix}.events"
@@ -330,7 +347,7 @@ class AmqpTransport:
                 self._declared.add(exchange)
             corr = new_request_id()
             await channel.publish(payload, exchange=exchange, properties=Properties(
-                reply_to=REPLY_TO, correlation_id=corr, type="control"))
+                reply_to=REPLY_TO, correlation_id=corr, type="control", user_id=self.user))
             with trio.move_on_after(timeout):
                 async for d in consumer:
                     if d.properties.correlation_id == corr:  # late replies to earlier ones: skip
@@ -380,4 +397,4 @@ class AmqpTransport:
             queue = await channel.declare_queue("", exclusive=True, auto_delete=True)
             await channel.bind_queue(queue.name, exchange)
             async with await channel.consume(queue.name, no_ack=True) as consumer:
-                yield AmqpControlSource(channel, consumer)
+                yield AmqpControlSource(channel, consumer, self.user)

@@ -28,12 +28,13 @@ from workup.cache._guarded import GuardedCache
 from workup.storage.cassandra import CassandraDb
 from workup.testing import running_system
 from workup.transport import AmqpTransport
+from workup.transport.accounts import dev_url
 
 COLUMNS = ("rpc", "event", "relay scan", "cql read", "cql write", "cql LWT", "cql batch", "cache")
 AFTER = "after the flow"   # what the flow's events cause once its last answer is in (1 s)
 COUNTS: Counter[str] = Counter()
 SERVERS = {   # scripts/test's defaults
-    "WORKUP_TEST_AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/",
+    "WORKUP_TEST_AMQP_URL": dev_url("test"),
     "WORKUP_TEST_REDIS_URL": "redis://127.0.0.1:6379/0",
     "WORKUP_TEST_POSTGRES_URL": "postgresql://postgres@127.0.0.1:5432/postgres",
     "WORKUP_TEST_MONGO_URL": "mongodb://127.0.0.1:27017/",
