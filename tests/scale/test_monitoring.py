@@ -29,6 +29,8 @@ from workup.scale._loop import Autoscaler
 from workup.scale._swarm import PrometheusCpu, SwarmProvider, policy_from_labels
 
 SCALER_PORT = free_port()
+# the first test builds cAdvisor and installs Prometheus on a fresh machine: minutes, once
+pytestmark = pytest.mark.timeout(1800)
 
 
 @pytest.fixture(scope="module")

@@ -46,6 +46,11 @@ DOWN_TIMEOUT = 150.0   # from the last login back to the minimum
 CONCURRENT_LOGINS = 6
 
 
+# on a fresh machine the first test also installs docker.io and builds the image and cAdvisor
+# (cold: several minutes, bounded by each script's own timeout); warm, each test takes one or two
+pytestmark = pytest.mark.timeout(2400)
+
+
 @pytest.fixture(scope="module")
 def engine() -> Engine:
     with swarm_engine() as e:
