@@ -1,7 +1,8 @@
 """The Swarm provider's reading of service specs and the loop's acting on decisions.
 
 The Docker engine and Prometheus are replaced by in-memory doubles here (pure logic: label parsing,
-CPU normalisation, dry run). No test runs the provider against a real dockerd yet (issue 13).
+CPU normalisation, dry run). The provider against a real dockerd, cAdvisor and Prometheus:
+``tests/scale/test_swarm_autoscaler.py``.
 """
 
 import pytest
@@ -16,10 +17,8 @@ class _Svc:
         mode_spec = {"Replicated": {"Replicas": replicas}} if mode == "Replicated" else {"Global": {}}
         self.attrs = {"Spec": {"Name": name, "Labels": labels, "Mode": mode_spec,
                                "TaskTemplate": {"Resources": {"Limits": {"NanoCPUs": nano_cpus}}}}}
+        self.id, self.version = name, 7
         self.scaled_to = None
-
-    def scale(self, n):
-        self.scaled_to = n
 
 
 class _Docker:
@@ -37,6 +36,15 @@ class _Docker:
             def get(name):
                 return outer.svcs[name]
         self.services = services
+
+        class api:   # the low-level update the provider scales with: the stored spec, new Mode only
+            @staticmethod
+            def update_service(service_id, version, *, name, labels, task_template, mode, **rest):
+                svc = outer.svcs[service_id]
+                assert version == svc.version and (name, labels) == (svc.attrs["Spec"]["Name"], svc.attrs["Spec"]["Labels"])
+                assert task_template is svc.attrs["Spec"]["TaskTemplate"]
+                svc.scaled_to = mode["Replicated"]["Replicas"]
+        self.api = api
 
 
 class _Cpu:

@@ -34,7 +34,7 @@ FLAGS: dict[str, Flag] = {
     "data_dir": Flag("--data-dir", "data directory for embedded stores and generated keys"),
     "log_level": Flag("--log-level", "DEBUG, INFO, WARNING, ERROR"),
     "log_format": Flag("--log-format", "text or json (one object a line)"),
-    "metrics_port": Flag("--metrics-port", "worker: first port of the processes' /metrics listeners (0 = none)"),
+    "metrics_port": Flag("--metrics-port", "port of the /metrics listener, 0 = none (worker: the supervisor's; process i uses port + 1 + i)"),
     "host": Flag("--host", "address to listen on"),
     "port": Flag("--port", "gateway port (0 = any free port)"),
     "media_port": Flag("--media-port", "media server port (0 = any free port)"),

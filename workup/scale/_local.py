@@ -19,8 +19,12 @@ from typing import TYPE_CHECKING, Sequence
 
 import msgspec
 import psutil
+import trio
 
+from ..amqp import AMQPError
 from ..controller import ControlBus, broadcast
+from ..runtime.control import ControlReply
+from ._loop import Unavailable
 from ._policy import Observation
 
 if TYPE_CHECKING:  # the broker's own transport: queue depth is read with a passive declare
@@ -52,11 +56,12 @@ class LocalProvider:
         self._timeout = status_timeout
         self._last: dict[str, tuple[float, dict[int, float]]] = {}  # service -> (wall, cpu secs by pid)
         self._fixed: set[str] = set()   # services of the last services() without a supervisor
+        self.scope = f"`workup worker` supervisor or `workup up` answered for {', '.join(self._names)}"
 
     async def services(self) -> list[LocalService]:
         found = []
         for name in self._names:
-            replies = await broadcast(self._transport, name, self._secret, "status", timeout=self._timeout)
+            replies = await self._control(name, "status")
             supervisors = [r.status for r in replies if r.ok and r.status and r.status.role == "supervisor"]
             alone = [r.status for r in replies if r.ok and r.status and r.status.supervisor is None
                      and r.status.role == "process"]
@@ -90,8 +95,14 @@ class LocalProvider:
         if name in self._fixed:
             log.warning("%s: not scaled to %d: it %s", name, replicas, FIXED)
             return
-        await broadcast(self._transport, name, self._secret, "set-processes", [str(replicas)],
-                        timeout=self._timeout)
+        await self._control(name, "set-processes", str(replicas))
+
+    async def _control(self, service: str, command: str, *args: str) -> list[ControlReply]:
+        """A signed broadcast; a broker or admin channel that cannot be reached is Unavailable."""
+        try:
+            return await broadcast(self._transport, service, self._secret, command, list(args), timeout=self._timeout)
+        except (AMQPError, OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise Unavailable("the control channel", exc) from exc
 
     async def _queue_depth(self, service: str) -> int | None:
         from ..transport.rabbitmq import AmqpTransport

@@ -68,8 +68,8 @@ def _recommend(policy: ScalePolicy, obs: Observation) -> tuple[int, str]:
     n = max(obs.replicas, 1)
     backlog = obs.queue_depth if obs.queue_depth is not None else 0
     want_cpu = n
-    why = "within band"
     u = obs.utilisation
+    why = "no CPU figure: holding" if u is None else "within band"
     if u is not None and u > policy.cpu_up:
         want_cpu = max(n + 1, math.ceil(n * u / policy.cpu_target))
         why = f"cpu {u:.0%} > {policy.cpu_up:.0%}"

@@ -5,26 +5,39 @@ service and normalised by what the service may use: replicas × its CPU limit
 (``deploy.resources.limits.cpus``; one core when unset). Labels: ``swarm.autoscaler.minimum`` and
 ``swarm.autoscaler.maximum`` (defaults 1 and 10), optional ``swarm.autoscaler.queue`` naming the
 work queue whose depth also counts.
+
+An engine or a Prometheus that cannot be read raises :class:`Unavailable` (the loop holds); a
+service Prometheus has no figure for is observed with unknown CPU (the rule holds it).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence, TypeVar
 
 import httpx
 import msgspec
+import requests
 import trio
 
+from ._loop import Unavailable
 from ._policy import Observation, ScalePolicy
 
-__all__ = ["SwarmService", "SwarmProvider", "PrometheusCpu", "policy_from_labels", "LABEL"]
+if TYPE_CHECKING:
+    import docker
+
+__all__ = ["SwarmService", "SwarmProvider", "PrometheusCpu", "policy_from_labels", "cpu_query", "LABEL"]
+
+T = TypeVar("T")
 
 LABEL = "swarm.autoscaler"
-CPU_QUERY = (
-    'sum by (container_label_com_docker_swarm_service_name) '
-    '(rate(container_cpu_usage_seconds_total{container_label_com_docker_swarm_service_name!=""}[1m]))'
-)
+_SERVICE = "container_label_com_docker_swarm_service_name"   # cAdvisor's name for the task's service label
+
+
+def cpu_query(window: float) -> str:
+    """Cores in use per Swarm service, averaged over the last ``window`` seconds."""
+    return (f'sum by ({_SERVICE}) '
+            f'(rate(container_cpu_usage_seconds_total{{{_SERVICE}!=""}}[{max(int(window), 1)}s]))')
 
 
 class SwarmService(msgspec.Struct, frozen=True):
@@ -58,25 +71,42 @@ class QueueDepthSource(Protocol):
 class PrometheusCpu:
     """CPU cores in use per Swarm service, from the Prometheus HTTP API."""
 
-    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
-        self._client = httpx.Client(base_url=url.rstrip("/"), timeout=timeout)
+    def __init__(self, url: str, *, window: float = 60.0, timeout: float = 5.0) -> None:
+        self.url = url.rstrip("/")
+        self.query = cpu_query(window)
+        self._client = httpx.Client(base_url=self.url, timeout=timeout)
 
     def cores_by_service(self) -> dict[str, float]:
-        r = self._client.get("/api/v1/query", params={"query": CPU_QUERY})
-        r.raise_for_status()
-        out: dict[str, float] = {}
-        for row in r.json()["data"]["result"]:
-            name = row["metric"].get("container_label_com_docker_swarm_service_name")
-            if name:
-                out[name] = float(row["value"][1])
-        return out
+        try:
+            r = self._client.get("/api/v1/query", params={"query": self.query})
+            r.raise_for_status()
+            reply = msgspec.json.decode(r.content, type=_QueryReply)
+        except (httpx.HTTPError, msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise Unavailable(f"Prometheus at {self.url}", exc) from exc
+        return {row.metric[_SERVICE]: float(row.value[1]) for row in reply.data.result if row.metric.get(_SERVICE)}
+
+
+class _Sample(msgspec.Struct):
+    metric: dict[str, str]
+    value: tuple[float, str]
+
+
+class _Vector(msgspec.Struct):
+    result: list[_Sample]
+
+
+class _QueryReply(msgspec.Struct):
+    data: _Vector
 
 
 class SwarmProvider:
     """Reads and scales Swarm services through the Docker Engine API (``docker`` SDK, called off
     the trio loop)."""
 
-    def __init__(self, docker_client: Any, cpu: CpuSource, queues: QueueDepthSource | None = None) -> None:
+    scope = f"Swarm services labelled {LABEL}=true"
+
+    def __init__(self, docker_client: docker.DockerClient, cpu: CpuSource,
+                 queues: QueueDepthSource | None = None) -> None:
         self._docker = docker_client
         self._cpu = cpu
         self._queues = queues
@@ -86,7 +116,7 @@ class SwarmProvider:
 
     def _services(self) -> list[SwarmService]:
         found = []
-        for svc in self._docker.services.list(filters={"label": f"{LABEL}=true"}):
+        for svc in _engine(lambda: self._docker.services.list(filters={"label": f"{LABEL}=true"})):
             spec = svc.attrs["Spec"]
             replicated = spec.get("Mode", {}).get("Replicated")
             if replicated is None:  # global services are not ours to scale
@@ -113,4 +143,25 @@ class SwarmProvider:
         return out
 
     async def scale(self, name: str, replicas: int) -> None:
-        await trio.to_thread.run_sync(lambda: self._docker.services.get(name).scale(replicas))
+        await trio.to_thread.run_sync(lambda: _engine(lambda: self._scale(name, replicas)))
+
+    def _scale(self, name: str, replicas: int) -> None:
+        # the spec as stored with only the replica count changed, as `docker service scale` does.
+        # Not the SDK's Service.scale() nor fetch_current_spec: both send the spec with the engine's
+        # defaults filled in (stop grace period, restart policy), a changed task template for which
+        # Swarm replaces every running task, so each scaling restarted the busy replicas too
+        svc = self._docker.services.get(name)
+        spec = svc.attrs["Spec"]
+        self._docker.api.update_service(
+            svc.id, svc.version, name=spec["Name"], labels=spec.get("Labels"), task_template=spec["TaskTemplate"],
+            mode={"Replicated": {"Replicas": replicas}}, update_config=spec.get("UpdateConfig"),
+            rollback_config=spec.get("RollbackConfig"), endpoint_spec=spec.get("EndpointSpec"))
+
+
+def _engine(call: Callable[[], T]) -> T:
+    """``call()`` on the Docker engine; a refused connection or an engine error is Unavailable."""
+    from docker.errors import DockerException
+    try:
+        return call()
+    except (DockerException, requests.RequestException) as exc:
+        raise Unavailable("the Docker engine", exc) from exc
