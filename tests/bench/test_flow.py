@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from workup.bench.flow import STEPS
+from workup.bench.system import CPU_GROUPS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,6 +27,7 @@ def _run_flow(out: Path, *args: str) -> dict:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     report = json.loads((out / "flow.json").read_text())
     assert "| search |" in (out / "flow.md").read_text()
+    assert "CPU per completed flow, ms" in (out / "flow.md").read_text()
     return report
 
 
@@ -38,6 +40,9 @@ def _every_step_succeeded(report: dict, steps: tuple[str, ...], flows: int) -> N
     env = report["environment"]
     assert env["mode"] == "embedded" and env["cpus"] and env["versions"]["trio"]
     assert report["cpu"]["system_s"] > 0 and report["cpu"]["loadgen_us_per_request"] > 0
+    groups = report["cpu"]["groups_ms_per_unit"]      # issue 15's table: every group, per flow
+    assert list(groups) == [*CPU_GROUPS, "all", "machine"]
+    assert groups["WorkUp"] > 0 and groups["all"] >= groups["WorkUp"] and groups["machine"] > 0
 
 
 @pytest.mark.timeout(300)

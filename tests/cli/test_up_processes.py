@@ -31,12 +31,13 @@ NAMES = ["users", "jobs", "contracts", "payments"]
     (("3",), 2, dict.fromkeys(NAMES, 3)),
     (("jobs=2", "payments=auto"), 8, {"users": 2, "jobs": 2, "contracts": 2, "payments": 2}),
     (("1", "jobs=4"), 2, {"users": 1, "jobs": 4, "contracts": 1, "payments": 1}),
+    (("jobs=2", "0"), 8, {}),                      # every service inside workup up
 ])
 def test_service_counts(specs: tuple[str, ...], cpus: int, expected: dict[str, int]) -> None:
     assert service_counts(specs, NAMES, cpus) == expected
 
 
-@pytest.mark.parametrize("spec", ["0", "65", "x", "nope=2", "jobs=", "jobs=-1"])
+@pytest.mark.parametrize("spec", ["jobs=0", "65", "x", "nope=2", "jobs=", "jobs=-1"])
 def test_service_counts_refuse(spec: str) -> None:
     with pytest.raises(click.BadParameter):
         service_counts((spec,), NAMES, 2)

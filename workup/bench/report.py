@@ -59,6 +59,8 @@ class Cpu(msgspec.Struct, kw_only=True):
     system_us_per_request: float | None = None
     loadgen_over_system: float | None = None
     roles_us_per_request: dict[str, float] = {}   # the system's CPU split by process role ("gateway", "worker jobs")
+    # ms of CPU per completed unit of each process group of the machine (system.cpu_by_group)
+    groups_ms_per_unit: dict[str, float] = {}
 
 
 class Check(msgspec.Struct, kw_only=True):
@@ -149,7 +151,8 @@ def _round(value: float | None, digits: int = 3) -> float | None:
 
 def build(name: str, stats: Stats, window: Window, *, loop: str, users: int | None, rate: float | None,
           unit: str, system_cpu_s: float | None, environment: dict[str, object],
-          settings: dict[str, object], role_cpu_s: dict[str, float] | None = None) -> RunReport:
+          settings: dict[str, object], role_cpu_s: dict[str, float] | None = None,
+          group_cpu_s: dict[str, float] | None = None) -> RunReport:
     requests, errors = stats.requests, stats.errors
     per_request = lambda cpu: (cpu / requests * 1e6) if requests else math.nan  # noqa: E731
     cpu = Cpu(loadgen_s=round(window.cpu_seconds, 3),
@@ -162,6 +165,9 @@ def build(name: str, stats: Stats, window: Window, *, loop: str, users: int | No
         value = _round(per_request(seconds), 1)
         if value is not None:
             cpu.roles_us_per_request[role] = value
+    for group, seconds in (group_cpu_s or {}).items():
+        if stats.units_ok:
+            cpu.groups_ms_per_unit[group] = round(seconds / stats.units_ok * 1e3, 2)
     timeline = [SecondReport(second=i, requests=s.requests, errors=s.errors, units=s.units,
                              unit_errors=s.unit_errors, p50_ms=s.latency.percentile_ms(50),
                              p99_ms=s.latency.percentile_ms(99))
@@ -290,6 +296,11 @@ def markdown(r: RunReport, charts: list[str]) -> str:
                        s.latency.p50_ms, s.latency.p90_ms, s.latency.p99_ms, s.latency.max_ms] for s in r.steps]),
            "", "## CPU", "",
            _md_table(["process", "CPU s", "µs per request"], cpu_rows)]
+    if r.cpu.groups_ms_per_unit:
+        groups = r.cpu.groups_ms_per_unit
+        out += ["", f"CPU per completed {r.unit}, ms (from /proc; the servers and the machine are shared "
+                    "with anything else running):", "",
+                _md_table(list(groups), [list(groups.values())])]
     if r.loop == "open" and r.start_lag.count:
         out += ["", f"Start lag (how late the load generator started units after their intended time; "
                     f"it counts in the latencies above): p50 {_fmt(r.start_lag.p50_ms)} ms, "

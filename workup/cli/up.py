@@ -204,7 +204,10 @@ def gateway_count(spec: str, cpus: int | None) -> int:
 
 def service_counts(specs: tuple[str, ...], names: list[str], cpus: int | None) -> dict[str, int]:
     """``--processes`` values (``N``, ``auto`` or ``SERVICE=N``, later ones win) → processes per
-    service; ``auto`` is one per four cores (at least 1): the gateways take the other cores."""
+    service; ``auto`` is one per four cores (at least 1): the gateways take the other cores.
+    ``0`` (alone): the services run inside ``workup up`` (empty result)."""
+    if specs and specs[-1].strip() == "0":
+        return {}
     auto = max(1, (cpus or 1) // 4)
     counts = dict.fromkeys(names, auto)
     for spec in specs:
@@ -301,7 +304,8 @@ def _with_processes(cmd: click.Command) -> click.Command:
                           "WORKUP_AMQP_URL and WORKUP_REDIS_URL are set, else 1); above 1 needs WORKUP_AMQP_URL"),
         click.Option(["--processes"], multiple=True, metavar="N|auto|SERVICE=N",
                      help="worker processes per service, repeatable (default 'auto': one per 4 cores; "
-                          "a service on an embedded SQLite store runs 1); needs WORKUP_AMQP_URL and WORKUP_REDIS_URL"),
+                          "a service on an embedded SQLite store runs 1; 0: every service inside this "
+                          "process); needs WORKUP_AMQP_URL and WORKUP_REDIS_URL"),
     ]
 
     def callback(gateway_processes: str, processes: tuple[str, ...], **params: object) -> None:
@@ -319,9 +323,10 @@ def _with_processes(cmd: click.Command) -> click.Command:
         cpus = os.cpu_count()
         count = gateway_count(gateway_processes, cpus if split else 1)
         counts = service_counts(processes, available_services(), cpus)
-        if processes and not split:
+        if counts and processes and not split:
             raise click.UsageError("--processes needs RabbitMQ and Redis (WORKUP_AMQP_URL, WORKUP_REDIS_URL): "
                                    "otherwise the services run in this process")
+        split = split and bool(counts)
         if count == 1 and not split:
             serve(**params)
             return
