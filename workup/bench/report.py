@@ -97,6 +97,7 @@ class CorpusPoint(msgspec.Struct, kw_only=True):
     size: int
     steps: dict[str, Latency]
     errors: int
+    seed_jobs_per_s: int | None = None    # how fast the jobs up to this size were written in bulk
 
 
 class RunReport(msgspec.Struct, kw_only=True):
@@ -330,8 +331,8 @@ def markdown(r: RunReport, charts: list[str]) -> str:
     if r.corpus:
         names = list(r.corpus[0].steps)
         out += ["", "## Latency against corpus size (the sections above are the largest size's)", "",
-                _md_table(["jobs"] + [f"{n} {q}" for n in names for q in ("p50 ms", "p99 ms")] + ["errors"],
-                          [[p.size] + [v for n in names for v in (p.steps[n].p50_ms if n in p.steps else None,
+                _md_table(["jobs", "seeded jobs/s"] + [f"{n} {q}" for n in names for q in ("p50 ms", "p99 ms")] + ["errors"],
+                          [[p.size, p.seed_jobs_per_s] + [v for n in names for v in (p.steps[n].p50_ms if n in p.steps else None,
                                                                  p.steps[n].p99_ms if n in p.steps else None)]
                            + [p.errors] for p in r.corpus])]
     if r.checks:
