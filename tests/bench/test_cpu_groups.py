@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from workup.bench.system import CPU_GROUPS, System, cpu_by_group
+from workup.bench.system import CPU_GROUPS, CpuSnapshot, System, cpu_between, cpu_by_group
 
 # burns ~0.3 s of CPU, then sleeps; with "child" it first starts a copy of itself as a `workup
 # gateway` look-alike (its command line names the role) that burns too
@@ -37,11 +37,19 @@ def test_roles_split_a_tree_and_groups_count_it() -> None:
             time.sleep(0.2)
         assert set(roles) == {"up", "gateway"}, roles
         assert roles["up"] >= 0.25 and roles["gateway"] >= 0.25, roles
-        groups = cpu_by_group(system)
+        groups = cpu_between(before, cpu_by_group(system))
         assert list(groups) == [*CPU_GROUPS, "all", "machine"]
-        assert 0.5 <= groups["WorkUp"] < 5, groups        # exactly our tree, nothing else's
-        assert groups["all"] >= groups["WorkUp"] and groups["machine"] - before["machine"] >= 0.5
+        assert 0.5 <= groups["WorkUp"] < 5, groups        # exactly our tree (started in the window), nothing else's
+        assert groups["all"] >= groups["WorkUp"] and groups["machine"] >= 0.5
     finally:
         for proc in System(base_url="", mode="", servers=[], pids=[root.pid])._processes()[::-1]:
             proc.kill()
         root.wait()
+
+
+def test_a_process_that_ends_in_the_window_does_not_make_a_group_negative() -> None:
+    start = CpuSnapshot({1: ("RabbitMQ", 5.0), 2: ("RabbitMQ", 1.0), 3: ("Redis", 0.5)}, machine=10.0)
+    end = CpuSnapshot({1: ("RabbitMQ", 5.5), 4: ("RabbitMQ", 0.25), 3: ("Redis", 0.75)}, machine=12.0)
+    groups = cpu_between(start, end)          # pid 2 ended, pid 4 started: 0.5 + 0.25
+    assert groups["RabbitMQ"] == 0.75 and groups["Redis"] == 0.25 and groups["machine"] == 2.0
+    assert groups["all"] == 1.0 and groups["WorkUp"] == 0.0

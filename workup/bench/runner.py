@@ -22,7 +22,7 @@ from . import report as R
 from .loadgen import Bounds, Recorder, Stats, Window, closed_loop, open_loop
 from .progress import Progress
 from .saturation import parse_rate, rate_steps, saturation_rate, sustained
-from .system import System, attach, cpu_by_group, start_embedded, start_split
+from .system import CpuSnapshot, System, attach, cpu_between, cpu_by_group, start_embedded, start_split
 
 __all__ = ["Scenario", "LoadOptions", "load_options", "run_scenario", "measure_once", "common_checks", "topologies", "achieved_rate"]
 
@@ -136,7 +136,7 @@ class _Measure:
     def __init__(self, system: System, scenario: Scenario, opts: LoadOptions) -> None:
         self.system, self.scenario, self.opts = system, scenario, opts
         self._cpu: dict[str, dict[str, float]] = {}   # phase -> role -> CPU seconds so far
-        self._groups: dict[str, dict[str, float]] = {}   # phase -> process group -> CPU seconds so far
+        self._groups: dict[str, CpuSnapshot] = {}   # phase -> every process's CPU seconds so far
 
         self.rss: dict[str, list[float | None]] = {}   # MiB of each system process, once a second
 
@@ -156,8 +156,8 @@ class _Measure:
 
     def group_cpu(self) -> dict[str, float]:
         """CPU seconds of each process group of the machine over the window."""
-        start, end = self._groups.get("start", {}), self._groups.get("end", {})
-        return {group: end[group] - start.get(group, 0.0) for group in end}
+        start, end = self._groups.get("start"), self._groups.get("end")
+        return cpu_between(start, end) if start is not None and end is not None else {}
 
     def system_cpu(self) -> float | None:
         by_role = self.role_cpu()

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import psutil
 
 __all__ = ["System", "start_embedded", "start_split", "attach", "mode_of", "role_of", "SERVER_VARIABLES",
-           "cpu_by_group", "CPU_GROUPS"]
+           "cpu_by_group", "cpu_between", "CpuSnapshot", "CPU_GROUPS"]
 
 # The settings that turn the embedded defaults into servers (workup/settings.py).
 SERVER_VARIABLES = ("WORKUP_AMQP_URL", "WORKUP_REDIS_URL", "WORKUP_USERS_MONGO_URL",
@@ -135,13 +135,19 @@ def _is_workup(cmd: list[str]) -> bool:
     return any(a in ("workup", "workup.runtime.child") or a.endswith("/workup") for a in cmd[1:3])
 
 
-def cpu_by_group(system: "System | None" = None) -> dict[str, float]:
-    """CPU seconds so far (user + system, reaped children included, so a PostgreSQL backend that
-    ended is still counted through the postmaster) of each of :data:`CPU_GROUPS`, ``"all"``
-    (their sum) and ``"machine"`` (every process, from ``/proc/stat``). WorkUp is the process
-    trees of ``system`` when we started it, else every ``workup`` process but this one."""
+class CpuSnapshot(msgspec.Struct):
+    """CPU seconds so far of each process of the machine (pid → group, seconds) and of the whole
+    machine; :func:`cpu_between` turns two into each group's CPU over the window."""
+    processes: dict[int, tuple[str, float]]
+    machine: float
+
+
+def cpu_by_group(system: "System | None" = None) -> CpuSnapshot:
+    """Every process of one of :data:`CPU_GROUPS` with its CPU seconds so far (user + system).
+    WorkUp is the process trees of ``system`` when we started it, else every ``workup`` process
+    but this one."""
     import psutil
-    out = dict.fromkeys(CPU_GROUPS, 0.0)
+    out: dict[int, tuple[str, float]] = {}
     ours = {p.pid for p in system._processes()} if system is not None and system.pids else None
     me = os.getpid()
     for proc in psutil.process_iter(["name", "cmdline", "cpu_times"]):
@@ -149,18 +155,28 @@ def cpu_by_group(system: "System | None" = None) -> dict[str, float]:
         t, cmd = info.get("cpu_times"), info.get("cmdline") or []
         if t is None:
             continue
-        seconds = t.user + t.system + t.children_user + t.children_system
         name = info.get("name") or ""
         if (proc.pid in ours) if ours is not None else (proc.pid != me and _is_workup(cmd)):
-            out["WorkUp"] += seconds
-            continue
-        for group, match in _SERVERS:
-            if match(name, " ".join(cmd[:3])):
-                out[group] += seconds
-                break
-    out["all"] = sum(out[g] for g in CPU_GROUPS)
+            group: str | None = "WorkUp"
+        else:
+            group = next((g for g, match in _SERVERS if match(name, " ".join(cmd[:3]))), None)
+        if group is not None:
+            out[proc.pid] = (group, t.user + t.system)
     times = psutil.cpu_times()
-    out["machine"] = sum(times) - times.idle - getattr(times, "iowait", 0.0)
+    return CpuSnapshot(out, sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
+def cpu_between(start: CpuSnapshot, end: CpuSnapshot) -> dict[str, float]:
+    """CPU seconds of each group over the window, ``"all"`` (their sum) and ``"machine"``
+    (every process, from ``/proc/stat``). Per process: one started in the window counts whole;
+    one that ended in it is left out (a pid's own counters die with it), so a group never goes
+    negative when short-lived processes come and go."""
+    out = dict.fromkeys(CPU_GROUPS, 0.0)
+    for pid, (group, seconds) in end.processes.items():
+        before = start.processes.get(pid)
+        out[group] += seconds - (before[1] if before is not None and before[0] == group else 0.0)
+    out["all"] = sum(out[g] for g in CPU_GROUPS)
+    out["machine"] = end.machine - start.machine
     return out
 
 
