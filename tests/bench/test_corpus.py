@@ -59,6 +59,7 @@ def _corpus_run(tmp_path: Path, env: dict[str, str]) -> dict:
     assert [p["size"] for p in report["corpus"]] == [40, 120]
     assert all(p["errors"] == 0 and set(p["steps"]) == {"search", "browse", "get job"} for p in report["corpus"]), \
         [s["errors"] for s in report["steps"]]
+    assert all(p["seed_jobs_per_s"] > 0 for p in report["corpus"])
     assert (tmp_path / "corpus-corpus.png").stat().st_size > 5000
     assert "## Latency against corpus size" in (tmp_path / "corpus.md").read_text()
     return report

@@ -3,7 +3,7 @@
 
 One unit is one story: register a client and a freelancer (or, with ``--reuse-users``, take a
 pair registered before the measured window: password hashing dominates registration), log both
-in, the client posts a job, the freelancer searches for it and proposes, the client accepts, reads
+in (with ``--login-once``, before the window too: a login is one password hash), the client posts a job, the freelancer searches for it and proposes, the client accepts, reads
 the contract, the freelancer progresses the milestone twice, the client evaluates it, deposits
 and pays, the freelancer reads the wallet, the client prints the contract. Every answer's status
 and the fields the next step needs are checked; a failed step ends the story and is counted
@@ -42,6 +42,7 @@ Verify = Callable[[Any], str | None]
 class Pair(msgspec.Struct):
     client_email: str
     freelancer_email: str
+    tokens: tuple[str, str] | None = None    # (client, freelancer) with --login-once
 
 
 def _field(body: Any, name: str) -> Any:
@@ -100,15 +101,16 @@ class Flow:
     name = "flow"
     unit = "flow"
 
-    def __init__(self, *, reuse_users: bool) -> None:
-        self.reuse_users = reuse_users
+    def __init__(self, *, reuse_users: bool, login_once: bool = False) -> None:
+        self.reuse_users = reuse_users or login_once
+        self.login_once = login_once
         self.run_tag = secrets.token_hex(4)
         self.http: Client | None = None
         self.pairs: list[Pair] = []
         self._serial = 0
 
     def settings(self) -> dict[str, object]:
-        return {"reuse_users": self.reuse_users, "amount": AMOUNT}
+        return {"reuse_users": self.reuse_users, "login_once": self.login_once, "amount": AMOUNT}
 
     def _emails(self, user: int) -> Pair:
         self._serial += 1
@@ -123,6 +125,14 @@ class Flow:
                    body={"email": pair.freelancer_email, "password": PASSWORD, "fullName": "Bench Freelancer"},
                    check=_equals("userType", "FREELANCER"))
 
+    async def _login(self, http: Client, rec: Recorder, pair: Pair) -> tuple[str, str]:
+        login = lambda email: {"email": email, "password": PASSWORD}  # noqa: E731
+        client = (await call(http, rec, "login client", "POST", f"{API}/users/login", 200,
+                             body=login(pair.client_email), check=_equals("userType", "CLIENT")))["authToken"]
+        freelancer = (await call(http, rec, "login freelancer", "POST", f"{API}/users/login", 200,
+                                 body=login(pair.freelancer_email), check=_equals("userType", "FREELANCER")))["authToken"]
+        return client, freelancer
+
     async def prepare(self, base_url: str, users: int) -> None:
         self.http = Client(base_url)
         if not self.reuse_users:
@@ -136,6 +146,8 @@ class Flow:
             async with limiter:
                 assert self.http is not None
                 await self._register(self.http, unmeasured, pair)
+                if self.login_once:
+                    pair.tokens = await self._login(self.http, unmeasured, pair)
 
         try:
             async with trio.open_nursery() as nursery:
@@ -156,11 +168,7 @@ class Flow:
         else:
             pair = self._emails(user)
             await self._register(http, rec, pair)
-        login = lambda email: {"email": email, "password": PASSWORD}  # noqa: E731
-        client = (await call(http, rec, "login client", "POST", f"{API}/users/login", 200,
-                             body=login(pair.client_email), check=_equals("userType", "CLIENT")))["authToken"]
-        freelancer = (await call(http, rec, "login freelancer", "POST", f"{API}/users/login", 200,
-                                 body=login(pair.freelancer_email), check=_equals("userType", "FREELANCER")))["authToken"]
+        client, freelancer = pair.tokens or await self._login(http, rec, pair)
         word = "zb" + secrets.token_hex(6)
         job = await call(http, rec, "post job", "POST", f"{API}/jobs", 201, token=client,
                          body={"title": f"Bench job {word}", "description": "A hire-to-payout bench story",
@@ -214,7 +222,8 @@ class Flow:
     def targets(self, report: RunReport) -> list[Check]:
         """Every step ran and none failed (the common checks count the failures)."""
         ran = {s.name for s in report.steps}
-        expected = set(STEPS) - ({"register client", "register freelancer"} if self.reuse_users else set())
+        expected = set(STEPS) - ({"register client", "register freelancer"} if self.reuse_users else set()) - (
+            {"login client", "login freelancer"} if self.login_once else set())
         missing = sorted(expected - ran)
         return [Check(target="every step of the story ran", value=len(expected) - len(missing),
                       limit=len(expected), met=not missing)]
@@ -224,7 +233,10 @@ class Flow:
 @click.option("--reuse-users", is_flag=True,
               help="register one client and one freelancer per user before the measured window "
                    "(default: every story registers its own pair)")
+@click.option("--login-once", is_flag=True,
+              help="with the users reused, log them in before the measured window too and reuse their tokens: "
+                   "no password hash per story (issue 15's table; `workup bench users` measures logins)")
 @load_options(users=4, duration=20.0, warmup=0.0, p99_bound_ms=10_000)
-def command(reuse_users: bool, **options: Any) -> None:
+def command(reuse_users: bool, login_once: bool, **options: Any) -> None:
     """The hire-to-payout story per virtual user, every answer checked (issue 11)."""
-    run_scenario(Flow(reuse_users=reuse_users), msgspec.convert(options, LoadOptions))
+    run_scenario(Flow(reuse_users=reuse_users, login_once=login_once), msgspec.convert(options, LoadOptions))

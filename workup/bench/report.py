@@ -59,6 +59,8 @@ class Cpu(msgspec.Struct, kw_only=True):
     system_us_per_request: float | None = None
     loadgen_over_system: float | None = None
     roles_us_per_request: dict[str, float] = {}   # the system's CPU split by process role ("gateway", "worker jobs")
+    # ms of CPU per completed unit of each process group of the machine (system.cpu_by_group)
+    groups_ms_per_unit: dict[str, float] = {}
 
 
 class Check(msgspec.Struct, kw_only=True):
@@ -95,6 +97,7 @@ class CorpusPoint(msgspec.Struct, kw_only=True):
     size: int
     steps: dict[str, Latency]
     errors: int
+    seed_jobs_per_s: int | None = None    # how fast the jobs up to this size were written in bulk
 
 
 class RunReport(msgspec.Struct, kw_only=True):
@@ -149,7 +152,8 @@ def _round(value: float | None, digits: int = 3) -> float | None:
 
 def build(name: str, stats: Stats, window: Window, *, loop: str, users: int | None, rate: float | None,
           unit: str, system_cpu_s: float | None, environment: dict[str, object],
-          settings: dict[str, object], role_cpu_s: dict[str, float] | None = None) -> RunReport:
+          settings: dict[str, object], role_cpu_s: dict[str, float] | None = None,
+          group_cpu_s: dict[str, float] | None = None) -> RunReport:
     requests, errors = stats.requests, stats.errors
     per_request = lambda cpu: (cpu / requests * 1e6) if requests else math.nan  # noqa: E731
     cpu = Cpu(loadgen_s=round(window.cpu_seconds, 3),
@@ -162,6 +166,9 @@ def build(name: str, stats: Stats, window: Window, *, loop: str, users: int | No
         value = _round(per_request(seconds), 1)
         if value is not None:
             cpu.roles_us_per_request[role] = value
+    for group, seconds in (group_cpu_s or {}).items():
+        if stats.units_ok:
+            cpu.groups_ms_per_unit[group] = round(seconds / stats.units_ok * 1e3, 2)
     timeline = [SecondReport(second=i, requests=s.requests, errors=s.errors, units=s.units,
                              unit_errors=s.unit_errors, p50_ms=s.latency.percentile_ms(50),
                              p99_ms=s.latency.percentile_ms(99))
@@ -290,6 +297,11 @@ def markdown(r: RunReport, charts: list[str]) -> str:
                        s.latency.p50_ms, s.latency.p90_ms, s.latency.p99_ms, s.latency.max_ms] for s in r.steps]),
            "", "## CPU", "",
            _md_table(["process", "CPU s", "µs per request"], cpu_rows)]
+    if r.cpu.groups_ms_per_unit:
+        groups = r.cpu.groups_ms_per_unit
+        out += ["", f"CPU per completed {r.unit}, ms (from /proc; the servers and the machine are shared "
+                    "with anything else running):", "",
+                _md_table(list(groups), [list(groups.values())])]
     if r.loop == "open" and r.start_lag.count:
         out += ["", f"Start lag (how late the load generator started units after their intended time; "
                     f"it counts in the latencies above): p50 {_fmt(r.start_lag.p50_ms)} ms, "
@@ -319,8 +331,8 @@ def markdown(r: RunReport, charts: list[str]) -> str:
     if r.corpus:
         names = list(r.corpus[0].steps)
         out += ["", "## Latency against corpus size (the sections above are the largest size's)", "",
-                _md_table(["jobs"] + [f"{n} {q}" for n in names for q in ("p50 ms", "p99 ms")] + ["errors"],
-                          [[p.size] + [v for n in names for v in (p.steps[n].p50_ms if n in p.steps else None,
+                _md_table(["jobs", "seeded jobs/s"] + [f"{n} {q}" for n in names for q in ("p50 ms", "p99 ms")] + ["errors"],
+                          [[p.size, p.seed_jobs_per_s] + [v for n in names for v in (p.steps[n].p50_ms if n in p.steps else None,
                                                                  p.steps[n].p99_ms if n in p.steps else None)]
                            + [p.errors] for p in r.corpus])]
     if r.checks:

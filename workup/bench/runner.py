@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
 import math
+import shlex
 
 import click
 import msgspec
@@ -21,7 +22,7 @@ from . import report as R
 from .loadgen import Bounds, Recorder, Stats, Window, closed_loop, open_loop
 from .progress import Progress
 from .saturation import parse_rate, rate_steps, saturation_rate, sustained
-from .system import System, attach, start_embedded, start_split
+from .system import CpuSnapshot, System, attach, cpu_between, cpu_by_group, start_embedded, start_split
 
 __all__ = ["Scenario", "LoadOptions", "load_options", "run_scenario", "measure_once", "common_checks", "topologies", "achieved_rate"]
 
@@ -64,6 +65,7 @@ class LoadOptions(msgspec.Struct, kw_only=True):
     soak_share: float = 0.8
     gateways: str | None = None          # "2" or "1,2" (a scale curve)
     workers: str | None = None
+    up_args: str = ""                    # more arguments for the `workup up` the bench starts
 
 
 def load_options(*, users: int, duration: float, warmup: float, p99_bound_ms: float) -> Callable[[F], F]:
@@ -96,6 +98,8 @@ def load_options(*, users: int, duration: float, warmup: float, p99_bound_ms: fl
                               "--soak-share of it (RSS of every process is reported; the issue's soak: 600)"),
             click.option("--soak-share", type=click.FloatRange(0.05, 1), default=0.8, show_default=True,
                          help="share of the saturation rate the soak offers"),
+            click.option("--up-args", default="", help="more arguments for the `workup up` the bench starts, "
+                         "e.g. '--processes 0 --gateway-processes 1' (the one-process layout) to compare"),
             click.option("--gateways", default=None,
                          help="start the split topology instead of workup up: this many gateway processes; "
                               "a list (1,2) runs once per count and draws the scale curve (needs WORKUP_AMQP_URL)"),
@@ -132,11 +136,13 @@ class _Measure:
     def __init__(self, system: System, scenario: Scenario, opts: LoadOptions) -> None:
         self.system, self.scenario, self.opts = system, scenario, opts
         self._cpu: dict[str, dict[str, float]] = {}   # phase -> role -> CPU seconds so far
+        self._groups: dict[str, CpuSnapshot] = {}   # phase -> every process's CPU seconds so far
 
         self.rss: dict[str, list[float | None]] = {}   # MiB of each system process, once a second
 
     def _mark(self, phase: str) -> None:
         self._cpu[phase] = self.system.cpu_seconds_by_role()
+        self._groups[phase] = cpu_by_group(self.system)
 
     def _sample_rss(self, second: int) -> None:
         for name, rss in self.system.rss_by_process().items():
@@ -147,6 +153,11 @@ class _Measure:
         """CPU seconds of each role over the window (empty when we did not start the system)."""
         start, end = self._cpu.get("start", {}), self._cpu.get("end", {})
         return {role: end[role] - start.get(role, 0.0) for role in end}
+
+    def group_cpu(self) -> dict[str, float]:
+        """CPU seconds of each process group of the machine over the window."""
+        start, end = self._groups.get("start"), self._groups.get("end")
+        return cpu_between(start, end) if start is not None and end is not None else {}
 
     def system_cpu(self) -> float | None:
         by_role = self.role_cpu()
@@ -176,6 +187,7 @@ def _report(m: _Measure, stats: Stats, window: Window, rate: float | None) -> R.
     s, o = m.system, m.opts
     report = R.build(m.scenario.name, stats, window, loop="closed" if rate is None else "open",
                      users=o.users, rate=rate, unit=m.scenario.unit, system_cpu_s=m.system_cpu(), role_cpu_s=m.role_cpu(),
+                     group_cpu_s=m.group_cpu(),
                      environment={**R.environment(s.mode, s.servers, s.base_url), "topology": s.topology},
                      settings={**msgspec.structs.asdict(o), **m.scenario.settings()})
     report.rss_mib = m.rss
@@ -258,7 +270,7 @@ def run_scenario(scenario: Scenario, opts: LoadOptions) -> R.RunReport:
             if len(curve) > 1:
                 report.scale = curve
         else:
-            with start_embedded() as system:
+            with start_embedded(up_args=shlex.split(opts.up_args)) as system:
                 report = measure_once(system, scenario, opts)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None

@@ -7,8 +7,10 @@ The children inherit the environment, so with ``WORKUP_AMQP_URL`` and the other 
 ``workup up`` runs distributed (services on RabbitMQ, stores on their servers) and
 :func:`mode_of` says so; the split topology needs the broker. Their CPU time and RSS (each child
 and every process under it) are read with psutil, so a report can put the system's CPU per
-request next to the load generator's. The servers' own processes (RabbitMQ, the databases) are
-not counted.
+request next to the load generator's. :func:`cpu_by_group` reads, from ``/proc``, the CPU of
+every process of the machine grouped as issue 15's table does: WorkUp's own processes, each
+backing server (Cassandra, FerretDB, RabbitMQ, PostgreSQL, Redis), their sum, and the whole
+machine (the servers are shared with whatever else runs there: report the load average beside).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ import msgspec
 if TYPE_CHECKING:
     import psutil
 
-__all__ = ["System", "start_embedded", "start_split", "attach", "mode_of", "role_of", "SERVER_VARIABLES"]
+__all__ = ["System", "start_embedded", "start_split", "attach", "mode_of", "role_of", "SERVER_VARIABLES",
+           "cpu_by_group", "cpu_between", "CpuSnapshot", "CPU_GROUPS"]
 
 # The settings that turn the embedded defaults into servers (workup/settings.py).
 SERVER_VARIABLES = ("WORKUP_AMQP_URL", "WORKUP_REDIS_URL", "WORKUP_USERS_MONGO_URL",
@@ -82,12 +85,18 @@ class System(msgspec.Struct, kw_only=True):
                 tree = [root, *root.children(recursive=True)]
             except psutil.Error:
                 continue
+            # a process under the root that is a workup role of its own (``workup up``'s gateways
+            # and workers) counts under that role; any other (a worker's children, the scrypt
+            # pool) under its parent's
+            roles = {pid: role}
             for proc in tree:
                 try:
-                    t = proc.cpu_times()
+                    t, cmd, parent = proc.cpu_times(), proc.cmdline(), proc.ppid()
                 except psutil.Error:
                     continue
-                out[role] = out.get(role, 0.0) + t.user + t.system + t.children_user + t.children_system
+                mine = role_of(cmd) if proc.pid != pid and "workup" in cmd else roles.get(parent, role)
+                roles[proc.pid] = mine
+                out[mine] = out.get(mine, 0.0) + t.user + t.system + t.children_user + t.children_system
         return out
 
     def rss_by_process(self) -> dict[str, int]:
@@ -109,6 +118,66 @@ class System(msgspec.Struct, kw_only=True):
             return "\n".join(Path(self.log_path).read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+# The backing servers by process name (``comm``) and command line, in issue 15's order.
+CPU_GROUPS = ("WorkUp", "Cassandra", "FerretDB", "RabbitMQ", "PostgreSQL", "Redis")
+_SERVERS: tuple[tuple[str, Callable[[str, str], bool]], ...] = (
+    ("Cassandra", lambda name, cmd: name == "java" and "cassandra" in cmd.lower()),
+    ("FerretDB", lambda name, cmd: name.startswith("ferret")),
+    ("RabbitMQ", lambda name, cmd: name in ("beam.smp", "erl_child_setup", "epmd", "inet_gethost")),
+    ("PostgreSQL", lambda name, cmd: name.startswith("postgres")),
+    ("Redis", lambda name, cmd: name.startswith("redis-server")),
+)
+
+
+def _is_workup(cmd: list[str]) -> bool:
+    return any(a in ("workup", "workup.runtime.child") or a.endswith("/workup") for a in cmd[1:3])
+
+
+class CpuSnapshot(msgspec.Struct):
+    """CPU seconds so far of each process of the machine (pid → group, seconds) and of the whole
+    machine; :func:`cpu_between` turns two into each group's CPU over the window."""
+    processes: dict[int, tuple[str, float]]
+    machine: float
+
+
+def cpu_by_group(system: "System | None" = None) -> CpuSnapshot:
+    """Every process of one of :data:`CPU_GROUPS` with its CPU seconds so far (user + system).
+    WorkUp is the process trees of ``system`` when we started it, else every ``workup`` process
+    but this one."""
+    import psutil
+    out: dict[int, tuple[str, float]] = {}
+    ours = {p.pid for p in system._processes()} if system is not None and system.pids else None
+    me = os.getpid()
+    for proc in psutil.process_iter(["name", "cmdline", "cpu_times"]):
+        info = proc.info
+        t, cmd = info.get("cpu_times"), info.get("cmdline") or []
+        if t is None:
+            continue
+        name = info.get("name") or ""
+        if (proc.pid in ours) if ours is not None else (proc.pid != me and _is_workup(cmd)):
+            group: str | None = "WorkUp"
+        else:
+            group = next((g for g, match in _SERVERS if match(name, " ".join(cmd[:3]))), None)
+        if group is not None:
+            out[proc.pid] = (group, t.user + t.system)
+    times = psutil.cpu_times()
+    return CpuSnapshot(out, sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
+def cpu_between(start: CpuSnapshot, end: CpuSnapshot) -> dict[str, float]:
+    """CPU seconds of each group over the window, ``"all"`` (their sum) and ``"machine"``
+    (every process, from ``/proc/stat``). Per process: one started in the window counts whole;
+    one that ended in it is left out (a pid's own counters die with it), so a group never goes
+    negative when short-lived processes come and go."""
+    out = dict.fromkeys(CPU_GROUPS, 0.0)
+    for pid, (group, seconds) in end.processes.items():
+        before = start.processes.get(pid)
+        out[group] += seconds - (before[1] if before is not None and before[0] == group else 0.0)
+    out["all"] = sum(out[g] for g in CPU_GROUPS)
+    out["machine"] = end.machine - start.machine
+    return out
 
 
 def role_of(argv: object) -> str:
@@ -195,11 +264,12 @@ class _Children:
 
 
 class _Embedded(_Children):
-    """``workup up`` as one child."""
+    """``workup up`` as one child (its own children under it)."""
+    up_args: list[str] = []
 
     def _start(self) -> System:
         port = _free_port()
-        self.spawn("up", "--port", str(port), "--media-port", str(_free_port()))
+        self.spawn("up", "--port", str(port), "--media-port", str(_free_port()), *self.up_args)
         system = self.system(port, "up")
         self.wait_until(lambda: _healthy(system.base_url), system, "workup up (GET /health)")
         return system
@@ -244,9 +314,11 @@ class _Split(_Children):
 
 
 def start_embedded(*, startup_timeout: float = 180.0, extra_env: Mapping[str, str] | None = None,
-                   keep_data: bool = False) -> _Children:
-    """``with start_embedded() as system:`` runs ``workup up`` for the block."""
-    return _Embedded(startup_timeout=startup_timeout, extra_env=extra_env or {}, keep_data=keep_data)
+                   keep_data: bool = False, up_args: list[str] | None = None) -> _Children:
+    """``with start_embedded() as system:`` runs ``workup up`` (with ``up_args``) for the block."""
+    children = _Embedded(startup_timeout=startup_timeout, extra_env=extra_env or {}, keep_data=keep_data)
+    children.up_args = list(up_args or [])
+    return children
 
 
 def start_split(*, gateways: int, workers: int, startup_timeout: float = 180.0,

@@ -211,9 +211,22 @@ def _refuse_quoted_money(tp: Any, raw: Any, path: str) -> None:
                 for i, element in enumerate(raw):
                     _refuse_quoted_money(item, element, f"{path}[{i}]")
         elif isinstance(t, type) and issubclass(t, msgspec.Struct) and isinstance(raw, dict):
-            for f in msgspec.structs.fields(t):
-                if f.encode_name in raw and _has_money(f.type):
-                    _refuse_quoted_money(f.type, raw[f.encode_name], f"{path}.{f.encode_name}")
+            for name, field_type in _money_fields(t):
+                if name in raw:
+                    _refuse_quoted_money(field_type, raw[name], f"{path}.{name}")
+
+
+_struct_money: dict[type, tuple[tuple[str, Any], ...]] = {}
+
+
+def _money_fields(t: type) -> tuple[tuple[str, Any], ...]:
+    """(JSON name, type) of the fields of struct ``t`` that hold money somewhere, once per type:
+    ``msgspec.structs.fields`` evaluates the annotations again on every call."""
+    found = _struct_money.get(t)
+    if found is None:
+        found = _struct_money[t] = tuple((f.encode_name, f.type) for f in msgspec.structs.fields(t)
+                                         if _has_money(f.type))
+    return found
 
 
 _query_lists: dict[Any, frozenset[str]] = {}

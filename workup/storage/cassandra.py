@@ -10,6 +10,8 @@ from .table import Row, Table, _insert_sql, _qualified, _select_sql, _where
 
 __all__ = ["CassandraDb", "keyspace_name"]
 
+_BULK = 100   # statements per unlogged batch of upsert_bulk (well under batch_size_fail_threshold)
+
 
 class CassandraDb:
     """A scylla-driver session on one keyspace, bridged to trio: statements go out through the
@@ -155,6 +157,29 @@ class CassandraDb:
     async def upsert_together(self, writes: Sequence[tuple[Table, Row]]) -> None:
         if writes:
             await self._logged_batch([(_insert_sql(self._t(t), r), list(r.values())) for t, r in writes])
+
+    async def upsert_bulk(self, writes: Sequence[tuple[Table, Row]]) -> None:
+        from cassandra.query import BatchStatement, BatchType
+
+        # rows of one partition go in one unlogged batch (one mutation for the replica); rows
+        # alone in their partition are chunked together (the coordinator fans them out)
+        partitions: dict[tuple[Any, ...], list[tuple[str, list[Any]]]] = {}
+        for table, row in writes:
+            key = (table.name, *(row[c] for c in table.partition))
+            partitions.setdefault(key, []).append((_insert_sql(self._t(table), row), list(row.values())))
+        shared = [rows for rows in partitions.values() if len(rows) > 1]
+        single = [rows[0] for rows in partitions.values() if len(rows) == 1]
+        chunks = [rows[i:i + _BULK] for rows in shared for i in range(0, len(rows), _BULK)]
+        chunks += [single[i:i + _BULK] for i in range(0, len(single), _BULK)]
+
+        async def send(chunk: list[tuple[str, list[Any]]]) -> None:
+            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+            for cql, params in chunk:
+                batch.add(await self._stmt(cql), params)
+            await self._send(batch, None)
+        async with trio.open_nursery() as nursery:
+            for chunk in chunks:
+                nursery.start_soon(send, chunk)
 
     async def delete_many(self, table: Table, keys: Sequence[Row]) -> None:
         if keys:

@@ -64,6 +64,9 @@ class SqliteDb:
             statements = [(_insert_sql(t, r, "INSERT OR REPLACE"), list(r.values())) for t, r in writes]
             await self._run(lambda: self._together(statements))
 
+    async def upsert_bulk(self, writes: Sequence[tuple[Table, Row]]) -> None:
+        await self.upsert_together(writes)   # one transaction is SQLite's cheapest bulk write
+
     async def delete_many(self, table: Table, keys: Sequence[Row]) -> None:
         if keys:
             clause, _ = _where(table, keys[0], None)

@@ -69,6 +69,12 @@ class Db(Protocol):
         a lightweight transaction cannot share a batch with other partitions."""
         ...
 
+    async def upsert_bulk(self, writes: Sequence[tuple[Table, Row]]) -> None:
+        """Many upserts for bulk loading (``workup bench corpus``): no atomicity between them,
+        as cheap as the store allows (on Cassandra unlogged batches, one per partition where
+        rows share one, sent concurrently; one transaction on SQLite)."""
+        ...
+
     async def delete_many(self, table: Table, keys: Sequence[Row]) -> None:
         """Deletes of rows that go together (an entity's index rows), like :meth:`upsert_together`."""
         ...

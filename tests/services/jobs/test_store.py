@@ -182,3 +182,34 @@ async def test_outbox_keeps_tombstones_one_hour_on_cassandra(cassandra_hosts):
     finally:
         await db.drop_keyspace()
         await db.aclose()
+
+
+async def test_a_common_word_does_not_drive_the_search(store, monkeypatch):
+    """`search_page` scans the rarest term's partition: with a word every job has and one that
+    1 job in 20 has, a page costs a few point reads per match, not a dozen per match."""
+    from workup.services.jobs.jobs import search_page
+    common, rare = f"common{new_id()[:8]}", f"r{new_id()[:8]}"      # the common word is the longer one
+    jobs = [job(new_id(), 50_000 + i) for i in range(200)]
+    await store.seed_jobs([(j, ["*", common] + ([rare] if i % 20 == 0 else [])) for i, j in enumerate(jobs)])
+    checked: list[int] = []
+    having = store.having_term
+
+    async def counting(term, keys):
+        checked.append(len(keys))
+        return await having(term, keys)
+    monkeypatch.setattr(store, "having_term", counting)
+    page = await search_page(store, [common, rare], 5, None)
+    assert [j.id for j in page.jobs] == [j.id for i, j in reversed(list(enumerate(jobs))) if i % 20 == 0][:5]
+    assert sum(checked) <= 6, checked          # driven by the common word: 6 + 12 + ... + 96
+
+
+async def test_seed_jobs_in_bulk_reads_like_created_jobs(store):
+    """More jobs than one unlogged batch holds: each is readable by id, by client and by term."""
+    from workup.services.jobs.jobs import search_page
+    client, term = new_id(), f"s{new_id()[:8]}"
+    jobs = [job(client, 70_000 + i) for i in range(250)]
+    await store.seed_jobs([(j, ["*", term]) for j in jobs])
+    assert await store.get_job(jobs[123].id) == jobs[123]
+    assert [j.id for j in await store.jobs_of_client(client)] == [j.id for j in reversed(jobs)]
+    assert len(await store.scan_index(term, None, 1000)) == 250
+    assert [j.id for j in (await search_page(store, [term], 3, None)).jobs] == [j.id for j in jobs[::-1][:3]]

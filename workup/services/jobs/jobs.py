@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import trio
+
 from ...messages.jobs import BrowseJobs, CreateJob, GetJob, GetMyJobs, Job, JobPage, SearchJobs, job_cache_key
 from ...problems import ProblemError, not_found
 from ...runtime.readcache import fill_soon
@@ -66,18 +68,16 @@ def _after(state: str | None) -> tuple[int, str] | None:
 
 
 async def search_page(store: JobsStore, terms: list[str], limit: int, state: str | None) -> JobPage:
-    """Active jobs indexed under every term, newest first, after the paging state. The first
+    """Active jobs indexed under every term, newest first, after the paging state. The rarest
     term's index partition drives the scan; the others are checked by point reads of theirs.
     The paging state is the last returned (created_ms, id), so pages never repeat or skip a job,
     whatever is created in between (newer jobs sort before the position)."""
-    driver, others = terms[0], terms[1:]
     after = _after(state)
     batch = limit + 1   # enough when nothing is filtered out; grows while filters drop keys
+    driver, keys = await _rarest(store, terms, after, batch)
+    others = [t for t in terms if t != driver]
     found: list[StoredJob] = []
-    while len(found) <= limit:
-        keys = await store.scan_index(driver, after, batch)
-        if not keys:
-            break
+    while keys:
         candidates = keys
         for term in others:
             if candidates:
@@ -85,10 +85,31 @@ async def search_page(store: JobsStore, terms: list[str], limit: int, state: str
         jobs = await store.get_jobs([job_id for _, job_id in candidates])
         found.extend(j for j in jobs if j.active)
         after = keys[-1]
-        if len(keys) < batch:
+        if len(found) > limit or len(keys) < batch:
             break
         batch = min(batch * 2, 512)
+        keys = await store.scan_index(driver, after, batch)
     page = found[:limit]
     more = len(found) > limit
     return JobPage(jobs=[j.listing() for j in page],
                    paging_state=encode_state(page[-1].created_ms, page[-1].id) if more else None)
+
+
+async def _rarest(store: JobsStore, terms: list[str], after: tuple[int, str] | None,
+                  batch: int) -> tuple[str, list[tuple[int, str]]]:
+    """The term whose first ``batch`` index keys reach furthest back (or that has fewer: it ends
+    first), with those keys: the rarest term drives the scan, so a common word in the query
+    (one in every job) does not make each match cost a dozen point reads. Each term's first
+    batch is read at once; one that has none means no job has every term."""
+    if len(terms) == 1:
+        return terms[0], await store.scan_index(terms[0], after, batch)
+    firsts: dict[str, list[tuple[int, str]]] = {}
+
+    async def first(term: str) -> None:
+        firsts[term] = await store.scan_index(term, after, batch)
+    async with trio.open_nursery() as nursery:
+        for term in terms:
+            nursery.start_soon(first, term)
+    # newest first: an older last key means a sparser term; a short batch is the term's end
+    driver = min(terms, key=lambda t: (len(firsts[t]) >= batch, firsts[t][-1] if firsts[t] else (-1, "")))
+    return driver, firsts[driver]

@@ -35,8 +35,8 @@ def job_terms(title: str, description: str, skills: list[str]) -> set[str]:
 
 
 def query_terms(query: str) -> list[str]:
-    """Distinct words of the query, longest first (a long word is usually rarer, so it drives the
-    scan). Empty when the query has no word at all (e.g. "!!")."""
+    """Distinct words of the query, longest first (a long word is usually rarer: it drives the
+    scan when the index cannot tell the terms apart, see ``jobs.search_page``). Empty when the query has no word at all (e.g. "!!")."""
     return sorted(set(words(query)), key=lambda w: (-len(w), w))
 
 

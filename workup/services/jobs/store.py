@@ -152,6 +152,16 @@ class JobsStore:
             + [(JOBS_BY_CLIENT, {"client_id": job.client_id, "created_ms": job.created_ms, "job_id": job.id})])
         return await self.db.insert_if_absent(JOBS, _job_row(job))
 
+    async def seed_jobs(self, jobs: Sequence[tuple[StoredJob, Sequence[str]]]) -> None:
+        """Bulk loading (``workup bench corpus``): the rows :meth:`create_job` writes, without
+        its guarantees (no batch per job, no existence check), for jobs no one reads yet."""
+        writes: list[tuple[Table, dict[str, Any]]] = []
+        for job, terms in jobs:
+            writes += [(JOB_INDEX, {"term": t, "created_ms": job.created_ms, "job_id": job.id}) for t in terms]
+            writes += [(JOBS_BY_CLIENT, {"client_id": job.client_id, "created_ms": job.created_ms, "job_id": job.id}),
+                       (JOBS, _job_row(job))]
+        await self.db.upsert_bulk(writes)
+
     async def get_job(self, job_id: str) -> StoredJob | None:
         rows = await self.db.select(JOBS, {"id": job_id})
         return _job(rows[0]) if rows else None
