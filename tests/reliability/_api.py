@@ -29,9 +29,15 @@ class Tally(msgspec.Struct):
     # a 409 to a write whose effect the read shows applied: a redelivery after a kill answering
     # "differently" (docs/payments.md, Exactly once without a key), by route
     answered_409_applied: dict[str, int] = {}
+    uncertain_writes: dict[str, int] = {}     # "POST /jobs 504": writes whose answer was uncertain
 
     def count(self, what: str) -> None:
         self.by_status[what] = self.by_status.get(what, 0) + 1
+
+
+def _route(path: str) -> str:
+    """``/api/v1/jobs/<id>/proposals`` → ``/jobs/{}/proposals``: ids (32 hex) left out."""
+    return "/".join("{}" if len(p) == 32 else p for p in path.removeprefix(API).split("/"))
 
 
 class Unexpected(Exception):
@@ -50,34 +56,46 @@ class Api:
     async def aclose(self) -> None:
         await self.http.aclose()
 
-    async def once(self, method: str, path: str, *, token: str | None = None, body: object = None,
-                   headers: dict[str, str] | None = None) -> Response | None:
-        """One attempt: the answer, or ``None`` when it is uncertain (counted)."""
+    async def attempt(self, method: str, path: str, *, token: str | None = None, body: object = None,
+                      headers: dict[str, str] | None = None) -> tuple[Response | None, str]:
+        """One request: the answer (``None`` when none came) and its outcome: the status, or
+        ``hang`` (no answer within the client's timeout) or ``connection`` (refused, broken)."""
         self.tally.requests += 1
         t0 = trio.current_time()
         try:
             r = await self.http.request(method, path, body=body, token=token, headers=headers)
         except (HttpError, trio.TooSlowError) as exc:
             self.tally.uncertain += 1
-            self.tally.count(type(exc).__name__)
-            return None
+            outcome = "hang" if isinstance(exc, trio.TooSlowError) else "connection"
+            self.tally.count(outcome)
+            return None, outcome
         finally:
             self.tally.longest_s = max(self.tally.longest_s, trio.current_time() - t0)
         self.tally.count(str(r.status))
         if r.status in RETRYABLE:
             self.tally.uncertain += 1
-            return None
-        return r
+        return r, str(r.status)
+
+    async def once(self, method: str, path: str, *, token: str | None = None, body: object = None,
+                   headers: dict[str, str] | None = None) -> Response | None:
+        """One attempt: the answer, or ``None`` when it is uncertain (no answer, 502/503/504)."""
+        r, _ = await self.attempt(method, path, token=token, body=body, headers=headers)
+        return None if r is None or r.status in RETRYABLE else r
 
     async def send(self, method: str, path: str, expect: int | tuple[int, ...], *, token: str | None = None,
                    body: object = None, idempotent: bool = False, resolve: Resolve | None = None,
-                   key: bool = False) -> Any:
-        """Until a certain answer: its JSON (or text). ``idempotent``: resend as is; ``key``: resend
-        with the same Idempotency-Key; ``resolve``: after an uncertain attempt, a read that returns
+                   key: bool | str = False) -> Any:
+        """Until a certain answer: its JSON (or text). A write keeps one ``X-Request-Id`` over its
+        attempts. ``idempotent``: resend as is; ``key``: resend
+        with the same Idempotency-Key (this one when a string); ``resolve``: after an uncertain attempt, a read that returns
         the result when the write took effect (then it is not sent again); a 409 that the read
         shows applied is counted and taken as the answer."""
         expected = (expect,) if isinstance(expect, int) else expect
-        headers = {"Idempotency-Key": secrets.token_hex(16)} if key else None
+        headers = {"Idempotency-Key": key if isinstance(key, str) else secrets.token_hex(16)} if key else {}
+        if method != "GET":
+            # one request id for every attempt: a service derives what it creates from it and answers
+            # a repeat with the first answer (docs/payments.md, Exactly once without a key)
+            headers["X-Request-Id"] = secrets.token_hex(16)
         deadline = trio.current_time() + self.give_up_after
         uncertain = False
         while True:
@@ -86,11 +104,11 @@ class Api:
                 if found is not None:
                     self.tally.resolved_by_read += 1
                     return found
-            r = await self.once(method, path, token=token, body=body, headers=headers)
-            if r is not None:
+            r, outcome = await self.attempt(method, path, token=token, body=body, headers=headers)
+            if r is not None and r.status not in RETRYABLE:
                 if r.status == 409 and 409 not in expected and resolve is not None \
                         and (found := await resolve()) is not None:
-                    route = path.rsplit("/", 1)[-1]
+                    route = _route(path)
                     self.tally.answered_409_applied[route] = self.tally.answered_409_applied.get(route, 0) + 1
                     return found
                 if r.status not in expected:
@@ -103,7 +121,12 @@ class Api:
             if trio.current_time() > deadline:
                 raise Unexpected(f"{method} {path}: no certain answer within {self.give_up_after:.0f} s")
             uncertain = True
-            await trio.sleep(0.3)
+            if method != "GET":
+                what = f"{method} {_route(path)} {outcome}"
+                self.tally.uncertain_writes[what] = self.tally.uncertain_writes.get(what, 0) + 1
+            # after a 504 (or no answer) the command may still be running: the worker drops only
+            # work whose deadline passed before it began; give it time before reading the outcome
+            await trio.sleep(0.3 if outcome in ("503", "connection") else 5.0)
 
     async def get(self, path: str, token: str) -> Any:
         return await self.send("GET", path, 200, token=token, idempotent=True)

@@ -4,7 +4,7 @@ given servers, each store under a name of this run's own that :meth:`Stores.drop
 
 Servers default to the shared dev services (``tests/conftest.py``); a run that stops one passes
 its private instance instead (``tests/amqp/_private_broker.py``, ``tests/cache/_private_redis.py``,
-``_private_postgres.py``), so the shared ones are never stopped.
+``_private_stores.py``), so the shared ones are never stopped.
 """
 
 from __future__ import annotations
