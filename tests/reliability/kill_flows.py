@@ -16,7 +16,7 @@ the killed child; the broker redelivers what it held.
 A client retries an uncertain answer (502/503/504, timeout) with the same ``Idempotency-Key``
 (deposit, withdraw, pay) or, for the other writes, after a read shows it was not applied
 (``_api.py``). Checked at the end, per flow: one job, one proposal ACCEPTED, one contract COMPLETED
-with every milestone PAID (a listing that repeats it is counted apart, in ``listed_twice``), one PAID payment request and one payment transaction per milestone, the
+with every milestone PAID (a listing that repeats a job or contract is counted apart, in ``listed_twice``), one PAID payment request and one payment transaction per milestone, the
 client's ledger one CREDIT (the deposit) and one DEBIT per milestone with balance 0, the freelancer's
 one CREDIT per milestone (and one DEBIT for the withdrawal) with the right balance; over all flows,
 the sum of the wallets plus the withdrawals equals the deposits. Exit 1 when any check fails.
@@ -60,8 +60,9 @@ class Figures(msgspec.Struct):
     money_conserved: bool = False
     seconds: float = 0.0
     slowest_relay_s: dict[str, float] = {}        # answer → the next step seen, worst case
-    # one contract, more than one row in its parties' listing: the contracts_by_party index row is
-    # written with the time of each attempt of contracts.CreateContract (reported, not a failure)
+    # one job or contract, more than one row in its owner's listing: the jobs_by_client and
+    # contracts_by_party index rows are written with the time of each attempt of jobs.CreateJob and
+    # contracts.CreateContract (reported, not a failure)
     listed_twice: list[str] = []
     tally: Tally = msgspec.field(default_factory=Tally)
 
@@ -216,8 +217,10 @@ async def verify(api: Api, o: Outcome, listed_twice: list[str]) -> list[str]:
     """Every effect of one flow exactly once (see the module docstring); what is wrong."""
     wrong: list[str] = []
     jobs = await api.get(f"{API}/jobs/me", o.client)
-    if [j["id"] for j in jobs] != [o.job_id]:
-        wrong.append(f"{len(jobs)} jobs")
+    if {j["id"] for j in jobs} != {o.job_id}:
+        wrong.append(f"jobs {[j['id'] for j in jobs]}, expected only {o.job_id}")
+    elif len(jobs) > 1:
+        listed_twice.append(f"job {o.job_id} listed {len(jobs)} times by GET /jobs/me")
     proposals = await api.get(f"{API}/jobs/{o.job_id}/proposals", o.client)
     if [p["status"] for p in proposals] != ["ACCEPTED"]:
         wrong.append(f"proposals {[p['status'] for p in proposals]}")

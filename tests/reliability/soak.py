@@ -86,7 +86,7 @@ def summarise(report: dict, figures: Figures) -> Figures:
     return figures
 
 
-def measure(*, soak: float, duration: float, out: Path, p99_bound: float = 1000.0,
+def measure(*, soak: float, duration: float, out: Path, p99_bound: float = 1000.0, share: float = 0.8,
             servers: Servers | None = None) -> Figures:
     figures = Figures(load_before=_load(), report=str(out))
     stores = Stores(servers or Servers.shared(), "relsoak")
@@ -96,7 +96,7 @@ def measure(*, soak: float, duration: float, out: Path, p99_bound: float = 1000.
         env.update(stores.env())
         argv = [sys.executable, "-m", "workup", "bench", "mix", "--gateways", "1", "--workers", "2",
                 "--rate", "2..400", "--rate-factor", "1.5", "--p99-bound", str(p99_bound), "--duration", str(duration),
-                "--soak", str(soak), "--out", str(out)]
+                "--soak", str(soak), "--soak-share", str(share), "--out", str(out)]
         run = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=soak + 1800)
         (out / "bench-output.txt").write_text(run.stdout + run.stderr)
         figures.load_after = _load()
