@@ -10,7 +10,7 @@ from openapi_spec_validator import validate
 from quart import Blueprint
 
 from workup.gateway.routes import SERVICE_ROUTES
-from workup.gateway.routing import ANY, CALLER, Body, CacheKey, Query, Route, mount
+from workup.gateway.routing import ANY, CALLER, Body, CacheKey, ProblemError, Query, Route, mount, path_id
 from workup.messages._base import Message
 
 from ._serve import make_app, served
@@ -86,6 +86,27 @@ async def test_probed_details(doc):
     # an any() converter is written out per choice
     assert "/api/v1/things/mine/all" in doc["paths"] and "/api/v1/things/theirs/all" in doc["paths"]
     assert doc["paths"]["/api/v1/things/mine/all"]["get"]["x-roles"] == ["CLIENT", "FREELANCER", "ADMIN"]
+
+
+async def test_path_ids_declare_the_rule_the_gateway_checks(doc):
+    """A documented id pattern that disagrees with ``path_id`` is what schemathesis calls a
+    validation mismatch: each sample must be accepted by both or refused by both."""
+    (param,) = doc["paths"]["/api/v1/things/{thing_id}"]["post"]["parameters"]
+    # JSON Schema's `$` (ECMA 262) is the very end; Python's also matches before a final newline
+    pattern = param["schema"]["pattern"].replace("$", r"\Z")
+    samples = ["0" * 32, "ABCDEF0123456789abcdef0123456789", "01234567-89ab-cdef-0123-456789abcdef",
+               "", "0" * 31, "0" * 33, "g" * 32, "01234567-89ab-cdef-0123-456789abcdef0", "x" + "0" * 32,
+               "01234567-89abcdef-0123-456789abcdef", " " + "0" * 32, "0" * 32 + "\n"]
+    for sample in samples:
+        documented = re.search(pattern, sample) is not None
+        try:
+            path_id(sample)
+            accepted = True
+        except ProblemError as exc:
+            assert exc.status == 400
+            accepted = False
+        assert documented == accepted, (sample, pattern)
+    assert sum(re.search(pattern, s) is not None for s in samples) == 3
 
 
 async def test_every_declared_route_of_every_service_is_documented(doc):

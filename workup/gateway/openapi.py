@@ -28,7 +28,7 @@ from ..messages.payments import MAX_IDEMPOTENCY_KEY
 from ..problems import Problem
 from .app import REQUEST_ID_PATTERN
 from .routes.payments import IDEMPOTENCY_HEADER, idempotent
-from .routing import Body, Hook, Mounted, PlainText, Query, mounted_routes
+from .routing import PATH_ID_PATTERN, Body, Hook, Mounted, PlainText, Query, mounted_routes
 
 __all__ = ["openapi_document", "openapi_path", "route_lists", "with_route_lists"]
 
@@ -137,9 +137,14 @@ def _operation(mounted: Mounted, template: str, schemas: _Schemas,
     for m in _RULE_ARG.finditer(route.path):
         if m.group("conv") == "any":
             continue
-        params.append({"name": m.group("name"), "in": "path", "required": True, "schema": {"type": "string"},
-                       "description": "A UUID: 32 hexadecimal digits, hyphenated 8-4-4-4-12 or not"})
-        errors |= {400, 404}
+        if m.group("name") in route.ids:   # the exact rule path_id checks, so no valid id is refused
+            params.append({"name": m.group("name"), "in": "path", "required": True,
+                           "schema": {"type": "string", "pattern": PATH_ID_PATTERN},
+                           "description": "A UUID: 32 hexadecimal digits, hyphenated 8-4-4-4-12 or not"})
+            errors |= {400, 404}
+        else:
+            params.append({"name": m.group("name"), "in": "path", "required": True, "schema": {"type": "string"}})
+            errors.add(404)
     if route.roles is None:
         op["security"] = []
         about.append("Public route (a token, if sent, must be valid).")
