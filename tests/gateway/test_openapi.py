@@ -7,9 +7,12 @@ import re
 
 import pytest
 from openapi_spec_validator import validate
-from quart import Blueprint
+from quart import Blueprint, Quart
 
+from workup.gateway.openapi import IDEMPOTENCY_KEY_PATTERN
 from workup.gateway.routes import SERVICE_ROUTES
+from workup.gateway.routes.payments import IDEMPOTENCY_HEADER, idempotency_key
+from workup.messages.payments import MAX_IDEMPOTENCY_KEY
 from workup.gateway.routing import ANY, CALLER, Body, CacheKey, ProblemError, Query, Route, mount, path_id
 from workup.messages._base import Message
 
@@ -107,6 +110,28 @@ async def test_path_ids_declare_the_rule_the_gateway_checks(doc):
             accepted = False
         assert documented == accepted, (sample, pattern)
     assert sum(re.search(pattern, s) is not None for s in samples) == 3
+
+
+async def test_the_idempotency_key_declares_the_rule_the_gateway_checks():
+    """Every key the documented schema allows is taken by the gateway's own check, and every one
+    it refuses is refused (schemathesis's "validation mismatch" on pay, found with the path ids)."""
+    pattern = IDEMPOTENCY_KEY_PATTERN.replace("$", r"\Z")   # ECMA's `$`, as above
+    app = Quart(__name__)
+    samples = ["k", "order-42", "a b", "caf\u00e9 \u00ff", "x" * MAX_IDEMPOTENCY_KEY, "!~", " k", "k ", " ",
+               "x" * (MAX_IDEMPOTENCY_KEY + 1), "a\tb", "a\x7fb", "a\u00a0b", "a\u00adb", "a\x85b", "\u00a0"]
+    outcomes = []
+    for sample in samples:
+        documented = re.search(pattern, sample) is not None and len(sample) <= MAX_IDEMPOTENCY_KEY
+        async with app.test_request_context("/", headers={IDEMPOTENCY_HEADER: sample}):
+            try:
+                accepted = idempotency_key() == sample
+            except ProblemError as exc:
+                assert exc.status == 400
+                accepted = False
+        outcomes.append(accepted)
+        if sample.strip() == sample:   # the gateway trims what HTTP would have trimmed already
+            assert documented == accepted, (sample, pattern)
+    assert outcomes.count(True) >= 6
 
 
 async def test_every_declared_route_of_every_service_is_documented(doc):
