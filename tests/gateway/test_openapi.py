@@ -7,10 +7,13 @@ import re
 
 import pytest
 from openapi_spec_validator import validate
-from quart import Blueprint
+from quart import Blueprint, Quart
 
+from workup.gateway.openapi import IDEMPOTENCY_KEY_PATTERN
 from workup.gateway.routes import SERVICE_ROUTES
-from workup.gateway.routing import ANY, CALLER, Body, CacheKey, Query, Route, mount
+from workup.gateway.routes.payments import IDEMPOTENCY_HEADER, idempotency_key
+from workup.messages.payments import MAX_IDEMPOTENCY_KEY
+from workup.gateway.routing import ANY, CALLER, Body, CacheKey, ProblemError, Query, Route, mount, path_id
 from workup.messages._base import Message
 
 from ._serve import make_app, served
@@ -86,6 +89,49 @@ async def test_probed_details(doc):
     # an any() converter is written out per choice
     assert "/api/v1/things/mine/all" in doc["paths"] and "/api/v1/things/theirs/all" in doc["paths"]
     assert doc["paths"]["/api/v1/things/mine/all"]["get"]["x-roles"] == ["CLIENT", "FREELANCER", "ADMIN"]
+
+
+async def test_path_ids_declare_the_rule_the_gateway_checks(doc):
+    """A documented id pattern that disagrees with ``path_id`` is what schemathesis calls a
+    validation mismatch: each sample must be accepted by both or refused by both."""
+    (param,) = doc["paths"]["/api/v1/things/{thing_id}"]["post"]["parameters"]
+    # JSON Schema's `$` (ECMA 262) is the very end; Python's also matches before a final newline
+    pattern = param["schema"]["pattern"].replace("$", r"\Z")
+    samples = ["0" * 32, "ABCDEF0123456789abcdef0123456789", "01234567-89ab-cdef-0123-456789abcdef",
+               "", "0" * 31, "0" * 33, "g" * 32, "01234567-89ab-cdef-0123-456789abcdef0", "x" + "0" * 32,
+               "01234567-89abcdef-0123-456789abcdef", " " + "0" * 32, "0" * 32 + "\n"]
+    for sample in samples:
+        documented = re.search(pattern, sample) is not None
+        try:
+            path_id(sample)
+            accepted = True
+        except ProblemError as exc:
+            assert exc.status == 400
+            accepted = False
+        assert documented == accepted, (sample, pattern)
+    assert sum(re.search(pattern, s) is not None for s in samples) == 3
+
+
+async def test_the_idempotency_key_declares_the_rule_the_gateway_checks():
+    """Every key the documented schema allows is taken by the gateway's own check, and every one
+    it refuses is refused (schemathesis's "validation mismatch" on pay, found with the path ids)."""
+    pattern = IDEMPOTENCY_KEY_PATTERN.replace("$", r"\Z")   # ECMA's `$`, as above
+    app = Quart(__name__)
+    samples = ["k", "order-42", "a b", "caf\u00e9 \u00ff", "x" * MAX_IDEMPOTENCY_KEY, "!~", " k", "k ", " ",
+               "x" * (MAX_IDEMPOTENCY_KEY + 1), "a\tb", "a\x7fb", "a\u00a0b", "a\u00adb", "a\x85b", "\u00a0"]
+    outcomes = []
+    for sample in samples:
+        documented = re.search(pattern, sample) is not None and len(sample) <= MAX_IDEMPOTENCY_KEY
+        async with app.test_request_context("/", headers={IDEMPOTENCY_HEADER: sample}):
+            try:
+                accepted = idempotency_key() == sample
+            except ProblemError as exc:
+                assert exc.status == 400
+                accepted = False
+        outcomes.append(accepted)
+        if sample.strip() == sample:   # the gateway trims what HTTP would have trimmed already
+            assert documented == accepted, (sample, pattern)
+    assert outcomes.count(True) >= 6
 
 
 async def test_every_declared_route_of_every_service_is_documented(doc):

@@ -12,8 +12,9 @@ import trio.testing
 
 from workup.problems import ProblemError
 from workup.runtime.outbox import (
-    EVENT, MAX_BACKOFF, MAX_DELAY, POLL_INTERVAL, Bell, EventCheck, EventIntent, Intent, Relay, RetryLater,
-    RowOutbox, Schedule, drop_event, event_step, intend_event, next_step, next_wait, publish_event)
+    EVENT, JITTER, MAX_BACKOFF, MAX_DELAY, POLL_INTERVAL, TRANSIENT_DELAY, Bell, EventCheck, EventIntent, Intent, Relay, RetryLater,
+    RowOutbox, Schedule, drop_event, event_step, intend_event, next_step, next_wait, publish_event, transient)
+from workup.transport import DeadlineExceeded, NoResponder
 from workup.runtime.service import Service
 
 
@@ -38,8 +39,50 @@ def test_everything_else_is_retried_with_exponential_backoff(error):
 
 
 def test_the_retry_delay_is_bounded():
-    assert next_step(ProblemError(503, "down"), 7) == ("retry", MAX_DELAY)
-    assert next_step(ProblemError(503, "down"), 1000) == ("retry", MAX_DELAY)
+    assert next_step(ProblemError(500, "bug"), 7) == ("retry", MAX_DELAY)
+    assert next_step(ProblemError(500, "bug"), 1000) == ("retry", MAX_DELAY)
+    assert next_step(RuntimeError("connection reset"), 5000) == ("retry", MAX_DELAY)
+
+
+_AWAY = [ProblemError(408, "late"), ProblemError(429, "slow down"), ProblemError(502, "bad gateway"),
+         ProblemError(503, "down"), ProblemError(504, "late"), RetryLater("cache away"), DeadlineExceeded(),
+         NoResponder(), ConnectionResetError(), OSError("unreachable"), trio.BrokenResourceError(),
+         trio.ClosedResourceError(), trio.TooSlowError()]
+
+
+@pytest.mark.parametrize("error", _AWAY)
+def test_a_peer_that_is_away_is_retried_within_a_few_seconds(error):
+    # a restarting worker is back within seconds: pay -> milestone PAID waited over a minute
+    assert transient(error)
+    assert [next_step(error, n)[1] for n in range(8)] == [0.5, 1.0, 2.0, TRANSIENT_DELAY, TRANSIENT_DELAY,
+                                                          TRANSIENT_DELAY, TRANSIENT_DELAY, TRANSIENT_DELAY]
+    assert next_step(error, 10_000) == ("retry", TRANSIENT_DELAY)
+    assert TRANSIENT_DELAY * (1 + JITTER) <= 5.0   # "a few seconds", jitter included
+
+
+@pytest.mark.parametrize("error", [ProblemError(500, "bug"), ProblemError(501, "no"), RuntimeError("bug"),
+                                   KeyError("x"), ValueError("bad")])
+def test_a_failure_that_is_not_an_absence_keeps_backing_off_to_the_long_ceiling(error):
+    assert not transient(error)
+    assert [next_step(error, n)[1] for n in range(8)] == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, MAX_DELAY]
+
+
+@pytest.mark.parametrize("error", [ProblemError(503, "down"), ProblemError(500, "bug")])
+@pytest.mark.parametrize("attempts", [0, 3, 9])
+def test_jitter_spreads_retries_within_its_bounds(error, attempts):
+    exact = next_step(error, attempts)[1]
+    low, high = next_step(error, attempts, 0.0)[1], next_step(error, attempts, 1.0)[1]
+    assert low == pytest.approx(exact * (1 - JITTER)) and high == pytest.approx(exact * (1 + JITTER))
+    assert next_step(error, attempts, -3.0)[1] == low and next_step(error, attempts, 7.0)[1] == high
+    delays = [next_step(error, attempts, j / 10)[1] for j in range(11)]
+    assert delays == sorted(delays) and len(set(delays)) == 11
+    # the cap holds with jitter, so a dead peer is tried at most once per TRANSIENT_DELAY * (1 - JITTER)
+    assert all(low <= d <= high for d in delays)
+
+
+def test_final_refusals_and_success_ignore_jitter():
+    assert next_step(ProblemError(404, "gone"), 3, 0.0) == ("dead", 0.0)
+    assert next_step(None, 3, 1.0) == ("done", 0.0)
 
 
 # --- next_wait --------------------------------------------------------------------------------
@@ -231,6 +274,31 @@ async def test_run_wakes_on_the_bell_and_survives_a_failing_scan():
             await done.wait()
         n.cancel_scope.cancel()
     assert calls[0] >= 2
+
+
+async def test_run_retries_an_absent_peer_when_due_not_at_the_backed_off_scan_pace():
+    """The scans back off to 2 x poll (20 s here) after a failure; an intent the loop retried is
+    nevertheless tried again when its own (short, transient) delay is over."""
+    rows = Rows()
+    await rows.add("k", "x", 0)
+    relay, _, _ = _relay(rows, poll=10.0)
+    attempts: list[float] = []
+    done = trio.Event()
+
+    @relay.step("k")
+    async def step(rt, intent):
+        attempts.append(trio.current_time())
+        if len(attempts) < 3:
+            raise ProblemError(503, "the peer is restarting")
+        done.set()
+
+    async with trio.open_nursery() as n:
+        n.start_soon(relay.run, Rt(None))
+        with trio.fail_after(1.5 * (1 + JITTER) + 2):   # 0.5 s + 1 s of delays, jittered, plus slack
+            await done.wait()
+        n.cancel_scope.cancel()
+    gaps = [b - a for a, b in zip(attempts, attempts[1:])]
+    assert len(attempts) == 3 and gaps[0] >= 0.5 * (1 - JITTER) - 0.05 and gaps[1] >= 1.0 * (1 - JITTER) - 0.05
 
 
 # --- event intents ----------------------------------------------------------------------------

@@ -28,20 +28,27 @@ from ..messages.payments import MAX_IDEMPOTENCY_KEY
 from ..problems import Problem
 from .app import REQUEST_ID_PATTERN
 from .routes.payments import IDEMPOTENCY_HEADER, idempotent
-from .routing import Body, Hook, Mounted, PlainText, Query, mounted_routes
+from .routing import PATH_ID_PATTERN, Body, Hook, Mounted, PlainText, Query, mounted_routes
 
-__all__ = ["openapi_document", "openapi_path", "route_lists", "with_route_lists"]
+__all__ = ["openapi_document", "openapi_path", "route_lists", "with_route_lists", "IDEMPOTENCY_KEY_PATTERN"]
 
 _RULE_ARG = re.compile(r"<(?:(?P<conv>[^:<>()]+)(?:\((?P<args>[^)]*)\))?:)?(?P<name>\w+)>")
 _PROBLEM_JSON = "application/problem+json"
 _REQUEST_ID_HEADER = {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}}
 _RETRY_AFTER_HEADER = {"Retry-After": {"$ref": "#/components/headers/Retry-After"}}
 
+# What routes/payments.py's idempotency_key accepts (printable, not blank) among the characters a
+# header carries (Latin-1): no C0/C1 control, no DEL, no no-break or soft hyphen, and not starting
+# or ending with a space; so schemathesis's generated keys are the ones the gateway takes.
+_KEY_CHAR = "!-~\u00a1-\u00ac\u00ae-\u00ff"
+IDEMPOTENCY_KEY_PATTERN = f"^[{_KEY_CHAR}](?:[ {_KEY_CHAR}]*[{_KEY_CHAR}])?$"
+
 # the request headers a route's hook reads (a hook is code, so the table says it here)
 _HOOK_HEADERS: dict[Hook, list[dict[str, Any]]] = {
     idempotent: [{
         "name": IDEMPOTENCY_HEADER, "in": "header", "required": False,
-        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY,
+                   "pattern": IDEMPOTENCY_KEY_PATTERN},
         "description": ("Any printable text you choose for this operation. The first answer for a key, "
                         "whatever its status, is stored and returned to every retry with that key by the "
                         "same user on the same route for at least 24 hours; the money moves once."),
@@ -137,9 +144,14 @@ def _operation(mounted: Mounted, template: str, schemas: _Schemas,
     for m in _RULE_ARG.finditer(route.path):
         if m.group("conv") == "any":
             continue
-        params.append({"name": m.group("name"), "in": "path", "required": True, "schema": {"type": "string"},
-                       "description": "A UUID: 32 hexadecimal digits, hyphenated 8-4-4-4-12 or not"})
-        errors |= {400, 404}
+        if m.group("name") in route.ids:   # the exact rule path_id checks, so no valid id is refused
+            params.append({"name": m.group("name"), "in": "path", "required": True,
+                           "schema": {"type": "string", "pattern": PATH_ID_PATTERN},
+                           "description": "A UUID: 32 hexadecimal digits, hyphenated 8-4-4-4-12 or not"})
+            errors |= {400, 404}
+        else:
+            params.append({"name": m.group("name"), "in": "path", "required": True, "schema": {"type": "string"}})
+            errors.add(404)
     if route.roles is None:
         op["security"] = []
         about.append("Public route (a token, if sent, must be valid).")

@@ -50,7 +50,7 @@ from .throttle import Kind
 
 __all__ = [
     "Route", "Body", "Query", "NoBody", "CacheKey", "CALLER", "ANY", "PlainText", "Hook", "RouteCall",
-    "Mounted", "mount", "mounted_routes", "path_id", "id_name",
+    "Mounted", "mount", "mounted_routes", "path_id", "id_name", "PATH_ID_PATTERN",
     "current_caller", "require_role", "require_auth", "json_body", "query_params",
     "call", "respond", "forward", "cached_forward", "ProblemError",
     "issue_token", "account_closed", "throttled", "request_id", "ANONYMOUS",
@@ -322,6 +322,8 @@ async def cached_forward(key: str, command: str, request: msgspec.Struct) -> Res
 # and the command gets the services' form. Anything else is the same 400 everywhere, before any
 # service is asked; a well-formed id that names nothing is the service's 404.
 _PATH_ID = re.compile(r"[0-9a-fA-F]{32}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+# the same rule for /openapi.json (JSON Schema patterns are unanchored searches)
+PATH_ID_PATTERN = f"^(?:{_PATH_ID.pattern})$"
 
 
 def path_id(value: str, name: str = "id") -> str:

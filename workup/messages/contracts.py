@@ -30,6 +30,9 @@ class CreateContract(Message):
     client_id: str
     freelancer_id: str
     milestones: list[MilestoneSpec]
+    # when the proposal was accepted (unix ms): the contract's creation time, the same on every
+    # attempt, so a retry writes the very same index rows; 0 = not said, the time of the attempt
+    accepted_ms: int = 0
 
 
 class ContractRef(Message):

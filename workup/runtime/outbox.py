@@ -22,6 +22,7 @@ One mechanism for every service:
 from __future__ import annotations
 
 import logging
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Generic, Literal, Protocol, Sequence, TypeVar
@@ -31,10 +32,12 @@ import trio
 
 from ..problems import ProblemError
 from ..ids import new_id, now_ms, rfc3339
+from ..transport import DeadlineExceeded, NoResponder
 from .service import Runtime
 
 __all__ = ["Intent", "Outbox", "IntentLog", "IntentRows", "RowOutbox", "Schedule", "RetryLater", "Bell",
-           "Relay", "Step", "next_step", "next_wait", "POLL_INTERVAL", "SAFETY_POLL", "MAX_BACKOFF", "MAX_DELAY",
+           "Relay", "Step", "next_step", "next_wait", "transient", "POLL_INTERVAL", "SAFETY_POLL", "MAX_BACKOFF",
+           "MAX_DELAY", "TRANSIENT_DELAY", "JITTER",
            "EVENT", "EventCheck", "EventIntent", "event_step", "intend_event", "publish_event", "drop_event"]
 
 D = TypeVar("D")
@@ -42,7 +45,14 @@ D = TypeVar("D")
 POLL_INTERVAL = 1.0   # seconds between scans when the last one delivered everything
 SAFETY_POLL = 15.0    # a relay woken by its writes: seconds between scans for a gone process's intents
 MAX_BACKOFF = 15.0    # ceiling of the wait between scans while deliveries fail
-MAX_DELAY = 60.0      # ceiling of one intent's retry delay
+MAX_DELAY = 60.0      # ceiling of one intent's retry delay (before jitter)
+# ceiling (before jitter) while the peer is only away: a restarting worker is back within seconds,
+# and a longer wait is pure latency once it is (pay -> milestone PAID waited over a minute)
+TRANSIENT_DELAY = 4.0
+JITTER = 0.2          # a delay is scaled by 1 +- JITTER, so intents failed together do not retry together
+# the peer or the way to it is away, not the request: 5xx of a gateway or a broker-side refusal,
+# timeouts, throttling (rt.call turns NoResponder/DeadlineExceeded into 503/504)
+_TRANSIENT_STATUS = frozenset({408, 429, 502, 503, 504})
 BATCH = 20            # intents of one kind claimed (and attempted concurrently) per scan
 EVENT = "event"
 
@@ -85,16 +95,30 @@ class RetryLater(Exception):
     """A step that reports failure by value (a peer or the cache is away) raises this to be retried."""
 
 
-def next_step(error: BaseException | None, attempts: int) -> tuple[Literal["done", "retry", "dead"], float]:
+def transient(error: BaseException) -> bool:
+    """Whether ``error`` says the peer (or the way to it) is away rather than that the step is wrong."""
+    if isinstance(error, ProblemError):
+        return error.status in _TRANSIENT_STATUS
+    return isinstance(error, (RetryLater, DeadlineExceeded, NoResponder, OSError, trio.BrokenResourceError,
+                              trio.ClosedResourceError, trio.TooSlowError))
+
+
+def next_step(error: BaseException | None, attempts: int,
+              jitter: float = 0.5) -> tuple[Literal["done", "retry", "dead"], float]:
     """``("done", 0)``, ``("retry", delay)`` or ``("dead", 0)`` after one attempt that failed
     ``attempts`` times before. A receiver's 4xx (other than timeout/too-many) will not change on
-    retry: dead; anything else (no responder 503, timeout 504, 5xx, transport or store errors,
-    :class:`RetryLater`) is retried with exponential backoff."""
+    retry: dead; anything else is retried with exponential backoff from 0.5 s, up to
+    :data:`TRANSIENT_DELAY` when the peer is only away (:func:`transient`: 503, 504, 408, 429,
+    502, transport errors, :class:`RetryLater`), up to :data:`MAX_DELAY` otherwise (a 500, a
+    bug). ``jitter`` in [0, 1] (the relay draws it at random) scales the delay by 1 ± :data:`JITTER`;
+    0.5 leaves it exact."""
     if error is None:
         return "done", 0.0
     if isinstance(error, ProblemError) and 400 <= error.status < 500 and error.status not in (408, 429):
         return "dead", 0.0
-    return "retry", min(MAX_DELAY, 0.5 * 2 ** attempts)
+    ceiling = TRANSIENT_DELAY if transient(error) else MAX_DELAY
+    base = min(ceiling, 0.5 * 2 ** min(attempts, 32))   # min: 2 ** 1000 would overflow a float product
+    return "retry", base * (1 + JITTER * (2 * min(max(jitter, 0.0), 1.0) - 1))
 
 
 def next_wait(failed: bool, previous: float, poll: float = POLL_INTERVAL) -> float:
@@ -187,7 +211,8 @@ class Relay(Generic[D]):
             wait = next_wait(failed, wait, self.poll)
             now = trio.current_time()
             retries[:] = [t for t in retries if t > now]
-            deadline = now + wait
+            # an intent this loop retried is tried again when due, however far the scans backed off
+            deadline = min([now + wait, *retries])
             if bell and self.idle_poll is not None and not failed:
                 # woken by the writes: the slow poll, or the first intent this loop knows is due
                 deadline = min([now + self.idle_poll, *retries, *([] if due_in is None else [now + due_in])])
@@ -233,7 +258,7 @@ class Relay(Generic[D]):
             await step.run(rt, intent)
         except Exception as exc:          # noqa: BLE001 - every failure is judged by next_step
             error = exc
-        verdict, delay = next_step(error, intent.attempts)
+        verdict, delay = next_step(error, intent.attempts, random.random())
         outcomes.append(verdict == "done")
         if verdict == "done":
             await outbox.done(intent)

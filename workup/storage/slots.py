@@ -13,7 +13,7 @@ from typing import Awaitable, Callable, Literal
 
 from .table import Db, Row, Table
 
-__all__ = ["claim_slot", "slot_table", "GRACE_MS", "HolderState"]
+__all__ = ["claim_slot", "claim_slot_at", "slot_table", "GRACE_MS", "HolderState"]
 
 GRACE_MS = 60_000   # longer than any request deadline
 HolderState = Literal["live", "done", "missing"]
@@ -27,21 +27,28 @@ async def claim_slot(db: Db, table: Table, key: Row, holder_column: str, mine: s
                      state: Callable[[str], Awaitable[HolderState]]) -> str:
     """Reserve the slot at ``key`` for ``mine``; returns the id holding it afterwards (``mine``
     when it was ours to take)."""
+    return (await claim_slot_at(db, table, key, holder_column, mine, now, state))[0]
+
+
+async def claim_slot_at(db: Db, table: Table, key: Row, holder_column: str, mine: str, now: int,
+                        state: Callable[[str], Awaitable[HolderState]]) -> tuple[str, int]:
+    """:func:`claim_slot`, with when the holder claimed the slot: for a redelivered request, the
+    first attempt's ``now``, a time every attempt of one request agrees on."""
     for _ in range(3):   # each round either decides or saw the slot change under it
         if await db.insert_if_absent(table, {**key, holder_column: mine, "claimed_ms": now}):
-            return mine
+            return mine, now
         rows = await db.select(table, key)
         if not rows:
             continue
         holder, claimed = rows[0][holder_column], rows[0]["claimed_ms"] or 0
         if holder == mine:
-            return mine   # a redelivered request
+            return mine, claimed   # a redelivered request
         if holder is not None:
             seen = await state(holder)
             if seen == "live" or (seen == "missing" and now - claimed < GRACE_MS):
-                return holder
+                return holder, claimed
         if await db.update_if(table, key, {holder_column: mine, "claimed_ms": now},
                               {holder_column: holder, "claimed_ms": rows[0]["claimed_ms"]}):
-            return mine
+            return mine, now
     rows = await db.select(table, key)
-    return rows[0][holder_column] if rows and rows[0][holder_column] else mine
+    return (rows[0][holder_column], rows[0]["claimed_ms"] or 0) if rows and rows[0][holder_column] else (mine, now)

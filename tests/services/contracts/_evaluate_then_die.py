@@ -29,10 +29,15 @@ async def _then_die(self: CassandraDb, table: Table, key: Row, changes: Row, exp
     return applied
 
 
-async def main(hosts: str, keyspaces: str, amqp_url: str, prefix: str, data_dir: str) -> None:
-    CassandraDb.update_if_then = _then_die    # type: ignore[method-assign]
+async def serve_contracts(hosts: str, keyspaces: str, amqp_url: str, prefix: str, data_dir: str) -> None:
+    """The contracts instance of the children that die (this one and ``_create_then_die.py``)."""
     await serve_alone(service, Settings(data_dir=data_dir, cassandra_hosts=hosts, cassandra_keyspace_prefix=keyspaces,
                                         amqp_url=amqp_url), prefix)
+
+
+async def main(*args: str) -> None:
+    CassandraDb.update_if_then = _then_die    # type: ignore[method-assign]
+    await serve_contracts(*args)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import msgspec
 import trio
 
 from workup.messages.contracts import (CreateContract, EvaluateMilestone, GetContract, GetMilestone,
-    HandleTermination, MilestoneSpec, ProgressMilestone)
+    GetMyContracts, HandleTermination, MilestoneSpec, ProgressMilestone)
 from workup.settings import Settings
 from workup.testing import running_system
 from workup.transport.envelope import SERVICE_CALLER, Caller, reply_body
@@ -151,6 +151,52 @@ async def test_an_evaluation_redelivered_after_a_kill_answers_once(amqp_url, cas
             assert got["status"] == "ACCEPTED"
             await trio.sleep(0.5)
             assert len(system.events_of("milestone.evaluated")) == 1
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+CREATE_CHILD = "tests.services.contracts._create_then_die"
+
+
+async def test_a_contract_created_again_after_a_kill_between_its_index_and_its_row_is_listed_once(
+        amqp_url, cassandra_hosts, keyspace_prefix, tmp_path):
+    """Cassandra: the worker is SIGKILLed after the ``contracts_by_party`` rows, before the
+    contract row (reliability finding 5: the contract was then listed two or three times). The
+    redelivery, on a fresh instance, writes the very same index rows: one listing per party,
+    created at the acceptance's time."""
+    prefix = f"wtidx{uuid.uuid4().hex[:10]}"
+    settings = Settings(data_dir=str(tmp_path), cassandra_hosts=cassandra_hosts,
+                        cassandra_keyspace_prefix=keyspace_prefix, amqp_url=amqp_url)
+    child = subprocess.Popen([sys.executable, "-m", CREATE_CHILD, cassandra_hosts, keyspace_prefix, amqp_url,
+                              prefix, str(tmp_path)], stdout=subprocess.PIPE, cwd=Path(__file__).parents[3])
+    try:
+        assert await _line(child.stdout) == "ready"
+        async with running_system("distributed", [], fakes={"payments": FakePayments().service}, settings=settings,
+                                  prefix=prefix, gateway=False) as system:
+            system.started.add("contracts")   # the child declared its queue: it goes at the end too
+            client, fay = Caller(new_id(), "CLIENT"), Caller(new_id(), "FREELANCER")
+            spec = MilestoneSpec(description="design", amount=Decimal("100.5"), due_date=dt.date(2030, 1, 1))
+            accepted_ms = 1_700_000_000_000
+            req = CreateContract(proposal_id=new_id(), job_id=new_id(), job_title="t", client_id=client.user_id,
+                                 freelancer_id=fay.user_id, milestones=[spec], accepted_ms=accepted_ms)
+            answers: list[object] = []
+
+            async def first_call() -> None:   # waits through the kill for the redelivery's answer
+                answers.append(reply_body(await system.call("contracts.CreateContract", req, SERVICE_CALLER,
+                                                            timeout=90.0)))
+            async with trio.open_nursery() as n:
+                n.start_soon(first_call)
+                assert await _line(child.stdout) == "indexed"
+                assert await trio.to_thread.run_sync(child.wait) == -9
+                await system.start("contracts")
+            [ref] = answers
+            assert isinstance(ref, dict)
+            for party in (client, fay):
+                listed = reply_body(await system.call("contracts.GetMyContracts", GetMyContracts(), party))
+                assert [c["id"] for c in listed] == [ref["id"]], listed
+                assert listed[0]["createdAt"].startswith("2023-11-14T22:13:20")
     finally:
         if child.poll() is None:
             child.kill()

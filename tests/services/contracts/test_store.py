@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 import trio
 
-from workup.services.contracts.store import (TABLES, ContractsStore, StoredContract, StoredMilestone,
-    StoredTermination, contract_id_for, milestone_id_for)
+from workup.messages.contracts import CreateContract, MilestoneSpec
+from workup.services.contracts import contracts as contracts_module
+from workup.services.contracts.contracts import create_contract
+from workup.services.contracts.store import (CONTRACTS_BY_PARTY, TABLES, ContractsStore, StoredContract,
+    StoredMilestone, StoredTermination, contract_id_for, milestone_id_for)
+from workup.transport.envelope import SERVICE_CALLER
 from tests.services.jobs._fixtures import KINDS, store_of
 from tests.services.jobs._services import new_id
 
@@ -84,3 +89,74 @@ async def test_terminations(store):
     await store.release_termination_guard(t)
     fresh = new_id()
     assert await store.guard_termination(c.id, c.client_id, fresh, 8) == fresh   # released: at once
+
+
+# --- one listing per contract however often CreateContract ran (reliability finding 5) -------
+
+class _DiesBeforeTheContractRow:
+    """The store's Db as a worker killed after the milestones and the index rows, before the
+    contract row (what the reliability runs' SIGKILLs did): the write raises instead."""
+
+    def __init__(self, db) -> None:
+        self._db = db
+
+    def __getattr__(self, name: str):
+        return getattr(self._db, name)
+
+    async def insert_if_absent(self, table, row) -> bool:
+        if table.name == "contracts":
+            raise RuntimeError("killed before the contract row")
+        return await self._db.insert_if_absent(table, row)
+
+
+class _ServiceCtx:
+    caller = SERVICE_CALLER
+
+    def __init__(self, store: ContractsStore) -> None:
+        self.deps = SimpleNamespace(store=store)
+
+
+def _create(client: str, freelancer: str, proposal_id: str, accepted_ms: int) -> CreateContract:
+    spec = MilestoneSpec(description="design", amount=Decimal("10.25"), due_date=dt.date(2030, 1, 1))
+    return CreateContract(proposal_id=proposal_id, job_id=new_id(), job_title="job", client_id=client,
+                          freelancer_id=freelancer, milestones=[spec, spec], accepted_ms=accepted_ms)
+
+
+async def test_an_attempt_killed_before_the_contract_row_then_retried_lists_the_contract_once(store, monkeypatch):
+    client, fay = new_id(), new_id()
+    req = _create(client, fay, new_id(), accepted_ms=1_700_000_000_000)
+    dying = ContractsStore(_DiesBeforeTheContractRow(store.db))
+    monkeypatch.setattr(contracts_module, "now_ms", lambda: 1_700_000_001_000)
+    with pytest.raises(RuntimeError):
+        await create_contract(_ServiceCtx(dying), req)
+    cid = contract_id_for(req.proposal_id)
+    assert await store.get_contract(cid) is None
+    assert len(await store.db.select(CONTRACTS_BY_PARTY, {"user_id": client})) == 1   # the dead attempt's row
+    monkeypatch.setattr(contracts_module, "now_ms", lambda: 1_700_000_009_000)   # the redelivery, later
+    assert (await create_contract(_ServiceCtx(store), req)).id == cid
+    assert (await create_contract(_ServiceCtx(store), req)).id == cid               # and once more: a no-op
+    for party in (client, fay):
+        rows = await store.db.select(CONTRACTS_BY_PARTY, {"user_id": party})
+        assert [(r["created_ms"], r["contract_id"]) for r in rows] == [(req.accepted_ms, cid)]
+        [listed] = await store.contracts_of(party)
+        assert listed.id == cid and listed.created_ms == req.accepted_ms
+    # newest first still holds with the acceptance's time
+    second = _create(client, new_id(), new_id(), accepted_ms=req.accepted_ms + 5)
+    await create_contract(_ServiceCtx(store), second)
+    assert [c.id for c in await store.contracts_of(client)] == [contract_id_for(second.proposal_id), cid]
+
+
+async def test_index_rows_left_by_attempts_of_other_times_are_not_listed(store, monkeypatch):
+    """A CreateContract from a sender that does not say ``accepted_ms`` (attempts then differ in
+    time), and rows such attempts left before the fix: the listing skips the rows whose time is
+    not their contract's."""
+    client, fay = new_id(), new_id()
+    req = _create(client, fay, new_id(), accepted_ms=0)
+    monkeypatch.setattr(contracts_module, "now_ms", lambda: 1_700_000_001_000)
+    with pytest.raises(RuntimeError):
+        await create_contract(_ServiceCtx(ContractsStore(_DiesBeforeTheContractRow(store.db))), req)
+    monkeypatch.setattr(contracts_module, "now_ms", lambda: 1_700_000_002_000)
+    cid = (await create_contract(_ServiceCtx(store), req)).id
+    assert len(await store.db.select(CONTRACTS_BY_PARTY, {"user_id": client})) == 2
+    assert [(c.id, c.created_ms) for c in await store.contracts_of(client)] == [(cid, 1_700_000_002_000)]
+    assert [c.id for c in await store.contracts_of(fay)] == [cid]

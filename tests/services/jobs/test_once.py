@@ -5,9 +5,12 @@ the first answer and puts nothing back; embedded, and on RabbitMQ + Cassandra.""
 
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
+
 import msgspec
 
-from workup.messages.jobs import UpdateProposal
+from workup.messages.jobs import CreateJob, CreateProposal, ProposalMilestone, UpdateProposal
 from workup.transport.envelope import Caller
 
 from ._http import User
@@ -37,3 +40,33 @@ async def test_a_copy_of_an_update_after_a_later_one_puts_nothing_back(system):
     assert got["coverLetter"] == "Later"                           # ... and the later update stays
     other = await update(rid, "Other body")                        # same id, another body: a new command
     assert other[0] == 200 and other[1]["coverLetter"] == "Other body"
+
+
+async def test_a_redelivered_job_and_proposal_are_listed_once(system):
+    """A CreateJob / CreateProposal delivered again after it was applied (the worker died before
+    its ack) answers the same job / proposal and adds no second index row: GET /jobs/me, search
+    and GET /jobs/me/proposals list each once (reliability finding 5's siblings)."""
+    owner, fay = User("CLIENT"), User("FREELANCER")
+    word = f"w{new_id()[:10]}"
+    create = CreateJob(title=f"Redelivered {word}", description="Build an API")
+    rid = new_id()
+    first = await system.services.call("jobs.CreateJob", create, Caller(owner.id, "CLIENT"), request_id=rid)
+    again = await system.services.call("jobs.CreateJob", create, Caller(owner.id, "CLIENT"), request_id=rid)
+    assert first.status == again.status == 201 and first.body == again.body
+    job_id = msgspec.json.decode(first.body)["id"]
+    mine = (await system.http.get("/api/v1/jobs/me", headers=owner.auth)).json()
+    assert [j["id"] for j in mine] == [job_id]
+    found = (await system.http.get("/api/v1/jobs/search", params={"query": word}, headers=fay.auth)).json()
+    assert [j["id"] for j in found["jobs"]] == [job_id]
+
+    draft = CreateProposal(job_id=job_id, cover_letter="Hire me", job_duration="LESS_THAN_A_MONTH",
+                           milestones=[ProposalMilestone(description="design", amount=Decimal("100.5"),
+                                                         due_date=dt.date(2030, 1, 1))])
+    rid = new_id()
+    replies = [await system.services.call("jobs.CreateProposal", draft, Caller(fay.id, "FREELANCER"),
+                                          request_id=rid) for _ in range(2)]
+    assert [r.status for r in replies] == [201, 201]
+    made = [msgspec.json.decode(r.body) for r in replies]
+    assert made[0]["id"] == made[1]["id"] and made[0]["createdAt"] == made[1]["createdAt"]
+    listed = (await system.http.get("/api/v1/jobs/me/proposals", headers=fay.auth)).json()
+    assert [p["id"] for p in listed] == [made[0]["id"]]

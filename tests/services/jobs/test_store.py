@@ -11,6 +11,7 @@ import trio
 from workup.messages.jobs import ProposalMilestone
 from workup.storage import CassandraDb
 from workup.storage.slots import GRACE_MS
+from workup.services.jobs.jobs import search_page
 from workup.services.jobs.store import TABLES, JobsStore, StoredJob, StoredProposal
 
 from ._fixtures import KINDS, store_of
@@ -213,3 +214,51 @@ async def test_seed_jobs_in_bulk_reads_like_created_jobs(store):
     assert [j.id for j in await store.jobs_of_client(client)] == [j.id for j in reversed(jobs)]
     assert len(await store.scan_index(term, None, 1000)) == 250
     assert [j.id for j in (await search_page(store, [term], 3, None)).jobs] == [j.id for j in jobs[::-1][:3]]
+
+
+# --- one index row per job and proposal however often they were created (reliability finding 5) -
+
+class _DiesBefore:
+    """The store's Db as a worker killed after the index rows, before the row of ``table``."""
+
+    def __init__(self, db, table: str) -> None:
+        self._db, self._table = db, table
+
+    def __getattr__(self, name: str):
+        return getattr(self._db, name)
+
+    async def insert_if_absent(self, table, row) -> bool:
+        if table.name == self._table:
+            raise RuntimeError(f"killed before the {self._table} row")
+        return await self._db.insert_if_absent(table, row)
+
+
+async def test_a_job_created_again_after_a_kill_or_after_its_write_is_listed_once(store):
+    client, term = new_id(), f"w{new_id()[:8]}"
+    j = job(client, 1000)
+    with pytest.raises(RuntimeError):   # the first attempt dies between its index rows and the job row
+        await JobsStore(_DiesBefore(store.db, "jobs")).create_job(j, ["*", term])
+    redelivered = msgspec.structs.replace(j, created_ms=2000, updated_ms=2000)
+    assert await store.create_job(redelivered, ["*", term])
+    assert not await store.create_job(msgspec.structs.replace(j, created_ms=3000, updated_ms=3000), ["*", term])
+    # the dead attempt's rows stay (nothing knows of them) but are skipped; the last one's are removed
+    assert [k for k in await store.scan_index(term, None, 10)] == [(2000, j.id), (1000, j.id)]
+    assert [x.id for x in await store.jobs_of_client(client)] == [j.id]
+    assert [x.id for x in await store.indexed_jobs(await store.scan_index(term, None, 10))] == [j.id]
+    page = await search_page(store, [term], 10, None)
+    assert [x.id for x in page.jobs] == [j.id] and page.paging_state is None
+    assert [x.id for x in (await search_page(store, [term], 1, None)).jobs] == [j.id]
+
+
+async def test_a_redelivered_proposal_keeps_its_first_claim_time(store):
+    j, f = new_id(), new_id()
+    p = proposal(j, f, 0)
+    assert await store.guard_proposal_at(j, f, p.id, 1000) == (p.id, 1000)
+    assert await store.guard_proposal_at(j, f, p.id, 9000) == (p.id, 1000)   # a redelivery: the first time
+    other = new_id()
+    assert await store.guard_proposal_at(j, f, other, 9000) == (p.id, 1000)
+    first = msgspec.structs.replace(p, created_ms=1000, updated_ms=1000)
+    with pytest.raises(RuntimeError):
+        await JobsStore(_DiesBefore(store.db, "proposals_by_job")).add_proposal(first)
+    assert await store.add_proposal(msgspec.structs.replace(first, updated_ms=9000))
+    assert [x.id for x in await store.proposals_of_freelancer(f)] == [p.id]

@@ -21,7 +21,9 @@ def require_service(ctx: Ctx) -> None:
 
 @service.command(CreateContract, status=201)
 async def create_contract(ctx: Ctx, req: CreateContract) -> ContractRef:
-    """Idempotent on the proposal id: the contract id is derived from it."""
+    """Idempotent on the proposal id: the contract id is derived from it, and its creation time
+    is the acceptance's (``accepted_ms``), so an attempt that died after writing the
+    ``contracts_by_party`` rows and its retry write the same rows (one listing, not two)."""
     require_service(ctx)
     if not 1 <= len(req.milestones) <= 50:
         raise ProblemError(400, "a contract has 1 to 50 milestones")
@@ -29,13 +31,14 @@ async def create_contract(ctx: Ctx, req: CreateContract) -> ContractRef:
     cid = contract_id_for(req.proposal_id)
     if await store.get_contract(cid) is None:
         now = now_ms()
+        created = req.accepted_ms or now
         milestones = [StoredMilestone(id=milestone_id_for(cid, i), contract_id=cid, position=i,
                                       description=m.description, amount=m.amount, due_date=m.due_date,
                                       status="OPEN", updated_ms=now) for i, m in enumerate(req.milestones)]
         await store.create_contract(StoredContract(
             id=cid, job_id=req.job_id, job_title=req.job_title, proposal_id=req.proposal_id,
             client_id=req.client_id, freelancer_id=req.freelancer_id, status="ACTIVE",
-            milestone_ids=[m.id for m in milestones], created_ms=now, updated_ms=now), milestones)
+            milestone_ids=[m.id for m in milestones], created_ms=created, updated_ms=now), milestones)
     return ContractRef(id=cid)
 
 

@@ -12,8 +12,9 @@
 | outbox | kind, item | payment requests / cancellations not acknowledged yet (relay) |
 | inbox | once_key | first answers of the ``once`` commands (``workup.storage.inbox``) |
 
-A contract's id is derived from its proposal's id and a milestone's from (contract, position), so
-a retried ``CreateContract`` writes the very same rows; every state row is created with
+A contract's id is derived from its proposal's id, a milestone's from (contract, position), and a
+contract's ``created_ms`` (the ``contracts_by_party`` clustering key) is the acceptance's time that
+``CreateContract`` carries, so a retried ``CreateContract`` writes the very same rows; every state row is created with
 ``IF NOT EXISTS``, so a retry never resets a state that moved on.
 """
 
@@ -162,10 +163,12 @@ class ContractsStore:
         return _contract(rows[0]) if rows else None
 
     async def contracts_of(self, user_id: str) -> list[StoredContract]:
-        """Newest first."""
+        """Newest first. An index row whose time is not its contract's was left by an attempt
+        that died before the contract row (before ``accepted_ms``, attempts differed): skipped."""
         refs = await self.db.select(CONTRACTS_BY_PARTY, {"user_id": user_id})
         found = await self.db.select_each(CONTRACTS, [{"id": r["contract_id"]} for r in refs])
-        return [_contract(rows[0]) for rows in found if rows]
+        contracts = [(r["created_ms"], _contract(rows[0])) for r, rows in zip(refs, found) if rows]
+        return [c for ms, c in contracts if c.created_ms == ms]
 
     async def move_contract(self, contract_id: str, status: str, expect: str, now: int,
                             once: Recorded | None = None) -> bool:

@@ -104,6 +104,9 @@ async def finish_acceptance(rt: Runtime[JobsDeps], job: StoredJob) -> str:
         ref = await rt.call("contracts.CreateContract", CreateContract(
             proposal_id=pid, job_id=job.id, job_title=job.title, client_id=job.client_id,
             freelancer_id=accepted.freelancer_id,
+            # the claim's time: set once by claim_job, which no later write of the job changes,
+            # so every run of this step (handler, relay, redelivery) sends the same
+            accepted_ms=job.updated_ms,
             milestones=[MilestoneSpec(description=m.description, amount=m.amount, due_date=m.due_date)
                         for m in accepted.milestones]))
         contract_id = str(ref["id"])

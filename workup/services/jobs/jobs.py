@@ -82,7 +82,7 @@ async def search_page(store: JobsStore, terms: list[str], limit: int, state: str
         for term in others:
             if candidates:
                 candidates = await store.having_term(term, candidates)
-        jobs = await store.get_jobs([job_id for _, job_id in candidates])
+        jobs = await store.indexed_jobs(candidates)
         found.extend(j for j in jobs if j.active)
         after = keys[-1]
         if len(found) > limit or len(keys) < batch:

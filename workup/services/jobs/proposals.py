@@ -51,13 +51,14 @@ async def create_proposal(ctx: Ctx, req: CreateProposal) -> Proposal:
     if not job.active:
         raise conflict("the job is no longer active")
     pid = derived_id(REQUEST_IDS, "proposal", ctx.request_id)
-    holder = await store.guard_proposal(job.id, freelancer_id, pid, now_ms())
+    holder, claimed_ms = await store.guard_proposal_at(job.id, freelancer_id, pid, now_ms())
     if holder != pid:
         raise conflict("you already have a pending proposal on this job")
     now = await next_version(ctx.deps, job.id)
+    # created when its slot was claimed: a redelivery writes the same proposals_by_freelancer row
     p = StoredProposal(id=pid, job_id=job.id, freelancer_id=freelancer_id, cover_letter=req.cover_letter,
                        job_duration=req.job_duration, status="PENDING", milestones=req.milestones,
-                       attachments=req.attachments, created_ms=now, updated_ms=now)
+                       attachments=req.attachments, created_ms=min(claimed_ms, now), updated_ms=now)
     event = await intend_event(store.outbox, "proposal.created", [job.client_id], {"proposalId": pid, "jobId": job.id},
                                EventCheck("proposal", pid, ("PENDING", "ACCEPTED")))
     if not await store.add_proposal(p):

@@ -25,7 +25,7 @@ from ...messages.jobs import Attachment, Job, JobListing, Proposal, ProposalMile
 from ...ids import rfc3339
 from ...runtime.inbox import Recorded
 from ...runtime.outbox import Bell
-from ...storage import OUTBOX, Db, Outbox, Table, claim_slot, located, slot_table
+from ...storage import OUTBOX, Db, Outbox, Table, claim_slot_at, located, slot_table
 from ...storage.inbox import INBOX, DbInbox, update_if_once
 from ...storage.slots import HolderState
 
@@ -146,11 +146,19 @@ class JobsStore:
     # jobs
     async def create_job(self, job: StoredJob, terms: Sequence[str]) -> bool:
         """Index rows first, the job row last: a crash leaves at most index rows pointing at no
-        job, which readers skip. False when the job existed already."""
-        await self.db.upsert_together(
-            [(JOB_INDEX, {"term": t, "created_ms": job.created_ms, "job_id": job.id}) for t in terms]
-            + [(JOBS_BY_CLIENT, {"client_id": job.client_id, "created_ms": job.created_ms, "job_id": job.id})])
-        return await self.db.insert_if_absent(JOBS, _job_row(job))
+        job, or at the job under another ``created_ms`` (a redelivery made it later), which
+        readers skip (:meth:`indexed_jobs`). False when the job existed already; this attempt's
+        index rows are then removed if they are not the job's own (a redelivery after the write)."""
+        rows = ([(JOB_INDEX, {"term": t, "created_ms": job.created_ms, "job_id": job.id}) for t in terms]
+                + [(JOBS_BY_CLIENT, {"client_id": job.client_id, "created_ms": job.created_ms, "job_id": job.id})])
+        await self.db.upsert_together(rows)
+        if await self.db.insert_if_absent(JOBS, _job_row(job)):
+            return True
+        first = await self.get_job(job.id)
+        if first is not None and first.created_ms != job.created_ms:
+            for table in (JOB_INDEX, JOBS_BY_CLIENT):
+                await self.db.delete_many(table, [key for t, key in rows if t is table])
+        return False
 
     async def seed_jobs(self, jobs: Sequence[tuple[StoredJob, Sequence[str]]]) -> None:
         """Bulk loading (``workup bench corpus``): the rows :meth:`create_job` writes, without
@@ -171,9 +179,16 @@ class JobsStore:
         found = await self.db.select_each(JOBS, [{"id": i} for i in job_ids])
         return [_job(rows[0]) for rows in found if rows]
 
+    async def indexed_jobs(self, keys: Sequence[tuple[int, str]]) -> list[StoredJob]:
+        """The jobs of index keys ``(created_ms, job_id)``, in that order: those that exist and
+        were created at the key's time (a key with another time was left by an attempt of
+        ``CreateJob`` that died; its redelivery indexed the job again, under its own time)."""
+        jobs = {j.id: j for j in await self.get_jobs(list(dict.fromkeys(job_id for _, job_id in keys)))}
+        return [j for ms, job_id in keys if (j := jobs.get(job_id)) is not None and j.created_ms == ms]
+
     async def jobs_of_client(self, client_id: str) -> list[StoredJob]:
         rows = await self.db.select(JOBS_BY_CLIENT, {"client_id": client_id})
-        return await self.get_jobs([r["job_id"] for r in rows])
+        return await self.indexed_jobs([(r["created_ms"], r["job_id"]) for r in rows])
 
     async def scan_index(self, term: str, after: tuple[int, str] | None, limit: int) -> list[tuple[int, str]]:
         """(created_ms, job_id) of jobs indexed under ``term``, newest first, after ``after``."""
@@ -204,10 +219,16 @@ class JobsStore:
     # proposals
     async def guard_proposal(self, job_id: str, freelancer_id: str, proposal_id: str, now: int) -> str:
         """Reserve the (job, freelancer) slot for ``proposal_id``; returns the id holding it."""
+        return (await self.guard_proposal_at(job_id, freelancer_id, proposal_id, now))[0]
+
+    async def guard_proposal_at(self, job_id: str, freelancer_id: str, proposal_id: str,
+                                now: int) -> tuple[str, int]:
+        """:meth:`guard_proposal`, with when the holder claimed the slot (the same for every
+        attempt of one request: the proposal's creation time, so its index row is too)."""
         async def state(holder: str) -> HolderState:
             return "missing" if await self.get_proposal(holder) is None else "live"
-        return await claim_slot(self.db, PROPOSAL_SLOTS, {"job_id": job_id, "freelancer_id": freelancer_id},
-                                "proposal_id", proposal_id, now, state)
+        return await claim_slot_at(self.db, PROPOSAL_SLOTS, {"job_id": job_id, "freelancer_id": freelancer_id},
+                                   "proposal_id", proposal_id, now, state)
 
     async def add_proposal(self, p: StoredProposal) -> bool:
         await self.db.upsert_together([
