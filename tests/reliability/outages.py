@@ -256,7 +256,9 @@ def measure(target: str, *, down: float, lanes: int = 4, warm: float = 8.0, sett
     figures = Figures(target=target, down_s=down)
     with private(target) as server:
         try:
-            with distributed(Servers.shared(**{server.name: server.url}), "relout") as system:
+            # a private broker has only guest, not the dev node's role accounts (tests/conftest.py)
+            env = {"WORKUP_AMQP_ACCOUNTS_DIR": ""} if target == "rabbitmq" else None
+            with distributed(Servers.shared(**{server.name: server.url}), "relout", env=env) as system:
                 trio.run(lambda: run(system.base_url, server, figures, lanes=lanes, warm=warm, down=down,
                                      settle=settle, recover_within=recover_within))
         finally:
