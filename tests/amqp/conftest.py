@@ -4,9 +4,12 @@ import socket
 import uuid
 
 import pytest
+import trio
 
 from workup.amqp import parse_url
 from workup.testing import env_value
+
+from ._private_broker import PrivateBroker
 
 AMQP_URL = env_value("WORKUP_TEST_AMQP_URL")   # the dev node's test account by default
 
@@ -27,3 +30,14 @@ def amqp_url() -> str:
 def name() -> str:
     """A unique queue/exchange name, so parallel runs on the shared broker never meet."""
     return f"test.amqp.{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def broker():
+    """A private RabbitMQ node of the test's own, which it may SIGKILL and start again."""
+    b = PrivateBroker()
+    try:
+        await trio.to_thread.run_sync(b.start)
+        yield b
+    finally:
+        await trio.to_thread.run_sync(b.remove)

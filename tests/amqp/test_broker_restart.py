@@ -4,26 +4,14 @@ publish the broker confirmed is lost."""
 
 from __future__ import annotations
 
-import pytest
 import trio
 
 from workup import amqp
 from workup.amqp import Properties
 
 from ._fakes import confirmed_in_queue
-from ._private_broker import PrivateBroker
 
 PERSISTENT = Properties(delivery_mode=2)
-
-
-@pytest.fixture
-async def broker():
-    b = PrivateBroker()
-    try:
-        await trio.to_thread.run_sync(b.start)
-        yield b
-    finally:
-        await trio.to_thread.run_sync(b.remove)
 
 
 async def test_broker_killed_and_restarted_mid_stream_loses_no_confirmed_publish(broker, name) -> None:

@@ -18,7 +18,8 @@ counted as ``hang``), ``GET /health`` during and after, the seconds from the ser
 each service's first 2xx, and errors after recovery. Then every deposit whose answer was uncertain
 is sent again with its key until it is certain, and each client's balance and ledger must equal its
 deposits exactly once: no confirmed deposit lost, none applied twice. Exit 1 when a check fails:
-a hang, an error after recovery, a service that did not recover within ``--recover-within``, or
+a hang, an answer after more than 12 s (the gateway's 10 s deadline and some slack), a 500
+(a server away is answered 503 with ``Retry-After``), an error after recovery, a service that did not recover within ``--recover-within``, or
 money that does not add up.
 """
 
@@ -40,6 +41,7 @@ from ._system import Servers, distributed
 
 TARGETS = ("rabbitmq", "redis", "redis-pause", "postgres", "ferretdb")
 HANG_S = 29.0                   # the client's own timeout is 30 s; the gateway's deadline 10 s
+LATE_S = 12.0                   # the gateway's 10 s deadline and 2 s for a loaded machine
 
 
 class Server(msgspec.Struct):
@@ -98,6 +100,8 @@ class Figures(msgspec.Struct):
     recovered_after_s: dict[str, float] = {}      # server back → first 2xx of each service
     errors_after_recovery: list[str] = []
     hangs: int = 0
+    late: int = 0                                 # answers slower than LATE_S (hangs included)
+    internal_errors: int = 0                      # 500s: a server away is a 503, not a bug
     deposits_resent: int = 0
     money_ok: bool = False
     money: str = ""
@@ -218,6 +222,10 @@ def _summarise(figures: Figures, answers: list[Answer], marks: dict[str, float],
             figures.slowest_while_down_s = round(max(figures.slowest_while_down_s, a.seconds), 2)
         if a.outcome == "hang":
             figures.hangs += 1
+        if a.outcome == "hang" or a.seconds > LATE_S:
+            figures.late += 1
+        if a.outcome == "500":
+            figures.internal_errors += 1
         if a.at >= recovered and not a.outcome.startswith("2"):
             figures.errors_after_recovery.append(f"{a.service} {a.op}: {a.outcome} at {a.at:.1f} s")
     if len(figures.recovered_after_s) < 4:
@@ -225,6 +233,10 @@ def _summarise(figures: Figures, answers: list[Answer], marks: dict[str, float],
                                 f"return: {figures.recovered_after_s}")
     if figures.hangs:
         figures.failures.append(f"{figures.hangs} requests waited {HANG_S:.0f} s or more for an answer")
+    if figures.late:
+        figures.failures.append(f"{figures.late} answers came after more than {LATE_S:.0f} s")
+    if figures.internal_errors:
+        figures.failures.append(f"{figures.internal_errors} answers were 500 (a server away is a 503)")
     if figures.errors_after_recovery:
         figures.failures.append(f"{len(figures.errors_after_recovery)} errors after recovery")
 
@@ -256,7 +268,9 @@ def measure(target: str, *, down: float, lanes: int = 4, warm: float = 8.0, sett
     figures = Figures(target=target, down_s=down)
     with private(target) as server:
         try:
-            with distributed(Servers.shared(**{server.name: server.url}), "relout") as system:
+            # a private broker has only guest, not the dev node's role accounts (tests/conftest.py)
+            env = {"WORKUP_AMQP_ACCOUNTS_DIR": ""} if target == "rabbitmq" else None
+            with distributed(Servers.shared(**{server.name: server.url}), "relout", env=env) as system:
                 trio.run(lambda: run(system.base_url, server, figures, lanes=lanes, warm=warm, down=down,
                                      settle=settle, recover_within=recover_within))
         finally:

@@ -22,6 +22,7 @@ from ..transport.identity import Identity, IdentityRefused
 from ..problems import Problem, ProblemError
 from .inbox import HasInbox, Inbox, Once, Replayed, as_recorded, once_key, replay
 from .registry import CommandTable, Entry
+from .unavailable import unavailable
 from .context import ProcessRuntime, RequestContext
 
 __all__ = ["dispatch", "problem", "refusal"]
@@ -68,11 +69,17 @@ async def _run(entry: Entry, ctx: RequestContext, request: object) -> Reply:
         return ok_reply(await entry.handler(ctx, request), entry.status)
     except ProblemError as exc:
         return problem_reply(exc.problem)
-    except Exception:
-        return _internal(ctx.request_id, entry.spec.name)
+    except Exception as exc:
+        return _failure(exc, ctx.request_id, entry.spec.name)
 
 
-def _internal(request_id: str, command: str) -> Reply:
+def _failure(exc: Exception, request_id: str, command: str) -> Reply:
+    """503 when a server the service needs is away (``runtime/unavailable.py``: the client
+    retries later), else 500."""
+    if (reason := unavailable(exc)) is not None:
+        log.warning("request %s (%s): a server is away: %s", request_id, command, exc)
+        return problem(503, f"a store of this service is unavailable ({reason}); retry later",
+                       "Service Unavailable")
     log.exception("request %s (%s) failed", request_id, command)
     return problem_reply(Problem(
         status=500, title="Internal Server Error",
@@ -103,8 +110,8 @@ async def _once(entry: Entry, rt: ProcessRuntime, request: object, body: bytes, 
         return reply
     except ProblemError as exc:
         return problem_reply(exc.problem)
-    except Exception:
-        return _internal(request_id, entry.spec.name)
+    except Exception as exc:
+        return _failure(exc, request_id, entry.spec.name)
 
 
 def _inbox_of(rt: ProcessRuntime) -> Inbox:

@@ -276,22 +276,23 @@ class AmqpTransport:
 
     async def call(self, command: str, request: object, *, caller: Caller, timeout: float,
                    request_id: str | None = None, require_consumer: bool = True) -> Reply:
+        """Never outlives ``timeout``. :class:`NoResponder` (503) when the request was not sent:
+        the broker connection is down, no consumer, no queue; :class:`DeadlineExceeded` (504) once
+        it was sent and no reply came, including a connection lost after sending (the service
+        may have applied it)."""
         service = command.partition(".")[0]
-        if require_consumer:
-            cached = self._consumers.get(service)
-            if cached is None or cached[1] < time.monotonic() and service not in self._checking:
-                has = await self._has_consumer(service)
-            else:
-                has = cached[0] > 0
-            if not has:
-                raise NoResponder(f"no running instance of {service!r} (absent or frozen)")
+        until = trio.current_time() + timeout
+        with trio.move_on_at(until) as checking:
+            await self._check_sendable(service, require_consumer)
+        if checking.cancelled_caught:
+            raise NoResponder(f"the broker did not answer within {timeout:.3g}s; {command} not sent")
         request_id = request_id or f"{self._rid}{next(self._ids):x}"
         body, deadline = encode(request), time.time() + timeout
         assertion = self.identity.sign(command, caller, deadline, request_id, body)
         headers = to_headers(Envelope(command, caller, deadline, request_id, assertion))
         try:
             d = await self._rpc.call(
-                self.queue_name(service), body, timeout=timeout,
+                self.queue_name(service), body, timeout=max(until - trio.current_time(), 0.001),
                 properties=Properties(type=command, message_id=request_id, headers=headers,
                                       user_id=self.user))
         except amqp.RpcTimeout:
@@ -299,8 +300,27 @@ class AmqpTransport:
         except amqp.Unroutable:
             raise NoResponder(f"no queue for {service!r}") from None
         except amqp.ConnectionLost:
-            raise NoResponder(f"lost the broker connection while calling {command}") from None
+            raise DeadlineExceeded(f"lost the broker connection after sending {command}; "
+                                   "it may have been applied") from None
         return _decode_reply(d.body)
+
+    async def _check_sendable(self, service: str, require_consumer: bool) -> None:
+        """Raise :class:`NoResponder` unless a request for ``service`` can go out now: a call
+        does not wait for a reconnect (the caller retries after its 503)."""
+        if not self.conn.is_open:
+            raise NoResponder("the broker connection is down (reconnecting)")
+        if not require_consumer:
+            return
+        cached = self._consumers.get(service)
+        try:
+            if cached is None or cached[1] < time.monotonic() and service not in self._checking:
+                has = await self._has_consumer(service)
+            else:
+                has = cached[0] > 0
+        except amqp.AMQPError as exc:   # the connection went while asking
+            raise NoResponder(f"the broker connection failed ({exc})") from None
+        if not has:
+            raise NoResponder(f"no running instance of {service!r} (absent or frozen)")
 
     async def _confirm_publish(self, body: bytes, *, routing_key: str, properties: Properties) -> None:
         await (await self._channel("confirm", confirms=True)).publish(
