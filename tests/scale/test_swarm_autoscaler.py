@@ -216,7 +216,9 @@ def scale_under_load(engine: Engine, client, tmp_path, users: str, gateway: str,
             decisions = prometheus.wait_for(
                 f'workup_scale_decisions_total{{service="{users}",job="scale"}}',
                 lambda rows: {r[0]["direction"] for r in rows if r[1] > 0} >= {"up", "down"}, timeout=30)
-            desired = prometheus.query(f'workup_scale_desired_replicas{{service="{users}",job="scale"}}')
+            # the scaler's gauge reaches 1 one scrape after the engine does: wait for that scrape
+            desired = prometheus.wait_for(f'workup_scale_desired_replicas{{service="{users}",job="scale"}}',
+                                          lambda rows: bool(rows) and rows[0][1] == 1, timeout=30)
         finally:
             stop_processes([scaler], timeout=10)
     text = log.read_text()
