@@ -14,12 +14,12 @@ import logging
 import os
 import socket
 import sys
-import time
 from contextvars import ContextVar
 from typing import TextIO
 
 import msgspec
 
+from .ids import rfc3339
 from .settings import LOG_FORMATS
 
 __all__ = ["configure_logging", "bind_request_id", "bind_service"]
@@ -51,11 +51,6 @@ def bind_service(service: str | None) -> None:
     _service.set(service)
 
 
-def _rfc3339(created: float) -> str:
-    # UTC with milliseconds, the form of the API's own timestamps
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created % 1 * 1000):03d}Z"
-
-
 class _Fields(logging.Filter):
     """Puts role, service, instance and request id on every record, read when it is logged (the
     context of the task that logs it)."""
@@ -78,10 +73,10 @@ class _JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         exc = self.formatException(record.exc_info) if record.exc_info else None
-        line = _LogLine(time=_rfc3339(record.created), level=record.levelname, role=getattr(record, "role", ""),
-                        service=getattr(record, "service", None), instance=getattr(record, "instance", ""),
-                        request_id=getattr(record, "request_id", None), logger=record.name,
-                        message=record.getMessage(), exc=exc)
+        line = _LogLine(time=rfc3339(int(record.created * 1000)), level=record.levelname,
+                        role=getattr(record, "role", ""), service=getattr(record, "service", None),
+                        instance=getattr(record, "instance", ""), request_id=getattr(record, "request_id", None),
+                        logger=record.name, message=record.getMessage(), exc=exc)
         return self._encode(line).decode()
 
 
