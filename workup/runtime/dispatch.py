@@ -19,7 +19,7 @@ from ..logs import bind_request_id
 from ..transport import Request
 from ..transport.envelope import Caller, Reply, ok_reply, problem_reply
 from ..transport.identity import Identity, IdentityRefused
-from ..problems import Problem, ProblemError
+from ..problems import ProblemError
 from .inbox import HasInbox, Inbox, Once, Replayed, as_recorded, once_key, replay
 from .registry import CommandTable, Entry
 from .unavailable import unavailable
@@ -59,18 +59,15 @@ async def dispatch(table: CommandTable, rt: ProcessRuntime, command: str, body: 
         request = entry.decoder.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         return problem(400, f"malformed {command} request: {exc}")
-    if entry.spec.once:
-        return await _once(entry, rt, request, body, caller, deadline, request_id)
-    return await _run(entry, RequestContext(rt, caller, request_id, deadline), request)
-
-
-async def _run(entry: Entry, ctx: RequestContext, request: object) -> Reply:
     try:
-        return ok_reply(await entry.handler(ctx, request), entry.status)
+        if entry.spec.once:
+            return await _once(entry, rt, request, body, caller, deadline, request_id)
+        return ok_reply(await entry.handler(RequestContext(rt, caller, request_id, deadline), request),
+                        entry.status)
     except ProblemError as exc:
         return problem_reply(exc.problem)
     except Exception as exc:
-        return _failure(exc, ctx.request_id, entry.spec.name)
+        return _failure(exc, request_id, entry.spec.name)
 
 
 def _failure(exc: Exception, request_id: str, command: str) -> Reply:
@@ -78,40 +75,32 @@ def _failure(exc: Exception, request_id: str, command: str) -> Reply:
     retries later), else 500."""
     if (reason := unavailable(exc)) is not None:
         log.warning("request %s (%s): a server is away: %s", request_id, command, exc)
-        return problem(503, f"a store of this service is unavailable ({reason}); retry later",
-                       "Service Unavailable")
+        return problem(503, f"a store of this service is unavailable ({reason}); retry later")
     log.exception("request %s (%s) failed", request_id, command)
-    return problem_reply(Problem(
-        status=500, title="Internal Server Error",
-        detail=f"internal error while handling request {request_id}"))
+    return problem(500, f"internal error while handling request {request_id}")
 
 
 async def _once(entry: Entry, rt: ProcessRuntime, request: object, body: bytes, caller: Caller,
                 deadline: float, request_id: str) -> Reply:
     """The first answer if this request id and body were applied already, else the handler with
-    ``ctx.once`` (which records its answer with its effect)."""
+    ``ctx.once`` (which records its answer with its effect). Failures are judged by :func:`dispatch`."""
     key = once_key(entry.spec.name, request_id, body, caller)
+    inbox = _inbox_of(rt)
+    if (first := await inbox.recall(key)) is not None:
+        return replay(first)
+    once = Once(key, entry.status, deadline)
     try:
-        inbox = _inbox_of(rt)
-        if (first := await inbox.recall(key)) is not None:
-            return replay(first)
-        once = Once(key, entry.status, deadline)
+        reply = ok_reply(await entry.handler(RequestContext(rt, caller, request_id, deadline, once), request),
+                         entry.status)
+    except Replayed as raced:   # a delivery of the same command got there first
+        return replay(raced.recorded)
+    if (final := as_recorded(once, reply)) is not None:
         try:
-            reply = ok_reply(await entry.handler(RequestContext(rt, caller, request_id, deadline, once), request),
-                             entry.status)
-        except Replayed as raced:   # a delivery of the same command got there first
-            return replay(raced.recorded)
-        if (final := as_recorded(once, reply)) is not None:
-            try:
-                await inbox.remember(key, final)
-            except Exception as exc:   # the effect is committed: its reply goes out all the same
-                log.warning("request %s (%s): fuller answer not recorded (%s); a repeat gets the first one",
-                            request_id, entry.spec.name, exc)
-        return reply
-    except ProblemError as exc:
-        return problem_reply(exc.problem)
-    except Exception as exc:
-        return _failure(exc, request_id, entry.spec.name)
+            await inbox.remember(key, final)
+        except Exception as exc:   # the effect is committed: its reply goes out all the same
+            log.warning("request %s (%s): fuller answer not recorded (%s); a repeat gets the first one",
+                        request_id, entry.spec.name, exc)
+    return reply
 
 
 def _inbox_of(rt: ProcessRuntime) -> Inbox:
