@@ -56,11 +56,16 @@ class _State(Collector):
             ("workup_instance_enabled_commands", "Commands enabled on this instance.", len(s.enabled)),
             ("workup_instance_uptime_seconds", "Seconds since the instance started.", s.uptime),
         ]
-        for name, doc, value in gauges:
-            if value is None:   # a service without a resizable pool has no pool gauge
-                continue
+        yield from _gauges(s.service, gauges)
+
+
+def _gauges(service: str, rows: list[tuple[str, str, float | None]]) -> Iterator[Metric]:
+    """One gauge labelled ``service`` per row (name, help, value); a row without a value has none
+    (a service without a resizable pool has no pool gauge)."""
+    for name, doc, value in rows:
+        if value is not None:
             family = GaugeMetricFamily(name, doc, labels=("service",))
-            family.add_metric((s.service,), float(value))
+            family.add_metric((service,), float(value))
             yield family
 
 
@@ -118,12 +123,9 @@ class _Supervised(Collector):
 
     def collect(self) -> Iterator[Metric]:
         s = self.status()
-        for name, doc, value in (
-                ("workup_supervisor_processes", "Worker processes asked for (set-processes).", s.processes or 0),
-                ("workup_supervisor_processes_running", "Worker processes running now.", len(s.children))):
-            family = GaugeMetricFamily(name, doc, labels=("service",))
-            family.add_metric((s.service,), float(value))
-            yield family
+        yield from _gauges(s.service, [
+            ("workup_supervisor_processes", "Worker processes asked for (set-processes).", s.processes or 0),
+            ("workup_supervisor_processes_running", "Worker processes running now.", len(s.children))])
         restarts = CounterMetricFamily("workup_supervisor_restarts", "Restarts of the current children after a crash.",
                                        labels=("service",))
         restarts.add_metric((s.service,), float(self.restarts()))
