@@ -116,13 +116,14 @@ def role_amqp_url(url: str, role: str, accounts_dir: str | None) -> str:
     ``amqp_accounts_dir``: the URL logged in as ``workup-<role>`` when the folder holds that
     account's password file, else the URL as it is (one account per container, as in the Swarm
     stack: ``WORKUP_AMQP_URL`` names the user, ``WORKUP_AMQP_PASSWORD_FILE`` holds its password)."""
-    folder = accounts_dir
-    if not folder:
-        return url
-    path = Path(folder) / account(role)
-    if not path.is_file():
-        return url
-    return role_url(url, role, path.read_text().strip())
+    password = _password(Path(accounts_dir), role) if accounts_dir else None
+    return url if password is None else role_url(url, role, password)
+
+
+def _password(folder: Path, role: str) -> str | None:
+    """``role``'s password from its file ``folder/workup-<role>``, ``None`` without one."""
+    path = folder / account(role)
+    return path.read_text().strip() if path.is_file() else None
 
 
 def controller_for(user: str | None) -> str | None:
@@ -140,9 +141,7 @@ def dev_accounts_dir() -> Path:
 def dev_url(role: str = "test", host: str = "127.0.0.1:5672") -> str:
     """The dev node's URL for ``role`` (default: the test harness's account), its password read
     from :func:`dev_accounts_dir`; without the file, the URL has no password (and is refused)."""
-    path = dev_accounts_dir() / account(role)
-    password = path.read_text().strip() if path.is_file() else ""
-    return role_url(f"amqp://{host}/{VHOST}", role, password)
+    return role_url(f"amqp://{host}/{VHOST}", role, _password(dev_accounts_dir(), role) or "")
 
 
 def ensure_passwords(folder: Path, roles: Sequence[str]) -> dict[str, str]:
@@ -174,11 +173,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.create:
         passwords = ensure_passwords(args.passwords, roles)
     else:
-        missing = [account(r) for r in roles if not (args.passwords / account(r)).is_file()]
-        if missing:
+        passwords = {r: pw for r in roles if (pw := _password(args.passwords, r)) is not None}
+        if missing := [account(r) for r in roles if r not in passwords]:
             print(f"accounts.py: no password file for {', '.join(missing)} in {args.passwords}", file=sys.stderr)
             return 2
-        passwords = {r: (args.passwords / account(r)).read_text().strip() for r in roles}
     prefix = re.escape(args.prefix) if args.prefix else ANY_PREFIX
     json.dump(definitions(passwords, vhost=args.vhost, prefix=prefix), sys.stdout, indent=1)
     print()
