@@ -138,7 +138,6 @@ async def test_outbox(store):
 async def test_search_page_filters_across_batches(store):
     """Every word must match and inactive jobs are skipped, however sparse the matches: pages
     walk the driving word's partition in growing batches, without repeats or gaps."""
-    from workup.services.jobs.jobs import search_page
     a, b = f"a{new_id()[:8]}", f"b{new_id()[:8]}"
     jobs = [job(new_id(), 10_000 + i) for i in range(60)]
     for i, j in enumerate(jobs):
@@ -188,7 +187,6 @@ async def test_outbox_keeps_tombstones_one_hour_on_cassandra(cassandra_hosts):
 async def test_a_common_word_does_not_drive_the_search(store, monkeypatch):
     """`search_page` scans the rarest term's partition: with a word every job has and one that
     1 job in 20 has, a page costs a few point reads per match, not a dozen per match."""
-    from workup.services.jobs.jobs import search_page
     common, rare = f"common{new_id()[:8]}", f"r{new_id()[:8]}"      # the common word is the longer one
     jobs = [job(new_id(), 50_000 + i) for i in range(200)]
     await store.seed_jobs([(j, ["*", common] + ([rare] if i % 20 == 0 else [])) for i, j in enumerate(jobs)])
@@ -206,7 +204,6 @@ async def test_a_common_word_does_not_drive_the_search(store, monkeypatch):
 
 async def test_seed_jobs_in_bulk_reads_like_created_jobs(store):
     """More jobs than one unlogged batch holds: each is readable by id, by client and by term."""
-    from workup.services.jobs.jobs import search_page
     client, term = new_id(), f"s{new_id()[:8]}"
     jobs = [job(client, 70_000 + i) for i in range(250)]
     await store.seed_jobs([(j, ["*", term]) for j in jobs])
