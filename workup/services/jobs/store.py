@@ -25,7 +25,7 @@ from ...messages.jobs import Attachment, Job, JobListing, Proposal, ProposalMile
 from ...ids import rfc3339
 from ...runtime.inbox import Recorded
 from ...runtime.outbox import Bell
-from ...storage import OUTBOX, Db, Outbox, Table, claim_slot_at, located, slot_table
+from ...storage import OUTBOX, Db, Outbox, Table, claim_slot, located, slot_table
 from ...storage.inbox import INBOX, DbInbox, update_if_once
 from ...storage.slots import HolderState
 
@@ -230,8 +230,8 @@ class JobsStore:
         attempt of one request: the proposal's creation time, so its index row is too)."""
         async def state(holder: str) -> HolderState:
             return "missing" if await self.get_proposal(holder) is None else "live"
-        return await claim_slot_at(self.db, PROPOSAL_SLOTS, {"job_id": job_id, "freelancer_id": freelancer_id},
-                                   "proposal_id", proposal_id, now, state)
+        return await claim_slot(self.db, PROPOSAL_SLOTS, {"job_id": job_id, "freelancer_id": freelancer_id},
+                                "proposal_id", proposal_id, now, state)
 
     async def add_proposal(self, p: StoredProposal) -> bool:
         await self.db.upsert_together([
