@@ -16,9 +16,9 @@ Values are plain ``text`` / ``bigint`` / ``int`` / ``boolean``; the stores encod
 from .cassandra import CassandraDb, keyspace_name
 from .open import open_db, opened_store
 from .outbox import OUTBOX, Outbox
-from .slots import claim_slot, claim_slot_at, slot_table
+from .slots import claim_slot, slot_table
 from .sqlite import SqliteDb
 from .table import Db, Row, Table, located
 
 __all__ = ["Table", "Db", "Row", "SqliteDb", "CassandraDb", "open_db", "opened_store", "keyspace_name",
-           "OUTBOX", "Outbox", "located", "claim_slot", "claim_slot_at", "slot_table"]
+           "OUTBOX", "Outbox", "located", "claim_slot", "slot_table"]

@@ -147,20 +147,19 @@ class CassandraDb:
     async def upsert(self, table: Table, row: Row) -> None:
         await self._exec(_insert_sql(self._t(table), row), list(row.values()))
 
-    async def _logged_batch(self, statements: Sequence[tuple[str, list[Any]]]) -> None:
+    async def _batch(self, statements: Sequence[tuple[str, list[Any]]], logged: bool = True) -> None:
+        """One batch of prepared statements: logged (all or none) unless ``logged`` is false."""
         from cassandra.query import BatchStatement, BatchType
-        batch = BatchStatement(batch_type=BatchType.LOGGED)
+        batch = BatchStatement(batch_type=BatchType.LOGGED if logged else BatchType.UNLOGGED)
         for cql, params in statements:
             batch.add(await self._stmt(cql), params)
         await self._send(batch, None)
 
     async def upsert_together(self, writes: Sequence[tuple[Table, Row]]) -> None:
         if writes:
-            await self._logged_batch([(_insert_sql(self._t(t), r), list(r.values())) for t, r in writes])
+            await self._batch([(_insert_sql(self._t(t), r), list(r.values())) for t, r in writes])
 
     async def upsert_bulk(self, writes: Sequence[tuple[Table, Row]]) -> None:
-        from cassandra.query import BatchStatement, BatchType
-
         # rows of one partition go in one unlogged batch (one mutation for the replica); rows
         # alone in their partition are chunked together (the coordinator fans them out)
         partitions: dict[tuple[Any, ...], list[tuple[str, list[Any]]]] = {}
@@ -171,21 +170,15 @@ class CassandraDb:
         single = [rows[0] for rows in partitions.values() if len(rows) == 1]
         chunks = [rows[i:i + _BULK] for rows in shared for i in range(0, len(rows), _BULK)]
         chunks += [single[i:i + _BULK] for i in range(0, len(single), _BULK)]
-
-        async def send(chunk: list[tuple[str, list[Any]]]) -> None:
-            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-            for cql, params in chunk:
-                batch.add(await self._stmt(cql), params)
-            await self._send(batch, None)
         async with trio.open_nursery() as nursery:
             for chunk in chunks:
-                nursery.start_soon(send, chunk)
+                nursery.start_soon(self._batch, chunk, False)
 
     async def delete_many(self, table: Table, keys: Sequence[Row]) -> None:
         if keys:
             clause, _ = _where(table, keys[0], None)
             cql = f"DELETE FROM {self._t(table).name} WHERE {clause}"
-            await self._logged_batch([(cql, list(k.values())) for k in keys])
+            await self._batch([(cql, list(k.values())) for k in keys])
 
     async def update_if(self, table: Table, key: Row, changes: Row, expect: Row) -> bool:
         sets = ", ".join(f"{c} = ?" for c in changes)

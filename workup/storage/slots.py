@@ -13,7 +13,7 @@ from typing import Awaitable, Callable, Literal
 
 from .table import Db, Row, Table
 
-__all__ = ["claim_slot", "claim_slot_at", "slot_table", "GRACE_MS", "HolderState"]
+__all__ = ["claim_slot", "slot_table", "GRACE_MS", "HolderState"]
 
 GRACE_MS = 60_000   # longer than any request deadline
 HolderState = Literal["live", "done", "missing"]
@@ -24,15 +24,9 @@ def slot_table(name: str, key: tuple[str, ...], holder: str) -> Table:
 
 
 async def claim_slot(db: Db, table: Table, key: Row, holder_column: str, mine: str, now: int,
-                     state: Callable[[str], Awaitable[HolderState]]) -> str:
+                     state: Callable[[str], Awaitable[HolderState]]) -> tuple[str, int]:
     """Reserve the slot at ``key`` for ``mine``; returns the id holding it afterwards (``mine``
-    when it was ours to take)."""
-    return (await claim_slot_at(db, table, key, holder_column, mine, now, state))[0]
-
-
-async def claim_slot_at(db: Db, table: Table, key: Row, holder_column: str, mine: str, now: int,
-                        state: Callable[[str], Awaitable[HolderState]]) -> tuple[str, int]:
-    """:func:`claim_slot`, with when the holder claimed the slot: for a redelivered request, the
+    when it was ours to take) and when that holder claimed it: for a redelivered request, the
     first attempt's ``now``, a time every attempt of one request agrees on."""
     for _ in range(3):   # each round either decides or saw the slot change under it
         if await db.insert_if_absent(table, {**key, holder_column: mine, "claimed_ms": now}):

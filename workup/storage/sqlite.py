@@ -50,9 +50,6 @@ class SqliteDb:
         sql = _insert_sql(table, row, "INSERT OR REPLACE")
         await self._run(lambda: self._conn.execute(sql, list(row.values())))
 
-    def _many(self, sql: str, params: list[list[Any]]) -> None:
-        self._together([(sql, p) for p in params])
-
     def _together(self, statements: list[tuple[str, list[Any]]]) -> None:
         with self._conn:   # one transaction: one commit for all
             self._conn.execute("BEGIN")
@@ -70,8 +67,8 @@ class SqliteDb:
     async def delete_many(self, table: Table, keys: Sequence[Row]) -> None:
         if keys:
             clause, _ = _where(table, keys[0], None)
-            await self._run(lambda: self._many(f"DELETE FROM {table.name} WHERE {clause}",
-                                               [list(k.values()) for k in keys]))
+            statements = [(f"DELETE FROM {table.name} WHERE {clause}", list(k.values())) for k in keys]
+            await self._run(lambda: self._together(statements))
 
     async def update_if(self, table: Table, key: Row, changes: Row, expect: Row) -> bool:
         sql, params = _update_if(table, key, changes, expect)

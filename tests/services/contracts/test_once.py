@@ -8,11 +8,8 @@ evaluation whose worker is SIGKILLed right after its commit is answered by the r
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
 import uuid
 from decimal import Decimal
-from pathlib import Path
 
 import msgspec
 import trio
@@ -22,6 +19,7 @@ from workup.messages.contracts import (CreateContract, EvaluateMilestone, GetCon
 from workup.settings import Settings
 from workup.testing import running_system
 from workup.transport.envelope import SERVICE_CALLER, Caller, reply_body
+from tests.services._dying import dying_child, read_line
 from tests.services.jobs._http import User
 from tests.services.jobs._services import FakePayments, new_id
 
@@ -100,11 +98,6 @@ async def test_a_redelivered_termination_decision_answers_its_first_answer_and_a
 CHILD = "tests.services.contracts._evaluate_then_die"   # run as a module from the repository root
 
 
-async def _line(stream) -> str:
-    with trio.fail_after(60):
-        return (await trio.to_thread.run_sync(stream.readline)).decode().strip()
-
-
 async def test_an_evaluation_redelivered_after_a_kill_answers_once(amqp_url, cassandra_hosts, keyspace_prefix, tmp_path):
     """Cassandra: the worker is SIGKILLed after the milestone's move and its answer's row, before
     the payment request, the reply and the ack. The broker redelivers the command to a fresh
@@ -113,10 +106,8 @@ async def test_an_evaluation_redelivered_after_a_kill_answers_once(amqp_url, cas
     prefix = f"wtonce{uuid.uuid4().hex[:10]}"
     settings = Settings(data_dir=str(tmp_path), cassandra_hosts=cassandra_hosts,
                         cassandra_keyspace_prefix=keyspace_prefix, amqp_url=amqp_url)
-    child = subprocess.Popen([sys.executable, "-m", CHILD, cassandra_hosts, keyspace_prefix, amqp_url, prefix,
-                              str(tmp_path)], stdout=subprocess.PIPE, cwd=Path(__file__).parents[3])
-    try:
-        assert await _line(child.stdout) == "ready"
+    with dying_child(CHILD, cassandra_hosts, keyspace_prefix, amqp_url, prefix, str(tmp_path)) as child:
+        assert await read_line(child.stdout, 60) == "ready"
         payments = FakePayments()
         async with running_system("distributed", [], fakes={"payments": payments.service}, settings=settings,
                                   prefix=prefix, gateway=False) as system:
@@ -139,7 +130,7 @@ async def test_an_evaluation_redelivered_after_a_kill_answers_once(amqp_url, cas
                 answers.append((reply.status, msgspec.json.decode(reply.body)))
             async with trio.open_nursery() as n:
                 n.start_soon(first_call)
-                assert await _line(child.stdout) == "committed"
+                assert await read_line(child.stdout, 60) == "committed"
                 assert await trio.to_thread.run_sync(child.wait) == -9
                 await system.start("contracts")
             [(status, body)] = answers
@@ -151,10 +142,6 @@ async def test_an_evaluation_redelivered_after_a_kill_answers_once(amqp_url, cas
             assert got["status"] == "ACCEPTED"
             await trio.sleep(0.5)
             assert len(system.events_of("milestone.evaluated")) == 1
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
 
 
 CREATE_CHILD = "tests.services.contracts._create_then_die"
@@ -169,10 +156,8 @@ async def test_a_contract_created_again_after_a_kill_between_its_index_and_its_r
     prefix = f"wtidx{uuid.uuid4().hex[:10]}"
     settings = Settings(data_dir=str(tmp_path), cassandra_hosts=cassandra_hosts,
                         cassandra_keyspace_prefix=keyspace_prefix, amqp_url=amqp_url)
-    child = subprocess.Popen([sys.executable, "-m", CREATE_CHILD, cassandra_hosts, keyspace_prefix, amqp_url,
-                              prefix, str(tmp_path)], stdout=subprocess.PIPE, cwd=Path(__file__).parents[3])
-    try:
-        assert await _line(child.stdout) == "ready"
+    with dying_child(CREATE_CHILD, cassandra_hosts, keyspace_prefix, amqp_url, prefix, str(tmp_path)) as child:
+        assert await read_line(child.stdout, 60) == "ready"
         async with running_system("distributed", [], fakes={"payments": FakePayments().service}, settings=settings,
                                   prefix=prefix, gateway=False) as system:
             system.started.add("contracts")   # the child declared its queue: it goes at the end too
@@ -188,7 +173,7 @@ async def test_a_contract_created_again_after_a_kill_between_its_index_and_its_r
                                                             timeout=90.0)))
             async with trio.open_nursery() as n:
                 n.start_soon(first_call)
-                assert await _line(child.stdout) == "indexed"
+                assert await read_line(child.stdout, 60) == "indexed"
                 assert await trio.to_thread.run_sync(child.wait) == -9
                 await system.start("contracts")
             [ref] = answers
@@ -197,7 +182,3 @@ async def test_a_contract_created_again_after_a_kill_between_its_index_and_its_r
                 listed = reply_body(await system.call("contracts.GetMyContracts", GetMyContracts(), party))
                 assert [c["id"] for c in listed] == [ref["id"]], listed
                 assert listed[0]["createdAt"].startswith("2023-11-14T22:13:20")
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()

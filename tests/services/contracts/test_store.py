@@ -15,7 +15,7 @@ from workup.services.contracts.contracts import create_contract
 from workup.services.contracts.store import (CONTRACTS_BY_PARTY, TABLES, ContractsStore, StoredContract,
     StoredMilestone, StoredTermination, contract_id_for, milestone_id_for)
 from workup.transport.envelope import SERVICE_CALLER
-from tests.services.jobs._fixtures import KINDS, store_of
+from tests.services.jobs._fixtures import KINDS, DiesBefore, store_of
 from tests.services.jobs._services import new_id
 
 
@@ -93,22 +93,6 @@ async def test_terminations(store):
 
 # --- one listing per contract however often CreateContract ran (reliability finding 5) -------
 
-class _DiesBeforeTheContractRow:
-    """The store's Db as a worker killed after the milestones and the index rows, before the
-    contract row (what the reliability runs' SIGKILLs did): the write raises instead."""
-
-    def __init__(self, db) -> None:
-        self._db = db
-
-    def __getattr__(self, name: str):
-        return getattr(self._db, name)
-
-    async def insert_if_absent(self, table, row) -> bool:
-        if table.name == "contracts":
-            raise RuntimeError("killed before the contract row")
-        return await self._db.insert_if_absent(table, row)
-
-
 class _ServiceCtx:
     caller = SERVICE_CALLER
 
@@ -125,7 +109,7 @@ def _create(client: str, freelancer: str, proposal_id: str, accepted_ms: int) ->
 async def test_an_attempt_killed_before_the_contract_row_then_retried_lists_the_contract_once(store, monkeypatch):
     client, fay = new_id(), new_id()
     req = _create(client, fay, new_id(), accepted_ms=1_700_000_000_000)
-    dying = ContractsStore(_DiesBeforeTheContractRow(store.db))
+    dying = ContractsStore(DiesBefore(store.db, "contracts"))
     monkeypatch.setattr(contracts_module, "now_ms", lambda: 1_700_000_001_000)
     with pytest.raises(RuntimeError):
         await create_contract(_ServiceCtx(dying), req)
@@ -154,7 +138,7 @@ async def test_index_rows_left_by_attempts_of_other_times_are_not_listed(store, 
     req = _create(client, fay, new_id(), accepted_ms=0)
     monkeypatch.setattr(contracts_module, "now_ms", lambda: 1_700_000_001_000)
     with pytest.raises(RuntimeError):
-        await create_contract(_ServiceCtx(ContractsStore(_DiesBeforeTheContractRow(store.db))), req)
+        await create_contract(_ServiceCtx(ContractsStore(DiesBefore(store.db, "contracts"))), req)
     monkeypatch.setattr(contracts_module, "now_ms", lambda: 1_700_000_002_000)
     cid = (await create_contract(_ServiceCtx(store), req)).id
     assert len(await store.db.select(CONTRACTS_BY_PARTY, {"user_id": client})) == 2

@@ -2,7 +2,8 @@
 
 Cassandra keyspaces are ``<prefix>_jobs`` / ``<prefix>_contracts`` with a prefix unique to the
 test session (schema made once, by the first test, dropped at the end), so parallel runs by
-others never meet.
+others never meet. :class:`DiesBefore` stands for a worker killed between an entity's index rows
+and its row.
 """
 
 from __future__ import annotations
@@ -49,3 +50,19 @@ async def store_of(kind: str, tmp_path: Path, request: pytest.FixtureRequest, se
                    tables: Sequence[Table], factory: Callable[[Any], Any]) -> AsyncIterator[Any]:
     async with opened_store(store_settings(kind, tmp_path, request), service, tables, factory) as store:
         yield store
+
+
+class DiesBefore:
+    """A store's Db as a worker killed after the index rows, before the row of ``table`` (what
+    the reliability runs' SIGKILLs did): that conditional insert raises instead."""
+
+    def __init__(self, db: Any, table: str) -> None:
+        self._db, self._table = db, table
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+    async def insert_if_absent(self, table: Table, row: Any) -> bool:
+        if table.name == self._table:
+            raise RuntimeError(f"killed before the {self._table} row")
+        return await self._db.insert_if_absent(table, row)

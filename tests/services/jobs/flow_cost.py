@@ -7,7 +7,7 @@ FerretDB, PostgreSQL)::
 
 (the servers are the ``WORKUP_TEST_*`` ones, with ``scripts/test``'s defaults when unset).
 
-The counters wrap the adapters' single funnels (``CassandraDb._exec`` and ``_logged_batch``,
+The counters wrap the adapters' single funnels (``CassandraDb._exec`` and ``_batch``,
 ``AmqpTransport.call`` / ``publish_event``, ``GuardedCache``'s methods); work done between two
 requests of the flow (events consumed, the outbox relays' scans) is charged to the step that ends
 next, and ``--idle`` reports what the idle system does per second. The driver is ``workup bench flow``'s own story (users reused).
@@ -62,7 +62,7 @@ def _counted(name: str | Callable[..., str], fn: Callable[..., Awaitable[Any]]) 
 
 def install() -> None:
     CassandraDb._exec = _counted(lambda _self, cql, _params: kind_of(cql), CassandraDb._exec)  # type: ignore[method-assign]
-    CassandraDb._logged_batch = _counted("cql batch", CassandraDb._logged_batch)  # type: ignore[method-assign]
+    CassandraDb._batch = _counted("cql batch", CassandraDb._batch)  # type: ignore[method-assign]
     AmqpTransport.call = _counted("rpc", AmqpTransport.call)  # type: ignore[method-assign]
     AmqpTransport.publish_event = _counted("event", AmqpTransport.publish_event)  # type: ignore[method-assign]
     for method in ("get", "set", "delete", "set_flag", "get_flag", "count"):

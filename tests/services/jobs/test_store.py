@@ -14,7 +14,7 @@ from workup.storage.slots import GRACE_MS
 from workup.services.jobs.jobs import search_page
 from workup.services.jobs.store import TABLES, JobsStore, StoredJob, StoredProposal
 
-from ._fixtures import KINDS, store_of
+from ._fixtures import KINDS, DiesBefore, store_of
 from ._services import new_id
 
 
@@ -138,7 +138,6 @@ async def test_outbox(store):
 async def test_search_page_filters_across_batches(store):
     """Every word must match and inactive jobs are skipped, however sparse the matches: pages
     walk the driving word's partition in growing batches, without repeats or gaps."""
-    from workup.services.jobs.jobs import search_page
     a, b = f"a{new_id()[:8]}", f"b{new_id()[:8]}"
     jobs = [job(new_id(), 10_000 + i) for i in range(60)]
     for i, j in enumerate(jobs):
@@ -188,7 +187,6 @@ async def test_outbox_keeps_tombstones_one_hour_on_cassandra(cassandra_hosts):
 async def test_a_common_word_does_not_drive_the_search(store, monkeypatch):
     """`search_page` scans the rarest term's partition: with a word every job has and one that
     1 job in 20 has, a page costs a few point reads per match, not a dozen per match."""
-    from workup.services.jobs.jobs import search_page
     common, rare = f"common{new_id()[:8]}", f"r{new_id()[:8]}"      # the common word is the longer one
     jobs = [job(new_id(), 50_000 + i) for i in range(200)]
     await store.seed_jobs([(j, ["*", common] + ([rare] if i % 20 == 0 else [])) for i, j in enumerate(jobs)])
@@ -206,7 +204,6 @@ async def test_a_common_word_does_not_drive_the_search(store, monkeypatch):
 
 async def test_seed_jobs_in_bulk_reads_like_created_jobs(store):
     """More jobs than one unlogged batch holds: each is readable by id, by client and by term."""
-    from workup.services.jobs.jobs import search_page
     client, term = new_id(), f"s{new_id()[:8]}"
     jobs = [job(client, 70_000 + i) for i in range(250)]
     await store.seed_jobs([(j, ["*", term]) for j in jobs])
@@ -218,26 +215,11 @@ async def test_seed_jobs_in_bulk_reads_like_created_jobs(store):
 
 # --- one index row per job and proposal however often they were created (reliability finding 5) -
 
-class _DiesBefore:
-    """The store's Db as a worker killed after the index rows, before the row of ``table``."""
-
-    def __init__(self, db, table: str) -> None:
-        self._db, self._table = db, table
-
-    def __getattr__(self, name: str):
-        return getattr(self._db, name)
-
-    async def insert_if_absent(self, table, row) -> bool:
-        if table.name == self._table:
-            raise RuntimeError(f"killed before the {self._table} row")
-        return await self._db.insert_if_absent(table, row)
-
-
 async def test_a_job_created_again_after_a_kill_or_after_its_write_is_listed_once(store):
     client, term = new_id(), f"w{new_id()[:8]}"
     j = job(client, 1000)
     with pytest.raises(RuntimeError):   # the first attempt dies between its index rows and the job row
-        await JobsStore(_DiesBefore(store.db, "jobs")).create_job(j, ["*", term])
+        await JobsStore(DiesBefore(store.db, "jobs")).create_job(j, ["*", term])
     redelivered = msgspec.structs.replace(j, created_ms=2000, updated_ms=2000)
     assert await store.create_job(redelivered, ["*", term])
     assert not await store.create_job(msgspec.structs.replace(j, created_ms=3000, updated_ms=3000), ["*", term])
@@ -259,6 +241,6 @@ async def test_a_redelivered_proposal_keeps_its_first_claim_time(store):
     assert await store.guard_proposal_at(j, f, other, 9000) == (p.id, 1000)
     first = msgspec.structs.replace(p, created_ms=1000, updated_ms=1000)
     with pytest.raises(RuntimeError):
-        await JobsStore(_DiesBefore(store.db, "proposals_by_job")).add_proposal(first)
+        await JobsStore(DiesBefore(store.db, "proposals_by_job")).add_proposal(first)
     assert await store.add_proposal(msgspec.structs.replace(first, updated_ms=9000))
     assert [x.id for x in await store.proposals_of_freelancer(f)] == [p.id]

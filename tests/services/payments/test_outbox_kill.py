@@ -5,13 +5,9 @@ row keyed by its request id answers it with the first answer)."""
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
-import sys
 import uuid
 from decimal import Decimal
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import msgspec
 import pytest
@@ -25,33 +21,16 @@ from workup.testing import running_system
 
 from ._harness import FakeContracts
 from .conftest import fresh_database
+from tests.services._dying import dying_child, read_line
 
 CHILD = "tests.services.payments._pay_then_die"   # run as a module from the repository root
 
 
-async def _read_line(stream, timeout: float = 30.0) -> str:
-    with trio.fail_after(timeout):
-        return (await trio.to_thread.run_sync(stream.readline)).decode().strip()
-
-
-@contextlib.contextmanager
-def _dying_instance(pg: str, amqp_url: str, prefix: str, data_dir: Path, op: str) -> Iterator[subprocess.Popen]:
-    """The child payments process of ``_pay_then_die.py`` (SIGKILLed after ``op`` commits)."""
-    child = subprocess.Popen([sys.executable, "-m", CHILD, pg, amqp_url, prefix, str(data_dir), op],
-                             stdout=subprocess.PIPE, cwd=Path(__file__).parents[3])
-    try:
-        yield child
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-
-
 async def test_kill_between_commit_and_publish_loses_nothing(amqp_url, postgres_url, tmp_path):
     prefix = f"wtpaykill{uuid.uuid4().hex[:10]}"
-    with fresh_database("kill") as pg, _dying_instance(pg, amqp_url, prefix, tmp_path, "pay") as child:
+    with fresh_database("kill") as pg, dying_child(CHILD, pg, amqp_url, prefix, str(tmp_path), "pay") as child:
         settings = Settings(data_dir=str(tmp_path), payments_postgres_url=pg, amqp_url=amqp_url)
-        assert await _read_line(child.stdout) == "ready"
+        assert await read_line(child.stdout) == "ready"
         async with running_system("distributed", [], settings=settings, prefix=prefix, gateway=False) as system:
             system.started.add("payments")   # the child declared its queues: they go at the end too
 
@@ -69,7 +48,7 @@ async def test_kill_between_commit_and_publish_loses_nothing(amqp_url, postgres_
                 raise AssertionError("the killed instance answered")
             except DeadlineExceeded:
                 pass
-            assert await _read_line(child.stdout) == "committed 200"
+            assert await read_line(child.stdout) == "committed 200"
             assert await trio.to_thread.run_sync(child.wait) == -9
 
             # a fresh instance (with the relay) and the contracts peer come up
@@ -90,9 +69,9 @@ async def test_a_command_redelivered_after_a_kill_is_applied_once(op, amqp_url, 
     broker redelivers the command (same request id) to a fresh instance, which answers the
     waiting caller with the first answer and writes nothing more."""
     prefix = f"wtpayonce{uuid.uuid4().hex[:10]}"
-    with fresh_database("once") as pg, _dying_instance(pg, amqp_url, prefix, tmp_path, op) as child:
+    with fresh_database("once") as pg, dying_child(CHILD, pg, amqp_url, prefix, str(tmp_path), op) as child:
         settings = Settings(data_dir=str(tmp_path), payments_postgres_url=pg, amqp_url=amqp_url)
-        assert await _read_line(child.stdout) == "ready"
+        assert await read_line(child.stdout) == "ready"
         async with running_system("distributed", [], settings=settings, prefix=prefix, gateway=False) as system:
             system.started.add("payments")
 
@@ -119,8 +98,8 @@ async def test_a_command_redelivered_after_a_kill_is_applied_once(op, amqp_url, 
 
             async with trio.open_nursery() as n:
                 n.start_soon(first_call)
-                assert await _read_line(child.stdout) == "committed 200"
-                first = msgspec.json.decode((await _read_line(child.stdout)).removeprefix("body "))
+                assert await read_line(child.stdout) == "committed 200"
+                first = msgspec.json.decode((await read_line(child.stdout)).removeprefix("body "))
                 assert await trio.to_thread.run_sync(child.wait) == -9
                 await system.start("contracts", FakeContracts().service)
                 await system.start("payments")

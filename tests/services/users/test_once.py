@@ -7,11 +7,8 @@ one command at once: one applies, both answer the same."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import msgspec
 import pytest
@@ -22,6 +19,8 @@ from workup.services.users.mongo import MongoUserStore
 from workup.settings import Settings
 from workup.testing import System, running_system
 from workup.transport.envelope import Caller
+
+from tests.services._dying import dying_child, read_line
 
 from ._fakes import FakeContracts, FakePayments
 
@@ -142,45 +141,36 @@ async def test_two_copies_of_delete_me_at_once_both_answer_204(users):
 CHILD = "tests.services.users._remove_then_die"   # run as a module from the repository root
 
 
-async def _line(stream) -> str:
-    with trio.fail_after(30):
-        return (await trio.to_thread.run_sync(stream.readline)).decode().strip()
-
-
 async def test_a_removal_redelivered_after_a_kill_answers_once(amqp_url, mongo_url, tmp_path):
     """The worker is SIGKILLed after the removal's save, before its reply and ack: the broker
     redelivers the command to a fresh instance, which answers the waiting caller 204 (not 404)."""
     prefix, url = f"wtonce{uuid.uuid4().hex[:10]}", f"{mongo_url.rstrip('/')}/workup_once_{uuid.uuid4().hex[:10]}"
     settings = Settings(data_dir=str(tmp_path), users_mongo_url=url, amqp_url=amqp_url)
-    child = subprocess.Popen([sys.executable, "-m", CHILD, url, amqp_url, prefix, str(tmp_path)],
-                             stdout=subprocess.PIPE, cwd=Path(__file__).parents[3])
     try:
-        assert await _line(child.stdout) == "ready"
-        payments, contracts = FakePayments(), FakeContracts()
-        async with running_system("distributed", [], fakes={"payments": payments.service,
-                                                             "contracts": contracts.service},
-                                  settings=settings, prefix=prefix, gateway=False) as system:
-            system.started.add("users")     # the child declared its queue: it goes at the end too
-            fay = await _freelancer(system)
-            for skill in ("python", "go"):
-                await _ok(system, m.AddSkill(new_skill=skill), fay)
-            answers: list[tuple[int, object]] = []
+        with dying_child(CHILD, url, amqp_url, prefix, str(tmp_path)) as child:
+            assert await read_line(child.stdout) == "ready"
+            payments, contracts = FakePayments(), FakeContracts()
+            async with running_system("distributed", [], fakes={"payments": payments.service,
+                                                                 "contracts": contracts.service},
+                                      settings=settings, prefix=prefix, gateway=False) as system:
+                system.started.add("users")     # the child declared its queue: it goes at the end too
+                fay = await _freelancer(system)
+                for skill in ("python", "go"):
+                    await _ok(system, m.AddSkill(new_skill=skill), fay)
+                answers: list[tuple[int, object]] = []
 
-            async def first_call() -> None:   # waits through the kill for the redelivery's answer
-                reply = await system.call("users.RemoveSkill", m.RemoveSkill(skill_to_remove="python"), fay,
-                                          timeout=60.0)
-                answers.append((reply.status, reply.body))
-            async with trio.open_nursery() as n:
-                n.start_soon(first_call)
-                assert await _line(child.stdout) == "committed"
-                assert await trio.to_thread.run_sync(child.wait) == -9
-                await system.start("users")
-            assert answers == [(204, b"")]
-            assert await _ok(system, m.ListSkills(), fay) == ["go"]
+                async def first_call() -> None:   # waits through the kill for the redelivery's answer
+                    reply = await system.call("users.RemoveSkill", m.RemoveSkill(skill_to_remove="python"), fay,
+                                              timeout=60.0)
+                    answers.append((reply.status, reply.body))
+                async with trio.open_nursery() as n:
+                    n.start_soon(first_call)
+                    assert await read_line(child.stdout) == "committed"
+                    assert await trio.to_thread.run_sync(child.wait) == -9
+                    await system.start("users")
+                assert answers == [(204, b"")]
+                assert await _ok(system, m.ListSkills(), fay) == ["go"]
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
         store = await MongoUserStore.open(url)
         await store.drop()
         await store.aclose()

@@ -200,8 +200,10 @@ class ContractsStore:
         async def state(holder: str) -> HolderState:
             held = await self.get_termination(holder)
             return "missing" if held is None else "live" if held.status == "PENDING" else "done"
-        return await claim_slot(self.db, TERMINATION_SLOTS, {"contract_id": contract_id, "requester_id": requester_id},
-                                "termination_id", termination_id, now, state)
+        holder, _ = await claim_slot(self.db, TERMINATION_SLOTS,
+                                     {"contract_id": contract_id, "requester_id": requester_id},
+                                     "termination_id", termination_id, now, state)
+        return holder
 
     async def release_termination_guard(self, t: StoredTermination) -> None:
         await self.db.update_if(TERMINATION_SLOTS, {"contract_id": t.contract_id, "requester_id": t.requester_id},

@@ -25,7 +25,7 @@ from ...messages.jobs import Attachment, Job, JobListing, Proposal, ProposalMile
 from ...ids import rfc3339
 from ...runtime.inbox import Recorded
 from ...runtime.outbox import Bell
-from ...storage import OUTBOX, Db, Outbox, Table, claim_slot_at, located, slot_table
+from ...storage import OUTBOX, Db, Outbox, Table, claim_slot, located, slot_table
 from ...storage.inbox import INBOX, DbInbox, update_if_once
 from ...storage.slots import HolderState
 
@@ -109,6 +109,12 @@ def _json(value: Any) -> str:
     return _enc.encode(value).decode()
 
 
+def _index_rows(job: StoredJob, terms: Sequence[str]) -> list[tuple[Table, dict[str, Any]]]:
+    """The index rows of a new job: one per search term, one in its client's listing."""
+    return ([(JOB_INDEX, {"term": t, "created_ms": job.created_ms, "job_id": job.id}) for t in terms]
+            + [(JOBS_BY_CLIENT, {"client_id": job.client_id, "created_ms": job.created_ms, "job_id": job.id})])
+
+
 def _job_row(j: StoredJob) -> dict[str, Any]:
     row = msgspec.structs.asdict(j)
     row["budget"] = None if j.budget is None else str(j.budget)
@@ -149,8 +155,7 @@ class JobsStore:
         job, or at the job under another ``created_ms`` (a redelivery made it later), which
         readers skip (:meth:`indexed_jobs`). False when the job existed already; this attempt's
         index rows are then removed if they are not the job's own (a redelivery after the write)."""
-        rows = ([(JOB_INDEX, {"term": t, "created_ms": job.created_ms, "job_id": job.id}) for t in terms]
-                + [(JOBS_BY_CLIENT, {"client_id": job.client_id, "created_ms": job.created_ms, "job_id": job.id})])
+        rows = _index_rows(job, terms)
         await self.db.upsert_together(rows)
         if await self.db.insert_if_absent(JOBS, _job_row(job)):
             return True
@@ -165,9 +170,7 @@ class JobsStore:
         its guarantees (no batch per job, no existence check), for jobs no one reads yet."""
         writes: list[tuple[Table, dict[str, Any]]] = []
         for job, terms in jobs:
-            writes += [(JOB_INDEX, {"term": t, "created_ms": job.created_ms, "job_id": job.id}) for t in terms]
-            writes += [(JOBS_BY_CLIENT, {"client_id": job.client_id, "created_ms": job.created_ms, "job_id": job.id}),
-                       (JOBS, _job_row(job))]
+            writes += [*_index_rows(job, terms), (JOBS, _job_row(job))]
         await self.db.upsert_bulk(writes)
 
     async def get_job(self, job_id: str) -> StoredJob | None:
@@ -227,8 +230,8 @@ class JobsStore:
         attempt of one request: the proposal's creation time, so its index row is too)."""
         async def state(holder: str) -> HolderState:
             return "missing" if await self.get_proposal(holder) is None else "live"
-        return await claim_slot_at(self.db, PROPOSAL_SLOTS, {"job_id": job_id, "freelancer_id": freelancer_id},
-                                   "proposal_id", proposal_id, now, state)
+        return await claim_slot(self.db, PROPOSAL_SLOTS, {"job_id": job_id, "freelancer_id": freelancer_id},
+                                "proposal_id", proposal_id, now, state)
 
     async def add_proposal(self, p: StoredProposal) -> bool:
         await self.db.upsert_together([
