@@ -10,8 +10,6 @@ The logs of every role and of ``dockerd`` are kept in the session's temporary di
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import secrets
@@ -25,6 +23,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+
+from workup.transport.accounts import password_hash
 
 from ..conftest import service_url
 
@@ -69,11 +69,8 @@ def rabbitmq_definitions(passwords: dict[str, str]) -> dict[str, object]:
     """RabbitMQ definitions for ``user -> password`` (salted SHA-256, RabbitMQ's default hashing),
     each with every permission on vhost ``/``: what ``rabbitmqctl import_definitions`` and the
     stack's ``load_definitions`` read."""
-    def hashed(password: str) -> str:
-        salt = os.urandom(4)
-        return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
     return {
-        "users": [{"name": user, "password_hash": hashed(pw), "tags": [],
+        "users": [{"name": user, "password_hash": password_hash(pw), "tags": [],
                    "hashing_algorithm": "rabbit_password_hashing_sha256"} for user, pw in passwords.items()],
         "permissions": [{"user": user, "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
                         for user in passwords],

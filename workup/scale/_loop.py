@@ -20,12 +20,16 @@ __all__ = ["ScaledService", "Provider", "Unavailable", "Autoscaler", "run_autosc
 log = logging.getLogger("workup.scale")
 
 
+def _one_line(exc: object) -> str:
+    """``exc`` as one log line: driver errors (requests, httpx) nest several lines of context."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 class Unavailable(Exception):
     """A source the provider needs could not be read this cycle (``source`` names it)."""
 
     def __init__(self, source: str, detail: object) -> None:
-        # one line: driver errors (requests, httpx) nest several lines of context
-        self.source, self.detail = source, " ".join(str(detail).split()) or type(detail).__name__
+        self.source, self.detail = source, _one_line(detail)
         super().__init__(f"{source} unavailable: {self.detail}")
 
 
@@ -103,7 +107,7 @@ async def run_autoscaler(scaler: Autoscaler[S], *, interval: float, cycles: int 
         try:
             await scaler.cycle()
         except Exception as exc:  # one failed cycle must not stop scaling
-            log.error("autoscaler cycle failed: %s", " ".join(str(exc).split()) or type(exc).__name__)
+            log.error("autoscaler cycle failed: %s", _one_line(exc))
         done += 1
         if cycles is None or done < cycles:
             await trio.sleep(interval)
