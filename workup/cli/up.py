@@ -53,20 +53,14 @@ def command(**flags: object) -> None:
 
 
 def _check_ports(settings: Settings) -> None:
-    from hypercorn.config import Config
-
-    from .._listening import bind_address, listen
+    from .gateway import shared_socket
 
     ports = [("media server", settings.media_port)]
     if _api_socket_fd is None:   # else --gateway-processes has bound the API port already
         ports.insert(0, ("gateway", settings.port))
     for what, port in ports:
         if port:   # 0: any free port, nothing to check
-            config = Config()
-            config.bind = [bind_address(settings.host, port)]
-            sockets, _, _ = listen(config, what)   # SettingsError: one line, exit 2
-            for sock in sockets.insecure_sockets:
-                sock.close()
+            shared_socket(settings.host, port, what)[0].close()   # SettingsError: one line, exit 2
 
 
 def available_services() -> list[str]:
