@@ -244,10 +244,10 @@ def service_counts(specs: tuple[str, ...], names: list[str], cpus: int | None) -
     return counts
 
 
-def child_env(settings: Settings, role: str) -> dict[str, str]:
-    """The environment of a child process of ``role`` (``"gateway"`` or a service name): ours
-    with every setting in it, the flags given to ``workup up`` included (secrets travel here,
-    never on a command line). The one place a child's environment is built."""
+def child_env(settings: Settings) -> dict[str, str]:
+    """The environment of a child process (a gateway or a service's worker): ours with every
+    setting in it, the flags given to ``workup up`` included (secrets travel here, never on a
+    command line). The one place a child's environment is built."""
     import os
 
     import msgspec
@@ -275,13 +275,13 @@ class _Processes:
         import msgspec
 
         self.gateways, self.counts, self.split = gateways, counts, bool(counts)
-        self.gateway_env = dict(child_env(settings, "gateway"), WORKUP_PORT=str(port))
+        self.gateway_env = dict(child_env(settings), WORKUP_PORT=str(port))
         self.fd = fd
         self.children: list[subprocess.Popen[bytes]] = []
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
         port = settings.metrics_port
         for name, n in counts.items():   # each supervisor's /metrics on a port, its children's after it
-            env = child_env(msgspec.structs.replace(settings, processes=n, metrics_port=port), name)
+            env = child_env(msgspec.structs.replace(settings, processes=n, metrics_port=port))
             self.workers[name] = subprocess.Popen([sys.executable, "-m", "workup", "worker", name],
                                                   env=env, stdin=subprocess.DEVNULL)
             port = port and port + 1 + n
