@@ -35,10 +35,7 @@ SERVICES = ("users", "jobs", "contracts", "payments")
 def command(**flags: object) -> None:
     """Start the gateway, the services and the media server; print the URLs once they answer."""
     settings = settings_from(**flags)
-    try:
-        settings.data_path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise click.UsageError(f"data directory {settings.data_dir}: {exc.strerror}") from None
+    _make_data_dir(settings)
     configure_logging("up", level=settings.log_level, fmt=settings.log_format)
     _check_ports(settings)   # a port in use stops us before any service has started
     # our own readiness probes go through httpx: keep its per-request INFO lines out of the log
@@ -50,6 +47,14 @@ def command(**flags: object) -> None:
             upload_password=settings.upload_password or ensure_secret(settings.data_path, "upload.password", 18))
     from ..gateway import run_until_stopped
     run_until_stopped(run_system, settings)
+
+
+def _make_data_dir(settings: Settings) -> None:
+    """The data directory, made if missing; one that cannot be made is a usage error (exit 2)."""
+    try:
+        settings.data_path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.UsageError(f"data directory {settings.data_dir}: {exc.strerror}") from None
 
 
 def _check_ports(settings: Settings) -> None:
@@ -355,10 +360,7 @@ def _with_processes(cmd: click.Command) -> click.Command:
         if settings.amqp_url is None:
             raise click.UsageError("--gateway-processes above 1 needs RabbitMQ (WORKUP_AMQP_URL): the in-process "
                                    "transport reaches the services from this process only")
-        try:
-            settings.data_path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise click.UsageError(f"data directory {settings.data_dir}: {exc.strerror}") from None
+        _make_data_dir(settings)
         # the keys every child reads, made once here before any child could race to make them
         jwt_keys_from(settings, generate=True)
         load_identity(settings, "both", create=True)
