@@ -45,7 +45,7 @@ def test_service_counts_refuse(spec: str) -> None:
 
 def test_child_env_carries_the_settings() -> None:
     settings = Settings(amqp_url="amqp://u:p@127.0.0.1:5672/", amqp_prefix="t1", processes=3, port=9999)
-    env = child_env(settings, "jobs")
+    env = child_env(settings)
     assert env["WORKUP_AMQP_URL"] == "amqp://u:p@127.0.0.1:5672/"
     assert env["WORKUP_AMQP_PREFIX"] == "t1" and env["WORKUP_PROCESSES"] == "3" and env["WORKUP_PORT"] == "9999"
     assert "WORKUP_REDIS_URL" not in env or env["WORKUP_REDIS_URL"] == os.environ.get("WORKUP_REDIS_URL")

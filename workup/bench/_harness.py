@@ -225,13 +225,9 @@ class Server:
         return float(times.user + times.system)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        from ..cli.gateway import stop_processes
+
+        stop_processes([self.proc], timeout=5)
 
     def __enter__(self) -> "Server":
         return self

@@ -28,9 +28,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["RunReport", "StepReport", "SecondReport", "Cpu", "Check", "RateStep", "ScalePoint", "CorpusPoint", "build", "finish",
-           "write", "load", "environment", "results_dir", "RESULTS_ROOT"]
-
-RESULTS_ROOT = RESULTS_DIR        # one perf/results folder for every bench
+           "write", "load", "environment", "results_dir"]
 
 
 class StepReport(msgspec.Struct, kw_only=True):
@@ -227,7 +225,7 @@ def environment(mode: str, servers: list[str], base_url: str) -> dict[str, objec
 
 def results_dir(root: Path | None = None) -> Path:
     """A new ``perf/results/<UTC timestamp>/`` (``-2``, ``-3``… when two runs share a second)."""
-    root = root or RESULTS_ROOT
+    root = root or RESULTS_DIR   # one perf/results folder for every bench
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     path, n = root / stamp, 1
     while path.exists():

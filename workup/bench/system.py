@@ -264,8 +264,12 @@ class _Children:
 
 
 class _Embedded(_Children):
-    """``workup up`` as one child (its own children under it)."""
-    up_args: list[str] = []
+    """``workup up`` (with ``up_args``) as one child (its own children under it)."""
+
+    def __init__(self, *, up_args: list[str], startup_timeout: float, extra_env: Mapping[str, str],
+                 keep_data: bool) -> None:
+        super().__init__(startup_timeout=startup_timeout, extra_env=extra_env, keep_data=keep_data)
+        self.up_args = up_args
 
     def _start(self) -> System:
         port = _free_port()
@@ -316,9 +320,8 @@ class _Split(_Children):
 def start_embedded(*, startup_timeout: float = 180.0, extra_env: Mapping[str, str] | None = None,
                    keep_data: bool = False, up_args: list[str] | None = None) -> _Children:
     """``with start_embedded() as system:`` runs ``workup up`` (with ``up_args``) for the block."""
-    children = _Embedded(startup_timeout=startup_timeout, extra_env=extra_env or {}, keep_data=keep_data)
-    children.up_args = list(up_args or [])
-    return children
+    return _Embedded(up_args=list(up_args or []), startup_timeout=startup_timeout, extra_env=extra_env or {},
+                     keep_data=keep_data)
 
 
 def start_split(*, gateways: int, workers: int, startup_timeout: float = 180.0,

@@ -84,6 +84,7 @@ def _redact(url: str) -> str:
 from typing import TYPE_CHECKING  # noqa: E402  (this block stays self-contained)
 
 if TYPE_CHECKING:
+    import socket
     import subprocess
 
 
@@ -93,10 +94,10 @@ def _inherited_fd(params: dict[str, object]) -> int | None:
     return fd if isinstance(fd, int) else None
 
 
-def shared_socket(host: str, port: int, what: str) -> tuple[object, int, str, int]:
+def shared_socket(host: str, port: int, what: str) -> tuple[socket.socket, int, str, int]:
     """Bind and listen on ``host:port`` for processes to come (also ``workup up
-    --gateway-processes``): the socket object (keep it referenced), its inheritable fd, the
-    bound host and port."""
+    --gateway-processes``, and its check that a port is free): the socket object (keep it
+    referenced), its inheritable fd, the bound host and port."""
     import os
 
     from hypercorn.config import Config

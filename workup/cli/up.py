@@ -35,10 +35,7 @@ SERVICES = ("users", "jobs", "contracts", "payments")
 def command(**flags: object) -> None:
     """Start the gateway, the services and the media server; print the URLs once they answer."""
     settings = settings_from(**flags)
-    try:
-        settings.data_path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise click.UsageError(f"data directory {settings.data_dir}: {exc.strerror}") from None
+    _make_data_dir(settings)
     configure_logging("up", level=settings.log_level, fmt=settings.log_format)
     _check_ports(settings)   # a port in use stops us before any service has started
     # our own readiness probes go through httpx: keep its per-request INFO lines out of the log
@@ -52,21 +49,23 @@ def command(**flags: object) -> None:
     run_until_stopped(run_system, settings)
 
 
-def _check_ports(settings: Settings) -> None:
-    from hypercorn.config import Config
+def _make_data_dir(settings: Settings) -> None:
+    """The data directory, made if missing; one that cannot be made is a usage error (exit 2)."""
+    try:
+        settings.data_path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.UsageError(f"data directory {settings.data_dir}: {exc.strerror}") from None
 
-    from .._listening import bind_address, listen
+
+def _check_ports(settings: Settings) -> None:
+    from .gateway import shared_socket
 
     ports = [("media server", settings.media_port)]
     if _api_socket_fd is None:   # else --gateway-processes has bound the API port already
         ports.insert(0, ("gateway", settings.port))
     for what, port in ports:
         if port:   # 0: any free port, nothing to check
-            config = Config()
-            config.bind = [bind_address(settings.host, port)]
-            sockets, _, _ = listen(config, what)   # SettingsError: one line, exit 2
-            for sock in sockets.insecure_sockets:
-                sock.close()
+            shared_socket(settings.host, port, what)[0].close()   # SettingsError: one line, exit 2
 
 
 def available_services() -> list[str]:
@@ -250,10 +249,10 @@ def service_counts(specs: tuple[str, ...], names: list[str], cpus: int | None) -
     return counts
 
 
-def child_env(settings: Settings, role: str) -> dict[str, str]:
-    """The environment of a child process of ``role`` (``"gateway"`` or a service name): ours
-    with every setting in it, the flags given to ``workup up`` included (secrets travel here,
-    never on a command line). The one place a child's environment is built."""
+def child_env(settings: Settings) -> dict[str, str]:
+    """The environment of a child process (a gateway or a service's worker): ours with every
+    setting in it, the flags given to ``workup up`` included (secrets travel here, never on a
+    command line). The one place a child's environment is built."""
     import os
 
     import msgspec
@@ -281,13 +280,13 @@ class _Processes:
         import msgspec
 
         self.gateways, self.counts, self.split = gateways, counts, bool(counts)
-        self.gateway_env = dict(child_env(settings, "gateway"), WORKUP_PORT=str(port))
+        self.gateway_env = dict(child_env(settings), WORKUP_PORT=str(port))
         self.fd = fd
         self.children: list[subprocess.Popen[bytes]] = []
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
         port = settings.metrics_port
         for name, n in counts.items():   # each supervisor's /metrics on a port, its children's after it
-            env = child_env(msgspec.structs.replace(settings, processes=n, metrics_port=port), name)
+            env = child_env(msgspec.structs.replace(settings, processes=n, metrics_port=port))
             self.workers[name] = subprocess.Popen([sys.executable, "-m", "workup", "worker", name],
                                                   env=env, stdin=subprocess.DEVNULL)
             port = port and port + 1 + n
@@ -361,10 +360,7 @@ def _with_processes(cmd: click.Command) -> click.Command:
         if settings.amqp_url is None:
             raise click.UsageError("--gateway-processes above 1 needs RabbitMQ (WORKUP_AMQP_URL): the in-process "
                                    "transport reaches the services from this process only")
-        try:
-            settings.data_path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise click.UsageError(f"data directory {settings.data_dir}: {exc.strerror}") from None
+        _make_data_dir(settings)
         # the keys every child reads, made once here before any child could race to make them
         jwt_keys_from(settings, generate=True)
         load_identity(settings, "both", create=True)

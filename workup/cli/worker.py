@@ -20,10 +20,11 @@ from ._options import server_options, settings_from, settings_options
 @server_options
 def command(service: str, check: bool, **flags: object) -> None:
     """Run SERVICE (users, jobs, contracts, payments) as N processes consuming its queue."""
-    import msgspec
-    import trio
     if check:   # before the heavy imports: a health check runs every few seconds
         _check(service, settings_from(**flags).data_dir)
+
+    import msgspec
+    import trio
 
     from ..runtime import UnknownService, load_service
     from ..transport.rabbitmq import AmqpTransport

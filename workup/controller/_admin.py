@@ -58,22 +58,21 @@ def admin_socket(data_dir: Path) -> Path:
     return data_dir / ADMIN_SOCKET
 
 
-async def _read_frame(stream: trio.abc.ReceiveStream) -> bytes:
+async def _read_exactly(stream: trio.abc.ReceiveStream, size: int) -> bytes:
     buf = bytearray()
-    need = _LENGTH.size
-    header = True
-    while len(buf) < need:
-        chunk = await stream.receive_some(min(65536, need - len(buf)))
+    while len(buf) < size:
+        chunk = await stream.receive_some(min(65536, size - len(buf)))
         if not chunk:
             raise _BadFrame("connection closed mid-message")
         buf += chunk
-        if header and len(buf) == _LENGTH.size:
-            (size,) = _LENGTH.unpack(buf)
-            if size > _MAX_FRAME:
-                raise _BadFrame(f"message of {size} bytes, above {_MAX_FRAME}")
-            buf.clear()
-            need, header = size, False
     return bytes(buf)
+
+
+async def _read_frame(stream: trio.abc.ReceiveStream) -> bytes:
+    (size,) = _LENGTH.unpack(await _read_exactly(stream, _LENGTH.size))
+    if size > _MAX_FRAME:
+        raise _BadFrame(f"message of {size} bytes, above {_MAX_FRAME}")
+    return await _read_exactly(stream, size)
 
 
 def _frame(body: bytes) -> bytes:

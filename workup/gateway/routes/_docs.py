@@ -26,6 +26,10 @@ _BUNDLE: Traversable = next(p for p in (files("swagger_ui_bundle") / "vendor").i
 PAGE = "/docs"
 ASSETS = f"{PAGE}/assets/{_BUNDLE.name}"   # the bundle's folder names its version
 _SERVED = (".js", ".css", ".png", ".map")
+# the files that may be asked for: a name outside them is 404 before the cache below, which holds
+# only these (a cache of every name a client makes up would grow without bound)
+_FILES = frozenset(p.name for p in _BUNDLE.iterdir()
+                   if p.name.endswith(_SERVED) and not p.name.startswith(".") and p.is_file())
 # Swagger UI styles some elements inline and draws its icons as data: images
 _POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
            "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
@@ -66,15 +70,14 @@ _PAGE_TAG = hashlib.sha256(_HTML).hexdigest()[:32]
 _INIT_TAG = hashlib.sha256(_INIT).hexdigest()[:32]
 
 
-@cache
 def _asset(name: str) -> tuple[bytes, str, str] | None:
     """(bytes, content type, etag) of a file of the bundle, None when it ships no such file."""
-    if not name.endswith(_SERVED) or name.startswith("."):
-        return None
-    path = _BUNDLE / name
-    if not path.is_file():
-        return None
-    data = path.read_bytes()
+    return _read_asset(name) if name in _FILES else None
+
+
+@cache
+def _read_asset(name: str) -> tuple[bytes, str, str]:
+    data = (_BUNDLE / name).read_bytes()
     ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
     if ctype.startswith("text/") or ctype.endswith("javascript"):
         ctype += "; charset=utf-8"
