@@ -34,7 +34,7 @@ BUILD = ROOT / "ops" / "image" / "build"
 DOCKER = "/usr/bin/docker"
 ROLES = ("gateway", "users", "jobs", "contracts", "payments", "media")
 WORKERS = ("users", "jobs", "contracts", "payments")
-AMQP_ROLES = ("gateway", "users", "jobs", "contracts", "payments", "autoscaler")
+AMQP_ROLES = ("gateway", "users", "jobs", "contracts", "payments")   # the autoscaler has no broker password
 
 
 def free_port() -> int:

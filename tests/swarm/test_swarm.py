@@ -1,6 +1,7 @@
 """WorkUp on a real one-node Docker Swarm (issue 13), through the Swarm-run gateway: the whole
-hire-to-payout flow, ``docker service scale`` seen by ``workup control``, a rolling update of the
-gateway under a steady stream, and a killed task replaced. The session's stack: ``conftest.py``.
+hire-to-payout flow, each task holding only its role's keys (issue 16), ``docker service scale``
+seen by ``workup control``, a rolling update of the gateway under a steady stream, and a killed
+task replaced. The session's stack: ``conftest.py``.
 Figures go to the test's output (``-s``) and to ``docs/deploy.md``."""
 
 from __future__ import annotations
@@ -47,6 +48,49 @@ async def test_hire_to_payout_through_the_swarm_gateway(swarm: Swarm) -> None:
     async with httpx.AsyncClient(timeout=10) as http:
         describe = await http.get(f"http://127.0.0.1:{swarm.media_port}/describe")
     assert describe.status_code == 200, describe.text
+
+
+def _held(swarm: Swarm, role: str) -> tuple[set[str], set[str]]:
+    """What the role's running container holds: the files in /run/secrets and the names of the
+    variables in the environment of its main process (pid 1, the workup command)."""
+    [container] = swarm.containers(role)
+    out = swarm.docker("exec", container, "python", "-c",
+                       "import json, os; print(json.dumps([os.listdir('/run/secrets') "
+                       "if os.path.isdir('/run/secrets') else [], [v.split('=', 1)[0] for v in "
+                       "open('/proc/1/environ', 'rb').read().decode().split(chr(0)) if v]]))",
+                       step=f"docker exec {role}: its secrets and environment")
+    files, names = json.loads(out)
+    return set(files), set(names)
+
+
+def _spec(swarm: Swarm, role: str) -> tuple[set[str], set[str]]:
+    """The secrets (file names) and variable names of the role's service spec."""
+    out = swarm.docker("service", "inspect", "--format", "{{json .Spec.TaskTemplate.ContainerSpec}}",
+                       swarm.service(role), step=f"docker service inspect {role}")
+    spec = json.loads(out)
+    return ({s["File"]["Name"] for s in spec.get("Secrets") or []},
+            {v.split("=", 1)[0] for v in spec.get("Env") or []})
+
+
+def test_each_task_holds_only_the_keys_of_its_role(swarm: Swarm) -> None:
+    # the gateway: no service key (nor control key, nor gateway public key) mounted or named
+    files, names = _held(swarm, "gateway")
+    assert files == {"workup_jwt_key", "workup_gateway_key", "workup_amqp_password"}, files
+    assert not {n for n in names if n.startswith(("WORKUP_SERVICE_KEY", "WORKUP_CONTROL_KEY",
+                                                  "WORKUP_GATEWAY_PUBLIC_KEY"))}, names
+    assert {"WORKUP_JWT_KEY_FILE", "WORKUP_GATEWAY_KEY_FILE", "WORKUP_AMQP_PASSWORD_FILE"} <= names
+    # a service still holds what it verifies and signs with, and no gateway or JWT key
+    files, names = _held(swarm, "users")
+    assert files == {"workup_control_key", "workup_gateway_public_key", "workup_service_key",
+                     "workup_amqp_password"}, files
+    assert "WORKUP_SERVICE_KEY_FILE" in names and not {n for n in names if n.startswith(("WORKUP_JWT_KEY",
+                                                                                        "WORKUP_GATEWAY_KEY"))}, names
+    # media: the upload password alone; the autoscaler (not run on one node): nothing
+    files, names = _held(swarm, "media")
+    assert files == {"workup_upload_password"}, files
+    assert not {n for n in names if "KEY" in n or n.startswith("WORKUP_AMQP")}, names
+    files, names = _spec(swarm, "autoscaler")
+    assert not files and not {n for n in names if n.endswith("_FILE") or n.startswith("WORKUP_AMQP")}, names
 
 
 def _processes(swarm: Swarm, service: str, expect: int) -> dict[str, int]:

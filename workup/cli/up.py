@@ -23,6 +23,7 @@ from ._options import server_options, settings_from, settings_options
 if TYPE_CHECKING:
     import trio
 
+    from ..transport.identity import Identity
     from ..transport.local import LocalTransport
     from ..transport.rabbitmq import AmqpTransport
 
@@ -83,9 +84,7 @@ def available_services() -> list[str]:
 @asynccontextmanager
 async def open_transport(settings: Settings) -> AsyncIterator[LocalTransport | AmqpTransport]:
     from ..transport import AmqpTransport, LocalTransport
-    from ..transport.identity import load_identity
-    # this process is gateway and services at once: both keys (made in the data dir if unset)
-    identity = load_identity(settings, "both", create=True)
+    identity = process_identity(settings, split=_procs is not None and _procs.split)
     if settings.amqp_url is None:
         yield LocalTransport(identity)
         return
@@ -98,6 +97,14 @@ async def open_transport(settings: Settings) -> AsyncIterator[LocalTransport | A
     async with AmqpTransport.connect(url, prefix=settings.amqp_prefix, name="workup-up",
                                      identity=identity) as transport:
         yield transport
+
+
+def process_identity(settings: Settings, *, split: bool) -> Identity:
+    """The keys this process holds (made in the data dir if unset): both when it is gateway and
+    services at once; the gateway key alone when the services run in processes of their own
+    (``split``), as ``workup gateway`` holds (docs/security.md, "Who holds which credential")."""
+    from ..transport.identity import load_identity
+    return load_identity(settings, "gateway" if split else "both", create=True)
 
 
 async def wait_answering(urls: list[str], *, timeout: float = 30.0) -> None:
@@ -266,6 +273,18 @@ def child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+# the keys a gateway never uses: it neither speaks as SERVICE nor sends control messages
+_NOT_FOR_GATEWAYS = ("service_key", "service_key_file", "control_key", "control_key_file")
+
+
+def gateway_env(settings: Settings) -> dict[str, str]:
+    """:func:`child_env` without the variables of the keys a gateway does not hold."""
+    from ..settings import env_names
+
+    drop = {name for field in _NOT_FOR_GATEWAYS for name in env_names(field)}
+    return {k: v for k, v in child_env(settings).items() if k not in drop}
+
+
 def _sqlite_backed(settings: Settings, service: str) -> bool:
     """The service's store is an embedded SQLite file: one process may write it."""
     url = {"users": settings.users_mongo_url, "payments": settings.payments_postgres_url}.get(
@@ -280,7 +299,7 @@ class _Processes:
         import msgspec
 
         self.gateways, self.counts, self.split = gateways, counts, bool(counts)
-        self.gateway_env = dict(child_env(settings), WORKUP_PORT=str(port))
+        self.gateway_env = dict(gateway_env(settings), WORKUP_PORT=str(port))
         self.fd = fd
         self.children: list[subprocess.Popen[bytes]] = []
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
