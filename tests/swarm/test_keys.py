@@ -1,8 +1,9 @@
 """Each role holds only the keys it needs (issue 16). What every container of ``ops/swarm/stack.yml``
 mounts and names (the compose files, merge keys resolved); a real ``workup
 gateway`` that starts and answers without the service key; a real process missing a key it needs
-that stops at start with one line; and the keys distributed ``workup up`` gives its gateways. The
-deployed stack's gateway container is checked in ``test_swarm.py``."""
+that stops at start with one line; and the keys distributed ``workup up`` gives its gateways, in
+its own process and in the real gateway processes it starts. The deployed stack's tasks are
+checked in ``test_swarm.py``."""
 
 from __future__ import annotations
 
@@ -84,6 +85,20 @@ def _without_keys(**extra: str) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if k not in drop and not k.endswith("_FILE")}, **extra}
 
 
+def wait_health(proc: subprocess.Popen[bytes], port: int, log: Path, *, timeout: float) -> None:
+    """Until ``/health`` on ``port`` answers 200; fails if ``proc`` exits first or time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, f"{proc.args} exited with {proc.returncode}: {log.read_text()[-3000:]}"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"no /health 200 within {timeout:.0f} s: {log.read_text()[-3000:]}"
+        time.sleep(0.3)
+
+
 def test_the_gateway_starts_and_answers_without_the_service_key(tmp_path: Path, amqp_url: str) -> None:
     data, port = tmp_path / "data", free_port()
     # the service key's variable names a file that is not there: a gateway that read it would stop
@@ -96,16 +111,7 @@ def test_the_gateway_starts_and_answers_without_the_service_key(tmp_path: Path, 
         gateway = subprocess.Popen([sys.executable, "-m", "workup", "gateway"], env=env, stdout=out,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert gateway.poll() is None, f"the gateway exited with {gateway.returncode}: {log.read_text()[-2000:]}"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"no /health 200 within 90 s: {log.read_text()[-2000:]}"
-            time.sleep(0.3)
+        wait_health(gateway, port, log, timeout=90)
     finally:
         gateway.send_signal(signal.SIGTERM)
         gateway.wait(timeout=60)
@@ -156,3 +162,58 @@ def test_distributed_up_gives_its_gateways_the_gateway_key_alone(tmp_path: Path)
     assert gateways["WORKUP_GATEWAY_KEY"] == os.environ["WORKUP_GATEWAY_KEY"]
     assert gateways["WORKUP_AMQP_URL"] == workers["WORKUP_AMQP_URL"]
 
+
+
+@pytest.mark.timeout(300)
+def test_distributed_up_hands_its_gateway_processes_no_service_key(tmp_path: Path, amqp_url: str,
+                                                                    redis_url: str) -> None:
+    """The same on real processes: distributed ``workup up`` (RabbitMQ and Redis, the stores on
+    SQLite) given every key in its environment, as an operator would; its workers get the service
+    and control keys, its other gateway process neither, and a user registers and logs in."""
+    import psutil
+
+    from ..blackbox._distributed import drop_amqp_names
+
+    port, prefix = free_port(), f"keys{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKUP_")}
+    env.update({name: os.environ[name] for name in ("WORKUP_GATEWAY_KEY", "WORKUP_GATEWAY_PUBLIC_KEY",
+                                                    "WORKUP_SERVICE_KEY")},
+               WORKUP_CONTROL_KEY="control-" + uuid.uuid4().hex, WORKUP_AMQP_URL=amqp_url,
+               WORKUP_REDIS_URL=redis_url, WORKUP_AMQP_PREFIX=prefix, WORKUP_LOG_LEVEL="WARNING")
+    log = tmp_path / "up.log"
+    with open(log, "wb") as out:
+        up = subprocess.Popen([sys.executable, "-m", "workup", "up", "--port", str(port), "--media-port",
+                               str(free_port()), "--data-dir", str(tmp_path / "data"),
+                               "--gateway-processes", "2", "--processes", "1"],
+                              env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        wait_health(up, port, log, timeout=240)
+        roles: dict[str, list[set[str]]] = {"gateway": [], "worker": []}
+        for p in psutil.Process(up.pid).children():
+            argv = p.cmdline()
+            for role in roles:
+                if role in argv[3:4]:          # python -m workup <role> ...
+                    roles[role].append(set(p.environ()))
+        assert len(roles["gateway"]) == 1 and len(roles["worker"]) == 4, roles
+        for names in roles["gateway"]:
+            assert "WORKUP_GATEWAY_KEY" in names
+            assert not names & {"WORKUP_SERVICE_KEY", "WORKUP_CONTROL_KEY"}, names
+        for names in roles["worker"]:
+            assert {"WORKUP_SERVICE_KEY", "WORKUP_CONTROL_KEY", "WORKUP_GATEWAY_PUBLIC_KEY"} <= names
+        email, password = f"keys-{uuid.uuid4().hex[:8]}@example.com", "keys-pass-1"
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            reg = http.post("/api/v1/users/freelancers/register",
+                            json={"email": email, "password": password, "fullName": "Keys Test"})
+            assert reg.status_code == 201, reg.text
+            login = http.post("/api/v1/users/login", json={"email": email, "password": password})
+            assert login.status_code == 200, login.text
+            me = http.get("/api/v1/users/me", headers={"Authorization": f"Bearer {login.json()['authToken']}"})
+            assert me.status_code == 200, me.text
+    finally:
+        up.send_signal(signal.SIGTERM)
+        try:
+            up.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            up.wait(10)
+        drop_amqp_names(amqp_url, prefix)
