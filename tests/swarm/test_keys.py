@@ -78,6 +78,22 @@ def test_the_overrides_add_no_secret(override: str) -> None:
         assert not [k for k in env if k.endswith("_FILE") or k in SECRET_VALUES], role
 
 
+def test_the_autoscaler_runs_a_cycle_with_the_stacks_environment_alone(tmp_path: Path) -> None:
+    # one-node.yml does not run it: its command and environment of stack.yml, no secret, no
+    # broker, an engine that is not there (the cycle holds and says why), and nothing else
+    service = compose_file("stack.yml")["services"]["autoscaler"]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
+           "DOCKER_HOST": f"unix://{tmp_path}/absent.sock", **service["environment"]}
+    argv = [*service["command"], "--cycles", "1", "--interval", "0.5", "--dry-run"]
+    argv[argv.index("--metrics-port") + 1] = "0"       # any free port, not the stack's 9500
+    argv[argv.index("--host") + 1] = "127.0.0.1"
+    proc = subprocess.run([sys.executable, "-m", "workup", *argv], env=env, capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "scaling Swarm services labelled swarm.autoscaler=true" in proc.stderr + proc.stdout
+    assert "holding every service this cycle: the Docker engine unavailable" in proc.stderr + proc.stdout
+
+
 def _without_keys(**extra: str) -> dict[str, str]:
     """This environment without the session's keys (tests/conftest.py sets them) and without a dev
     node's role accounts (the URL given is the test account's), plus ``extra``."""
