@@ -6,11 +6,12 @@ from typing import Any, Sequence
 
 import trio
 
-from .table import Row, Table, _insert_sql, _qualified, _select_sql, _where
+from .table import Row, Table, _in_keys, _in_sql, _insert_sql, _qualified, _select_sql, _where
 
 __all__ = ["CassandraDb", "keyspace_name"]
 
 _BULK = 100   # statements per unlogged batch of upsert_bulk (well under batch_size_fail_threshold)
+_IN = 100     # keys per statement of select_in: a coordinator fans out a partition-key IN itself
 
 
 class CassandraDb:
@@ -204,6 +205,13 @@ class CassandraDb:
 
     async def select_each(self, table: Table, wheres: Sequence[Row]) -> list[list[Row]]:
         return await self._each([_select_sql(self._t(table), w, None, None) for w in wheres])
+
+    async def select_in(self, table: Table, where: Row, keys: Sequence[Row]) -> list[Row]:
+        columns, values = _in_keys(keys)
+        cql = _in_sql(self._t(table), where, columns, "?")
+        bound = [v[0] for v in values] if len(columns) == 1 else values   # list<tuple<...>> for (a, b) IN ?
+        found = await self._each([(cql, [*where.values(), bound[i:i + _IN]]) for i in range(0, len(bound), _IN)])
+        return [row for rows in found for row in rows]
 
     async def drop_keyspace(self) -> None:
         await trio.to_thread.run_sync(

@@ -8,11 +8,12 @@ from typing import Any, Callable, Sequence, TypeVar
 
 import trio
 
-from .table import Row, Table, _insert_sql, _select_sql, _where
+from .table import Row, Table, _in_keys, _in_sql, _insert_sql, _select_sql, _where
 
 __all__ = ["SqliteDb"]
 
 T = TypeVar("T")
+_IN = 200   # keys per statement of select_in: bound parameters stay under SQLite's 999 of old builds
 
 
 class SqliteDb:
@@ -106,6 +107,21 @@ class SqliteDb:
                 out.append(self._rows(table, self._conn.execute(sql, params)))
             return out
         return await self._run(run) if wheres else []
+
+    async def select_in(self, table: Table, where: Row, keys: Sequence[Row]) -> list[Row]:
+        columns, values = _in_keys(keys)
+        one = "?" if len(columns) == 1 else f"({', '.join('?' for _ in columns)})"
+
+        def run() -> list[Row]:
+            out: list[Row] = []
+            for i in range(0, len(values), _IN):
+                chunk = values[i:i + _IN]
+                # row values: (a, b) IN (VALUES (?, ?), ...), SQLite 3.15+
+                marker = f"({'' if len(columns) == 1 else 'VALUES '}{', '.join(one for _ in chunk)})"
+                params = [*where.values(), *(v for key in chunk for v in key)]
+                out += self._rows(table, self._conn.execute(_in_sql(table, where, columns, marker), params))
+            return out
+        return await self._run(run) if values else []
 
     async def aclose(self) -> None:
         await self._run(self._conn.close)
