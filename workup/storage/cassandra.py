@@ -10,7 +10,10 @@ from .table import Row, Table, _in_keys, _in_sql, _insert_sql, _qualified, _sele
 
 __all__ = ["CassandraDb", "keyspace_name"]
 
-_BULK = 100   # statements per unlogged batch of upsert_bulk (well under batch_size_fail_threshold)
+# upsert_bulk's unlogged batches: rows of one partition are one mutation however many (and a
+# single-partition batch is exempt from the batch size thresholds, CASSANDRA-10876); rows of
+# different partitions are fanned out by the coordinator, kept small
+_BULK_ONE, _BULK = 1000, 100
 _IN = 100     # keys per statement of select_in: a coordinator fans out a partition-key IN itself
 
 
@@ -169,7 +172,7 @@ class CassandraDb:
             partitions.setdefault(key, []).append((_insert_sql(self._t(table), row), list(row.values())))
         shared = [rows for rows in partitions.values() if len(rows) > 1]
         single = [rows[0] for rows in partitions.values() if len(rows) == 1]
-        chunks = [rows[i:i + _BULK] for rows in shared for i in range(0, len(rows), _BULK)]
+        chunks = [rows[i:i + _BULK_ONE] for rows in shared for i in range(0, len(rows), _BULK_ONE)]
         chunks += [single[i:i + _BULK] for i in range(0, len(single), _BULK)]
         async with trio.open_nursery() as nursery:
             for chunk in chunks:
