@@ -74,3 +74,16 @@ async def test_select_in_sends_a_statement_per_chunk_not_per_key(db):
     with statements(db) as sent:
         assert await db.select_in(ITEMS, {}, []) == []
     assert sent == []
+
+
+async def test_sqlite_seeks_each_key_rather_than_scanning_the_partition(tmp_path):
+    """A term's partition holds every job under a common word: reading 3 of its keys must not
+    walk the million others."""
+    db = SqliteDb(tmp_path / "t.sqlite", [INDEX])
+    try:
+        with statements(db) as sent:
+            await db.select_in(INDEX, {"term": "t"}, [{"created_ms": i, "item": "j"} for i in range(3)])
+        plan = " ".join(str(r[3]) for r in db._conn.execute(f"EXPLAIN QUERY PLAN {sent[0]}"))
+    finally:
+        await db.aclose()
+    assert "SEARCH t USING PRIMARY KEY (term=? AND created_ms=? AND item=?)" in plan, plan

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import trio
 
-from .table import Row, Table, _in_keys, _in_sql, _insert_sql, _qualified, _select_sql, _where
+from .table import Row, Table, _in_keys, _insert_sql, _qualified, _select_sql, _where
 
 __all__ = ["CassandraDb", "keyspace_name"]
 
@@ -211,7 +211,8 @@ class CassandraDb:
 
     async def select_in(self, table: Table, where: Row, keys: Sequence[Row]) -> list[Row]:
         columns, values = _in_keys(keys)
-        cql = _in_sql(self._t(table), where, columns, "?")
+        lhs = columns[0] if len(columns) == 1 else f"({', '.join(columns)})"
+        cql = f"SELECT * FROM {self._t(table).name} WHERE {' AND '.join([*(f'{c} = ?' for c in where), f'{lhs} IN ?'])}"
         bound = [v[0] for v in values] if len(columns) == 1 else values   # list<tuple<...>> for (a, b) IN ?
         found = await self._each([(cql, [*where.values(), bound[i:i + _IN]]) for i in range(0, len(bound), _IN)])
         return [row for rows in found for row in rows]

@@ -8,7 +8,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 import trio
 
-from .table import Row, Table, _in_keys, _in_sql, _insert_sql, _select_sql, _where
+from .table import Row, Table, _in_keys, _insert_sql, _select_sql, _where
 
 __all__ = ["SqliteDb"]
 
@@ -110,16 +110,20 @@ class SqliteDb:
 
     async def select_in(self, table: Table, where: Row, keys: Sequence[Row]) -> list[Row]:
         columns, values = _in_keys(keys)
-        one = "?" if len(columns) == 1 else f"({', '.join('?' for _ in columns)})"
+        one = f"({', '.join('?' for _ in columns)})"
+        # the keys as a VALUES table joined to the rows (CROSS JOIN keeps it outer): each key is a
+        # primary-key seek; "(a, b) IN (VALUES ...)" would scan the whole partition instead
+        match = " AND ".join([*(f"t.{c} = ?" for c in where),
+                              *(f"t.{c} = k.column{i}" for i, c in enumerate(columns, 1))])
 
         def run() -> list[Row]:
             out: list[Row] = []
             for i in range(0, len(values), _IN):
                 chunk = values[i:i + _IN]
-                # row values: (a, b) IN (VALUES (?, ?), ...), SQLite 3.15+
-                marker = f"({'' if len(columns) == 1 else 'VALUES '}{', '.join(one for _ in chunk)})"
-                params = [*where.values(), *(v for key in chunk for v in key)]
-                out += self._rows(table, self._conn.execute(_in_sql(table, where, columns, marker), params))
+                sql = (f"SELECT t.* FROM (VALUES {', '.join(one for _ in chunk)}) AS k "
+                       f"CROSS JOIN {table.name} AS t WHERE {match}")
+                params = [*(v for key in chunk for v in key), *where.values()]
+                out += self._rows(table, self._conn.execute(sql, params))
             return out
         return await self._run(run) if values else []
 

@@ -137,12 +137,6 @@ def _select_sql(table: Table, where: Row, after: Sequence[Any] | None, limit: in
     return sql, params
 
 
-def _in_sql(table: Table, where: Row, columns: Sequence[str], marker: str) -> str:
-    """``SELECT`` of the rows whose ``columns`` are ``IN marker`` (the adapter's list syntax)."""
-    lhs = columns[0] if len(columns) == 1 else f"({', '.join(columns)})"
-    return f"SELECT * FROM {table.name} WHERE {' AND '.join([*(f'{c} = ?' for c in where), f'{lhs} IN {marker}'])}"
-
-
 def _in_keys(keys: Sequence[Row]) -> tuple[list[str], list[tuple[Any, ...]]]:
     """The columns of ``keys`` and their distinct values (a key asked twice is read once)."""
     columns = list(keys[0]) if keys else []
