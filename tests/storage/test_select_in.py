@@ -11,7 +11,7 @@ import pytest
 from workup.settings import Settings
 from workup.storage import CassandraDb, SqliteDb, Table, keyspace_name
 
-from .._storage_count import statements
+from ._count import statements
 
 INDEX = Table("idx", {"term": "text", "created_ms": "bigint", "item": "text", "note": "text"},
               ("term",), (("created_ms", "DESC"), ("item", "DESC")))

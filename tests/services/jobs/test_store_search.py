@@ -12,7 +12,7 @@ import pytest
 from workup.services.jobs.jobs import search_page
 from workup.services.jobs.store import JOB_INDEX, TABLES, JobsStore, StoredJob
 
-from ..._storage_count import statements
+from ...storage._count import statements
 from ._fixtures import KINDS, store_of
 from ._services import new_id
 
