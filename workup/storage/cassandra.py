@@ -6,11 +6,15 @@ from typing import Any, Sequence
 
 import trio
 
-from .table import Row, Table, _insert_sql, _qualified, _select_sql, _where
+from .table import Row, Table, _in_keys, _insert_sql, _qualified, _select_sql, _where
 
 __all__ = ["CassandraDb", "keyspace_name"]
 
-_BULK = 100   # statements per unlogged batch of upsert_bulk (well under batch_size_fail_threshold)
+# upsert_bulk's unlogged batches: rows of one partition are one mutation however many (and a
+# single-partition batch is exempt from the batch size thresholds, CASSANDRA-10876); rows of
+# different partitions are fanned out by the coordinator, kept small
+_BULK_ONE, _BULK = 1000, 100
+_IN = 100     # keys per statement of select_in: a coordinator fans out a partition-key IN itself
 
 
 class CassandraDb:
@@ -168,7 +172,7 @@ class CassandraDb:
             partitions.setdefault(key, []).append((_insert_sql(self._t(table), row), list(row.values())))
         shared = [rows for rows in partitions.values() if len(rows) > 1]
         single = [rows[0] for rows in partitions.values() if len(rows) == 1]
-        chunks = [rows[i:i + _BULK] for rows in shared for i in range(0, len(rows), _BULK)]
+        chunks = [rows[i:i + _BULK_ONE] for rows in shared for i in range(0, len(rows), _BULK_ONE)]
         chunks += [single[i:i + _BULK] for i in range(0, len(single), _BULK)]
         async with trio.open_nursery() as nursery:
             for chunk in chunks:
@@ -204,6 +208,14 @@ class CassandraDb:
 
     async def select_each(self, table: Table, wheres: Sequence[Row]) -> list[list[Row]]:
         return await self._each([_select_sql(self._t(table), w, None, None) for w in wheres])
+
+    async def select_in(self, table: Table, where: Row, keys: Sequence[Row]) -> list[Row]:
+        columns, values = _in_keys(keys)
+        lhs = columns[0] if len(columns) == 1 else f"({', '.join(columns)})"
+        cql = f"SELECT * FROM {self._t(table).name} WHERE {' AND '.join([*(f'{c} = ?' for c in where), f'{lhs} IN ?'])}"
+        bound = [v[0] for v in values] if len(columns) == 1 else values   # list<tuple<...>> for (a, b) IN ?
+        found = await self._each([(cql, [*where.values(), bound[i:i + _IN]]) for i in range(0, len(bound), _IN)])
+        return [row for rows in found for row in rows]
 
     async def drop_keyspace(self) -> None:
         await trio.to_thread.run_sync(

@@ -8,11 +8,12 @@ from typing import Any, Callable, Sequence, TypeVar
 
 import trio
 
-from .table import Row, Table, _insert_sql, _select_sql, _where
+from .table import Row, Table, _in_keys, _insert_sql, _select_sql, _where
 
 __all__ = ["SqliteDb"]
 
 T = TypeVar("T")
+_IN = 200   # keys per statement of select_in: bound parameters stay under SQLite's 999 of old builds
 
 
 class SqliteDb:
@@ -106,6 +107,25 @@ class SqliteDb:
                 out.append(self._rows(table, self._conn.execute(sql, params)))
             return out
         return await self._run(run) if wheres else []
+
+    async def select_in(self, table: Table, where: Row, keys: Sequence[Row]) -> list[Row]:
+        columns, values = _in_keys(keys)
+        one = f"({', '.join('?' for _ in columns)})"
+        # the keys as a VALUES table joined to the rows (CROSS JOIN keeps it outer): each key is a
+        # primary-key seek; "(a, b) IN (VALUES ...)" would scan the whole partition instead
+        match = " AND ".join([*(f"t.{c} = ?" for c in where),
+                              *(f"t.{c} = k.column{i}" for i, c in enumerate(columns, 1))])
+
+        def run() -> list[Row]:
+            out: list[Row] = []
+            for i in range(0, len(values), _IN):
+                chunk = values[i:i + _IN]
+                sql = (f"SELECT t.* FROM (VALUES {', '.join(one for _ in chunk)}) AS k "
+                       f"CROSS JOIN {table.name} AS t WHERE {match}")
+                params = [*(v for key in chunk for v in key), *where.values()]
+                out += self._rows(table, self._conn.execute(sql, params))
+            return out
+        return await self._run(run) if values else []
 
     async def aclose(self) -> None:
         await self._run(self._conn.close)

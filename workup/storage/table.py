@@ -104,6 +104,15 @@ class Db(Protocol):
         """Many point or partition reads at once (in parallel on Cassandra)."""
         ...
 
+    async def select_in(self, table: Table, where: Row, keys: Sequence[Row]) -> list[Row]:
+        """The rows at many primary keys by one statement, not one per key: ``where`` fixes the
+        partition (or is empty) and each of ``keys`` (same columns in each) gives the rest of a
+        key: ``id IN ?`` across partitions, ``(created_ms, job_id) IN ?`` inside one. Cassandra
+        takes a multi-column ``IN`` on clustering columns only, so ``keys`` is either one
+        partition-key column or clustering columns. Each row once, in no particular order; a key
+        without a row has none (long ``keys`` go as a few statements)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -126,6 +135,12 @@ def _select_sql(table: Table, where: Row, after: Sequence[Any] | None, limit: in
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     return sql, params
+
+
+def _in_keys(keys: Sequence[Row]) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The columns of ``keys`` and their distinct values (a key asked twice is read once)."""
+    columns = list(keys[0]) if keys else []
+    return columns, list(dict.fromkeys(tuple(k[c] for c in columns) for k in keys))
 
 
 def _insert_sql(table: Table, row: Row, verb: str = "INSERT") -> str:

@@ -166,8 +166,8 @@ class ContractsStore:
         """Newest first. An index row whose time is not its contract's was left by an attempt
         that died before the contract row (before ``accepted_ms``, attempts differed): skipped."""
         refs = await self.db.select(CONTRACTS_BY_PARTY, {"user_id": user_id})
-        found = await self.db.select_each(CONTRACTS, [{"id": r["contract_id"]} for r in refs])
-        contracts = [(r["created_ms"], _contract(rows[0])) for r, rows in zip(refs, found) if rows]
+        rows = {r["id"]: r for r in await self.db.select_in(CONTRACTS, {}, [{"id": r["contract_id"]} for r in refs])}
+        contracts = [(r["created_ms"], _contract(rows[r["contract_id"]])) for r in refs if r["contract_id"] in rows]
         return [c for ms, c in contracts if c.created_ms == ms]
 
     async def move_contract(self, contract_id: str, status: str, expect: str, now: int,

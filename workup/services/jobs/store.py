@@ -179,8 +179,8 @@ class JobsStore:
 
     async def get_jobs(self, job_ids: Sequence[str]) -> list[StoredJob]:
         """The jobs that exist among ``job_ids``, in that order."""
-        found = await self.db.select_each(JOBS, [{"id": i} for i in job_ids])
-        return [_job(rows[0]) for rows in found if rows]
+        rows = {r["id"]: r for r in await self.db.select_in(JOBS, {}, [{"id": i} for i in job_ids])}
+        return [_job(rows[i]) for i in job_ids if i in rows]
 
     async def indexed_jobs(self, keys: Sequence[tuple[int, str]]) -> list[StoredJob]:
         """The jobs of index keys ``(created_ms, job_id)``, in that order: those that exist and
@@ -199,10 +199,12 @@ class JobsStore:
         return [(r["created_ms"], r["job_id"]) for r in rows]
 
     async def having_term(self, term: str, keys: Sequence[tuple[int, str]]) -> list[tuple[int, str]]:
-        """The keys (in order) whose job is indexed under ``term`` too."""
-        found = await self.db.select_each(
-            JOB_INDEX, [{"term": term, "created_ms": ms, "job_id": jid} for ms, jid in keys])
-        return [k for k, rows in zip(keys, found) if rows]
+        """The keys (in order) whose job is indexed under ``term`` too: one read of the term's
+        partition for all of them."""
+        rows = await self.db.select_in(JOB_INDEX, {"term": term},
+                                       [{"created_ms": ms, "job_id": jid} for ms, jid in keys])
+        present = {(r["created_ms"], r["job_id"]) for r in rows}
+        return [k for k in keys if k in present]
 
     async def unindex_job(self, job: StoredJob, terms: Sequence[str]) -> None:
         await self.db.delete_many(JOB_INDEX, [{"term": t, "created_ms": job.created_ms, "job_id": job.id}
