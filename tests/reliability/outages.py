@@ -1,7 +1,7 @@
 """A server of the distributed system stopped and restarted under load (``docs/reliability.md``,
 figures 2 and 3):
 
-    python -m tests.reliability.outages rabbitmq|redis|redis-pause|postgres|ferretdb [--down 15]
+    python -m tests.reliability.outages rabbitmq|redis|redis-pause|postgres|ferretdb|cassandra [--down 15]
 
 The server named runs as a private instance of this run's own (``tests/amqp/_private_broker.py``,
 ``tests/cache/_private_redis.py``, ``_private_stores.py``); the others are the shared dev services,
@@ -39,7 +39,7 @@ import trio
 from ._api import API, Api, Tally
 from ._system import Servers, distributed
 
-TARGETS = ("rabbitmq", "redis", "redis-pause", "postgres", "ferretdb")
+TARGETS = ("rabbitmq", "redis", "redis-pause", "postgres", "ferretdb", "cassandra")
 HANG_S = 29.0                   # the client's own timeout is 30 s; the gateway's deadline 10 s
 LATE_S = 12.0                   # the gateway's 10 s deadline and 2 s for a loaded machine
 
@@ -68,8 +68,10 @@ def private(target: str) -> Iterator[Server]:
         yield Server("redis", redis.url, redis.pause if pause else redis.stop, redis.resume if pause else redis.start,
                      redis.close)
     else:
-        from ._private_stores import PrivateFerretDB, PrivatePostgres
-        store = PrivatePostgres() if target == "postgres" else PrivateFerretDB()
+        from ._private_stores import PrivateCassandra, PrivateFerretDB, PrivatePostgres
+        store: PrivatePostgres | PrivateFerretDB | PrivateCassandra = (
+            PrivatePostgres() if target == "postgres" else PrivateFerretDB() if target == "ferretdb"
+            else PrivateCassandra())
         store.start()
         yield Server(target, store.url, store.stop, store.start, store.close)
 
