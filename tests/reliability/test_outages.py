@@ -32,6 +32,7 @@ async def test_a_server_away_under_load_costs_no_hang_no_money_and_recovers(targ
     assert f.hangs == 0, f.slowest_while_down
     assert f.late == 0, f.slowest_while_down           # never past the gateway's deadline
     assert f.internal_errors == 0, f.phases             # a server away is a 503, not a 500
+    assert f.no_retry_after == 0, f.phases              # and the 503 says when to retry
     assert sorted(f.recovered_after_s) == sorted(SERVICES), f.failures
     assert f.errors_after_recovery == []
     assert f.health_after == "200"
