@@ -7,12 +7,16 @@ binaries are missing.
   the ``postgres`` user, trust authentication on loopback.
 - :class:`PrivateFerretDB`: the dev services' FerretDB runner (``tools/ferretrunner``, built by
   ``ops/dev/services up ferretdb``) on its SQLite handler.
+- :class:`PrivateCassandra`: the JVM command of ``ops/dev/services``' ``start_cassandra`` (the
+  cassandra-all jars it fetched, ``ops/dev/cassandra/*``), on a copy of ``cassandra.yaml`` with
+  native and storage ports of its own, its own storage directory and a small heap.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -22,7 +26,10 @@ from pathlib import Path
 
 import pytest
 
-FERRETRUNNER = Path(os.environ.get("WORKUP_CACHE", Path.home() / ".cache" / "workup")) / "bin" / "ferretrunner"
+CACHE = Path(os.environ.get("WORKUP_CACHE", Path.home() / ".cache" / "workup"))
+FERRETRUNNER = CACHE / "bin" / "ferretrunner"
+CASSANDRA_DEV = Path(__file__).resolve().parents[2] / "ops" / "dev" / "cassandra"
+JAVA = Path("/usr/lib/jvm/java-17-openjdk-amd64/bin/java")    # ops/dev/services' JAVA_HOME
 
 
 def _free_port() -> int:
@@ -61,7 +68,9 @@ class _Server:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 with open(self.log, errors="replace") as log:
                     tail = log.read()[-1500:]
-                pytest.fail(f"private {type(self).__name__} on port {self.port} did not start:\n{tail}")
+                why = "exited" if self.proc.poll() is not None else f"not answering after {timeout:.0f} s"
+                pytest.fail(f"private {type(self).__name__} on port {self.port} did not start ({why}; "
+                            f"log: {self.log}):\n{tail}")
             time.sleep(0.2)
 
     def stop(self) -> None:
@@ -127,3 +136,54 @@ class PrivateFerretDB(_Server):
     def argv(self) -> list[str]:
         return [str(FERRETRUNNER), "-listen-addr", f"127.0.0.1:{self.port}", "-handler", "sqlite",
                 "-sqlite-url", f"file:{self.dir}/data/"]
+
+
+class PrivateCassandra(_Server):
+    """One node; :attr:`port` is its CQL port. The storage port is its own too, so it forms no
+    ring with the shared node. A SIGKILLed node starts again on the same data (commit log replay)."""
+
+    HEAP = "384m"
+    START_S = 240.0     # a JVM boot on a loaded 2-core machine: about a minute, sometimes more
+
+    def __init__(self) -> None:
+        found = sorted(CACHE.glob("cassandra-*/lib/.complete"))
+        if not found or not JAVA.exists():
+            pytest.fail(f"a private Cassandra needs {JAVA} and the cassandra-all jars under {CACHE}/cassandra-*/lib "
+                        "(`bash ops/dev/services up cassandra` installs both)")
+        super().__init__("workup-cassandra-")
+        self.lib = found[-1].parent
+        self.storage_port = _free_port()
+        yaml = (CASSANDRA_DEV / "cassandra.yaml").read_text()
+        for key, port in (("storage_port", self.storage_port), ("native_transport_port", self.port)):
+            yaml, n = re.subn(rf"^{key}:.*$", f"{key}: {port}", yaml, flags=re.M)
+            assert n == 1, f"{key} not found once in {CASSANDRA_DEV / 'cassandra.yaml'}"
+        yaml = yaml.replace('"127.0.0.1:7000"', f'"127.0.0.1:{self.storage_port}"')
+        self.config = os.path.join(self.dir, "cassandra.yaml")
+        Path(self.config).write_text(yaml)
+        for sub in ("storage", "triggers"):
+            os.makedirs(os.path.join(self.dir, sub))
+
+    @property
+    def url(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def argv(self) -> list[str]:
+        flags = [line.strip() for line in (CASSANDRA_DEV / "jvm17.options").read_text().splitlines()
+                 if line.strip() and not line.lstrip().startswith("#")]
+        jamm = sorted(self.lib.glob("jamm-*.jar"))[0]
+        return [str(JAVA), "-cp", f"{self.lib}/*", f"-javaagent:{jamm}", *flags,
+                f"-Xms{self.HEAP}", f"-Xmx{self.HEAP}", "-XX:+ExitOnOutOfMemoryError",
+                f"-Dcassandra.config=file://{self.config}", f"-Dcassandra.storagedir={self.dir}/storage",
+                f"-Dcassandra.triggers_dir={self.dir}/triggers",
+                f"-Dlogback.configurationFile={CASSANDRA_DEV / 'logback.xml'}", "-Dcassandra-foreground=yes",
+                "-Dcassandra.skip_wait_for_gossip_to_settle=0", "-Dcassandra.initial_token=0",
+                "-Dcassandra.load_ring_state=false", "-Dcassandra.ring_delay_ms=1",
+                "org.apache.cassandra.service.CassandraDaemon"]
+
+    def answers(self) -> bool:
+        # a CQL exchange: the native port may accept before the node serves queries
+        from tests.conftest import servicecheck
+        return servicecheck.ping_cassandra("127.0.0.1", self.port) is None
+
+    def start(self, timeout: float = START_S) -> None:
+        super().start(timeout)

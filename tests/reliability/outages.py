@@ -1,7 +1,7 @@
 """A server of the distributed system stopped and restarted under load (``docs/reliability.md``,
 figures 2 and 3):
 
-    python -m tests.reliability.outages rabbitmq|redis|redis-pause|postgres|ferretdb [--down 15]
+    python -m tests.reliability.outages rabbitmq|redis|redis-pause|postgres|ferretdb|cassandra [--down 15]
 
 The server named runs as a private instance of this run's own (``tests/amqp/_private_broker.py``,
 ``tests/cache/_private_redis.py``, ``_private_stores.py``); the others are the shared dev services,
@@ -15,12 +15,13 @@ answered 2xx again and ``--settle`` seconds more.
 Measured: every answer's status by phase (before, down, after), the slowest answer while the
 server was away (the gateway's request deadline is 10 s: a client that waits 30 s for nothing is
 counted as ``hang``), ``GET /health`` during and after, the seconds from the server's return to
-each service's first 2xx, and errors after recovery. Then every deposit whose answer was uncertain
-is sent again with its key until it is certain, and each client's balance and ledger must equal its
-deposits exactly once: no confirmed deposit lost, none applied twice. Exit 1 when a check fails:
-a hang, an answer after more than 12 s (the gateway's 10 s deadline and some slack), a 500
-(a server away is answered 503 with ``Retry-After``), an error after recovery, a service that did not recover within ``--recover-within``, or
-money that does not add up.
+each service's first 2xx (every operation) and to its last error, and errors after recovery.
+Then every deposit whose answer was uncertain is sent again with its key until it is certain,
+and each client's balance and ledger must equal its deposits exactly once: no confirmed deposit
+lost, none applied twice. Exit 1 when a check fails: a hang, an answer after more than 12 s (the
+gateway's 10 s deadline and some slack), a 500 (a server away is answered 503 with
+``Retry-After``), a 503 without ``Retry-After``, an error after recovery, a service that did not
+recover within ``--recover-within``, or money that does not add up.
 """
 
 from __future__ import annotations
@@ -36,10 +37,12 @@ from decimal import Decimal
 import msgspec
 import trio
 
+from workup.bench.http import Response
+
 from ._api import API, Api, Tally
 from ._system import Servers, distributed
 
-TARGETS = ("rabbitmq", "redis", "redis-pause", "postgres", "ferretdb")
+TARGETS = ("rabbitmq", "redis", "redis-pause", "postgres", "ferretdb", "cassandra")
 HANG_S = 29.0                   # the client's own timeout is 30 s; the gateway's deadline 10 s
 LATE_S = 12.0                   # the gateway's 10 s deadline and 2 s for a loaded machine
 
@@ -68,8 +71,10 @@ def private(target: str) -> Iterator[Server]:
         yield Server("redis", redis.url, redis.pause if pause else redis.stop, redis.resume if pause else redis.start,
                      redis.close)
     else:
-        from ._private_stores import PrivateFerretDB, PrivatePostgres
-        store = PrivatePostgres() if target == "postgres" else PrivateFerretDB()
+        from ._private_stores import PrivateCassandra, PrivateFerretDB, PrivatePostgres
+        store: PrivatePostgres | PrivateFerretDB | PrivateCassandra = (
+            PrivatePostgres() if target == "postgres" else PrivateFerretDB() if target == "ferretdb"
+            else PrivateCassandra())
         store.start()
         yield Server(target, store.url, store.stop, store.start, store.close)
 
@@ -98,10 +103,12 @@ class Figures(msgspec.Struct):
     health_while_down: dict[str, int] = {}
     health_after: str = ""
     recovered_after_s: dict[str, float] = {}      # server back → first 2xx of each service
+    last_error_after_s: dict[str, float] = {}     # server back → the last non-2xx answer sent (each process back)
     errors_after_recovery: list[str] = []
     hangs: int = 0
     late: int = 0                                 # answers slower than LATE_S (hangs included)
     internal_errors: int = 0                      # 500s: a server away is a 503, not a bug
+    no_retry_after: int = 0                       # 503s without Retry-After
     deposits_resent: int = 0
     money_ok: bool = False
     money: str = ""
@@ -112,10 +119,19 @@ class Figures(msgspec.Struct):
         return not self.failures
 
 
+NO_RETRY_AFTER = "503 without Retry-After"
+
+
+def _outcome(answer: tuple[Response | None, str]) -> str:
+    """The outcome of :meth:`Api.attempt`; a 503 that does not say when to retry is its own."""
+    r, outcome = answer
+    return NO_RETRY_AFTER if r is not None and r.status == 503 and "retry-after" not in r.headers else outcome
+
+
 def _ops(api: Api, acct: Account) -> list[tuple[str, str, Callable[[], Awaitable[str]]]]:
     async def profile() -> str:
-        return (await api.attempt("PUT", f"{API}/users/client/profile", token=acct.token,
-                              body={"city": "c" + secrets.token_hex(3)}))[1]
+        return _outcome(await api.attempt("PUT", f"{API}/users/client/profile", token=acct.token,
+                                          body={"city": "c" + secrets.token_hex(3)}))
 
     async def deposit() -> str:
         key = secrets.token_hex(16)
@@ -125,15 +141,15 @@ def _ops(api: Api, acct: Account) -> list[tuple[str, str, Callable[[], Awaitable
         if r is not None and r.status < 500:   # certain: applied (200) or refused; else sent again at the end
             acct.uncertain.remove(key)
             acct.counted += r.status == 200
-        return outcome
+        return _outcome((r, outcome))
 
     async def post_job() -> str:
-        return (await api.attempt("POST", f"{API}/jobs", token=acct.token,
-                                  body={"title": "Outage job", "description": "load", "budget": 10}))[1]
+        return _outcome(await api.attempt("POST", f"{API}/jobs", token=acct.token,
+                                          body={"title": "Outage job", "description": "load", "budget": 10}))
 
     def get(path: str) -> Callable[[], Awaitable[str]]:
         async def read() -> str:
-            return (await api.attempt("GET", f"{API}{path}", token=acct.token))[1]
+            return _outcome(await api.attempt("GET", f"{API}{path}", token=acct.token))
         return read
     return [("users", "profile", profile), ("users", "me", get("/users/me")),
             ("payments", "wallet", get("/payments/clients/me/wallet")), ("payments", "deposit", deposit),
@@ -232,6 +248,11 @@ def _summarise(figures: Figures, answers: list[Answer], marks: dict[str, float],
             figures.late += 1
         if a.outcome == "500":
             figures.internal_errors += 1
+        if a.outcome == NO_RETRY_AFTER:
+            figures.no_retry_after += 1
+        if a.at >= back and not a.outcome.startswith("2"):
+            figures.last_error_after_s[a.service] = round(max(figures.last_error_after_s.get(a.service, 0.0),
+                                                              a.at - back), 2)
         if a.at >= recovered and not a.outcome.startswith("2"):
             figures.errors_after_recovery.append(f"{a.service} {a.op}: {a.outcome} at {a.at:.1f} s")
     if len(figures.recovered_after_s) < 4:
@@ -243,6 +264,8 @@ def _summarise(figures: Figures, answers: list[Answer], marks: dict[str, float],
         figures.failures.append(f"{figures.late} answers came after more than {LATE_S:.0f} s")
     if figures.internal_errors:
         figures.failures.append(f"{figures.internal_errors} answers were 500 (a server away is a 503)")
+    if figures.no_retry_after:
+        figures.failures.append(f"{figures.no_retry_after} answers were 503 without Retry-After")
     if figures.errors_after_recovery:
         figures.failures.append(f"{len(figures.errors_after_recovery)} errors after recovery")
 
