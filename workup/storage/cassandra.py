@@ -194,6 +194,11 @@ class CassandraDb:
         cql = f"UPDATE {self._t(table).name} SET {sets} WHERE {' AND '.join(f'{c} = ?' for c in key)} IF {cond}"
         return await self._applied(cql, [*changes.values(), *key.values(), *expect.values()])
 
+    async def update(self, table: Table, key: Row, changes: Row) -> None:
+        sets = ", ".join(f"{c} = ?" for c in changes)
+        await self._exec(f"UPDATE {self._t(table).name} SET {sets} WHERE {' AND '.join(f'{c} = ?' for c in key)}",
+                         [*changes.values(), *key.values()])
+
     async def update_if_then(self, table: Table, key: Row, changes: Row, expect: Row,
                              then: tuple[Table, Row]) -> bool:
         # no batch: a conditional batch cannot span tables; the LWT decides, the row follows

@@ -75,6 +75,10 @@ class SqliteDb:
         sql, params = _update_if(table, key, changes, expect)
         return await self._run(lambda: self._conn.execute(sql, params).rowcount == 1)
 
+    async def update(self, table: Table, key: Row, changes: Row) -> None:
+        sql, params = _update_if(table, key, changes, {})
+        await self._run(lambda: self._conn.execute(sql, params))
+
     async def update_if_then(self, table: Table, key: Row, changes: Row, expect: Row,
                              then: tuple[Table, Row]) -> bool:
         sql, params = _update_if(table, key, changes, expect)

@@ -85,6 +85,11 @@ class Db(Protocol):
         ``expect`` of only nulls must also name a column that is never null in a real row."""
         ...
 
+    async def update(self, table: Table, key: Row, changes: Row) -> None:
+        """Set ``changes`` on the existing row at ``key``, unconditionally (no lightweight
+        transaction: for a value every writer agrees on, e.g. an id derived from the row's own)."""
+        ...
+
     async def update_if_then(self, table: Table, key: Row, changes: Row, expect: Row,
                              then: tuple[Table, Row]) -> bool:
         """:meth:`update_if`, and only when it applied, the upsert ``then`` (a command's inbox row,

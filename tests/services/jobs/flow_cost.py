@@ -10,13 +10,16 @@ FerretDB, PostgreSQL)::
 The counters wrap the adapters' single funnels (``CassandraDb._exec`` and ``_batch``,
 ``AmqpTransport.call`` / ``publish_event``, ``GuardedCache``'s methods); work done between two
 requests of the flow (events consumed, the outbox relays' scans) is charged to the step that ends
-next, and ``--idle`` reports what the idle system does per second. The driver is ``workup bench flow``'s own story (users reused).
+next, and ``--idle`` reports what the idle system does per second. ``--by-table`` lists, per
+step, each lightweight transaction, write and batch with the table(s) it touches (the census of
+``docs/performance.md``, issue 15's lightweight transactions). The driver is ``workup bench flow``'s own story (users reused).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections import Counter
 from typing import Any, Awaitable, Callable
 
@@ -53,6 +56,16 @@ def kind_of(cql: str) -> str:
     return "cql LWT" if " IF " in cql else "cql write"
 
 
+_TABLE = re.compile(r"(?:INTO|UPDATE|FROM)\s+\w+\.(\w+)")
+
+
+def by_table(cql: str) -> str:
+    """``LWT jobs``, ``write outbox``, ``read inbox``: the kind of :func:`kind_of` and its table."""
+    kind = kind_of(cql).replace("cql ", "")
+    found = _TABLE.search(cql)
+    return f"{kind} {found.group(1) if found else '?'}"
+
+
 def _counted(name: str | Callable[..., str], fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         COUNTS[name if isinstance(name, str) else name(*args)] += 1
@@ -60,9 +73,15 @@ def _counted(name: str | Callable[..., str], fn: Callable[..., Awaitable[Any]]) 
     return wrapper
 
 
-def install() -> None:
-    CassandraDb._exec = _counted(lambda _self, cql, _params: kind_of(cql), CassandraDb._exec)  # type: ignore[method-assign]
-    CassandraDb._batch = _counted("cql batch", CassandraDb._batch)  # type: ignore[method-assign]
+def _batch_tables(_self: object, statements: list[tuple[str, list[Any]]], *_: Any) -> str:
+    return "batch " + "+".join(sorted({by_table(cql).split()[-1] for cql, _ in statements}))
+
+
+def install(tables: bool = False) -> None:
+    """Count into :data:`COUNTS`, by kind, or by kind and table with ``tables``."""
+    CassandraDb._exec = _counted(  # type: ignore[method-assign]
+        lambda _self, cql, _params: by_table(cql) if tables else kind_of(cql), CassandraDb._exec)
+    CassandraDb._batch = _counted(_batch_tables if tables else "cql batch", CassandraDb._batch)  # type: ignore[method-assign]
     AmqpTransport.call = _counted("rpc", AmqpTransport.call)  # type: ignore[method-assign]
     AmqpTransport.publish_event = _counted("event", AmqpTransport.publish_event)  # type: ignore[method-assign]
     for method in ("get", "set", "delete", "set_flag", "get_flag", "count"):
@@ -85,8 +104,8 @@ class StepRecorder(Recorder):
         self.mark = now
 
 
-async def measure(flows: int, idle: float) -> tuple[dict[str, Counter[str]], Counter[str]]:
-    install()
+async def measure(flows: int, idle: float, tables: bool = False) -> tuple[dict[str, Counter[str]], Counter[str]]:
+    install(tables)
     table: dict[str, Counter[str]] = {}
     async with running_system("distributed") as system:
         flow = Flow(reuse_users=True)
@@ -119,14 +138,29 @@ def markdown(table: dict[str, Counter[str]], quiet: Counter[str]) -> str:
     return "\n".join(lines)
 
 
+def census(table: dict[str, Counter[str]]) -> str:
+    """Per step, the Cassandra statements by kind and table (``--by-table``), then the flow's sums."""
+    total: Counter[str] = Counter()
+    lines = []
+    for step in (s for s in (*STEPS, AFTER) if s in table):
+        cql = {k: v for k, v in sorted(table[step].items()) if k not in ("rpc", "event", "cache")}
+        total.update(cql)
+        lines.append(f"- {step}: " + ", ".join(f"{k} {v:g}" for k, v in cql.items()))
+    lines.append("- **flow**: " + ", ".join(f"{k} {v:g}" for k, v in sorted(total.items())))
+    lines.append(f"- lightweight transactions per flow: {sum(v for k, v in total.items() if k.startswith('LWT')):g}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--flows", type=int, default=3)
     parser.add_argument("--idle", type=float, default=5.0)
+    parser.add_argument("--by-table", action="store_true", help="each statement kind with its table, per step")
     args = parser.parse_args()
     for name, default in SERVERS.items():
         os.environ.setdefault(name, default)
-    print(markdown(*trio.run(measure, args.flows, args.idle)))
+    table, quiet = trio.run(measure, args.flows, args.idle, args.by_table)
+    print(census(table) if args.by_table else markdown(table, quiet))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 from collections import Counter
 
-from tests.services.jobs.flow_cost import COLUMNS, kind_of, markdown
+from tests.services.jobs.flow_cost import COLUMNS, by_table, census, kind_of, markdown
 
 
 def test_statements_are_counted_by_kind():
@@ -23,3 +23,14 @@ def test_table_sums_steps_in_story_order():
                                                            "| idle, per second"]
     assert lines[4].startswith("| **flow** | **2** | **0** | **0** | **0** | **0** | **2** |")
     assert "| 5.0 |" in lines[5]
+
+
+def test_by_table_names_the_table_of_each_statement():
+    assert by_table("UPDATE ks.jobs SET a = ? WHERE id = ? IF b = ?") == "LWT jobs"
+    assert by_table("INSERT INTO ks.proposal_slots (a) VALUES (?) IF NOT EXISTS") == "LWT proposal_slots"
+    assert by_table("UPDATE ks.milestones_by_contract SET status = ? WHERE contract_id = ?") == "write milestones_by_contract"
+    assert by_table("SELECT * FROM ks.outbox WHERE kind = ?") == "relay scan outbox"
+    lines = census({"accept": Counter({"LWT jobs": 1, "write jobs": 1, "rpc": 2}),
+                    "post job": Counter({"LWT jobs": 1})}).splitlines()
+    assert lines == ["- post job: LWT jobs 1", "- accept: LWT jobs 1, write jobs 1",
+                     "- **flow**: LWT jobs 2, write jobs 1", "- lightweight transactions per flow: 2"]

@@ -136,12 +136,10 @@ async def mark_milestone_paid(ctx: Ctx, req: MarkMilestonePaid) -> None:
     if not payable(m.status):
         raise conflict(f"a {m.status} milestone cannot be paid")
     if m.status == "ACCEPTED":
-        try:
-            await _move(ctx.deps, m, "PAID", payment_request_id=req.payment_request_id)
-        except ProblemError:
-            m = await store.get_milestone(m.id) or m
-            if m.status != "PAID":
-                raise
+        now = max(now_ms(), m.updated_ms + 1)
+        await store.pay_milestone(m, req.payment_request_id, now)
+        await milestone_changed(ctx.deps, m.id, now)
+        m = msgspec.structs.replace(m, status="PAID", updated_ms=now, payment_request_id=req.payment_request_id)
     c = await store.get_contract(m.contract_id)
     if c is not None and c.status == "ACTIVE" and completes(x.status for x in await store.milestones_of(c.id)):
         now = max(now_ms(), c.updated_ms + 1)

@@ -36,7 +36,7 @@ async def request_payment(rt: Runtime[ContractsDeps], c: StoredContract | Contra
         milestone_id=m.id, contract_id=c.id, client_id=c.client_id, freelancer_id=c.freelancer_id,
         amount=m.amount))
     request_id = str(ref["id"])
-    await rt.deps.store.record_payment_request(m, request_id)
+    await rt.deps.store.note_payment_request(m, request_id)
     await rt.deps.store.outbox.done(PAYMENT, m.id)
     return request_id
 

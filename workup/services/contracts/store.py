@@ -194,6 +194,20 @@ class ContractsStore:
         return await self.db.update_if(MILESTONES, {"contract_id": m.contract_id, "position": m.position},
                                        {"payment_request_id": request_id}, {"payment_request_id": None})
 
+    async def note_payment_request(self, m: StoredMilestone, request_id: str) -> None:
+        """:meth:`record_payment_request` as a plain write (no lightweight transaction): payments
+        opens one request per milestone (idempotent on its id), so every writer writes this id."""
+        await self.db.update(MILESTONES, {"contract_id": m.contract_id, "position": m.position},
+                             {"payment_request_id": request_id})
+
+    async def pay_milestone(self, m: StoredMilestone, request_id: str, now: int) -> None:
+        """ACCEPTED → PAID, as a plain write: nothing moves an ACCEPTED milestone but this (the
+        freelancer's moves start from OPEN or IN_PROGRESS, the client's from IN_REVIEW), and
+        every repeat of it writes PAID with the milestone's one payment request."""
+        assert m.status in ("ACCEPTED", "PAID")
+        await self.db.update(MILESTONES, {"contract_id": m.contract_id, "position": m.position},
+                             {"status": "PAID", "updated_ms": now, "payment_request_id": request_id})
+
     # terminations
     async def guard_termination(self, contract_id: str, requester_id: str, termination_id: str, now: int) -> str:
         """Reserve the requester's PENDING slot on the contract; returns the id holding it."""

@@ -88,13 +88,12 @@ async def finish_acceptance(rt: Runtime[JobsDeps], job: StoredJob) -> str:
     # The decisions are announced on every run of this step, not only when this run applied them:
     # a run that died after deciding and before announcing is finished by another run (the
     # intent stays until the end), which must announce them. Duplicates only after a crash.
-    await store.decide_proposal(job.id, pid, "ACCEPTED", now)
+    # every other proposal of an accepted job ends REJECTED
+    await store.settle_proposals(job.id, pid, [p.id for p in proposals if p.id != pid and p.status == "PENDING"], now)
     author = next((p.freelancer_id for p in proposals if p.id == pid), "")
     await rt.emit("proposal.accepted", [author], {"proposalId": pid, "jobId": job.id})
     for other in proposals:
-        if other.id != pid:   # every other proposal of an accepted job ends REJECTED
-            if other.status == "PENDING":
-                await store.decide_proposal(job.id, other.id, "REJECTED", now)
+        if other.id != pid:
             await rt.emit("proposal.rejected", [other.freelancer_id], {"proposalId": other.id, "jobId": job.id})
     await proposals_changed(deps, job.id, now)
     await store.unindex_job(job, sorted(job_terms(job.title, job.description, job.skills)))
@@ -110,7 +109,7 @@ async def finish_acceptance(rt: Runtime[JobsDeps], job: StoredJob) -> str:
             milestones=[MilestoneSpec(description=m.description, amount=m.amount, due_date=m.due_date)
                         for m in accepted.milestones]))
         contract_id = str(ref["id"])
-        await store.set_job_contract(job.id, pid, contract_id)
+        await store.record_contract(job, contract_id)
     await store.outbox.done(KIND, job.id)
     return contract_id
 

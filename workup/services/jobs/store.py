@@ -221,6 +221,13 @@ class JobsStore:
         return await self.db.update_if(JOBS, {"id": job_id}, {"contract_id": contract_id},
                                        {"accepted_proposal_id": proposal_id})
 
+    async def record_contract(self, job: StoredJob, contract_id: str) -> None:
+        """:meth:`set_job_contract` for a job already claimed (``job.accepted_proposal_id`` set,
+        which nothing changes afterwards): every writer (handler, relay, redelivery) writes the
+        same id, derived from the proposal's, so a plain write does (no lightweight transaction)."""
+        assert job.accepted_proposal_id is not None
+        await self.db.update(JOBS, {"id": job.id}, {"contract_id": contract_id})
+
     # proposals
     async def guard_proposal(self, job_id: str, freelancer_id: str, proposal_id: str, now: int) -> str:
         """Reserve the (job, freelancer) slot for ``proposal_id``; returns the id holding it."""
@@ -264,6 +271,15 @@ class JobsStore:
         changes = {k: row[k] for k in ("cover_letter", "job_duration", "milestones", "attachments", "updated_ms")}
         return await update_if_once(self.db, PROPOSALS, {"job_id": p.job_id, "id": p.id}, changes,
                                     {"status": "PENDING"}, once)
+
+    async def settle_proposals(self, job_id: str, accepted: str, rejected: Sequence[str], now: int) -> None:
+        """The decisions of a claimed job: ``accepted`` → ACCEPTED, ``rejected`` (those seen
+        PENDING) → REJECTED, as plain writes. No race needs :meth:`decide_proposal`'s condition:
+        the job's claim already chose ``accepted`` once and for all, every run of the acceptance
+        writes the same statuses, and the only other status write, ``CreateProposal``'s own
+        REJECTED after a claim, is conditional on PENDING (so never undoes ACCEPTED)."""
+        for pid, status in ((accepted, "ACCEPTED"), *((r, "REJECTED") for r in rejected)):
+            await self.db.update(PROPOSALS, {"job_id": job_id, "id": pid}, {"status": status, "updated_ms": now})
 
     async def decide_proposal(self, job_id: str, proposal_id: str, status: str, now: int) -> bool:
         """PENDING → ``status`` (ACCEPTED / REJECTED); False when it was not PENDING."""
