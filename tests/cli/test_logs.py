@@ -118,6 +118,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _free_port_pair() -> int:
+    """A port free together with the next one: the supervisor listens on it, its child 0 on the next."""
+    for _ in range(50):
+        port = _free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no two free ports in a row")
+
+
 def _wait_for(path, pattern: str, proc: subprocess.Popen, timeout: float = 60) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -151,7 +164,7 @@ def test_one_request_id_from_gateway_through_broker_to_worker_and_back(tmp_path)
     ``--log-format json``; the supervisor's and its child's metrics listeners answer, the child's
     counts the command."""
     prefix = f"obs{uuid.uuid4().hex[:8]}"
-    metrics_port = _free_port()
+    metrics_port = _free_port_pair()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKUP_", "UPLOAD_"))}
     env.update({"WORKUP_AMQP_URL": env_value("WORKUP_TEST_AMQP_URL"), "WORKUP_AMQP_PREFIX": prefix,
                 "WORKUP_USERS_MONGO_URL": env_value("WORKUP_TEST_MONGO_URL"), "WORKUP_JWT_KEY": "k" * 32,

@@ -17,8 +17,10 @@ _BULK_ONE, _BULK = 1000, 100
 _IN = 100     # keys per statement of select_in: a coordinator fans out a partition-key IN itself
 # The driver's default (1 s doubling to 10 min) tried a node back from a 15 s outage only ~30 s
 # later, a minute for a longer one: every jobs/contracts request answered 503 meanwhile. 0.5 s
-# doubling to 4 s finds it within 4 s, and keeps trying as long as it is away (no max_attempts).
-_RECONNECT_S = (0.5, 4.0)
+# doubling to 1 s finds it within a second in every worker process (with 4 s, one process of a
+# service could answer 503 for seconds after its sibling was back), and keeps trying as long as
+# it is away (no max_attempts): one connection attempt a second per process is nothing.
+_RECONNECT_S = (0.5, 1.0)
 
 
 class CassandraDb:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import trio
 
-from workup.cache import open_cache
+from workup.cache import CacheUnavailable, open_cache
 from workup.messages.jobs import job_cache_key
 
 from ._http import MILESTONES, User
@@ -78,6 +78,13 @@ async def test_read_update_and_list_rules(system):
     assert statuses == {pf["id"]: "REJECTED", ps["id"]: "ACCEPTED"}
 
 
+async def _cached(cache, key: str) -> bool:
+    try:
+        return await cache.get(key) is not None
+    except CacheUnavailable:
+        return False
+
+
 async def test_accept(system):
     owner, fay, sam = User("CLIENT"), User("FREELANCER"), User("FREELANCER")
     http = system.http
@@ -87,8 +94,10 @@ async def test_accept(system):
     assert (await http.get(f"/api/v1/jobs/{job['id']}", headers=owner.auth)).json()["active"] is True
     cache = open_cache(system.services.settings)
     with trio.fail_after(5):   # the read filled the cache the gateway serves from
-        while await cache.get(job_cache_key(job["id"])) is None:
+        while not await _cached(cache, job_cache_key(job["id"])):
             await trio.sleep(0.02)
+            # a cache that missed its time bound is bypassed for a moment (fills skipped): read again
+            await http.get(f"/api/v1/jobs/{job['id']}", headers=owner.auth)
     assert (await system.accept(User("CLIENT"), job["id"], pf["id"])).status_code == 403
     assert (await system.accept(fay, job["id"], pf["id"])).status_code == 403
     assert (await system.accept(owner, job["id"], new_id())).status_code == 404
