@@ -190,16 +190,17 @@ class CassandraDb:
             cql = f"DELETE FROM {self._t(table).name} WHERE {clause}"
             await self._batch([(cql, list(k.values())) for k in keys])
 
-    async def update_if(self, table: Table, key: Row, changes: Row, expect: Row) -> bool:
+    def _update_cql(self, table: Table, key: Row, changes: Row) -> str:
         sets = ", ".join(f"{c} = ?" for c in changes)
+        return f"UPDATE {self._t(table).name} SET {sets} WHERE {' AND '.join(f'{c} = ?' for c in key)}"
+
+    async def update_if(self, table: Table, key: Row, changes: Row, expect: Row) -> bool:
         cond = " AND ".join(f"{c} = ?" for c in expect) if expect else "EXISTS"
-        cql = f"UPDATE {self._t(table).name} SET {sets} WHERE {' AND '.join(f'{c} = ?' for c in key)} IF {cond}"
-        return await self._applied(cql, [*changes.values(), *key.values(), *expect.values()])
+        return await self._applied(f"{self._update_cql(table, key, changes)} IF {cond}",
+                                   [*changes.values(), *key.values(), *expect.values()])
 
     async def update(self, table: Table, key: Row, changes: Row) -> None:
-        sets = ", ".join(f"{c} = ?" for c in changes)
-        await self._exec(f"UPDATE {self._t(table).name} SET {sets} WHERE {' AND '.join(f'{c} = ?' for c in key)}",
-                         [*changes.values(), *key.values()])
+        await self._exec(self._update_cql(table, key, changes), [*changes.values(), *key.values()])
 
     async def update_if_then(self, table: Table, key: Row, changes: Row, expect: Row,
                              then: tuple[Table, Row]) -> bool:
