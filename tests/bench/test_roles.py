@@ -9,10 +9,11 @@ import sys
 import time
 
 import psutil
+import pytest
 
 from workup.bench import report as R
 from workup.bench.loadgen import Stats, Window
-from workup.bench.system import System, role_of
+from workup.bench.system import System, role_of, start_embedded
 
 from ._reports import make_report
 
@@ -96,3 +97,14 @@ def test_chart_headroom_lifts_a_flat_line_off_the_frame() -> None:
     assert R.headroom([]) == 1.1
     assert R.headroom([0.0]) == 1.0
     assert R.headroom([float("nan"), 10.0]) == 10.0 * 1.1
+
+
+def test_a_process_that_exits_while_starting_is_named_with_its_code_and_log() -> None:
+    """The harness's start-up failure says which process exited, with what, and the log's end
+    (read before the data directory, where the log is, goes)."""
+    with pytest.raises(RuntimeError) as failed:
+        with start_embedded(up_args=["--no-such-option"], startup_timeout=60):
+            pass
+    message = str(failed.value)
+    assert "`up` (pid " in message and "exited with 2" in message
+    assert "No such option '--no-such-option'" in message

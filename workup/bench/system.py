@@ -239,9 +239,12 @@ class _Children:
         while not ready():
             exited = [p for p in self.procs if p.poll() is not None]
             if exited or time.monotonic() > deadline:
+                # read the log before __exit__ removes it with the data directory
+                why = "; ".join(f"`{role_of(p.args)}` (pid {p.pid}) exited with {p.returncode}" for p in exited)
+                tail = system.log_tail(60) or f"(nothing in {system.log_path})"
                 self.__exit__()
                 raise RuntimeError(f"{what} not ready within {self.startup_timeout:.0f} s"
-                                   f"{' (a process exited)' if exited else ''}:\n{system.log_tail()}")
+                                   f"{f' ({why})' if why else ''}; the system's log ended:\n{tail}")
             time.sleep(0.3)
 
     def _start(self) -> System:

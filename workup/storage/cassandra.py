@@ -69,6 +69,9 @@ class CassandraDb:
                 session.execute(
                     f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
                     f"{{'class': 'SimpleStrategy', 'replication_factor': {int(replication)}}}")
+                # the driver learns of another process's schema changes late (events are batched
+                # over seconds), so the keyspace it made a moment ago may be missing here: ask
+                cluster.refresh_keyspace_metadata(keyspace)
                 existing = set(cluster.metadata.keyspaces[keyspace].tables)
                 # missing tables only, all at once (the driver waits for schema agreement after each)
                 pending = [session.execute_async(_qualified(t, keyspace).cql(), timeout=60)
