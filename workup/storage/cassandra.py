@@ -61,7 +61,9 @@ class CassandraDb:
                 row_factory=dict_factory, request_timeout=15,
             )
             port = contact_points[0][1]
-            cluster = Cluster([h for h, _ in contact_points], port=port,
+            # protocol v4 without compression: v5 frames every message in segments whose
+            # checksums and LZ4 the driver computes in Python, on both ends of a LAN hop
+            cluster = Cluster([h for h, _ in contact_points], port=port, protocol_version=4, compression=False,
                               execution_profiles={EXEC_PROFILE_DEFAULT: profile},
                               connect_timeout=10, reconnection_policy=ExponentialReconnectionPolicy(*_RECONNECT_S))
             try:
