@@ -20,6 +20,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -171,7 +172,8 @@ class PrivateCassandra(_Server):
         flags = [line.strip() for line in (CASSANDRA_DEV / "jvm17.options").read_text().splitlines()
                  if line.strip() and not line.lstrip().startswith("#")]
         jamm = sorted(self.lib.glob("jamm-*.jar"))[0]
-        return [str(JAVA), "-cp", f"{self.lib}/*", f"-javaagent:{jamm}", *flags,
+        slack = [sys.executable, str(CASSANDRA_DEV / "timerslack.py"), "500000"]
+        return [*slack, str(JAVA), "-cp", f"{self.lib}/*", f"-javaagent:{jamm}", *flags,
                 f"-Xms{self.HEAP}", f"-Xmx{self.HEAP}", "-XX:+ExitOnOutOfMemoryError",
                 f"-Dcassandra.config=file://{self.config}", f"-Dcassandra.storagedir={self.dir}/storage",
                 f"-Dcassandra.triggers_dir={self.dir}/triggers",
