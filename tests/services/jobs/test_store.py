@@ -16,6 +16,7 @@ from workup.services.jobs.store import TABLES, JobsStore, StoredJob, StoredPropo
 
 from ._fixtures import KINDS, DiesBefore, store_of
 from ._services import new_id
+from tests.storage._count import statements
 
 
 @pytest.fixture(params=KINDS)
@@ -244,3 +245,26 @@ async def test_a_redelivered_proposal_keeps_its_first_claim_time(store):
         await JobsStore(DiesBefore(store.db, "proposals_by_job")).add_proposal(first)
     assert await store.add_proposal(msgspec.structs.replace(first, updated_ms=9000))
     assert [x.id for x in await store.proposals_of_freelancer(f)] == [p.id]
+
+
+async def test_a_proposal_of_a_known_job_is_read_by_one_statement(store):
+    """What accept reads (issue 15): the row in its job's partition, without proposals_by_id."""
+    j, other = job(new_id(), 7000), job(new_id(), 7000)
+    p = proposal(j.id, new_id(), 7100)
+    await store.add_proposal(p)
+    with statements(store.db) as sent:
+        assert await store.proposal_of_job(j.id, p.id) == p
+    assert len(sent) == 1 and "proposals_by_id" not in sent[0]
+    assert await store.proposal_of_job(other.id, p.id) is None      # another job's: not found
+    assert await store.proposal_of_job(j.id, new_id()) is None
+
+
+async def test_settle_proposals_decides_each_at_once(store):
+    j = job(new_id(), 7000)
+    ps = [proposal(j.id, new_id(), 7100 + i) for i in range(4)]
+    for p in ps:
+        await store.add_proposal(p)
+    await store.settle_proposals(j.id, ps[1].id, [ps[0].id, ps[3].id], 8000)
+    got = {p.id: (p.status, p.updated_ms) for p in await store.proposals_of_job(j.id)}
+    assert got == {ps[0].id: ("REJECTED", 8000), ps[1].id: ("ACCEPTED", 8000), ps[2].id: ("PENDING", 7102),
+                   ps[3].id: ("REJECTED", 8000)}

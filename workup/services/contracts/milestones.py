@@ -125,14 +125,25 @@ async def evaluate_milestone(ctx: Ctx, req: EvaluateMilestone) -> EvaluatedMiles
     return _evaluated(m, request_id)
 
 
+async def _all_paid(deps: ContractsDeps, paid: StoredMilestone, siblings: list[StoredMilestone]) -> bool:
+    """Is every milestone of ``paid``'s contract PAID, ``paid`` now included? PAID is final, so
+    siblings read PAID before this payment still are; any other sibling is read again after it,
+    or two last payments running at once could each miss the other's and leave the contract
+    ACTIVE."""
+    if completes("PAID" if x.id == paid.id else x.status for x in siblings):
+        return True
+    return completes(x.status for x in await deps.store.milestones_of(paid.contract_id))
+
+
 @service.command(MarkMilestonePaid)
 async def mark_milestone_paid(ctx: Ctx, req: MarkMilestonePaid) -> None:
     """Idempotent: PAID stays PAID; the contract is COMPLETED once every milestone is PAID."""
     require_service(ctx)
     store = ctx.deps.store
-    m = await store.get_milestone(req.milestone_id)
-    if m is None:
+    found = await store.milestone_among(req.milestone_id)
+    if found is None:
         raise not_found("milestone")
+    m, siblings = found
     if not payable(m.status):
         raise conflict(f"a {m.status} milestone cannot be paid")
     if m.status == "ACCEPTED":
@@ -141,7 +152,7 @@ async def mark_milestone_paid(ctx: Ctx, req: MarkMilestonePaid) -> None:
         await milestone_changed(ctx.deps, m.id, now)
         m = msgspec.structs.replace(m, status="PAID", updated_ms=now, payment_request_id=req.payment_request_id)
     c = await store.get_contract(m.contract_id)
-    if c is not None and c.status == "ACTIVE" and completes(x.status for x in await store.milestones_of(c.id)):
+    if c is not None and c.status == "ACTIVE" and await _all_paid(ctx.deps, m, siblings):
         now = max(now_ms(), c.updated_ms + 1)
         event = await intend_event(store.outbox, "contract.completed", list(c.parties()), {"contractId": c.id},
                                    EventCheck("contract", c.id, ("COMPLETED",)))
