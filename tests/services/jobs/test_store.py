@@ -268,3 +268,72 @@ async def test_settle_proposals_decides_each_at_once(store):
     got = {p.id: (p.status, p.updated_ms) for p in await store.proposals_of_job(j.id)}
     assert got == {ps[0].id: ("REJECTED", 8000), ps[1].id: ("ACCEPTED", 8000), ps[2].id: ("PENDING", 7102),
                    ps[3].id: ("REJECTED", 8000)}
+
+
+class _CountingDb:
+    """The store's real Db, counting the delete statements the outbox sends through it."""
+
+    def __init__(self, db, fail: bool = False) -> None:
+        self._db, self.deletes, self.fail = db, [], fail
+
+    def __getattr__(self, name):
+        return getattr(self._db, name)
+
+    async def delete(self, table, key):
+        self.deletes.append([key["item"]])
+        await trio.sleep(0.05)                      # a slow node: the others ask meanwhile
+        if self.fail:
+            raise OSError("node away")
+        await self._db.delete(table, key)
+
+    async def delete_many(self, table, keys):
+        self.deletes.append([k["item"] for k in keys])
+        await self._db.delete_many(table, keys)
+
+
+async def test_outbox_deletes_asked_together_go_in_one_statement_after_the_one_in_flight(store):
+    from workup.storage import Outbox
+    kind = f"k{new_id()[:6]}"
+    counting = _CountingDb(store.db)
+    outbox = Outbox(counting)
+    items = [f"i{n}" for n in range(8)]
+    for n, item in enumerate(items):
+        await outbox.add(kind, item, n)
+    finished = []
+
+    async def forget(item: str) -> None:
+        await outbox.done(kind, item)
+        finished.append(item)
+        assert item not in [i for i, _ in await outbox.pending(kind)]   # gone when done returns
+
+    async with trio.open_nursery() as n:
+        for item in items[:7]:
+            n.start_soon(forget, item)
+            await trio.sleep(0)
+    assert sorted(finished) == items[:7]
+    assert counting.deletes == [["i0"], items[1:7]]
+    assert await outbox.pending(kind) == [("i7", 7)]
+    await outbox.done(kind, "i7")                   # alone again: one plain delete
+    assert counting.deletes[-1] == ["i7"] and await outbox.pending(kind) == []
+
+
+async def test_a_failed_outbox_delete_fails_each_caller_of_its_batch(store):
+    from workup.storage import Outbox
+    kind = f"k{new_id()[:6]}"
+    outbox = Outbox(_CountingDb(store.db, fail=True))
+    for n in range(3):
+        await outbox.add(kind, f"i{n}", n)
+    failed = []
+
+    async def forget(item: str) -> None:
+        try:
+            await outbox.done(kind, item)
+        except (OSError, RuntimeError):
+            failed.append(item)
+
+    async with trio.open_nursery() as n:
+        n.start_soon(forget, "i0")
+        await trio.sleep(0.01)
+        n.start_soon(forget, "i1")                  # waits for i0's, then goes alone: fails too
+    assert sorted(failed) == ["i0", "i1"]
+    assert [i for i, _ in await outbox.pending(kind)] == ["i0", "i1", "i2"]    # kept for the relay
