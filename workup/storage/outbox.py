@@ -3,20 +3,23 @@
 The relay that finishes them, and its retry policy, is :mod:`workup.runtime.outbox`
 (:class:`~workup.runtime.outbox.RowOutbox` adapts this table to its port).
 
-Forgetting intents is group-committed per kind (issue 15): one delete of a kind is in flight at
-a time, and the ones asked meanwhile go together in the next statement (one partition, so one
-mutation on Cassandra, one transaction on SQLite). Nothing waits on purpose, and
-:meth:`Outbox.done` still returns only once its row is deleted, so what a caller may assume after
-it (and what a crash before it leaves: an intent the relay finishes again) is unchanged; only
-the statements sent under concurrency are fewer."""
+Writing and forgetting intents are group-committed per kind (issue 15): one write (one delete) of
+a kind is in flight at a time, and the ones asked meanwhile go together in the next statement
+(the kind is the partition: one mutation on Cassandra, where a one-partition batch skips the batch
+log; one transaction on SQLite). Nothing waits on purpose, and :meth:`Outbox.add` and
+:meth:`Outbox.done` still return only once their row is written or deleted, so what a caller may
+assume after them (an intent written before the change that needs it; what a crash leaves: an
+intent the relay finishes again) is unchanged; only the statements sent under concurrency are
+fewer. Two adds of one item in one batch (two accepts of one job at once) are harmless: each
+``created_ms`` is a valid one; a delete batch keeps one key per item."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Awaitable, Callable, Protocol
 
 import trio
 
-from .table import Db, Table
+from .table import Db, Row, Table
 
 __all__ = ["OUTBOX", "Outbox", "Ringer"]
 
@@ -34,21 +37,51 @@ class Ringer(Protocol):
 
 
 class _Batch:
-    """Items whose delete goes next, and whether it went (``error``: how it failed)."""
+    """Rows whose statement goes next, and whether it went (``error``: how it failed)."""
 
-    def __init__(self, item: str) -> None:
-        self.items = [item]
+    def __init__(self, row: Row) -> None:
+        self.rows = [row]
         self.sent = trio.Event()
         self.error: BaseException | None = None
 
 
-class _Deletes:
-    """The deletes of one kind: at most one statement in flight, and one batch waiting for it."""
+class _Group:
+    """Group commit of one kind's writes (or deletes): at most one statement in flight, and one
+    batch collecting the rows asked meanwhile, sent by its first caller when the flight is back."""
 
-    def __init__(self) -> None:
+    def __init__(self, send: Callable[[list[Row]], Awaitable[None]]) -> None:
+        self.send = send
         self.busy = False
         self.free = trio.Event()
         self.waiting: _Batch | None = None
+
+    async def put(self, row: Row) -> None:
+        """Returns once ``row``'s statement applied; raises when it failed."""
+        # shielded: a caller cancelled while it leads a batch would strand the others in it
+        with trio.CancelScope(shield=True):
+            if self.waiting is not None:              # a batch waits for the one in flight: join it
+                batch = self.waiting
+                batch.rows.append(row)
+                await batch.sent.wait()
+                if batch.error is not None:
+                    raise RuntimeError(f"outbox write failed: {batch.error!r}") from batch.error
+                return
+            batch = _Batch(row)
+            if self.busy:                             # lead the next batch once the flight is back
+                self.waiting = batch
+                while self.busy:
+                    await self.free.wait()
+                self.waiting = None
+            self.busy, self.free = True, trio.Event()
+            try:
+                await self.send(batch.rows)
+            except BaseException as exc:
+                batch.error = exc
+                raise
+            finally:
+                self.busy = False
+                self.free.set()
+                batch.sent.set()
 
 
 class Outbox:
@@ -59,10 +92,14 @@ class Outbox:
     def __init__(self, db: Db, bell: Ringer | None = None) -> None:
         self.db = db
         self.bell = bell
-        self._deletes: dict[str, _Deletes] = {}
+        self._adds: dict[str, _Group] = {}
+        self._deletes: dict[str, _Group] = {}
 
     async def add(self, kind: str, item: str, now: int) -> None:
-        await self.db.upsert(OUTBOX, {"kind": kind, "item": item, "created_ms": now})
+        """Record the intent; returns once its row is written (with those of other callers that
+        asked while the previous write of ``kind`` was in flight)."""
+        group = self._adds.get(kind) or self._adds.setdefault(kind, _Group(self._write))
+        await group.put({"kind": kind, "item": item, "created_ms": now})
         if self.bell is not None:
             self.bell.ring()
 
@@ -74,33 +111,18 @@ class Outbox:
     async def done(self, kind: str, item: str) -> None:
         """Forget the intent; returns once its row is deleted (with those of other callers that
         asked while the previous delete of ``kind`` was in flight)."""
-        d = self._deletes.setdefault(kind, _Deletes())
-        # shielded: a caller cancelled while it leads a batch would strand the others in it
-        with trio.CancelScope(shield=True):
-            if d.waiting is not None:                 # a batch waits for the delete in flight: join it
-                batch = d.waiting
-                batch.items.append(item)
-                await batch.sent.wait()
-                if batch.error is not None:
-                    raise RuntimeError(f"outbox delete of {kind} failed: {batch.error!r}") from batch.error
-                return
-            batch = _Batch(item)
-            if d.busy:                                # lead the next batch once the one in flight is back
-                d.waiting = batch
-                while d.busy:
-                    await d.free.wait()
-                d.waiting = None
-            d.busy, d.free = True, trio.Event()
-            try:
-                keys = [{"kind": kind, "item": i} for i in dict.fromkeys(batch.items)]
-                if len(keys) == 1:
-                    await self.db.delete(OUTBOX, keys[0])
-                else:
-                    await self.db.delete_many(OUTBOX, keys)
-            except BaseException as exc:
-                batch.error = exc
-                raise
-            finally:
-                d.busy = False
-                d.free.set()
-                batch.sent.set()
+        group = self._deletes.get(kind) or self._deletes.setdefault(kind, _Group(self._delete))
+        await group.put({"kind": kind, "item": item})
+
+    async def _write(self, rows: list[Row]) -> None:
+        if len(rows) == 1:
+            await self.db.upsert(OUTBOX, rows[0])
+        else:       # one partition (the kind's): one mutation, no batch log, on Cassandra
+            await self.db.upsert_together([(OUTBOX, r) for r in rows])
+
+    async def _delete(self, keys: list[Row]) -> None:
+        unique = list({k["item"]: k for k in keys}.values())
+        if len(unique) == 1:
+            await self.db.delete(OUTBOX, unique[0])
+        else:
+            await self.db.delete_many(OUTBOX, unique)

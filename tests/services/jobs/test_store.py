@@ -274,10 +274,19 @@ class _CountingDb:
     """The store's real Db, counting the delete statements the outbox sends through it."""
 
     def __init__(self, db, fail: bool = False) -> None:
-        self._db, self.deletes, self.fail = db, [], fail
+        self._db, self.deletes, self.writes, self.fail = db, [], [], fail
 
     def __getattr__(self, name):
         return getattr(self._db, name)
+
+    async def upsert(self, table, row):
+        self.writes.append([row["item"]])
+        await trio.sleep(0.05)
+        await self._db.upsert(table, row)
+
+    async def upsert_together(self, writes):
+        self.writes.append([row["item"] for _, row in writes])
+        await self._db.upsert_together(writes)
 
     async def delete(self, table, key):
         self.deletes.append([key["item"]])
@@ -337,3 +346,24 @@ async def test_a_failed_outbox_delete_fails_each_caller_of_its_batch(store):
         n.start_soon(forget, "i1")                  # waits for i0's, then goes alone: fails too
     assert sorted(failed) == ["i0", "i1"]
     assert [i for i, _ in await outbox.pending(kind)] == ["i0", "i1", "i2"]    # kept for the relay
+
+
+async def test_outbox_intents_asked_together_are_written_by_one_statement_after_the_one_in_flight(store):
+    from workup.storage import Outbox
+    kind = f"k{new_id()[:6]}"
+    counting = _CountingDb(store.db)
+    outbox = Outbox(counting)
+    written = []
+
+    async def intend(n: int) -> None:
+        await outbox.add(kind, f"i{n}", n)
+        written.append(n)
+        assert (f"i{n}", n) in await outbox.pending(kind)       # there when add returns
+
+    async with trio.open_nursery() as nursery:
+        for n in range(5):
+            nursery.start_soon(intend, n)
+            await trio.sleep(0)
+    assert sorted(written) == list(range(5))
+    assert counting.writes == [["i0"], ["i1", "i2", "i3", "i4"]]
+    assert await outbox.pending(kind) == [(f"i{n}", n) for n in range(5)]
