@@ -198,3 +198,16 @@ async def test_create_contract_with_the_acceptance_time_does_not_read_first(stor
     assert (await create_contract(_ServiceCtx(store), req)).id == cid     # a repeat resets nothing
     assert (await store.get_milestone(m.id)).status == "IN_PROGRESS"
     assert (await store.get_contract(cid)).status == "ACTIVE"
+
+
+async def test_a_milestone_and_its_contract(store):
+    c, ms = contract(new_id(), new_id(), 1000, n=2)
+    await store.create_contract(c, ms)
+    with statements(store.db) as sent:
+        assert await store.milestone_and_contract(ms[1].id) == (ms[1], c)   # located: both at once
+    assert len(sent) == 2
+    fresh = ContractsStore(store.db)
+    assert await fresh.milestone_and_contract(ms[0].id) == (ms[0], c)       # through the index
+    assert await fresh.milestone_and_contract(new_id()) is None
+    fresh._locations[ms[1].id] = (contract_id_for(new_id()), 1)            # a wrong location
+    assert await fresh.milestone_and_contract(ms[1].id) == (ms[1], c)

@@ -43,9 +43,8 @@ async def _party_milestone(ctx: Ctx, milestone_id: str, role: str) -> tuple[Stor
     """The milestone and its ACTIVE contract, when the caller is its party of ``role``."""
     if ctx.caller.role != role:
         raise forbidden(f"only the contract's {role.lower()} may do this")
-    store = ctx.deps.store
-    m = await store.get_milestone(milestone_id)
-    c = None if m is None else await store.get_contract(m.contract_id)
+    found = await ctx.deps.store.milestone_and_contract(milestone_id)
+    m, c = found if found is not None else (None, None)
     if m is None or c is None:
         raise not_found("milestone")
     if not is_party(ctx.caller, c.client_id, c.freelancer_id):
@@ -151,8 +150,10 @@ async def mark_milestone_paid(ctx: Ctx, req: MarkMilestonePaid) -> None:
         await store.pay_milestone(m, req.payment_request_id, now)
         await milestone_changed(ctx.deps, m.id, now)
         m = msgspec.structs.replace(m, status="PAID", updated_ms=now, payment_request_id=req.payment_request_id)
+    if not await _all_paid(ctx.deps, m, siblings):
+        return None                   # not the last payment: the contract is not read at all
     c = await store.get_contract(m.contract_id)
-    if c is not None and c.status == "ACTIVE" and await _all_paid(ctx.deps, m, siblings):
+    if c is not None and c.status == "ACTIVE":
         now = max(now_ms(), c.updated_ms + 1)
         event = await intend_event(store.outbox, "contract.completed", list(c.parties()), {"contractId": c.id},
                                    EventCheck("contract", c.id, ("COMPLETED",)))
