@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 import msgspec
+import trio
 
 from ...messages.contracts import (EvaluateMilestone, EvaluatedMilestone, GetContractMilestones,
     GetMilestone, MarkMilestonePaid, Milestone, ProgressMilestone)
@@ -108,10 +109,11 @@ async def evaluate_milestone(ctx: Ctx, req: EvaluateMilestone) -> EvaluatedMiles
     nxt = evaluated(m.status, req.evaluated_state)
     if nxt is None:
         raise conflict(f"only an IN_REVIEW milestone can be evaluated; this one is {m.status}")
-    if nxt == "ACCEPTED":
-        await ctx.deps.store.outbox.add(PAYMENT, m.id, now_ms())
-    event = await intend_event(ctx.deps.store.outbox, "milestone.evaluated", [c.freelancer_id],
-                               {"milestoneId": m.id, "contractId": c.id}, EventCheck("milestone", m.id, _REACHED[nxt]))
+    async with trio.open_nursery() as intents:     # both written before the move, at once
+        if nxt == "ACCEPTED":
+            intents.start_soon(ctx.deps.store.outbox.add, PAYMENT, m.id, now_ms())
+        event = await intend_event(ctx.deps.store.outbox, "milestone.evaluated", [c.freelancer_id],
+                                   {"milestoneId": m.id, "contractId": c.id}, EventCheck("milestone", m.id, _REACHED[nxt]))
     answer = record(ctx.once, _evaluated(msgspec.structs.replace(m, status=nxt), None))
     m = await _move(ctx.deps, m, nxt, event, answer)
     await publish_event(ctx, ctx.deps.store.outbox, event)
