@@ -47,41 +47,56 @@ class _Batch:
 
 class _Group:
     """Group commit of one kind's writes (or deletes): at most one statement in flight, and one
-    batch collecting the rows asked meanwhile, sent by its first caller when the flight is back."""
+    batch collecting the rows asked meanwhile. The caller that finds nothing in flight sends its
+    row itself; the batch is sent when the flight is back, by a task of the run (as
+    ``runtime/readcache.py``'s fills), so no caller waits on another caller's task and each
+    caller's deadline still cancels its own wait (the statements then go on, as a cancelled
+    write may have applied anyway)."""
 
     def __init__(self, send: Callable[[list[Row]], Awaitable[None]]) -> None:
         self.send = send
         self.busy = False
-        self.free = trio.Event()
         self.waiting: _Batch | None = None
 
     async def put(self, row: Row) -> None:
         """Returns once ``row``'s statement applied; raises when it failed."""
-        # shielded: a caller cancelled while it leads a batch would strand the others in it
-        with trio.CancelScope(shield=True):
-            if self.waiting is not None:              # a batch waits for the one in flight: join it
-                batch = self.waiting
-                batch.rows.append(row)
-                await batch.sent.wait()
-                if batch.error is not None:
-                    raise RuntimeError(f"outbox write failed: {batch.error!r}") from batch.error
-                return
-            batch = _Batch(row)
-            if self.busy:                             # lead the next batch once the flight is back
-                self.waiting = batch
-                while self.busy:
-                    await self.free.wait()
-                self.waiting = None
-            self.busy, self.free = True, trio.Event()
-            try:
-                await self.send(batch.rows)
-            except BaseException as exc:
-                batch.error = exc
-                raise
-            finally:
-                self.busy = False
-                self.free.set()
-                batch.sent.set()
+        if self.busy:
+            if self.waiting is None:
+                self.waiting = _Batch(row)
+            else:
+                self.waiting.rows.append(row)
+            batch = self.waiting
+            await batch.sent.wait()
+            if batch.error is not None:
+                raise RuntimeError(f"outbox write failed: {batch.error!r}") from batch.error
+            return
+        self.busy = True
+        try:
+            await self.send([row])
+        finally:
+            self._next()
+
+    def _next(self) -> None:
+        """The flight is back: send the waiting batch, if any, else nothing is in flight."""
+        batch, self.waiting = self.waiting, None
+        if batch is None:
+            self.busy = False
+            return
+        try:
+            trio.lowlevel.spawn_system_task(self._flush, batch, name="workup.outbox.flush")
+        except RuntimeError as exc:      # the run is ending: its callers are being cancelled too
+            batch.error = exc
+            batch.sent.set()
+            self.busy = False
+
+    async def _flush(self, batch: _Batch) -> None:
+        try:
+            await self.send(batch.rows)
+        except BaseException as exc:     # noqa: BLE001 - a system task must not raise; the callers do
+            batch.error = exc
+        finally:
+            batch.sent.set()
+            self._next()
 
 
 class Outbox:

@@ -367,3 +367,28 @@ async def test_outbox_intents_asked_together_are_written_by_one_statement_after_
     assert sorted(written) == list(range(5))
     assert counting.writes == [["i0"], ["i1", "i2", "i3", "i4"]]
     assert await outbox.pending(kind) == [(f"i{n}", n) for n in range(5)]
+
+
+async def test_a_caller_whose_deadline_passes_while_its_batch_waits_leaves_the_others_unharmed(store):
+    from workup.storage import Outbox
+    kind = f"k{new_id()[:6]}"
+    counting = _CountingDb(store.db)
+    outbox = Outbox(counting)
+    for n in range(3):
+        await outbox.add(kind, f"i{n}", n)
+    finished = []
+
+    async def forget(item: str, deadline: float) -> None:
+        with trio.move_on_after(deadline):
+            await outbox.done(kind, item)
+            finished.append(item)
+
+    async with trio.open_nursery() as n:
+        n.start_soon(forget, "i0", 10)
+        await trio.sleep(0)
+        n.start_soon(forget, "i1", 0.01)       # gives up while i0's delete is in flight
+        await trio.sleep(0)
+        n.start_soon(forget, "i2", 10)
+    assert sorted(finished) == ["i0", "i2"]
+    assert counting.deletes == [["i0"], ["i1", "i2"]]
+    assert await outbox.pending(kind) == []    # the batch went on: a cancelled delete may apply
