@@ -204,3 +204,22 @@ async def test_a_redelivered_progress_moves_the_milestone_once(system):
     assert got["status"] == "IN_PROGRESS"
     status, body = await progress(new_id())
     assert status == 200 and body["status"] == "IN_REVIEW"
+
+
+async def test_the_last_two_milestones_paid_at_once_complete_the_contract(system):
+    """MarkMilestonePaid trusts a sibling read PAID before its own payment (PAID is final) and
+    reads the others again after it: two last payments at once still complete the contract."""
+    client, fay, c = await system.contract()
+    http = system.http
+    accepted = {}
+    for mid in c["milestoneIds"]:
+        for _ in range(2):
+            assert (await http.post(f"{C}/milestones/{mid}/progress", headers=fay.auth)).status_code == 200
+        r = await http.post(f"{C}/milestones/{mid}/evaluate", json={"evaluatedState": "ACCEPTED"}, headers=client.auth)
+        accepted[mid] = r.json()["paymentRequestId"]
+    async with trio.open_nursery() as n:
+        for mid, request_id in accepted.items():
+            n.start_soon(system.services.ok, "contracts.MarkMilestonePaid",
+                         MarkMilestonePaid(milestone_id=mid, payment_request_id=request_id), SERVICE_CALLER)
+    assert (await http.get(f"{C}/{c['id']}", headers=fay.auth)).json()["status"] == "COMPLETED"
+    assert [m["status"] for m in (await http.get(f"{C}/{c['id']}/milestones", headers=fay.auth)).json()] == ["PAID", "PAID"]

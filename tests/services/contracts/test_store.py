@@ -17,6 +17,7 @@ from workup.services.contracts.store import (CONTRACTS_BY_PARTY, TABLES, Contrac
 from workup.transport.envelope import SERVICE_CALLER
 from tests.services.jobs._fixtures import KINDS, DiesBefore, store_of
 from tests.services.jobs._services import new_id
+from tests.storage._count import statements
 
 
 @pytest.fixture(params=KINDS)
@@ -144,3 +145,69 @@ async def test_index_rows_left_by_attempts_of_other_times_are_not_listed(store, 
     assert len(await store.db.select(CONTRACTS_BY_PARTY, {"user_id": client})) == 2
     assert [(c.id, c.created_ms) for c in await store.contracts_of(client)] == [(cid, 1_700_000_002_000)]
     assert [c.id for c in await store.contracts_of(fay)] == [cid]
+
+
+# --- a milestone's location is kept once known (issue 15) ----------------------------------
+
+async def test_a_known_milestone_is_read_by_one_statement(store):
+    c, ms = contract(new_id(), new_id(), 1000, n=3)
+    await store.create_contract(c, ms)
+    with statements(store.db) as sent:
+        assert await store.get_milestone(ms[1].id) == ms[1]           # written here: located
+    assert len(sent) == 1 and "milestones_by_id" not in sent[0]
+    fresh = ContractsStore(store.db)                                    # another worker process
+    with statements(store.db) as sent:
+        assert await fresh.get_milestone(ms[2].id) == ms[2]           # through the index, once
+        assert await fresh.get_milestone(ms[2].id) == ms[2]
+    assert len(sent) == 3
+    assert await fresh.get_milestone(new_id()) is None                  # nothing kept for it
+    with statements(store.db) as sent:
+        assert await fresh.get_milestone(ms[2].id) == ms[2]
+    assert len(sent) == 1
+    assert len(fresh._locations) == 1
+
+
+async def test_a_kept_location_whose_row_is_gone_asks_the_index(store):
+    c, ms = contract(new_id(), new_id(), 1000, n=1)
+    await store.create_contract(c, ms)
+    store._locations[ms[0].id] = (contract_id_for(new_id()), 0)       # as if its row had gone
+    assert await store.get_milestone(ms[0].id) == ms[0]
+    assert store._locations[ms[0].id] == (c.id, 0)
+    found = await store.milestone_among(ms[0].id)
+    assert found is not None and found[0] == ms[0] and found[1] == ms
+
+
+async def test_a_milestone_among_its_siblings_by_one_statement(store):
+    c, ms = contract(new_id(), new_id(), 1000, n=3)
+    await store.create_contract(c, ms)
+    with statements(store.db) as sent:
+        assert await store.milestone_among(ms[1].id) == (ms[1], ms)
+    assert len(sent) == 1
+    fresh = ContractsStore(store.db)
+    assert await fresh.milestone_among(ms[2].id) == (ms[2], ms)       # unknown here: the index first
+    assert await fresh.milestone_among(new_id()) is None
+
+
+async def test_create_contract_with_the_acceptance_time_does_not_read_first(store):
+    req = _create(new_id(), new_id(), new_id(), accepted_ms=1_700_000_000_000)
+    with statements(store.db) as sent:
+        cid = (await create_contract(_ServiceCtx(store), req)).id
+    assert not any(s.lstrip().upper().startswith("SELECT") for s in sent)
+    m = await store.get_milestone(milestone_id_for(cid, 0))
+    assert await store.move_milestone(m, "IN_PROGRESS", 2000)
+    assert (await create_contract(_ServiceCtx(store), req)).id == cid     # a repeat resets nothing
+    assert (await store.get_milestone(m.id)).status == "IN_PROGRESS"
+    assert (await store.get_contract(cid)).status == "ACTIVE"
+
+
+async def test_a_milestone_and_its_contract(store):
+    c, ms = contract(new_id(), new_id(), 1000, n=2)
+    await store.create_contract(c, ms)
+    with statements(store.db) as sent:
+        assert await store.milestone_and_contract(ms[1].id) == (ms[1], c)   # located: both at once
+    assert len(sent) == 2
+    fresh = ContractsStore(store.db)
+    assert await fresh.milestone_and_contract(ms[0].id) == (ms[0], c)       # through the index
+    assert await fresh.milestone_and_contract(new_id()) is None
+    fresh._locations[ms[1].id] = (contract_id_for(new_id()), 1)            # a wrong location
+    assert await fresh.milestone_and_contract(ms[1].id) == (ms[1], c)

@@ -16,6 +16,7 @@ from workup.services.jobs.store import TABLES, JobsStore, StoredJob, StoredPropo
 
 from ._fixtures import KINDS, DiesBefore, store_of
 from ._services import new_id
+from tests.storage._count import statements
 
 
 @pytest.fixture(params=KINDS)
@@ -244,3 +245,150 @@ async def test_a_redelivered_proposal_keeps_its_first_claim_time(store):
         await JobsStore(DiesBefore(store.db, "proposals_by_job")).add_proposal(first)
     assert await store.add_proposal(msgspec.structs.replace(first, updated_ms=9000))
     assert [x.id for x in await store.proposals_of_freelancer(f)] == [p.id]
+
+
+async def test_a_proposal_of_a_known_job_is_read_by_one_statement(store):
+    """What accept reads (issue 15): the row in its job's partition, without proposals_by_id."""
+    j, other = job(new_id(), 7000), job(new_id(), 7000)
+    p = proposal(j.id, new_id(), 7100)
+    await store.add_proposal(p)
+    with statements(store.db) as sent:
+        assert await store.proposal_of_job(j.id, p.id) == p
+    assert len(sent) == 1 and "proposals_by_id" not in sent[0]
+    assert await store.proposal_of_job(other.id, p.id) is None      # another job's: not found
+    assert await store.proposal_of_job(j.id, new_id()) is None
+
+
+async def test_settle_proposals_decides_each_at_once(store):
+    j = job(new_id(), 7000)
+    ps = [proposal(j.id, new_id(), 7100 + i) for i in range(4)]
+    for p in ps:
+        await store.add_proposal(p)
+    await store.settle_proposals(j.id, ps[1].id, [ps[0].id, ps[3].id], 8000)
+    got = {p.id: (p.status, p.updated_ms) for p in await store.proposals_of_job(j.id)}
+    assert got == {ps[0].id: ("REJECTED", 8000), ps[1].id: ("ACCEPTED", 8000), ps[2].id: ("PENDING", 7102),
+                   ps[3].id: ("REJECTED", 8000)}
+
+
+class _CountingDb:
+    """The store's real Db, counting the delete statements the outbox sends through it."""
+
+    def __init__(self, db, fail: bool = False) -> None:
+        self._db, self.deletes, self.writes, self.fail = db, [], [], fail
+
+    def __getattr__(self, name):
+        return getattr(self._db, name)
+
+    async def upsert(self, table, row):
+        self.writes.append([row["item"]])
+        await trio.sleep(0.05)
+        await self._db.upsert(table, row)
+
+    async def upsert_together(self, writes):
+        self.writes.append([row["item"] for _, row in writes])
+        await self._db.upsert_together(writes)
+
+    async def delete(self, table, key):
+        self.deletes.append([key["item"]])
+        await trio.sleep(0.05)                      # a slow node: the others ask meanwhile
+        if self.fail:
+            raise OSError("node away")
+        await self._db.delete(table, key)
+
+    async def delete_many(self, table, keys):
+        self.deletes.append([k["item"] for k in keys])
+        await self._db.delete_many(table, keys)
+
+
+async def test_outbox_deletes_asked_together_go_in_one_statement_after_the_one_in_flight(store):
+    from workup.storage import Outbox
+    kind = f"k{new_id()[:6]}"
+    counting = _CountingDb(store.db)
+    outbox = Outbox(counting)
+    items = [f"i{n}" for n in range(8)]
+    for n, item in enumerate(items):
+        await outbox.add(kind, item, n)
+    finished = []
+
+    async def forget(item: str) -> None:
+        await outbox.done(kind, item)
+        finished.append(item)
+        assert item not in [i for i, _ in await outbox.pending(kind)]   # gone when done returns
+
+    async with trio.open_nursery() as n:
+        for item in items[:7]:
+            n.start_soon(forget, item)
+            await trio.sleep(0)
+    assert sorted(finished) == items[:7]
+    assert counting.deletes == [["i0"], items[1:7]]
+    assert await outbox.pending(kind) == [("i7", 7)]
+    await outbox.done(kind, "i7")                   # alone again: one plain delete
+    assert counting.deletes[-1] == ["i7"] and await outbox.pending(kind) == []
+
+
+async def test_a_failed_outbox_delete_fails_each_caller_of_its_batch(store):
+    from workup.storage import Outbox
+    kind = f"k{new_id()[:6]}"
+    outbox = Outbox(_CountingDb(store.db, fail=True))
+    for n in range(3):
+        await outbox.add(kind, f"i{n}", n)
+    failed = []
+
+    async def forget(item: str) -> None:
+        try:
+            await outbox.done(kind, item)
+        except (OSError, RuntimeError):
+            failed.append(item)
+
+    async with trio.open_nursery() as n:
+        n.start_soon(forget, "i0")
+        await trio.sleep(0.01)
+        n.start_soon(forget, "i1")                  # waits for i0's, then goes alone: fails too
+    assert sorted(failed) == ["i0", "i1"]
+    assert [i for i, _ in await outbox.pending(kind)] == ["i0", "i1", "i2"]    # kept for the relay
+
+
+async def test_outbox_intents_asked_together_are_written_by_one_statement_after_the_one_in_flight(store):
+    from workup.storage import Outbox
+    kind = f"k{new_id()[:6]}"
+    counting = _CountingDb(store.db)
+    outbox = Outbox(counting)
+    written = []
+
+    async def intend(n: int) -> None:
+        await outbox.add(kind, f"i{n}", n)
+        written.append(n)
+        assert (f"i{n}", n) in await outbox.pending(kind)       # there when add returns
+
+    async with trio.open_nursery() as nursery:
+        for n in range(5):
+            nursery.start_soon(intend, n)
+            await trio.sleep(0)
+    assert sorted(written) == list(range(5))
+    assert counting.writes == [["i0"], ["i1", "i2", "i3", "i4"]]
+    assert await outbox.pending(kind) == [(f"i{n}", n) for n in range(5)]
+
+
+async def test_a_caller_whose_deadline_passes_while_its_batch_waits_leaves_the_others_unharmed(store):
+    from workup.storage import Outbox
+    kind = f"k{new_id()[:6]}"
+    counting = _CountingDb(store.db)
+    outbox = Outbox(counting)
+    for n in range(3):
+        await outbox.add(kind, f"i{n}", n)
+    finished = []
+
+    async def forget(item: str, deadline: float) -> None:
+        with trio.move_on_after(deadline):
+            await outbox.done(kind, item)
+            finished.append(item)
+
+    async with trio.open_nursery() as n:
+        n.start_soon(forget, "i0", 10)
+        await trio.sleep(0)
+        n.start_soon(forget, "i1", 0.01)       # gives up while i0's delete is in flight
+        await trio.sleep(0)
+        n.start_soon(forget, "i2", 10)
+    assert sorted(finished) == ["i0", "i2"]
+    assert counting.deletes == [["i0"], ["i1", "i2"]]
+    assert await outbox.pending(kind) == []    # the batch went on: a cancelled delete may apply

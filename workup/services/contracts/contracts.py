@@ -29,7 +29,11 @@ async def create_contract(ctx: Ctx, req: CreateContract) -> ContractRef:
         raise ProblemError(400, "a contract has 1 to 50 milestones")
     store = ctx.deps.store
     cid = contract_id_for(req.proposal_id)
-    if await store.get_contract(cid) is None:
+    # No read first when the acceptance's time is given (jobs always gives it): every row is then
+    # the same on each attempt and the state rows go IF NOT EXISTS, so a repeat writes nothing new,
+    # and the first attempt (the usual one) saves a read. Without it, a repeat would index the
+    # contract under another time: the read keeps it from writing at all.
+    if req.accepted_ms or await store.get_contract(cid) is None:
         now = now_ms()
         created = req.accepted_ms or now
         milestones = [StoredMilestone(id=milestone_id_for(cid, i), contract_id=cid, position=i,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 import msgspec
+import trio
 
 from ...messages.contracts import (EvaluateMilestone, EvaluatedMilestone, GetContractMilestones,
     GetMilestone, MarkMilestonePaid, Milestone, ProgressMilestone)
@@ -43,9 +44,8 @@ async def _party_milestone(ctx: Ctx, milestone_id: str, role: str) -> tuple[Stor
     """The milestone and its ACTIVE contract, when the caller is its party of ``role``."""
     if ctx.caller.role != role:
         raise forbidden(f"only the contract's {role.lower()} may do this")
-    store = ctx.deps.store
-    m = await store.get_milestone(milestone_id)
-    c = None if m is None else await store.get_contract(m.contract_id)
+    found = await ctx.deps.store.milestone_and_contract(milestone_id)
+    m, c = found if found is not None else (None, None)
     if m is None or c is None:
         raise not_found("milestone")
     if not is_party(ctx.caller, c.client_id, c.freelancer_id):
@@ -109,10 +109,11 @@ async def evaluate_milestone(ctx: Ctx, req: EvaluateMilestone) -> EvaluatedMiles
     nxt = evaluated(m.status, req.evaluated_state)
     if nxt is None:
         raise conflict(f"only an IN_REVIEW milestone can be evaluated; this one is {m.status}")
-    if nxt == "ACCEPTED":
-        await ctx.deps.store.outbox.add(PAYMENT, m.id, now_ms())
-    event = await intend_event(ctx.deps.store.outbox, "milestone.evaluated", [c.freelancer_id],
-                               {"milestoneId": m.id, "contractId": c.id}, EventCheck("milestone", m.id, _REACHED[nxt]))
+    async with trio.open_nursery() as intents:     # both written before the move, at once
+        if nxt == "ACCEPTED":
+            intents.start_soon(ctx.deps.store.outbox.add, PAYMENT, m.id, now_ms())
+        event = await intend_event(ctx.deps.store.outbox, "milestone.evaluated", [c.freelancer_id],
+                                   {"milestoneId": m.id, "contractId": c.id}, EventCheck("milestone", m.id, _REACHED[nxt]))
     answer = record(ctx.once, _evaluated(msgspec.structs.replace(m, status=nxt), None))
     m = await _move(ctx.deps, m, nxt, event, answer)
     await publish_event(ctx, ctx.deps.store.outbox, event)
@@ -125,14 +126,25 @@ async def evaluate_milestone(ctx: Ctx, req: EvaluateMilestone) -> EvaluatedMiles
     return _evaluated(m, request_id)
 
 
+async def _all_paid(deps: ContractsDeps, paid: StoredMilestone, siblings: list[StoredMilestone]) -> bool:
+    """Is every milestone of ``paid``'s contract PAID, ``paid`` now included? PAID is final, so
+    siblings read PAID before this payment still are; any other sibling is read again after it,
+    or two last payments running at once could each miss the other's and leave the contract
+    ACTIVE."""
+    if completes("PAID" if x.id == paid.id else x.status for x in siblings):
+        return True
+    return completes(x.status for x in await deps.store.milestones_of(paid.contract_id))
+
+
 @service.command(MarkMilestonePaid)
 async def mark_milestone_paid(ctx: Ctx, req: MarkMilestonePaid) -> None:
     """Idempotent: PAID stays PAID; the contract is COMPLETED once every milestone is PAID."""
     require_service(ctx)
     store = ctx.deps.store
-    m = await store.get_milestone(req.milestone_id)
-    if m is None:
+    found = await store.milestone_among(req.milestone_id)
+    if found is None:
         raise not_found("milestone")
+    m, siblings = found
     if not payable(m.status):
         raise conflict(f"a {m.status} milestone cannot be paid")
     if m.status == "ACCEPTED":
@@ -140,8 +152,10 @@ async def mark_milestone_paid(ctx: Ctx, req: MarkMilestonePaid) -> None:
         await store.pay_milestone(m, req.payment_request_id, now)
         await milestone_changed(ctx.deps, m.id, now)
         m = msgspec.structs.replace(m, status="PAID", updated_ms=now, payment_request_id=req.payment_request_id)
+    if not await _all_paid(ctx.deps, m, siblings):
+        return None                   # not the last payment: the contract is not read at all
     c = await store.get_contract(m.contract_id)
-    if c is not None and c.status == "ACTIVE" and completes(x.status for x in await store.milestones_of(c.id)):
+    if c is not None and c.status == "ACTIVE":
         now = max(now_ms(), c.updated_ms + 1)
         event = await intend_event(store.outbox, "contract.completed", list(c.parties()), {"contractId": c.id},
                                    EventCheck("contract", c.id, ("COMPLETED",)))

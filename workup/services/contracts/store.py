@@ -16,17 +16,25 @@ A contract's id is derived from its proposal's id, a milestone's from (contract,
 contract's ``created_ms`` (the ``contracts_by_party`` clustering key) is the acceptance's time that
 ``CreateContract`` carries, so a retried ``CreateContract`` writes the very same rows; every state row is created with
 ``IF NOT EXISTS``, so a retry never resets a state that moved on.
+
+Where a milestone lives (its contract and position) never changes once its row exists, so the
+store keeps the locations it has seen (written by :meth:`ContractsStore.create_contract` or found
+through ``milestones_by_id``) in a bounded map of the process: a milestone command then reads
+its row by one statement instead of two (issue 15). A location is only kept once its row was
+written or found, and a cached location whose row is not there falls back to the index.
 """
 
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from decimal import Decimal
-from typing import Any
+from typing import Any, Awaitable, TypeVar
 
 import datetime as dt
 
 import msgspec
+import trio
 
 from ...ids import CONTRACT_IDS, derived_id, rfc3339
 from ...messages.contracts import Contract, Milestone, TerminationRequest
@@ -40,6 +48,7 @@ __all__ = ["TABLES", "StoredContract", "StoredMilestone", "StoredTermination", "
            "contract_id_for", "milestone_id_for"]
 
 TEXT, BIGINT, INT = "text", "bigint", "int"
+T = TypeVar("T")
 
 CONTRACTS = Table("contracts", {
     "id": TEXT, "job_id": TEXT, "job_title": TEXT, "proposal_id": TEXT, "client_id": TEXT,
@@ -121,6 +130,10 @@ class StoredTermination(msgspec.Struct, kw_only=True):
                                   reason=self.reason, status=self.status)
 
 
+async def _into(out: list[T], value: Awaitable[T]) -> None:
+    out.append(await value)
+
+
 def _contract(row: dict[str, Any]) -> StoredContract:
     return msgspec.convert(dict(row, milestone_ids=json.loads(row["milestone_ids"])), StoredContract, strict=False)
 
@@ -133,11 +146,16 @@ def _termination(row: dict[str, Any]) -> StoredTermination:
     return msgspec.convert(row, StoredTermination, strict=False)
 
 
+# milestone id -> (contract id, position): about 100 bytes an entry, so a few MB at most
+LOCATIONS_KEPT = 20_000
+
+
 class ContractsStore:
     """The contracts port; the adapter is the :class:`Db` it is built on (Cassandra or SQLite)."""
 
     def __init__(self, db: Db) -> None:
         self.db = db
+        self._locations: OrderedDict[str, tuple[str, int]] = OrderedDict()
         self.bell = Bell()      # rung by each intent written: wakes the relay
         self.outbox = Outbox(db, self.bell)
         self.inbox = DbInbox(db)
@@ -154,6 +172,9 @@ class ContractsStore:
             [(MILESTONES_BY_ID, {"id": m.id, "contract_id": m.contract_id, "position": m.position}) for m in milestones]
             + [(CONTRACTS_BY_PARTY, {"user_id": user, "created_ms": c.created_ms, "contract_id": c.id})
                for user in c.parties()])
+        for m in milestones:
+            # inserted now or before: either way the row at (contract, position) is this id's
+            self._located(m.id, m.contract_id, m.position)
         row = msgspec.structs.asdict(c)
         row["milestone_ids"] = json.dumps(c.milestone_ids)
         return await self.db.insert_if_absent(CONTRACTS, row)
@@ -181,8 +202,52 @@ class ContractsStore:
         return [_milestone(r) for r in await self.db.select(MILESTONES, {"contract_id": contract_id})]
 
     async def get_milestone(self, milestone_id: str) -> StoredMilestone | None:
+        where = self._locations.get(milestone_id)
+        if where is not None:
+            rows = await self.db.select(MILESTONES, {"contract_id": where[0], "position": where[1]})
+            if rows and rows[0]["id"] == milestone_id:
+                return _milestone(rows[0])
+            self._locations.pop(milestone_id, None)   # not there (a store emptied under us): ask the index
         row = await located(self.db, MILESTONES_BY_ID, MILESTONES, {"id": milestone_id})
-        return _milestone(row) if row else None
+        if row is None:
+            return None
+        self._located(milestone_id, row["contract_id"], row["position"])
+        return _milestone(row)
+
+    async def milestone_and_contract(self, milestone_id: str) -> tuple[StoredMilestone, StoredContract | None] | None:
+        """The milestone and its contract: read at once when the milestone's location is known
+        (one round trip's time, not two), one after the other otherwise."""
+        where = self._locations.get(milestone_id)
+        if where is None:
+            m = await self.get_milestone(milestone_id)
+            return None if m is None else (m, await self.get_contract(m.contract_id))
+        contract: list[StoredContract | None] = []
+        async with trio.open_nursery() as both:
+            both.start_soon(lambda: _into(contract, self.get_contract(where[0])))
+            m = await self.get_milestone(milestone_id)
+        if m is None:
+            return None
+        return m, contract[0] if m.contract_id == where[0] else await self.get_contract(m.contract_id)
+
+    async def milestone_among(self, milestone_id: str) -> tuple[StoredMilestone, list[StoredMilestone]] | None:
+        """The milestone and all of its contract's (itself included, in proposal order): by one
+        read of the contract's partition when its location is known, else the index's two."""
+        where = self._locations.get(milestone_id)
+        if where is None:
+            m = await self.get_milestone(milestone_id)
+            return None if m is None else (m, await self.milestones_of(m.contract_id))
+        siblings = await self.milestones_of(where[0])
+        m = next((x for x in siblings if x.id == milestone_id), None)
+        if m is None:                                   # as in get_milestone: ask the index
+            self._locations.pop(milestone_id, None)
+            return await self.milestone_among(milestone_id)
+        return m, siblings
+
+    def _located(self, milestone_id: str, contract_id: str, position: int) -> None:
+        self._locations[milestone_id] = (contract_id, position)
+        self._locations.move_to_end(milestone_id)
+        if len(self._locations) > LOCATIONS_KEPT:
+            self._locations.popitem(last=False)
 
     async def move_milestone(self, m: StoredMilestone, status: str, now: int, once: Recorded | None = None,
                              **extra: Any) -> bool:

@@ -51,8 +51,10 @@ async def accept_proposal(ctx: Ctx, req: AcceptProposal) -> Acceptance:
         raise not_found("job")
     if job.client_id != client_id:
         raise forbidden("only the job's owner may accept its proposals")
-    p = await store.get_proposal(req.proposal_id)
-    if p is None or p.job_id != job.id:
+    # the job is known, so its partition is read directly (the proposal of another job is not
+    # in it: the same 404 as get_proposal's job check gave)
+    p = await store.proposal_of_job(job.id, req.proposal_id)
+    if p is None:
         raise not_found("proposal")
     if job.accepted_proposal_id is None:
         if p.status != "PENDING" or not job.active:

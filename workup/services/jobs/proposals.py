@@ -6,7 +6,10 @@ caller, so the gateway cannot serve it): every proposal write of that job invali
 
 from __future__ import annotations
 
+from typing import Awaitable
+
 import msgspec
+import trio
 
 from ...transport.envelope import Caller
 from ...messages.jobs import (CreateProposal, GetJobProposals, GetMyProposals, GetProposal, Proposal,
@@ -36,6 +39,10 @@ async def next_version(deps: JobsDeps, job_id: str) -> int:
     return max([now_ms(), *(p.updated_ms + 1 for p in await deps.store.proposals_of_job(job_id))])
 
 
+async def _into(out: list[int], value: Awaitable[int]) -> None:
+    out.append(await value)
+
+
 async def _job(deps: JobsDeps, job_id: str) -> StoredJob:
     job = await deps.store.get_job(job_id)
     if job is None:
@@ -54,13 +61,17 @@ async def create_proposal(ctx: Ctx, req: CreateProposal) -> Proposal:
     holder, claimed_ms = await store.guard_proposal_at(job.id, freelancer_id, pid, now_ms())
     if holder != pid:
         raise conflict("you already have a pending proposal on this job")
-    now = await next_version(ctx.deps, job.id)
+    versions: list[int] = []
+    async with trio.open_nursery() as first:      # independent: read and written at once
+        first.start_soon(lambda: _into(versions, next_version(ctx.deps, job.id)))
+        event = await intend_event(store.outbox, "proposal.created", [job.client_id],
+                                   {"proposalId": pid, "jobId": job.id},
+                                   EventCheck("proposal", pid, ("PENDING", "ACCEPTED")))
+    now = versions[0]
     # created when its slot was claimed: a redelivery writes the same proposals_by_freelancer row
     p = StoredProposal(id=pid, job_id=job.id, freelancer_id=freelancer_id, cover_letter=req.cover_letter,
                        job_duration=req.job_duration, status="PENDING", milestones=req.milestones,
                        attachments=req.attachments, created_ms=min(claimed_ms, now), updated_ms=now)
-    event = await intend_event(store.outbox, "proposal.created", [job.client_id], {"proposalId": pid, "jobId": job.id},
-                               EventCheck("proposal", pid, ("PENDING", "ACCEPTED")))
     if not await store.add_proposal(p):
         p = await store.get_proposal(pid) or p   # a redelivery
     await proposals_changed(ctx.deps, job.id, now)

@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any, Sequence
 
 import msgspec
+import trio
 
 from ...messages.jobs import Attachment, Job, JobListing, Proposal, ProposalMilestone
 from ...ids import rfc3339
@@ -253,6 +254,11 @@ class JobsStore:
         row = await located(self.db, PROPOSALS_BY_ID, PROPOSALS, {"id": proposal_id})
         return _proposal(row) if row else None
 
+    async def proposal_of_job(self, job_id: str, proposal_id: str) -> StoredProposal | None:
+        """:meth:`get_proposal` when its job is known: one read (the row itself), not two."""
+        rows = await self.db.select(PROPOSALS, {"job_id": job_id, "id": proposal_id})
+        return _proposal(rows[0]) if rows else None
+
     async def proposals_of_job(self, job_id: str) -> list[StoredProposal]:
         """Oldest first."""
         rows = await self.db.select(PROPOSALS, {"job_id": job_id})
@@ -277,9 +283,12 @@ class JobsStore:
         PENDING) → REJECTED, as plain writes. No race needs :meth:`decide_proposal`'s condition:
         the job's claim already chose ``accepted`` once and for all, every run of the acceptance
         writes the same statuses, and the only other status write, ``CreateProposal``'s own
-        REJECTED after a claim, is conditional on PENDING (so never undoes ACCEPTED)."""
-        for pid, status in ((accepted, "ACCEPTED"), *((r, "REJECTED") for r in rejected)):
-            await self.db.update(PROPOSALS, {"job_id": job_id, "id": pid}, {"status": status, "updated_ms": now})
+        REJECTED after a claim, is conditional on PENDING (so never undoes ACCEPTED). The rows
+        are independent, so the writes go at once (one round trip's time, not one per proposal)."""
+        async with trio.open_nursery() as writes:
+            for pid, status in ((accepted, "ACCEPTED"), *((r, "REJECTED") for r in rejected)):
+                writes.start_soon(self.db.update, PROPOSALS, {"job_id": job_id, "id": pid},
+                                  {"status": status, "updated_ms": now})
 
     async def decide_proposal(self, job_id: str, proposal_id: str, status: str, now: int) -> bool:
         """PENDING → ``status`` (ACCEPTED / REJECTED); False when it was not PENDING."""
