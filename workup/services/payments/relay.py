@@ -5,7 +5,9 @@ The rows were written in the same transaction as the payment, so a process kille
 commit and the delivery loses nothing: the next relay (this process's on restart, or any other
 instance's) claims them. Receivers are idempotent, so a delivery repeated after a crash between
 "delivered" and "deleted" is harmless. Claims are leased (``SKIP LOCKED`` on PostgreSQL), so
-several instances share the work without delivering a row twice in the normal case. The loop and
+several instances share the work without delivering a row twice in the normal case. The relay is
+woken by the handler that wrote the rows and otherwise scans every ``SAFETY_POLL`` seconds (for
+the rows of an instance that died). The loop and
 its retry/dead-letter policy are :mod:`workup.runtime.outbox`'s; :class:`SqlOutbox` adapts the
 ``outbox`` table to its port (each row keeps its attempts, next due time and last error; a dead
 one stays, ``status = 'DEAD'``, for an operator).
@@ -20,7 +22,7 @@ import msgspec
 import trio
 
 from ...messages.contracts import MarkMilestonePaid
-from ...runtime.outbox import EVENT, Intent, Relay, event_step
+from ...runtime.outbox import EVENT, SAFETY_POLL, Intent, Relay, event_step
 from ...runtime.service import Runtime
 from .deps import PaymentsDeps
 from .store import SqlStore
@@ -58,8 +60,10 @@ class SqlOutbox:
         await self.store.outbox_dead(int(intent.key), error)
 
 
+# woken by the handlers that write rows (``PaymentsDeps.ring_outbox``); the slow poll only finds
+# the rows of an instance that died before delivering them
 RELAY: Relay[PaymentsDeps] = Relay(outbox=lambda deps: SqlOutbox(deps.store), bell=lambda deps: deps.outbox_bell,
-                                   log=log)
+                                   idle_poll=SAFETY_POLL, log=log)
 
 
 # events first, in order: a payment is announced before what it causes elsewhere
