@@ -176,11 +176,15 @@ def _locked_balances(tx: Tx, user_ids: Sequence[str], at: dt.datetime) -> dict[s
     raise AssertionError("wallets vanished while locked")
 
 
-def _set_balance(tx: Tx, user_id: str, value: Decimal, version: int, at: dt.datetime) -> Changed:
-    """Write a wallet this transaction holds locked at ``version`` (so it becomes ``version + 1``)."""
-    tx.queue("UPDATE wallets SET balance = ?, updated_at = ?, version = ? WHERE user_id = ?",
-             tx.money(value), tx.ts(at), version + 1, user_id)
-    return Changed("wallet", user_id, version + 1, (user_id,))
+def _set_balances(tx: Tx, balances: dict[str, tuple[Decimal, int]], at: dt.datetime) -> list[Changed]:
+    """Write the new balances of wallets this transaction holds locked, ``{user: (balance,
+    version read under the lock)}``, in ONE statement; each becomes ``version + 1``."""
+    users = sorted(balances)
+    cases = " ".join("WHEN ? THEN ?" for _ in users)
+    tx.queue(f"UPDATE wallets SET balance = CASE user_id {cases} END, updated_at = ?, version = version + 1 "
+             f"WHERE user_id IN ({', '.join('?' for _ in users)})",
+             *[v for u in users for v in (u, tx.money(balances[u][0]))], tx.ts(at), *users)
+    return [Changed("wallet", u, balances[u][1] + 1, (u,)) for u in users]
 
 
 def _set_status(tx: Tx, req: PaymentRequest, version: int, status: str, at: dt.datetime) -> Changed:
@@ -387,7 +391,7 @@ def pay(tx: Tx, request_id: str, payer_id: str, idem: IdemKey | None) -> Outcome
         balances[req.client_id] -= req.amount
         credited = _credit_check(balances[req.freelancer_id], req.amount)
         balances[req.freelancer_id] = credited
-        changed = [_set_balance(tx, user_id, balances[user_id], locked[user_id][1], at) for user_id in sorted(balances)]
+        changed = _set_balances(tx, {u: (balances[u], locked[u][1]) for u in balances}, at)
         payment_id = new_id()
         tx.queue("INSERT INTO payment_transactions (id, payment_request_id, amount, status, created_at) "
                  "VALUES (?, ?, ?, 'SUCCESS', ?)", payment_id, req.id, tx.money(req.amount), tx.ts(at))
