@@ -101,3 +101,28 @@ async def test_a_transaction_that_keeps_conflicting_gives_up_with_503(pg_url):
         assert len(calls) == store.retries == MAX_TX_ATTEMPTS
     finally:
         await store.close()
+
+
+async def test_a_pipelined_write_that_fails_rolls_back_the_whole_transaction(pg_url):
+    """The writes a script queues travel with the COMMIT: one that breaks the CHECK still undoes
+    every statement before it (409, nothing written), and the connection serves the next one."""
+    store = PostgresStore.open(pg_url, size=1)
+    user = uuid.uuid4().hex
+
+    def overdraw(tx):
+        tx.queue("INSERT INTO wallet_transactions (id, user_id, amount, transaction_type, created_at) "
+                 "VALUES (?, ?, 1, 'CREDIT', now())", uuid.uuid4().hex, user)
+        tx.queue("UPDATE wallets SET balance = balance - 5 WHERE user_id = ?", user)
+        return "committed"
+    try:
+        await store.deposit(user, Decimal("1.00"), None)
+        for _ in range(7):            # past psycopg's prepare threshold: prepared statements too
+            with pytest.raises(ProblemError) as exc:
+                await store._run(overdraw)
+            assert exc.value.status == 409
+        assert await store.balance(user) == Decimal("1.00")
+        assert len(await store.wallet_transactions(user)) == 1
+        assert (await store.deposit(user, Decimal("2.00"), None)).status == 200
+        assert await store.balance(user) == Decimal("3.00")
+    finally:
+        await store.close()

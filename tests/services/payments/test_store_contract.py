@@ -14,6 +14,7 @@ from workup.messages.contracts import MarkMilestonePaid
 from workup.messages.payments import CreatePaymentRequest
 from workup.problems import ProblemError
 from workup.services.payments.ops import IdemKey
+from workup.services.payments.relay import SqlOutbox
 
 from .conftest import uid
 
@@ -306,6 +307,23 @@ async def test_outbox_lease_retry_and_done(store):
     await store.outbox_done(claimed[0].seq)
     await store.outbox_retry(claimed[0].seq, 0.0, "gone")
     assert [i for i in await store.claim_outbox(1000, lease=0.0) if i.seq == claimed[0].seq] == []
+
+
+async def test_sql_outbox_claims_every_kind_in_one_go_and_keeps_the_rest_leased(store):
+    """The relay's first claim of a scan leases the rows of every kind; the claim of the next kind
+    hands out the kept ones (no other relay could take them meanwhile), in seq order."""
+    cmd, request_id = await open_request(store, "40.00")
+    await store.pay(request_id, cmd.client_id)
+    outbox = SqlOutbox(store)
+    events = [i for i in await outbox.claim("event", 1000) if request_id in i.item]
+    assert [i.name for i in events] == ["payment.requested", "payment.paid"]
+    assert int(events[0].key) < int(events[1].key)
+    assert [i for i in await store.claim_outbox(1000, kind="call") if request_id in i.payload.decode()] == []
+    calls = [i for i in await outbox.claim("call", 1000) if request_id in i.item]
+    assert [(i.kind, i.name) for i in calls] == [("call", "contracts.MarkMilestonePaid")]
+    await outbox.retry(calls[0], 0.0, "contracts down")
+    again = [i for i in await outbox.claim("call", 1000) if i.key == calls[0].key]   # a new scan reads again
+    assert [i.attempts for i in again] == [1]
 
 
 async def test_remember_keeps_the_first_answer(store):

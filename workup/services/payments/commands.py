@@ -116,7 +116,9 @@ async def _settle(ctx: Ctx, outcome: Outcome, wallets: Sequence[str], request_id
     if outcome.replayed and outcome.status < 400:
         changes = await _as_now(ctx.deps, wallets, request_id)
     await _invalidate(ctx.deps, changes)
-    if outcome.outbox:
+    if outcome.outbox or outcome.replayed:
+        # a replay too: the first attempt may have died before delivering its rows, and this
+        # instance's relay would otherwise find them only at its slow poll
         ctx.deps.ring_outbox()
     return answer(outcome)
 

@@ -7,6 +7,12 @@ placeholders and ``{lock}`` (``FOR UPDATE`` where the dialect has it), which the
 Lock order, the same in every script so that two transactions never wait on each other in a
 cycle: idempotency key → payment requests (by id) → wallets (by user id) → outbox.
 Checks come before writes, so a script that raises :class:`ProblemError` has written nothing.
+
+Round trips: a write whose result the script does not read goes through :meth:`Tx.queue`, which
+PostgreSQL's adapter pipelines with the commit; versions of rows the script holds locked are
+known without ``RETURNING`` (the one read under the lock, plus one). So a payment is four round
+trips (``BEGIN`` + key, request, wallets, the writes + ``COMMIT``), a deposit three. Scripts of
+ONE statement (reads, outbox claims) run without a transaction (``SqlStore._single``).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ class Tx(Protocol):
     def one(self, sql: str, *params: Any) -> tuple | None: ...
     def all(self, sql: str, *params: Any) -> list[tuple]: ...
     def run(self, sql: str, *params: Any) -> int: ...
+    def queue(self, sql: str, *params: Any) -> None: ...   # a write whose result is not read
     def money(self, value: Decimal) -> Any: ...       # Python → column
     def decimal(self, value: Any) -> Decimal: ...     # column → Python
     def ts(self, value: dt.datetime) -> Any: ...
@@ -109,7 +116,7 @@ def _idempotent(tx: Tx, idem: IdemKey | None, at: dt.datetime, effect: Callable[
     except ProblemError as exc:
         outcome = Outcome(exc.status, encode_json(exc.problem))
     if idem is not None:
-        tx.run("UPDATE idempotency_keys SET status = ?, body = ? WHERE user_id = ? AND route = ? AND key = ?",
+        tx.queue("UPDATE idempotency_keys SET status = ?, body = ? WHERE user_id = ? AND route = ? AND key = ?",
                outcome.status, outcome.body, idem.user_id, idem.route, idem.key)
     return outcome
 
@@ -150,36 +157,41 @@ def balance(tx: Tx, user_id: str) -> Decimal:
     return wallet(tx, user_id)[0]
 
 
-def _locked_balances(tx: Tx, user_ids: Sequence[str], at: dt.datetime) -> dict[str, Decimal]:
-    """Lock the wallets in user-id order and read their balances; wallets that do not exist yet
-    are created first (only then: the common case costs one statement). A closed wallet is 409."""
+def _locked_balances(tx: Tx, user_ids: Sequence[str], at: dt.datetime) -> dict[str, tuple[Decimal, int]]:
+    """Lock the wallets in user-id order and read their balances and versions; wallets that do
+    not exist yet are created first (only then: the common case costs one statement). A closed
+    wallet is 409."""
     ids = sorted(set(user_ids))
     marks = ", ".join("?" for _ in ids)
     for _ in range(2):
-        rows = tx.all(f"SELECT user_id, balance, closed_at FROM wallets WHERE user_id IN ({marks}) "
+        rows = tx.all(f"SELECT user_id, balance, closed_at, version FROM wallets WHERE user_id IN ({marks}) "
                       "ORDER BY user_id{lock}", *ids)
         if len(rows) == len(ids):
             for r in rows:
                 if r[2] is not None:
                     raise conflict(f"the wallet of account {r[0]} is closed")
-            return {r[0]: tx.decimal(r[1]) for r in rows}
+            return {r[0]: (tx.decimal(r[1]), int(r[3])) for r in rows}
         for user_id in sorted(set(ids) - {r[0] for r in rows}):
             ensure_wallet(tx, user_id, None, at)
     raise AssertionError("wallets vanished while locked")
 
 
-def _set_balance(tx: Tx, user_id: str, value: Decimal, at: dt.datetime) -> Changed:
-    row = tx.one("UPDATE wallets SET balance = ?, updated_at = ?, version = version + 1 WHERE user_id = ? "
-                 "RETURNING version", tx.money(value), tx.ts(at), user_id)
-    assert row is not None
-    return Changed("wallet", user_id, int(row[0]), (user_id,))
+def _set_balances(tx: Tx, balances: dict[str, tuple[Decimal, int]], at: dt.datetime) -> list[Changed]:
+    """Write the new balances of wallets this transaction holds locked, ``{user: (balance,
+    version read under the lock)}``, in ONE statement; each becomes ``version + 1``."""
+    users = sorted(balances)
+    cases = " ".join("WHEN ? THEN ?" for _ in users)
+    tx.queue(f"UPDATE wallets SET balance = CASE user_id {cases} END, updated_at = ?, version = version + 1 "
+             f"WHERE user_id IN ({', '.join('?' for _ in users)})",
+             *[v for u in users for v in (u, tx.money(balances[u][0]))], tx.ts(at), *users)
+    return [Changed("wallet", u, balances[u][1] + 1, (u,)) for u in users]
 
 
-def _set_status(tx: Tx, req: PaymentRequest, status: str, at: dt.datetime) -> Changed:
-    row = tx.one("UPDATE payment_requests SET status = ?, updated_at = ?, version = version + 1 WHERE id = ? "
-                 "RETURNING version", status, tx.ts(at), req.id)
-    assert row is not None
-    return Changed("request", req.id, int(row[0]), (req.client_id, req.freelancer_id))
+def _set_status(tx: Tx, req: PaymentRequest, version: int, status: str, at: dt.datetime) -> Changed:
+    """Write a request this transaction holds locked at ``version`` (so it becomes ``version + 1``)."""
+    tx.queue("UPDATE payment_requests SET status = ?, updated_at = ?, version = ? WHERE id = ?",
+             status, tx.ts(at), version + 1, req.id)
+    return Changed("request", req.id, version + 1, (req.client_id, req.freelancer_id))
 
 
 def _wallet_entries(tx: Tx, at: dt.datetime, *entries: tuple[str, Decimal, str, str | None, str | None]) -> None:
@@ -188,8 +200,8 @@ def _wallet_entries(tx: Tx, at: dt.datetime, *entries: tuple[str, Decimal, str, 
     marks = ", ".join("(?, ?, ?, ?, ?, ?, ?)" for _ in entries)
     params = [v for user_id, amount, kind, description, payment_id in entries
               for v in (new_id(), user_id, tx.money(amount), kind, description, payment_id, tx.ts(at))]
-    tx.run("INSERT INTO wallet_transactions (id, user_id, amount, transaction_type, description, "
-           f"payment_transaction_id, created_at) VALUES {marks}", *params)
+    tx.queue("INSERT INTO wallet_transactions (id, user_id, amount, transaction_type, description, "
+             f"payment_transaction_id, created_at) VALUES {marks}", *params)
 
 
 def _credit_check(old: Decimal, amount: Decimal) -> Decimal:
@@ -326,7 +338,7 @@ def _enqueue(tx: Tx, at: dt.datetime, *items: tuple[str, str, bytes]) -> None:
     """Outbox rows ``(kind, name, payload)``, in one statement."""
     marks = ", ".join("(?, ?, ?, ?, ?)" for _ in items)
     params = [v for kind, name, payload in items for v in (kind, name, payload, tx.ts(at), tx.ts(at))]
-    tx.run(f"INSERT INTO outbox (kind, name, payload, next_attempt_at, created_at) VALUES {marks}", *params)
+    tx.queue(f"INSERT INTO outbox (kind, name, payload, next_attempt_at, created_at) VALUES {marks}", *params)
 
 
 def _event(type: str, recipient: str, request_id: str) -> tuple[str, str, bytes]:
@@ -351,9 +363,9 @@ def create_request(tx: Tx, cmd: CreatePaymentRequest) -> tuple[str, bool]:
 def cancel_contract_requests(tx: Tx, contract_id: str) -> list[Changed]:
     """Cancel the contract's PENDING requests (locked in id order)."""
     at = utc_now()
-    rows = tx.all(f"SELECT {_PR} FROM payment_requests WHERE contract_id = ? AND status = 'PENDING' "
+    rows = tx.all(f"SELECT {_PRV} FROM payment_requests WHERE contract_id = ? AND status = 'PENDING' "
                   "ORDER BY id{lock}", contract_id)
-    return [_set_status(tx, _request(tx, r), "CANCELLED", at) for r in rows]
+    return [_set_status(tx, _request(tx, r), int(r[9]), "CANCELLED", at) for r in rows]
 
 
 def pay(tx: Tx, request_id: str, payer_id: str, idem: IdemKey | None) -> Outcome:
@@ -362,7 +374,7 @@ def pay(tx: Tx, request_id: str, payer_id: str, idem: IdemKey | None) -> Outcome
     at = utc_now()
 
     def effect() -> _Effect:
-        r = tx.one(f"SELECT {_PR} FROM payment_requests WHERE id = ?{{lock}}", request_id)
+        r = tx.one(f"SELECT {_PRV} FROM payment_requests WHERE id = ?{{lock}}", request_id)
         if r is None:
             raise not_found("payment request")
         req = _request(tx, r)
@@ -372,20 +384,21 @@ def pay(tx: Tx, request_id: str, payer_id: str, idem: IdemKey | None) -> Outcome
             raise conflict("payment request already paid")
         if req.status != "PENDING":
             raise conflict(f"payment request is {req.status.lower()}")
-        balances = _locked_balances(tx, [req.client_id, req.freelancer_id], at)
+        locked = _locked_balances(tx, [req.client_id, req.freelancer_id], at)
+        balances = {user_id: balance for user_id, (balance, _) in locked.items()}
         if balances[req.client_id] < req.amount:
             raise conflict("insufficient balance")
         balances[req.client_id] -= req.amount
         credited = _credit_check(balances[req.freelancer_id], req.amount)
         balances[req.freelancer_id] = credited
-        changed = [_set_balance(tx, user_id, balances[user_id], at) for user_id in sorted(balances)]
+        changed = _set_balances(tx, {u: (balances[u], locked[u][1]) for u in balances}, at)
         payment_id = new_id()
-        tx.run("INSERT INTO payment_transactions (id, payment_request_id, amount, status, created_at) "
-               "VALUES (?, ?, ?, 'SUCCESS', ?)", payment_id, req.id, tx.money(req.amount), tx.ts(at))
+        tx.queue("INSERT INTO payment_transactions (id, payment_request_id, amount, status, created_at) "
+                 "VALUES (?, ?, ?, 'SUCCESS', ?)", payment_id, req.id, tx.money(req.amount), tx.ts(at))
         note = f"payment of request {req.id}"
         _wallet_entries(tx, at, (req.client_id, req.amount, "DEBIT", note, payment_id),
                         (req.freelancer_id, req.amount, "CREDIT", note, payment_id))
-        changed.append(_set_status(tx, req, "PAID", at))
+        changed.append(_set_status(tx, req, int(r[9]), "PAID", at))
         mark = MarkMilestonePaid(milestone_id=req.milestone_id, payment_request_id=req.id)
         _enqueue(tx, at, ("call", "contracts.MarkMilestonePaid", encode_json(mark)),
                  _event("payment.paid", req.freelancer_id, req.id))
@@ -397,17 +410,17 @@ def pay(tx: Tx, request_id: str, payer_id: str, idem: IdemKey | None) -> Outcome
 # --- outbox -------------------------------------------------------------------------------------
 
 def claim_outbox(tx: Tx, limit: int, lease: float, kind: str | None = None) -> list[OutboxItem]:
-    """Due rows (of ``kind``, or of every kind), leased for ``lease`` seconds so that another relay
-    skips them meanwhile; a relay that dies mid-delivery leaves them to be claimed again when the
-    lease runs out."""
+    """Due rows (of ``kind``, or of every kind) in ``seq`` order, leased for ``lease`` seconds so
+    that another relay skips them meanwhile; a relay that dies mid-delivery leaves them to be
+    claimed again when the lease runs out. ONE statement (pick and lease together)."""
     at = utc_now()
     of_kind, params = ("", ()) if kind is None else (" AND kind = ?", (kind,))
-    rows = tx.all("SELECT seq, kind, name, payload, attempts FROM outbox WHERE status = 'PENDING' "
-                  f"AND next_attempt_at <= ?{of_kind} ORDER BY seq LIMIT ?{{skip_locked}}", tx.ts(at), *params, limit)
-    until = tx.ts(at + dt.timedelta(seconds=lease))
-    for r in rows:
-        tx.run("UPDATE outbox SET next_attempt_at = ? WHERE seq = ?", until, r[0])
-    return [OutboxItem(seq=int(r[0]), kind=r[1], name=r[2], payload=bytes(r[3]), attempts=int(r[4])) for r in rows]
+    rows = tx.all("UPDATE outbox SET next_attempt_at = ? WHERE seq IN (SELECT seq FROM outbox WHERE status = 'PENDING' "
+                  f"AND next_attempt_at <= ?{of_kind} ORDER BY seq LIMIT ?{{skip_locked}}) "
+                  "RETURNING seq, kind, name, payload, attempts",
+                  tx.ts(at + dt.timedelta(seconds=lease)), tx.ts(at), *params, limit)
+    return sorted((OutboxItem(seq=int(r[0]), kind=r[1], name=r[2], payload=bytes(r[3]), attempts=int(r[4]))
+                   for r in rows), key=lambda i: i.seq)
 
 
 def outbox_done(tx: Tx, seq: int) -> None:

@@ -4,6 +4,14 @@ Transactions run at READ COMMITTED with explicit ``SELECT ... FOR UPDATE`` row l
 global order (see :mod:`.ops`); serialization failures and deadlocks (which that order should
 make impossible) are retried a bounded number of times and counted. ``CHECK (balance >= 0)`` is
 the last line of defence: if it ever fires, the transaction rolls back and the caller gets 409.
+
+Round trips: a transaction runs in libpq's pipeline mode on an autocommit connection, with its
+own ``BEGIN``/``COMMIT``: ``BEGIN`` travels with the first statement, and the writes queued by
+:meth:`SqlTx.queue` travel with the ``COMMIT`` (an error in any of them aborts the whole
+transaction, raised before the script's answer is used). A script of one statement runs without
+``BEGIN``/``COMMIT`` at all. Statements repeated on a connection are prepared by psycopg
+(``prepare_threshold``). The isolation level is the session default
+(``default_transaction_isolation``), so a ``BEGIN`` of ours and a single statement both get it.
 """
 
 from __future__ import annotations
@@ -36,8 +44,7 @@ _TYPES = {"money": "NUMERIC(14,2)", "ts": "TIMESTAMPTZ", "blob": "BYTEA",
           "serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"}
 _MIGRATION_LOCK = 0x776F726B7570  # pg_advisory_xact_lock key: one migrator at a time
 _RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
-_ISOLATION = {"read committed": psycopg.IsolationLevel.READ_COMMITTED,
-              "serializable": psycopg.IsolationLevel.SERIALIZABLE}
+_ISOLATIONS = ("read committed", "serializable")
 
 
 class StoreUnavailable(RuntimeError):
@@ -45,6 +52,19 @@ class StoreUnavailable(RuntimeError):
 
 
 class _PgTx(SqlTx):
+    """Over the connection itself (a cursor per statement: in pipeline mode each statement's result
+    stays with its own cursor)."""
+
+    def __init__(self, conn: psycopg.Connection, pipeline: psycopg.Pipeline | None) -> None:
+        super().__init__(conn, _DIALECT)
+        self._pipeline = pipeline
+
+    def run(self, sql: str, *params: Any) -> int:
+        cur = self._target.execute(self._dialect.sql(sql), params)
+        if self._pipeline is not None:
+            self._pipeline.sync()      # rowcount is known once the result is in
+        return int(cur.rowcount)
+
     def money(self, value: Decimal) -> Decimal:
         return value
 
@@ -102,18 +122,17 @@ class PostgresStore(SqlStore):
     def __init__(self, url: str, size: int, application_name: str = "workup-payments",
                  isolation: str = "read committed") -> None:
         super().__init__(size)
+        if isolation not in _ISOLATIONS:
+            raise ValueError(f"isolation must be one of {_ISOLATIONS}")
         self._conninfo = _conninfo(url, application_name)
         self._size = size
-        self._isolation = _ISOLATION[isolation]
+        level = isolation.replace(" ", "\\ ")     # a space in libpq's options is escaped
+        self._options = f"-c timezone=UTC -c default_transaction_isolation={level}"
         self._pool = self._new_pool(size)
-
-    def _configure(self, conn: psycopg.Connection) -> None:
-        conn.isolation_level = self._isolation
 
     def _new_pool(self, size: int) -> ConnectionPool:
         return ConnectionPool(self._conninfo, min_size=size, max_size=size, open=False, timeout=30,
-                              kwargs={"autocommit": True, "options": "-c timezone=UTC"},
-                              configure=self._configure, name="workup-payments")
+                              kwargs={"autocommit": True, "options": self._options}, name="workup-payments")
 
     @classmethod
     def open(cls, url: str, size: int = 4, application_name: str = "workup-payments",
@@ -135,11 +154,18 @@ class PostgresStore(SqlStore):
         return store
 
     def _transaction(self, script: Callable[..., T], args: tuple) -> T:
+        return self._attempts(_pipelined, script, args)
+
+    def _statement(self, script: Callable[..., T], args: tuple) -> T:
+        return self._attempts(_alone, script, args)
+
+    def _attempts(self, how: Callable[[psycopg.Connection, Callable[..., T], tuple], T],
+                  script: Callable[..., T], args: tuple) -> T:
         for attempt in range(1, MAX_TX_ATTEMPTS + 1):
             pool = self._pool          # read once: a resize may swap it meanwhile
             try:
-                with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-                    return script(_PgTx(cur, _DIALECT), *args)
+                with pool.connection() as conn:
+                    return how(conn, script, args)
             except PoolClosed:
                 if pool is self._pool or attempt == MAX_TX_ATTEMPTS:
                     raise
@@ -176,3 +202,35 @@ class PostgresStore(SqlStore):
 
     async def close(self) -> None:
         await trio.to_thread.run_sync(lambda: self._pool.close(timeout=10))
+
+
+def _alone(conn: psycopg.Connection, script: Callable[..., T], args: tuple) -> T:
+    """A script of one statement on the autocommit connection: the statement is its transaction."""
+    return script(_PgTx(conn, None), *args)
+
+
+def _pipelined(conn: psycopg.Connection, script: Callable[..., T], args: tuple) -> T:
+    """``BEGIN``, the script, ``COMMIT`` in pipeline mode; any error rolls back before it is raised
+    (the pool then gets the connection back idle, not in a failed transaction)."""
+    with conn.pipeline() as pipeline:
+        try:
+            conn.execute(b"BEGIN", prepare=False)
+            result = script(_PgTx(conn, pipeline), *args)
+            conn.execute(b"COMMIT", prepare=False)
+            pipeline.sync()            # the queued writes and the COMMIT: their errors raise here
+        except BaseException:
+            _rollback(conn)
+            raise
+    return result
+
+
+def _rollback(conn: psycopg.Connection) -> None:
+    """End whatever is left of the transaction with psycopg's own rollback: it leaves an aborted
+    pipeline first, and forgets the statements it prepared meanwhile (their ``PREPARE`` may have
+    been skipped by the abort). A broken connection is left to the pool, which discards it."""
+    for _ in range(2):
+        try:
+            conn.rollback()
+            return
+        except psycopg.Error as exc:     # the aborted pipeline's error, reported once more
+            log.debug("rollback after a failed transaction: %s", exc)

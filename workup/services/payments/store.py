@@ -2,9 +2,12 @@
 
 :class:`SqlStore` holds everything the two adapters share: it runs a transaction script of
 :mod:`.ops` in a worker thread (``trio.to_thread.run_sync`` bounded by a ``CapacityLimiter``, so
-the blocking driver never stalls the trio loop). An adapter (:mod:`.postgres`, :mod:`.sqlite`)
-provides :meth:`SqlStore._transaction` (connection, ``BEGIN``, commit, bounded retries of
-serialization/deadlock/busy failures counted in :attr:`retries`) and the pool sizing.
+the blocking driver never stalls the trio loop): one thread hop per transaction, never one per
+statement. An adapter (:mod:`.postgres`, :mod:`.sqlite`) provides :meth:`SqlStore._transaction`
+(connection, ``BEGIN``, commit, bounded retries of serialization/deadlock/busy failures counted
+in :attr:`retries`) and the pool sizing, and may provide :meth:`SqlStore._statement`: a script of
+ONE statement (a read, an outbox claim) run without ``BEGIN``/``COMMIT``, since a single
+statement is atomic on its own (PostgreSQL then saves two round trips).
 """
 
 from __future__ import annotations
@@ -64,6 +67,11 @@ class SqlTx:
     def run(self, sql: str, *params: Any) -> int:
         return self._target.execute(self._dialect.sql(sql), params).rowcount
 
+    def queue(self, sql: str, *params: Any) -> None:
+        """A write whose result nobody reads: a pipelining adapter sends it with what follows
+        (its error, if any, still aborts the transaction before the commit)."""
+        self._target.execute(self._dialect.sql(sql), params)
+
 
 class SqlStore:
     """Shared facade; subclasses implement :meth:`_transaction`, pool sizing and :meth:`close`."""
@@ -75,6 +83,10 @@ class SqlStore:
     # --- adapter hooks ---------------------------------------------------------------------
     def _transaction(self, script: Callable[..., T], args: tuple) -> T:
         raise NotImplementedError
+
+    def _statement(self, script: Callable[..., T], args: tuple) -> T:
+        """Run a script of ONE statement; by default as a transaction like any other."""
+        return self._transaction(script, args)
 
     def pool_size(self) -> int:
         raise NotImplementedError
@@ -89,6 +101,10 @@ class SqlStore:
     async def _run(self, script: Callable[..., T], *args: Any) -> T:
         return await trio.to_thread.run_sync(self._transaction, script, args, limiter=self._limiter)
 
+    async def _single(self, script: Callable[..., T], *args: Any) -> T:
+        """:meth:`_run` for a script that executes ONE statement (no ``BEGIN``/``COMMIT`` needed)."""
+        return await trio.to_thread.run_sync(self._statement, script, args, limiter=self._limiter)
+
     def _set_threads(self, n: int) -> None:
         self._limiter.total_tokens = max(1, n)
 
@@ -97,10 +113,10 @@ class SqlStore:
         return await self._run(_ensure_and_read, user_id, role)
 
     async def balance(self, user_id: str) -> Decimal:
-        return await self._run(_ops.balance, user_id)
+        return await self._single(_ops.balance, user_id)
 
     async def wallet(self, user_id: str) -> tuple[Decimal, int]:
-        return await self._run(_ops.wallet, user_id)
+        return await self._single(_ops.wallet, user_id)
 
     async def deposit(self, user_id: str, amount: Decimal, description: str | None,
                       idem: IdemKey | None = None) -> Outcome:
@@ -114,19 +130,19 @@ class SqlStore:
         return await self._run(_ops.close_wallet, user_id)
 
     async def wallet_transactions(self, user_id: str) -> list[WalletTransaction]:
-        return await self._run(_ops.wallet_transactions, user_id)
+        return await self._single(_ops.wallet_transactions, user_id)
 
     async def wallet_transaction(self, user_id: str, id: str) -> WalletTransaction | None:
-        return await self._run(_ops.wallet_transaction, user_id, id)
+        return await self._single(_ops.wallet_transaction, user_id, id)
 
     async def requests_of(self, user_id: str, side: str) -> list[PaymentRequest]:
-        return await self._run(_ops.requests_of, user_id, side)
+        return await self._single(_ops.requests_of, user_id, side)
 
     async def transactions_of(self, user_id: str, side: str) -> list[PaymentTransaction]:
-        return await self._run(_ops.transactions_of, user_id, side)
+        return await self._single(_ops.transactions_of, user_id, side)
 
     async def get_request(self, id: str) -> tuple[PaymentRequest, int] | None:
-        return await self._run(_ops.get_request, id)
+        return await self._single(_ops.get_request, id)
 
     async def create_request(self, cmd: CreatePaymentRequest) -> tuple[str, bool]:
         return await self._run(_ops.create_request, cmd)
@@ -141,19 +157,19 @@ class SqlStore:
         return await self._run(_ops.remember, idem, status, body)
 
     async def claim_outbox(self, limit: int = 20, lease: float = 30.0, kind: str | None = None) -> list[OutboxItem]:
-        return await self._run(_ops.claim_outbox, limit, lease, kind)
+        return await self._single(_ops.claim_outbox, limit, lease, kind)
 
     async def outbox_done(self, seq: int) -> None:
-        await self._run(_ops.outbox_done, seq)
+        await self._single(_ops.outbox_done, seq)
 
     async def outbox_retry(self, seq: int, delay: float, error: str) -> None:
-        await self._run(_ops.outbox_retry, seq, delay, error)
+        await self._single(_ops.outbox_retry, seq, delay, error)
 
     async def outbox_dead(self, seq: int, error: str) -> None:
-        await self._run(_ops.outbox_dead, seq, error)
+        await self._single(_ops.outbox_dead, seq, error)
 
     async def purge_idempotency(self, older_than: dt.timedelta) -> int:
-        return await self._run(_ops.purge_idempotency, utc_now() - older_than)
+        return await self._single(_ops.purge_idempotency, utc_now() - older_than)
 
     async def audit(self) -> Audit:
         return await self._run(_ops.audit)
