@@ -257,10 +257,14 @@ class AmqpTransport:
         may have applied it)."""
         service = command.partition(".")[0]
         until = trio.current_time() + timeout
-        with trio.move_on_at(until) as checking:
-            await self._check_sendable(service, require_consumer)
-        if checking.cancelled_caught:
-            raise NoResponder(f"the broker did not answer within {timeout:.3g}s; {command} not sent")
+        cached = self._consumers.get(service)
+        if not (self.conn.is_open and (not require_consumer or (
+                cached is not None and cached[0] > 0 and cached[1] >= time.monotonic()))):
+            # not known sendable right now: ask (the usual call skips this cancel scope)
+            with trio.move_on_at(until) as checking:
+                await self._check_sendable(service, require_consumer)
+            if checking.cancelled_caught:
+                raise NoResponder(f"the broker did not answer within {timeout:.3g}s; {command} not sent")
         request_id = request_id or f"{self._rid}{next(self._ids):x}"
         body, deadline = encode(request), time.time() + timeout
         assertion = self.identity.sign(command, caller, deadline, request_id, body)
