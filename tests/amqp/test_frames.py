@@ -13,7 +13,8 @@ from pamqp import header as pheader
 
 from workup.amqp import Properties, ProtocolError
 from workup.amqp._core._frames import BODY, HEADER, HEARTBEAT, METHOD, encode_ack, encode_publish
-from workup.amqp._core._message import decode_properties, encode_properties
+from workup.amqp._core._message import decode_properties, decode_table, encode_properties, encode_table
+from pamqp import decode as pdecode
 from workup.amqp.lowlevel import FrameReader, RawDelivery
 
 from ._wire import content, frame
@@ -43,6 +44,19 @@ def test_properties_match_pamqp(props: Properties) -> None:
     assert ours == _pamqp_props(props).marshal()
     header = pheader.ContentHeader(0, 5, _pamqp_props(props)).marshal()
     assert decode_properties(header, 12) == props
+
+
+@pytest.mark.parametrize("table", [
+    {}, {"caller": "u-1", "role": "CLIENT", "deadline": 1700000000.125, "identity": "e" * 300},
+    {"caller": "ü", "role": ""}, {"s": "x", "n": 7}, {"flag": True, "d": 2.5}, FULL.headers])
+def test_table_fast_path_matches_pamqp(table: dict) -> None:
+    """Strings and doubles are read by our own loop, other kinds by pamqp: the same either way."""
+    data = b"pad" + encode_table(table) + b"tail"
+    assert decode_table(data, 3) == (len(data) - 7, pdecode.field_table(data[3:-4])[1])
+    assert decode_table(data, 3)[1] == table
+    raw = b"\x01kS\x00\x00\x00\x02\xff\xfe"   # a long string that is not UTF-8 stays bytes
+    framed = len(raw).to_bytes(4, "big") + raw
+    assert decode_table(framed, 0) == pdecode.field_table(framed) == (len(framed), {"k": b"\xff\xfe"})
 
 
 @pytest.mark.parametrize("size", [0, 100, 131064, 131065, 300_000])

@@ -253,6 +253,54 @@ async def test_cancel_keeps_buffered_deliveries_and_exit_requeues_them(amqp_url:
         await ch.delete_queue(name)
 
 
+async def test_many_waiters_share_one_consumer(amqp_url: str, name: str) -> None:
+    """Tasks waiting on one consumer at once: each delivery goes to exactly one of them, a
+    waiter cancelled while waiting loses nothing, and cancelling the consumer ends them all."""
+    async with amqp.connect(amqp_url, name="test-consumer-waiters") as conn:
+        ch = await conn.channel(confirms=True, prefetch=50)
+        await ch.declare_queue(name, auto_delete=False)
+        got: list[bytes] = []
+        ended = 0
+        with trio.fail_after(15):
+            consumer = await ch.consume(name)
+
+            async def take() -> None:
+                nonlocal ended
+                while True:
+                    try:
+                        d = await consumer.__anext__()
+                    except StopAsyncIteration:
+                        ended += 1
+                        return
+                    got.append(d.body)
+                    d.ack()
+                    await trio.sleep(0)
+
+            gone = trio.CancelScope()
+
+            async def give_up() -> None:   # a waiter that gives up before any delivery
+                with gone:
+                    await consumer.__anext__()
+
+            async with trio.open_nursery() as n:
+                n.start_soon(give_up)
+                for _ in range(8):
+                    n.start_soon(take)
+                await trio.sleep(0.1)
+                assert len(consumer._waiters) == 9
+                gone.cancel()
+                await trio.sleep(0.05)
+                assert len(consumer._waiters) == 8 and gone.cancelled_caught
+                for i in range(200):
+                    await ch.publish(b"%d" % i, routing_key=name)
+                while len(got) < 200:
+                    await trio.sleep(0.01)
+                await consumer.cancel()
+            assert sorted(got) == sorted(b"%d" % i for i in range(200)) and ended == 8
+            assert (await ch.declare_queue(name, passive=True)).message_count == 0
+        await ch.delete_queue(name)
+
+
 async def test_unconfirmed_publishes_wait_for_the_writer(amqp_url: str, name: str) -> None:
     from workup.amqp._channel import HIGH_WATER_FRAMES
 

@@ -83,11 +83,18 @@ class InstanceMetrics:
         self._expired = Counter("workup_commands_expired", "Deliveries dropped: their deadline had passed.",
                                 ("service",), registry=self.registry)
         self.registry.register(_State(status))
+        # the labelled children, looked up once: ``labels()`` takes a lock and builds tuples on
+        # every call. Keyed after ``bounded``, so the keys are as few as the series.
+        self._series: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
 
     def observe(self, command: str, status: int, seconds: float) -> None:
         name = bounded(command, self.known, UNKNOWN_COMMAND)
-        self._commands.labels(self.service, name, str(status)).inc()
-        self._latency.labels(self.service, name).observe(seconds)
+        series = self._series.get((name, status))
+        if series is None:
+            series = self._series[(name, status)] = (self._commands.labels(self.service, name, str(status)),
+                                                     self._latency.labels(self.service, name))
+        series[0].inc()
+        series[1].observe(seconds)
         # one line per command at DEBUG, logged in the handling task: it names the request id
         log.debug("%s: %s answered %d in %.1f ms", self.service, name, status, seconds * 1000)
 

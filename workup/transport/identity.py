@@ -15,6 +15,13 @@ speak for a user. The transports sign in ``call`` (:meth:`Identity.sign`); the r
 every request before any handler runs (:meth:`Identity.check`, ``runtime/instance.py``) and
 answers a refusal with 403. Keys are 32-byte Ed25519 seeds and public keys, base64url-encoded
 (:func:`load_identity` reads them from settings, files, or the data directory).
+
+Speed: every request is signed once and verified once, so the Ed25519 calls go to libsodium
+(PyNaCl's bindings) on raw keys derived once per :class:`Identity`. Through ``cryptography``
+(OpenSSL 3) a verify cost about twice as much CPU (≈110 µs against ≈50 µs here, a sign 31
+against 22), mostly per-call context set-up. The signatures are the same Ed25519 (RFC 8032)
+bytes either way; libsodium's verify is the stricter one (it refuses non-canonical signatures
+and small-order keys).
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ from pathlib import Path
 from typing import Literal
 
 import msgspec
-from cryptography.exceptions import InvalidSignature
+from nacl.bindings import crypto_sign, crypto_sign_open, crypto_sign_seed_keypair
+from nacl.exceptions import BadSignatureError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
@@ -74,6 +82,20 @@ def _body_hash(body: bytes) -> str:
     return _b64(hashlib.sha256(body).digest()).decode()
 
 
+_SIG = 64  # bytes of an Ed25519 signature
+
+
+def _sodium_secret(key: Ed25519PrivateKey | None) -> bytes | None:
+    """libsodium's 64-byte secret key (seed + public key) of ``key``."""
+    if key is None:
+        return None
+    return crypto_sign_seed_keypair(key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()))[1]
+
+
+def _raw_public(key: Ed25519PublicKey | None) -> bytes | None:
+    return None if key is None else key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
 def new_key() -> str:
     """A new Ed25519 private key (its 32-byte seed, base64url)."""
     return _b64(os.urandom(32)).decode()
@@ -113,7 +135,8 @@ class Identity:
     users / as ``SERVICE``); the public keys are needed to check requests (a gateway checks none).
     """
 
-    __slots__ = ("gateway_key", "gateway_public", "service_key", "service_public")
+    __slots__ = ("gateway_key", "gateway_public", "service_key", "service_public",
+                 "_signers", "_verifiers")
 
     def __init__(self, *, gateway_key: Ed25519PrivateKey | None = None,
                  gateway_public: Ed25519PublicKey | None = None,
@@ -122,6 +145,9 @@ class Identity:
         self.gateway_public = gateway_public or (gateway_key.public_key() if gateway_key else None)
         self.service_key = service_key
         self.service_public = service_key.public_key() if service_key else None
+        # libsodium's raw keys, by "is the role SERVICE": a 64-byte secret key, a public key
+        self._signers = {False: _sodium_secret(gateway_key), True: _sodium_secret(service_key)}
+        self._verifiers = {False: _raw_public(self.gateway_public), True: _raw_public(self.service_public)}
 
     @classmethod
     def generate(cls) -> Identity:
@@ -137,21 +163,21 @@ class Identity:
         return Identity(gateway_public=self.gateway_public, service_key=self.service_key)
 
     def sign(self, command: str, caller: Caller, deadline: float, request_id: str, body: bytes) -> str:
-        key = self.service_key if caller.role == "SERVICE" else self.gateway_key
+        key = self._signers[caller.role == "SERVICE"]
         if key is None:
             who = "SERVICE" if caller.role == "SERVICE" else "an end user"
             raise IdentityRefused(f"this process holds no key to call as {who}")
         payload = _b64(_encode(Assertion(cmd=command, rid=request_id, exp=deadline, bh=_body_hash(body),
                                          sub=caller.user_id, role=caller.role)))
         signing_input = _HEADER + b"." + payload
-        return (signing_input + b"." + _b64(key.sign(signing_input))).decode()
+        return (signing_input + b"." + _b64(crypto_sign(signing_input, key)[:_SIG])).decode()
 
     def check(self, assertion: str, command: str, caller: Caller, deadline: float,
               request_id: str, body: bytes, now: float) -> None:
         """Raise :class:`IdentityRefused` unless ``assertion`` was signed by the key of
         ``caller``'s role over exactly this command, caller, request id, deadline and body, and
         has not expired."""
-        key = self.service_public if caller.role == "SERVICE" else self.gateway_public
+        key = self._verifiers[caller.role == "SERVICE"]
         if key is None:
             raise IdentityRefused("this process trusts no key for that caller")
         if not assertion:
@@ -161,9 +187,12 @@ class Identity:
         if header != _HEADER or not payload or not signature:
             raise IdentityRefused("malformed caller assertion")
         try:
-            key.verify(_unb64(signature), header + b"." + payload)
+            raw = _unb64(signature)
+            if len(raw) != _SIG:   # the combined form below would shift a short one into the message
+                raise ValueError("signature length")
+            crypto_sign_open(raw + header + b"." + payload, key)
             claims = _decode(_unb64(payload))
-        except (InvalidSignature, binascii.Error, ValueError, msgspec.DecodeError):
+        except (BadSignatureError, binascii.Error, ValueError, msgspec.DecodeError):
             raise IdentityRefused("caller assertion not signed by a trusted key") from None
         if claims.cmd != command:
             raise IdentityRefused(f"caller assertion is for {claims.cmd}, not {command}")

@@ -73,8 +73,8 @@ class AmqpDelivery:
 
 
 class AmqpWorkSource:
-    """The consumer of one service queue, shared by a pool of worker loops (one of them waits on
-    the broker at a time; the others park)."""
+    """The consumer of one service queue, shared by a pool of worker loops: they all wait on it
+    at once and each delivery goes straight to one of them (``amqp/_consumer.py``)."""
 
     def __init__(self, transport: AmqpTransport, channel: Channel, consumer: Consumer,
                  queue: str) -> None:
@@ -83,50 +83,26 @@ class AmqpWorkSource:
         self._consumer = consumer
         self._queue = queue
         self._retired: list[Consumer] = []  # consumers replaced by set_prefetch, still being drained
-        self._stash: Delivery | None = None  # a delivery taken ahead for a woken sibling
-        self._lot = trio.lowlevel.ParkingLot()
-        self._pumping = False
-        self._ended = False
 
-    def _buffered(self) -> Delivery | None:
-        stashed = self._stash
-        if stashed is not None:
-            self._stash = None
-            return stashed
+    def _retired_buffered(self) -> Delivery | None:
         while self._retired:
             raw = self._retired[0].receive_nowait()
             if raw is not None:
                 return raw
             del self._retired[0]  # cancelled and empty: nothing more can arrive on it
-        return self._consumer.receive_nowait()
+        return None
 
     async def receive(self) -> AmqpDelivery:
         while True:
-            raw = self._buffered()
+            raw = self._retired_buffered() if self._retired else None
             if raw is None:
-                if self._ended:
-                    raise trio.EndOfChannel
-                if self._pumping:
-                    await self._lot.park()
-                    continue
-                self._pumping = True
                 consumer = self._consumer
                 try:
                     raw = await consumer.__anext__()
                 except StopAsyncIteration:
                     if consumer is self._consumer:
-                        self._ended = True
-                        self._lot.unpark_all()
                         raise trio.EndOfChannel from None
                     continue  # replaced by set_prefetch: wait on the new one
-                finally:
-                    self._pumping = False
-                self._lot.unpark()  # a sibling takes over waiting on the broker
-            elif self._lot and self._stash is None:
-                # wake a sibling only for work that is already here (a one-delivery look-ahead)
-                self._stash = self._consumer.receive_nowait()
-                if self._stash is not None:
-                    self._lot.unpark()
             if raw.redelivered and not await self._recount(raw):
                 continue
             return AmqpDelivery(raw)
@@ -160,13 +136,12 @@ class AmqpWorkSource:
     async def set_prefetch(self, n: int) -> None:
         """``basic.qos`` binds consumers created after it, so the consumer is replaced; the old
         one's deliveries are still handed out (and acked) before it is forgotten."""
-        if self._ended:
+        if self._consumer.ended:
             return
         await self._channel.qos(n)
         old, self._consumer = self._consumer, await self._channel.consume(self._queue)
-        await old.cancel()  # after cancel-ok nothing more arrives on it
+        await old.cancel()  # after cancel-ok nothing more arrives on it; its waiters move over
         self._retired.append(old)
-        self._lot.unpark_all()  # loops parked behind the old consumer's pump re-check
 
     async def close(self) -> None:
         """Stop consuming; deliveries already received still come out of :meth:`receive`."""
@@ -282,10 +257,14 @@ class AmqpTransport:
         may have applied it)."""
         service = command.partition(".")[0]
         until = trio.current_time() + timeout
-        with trio.move_on_at(until) as checking:
-            await self._check_sendable(service, require_consumer)
-        if checking.cancelled_caught:
-            raise NoResponder(f"the broker did not answer within {timeout:.3g}s; {command} not sent")
+        cached = self._consumers.get(service)
+        if not (self.conn.is_open and (not require_consumer or (
+                cached is not None and cached[0] > 0 and cached[1] >= time.monotonic()))):
+            # not known sendable right now: ask (the usual call skips this cancel scope)
+            with trio.move_on_at(until) as checking:
+                await self._check_sendable(service, require_consumer)
+            if checking.cancelled_caught:
+                raise NoResponder(f"the broker did not answer within {timeout:.3g}s; {command} not sent")
         request_id = request_id or f"{self._rid}{next(self._ids):x}"
         body, deadline = encode(request), time.time() + timeout
         assertion = self.identity.sign(command, caller, deadline, request_id, body)

@@ -90,6 +90,40 @@ def _encode_value(value: Any) -> bytes:
     return _pencode.encode_table_value(value)
 
 
+def decode_table(data: bytes, pos: int) -> tuple[int, dict[str, Any]]:
+    """The field table at ``pos``: (bytes read, table). Long strings and doubles, all that a
+    request's headers carry, are read here in one pass; a table holding any other kind of value
+    is handed whole to pamqp (same values: a long string that is not UTF-8 stays bytes)."""
+    (size,) = _L.unpack_from(data, pos)
+    end = pos + 4 + size
+    if end > len(data):
+        raise ValueError("field table longer than its frame")
+    i = pos + 4
+    table: dict[str, Any] = {}
+    while i < end:
+        n = data[i]
+        key = data[i + 1:i + 1 + n].decode()
+        i += 1 + n
+        kind = data[i]
+        if kind == 0x53:  # S
+            (length,) = _L.unpack_from(data, i + 1)
+            raw = data[i + 5:i + 5 + length]
+            i += 5 + length
+            try:
+                table[key] = raw.decode()
+            except UnicodeDecodeError:
+                table[key] = raw
+        elif kind == 0x64:  # d
+            (table[key],) = _D.unpack_from(data, i + 1)
+            i += 9
+        else:
+            found: tuple[int, dict[str, Any]] = _pdecode.field_table(data[pos:])
+            return found
+    if i != end:
+        raise ValueError("field table entries overrun its size")
+    return 4 + size, table
+
+
 def _compile_encoder() -> Any:
     """``encode_properties``, unrolled from ``_FIELDS`` (like ``dataclasses`` builds its
     ``__init__``): no loop, no tuple, one test per field. It runs for every message."""
@@ -122,7 +156,7 @@ def _compile_decoder() -> Any:
         "s": ["        n = data[pos]", "        {v} = data[pos + 1:pos + 1 + n].decode()",
               "        pos += 1 + n"],
         "o": ["        {v} = data[pos]", "        pos += 1"],
-        "t": ["        n, {v} = _pdecode.field_table(data[pos:])", "        pos += n"],
+        "t": ["        n, {v} = decode_table(data, pos)", "        pos += n"],
         "q": ["        ({v},) = UINT64.unpack_from(data, pos)", "        pos += 8"],
     }
     names = Properties.__struct_fields__
