@@ -1,0 +1,96 @@
+"""How an answer goes onto the socket: head and body of a small answer in one send
+(``workup/gateway/_server.py`` and ``_drain.py``), the bytes the client reads unchanged."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+import trio
+
+from workup.transport.envelope import Caller, Reply
+
+from ._serve import make_app, served
+
+HEX = "0123456789abcdef0123456789abcdef"
+BODY = b'{"id":"' + HEX.encode() + b'","status":"ACTIVE","amount":12.5}'
+
+
+class Answers:
+    """A transport whose every command answers ``BODY`` (or a 404 problem)."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
+
+    async def call(self, command: str, request: Any, *, caller: Caller, timeout: float,
+                   request_id: str | None = None) -> Reply:
+        if self.status == 200:
+            return Reply(status=200, body=BODY)
+        return Reply(status=self.status, body=b'{"type":"about:blank","title":"Not Found","status":404}')
+
+
+@pytest.fixture
+def sends(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every chunk a trio socket stream of this process sends (the server's answers among them)."""
+    seen: list[bytes] = []
+    original = trio.SocketStream.send_all
+
+    async def recording(self: trio.SocketStream, data: Any) -> None:
+        seen.append(bytes(data))
+        await original(self, data)
+
+    monkeypatch.setattr(trio.SocketStream, "send_all", recording)
+    return seen
+
+
+def _answers(seen: list[bytes]) -> list[bytes]:
+    return [chunk for chunk in seen if chunk.startswith(b"HTTP/1.1 ")]
+
+
+@pytest.mark.parametrize("status", [200, 404])
+async def test_head_and_body_go_out_in_one_send(sends: list[bytes], status: int) -> None:
+    app = make_app(Answers(status))
+    token = app.gw.tokens.issue(HEX, "CLIENT")
+    async with served(app) as (client, _):
+        for _ in range(3):   # the first and the following answers on a kept-alive connection
+            response = await client.get(f"/api/v1/contracts/{HEX}", headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == status
+    answers = _answers(sends)
+    assert len(answers) == 3
+    for answer in answers:
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:"))) == len(body) > 0
+    if status == 200:
+        assert all(answer.endswith(BODY) for answer in answers)
+        assert BODY not in sends   # the body was not sent again on its own
+
+
+async def test_an_empty_answer_and_a_raw_client_read_the_same_bytes() -> None:
+    """A client reading the socket itself gets status line, headers and body, answer after
+    answer on one kept-alive connection (a 404 of the gateway's own among them)."""
+    app = make_app(Answers())
+    token = app.gw.tokens.issue(HEX, "CLIENT")
+    async with served(app) as (_, url):
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        sock = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        await sock.connect((host, int(port)))
+        stream = trio.SocketStream(sock)
+        for path in (f"/api/v1/contracts/{HEX}", "/api/v1/nowhere", f"/api/v1/contracts/{HEX}"):
+            await stream.send_all(f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += await stream.receive_some()
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:")))
+            while len(body) < length:
+                body += await stream.receive_some()
+            assert len(body) == length
+            if path.endswith(HEX):
+                assert head.startswith(b"HTTP/1.1 200") and body == BODY
+            else:
+                assert head.startswith(b"HTTP/1.1 404") and b'"status":404' in body
+            assert b"x-request-id:" in head.lower() and b"nosniff" in head
+        await stream.aclose()
