@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import socket
+from functools import partial
 from typing import Any
 
 import pytest
 import trio
 
+from workup.gateway import serve_app
+from workup.settings import Settings
 from workup.transport.envelope import Caller, Reply
 
 from ._serve import make_app, served
@@ -98,4 +101,78 @@ async def test_an_empty_answer_and_a_raw_client_read_the_same_bytes() -> None:
             else:
                 assert head.startswith(b"HTTP/1.1 404") and b'"status":404' in body
             assert b"x-request-id:" in head.lower() and b"nosniff" in head
+        await stream.aclose()
+
+
+class Slow(Answers):
+    """Answers ``BODY`` after ``delay`` seconds (a service busy longer than the idle bound)."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    async def call(self, command: str, request: Any, *, caller: Caller, timeout: float,
+                   request_id: str | None = None) -> Reply:
+        await trio.sleep(self.delay)
+        return await super().call(command, request, caller=caller, timeout=timeout, request_id=request_id)
+
+
+async def test_the_idle_timer_spares_a_request_in_progress_and_closes_after_the_answer() -> None:
+    """The keep-alive bound (``http_idle_timeout``) counts from the end of the last answer: a
+    request waiting on its service longer than that is answered, twice on one connection, and
+    the connection then closes within the bound."""
+    bound = 1.0
+    app = make_app(Slow(bound * 1.5), settings=Settings(http_idle_timeout=bound))
+    token = app.gw.tokens.issue(HEX, "CLIENT")
+    async with served(app) as (_, url):
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        stream = await trio.open_tcp_stream(host, int(port))
+        for _ in range(2):
+            await stream.send_all(f"GET /api/v1/contracts/{HEX} HTTP/1.1\r\nHost: x\r\n"
+                                  f"Authorization: Bearer {token}\r\n\r\n".encode())
+            answer = b""
+            with trio.fail_after(10):
+                while not answer.endswith(BODY):
+                    data = await stream.receive_some()
+                    assert data, "closed while the request was in progress"
+                    answer += data
+            assert answer.startswith(b"HTTP/1.1 200")
+            await trio.sleep(bound / 2)   # idle, but less than the bound
+        started = trio.current_time()
+        with trio.fail_after(bound + 3):
+            while await stream.receive_some():
+                pass
+        assert trio.current_time() - started <= bound + 1.5   # (bound / 2 of it already idle)
+        await stream.aclose()
+
+
+@pytest.mark.parametrize("client_leaves", ["mid-request", "idle", "stays"])
+async def test_a_graceful_stop_is_not_held_by_the_idle_timer(client_leaves: str) -> None:
+    """A stop (SIGTERM: hypercorn's shutdown trigger) ends at once whether the last client left
+    in the middle of a request, left after its answer, or is still connected and idle: the idle
+    timer never keeps a connection's tasks alive up to ``graceful_timeout``."""
+    app = make_app(Slow(0.5 if client_leaves == "mid-request" else 0.0), settings=Settings(http_idle_timeout=30))
+    token = app.gw.tokens.issue(HEX, "CLIENT")
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(partial(serve_app, app, shutdown_trigger=stop.wait, graceful_timeout=20))
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        stream = await trio.open_tcp_stream(host, int(port))
+        await stream.send_all(f"GET /api/v1/contracts/{HEX} HTTP/1.1\r\nHost: x\r\n"
+                              f"Authorization: Bearer {token}\r\n\r\n".encode())
+        if client_leaves != "mid-request":
+            answer = b""
+            while not answer.endswith(BODY):
+                answer += await stream.receive_some()
+        if client_leaves != "stays":
+            await stream.aclose()
+        await trio.sleep(1.0)   # the request is over (answered or cut off); the connection waits
+        stop.set()
+        started = trio.current_time()
+        with trio.fail_after(15):
+            while nursery.child_tasks:
+                await trio.sleep(0.05)
+        assert trio.current_time() - started < 3.0
+    if client_leaves == "stays":
+        assert await stream.receive_some() == b""   # closed by the server on its way out
         await stream.aclose()
