@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import signal
 import socket
 from typing import Any, Awaitable, Callable
 
+import h11
 import trio
 from hypercorn.config import Config
+from hypercorn.events import RawData
+from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.trio.run import worker_serve
+from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.utils import wrap_app
 
 from .._listening import Started, bind_address, listen
@@ -22,6 +27,130 @@ __all__ = ["serve_app", "hypercorn_config", "until_signalled", "run_until_stoppe
 
 IDLE_TIMEOUT = Settings().http_idle_timeout
 MAX_HEADER_BYTES = 16 * 1024
+_COALESCE = "workup_coalesce_head"   # set on the gateway's hypercorn Config only
+_PENDING = "_workup_pending_head"
+
+
+def _has_length(headers: Any) -> bool:
+    return any(name == b"content-length" for name, _ in headers)
+
+
+async def _send_h11_event(self: Any, event: Any) -> None:
+    """hypercorn's ``H11Protocol._send_h11_event``, except that the head of a response with a
+    Content-Length is held back and written with what follows it (the body, or the end of an
+    empty one): one socket send per answer instead of two, so the client is woken once. Only a
+    Content-Length answer is held (its body follows at once: quart sends it right after the
+    head); a streamed (chunked) head goes out alone as before. Bytes and their order on the wire
+    are unchanged."""
+    if not getattr(self.config, _COALESCE, False):
+        await _hypercorn_send_h11_event(self, event)
+        return
+    try:
+        data = self.connection.send(event)
+    except h11.LocalProtocolError:
+        if self.connection.their_state != h11.ERROR:
+            raise
+        return
+    head = getattr(self, _PENDING, None)
+    if head is not None:
+        setattr(self, _PENDING, None)
+        data = head + data
+    elif isinstance(event, h11.Response) and _has_length(event.headers):
+        setattr(self, _PENDING, data)
+        return
+    await self.send(RawData(data=data))
+
+
+_hypercorn_send_h11_event = H11Protocol._send_h11_event
+H11Protocol._send_h11_event = _send_h11_event  # type: ignore[method-assign]
+
+
+class _IdleTimer:
+    """hypercorn's keep-alive timer of one connection (its ``TrioSingleTask`` running
+    ``TCPServer._idle_timeout``) without a task per request: hypercorn stops the timer when a
+    request starts and restarts it when the answer is done, each time cancelling a task and
+    starting a new one. Here one task per connection waits and the calls only move its deadline.
+    The same rule: while armed, the connection is closed ``keep_alive_timeout`` after the last
+    restart, or at once when the server terminates; while stopped (a request in progress), never."""
+
+    def __init__(self, server: Any) -> None:
+        self._server = server
+        self._armed = False
+        self._deadline = math.inf
+        self._scope: trio.CancelScope | None = None
+        self._wake: trio.Event | None = None
+        self._running = False
+        self._finished = False
+
+    async def restart(self, task_group: Any, action: Any) -> None:
+        self._armed = True
+        self._deadline = trio.current_time() + self._server.config.keep_alive_timeout
+        if self._scope is not None:
+            self._scope.deadline = self._deadline
+        elif self._wake is not None:
+            self._wake.set()
+        if not self._running:
+            self._running = True
+            task_group._nursery.start_soon(self._run)
+
+    async def stop(self) -> None:
+        self._armed = False
+        if self._scope is not None:
+            self._scope.deadline = math.inf
+
+    def finish(self) -> None:
+        """The connection is closed: a stopped timer's task ends now (hypercorn had none running);
+        an armed one runs out as hypercorn's would."""
+        self._finished = True
+        if not self._armed:
+            if self._scope is not None:
+                self._scope.cancel()
+            if self._wake is not None:
+                self._wake.set()
+
+    async def _run(self) -> None:
+        terminated = self._server.context.terminated
+        while True:
+            if not self._armed:
+                if self._finished:
+                    return
+                self._wake = trio.Event()
+                await self._wake.wait()
+                self._wake = None
+                continue
+            with trio.CancelScope(deadline=self._deadline) as scope:
+                self._scope = scope
+                await terminated.wait()
+            self._scope = None
+            if self._armed and (terminated.is_set() or trio.current_time() >= self._deadline):
+                break
+        with trio.CancelScope(shield=True):
+            await self._server._initiate_server_close()
+
+
+def _tcp_server_init(self: Any, app: Any, config: Config, *args: Any) -> None:
+    _hypercorn_tcp_server_init(self, app, config, *args)
+    if getattr(config, _COALESCE, False):
+        self.idle_task = _IdleTimer(self)
+
+
+def _finishing(original: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Awaitable[None]]:
+    """``original`` (a TCPServer method after which the connection is over: ``_read_data`` saw
+    the end, ``_close`` closed it), then the idle timer told so; both run inside the
+    connection's task group, which waits for the timer's task."""
+    async def finishing(self: Any) -> None:
+        try:
+            await original(self)
+        finally:
+            if isinstance(self.idle_task, _IdleTimer):
+                self.idle_task.finish()
+    return finishing
+
+
+_hypercorn_tcp_server_init = TCPServer.__init__
+TCPServer.__init__ = _tcp_server_init  # type: ignore[method-assign,assignment]
+TCPServer._read_data = _finishing(TCPServer._read_data)  # type: ignore[method-assign,assignment]
+TCPServer._close = _finishing(TCPServer._close)  # type: ignore[method-assign,assignment]
 
 
 def hypercorn_config(host: str, port: int, *, graceful_timeout: float = 5.0,
@@ -40,6 +169,7 @@ def hypercorn_config(host: str, port: int, *, graceful_timeout: float = 5.0,
     config.accesslog = None          # the app writes its own structured access log
     config.errorlog = logging.getLogger("workup.gateway.http")
     config.include_server_header = False
+    setattr(config, _COALESCE, True)
     return config
 
 

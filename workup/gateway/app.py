@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 import msgspec
 from quart import Response, g, request
+from quart.sessions import NullSession, SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
 from ..cache import Cache
@@ -49,6 +50,7 @@ def create_app(settings: Settings, transport: RpcClient, cache: Cache, *, jwt_ke
     # body limits are the gateway's own (the before_request hook and routing.json_body), not quart's
     app.config.update(MAX_CONTENT_LENGTH=None, PROPAGATE_EXCEPTIONS=False,
                       PROVIDE_AUTOMATIC_OPTIONS=True)
+    app.session_interface = _NoSessions()
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False
     hub = NotificationHub(transport)
@@ -71,6 +73,20 @@ def create_app(settings: Settings, transport: RpcClient, cache: Cache, *, jwt_ke
     for bp in blueprints():
         app.register_blueprint(bp)
     return app
+
+
+class _NoSessions(SecureCookieSessionInterface):   # the type quart declares for the attribute
+    """The API keeps no sessions (a bearer token per request): quart's cookie session, looked
+    for on every request, is replaced by one shared empty session that cannot be written."""
+
+    null_session_class = NullSession
+    _null = NullSession()
+
+    async def open_session(self, app: object, request: object) -> NullSession:
+        return self._null
+
+    async def save_session(self, app: object, session: object, response: object) -> None:
+        return None
 
 
 def _install_hooks(app: GatewayApp) -> None:
