@@ -6,10 +6,12 @@ import datetime as dt
 from decimal import Decimal
 from types import SimpleNamespace
 
+import msgspec
 import pytest
 import trio
 
-from workup.messages.contracts import CreateContract, MilestoneSpec
+from workup.cache import MemoryCache
+from workup.messages.contracts import Contract, CreateContract, MilestoneSpec, contract_cache_key
 from workup.services.contracts import contracts as contracts_module
 from workup.services.contracts.contracts import create_contract
 from workup.services.contracts.store import (CONTRACTS_BY_PARTY, TABLES, ContractsStore, StoredContract,
@@ -98,7 +100,7 @@ class _ServiceCtx:
     caller = SERVICE_CALLER
 
     def __init__(self, store: ContractsStore) -> None:
-        self.deps = SimpleNamespace(store=store)
+        self.deps = SimpleNamespace(store=store, cache=MemoryCache())
 
 
 def _create(client: str, freelancer: str, proposal_id: str, accepted_ms: int) -> CreateContract:
@@ -211,3 +213,19 @@ async def test_a_milestone_and_its_contract(store):
     assert await fresh.milestone_and_contract(new_id()) is None
     fresh._locations[ms[1].id] = (contract_id_for(new_id()), 1)            # a wrong location
     assert await fresh.milestone_and_contract(ms[1].id) == (ms[1], c)
+
+
+async def test_a_created_contract_is_in_the_cache_and_a_repeat_fills_nothing(store):
+    """The parties' first read of a new contract (the flow's "get contract") needs no store read."""
+    ctx = _ServiceCtx(store)
+    req = _create(new_id(), new_id(), new_id(), accepted_ms=1_700_000_000_000)
+    cid = (await create_contract(ctx, req)).id
+    key = contract_cache_key(cid)
+    with trio.fail_after(5):
+        while (cached := await ctx.deps.cache.get(key)) is None:
+            await trio.sleep(0.01)
+    assert msgspec.json.decode(cached, type=Contract) == (await store.get_contract(cid)).public()
+    await ctx.deps.cache.delete(key, version=10**15)
+    await create_contract(ctx, req)                     # the contract existed: its row may have moved on
+    await trio.sleep(0.1)
+    assert await ctx.deps.cache.get(key) is None

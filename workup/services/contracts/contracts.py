@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from ...messages.contracts import (ActiveContractAnswer, Contract, ContractRef, ContractText, CreateContract,
-    GetContract, GetMyContracts, HasActiveContract, PrintContract)
+    GetContract, GetMyContracts, HasActiveContract, PrintContract, contract_cache_key)
 from ...problems import ProblemError
 from ...ids import now_ms
+from ...runtime.readcache import fill_soon
 from . import service
 from .deps import Ctx
 from .reads import readable_contract
@@ -39,10 +40,14 @@ async def create_contract(ctx: Ctx, req: CreateContract) -> ContractRef:
         milestones = [StoredMilestone(id=milestone_id_for(cid, i), contract_id=cid, position=i,
                                       description=m.description, amount=m.amount, due_date=m.due_date,
                                       status="OPEN", updated_ms=now) for i, m in enumerate(req.milestones)]
-        await store.create_contract(StoredContract(
+        contract = StoredContract(
             id=cid, job_id=req.job_id, job_title=req.job_title, proposal_id=req.proposal_id,
             client_id=req.client_id, freelancer_id=req.freelancer_id, status="ACTIVE",
-            milestone_ids=[m.id for m in milestones], created_ms=created, updated_ms=now), milestones)
+            milestone_ids=[m.id for m in milestones], created_ms=created, updated_ms=now)
+        if await store.create_contract(contract, milestones):
+            # the row is what this attempt wrote: the parties' first read of it needs no store read
+            # (a later change invalidates at a newer version, so this fill cannot outlive it)
+            fill_soon(ctx.deps.cache, contract_cache_key(cid), contract.updated_ms, contract.public())
     return ContractRef(id=cid)
 
 
