@@ -1,4 +1,6 @@
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import msgspec
@@ -158,3 +160,20 @@ def test_password_file_errors_are_one_line(env, needle, tmp_path):
     with pytest.raises(SettingsError) as info:
         load_settings(environ=env)
     assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_processes_making_a_secret_at_once_all_read_the_same_one(tmp_path) -> None:
+    """``workup worker X --processes N`` and the gateway start together on one data directory:
+    the first to make ``control.key`` wins, the others read the whole of it (no File exists, no
+    empty read)."""
+    script = ("import sys; from pathlib import Path; from workup.settings import ensure_secret; "
+              "print(ensure_secret(Path(sys.argv[1]), 'control.key'))")
+    for round_ in range(5):
+        data = tmp_path / f"data{round_}"
+        procs = [subprocess.Popen([sys.executable, "-c", script, str(data)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(8)]
+        results = [p.communicate(timeout=60) for p in procs]
+        assert [p.returncode for p in procs] == [0] * 8, [err for _, err in results]
+        values = {out.strip() for out, _ in results}
+        assert len(values) == 1 and len(values.pop()) >= 32
+        assert sorted(f.name for f in data.iterdir()) == ["control.key"]     # no temporary left
