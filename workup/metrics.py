@@ -72,13 +72,21 @@ class HttpMetrics:
                                   labels, buckets=BUCKETS, registry=self.registry)
         self.in_flight = Gauge("workup_http_requests_in_flight", "HTTP requests being answered now.",
                                registry=self.registry)
+        # the labelled children, looked up once per label set (``labels`` validates and locks on
+        # every call); bounded as the series themselves are
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         # the route is a template or "<unmatched>", the status a number: only the method is the
         # client's to choose, so it is the one mapped onto a fixed set
-        labels = (bounded(method, _METHODS.__contains__, "OTHER"), route, str(status))
-        self._requests.labels(*labels).inc()
-        self._latency.labels(*labels).observe(seconds)
+        method = bounded(method, _METHODS.__contains__, "OTHER")
+        children = self._children.get((method, route, status))
+        if children is None:
+            labels = (method, route, str(status))
+            children = self._children[(method, route, status)] = (self._requests.labels(*labels),
+                                                                  self._latency.labels(*labels))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         return exposition(self.registry)

@@ -2,15 +2,14 @@
 latency, in flight; ``workup/metrics.py``), RPC latency per service and outcome, and open
 notification WebSockets. The standard process metrics and build info come with the registry.
 
-The labelled children are looked up once per label set and kept (prometheus_client's ``labels``
-validates and locks on every call): the label sets are the metrics' own series, already bounded
-(route templates, statuses, a fixed set of methods, services and outcomes)."""
+The RPC histogram's labelled children are looked up once per (service, outcome) and kept, as
+``HttpMetrics`` keeps its own (prometheus_client's ``labels`` validates and locks on every call)."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Gauge, Histogram
 
-from ..metrics import _METHODS, BUCKETS, HttpMetrics
+from ..metrics import BUCKETS, HttpMetrics
 
 __all__ = ["Metrics"]
 
@@ -25,21 +24,7 @@ class Metrics(HttpMetrics):
                                ("service", "outcome"), buckets=BUCKETS, registry=self.registry)
         self.websockets = Gauge("workup_websocket_connections", "Open notification WebSockets.",
                                 registry=self.registry)   # routes/_websocket.py keeps it
-        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._rpc_children: dict[tuple[str, str], Histogram] = {}
-
-    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        key = (method, route, status)
-        children = self._request_children.get(key)
-        if children is None:
-            if method not in _METHODS:   # as HttpMetrics: a client's method is not a series
-                super().observe_request(method, route, status, seconds)
-                return
-            labels = (method, route, str(status))
-            children = self._request_children[key] = (self._requests.labels(*labels),
-                                                      self._latency.labels(*labels))
-        children[0].inc()
-        children[1].observe(seconds)
 
     def observe_rpc(self, service: str, outcome: str, seconds: float) -> None:
         child = self._rpc_children.get((service, outcome))
