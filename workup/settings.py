@@ -15,7 +15,7 @@ from typing import Any, Literal, Mapping, overload
 
 import msgspec
 
-__all__ = ["Settings", "SettingsError", "load_settings", "read_secret", "ensure_secret", "env_names",
+__all__ = ["Settings", "SettingsError", "load_settings", "read_secret", "ensure_secret", "create_secret_file", "env_names",
            "url_with_password",
            "BOUNDS", "LOG_LEVELS", "LOG_FORMATS"]
 
@@ -251,19 +251,26 @@ def ensure_secret(data_dir: Path, filename: str, nbytes: int = 32) -> str:
         return path.read_text().strip()
     except FileNotFoundError:
         pass
-    data_dir.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(nbytes)
-    tmp = data_dir / f".{filename}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    return create_secret_file(path, secrets.token_urlsafe(nbytes))[0]
+
+
+def create_secret_file(path: Path, value: str) -> tuple[str, bool]:
+    """Make ``path`` (mode 0600) hold ``value`` unless another process made it first: returns
+    the value it holds and whether it is ours. Written aside and linked into place, since a link
+    appears whole or not at all: processes starting together on one data directory all read the
+    one secret that won."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(value + "\n")
-    try:  # a link appears whole or not at all: processes starting together all read one secret
+    try:
         os.link(tmp, path)
     except FileExistsError:
-        value = path.read_text().strip()
+        return path.read_text().strip(), False
     finally:
         tmp.unlink()
-    return value
+    return value, True
 
 
 # -- control plane ---------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from nacl.exceptions import BadSignatureError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
-from ..settings import Settings, SettingsError, read_secret
+from ..settings import Settings, SettingsError, create_secret_file, read_secret
 from .envelope import Caller
 
 __all__ = ["Identity", "IdentityRefused", "Assertion", "load_identity", "default_identity",
@@ -222,20 +222,9 @@ def _generated(data_dir: Path, name: str, create: bool) -> str | None:
     except FileNotFoundError:
         if not create:
             return None
-    folder.mkdir(parents=True, exist_ok=True)
-    key = new_key()
-    tmp = folder / f".{name}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key + "\n")
-    try:  # a link appears whole or not at all: a racing process reads a complete key
-        os.link(tmp, path)
-    except FileExistsError:
-        key = path.read_text().strip()
-    else:
+    key, ours = create_secret_file(path, new_key())
+    if ours:
         (folder / f"{name}.pub").write_text(public_key_of(key) + "\n")
-    finally:
-        tmp.unlink()
     return key
 
 
