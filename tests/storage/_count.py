@@ -1,5 +1,6 @@
 """Counting the statements a :class:`~workup.storage.Db` adapter sends to its store: the
-driver's requests on Cassandra, the executed statements on SQLite."""
+requests of ``CassandraDb._ask`` (one per statement, batch or page) on Cassandra, the
+executed statements on SQLite."""
 
 from __future__ import annotations
 
@@ -14,17 +15,16 @@ def statements(db: Any) -> Iterator[list[str]]:
     """Yields a list that collects one entry per statement sent while the block runs."""
     sent: list[str] = []
     if isinstance(db, CassandraDb):
-        session = db._session
-        send = session.execute_async
+        ask = db._ask
 
-        def counting(query: Any, *args: Any, **kw: Any) -> Any:
-            sent.append(str(getattr(query, "query_string", query)))
-            return send(query, *args, **kw)
-        session.execute_async = counting
+        async def counting(routed: Any, message: Any, result_metadata: Any, what: str) -> Any:
+            sent.append(what)
+            return await ask(routed, message, result_metadata, what)
+        db._ask = counting                # type: ignore[method-assign]
         try:
             yield sent
         finally:
-            del session.execute_async     # the class's method again
+            del db._ask                   # the class's method again
     else:
         db._conn.set_trace_callback(sent.append)
         try:

@@ -1,4 +1,5 @@
-"""The Cassandra adapter of :class:`~.table.Db` (scylla-driver, bridged to trio)."""
+"""The Cassandra adapter of :class:`~.table.Db`: scylla-driver for the cluster (its metadata,
+host states, preparing, schema statements), statements sent on trio sockets (:mod:`._cql`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any, Sequence
 
 import trio
 
+from ._cql import CqlNodes, batch_queries
 from .table import Row, Table, _in_keys, _insert_sql, _qualified, _select_sql, _where
 
 __all__ = ["CassandraDb", "keyspace_name"]
@@ -21,21 +23,32 @@ _IN = 100     # keys per statement of select_in: a coordinator fans out a partit
 # service could answer 503 for seconds after its sibling was back), and keeps trying as long as
 # it is away (no max_attempts): one connection attempt a second per process is nothing.
 _RECONNECT_S = (0.5, 1.0)
+_REQUEST_TIMEOUT_S = 15.0   # one request's answer (the driver's request_timeout before)
+_CONNECT_TIMEOUT_S = 10.0
+_FETCH_SIZE = 5000          # rows per page (the driver's default)
+# LOCAL_QUORUM and LOCAL_SERIAL (cassandra.ConsistencyLevel), sent with every statement
+_QUORUM, _SERIAL = 6, 9
 
 
 class CassandraDb:
-    """A scylla-driver session on one keyspace, bridged to trio: statements go out through the
-    driver's async API (``execute_async``) and its callbacks wake the waiting trio task, so no
-    thread blocks per query; a limiter bounds the queries in flight. Connecting, preparing and
-    shutting down block, so they run in a worker thread. Statements are prepared once."""
+    """A keyspace on a Cassandra cluster, for trio. The driver's ``Cluster`` and ``Session``
+    know the cluster and prepare statements (once each, on every node); the statements
+    themselves go out on trio connections of our own (:class:`._cql.CqlNodes`, one per node,
+    the node chosen by the driver's token-aware policy), so no thread is involved per query;
+    a limiter bounds the queries in flight. Connecting, preparing and shutting down block, so
+    they run in a worker thread."""
 
-    def __init__(self, cluster: Any, session: Any, keyspace: str, in_flight: int) -> None:
+    def __init__(self, cluster: Any, session: Any, keyspace: str, in_flight: int, policy: Any) -> None:
+        from cassandra.protocol import ProtocolHandler
         self._cluster = cluster
         self._session = session
         self.keyspace = keyspace
+        self.fetch_size = _FETCH_SIZE
         self._prepared: dict[str, Any] = {}
         self._tables: dict[str, Table] = {}
         self._limiter = trio.CapacityLimiter(in_flight)
+        self._nodes = CqlNodes(ProtocolHandler, lambda routed: policy.make_query_plan(keyspace, routed),
+                               connect_timeout=_CONNECT_TIMEOUT_S)
 
     def _t(self, table: Table) -> Table:
         """The table under its keyspace-qualified name (no ``USE``: prepared statements are
@@ -94,7 +107,7 @@ class CassandraDb:
             except BaseException:
                 cluster.shutdown()
                 raise
-            return cls(cluster, session, keyspace, in_flight)
+            return cls(cluster, session, keyspace, in_flight, profile.load_balancing_policy)
 
         return await trio.to_thread.run_sync(setup)
 
@@ -109,38 +122,57 @@ class CassandraDb:
         """All rows of one statement (every page)."""
         return await self._send(await self._stmt(cql), list(params))
 
-    async def _send(self, stmt: Any, params: list[Any] | None) -> list[Row]:
-        """All rows of a prepared statement or a batch (every page)."""
+    async def _send(self, stmt: Any, params: list[Any]) -> list[Row]:
+        """All rows of a prepared statement (every page), through the trio request path."""
+        from cassandra.protocol import ExecuteMessage
+        bound = stmt.bind(params)
+        rows: list[Row] = []
+        paging: bytes | None = None
         async with self._limiter:
-            token = trio.lowlevel.current_trio_token()
-            done = trio.Event()
-            rows: list[Row] = []
-            failure: list[BaseException] = []
-            future = self._session.execute_async(stmt, params)
+            while True:
+                message = ExecuteMessage(stmt.query_id, bound.values, _QUORUM, _SERIAL, self.fetch_size,
+                                         paging, self._cluster.timestamp_generator())
+                result = await self._ask(bound, message, stmt.result_metadata, stmt.query_string)
+                if result.parsed_rows:
+                    names = result.column_names
+                    rows.extend(dict(zip(names, row)) for row in result.parsed_rows)
+                paging = result.paging_state
+                if not paging:
+                    return rows
 
-            def wake() -> None:
-                try:
-                    token.run_sync_soon(done.set)
-                except trio.RunFinishedError:   # the waiting task's run is gone
-                    pass
+    async def _ask(self, routed: Any, message: Any, result_metadata: Any, what: str) -> Any:
+        """The answer to one request (``what``: its CQL, for errors and the tests' counters);
+        the driver's exception for an error answer, ``OperationTimedOut`` after the request
+        timeout, ``NoHostAvailable`` when no node can be reached. A node that no longer knows
+        a prepared statement (it restarted) gets it prepared again and the request once more."""
+        from cassandra import OperationTimedOut
+        from cassandra.cluster import NoHostAvailable
+        from cassandra.protocol import ErrorMessage, PreparedQueryNotFound
+        conn = await self._nodes.connection(routed)
+        for attempt in (1, 2):
+            try:
+                with trio.move_on_after(_REQUEST_TIMEOUT_S) as scope:
+                    answer = await conn.request(message, result_metadata)
+            except ConnectionError as exc:
+                raise NoHostAvailable(f"Cassandra at {conn.address} failed during a request", {conn.address: exc}) from exc
+            if scope.cancelled_caught:
+                raise OperationTimedOut({conn.address: f"no answer within {_REQUEST_TIMEOUT_S} s"}, conn.address)
+            if not isinstance(answer, ErrorMessage):
+                return answer
+            if isinstance(answer, PreparedQueryNotFound) and attempt == 1:
+                await self._prepare_again(conn, answer.info)
+                continue
+            raise answer.to_exception()
+        raise AssertionError("unreachable")
 
-            def on_page(page: list[Row]) -> None:   # in the driver's I/O thread
-                if page:   # None for statements without rows
-                    rows.extend(page)
-                if future.has_more_pages:
-                    future.start_fetching_next_page()
-                else:
-                    wake()
-
-            def on_error(exc: BaseException) -> None:
-                failure.append(exc)
-                wake()
-
-            future.add_callbacks(on_page, on_error)
-            await done.wait()
-        if failure:
-            raise failure[0]
-        return rows
+    async def _prepare_again(self, conn: Any, query_id: bytes) -> None:
+        from cassandra.protocol import ErrorMessage, PrepareMessage
+        for stmt in self._prepared.values():
+            if stmt.query_id == query_id:
+                answer = await conn.request(PrepareMessage(stmt.query_string), None)
+                if isinstance(answer, ErrorMessage):
+                    raise answer.to_exception()
+                return
 
     async def _applied(self, cql: str, params: Sequence[Any]) -> bool:
         rows = await self._exec(cql, params)
@@ -164,11 +196,13 @@ class CassandraDb:
 
     async def _batch(self, statements: Sequence[tuple[str, list[Any]]], logged: bool = True) -> None:
         """One batch of prepared statements: logged (all or none) unless ``logged`` is false."""
-        from cassandra.query import BatchStatement, BatchType
-        batch = BatchStatement(batch_type=BatchType.LOGGED if logged else BatchType.UNLOGGED)
-        for cql, params in statements:
-            batch.add(await self._stmt(cql), params)
-        await self._send(batch, None)
+        from cassandra.protocol import BatchMessage
+        from cassandra.query import BatchType
+        bound = [(await self._stmt(cql)).bind(params) for cql, params in statements]
+        message = BatchMessage(BatchType.LOGGED if logged else BatchType.UNLOGGED, batch_queries(bound),
+                               _QUORUM, _SERIAL, self._cluster.timestamp_generator())
+        async with self._limiter:
+            await self._ask(bound[0], message, None, "BATCH " + "; ".join(b.prepared_statement.query_string for b in bound))
 
     async def upsert_together(self, writes: Sequence[tuple[Table, Row]]) -> None:
         if writes:
@@ -239,6 +273,7 @@ class CassandraDb:
             lambda: self._session.execute(f"DROP KEYSPACE IF EXISTS {self.keyspace}", timeout=60))
 
     async def aclose(self) -> None:
+        await self._nodes.aclose()
         await trio.to_thread.run_sync(self._cluster.shutdown)
 
 

@@ -58,7 +58,7 @@ async def test_index_scan_pages_newest_first(store):
     assert [k[1] for k in first + rest] == [j.id for j in reversed(jobs)]
     assert await store.having_term(other, first + rest) == [k for k in first + rest if k[1] in {j.id for j in jobs[1::2]}]
     if isinstance(store.db, CassandraDb):   # every page of a result, not only the first
-        store.db._session.default_fetch_size = 2
+        store.db.fetch_size = 2
     assert await store.scan_index(term, None, 100) == first + rest
     await store.unindex_job(jobs[6], [term])
     assert (await store.scan_index(term, None, 1))[0][1] == jobs[5].id
