@@ -96,3 +96,21 @@ async def test_a_failed_connection_is_a_503_and_the_next_request_opens_another(d
     assert all(unavailable(f) for f in failures)     # the caller answers 503, not 500
     assert await db.select(ITEMS, {"id": "a"}) == [{"id": "a", "n": 1, "note": ""}]
     assert next(iter(db._nodes._connections.values())) is not conn
+
+
+async def test_a_node_that_cannot_be_reached_is_skipped_for_a_moment_not_waited_for():
+    from cassandra.protocol import ProtocolHandler
+
+    from workup.storage._cql import CqlNodes
+
+    class Host:                                      # a port nothing listens on
+        class endpoint:
+            address, port = "127.0.0.1", 9
+
+    nodes = CqlNodes(ProtocolHandler, lambda routed: iter([Host]), connect_timeout=5, retry_after=30)
+    with pytest.raises(Exception) as first:
+        await nodes.connection(None)
+    assert type(first.value).__name__ == "NoHostAvailable" and unavailable(first.value)
+    with trio.fail_after(0.5):                       # no second connect while the first is fresh
+        with pytest.raises(Exception, match="a moment ago"):
+            await nodes.connection(None)

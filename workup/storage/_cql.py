@@ -236,14 +236,19 @@ class CqlNodes:
     """One :class:`CqlConnection` per node, opened on first use, opened again after it failed.
     ``plan(statement)`` gives the nodes to try in order (the driver's load-balancing policy:
     token-aware); a node that cannot be reached is skipped for the next one, and a statement
-    that reached no node raises the driver's ``NoHostAvailable`` (a 503 for the caller)."""
+    that reached no node raises the driver's ``NoHostAvailable`` (a 503 for the caller). After a
+    failed connect a node is skipped for ``retry_after`` seconds, so requests do not queue up
+    behind connect attempts to a node that is away (each would wait up to ``connect_timeout``)."""
 
-    def __init__(self, codec: Codec, plan: Callable[[Any], Iterator[Any]], *, connect_timeout: float) -> None:
+    def __init__(self, codec: Codec, plan: Callable[[Any], Iterator[Any]], *, connect_timeout: float,
+                 retry_after: float = 0.5) -> None:
         self._codec = codec
         self._plan = plan
         self._timeout = connect_timeout
+        self._retry_after = retry_after
         self._connections: dict[tuple[str, int], CqlConnection] = {}
         self._opening: dict[tuple[str, int], trio.Lock] = {}
+        self._failed: dict[tuple[str, int], tuple[float, BaseException]] = {}
 
     async def connection(self, routed: Any) -> CqlConnection:
         from cassandra.cluster import NoHostAvailable
@@ -263,9 +268,19 @@ class CqlNodes:
         lock = self._opening.setdefault(address, trio.Lock())
         async with lock:                    # one connect per node at a time, the others wait for it
             conn = self._connections.get(address)
-            if conn is None or not conn.usable:
-                conn = self._connections[address] = await CqlConnection.open(
-                    address[0], address[1], self._codec, timeout=self._timeout)
+            if conn is not None and conn.usable:
+                return conn
+            failed = self._failed.get(address)
+            if failed is not None and trio.current_time() < failed[0]:
+                raise ConnectionError(f"Cassandra at {address[0]}:{address[1]} could not be reached "
+                                      f"a moment ago ({failed[1]!r})")
+            try:
+                conn = await CqlConnection.open(address[0], address[1], self._codec, timeout=self._timeout)
+            except (OSError, trio.TooSlowError) as exc:
+                self._failed[address] = (trio.current_time() + self._retry_after, exc)
+                raise
+            self._failed.pop(address, None)
+            self._connections[address] = conn
             return conn
 
     async def aclose(self) -> None:
