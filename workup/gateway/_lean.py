@@ -113,16 +113,17 @@ class RouteTree:
 class _AsgiExchange:
     """One request served here, as :class:`~workup.gateway.routing.Exchange`."""
 
-    __slots__ = ("gw", "caller", "request_id", "deadline", "_scope", "_receive", "_body_timeout",
-                 "_complete", "_has_body")
+    __slots__ = ("gw", "caller", "request_id", "deadline", "length", "has_body", "_scope", "_receive",
+                 "_body_timeout", "_complete")
 
     def __init__(self, gw: Gateway, scope: dict, receive: Receive, body_timeout: float) -> None:
         self.gw = gw
         self.caller: Caller = ANONYMOUS
         self.request_id = ""
         self.deadline: float | None = None
+        self.length: int | None = None   # Content-Length; None for a chunked body or none at all
+        self.has_body = False            # a body may follow the head (to read or drain)
         self._scope, self._receive, self._body_timeout = scope, receive, body_timeout
-        self._has_body = False
         self._complete = False
 
     def header(self, name: str) -> str | None:
@@ -145,18 +146,8 @@ class _AsgiExchange:
     def remote_addr(self) -> str | None:
         return (self._scope.get("client") or ["<local>"])[0]
 
-    def content_length(self) -> int | None:
-        """Content-Length, None for a chunked body (h11 has checked the header)."""
-        length = None
-        for header, value in self._scope["headers"]:
-            if header == b"transfer-encoding":
-                return None
-            if header == b"content-length" and length is None:
-                length = int(value)
-        return length
-
     async def body(self, limit: int) -> bytes:
-        length = self.content_length()
+        length = self.length
         if length is not None and length > limit:
             raise ProblemError(413, f"request body over {limit} bytes")
         buf = bytearray()
@@ -190,15 +181,6 @@ class _ClientGone(Exception):
     """The client disconnected while its body was being read."""
 
 
-def _may_have_body(headers: Iterable[tuple[bytes, bytes]]) -> bool:
-    for name, value in headers:
-        if name == b"content-length":
-            return value.strip() not in (b"0", b"")
-        if name == b"transfer-encoding":
-            return True
-    return False
-
-
 class LeanRoutes:
     """ASGI: the mounted table routes of ``quart_app`` served here, everything else by ``app``
     (quart's ASGI app, with its wrappers)."""
@@ -229,23 +211,28 @@ class LeanRoutes:
         token = serving(exchange)
         method, path = scope["method"], scope["path"]
         try:
-            auth = rid = None
+            auth = rid = length = None
+            chunked = False
             for name, value in scope["headers"]:   # one pass over the raw headers
                 if name == b"authorization":
                     auth = value.decode("latin-1")
                 elif name == b"x-request-id":
                     rid = value.decode("latin-1")
-                elif name == b"content-length" or name == b"transfer-encoding":
-                    exchange._has_body = True
+                elif name == b"content-length":
+                    length = length or value   # h11 has checked it (and refused differing copies)
+                elif name == b"transfer-encoding":
+                    chunked = True
+            if chunked:
+                exchange.has_body = True
+            elif length is not None:
+                exchange.length = int(length)
+                exchange.has_body = exchange.length > 0
             exchange.request_id = rid = request_id_from(rid)
             bind_request_id(rid)   # this request's log lines name it (workup/logs.py)
             exchange.deadline = time.monotonic() + gw.request_timeout
             try:
-                if exchange._has_body:
-                    exchange._has_body = _may_have_body(scope["headers"])
-                    length = exchange.content_length() if exchange._has_body else None
-                    if length is not None and length > gw.max_body:
-                        raise ProblemError(413, f"request body over {gw.max_body} bytes")
+                if exchange.length is not None and exchange.length > gw.max_body:
+                    raise ProblemError(413, f"request body over {gw.max_body} bytes")
                 exchange.caller = await authenticate(auth, gw)
                 answer = await serve_route(mounted, params)
             except _ClientGone:
@@ -254,7 +241,7 @@ class LeanRoutes:
                 answer = error_answer(exc, rid, method, path)
             observe(gw, method, path, mounted.route.path, answer.status, time.perf_counter() - started,
                     rid, exchange.caller)
-            if exchange._has_body and not exchange._complete:
+            if exchange.has_body and not exchange._complete:
                 await exchange.drain()
             await _send(send, answer, rid)
         finally:
