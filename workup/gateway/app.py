@@ -1,8 +1,9 @@
-"""The gateway app factory: quart-trio, problem+json for every error, JWT auth, route modules."""
+"""The gateway app factory: quart-trio, problem+json for every error, JWT auth, route modules.
+The route tables' routes are served in front of quart by the lean path (``_lean.py``); quart's
+hooks below serve everything else the same way (``_answer.py`` holds what both share)."""
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any, Sequence
 
@@ -32,8 +33,6 @@ from .routing import mounted_routes
 from .throttle import limits_from
 
 __all__ = ["create_app", "REQUEST_ID_PATTERN"]
-
-_log = logging.getLogger("workup.gateway")
 
 
 def create_app(settings: Settings, transport: RpcClient, cache: Cache, *, jwt_keys: Sequence[str] | str,
@@ -129,20 +128,16 @@ def _install_hooks(app: GatewayApp) -> None:
             response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
-    @app.errorhandler(ProblemError)
-    async def _problem(exc: ProblemError) -> Response:
+    async def _error(exc: Exception) -> Response:
+        # the lean path answers its errors with the same error_answer (_lean.py)
         return error_answer(exc, g.get("request_id", ""), request.method, request.path).response()
 
-    @app.errorhandler(msgspec.ValidationError)
-    async def _invalid(exc: msgspec.ValidationError) -> Response:
-        return error_answer(exc, g.get("request_id", ""), request.method, request.path).response()
+    # quart picks the most specific handler: HTTPException's below, else this one
+    for kind in (ProblemError, msgspec.ValidationError, Exception):
+        app.register_error_handler(kind, _error)
 
     @app.errorhandler(HTTPException)
     async def _http(exc: HTTPException) -> Any:
         if exc.code is not None and exc.code < 400:
             return exc.get_response()
         return http_problem(exc)
-
-    @app.errorhandler(Exception)
-    async def _unexpected(exc: Exception) -> Response:
-        return error_answer(exc, g.get("request_id", ""), request.method, request.path).response()

@@ -547,10 +547,6 @@ class RouteCall(msgspec.Struct):
     async def call(self, command: Message) -> Reply:
         return await call(self.mounted.command, command)
 
-    def header(self, name: str) -> str | None:
-        """The request's header ``name`` (any case)."""
-        return _exchange().header(name)
-
     async def forward(self, command: Message) -> Answer:
         """What a route does by default: the cached answer when the route has one, else the
         service's reply."""
