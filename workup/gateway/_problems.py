@@ -11,12 +11,13 @@ from werkzeug.exceptions import HTTPException
 from ..transport.envelope import encode_json
 from ..problems import FieldError, Problem, ProblemError
 
-__all__ = ["PROBLEM_JSON", "JSON", "RETRY_AFTER", "problem_response", "problem_bytes", "normalize_problem", "http_problem",
+__all__ = ["PROBLEM_JSON", "JSON", "RETRY_AFTER", "DEFAULT_TYPE", "Answer", "problem_answer", "problem_response", "problem_bytes", "normalize_problem", "http_problem",
            "field_errors", "validation_problem"]
 
 PROBLEM_JSON = "application/problem+json"
 JSON = "application/json"
 RETRY_AFTER = "1"  # seconds; a frozen service or a missing responder is usually back soon
+DEFAULT_TYPE = "text/html; charset=utf-8"   # quart's, for an answer that names none (a 204)
 
 _PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _MISSING = re.compile(r"missing required field `(?P<name>[^`]+)`")
@@ -47,13 +48,33 @@ def normalize_problem(status: int, body: bytes) -> bytes:
 _problem_decoder = msgspec.json.Decoder(Problem)
 
 
-def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response:
-    response = Response(problem_bytes(problem), status=problem.status, content_type=PROBLEM_JSON)
-    if problem.status == 503:
-        response.headers["Retry-After"] = RETRY_AFTER
+class Answer(msgspec.Struct):
+    """An answer of the gateway, made the same way whichever request path serves it (quart's or
+    the lean one of ``_lean.py``). ``content_type`` None is quart's default type (an empty
+    answer); ``headers`` come after Content-Type and Content-Length."""
+    status: int
+    body: bytes = b""
+    content_type: str | None = None
+    headers: dict[str, str] | None = None
+
+    def response(self) -> Response:
+        """The same answer as a quart Response (for the quart path)."""
+        response = Response(self.body, status=self.status, content_type=self.content_type)
+        if self.headers:
+            response.headers.update(self.headers)
+        return response
+
+
+def problem_answer(problem: Problem, headers: dict[str, str] | None = None) -> Answer:
+    """problem+json; ``Retry-After`` on 503."""
+    extra = {"Retry-After": RETRY_AFTER} if problem.status == 503 else None
     if headers:
-        response.headers.update(headers)
-    return response
+        extra = {**extra, **headers} if extra else dict(headers)
+    return Answer(problem.status, problem_bytes(problem), PROBLEM_JSON, extra)
+
+
+def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response:
+    return problem_answer(problem, headers).response()
 
 
 def http_problem(exc: HTTPException) -> Response:

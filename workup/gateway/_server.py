@@ -52,8 +52,8 @@ async def _send_h11_event(self: Any, event: Any) -> None:
     Content-Length is held back and written with what follows it (the body, or the end of an
     empty one): one socket send per answer instead of two, so the client is woken once. Only a
     Content-Length answer is held (its body follows at once: quart sends it right after the
-    head); a streamed (chunked) head goes out alone as before. Bytes and their order on the wire
-    are unchanged."""
+    head); a streamed (chunked) head goes out alone as before. The end of a Content-Length body
+    has no bytes: nothing is sent for it. Bytes and their order on the wire are unchanged."""
     if not getattr(self.config, _GATEWAY, False):
         await _hypercorn_send_h11_event(self, event)
         return
@@ -69,6 +69,8 @@ async def _send_h11_event(self: Any, event: Any) -> None:
         data = head + data
     elif isinstance(event, h11.Response) and _has_length(event.headers):
         setattr(self, _PENDING, data)
+        return
+    elif not data:   # the end of a Content-Length body: no bytes, so no trip through the socket lock
         return
     await self.send(RawData(data=data))
 

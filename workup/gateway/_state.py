@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
 from quart import current_app
 from quart_trio import QuartTrio
 
@@ -12,6 +14,7 @@ from ..transport import RpcClient
 from ._notification_hub import NotificationHub
 from ._limits import Throttle
 from ._metrics import Metrics
+from ._problems import Answer
 from ._revocations import Revocations
 from ._tokens import TokenService
 
@@ -35,6 +38,12 @@ class Gateway:
 
 class GatewayApp(QuartTrio):
     gw: Gateway
+
+    async def make_response(self, result: Any) -> Any:
+        """quart's, and a route's :class:`~workup.gateway._problems.Answer` as a Response."""
+        if isinstance(result, Answer):
+            return result.response()
+        return await super().make_response(result)
 
 
 def gateway() -> Gateway:

@@ -1,10 +1,9 @@
-"""The gateway app factory: quart-trio, problem+json for every error, JWT auth, route modules."""
+"""The gateway app factory: quart-trio, problem+json for every error, JWT auth, route modules.
+The route tables' routes are served in front of quart by the lean path (``_lean.py``); quart's
+hooks below serve everything else the same way (``_answer.py`` holds what both share)."""
 
 from __future__ import annotations
 
-import json
-import logging
-import re
 import time
 from typing import Any, Sequence
 
@@ -16,28 +15,24 @@ from werkzeug.exceptions import HTTPException
 from ..cache import Cache
 from ..logs import bind_request_id
 from ..metrics import CountInFlight
-from ..transport.envelope import new_request_id
-from ..problems import ProblemError
 from ..settings import Settings
 from ..transport import RpcClient
+from ..problems import ProblemError
+from ._answer import REQUEST_ID_PATTERN, error_answer, observe, request_id_from
 from ._auth import ANONYMOUS, authenticate
 from ._drain import DrainBody
-from ._limits import Throttle, Throttled
+from ._lean import LeanRoutes
+from ._limits import Throttle
 from ._notification_hub import NotificationHub
-from ._problems import http_problem, problem_response, validation_problem
+from ._problems import http_problem
 from ._revocations import Revocations, UsersAccountCheck
 from ._state import Gateway, GatewayApp
 from ._tokens import TokenService
 from .routes import blueprints
+from .routing import mounted_routes
 from .throttle import limits_from
 
-__all__ = ["create_app"]
-
-_log = logging.getLogger("workup.gateway")
-_access = logging.getLogger("workup.access")
-REQUEST_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"   # a client's X-Request-Id (else the gateway makes one)
-_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
-_WWW_AUTHENTICATE = 'Bearer realm="workup"'
+__all__ = ["create_app", "REQUEST_ID_PATTERN"]
 
 
 def create_app(settings: Settings, transport: RpcClient, cache: Cache, *, jwt_keys: Sequence[str] | str,
@@ -59,6 +54,9 @@ def create_app(settings: Settings, transport: RpcClient, cache: Cache, *, jwt_ke
                      throttle=Throttle(cache, limits_from(settings), deployment=settings.amqp_prefix),
                      request_timeout=request_timeout, max_body=max_body)
     app.asgi_app = DrainBody(app.asgi_app)  # type: ignore[method-assign,assignment]
+    # the route tables' routes take the lean path (_lean.py); the rest goes on to quart
+    app.asgi_app = LeanRoutes(app.asgi_app, app.gw, lambda: mounted_routes(app),  # type: ignore[method-assign,assignment]
+                              body_timeout=app.config["BODY_TIMEOUT"])
     app.asgi_app = CountInFlight(app.asgi_app, app.gw.metrics)  # type: ignore[method-assign,assignment,arg-type]
     _install_hooks(app)
 
@@ -101,7 +99,7 @@ def _install_hooks(app: GatewayApp) -> None:
                 auth = value.decode("latin-1")
             elif name == b"x-request-id":
                 rid = value.decode("latin-1")
-        g.request_id = rid if rid and _REQUEST_ID.match(rid) else new_request_id()
+        g.request_id = request_id_from(rid)
         bind_request_id(g.request_id)   # this request's log lines name it (workup/logs.py)
         g.deadline = time.monotonic() + gw.request_timeout
         if request.routing_exception is not None:   # unknown route or method: 404/405 before auth
@@ -113,20 +111,14 @@ def _install_hooks(app: GatewayApp) -> None:
 
     @app.after_request
     async def _finish(response: Response) -> Response:
-        rid = g.get("request_id") or new_request_id()
+        rid = g.get("request_id") or request_id_from(None)
         response.headers["X-Request-Id"] = rid
         response.headers["X-Content-Type-Options"] = "nosniff"
         rule = request.url_rule
         route = rule.rule if rule is not None else "<unmatched>"
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        gw.metrics.observe_request(request.method, route, response.status_code, elapsed)
-        if _access.isEnabledFor(logging.INFO):
-            caller = g.get("caller", ANONYMOUS)
-            _access.info(json.dumps({
-                "requestId": rid, "method": request.method, "path": request.path, "route": route,
-                "status": response.status_code, "ms": round(elapsed * 1000, 3),
-                "user": caller.user_id, "role": caller.role,
-            }, separators=(",", ":")))
+        observe(gw, request.method, request.path, route, response.status_code, elapsed, rid,
+                g.get("caller", ANONYMOUS))
         return response
 
     @app.after_websocket  # type: ignore[type-var]  # quart types the hook over its own Response union
@@ -136,26 +128,16 @@ def _install_hooks(app: GatewayApp) -> None:
             response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
-    @app.errorhandler(ProblemError)
-    async def _problem(exc: ProblemError) -> Response:
-        headers = {"WWW-Authenticate": _WWW_AUTHENTICATE} if exc.status == 401 else None
-        if isinstance(exc, Throttled):
-            headers = {"Retry-After": str(exc.retry_after)}
-        return problem_response(exc.problem, headers)
+    async def _error(exc: Exception) -> Response:
+        # the lean path answers its errors with the same error_answer (_lean.py)
+        return error_answer(exc, g.get("request_id", ""), request.method, request.path).response()
 
-    @app.errorhandler(msgspec.ValidationError)
-    async def _invalid(exc: msgspec.ValidationError) -> Response:
-        return problem_response(validation_problem(exc, "request").problem)
+    # quart picks the most specific handler: HTTPException's below, else this one
+    for kind in (ProblemError, msgspec.ValidationError, Exception):
+        app.register_error_handler(kind, _error)
 
     @app.errorhandler(HTTPException)
     async def _http(exc: HTTPException) -> Any:
         if exc.code is not None and exc.code < 400:
             return exc.get_response()
         return http_problem(exc)
-
-    @app.errorhandler(Exception)
-    async def _unexpected(exc: Exception) -> Response:
-        rid = g.get("request_id", "")
-        _log.error("unhandled error in %s %s (request %s)", request.method, request.path, rid,
-                   exc_info=exc)
-        return problem_response(ProblemError(500, f"internal error (request {rid})").problem)

@@ -26,7 +26,7 @@ from quart import Quart
 from .. import __version__
 from ..messages.payments import MAX_IDEMPOTENCY_KEY
 from ..problems import Problem
-from .app import REQUEST_ID_PATTERN
+from ._answer import REQUEST_ID_PATTERN
 from .routes.payments import IDEMPOTENCY_HEADER, idempotent
 from .routing import PATH_ID_PATTERN, Body, Hook, Mounted, PlainText, Query, mounted_routes
 

@@ -20,7 +20,13 @@ tokens, the payments routes read ``Idempotency-Key``). The OpenAPI document
 (:mod:`workup.gateway.openapi`) is generated from the mounted Routes. The functions the handler is
 made of (``require_role``, ``json_body``, ``query_params``, ``call``, ``forward``,
 ``cached_forward``, ...) are public for hooks and tests; every failure is a :class:`ProblemError`
-(problem+json).
+(problem+json), every answer an :class:`~workup.gateway._problems.Answer`.
+
+Two request paths serve a table route with this one handler (:func:`serve_route`): the lean ASGI
+path of :mod:`workup.gateway._lean`, in front of quart, for every request whose method and path
+match a mounted route; and quart, for the rest (and for apps and tests that call these functions
+from their own quart views). The functions read the request through an :class:`Exchange`: the
+lean path's when one is being served, else quart's request and ``g``.
 """
 
 from __future__ import annotations
@@ -29,9 +35,11 @@ import logging
 import re
 import time
 from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar, Token
 from decimal import Decimal
 from types import UnionType
-from typing import Annotated, Any, Awaitable, Callable, Iterable, TypeVar, Union, cast, get_args, get_origin
+from typing import (Annotated, Any, Awaitable, Callable, Iterable, Protocol, TypeVar, Union, cast, get_args,
+                    get_origin)
 
 import msgspec
 from quart import Blueprint, Quart, Response, g
@@ -44,13 +52,14 @@ from ..problems import FieldError, ProblemError
 from ..transport import DeadlineExceeded, NoResponder
 from ._auth import ANONYMOUS
 from ._limits import Attempt
-from ._problems import JSON, PROBLEM_JSON, RETRY_AFTER, normalize_problem, validation_problem
-from ._state import gateway
+from ._problems import JSON, PROBLEM_JSON, RETRY_AFTER, Answer, normalize_problem, validation_problem
+from ._state import Gateway, gateway
 from .throttle import Kind
 
 __all__ = [
     "Route", "Body", "Query", "NoBody", "CacheKey", "CALLER", "ANY", "PlainText", "Hook", "RouteCall",
-    "Mounted", "mount", "mounted_routes", "path_id", "id_name", "PATH_ID_PATTERN",
+    "Mounted", "mount", "mounted_routes", "path_id", "id_name", "PATH_ID_PATTERN", "Answer", "Exchange",
+    "serving", "end_serving", "serve_route", "request_header",
     "current_caller", "require_role", "require_auth", "json_body", "query_params",
     "call", "respond", "forward", "cached_forward", "ProblemError",
     "issue_token", "account_closed", "throttled", "request_id", "ANONYMOUS",
@@ -59,16 +68,123 @@ __all__ = [
 T = TypeVar("T")
 _log = logging.getLogger("workup.gateway")
 
+# --- the request being served --------------------------------------------------------------------
+
+class Exchange(Protocol):
+    """One request as the route functions read it."""
+
+    @property
+    def gw(self) -> Gateway: ...
+
+    @property
+    def caller(self) -> Caller:
+        """Verified (``ANONYMOUS`` when no token)."""
+
+    @property
+    def request_id(self) -> str: ...
+
+    @property
+    def deadline(self) -> float | None:
+        """time.monotonic() by which the answer is due (None: the gateway's timeout from now)."""
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (any case), None when absent."""
+
+    def query(self) -> list[tuple[str, str]]:
+        """The query string's (name, value) pairs, in order."""
+
+    @property
+    def mimetype(self) -> str:
+        """The Content-Type without parameters, lower case ("" when absent)."""
+
+    @property
+    def remote_addr(self) -> str | None:
+        """The client's address."""
+
+    async def body(self, limit: int) -> bytes:
+        """The whole body, at most ``limit`` bytes (413 beyond)."""
+
+
+class _QuartExchange:
+    """The request of quart's context (its ``request`` and ``g``)."""
+
+    @property
+    def gw(self) -> Gateway:
+        return gateway()
+
+    @property
+    def caller(self) -> Caller:
+        return cast(Caller, g.get("caller", ANONYMOUS))
+
+    @property
+    def request_id(self) -> str:
+        return cast(str, g.get("request_id", ""))
+
+    @property
+    def deadline(self) -> float | None:
+        return cast("float | None", g.get("deadline"))
+
+    def header(self, name: str) -> str | None:
+        return http_request.headers.get(name)
+
+    def query(self) -> list[tuple[str, str]]:
+        return list(http_request.args.items(multi=True))
+
+    @property
+    def mimetype(self) -> str:
+        return http_request.mimetype
+
+    @property
+    def remote_addr(self) -> str | None:
+        return http_request.remote_addr
+
+    async def body(self, limit: int) -> bytes:
+        length = http_request.content_length
+        if length is not None:
+            if length > limit:
+                raise ProblemError(413, f"request body over {limit} bytes")
+            return await http_request.get_data(cache=True, as_text=False, parse_form_data=False)
+        buf = bytearray()
+        async for chunk in http_request.body:
+            buf += chunk
+            if len(buf) > limit:
+                raise ProblemError(413, f"request body over {limit} bytes")
+        return bytes(buf)
+
+
+_QUART = _QuartExchange()
+_serving: ContextVar[Exchange | None] = ContextVar("workup_gateway_exchange", default=None)
+
+
+def _exchange() -> Exchange:
+    return _serving.get() or _QUART
+
+
+def serving(exchange: Exchange) -> Token[Exchange | None]:
+    """Make ``exchange`` the request the route functions read in this task (the lean path)
+    until :func:`end_serving` is given the token."""
+    return _serving.set(exchange)
+
+
+def end_serving(token: Token[Exchange | None]) -> None:
+    _serving.reset(token)
+
+
 # --- who is calling ------------------------------------------------------------------------------
 
 def current_caller() -> Caller:
     """The verified caller (``Caller(None, None)`` when anonymous)."""
-    return g.get("caller", ANONYMOUS)
+    return _exchange().caller
+
+
+def request_header(name: str) -> str | None:
+    """The request's header ``name`` (for hooks: ``Idempotency-Key``)."""
+    return _exchange().header(name)
 
 
 def require_auth() -> Caller:
     """401 when anonymous; any role otherwise."""
-    caller = g.get("caller", ANONYMOUS)
+    caller = _exchange().caller
     if caller.user_id is None:
         raise ProblemError(401, "authentication required")
     return caller
@@ -83,24 +199,25 @@ def require_role(*roles: str) -> Caller:
 
 
 def request_id() -> str:
-    return g.get("request_id", "")
+    return _exchange().request_id
 
 
 def issue_token(user_id: str, role: str) -> str:
     """A signed JWT for the account (the users routes add it to register/login answers)."""
-    return gateway().tokens.issue(user_id, role)
+    return _exchange().gw.tokens.issue(user_id, role)
 
 
 def throttled(kind: Kind, *, account: str | None = None) -> AbstractAsyncContextManager[Attempt]:
     """The request as an attempt under the abuse limits of ``kind``, from the client's address
     (and for ``account``): 429 past them (see :mod:`workup.gateway.throttle`)."""
-    return gateway().throttle.attempt(kind, address=http_request.remote_addr, account=account)
+    exchange = _exchange()
+    return exchange.gw.throttle.attempt(kind, address=exchange.remote_addr, account=account)
 
 
 def account_closed(user_id: str) -> None:
     """Tell this gateway instance at once that the account is closed (after a successful
     ``DELETE /me``); other instances learn it from the cache flag within a second."""
-    gw = gateway()
+    gw = _exchange().gw
     gw.revocations.mark_closed(user_id)
     gw.hub.disconnect(user_id)
 
@@ -121,27 +238,12 @@ def _is_json(mimetype: str) -> bool:
     return mimetype == "application/json" or mimetype.endswith("+json")
 
 
-async def _read_body(limit: int) -> bytes:
-    """The whole body, at most ``limit`` bytes (413 beyond; the rest is drained by
-    :class:`~workup.gateway._drain.DrainBody`)."""
-    length = http_request.content_length
-    if length is not None:
-        if length > limit:
-            raise ProblemError(413, f"request body over {limit} bytes")
-        return await http_request.get_data(cache=True, as_text=False, parse_form_data=False)
-    buf = bytearray()
-    async for chunk in http_request.body:
-        buf += chunk
-        if len(buf) > limit:
-            raise ProblemError(413, f"request body over {limit} bytes")
-    return bytes(buf)
-
-
 async def json_body(type_: type[T], *, allow_empty: bool = False) -> T:
     """The request body decoded into ``type_``: 415 non-JSON, 413 over the limit, 400 malformed
     or invalid (with ``errors``). ``allow_empty``: an empty body counts as ``{}``."""
-    data = await _read_body(gateway().max_body)
-    mimetype = http_request.mimetype
+    exchange = _exchange()
+    data = await exchange.body(exchange.gw.max_body)   # the rest of a refused body is drained (_drain.py, _lean.py)
+    mimetype = exchange.mimetype
     if not data.strip():
         if allow_empty:
             try:
@@ -249,8 +351,11 @@ def query_params(type_: type[T]) -> T:
     ``errors`` on failure). Repeated parameters fill list fields."""
     lists = _list_fields(type_)
     raw: dict[str, Any] = {}
-    for key, values in http_request.args.lists():
-        raw[key] = values if key in lists else values[-1]
+    for key, value in _exchange().query():
+        if key in lists:
+            raw.setdefault(key, []).append(value)
+        else:
+            raw[key] = value
     try:
         return msgspec.convert(raw, type_, strict=False)
     except msgspec.ValidationError as exc:
@@ -262,16 +367,18 @@ def query_params(type_: type[T]) -> T:
 async def call(command: str, request: msgspec.Struct, *, timeout: float | None = None) -> Reply:
     """RPC as the current caller within the request's deadline: no reply in time → 504; the
     service frozen or without a responder → 503 with ``Retry-After``."""
-    gw = gateway()
+    exchange = _exchange()
+    gw = exchange.gw
     now = time.monotonic()
-    remaining = g.get("deadline", now + gw.request_timeout) - now
+    deadline = exchange.deadline
+    remaining = (now + gw.request_timeout if deadline is None else deadline) - now
     budget = remaining if timeout is None else min(timeout, remaining)
     service = command.partition(".")[0]
     if budget <= 0:
         raise ProblemError(504, f"no time left to call the {service} service")
     try:
-        reply = await gw.transport.call(command, request, caller=g.get("caller", ANONYMOUS),
-                                        timeout=budget, request_id=g.get("request_id"))
+        reply = await gw.transport.call(command, request, caller=exchange.caller,
+                                        timeout=budget, request_id=exchange.request_id or None)
     except DeadlineExceeded:
         gw.metrics.observe_rpc(service, "timeout", time.monotonic() - now)
         raise ProblemError(504, f"the {service} service did not reply in time") from None
@@ -282,35 +389,33 @@ async def call(command: str, request: msgspec.Struct, *, timeout: float | None =
     return reply
 
 
-def respond(reply: Reply) -> Response:
-    """The reply as an HTTP response: status and JSON body passed through; problem+json for
+def respond(reply: Reply) -> Answer:
+    """The reply as an HTTP answer: status and JSON body passed through; problem+json for
     errors (``Retry-After`` on 503); an empty body is 204 (or the reply's own status)."""
     status = reply.status
     if status >= 400:
-        response = Response(normalize_problem(status, reply.body), status=status, content_type=PROBLEM_JSON)
-        if status == 503:
-            response.headers["Retry-After"] = RETRY_AFTER
-        return response
+        return Answer(status, normalize_problem(status, reply.body), PROBLEM_JSON,
+                      {"Retry-After": RETRY_AFTER} if status == 503 else None)
     if not reply.body:
-        return Response(b"", status=204 if status in (200, 204) else status)
-    return Response(reply.body, status=status, content_type=JSON)
+        return Answer(204 if status in (200, 204) else status)
+    return Answer(status, reply.body, JSON)
 
 
-async def forward(command: str, request: msgspec.Struct, *, timeout: float | None = None) -> Response:
+async def forward(command: str, request: msgspec.Struct, *, timeout: float | None = None) -> Answer:
     return respond(await call(command, request, timeout=timeout))
 
 
-async def cached_forward(key: str, command: str, request: msgspec.Struct) -> Response:
+async def cached_forward(key: str, command: str, request: msgspec.Struct) -> Answer:
     """Serve the cached reply body under ``key`` when there is one, else forward (the service
     fills the cache). Only for reads whose answer depends on nothing but ``key``: put the
     caller's id in the key when the answer is per caller."""
     try:
-        body = await gateway().cache.get(key)
+        body = await _exchange().gw.cache.get(key)
     except CacheUnavailable as exc:
         _log.warning("cache unavailable, forwarding: %s", exc)
         body = None
     if body is not None:
-        return Response(body, status=200, content_type=JSON)
+        return Answer(200, body, JSON)
     return await forward(command, request)
 
 
@@ -442,7 +547,7 @@ class RouteCall(msgspec.Struct):
     async def call(self, command: Message) -> Reply:
         return await call(self.mounted.command, command)
 
-    async def forward(self, command: Message) -> Response:
+    async def forward(self, command: Message) -> Answer:
         """What a route does by default: the cached answer when the route has one, else the
         service's reply."""
         key = self.mounted.route.cache
@@ -451,7 +556,7 @@ class RouteCall(msgspec.Struct):
         return await forward(self.mounted.command, command)
 
 
-Hook = Callable[[RouteCall], Awaitable[Response]]
+Hook = Callable[[RouteCall], Awaitable[Answer]]
 
 
 def _check_role(roles: tuple[str, ...] | None) -> Caller:
@@ -460,15 +565,19 @@ def _check_role(roles: tuple[str, ...] | None) -> Caller:
     return require_role(*roles) if roles else require_auth()
 
 
-def _handler(mounted: Mounted) -> Callable[..., Awaitable[Response]]:
+async def serve_route(mounted: Mounted, params: dict[str, str]) -> Answer:
+    """What every table route does, on either request path: the role check first (a wrong role
+    is 403 whatever the input), then the hook, or the command forwarded."""
     route = mounted.route
+    served = RouteCall(mounted, _check_role(route.roles), params)
+    if route.hook is not None:
+        return await route.hook(served)
+    return await served.forward(await served.command())
 
+
+def _handler(mounted: Mounted) -> Callable[..., Awaitable[Response]]:
     async def handle(**params: str) -> Response:
-        caller = _check_role(route.roles)   # first: a wrong role is 403 whatever the input
-        served = RouteCall(mounted, caller, params)
-        if route.hook is not None:
-            return await route.hook(served)
-        return await served.forward(await served.command())
+        return (await serve_route(mounted, params)).response()
 
     return handle
 

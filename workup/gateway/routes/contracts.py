@@ -5,10 +5,10 @@ contract); ``print`` is served as ``text/plain`` by its hook :func:`as_plain_tex
 from __future__ import annotations
 
 import msgspec
-from quart import Blueprint, Response
+from quart import Blueprint
 
 from ...messages import contracts as m
-from ..routing import ANY, Body, NoBody, PlainText, Route, RouteCall, mount, respond
+from ..routing import ANY, Answer, Body, NoBody, PlainText, Route, RouteCall, mount, respond
 
 __all__ = ["blueprint", "ROUTES", "as_plain_text"]
 
@@ -19,13 +19,13 @@ CONTRACT, MILESTONE = {"contract_id": "contract_id"}, {"milestone_id": "mileston
 PARTIES = "For the contract's client, its freelancer or an admin (else 403)."
 
 
-async def as_plain_text(served: RouteCall) -> Response:
+async def as_plain_text(served: RouteCall) -> Answer:
     """The reply's ``text`` field as ``text/plain`` (problems stay problem+json)."""
     reply = await served.call(await served.command())
     if reply.status >= 400:
         return respond(reply)
     text = msgspec.json.decode(reply.body, type=m.ContractText).text
-    return Response(text, status=200, content_type="text/plain; charset=utf-8")
+    return Answer(200, text.encode(), "text/plain; charset=utf-8")
 
 
 ROUTES: list[Route] = [

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from typing import cast
 
-from quart import Blueprint, Response
-from quart import request as http_request
+from quart import Blueprint
 
 from ...messages import payments as m
 from ...messages import Message
 from ...problems import FieldError, ProblemError
 from ...transport.envelope import command_name
-from ..routing import CALLER, Body, CacheKey, Route, RouteCall, forward, mount
+from ..routing import CALLER, Answer, Body, CacheKey, Route, RouteCall, forward, mount, request_header
 
 __all__ = ["blueprint", "ROUTES", "idempotent", "IDEMPOTENCY_HEADER"]
 
@@ -31,7 +30,7 @@ ONCE = (f"With an `{IDEMPOTENCY_HEADER}` header, the first answer for the key, w
 
 
 def idempotency_key() -> str | None:
-    key = http_request.headers.get(IDEMPOTENCY_HEADER)
+    key = request_header(IDEMPOTENCY_HEADER)
     if key is None:
         return None
     key = key.strip()
@@ -41,7 +40,7 @@ def idempotency_key() -> str | None:
     return key
 
 
-async def idempotent(served: RouteCall) -> Response:
+async def idempotent(served: RouteCall) -> Answer:
     """The command carries the ``Idempotency-Key`` header; a request refused for its input (4xx)
     with a key is recorded as that key's answer."""
     key = idempotency_key()

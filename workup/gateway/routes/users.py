@@ -9,12 +9,12 @@ from __future__ import annotations
 from functools import partial
 
 import msgspec
-from quart import Blueprint, Response
+from quart import Blueprint
 
 from ...messages import users as m
 from ...messages import Message
-from ..routing import (ANY, CALLER, Body, CacheKey, Query, Route, RouteCall, account_closed, issue_token, mount,
-                       respond, throttled)
+from ..routing import (ANY, CALLER, Answer, Body, CacheKey, Query, Route, RouteCall, account_closed, issue_token,
+                       mount, respond, throttled)
 
 __all__ = ["blueprint", "ROUTES", "with_token", "closes_account"]
 
@@ -30,7 +30,7 @@ PUT_ALIAS = "POST is accepted as an alias of PUT."
 OWN_LIST = "Lists are the caller's own; a new freelancer's are empty."
 
 
-async def with_token(served: RouteCall) -> Response:
+async def with_token(served: RouteCall) -> Answer:
     """Register and login answers, plus a fresh ``authToken`` on success. Both are attempts under
     the gateway's abuse limits (login per account and per client address, registration per
     client address): 429 with ``Retry-After`` past them."""
@@ -45,15 +45,14 @@ async def with_token(served: RouteCall) -> Response:
     body = {"authToken": issue_token(answer.user_id, answer.user_type),
             "userId": answer.user_id, "userType": answer.user_type}
     # a bearer token must not be kept by a browser or a shared cache on the way
-    return Response(msgspec.json.encode(body), status=reply.status, content_type="application/json",
-                    headers={"Cache-Control": "no-store"})
+    return Answer(reply.status, msgspec.json.encode(body), "application/json", {"Cache-Control": "no-store"})
 
 
-async def closes_account(served: RouteCall) -> Response:
+async def closes_account(served: RouteCall) -> Answer:
     """``DELETE /me``: once it succeeded, this gateway instance refuses the account's tokens at
     once (the others within a second, from the cache flag)."""
     response = await served.forward(await served.command())
-    if response.status_code == 204 and served.caller.user_id is not None:
+    if response.status == 204 and served.caller.user_id is not None:
         account_closed(served.caller.user_id)
     return response
 
