@@ -224,8 +224,18 @@ def command(pg_server: str, store: str, json_path: str | None, check: bool, **op
     """Pay and withdraw under contention: throughput, p50/p99, 409s, serialization retries."""
     import logging
 
-    # the runs log every given-up transaction (SERIALIZABLE); the table counts them as errors
-    logging.getLogger("workup").setLevel(logging.CRITICAL)
+    # the runs log every given-up transaction (SERIALIZABLE); the table counts them as errors.
+    # Restored afterwards: run in-process (click's test runner), the level would outlive the command.
+    quiet = logging.getLogger("workup")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        _command(pg_server, store, json_path, check, **opts)
+    finally:
+        quiet.setLevel(level)
+
+
+def _command(pg_server: str, store: str, json_path: str | None, check: bool, **opts: Any) -> None:
     if not pg_server.startswith(("postgresql://", "postgres://")):
         raise click.BadParameter("must start with postgresql://", param_hint="--postgres-url")
     try:
