@@ -23,11 +23,8 @@ _IN = 100     # keys per statement of select_in: a coordinator fans out a partit
 # service could answer 503 for seconds after its sibling was back), and keeps trying as long as
 # it is away (no max_attempts): one connection attempt a second per process is nothing.
 _RECONNECT_S = (0.5, 1.0)
-_REQUEST_TIMEOUT_S = 15.0   # one request's answer (the driver's request_timeout before)
 _CONNECT_TIMEOUT_S = 10.0
 _FETCH_SIZE = 5000          # rows per page (the driver's default)
-# LOCAL_QUORUM and LOCAL_SERIAL (cassandra.ConsistencyLevel), sent with every statement
-_QUORUM, _SERIAL = 6, 9
 
 
 class CassandraDb:
@@ -38,8 +35,14 @@ class CassandraDb:
     a limiter bounds the queries in flight. Connecting, preparing and shutting down block, so
     they run in a worker thread."""
 
-    def __init__(self, cluster: Any, session: Any, keyspace: str, in_flight: int, policy: Any) -> None:
-        from cassandra.protocol import ProtocolHandler
+    def __init__(self, cluster: Any, session: Any, keyspace: str, in_flight: int, profile: Any) -> None:
+        from cassandra import protocol
+        from cassandra.query import BatchType
+        self._proto = protocol      # its message classes, looked up once (not an import per statement)
+        # what the session's statements are sent with, ours too: one place says it (connect)
+        self._consistency = profile.consistency_level, profile.serial_consistency_level
+        self._timeout = float(profile.request_timeout)
+        self._batch_types = BatchType.LOGGED, BatchType.UNLOGGED
         self._cluster = cluster
         self._session = session
         self.keyspace = keyspace
@@ -48,12 +51,15 @@ class CassandraDb:
         self._tables: dict[str, Table] = {}
         self._limiter = trio.CapacityLimiter(in_flight)
         metadata = cluster.metadata
+        policy = profile.load_balancing_policy
 
         def plan(routed: Any) -> Iterator[Any]:
             hosts = metadata.all_hosts()
             # one node: every statement's token-aware plan is that node (the policy costs ~30 µs)
             return iter(hosts) if len(hosts) == 1 else policy.make_query_plan(keyspace, routed)
-        self._nodes = CqlNodes(ProtocolHandler, plan, connect_timeout=_CONNECT_TIMEOUT_S)
+        # a node whose connect failed is tried again as soon as the driver's own reconnection would
+        self._nodes = CqlNodes(protocol.ProtocolHandler, plan, connect_timeout=_CONNECT_TIMEOUT_S,
+                               retry_after=_RECONNECT_S[0])
 
     def _t(self, table: Table) -> Table:
         """The table under its keyspace-qualified name (no ``USE``: prepared statements are
@@ -112,7 +118,7 @@ class CassandraDb:
             except BaseException:
                 cluster.shutdown()
                 raise
-            return cls(cluster, session, keyspace, in_flight, profile.load_balancing_policy)
+            return cls(cluster, session, keyspace, in_flight, profile)
 
         return await trio.to_thread.run_sync(setup)
 
@@ -129,14 +135,13 @@ class CassandraDb:
 
     async def _send(self, stmt: Any, params: list[Any]) -> list[Row]:
         """All rows of a prepared statement (every page), through the trio request path."""
-        from cassandra.protocol import ExecuteMessage
         bound = stmt.bind(params)
         rows: list[Row] = []
         paging: bytes | None = None
         async with self._limiter:
             while True:
-                message = ExecuteMessage(stmt.query_id, bound.values, _QUORUM, _SERIAL, self.fetch_size,
-                                         paging, self._cluster.timestamp_generator())
+                message = self._proto.ExecuteMessage(stmt.query_id, bound.values, *self._consistency,
+                                                     self.fetch_size, paging, self._cluster.timestamp_generator())
                 result = await self._ask(bound, message, stmt.result_metadata, stmt.query_string)
                 if result.parsed_rows:
                     names = result.column_names
@@ -150,32 +155,30 @@ class CassandraDb:
         the driver's exception for an error answer, ``OperationTimedOut`` after the request
         timeout, ``NoHostAvailable`` when no node can be reached. A node that no longer knows
         a prepared statement (it restarted) gets it prepared again and the request once more."""
-        from cassandra import OperationTimedOut
-        from cassandra.cluster import NoHostAvailable
-        from cassandra.protocol import ErrorMessage, PreparedQueryNotFound
         conn = await self._nodes.connection(routed)
         for attempt in (1, 2):
             try:
-                with trio.move_on_after(_REQUEST_TIMEOUT_S) as scope:
+                with trio.move_on_after(self._timeout) as scope:
                     answer = await conn.request(message, result_metadata)
             except ConnectionError as exc:
+                from cassandra.cluster import NoHostAvailable
                 raise NoHostAvailable(f"Cassandra at {conn.address} failed during a request", {conn.address: exc}) from exc
             if scope.cancelled_caught:
-                raise OperationTimedOut({conn.address: f"no answer within {_REQUEST_TIMEOUT_S} s"}, conn.address)
-            if not isinstance(answer, ErrorMessage):
+                from cassandra import OperationTimedOut
+                raise OperationTimedOut({conn.address: f"no answer within {self._timeout} s"}, conn.address)
+            if not isinstance(answer, self._proto.ErrorMessage):
                 return answer
-            if isinstance(answer, PreparedQueryNotFound) and attempt == 1:
+            if isinstance(answer, self._proto.PreparedQueryNotFound) and attempt == 1:
                 await self._prepare_again(conn, answer.info)
                 continue
             raise answer.to_exception()
         raise AssertionError("unreachable")
 
     async def _prepare_again(self, conn: Any, query_id: bytes) -> None:
-        from cassandra.protocol import ErrorMessage, PrepareMessage
         for stmt in self._prepared.values():
             if stmt.query_id == query_id:
-                answer = await conn.request(PrepareMessage(stmt.query_string), None)
-                if isinstance(answer, ErrorMessage):
+                answer = await conn.request(self._proto.PrepareMessage(stmt.query_string), None)
+                if isinstance(answer, self._proto.ErrorMessage):
                     raise answer.to_exception()
                 return
 
@@ -201,11 +204,9 @@ class CassandraDb:
 
     async def _batch(self, statements: Sequence[tuple[str, list[Any]]], logged: bool = True) -> None:
         """One batch of prepared statements: logged (all or none) unless ``logged`` is false."""
-        from cassandra.protocol import BatchMessage
-        from cassandra.query import BatchType
         bound = [(await self._stmt(cql)).bind(params) for cql, params in statements]
-        message = BatchMessage(BatchType.LOGGED if logged else BatchType.UNLOGGED, batch_queries(bound),
-                               _QUORUM, _SERIAL, self._cluster.timestamp_generator())
+        message = self._proto.BatchMessage(self._batch_types[0 if logged else 1], batch_queries(bound),
+                                           *self._consistency, self._cluster.timestamp_generator())
         async with self._limiter:
             await self._ask(bound[0], message, None, "BATCH " + "; ".join(b.prepared_statement.query_string for b in bound))
 
