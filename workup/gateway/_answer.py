@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from typing import Iterable, NamedTuple
 
 import msgspec
 
@@ -17,7 +18,8 @@ from ._limits import Throttled
 from ._problems import Answer, problem_answer, validation_problem
 from ._state import Gateway
 
-__all__ = ["error_answer", "observe", "request_id_from", "REQUEST_ID_PATTERN", "WWW_AUTHENTICATE"]
+__all__ = ["error_answer", "observe", "request_id_from", "request_headers", "RequestHeaders",
+           "REQUEST_ID_PATTERN", "WWW_AUTHENTICATE"]
 
 _log = logging.getLogger("workup.gateway")
 _access = logging.getLogger("workup.access")
@@ -38,6 +40,30 @@ def error_answer(exc: Exception, request_id: str, method: str, path: str) -> Ans
         return problem_answer(validation_problem(exc, "request").problem)
     _log.error("unhandled error in %s %s (request %s)", method, path, request_id, exc_info=exc)
     return problem_answer(ProblemError(500, f"internal error (request {request_id})").problem)
+
+
+class RequestHeaders(NamedTuple):
+    """The request headers the gateway itself reads, as sent (raw ASGI header values decoded)."""
+    authorization: str | None
+    request_id: str | None
+    content_length: bytes | None    # h11 has checked it (and refused differing copies)
+    chunked: bool                   # Transfer-Encoding given
+
+
+def request_headers(raw: Iterable[tuple[bytes, bytes]]) -> RequestHeaders:
+    """One pass over the raw ASGI headers."""
+    auth = rid = length = None
+    chunked = False
+    for name, value in raw:
+        if name == b"authorization":
+            auth = value.decode("latin-1")
+        elif name == b"x-request-id":
+            rid = value.decode("latin-1")
+        elif name == b"content-length":
+            length = length or value
+        elif name == b"transfer-encoding":
+            chunked = True
+    return RequestHeaders(auth, rid, length, chunked)
 
 
 def request_id_from(given: str | None) -> str:

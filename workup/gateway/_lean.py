@@ -39,7 +39,7 @@ import trio
 from ..logs import bind_request_id
 from ..problems import ProblemError
 from ..transport.envelope import Caller
-from ._answer import error_answer, observe, request_id_from
+from ._answer import error_answer, observe, request_headers, request_id_from
 from ._auth import ANONYMOUS, authenticate
 from ._drain import DRAIN_MAX, DRAIN_TIME, SEND_TIME
 from ._problems import DEFAULT_TYPE, Answer
@@ -211,17 +211,7 @@ class LeanRoutes:
         token = serving(exchange)
         method, path = scope["method"], scope["path"]
         try:
-            auth = rid = length = None
-            chunked = False
-            for name, value in scope["headers"]:   # one pass over the raw headers
-                if name == b"authorization":
-                    auth = value.decode("latin-1")
-                elif name == b"x-request-id":
-                    rid = value.decode("latin-1")
-                elif name == b"content-length":
-                    length = length or value   # h11 has checked it (and refused differing copies)
-                elif name == b"transfer-encoding":
-                    chunked = True
+            auth, rid, length, chunked = request_headers(scope["headers"])
             if chunked:
                 exchange.has_body = True
             elif length is not None:

@@ -18,7 +18,7 @@ from ..metrics import CountInFlight
 from ..settings import Settings
 from ..transport import RpcClient
 from ..problems import ProblemError
-from ._answer import REQUEST_ID_PATTERN, error_answer, observe, request_id_from
+from ._answer import REQUEST_ID_PATTERN, error_answer, observe, request_headers, request_id_from
 from ._auth import ANONYMOUS, authenticate
 from ._drain import DrainBody
 from ._lean import LeanRoutes
@@ -93,13 +93,8 @@ def _install_hooks(app: GatewayApp) -> None:
     @app.before_request
     async def _begin() -> None:
         g.started = time.perf_counter()
-        auth = rid = None
-        for name, value in request.scope["headers"]:   # one pass over the raw headers
-            if name == b"authorization":
-                auth = value.decode("latin-1")
-            elif name == b"x-request-id":
-                rid = value.decode("latin-1")
-        g.request_id = request_id_from(rid)
+        headers = request_headers(request.scope["headers"])
+        g.request_id = request_id_from(headers.request_id)
         bind_request_id(g.request_id)   # this request's log lines name it (workup/logs.py)
         g.deadline = time.monotonic() + gw.request_timeout
         if request.routing_exception is not None:   # unknown route or method: 404/405 before auth
@@ -107,7 +102,7 @@ def _install_hooks(app: GatewayApp) -> None:
         length = request.content_length
         if length is not None and length > gw.max_body:
             raise ProblemError(413, f"request body over {gw.max_body} bytes")
-        g.caller = await authenticate(auth, gw)
+        g.caller = await authenticate(headers.authorization, gw)
 
     @app.after_request
     async def _finish(response: Response) -> Response:
