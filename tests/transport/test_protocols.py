@@ -70,7 +70,7 @@ def test_implementation_satisfies_protocol(cls: type, protocol: type) -> None:
 def test_the_check_sees_a_mismatch() -> None:
     class Half:
         async def receive(self) -> None: ...
-        def settle(self, request: object) -> None: ...   # not async, no reply
+        def settle(self, request: object, *, after: object = None) -> None: ...   # not async, no reply
         async def set_prefetch(self, n: int, extra: int) -> None: ...
 
     assert sorted(mismatches(Half, t.WorkSource)) == [

@@ -1,9 +1,18 @@
-"""The :class:`~workup.runtime.Runtime` and :class:`~workup.runtime.Context` a handler receives."""
+"""The :class:`~workup.runtime.Runtime` and :class:`~workup.runtime.Context` a handler receives.
+
+After-reply work (:meth:`RequestContext.after_reply`, :func:`after_reply`): a handler hands over
+work its reply does not depend on (forgetting an outbox intent whose step it just did); the
+worker loop (``instance.py``) sends the reply, runs that work, then acks the delivery. A crash
+between the reply and the ack redelivers the request, the state every handler already survives
+(a crash before the reply is the same one); work that fails or is cut off is only logged, since
+what it would have done is left to the outbox relay. Never for what a read right after the reply
+must see (cache invalidations, the ``once`` inbox's answer): those stay before the reply.
+"""
 
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 from ..ids import now_ms, rfc3339
 from ..transport.envelope import SERVICE_CALLER, Caller, Event, reply_body
@@ -13,7 +22,9 @@ from ..transport import DeadlineExceeded, NoResponder, ServiceBus
 from .inbox import Once
 from .service import Deps
 
-__all__ = ["ProcessRuntime", "RequestContext"]
+__all__ = ["ProcessRuntime", "RequestContext", "AfterReply", "after_reply"]
+
+AfterReply = Callable[[], Awaitable[None]]
 
 
 class ProcessRuntime:
@@ -49,15 +60,25 @@ class RequestContext:
     """Per request: the process runtime plus caller, request id and deadline. Calls made while
     handling a request never outlive that request's deadline."""
 
-    __slots__ = ("_rt", "caller", "request_id", "deadline", "once")
+    __slots__ = ("_rt", "caller", "request_id", "deadline", "once", "_after")
 
     def __init__(self, rt: ProcessRuntime, caller: Caller, request_id: str, deadline: float,
-                 once: Once | None = None) -> None:
+                 once: Once | None = None, after: list[AfterReply] | None = None) -> None:
         self._rt = rt
         self.caller = caller
         self.request_id = request_id
         self.deadline = deadline
         self.once = once
+        self._after = after
+
+    def after_reply(self, work: AfterReply) -> bool:
+        """Run ``work`` after the reply is sent and before the delivery is acked (in the order
+        registered); False when nobody runs after-reply work for this request (dispatched
+        without a worker loop): the caller then runs it itself (:func:`after_reply`)."""
+        if self._after is None:
+            return False
+        self._after.append(work)
+        return True
 
     @property
     def deps(self) -> Deps | None:
@@ -76,3 +97,10 @@ class RequestContext:
     async def emit(self, type: str, recipients: Sequence[str], data: dict[str, str], *,
                    at: str | None = None) -> None:
         await self._rt.emit(type, recipients, data, at=at)
+
+
+async def after_reply(rt: object, work: AfterReply) -> None:
+    """``work`` after the reply when ``rt`` is a request's context that can defer it, else now (a
+    relay step, a test's runtime)."""
+    if not (isinstance(rt, RequestContext) and rt.after_reply(work)):
+        await work()

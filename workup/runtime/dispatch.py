@@ -7,7 +7,8 @@ Decisions: an unknown command is a 501 problem, a deleted (disabled) one a 503, 
 not decode into the command's request type a 400, a :class:`ProblemError` its own problem, and
 anything else a 500 whose detail names the request id; the traceback goes to the log only.
 A command registered with ``once=True`` is answered from its inbox when its request id and body
-were applied before (``runtime/inbox.py``).
+were applied before (``runtime/inbox.py``). ``after``: where the handler's after-reply work goes
+(``context.py``); the caller runs it once the reply is sent, whatever the reply.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ..problems import ProblemError
 from .inbox import HasInbox, Inbox, Once, Replayed, as_recorded, once_key, replay
 from .registry import CommandTable, Entry
 from .unavailable import unavailable
-from .context import ProcessRuntime, RequestContext
+from .context import AfterReply, ProcessRuntime, RequestContext
 
 __all__ = ["dispatch", "problem", "refusal"]
 
@@ -48,7 +49,8 @@ def refusal(identity: Identity, request: Request, now: float) -> Reply | None:
 
 
 async def dispatch(table: CommandTable, rt: ProcessRuntime, command: str, body: bytes,
-                   caller: Caller, deadline: float, request_id: str) -> Reply:
+                   caller: Caller, deadline: float, request_id: str,
+                   after: list[AfterReply] | None = None) -> Reply:
     bind_request_id(request_id)   # every line logged while handling it names the request
     entry = table.get(command)
     if entry is None:
@@ -61,8 +63,8 @@ async def dispatch(table: CommandTable, rt: ProcessRuntime, command: str, body: 
         return problem(400, f"malformed {command} request: {exc}")
     try:
         if entry.spec.once:
-            return await _once(entry, rt, request, body, caller, deadline, request_id)
-        return ok_reply(await entry.handler(RequestContext(rt, caller, request_id, deadline), request),
+            return await _once(entry, rt, request, body, caller, deadline, request_id, after)
+        return ok_reply(await entry.handler(RequestContext(rt, caller, request_id, deadline, None, after), request),
                         entry.status)
     except ProblemError as exc:
         return problem_reply(exc.problem)
@@ -81,7 +83,7 @@ def _failure(exc: Exception, request_id: str, command: str) -> Reply:
 
 
 async def _once(entry: Entry, rt: ProcessRuntime, request: object, body: bytes, caller: Caller,
-                deadline: float, request_id: str) -> Reply:
+                deadline: float, request_id: str, after: list[AfterReply] | None) -> Reply:
     """The first answer if this request id and body were applied already, else the handler with
     ``ctx.once`` (which records its answer with its effect). Failures are judged by :func:`dispatch`."""
     key = once_key(entry.spec.name, request_id, body, caller)
@@ -90,7 +92,7 @@ async def _once(entry: Entry, rt: ProcessRuntime, request: object, body: bytes, 
         return replay(first)
     once = Once(key, entry.status, deadline)
     try:
-        reply = ok_reply(await entry.handler(RequestContext(rt, caller, request_id, deadline, once), request),
+        reply = ok_reply(await entry.handler(RequestContext(rt, caller, request_id, deadline, once, after), request),
                          entry.status)
     except Replayed as raced:   # a delivery of the same command got there first
         return replay(raced.recorded)

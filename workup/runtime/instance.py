@@ -3,8 +3,9 @@ loops that pull deliveries, and the control channel that reconfigures it live.
 
 Life cycle: *active* (deps open, consuming) ⇄ *frozen* (not consuming, deps closed, control still
 listening). ``freeze`` and shutdown both stop the consumer first, give in-flight commands
-``grace`` seconds to finish (their deliveries are acked after the reply; anything cut off is
-redelivered by the broker), cancel background tasks, then close the deps.
+``grace`` seconds to finish (their deliveries are acked after the reply and the handler's
+after-reply work, ``context.py``; anything cut off is redelivered by the broker), cancel
+background tasks, then close the deps.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from .dispatch import dispatch, refusal
 from .hotswap import HotSwapError, compile_handler
 from .metrics import InstanceMetrics
 from .registry import CommandTable
-from .context import ProcessRuntime
+from .context import AfterReply, ProcessRuntime
 from .service import Background, Deps, Service
 from ..transport import ControlSource, Request, Transport, WorkSource
 from ..transport.envelope import Reply
@@ -39,6 +40,8 @@ __all__ = ["serve_service", "Instance", "run_control", "HOST"]
 log = logging.getLogger("workup.runtime")
 
 HOST = socket.gethostname()
+# the bound of one request's after-reply work (its delivery is acked only after it)
+AFTER_REPLY_LIMIT = 10.0
 _ENCODE_REPLY = msgspec.json.Encoder().encode
 
 
@@ -222,20 +225,40 @@ class Instance:
                 await limiter.acquire()
             self.in_flight += 1
             started = time.perf_counter()
+            after: list[AfterReply] = []
             try:
-                reply = await dispatch(table, rt, d.command, d.body, d.caller, d.deadline, d.request_id)
+                reply = await dispatch(table, rt, d.command, d.body, d.caller, d.deadline, d.request_id, after)
             finally:
                 self.in_flight -= 1
                 limiter.release()
             self.handled += 1
             self.metrics.observe(d.command, reply.status, time.perf_counter() - started)
-            await self._settle(source, d, reply)
+            await self._settle(source, d, reply, after)
 
-    async def _settle(self, source: WorkSource, d: Request, reply: Reply | None) -> None:
+    async def _settle(self, source: WorkSource, d: Request, reply: Reply | None,
+                      after: list[AfterReply] | None = None) -> None:
         try:
-            await source.settle(d, reply)
+            if after:
+                await source.settle(d, reply, after=lambda: self._after_reply(after, d.request_id))
+            else:
+                await source.settle(d, reply)
         except Exception as exc:  # the broker connection went away: it will redeliver
             log.warning("%s: could not answer/ack request %s: %s", self.name, d.request_id, exc)
+
+    async def _after_reply(self, work: list[AfterReply], request_id: str) -> None:
+        """The handler's after-reply work (``context.py``), in order, bounded by
+        :data:`AFTER_REPLY_LIMIT`. A failure is logged and the rest still runs: each piece only
+        saves the outbox relay a step it would otherwise do itself."""
+        with trio.move_on_after(AFTER_REPLY_LIMIT) as limit:
+            for w in work:
+                try:
+                    await w()
+                except Exception as exc:
+                    log.warning("%s: after-reply work of request %s failed (the relay finishes it): %s",
+                                self.name, request_id, exc)
+        if limit.cancelled_caught:
+            log.warning("%s: after-reply work of request %s cut off after %.3gs (the relay finishes it)",
+                        self.name, request_id, AFTER_REPLY_LIMIT)
 
     # -- control (what each command means: runtime/control.py CONTROL) -----------------------
     async def _control_loop(self, control: ControlSource) -> None:

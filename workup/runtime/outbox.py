@@ -33,6 +33,7 @@ import trio
 from ..problems import ProblemError
 from ..ids import new_id, now_ms, rfc3339
 from ..transport import DeadlineExceeded, NoResponder
+from .context import after_reply
 from .service import Runtime
 
 __all__ = ["Intent", "Outbox", "IntentLog", "IntentRows", "RowOutbox", "Schedule", "RetryLater", "Bell",
@@ -426,14 +427,17 @@ async def intend_event(outbox: IntentLog, type: str, recipients: Sequence[str], 
 
 
 async def publish_event(rt: Runtime[object], outbox: IntentLog, intent: EventIntent) -> bool:
-    """After the write applied: announce it, then forget the intent. A publish that fails (the
-    broker is away) is logged and left to the relay: the change itself succeeded."""
+    """After the write applied: announce it, then forget the intent: after the reply when ``rt``
+    is a request's context (``context.py``; the relay leaves an intent younger than its
+    ``grace_ms`` alone, so the deferred delete is never raced by a second publish in the normal
+    case), else at once. A publish that fails (the broker is away) is logged and left to the
+    relay: the change itself succeeded."""
     try:
         await rt.emit(intent.type, intent.recipients, intent.data, at=intent.at)
     except Exception as exc:
         _log.warning("event %s not published yet (%s); the relay retries", intent.type, exc)
         return False
-    await drop_event(outbox, intent)
+    await after_reply(rt, lambda: drop_event(outbox, intent))
     return True
 
 

@@ -10,7 +10,7 @@ deadline, reply); ``transport.identity`` signs and checks the caller it names. N
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, AsyncIterator, Protocol
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Protocol
 
 from .envelope import Caller, Event, Reply
 
@@ -85,9 +85,11 @@ class WorkSource(Protocol):
         nothing received is left."""
         ...
 
-    async def settle(self, request: Request, reply: Reply | None) -> None:
+    async def settle(self, request: Request, reply: Reply | None, *,
+                     after: Callable[[], Awaitable[None]] | None = None) -> None:
         """Answer ``request`` (a :class:`Request` this source handed out; ``None``: no answer,
-        e.g. it expired) and acknowledge it: after this it is never delivered again."""
+        e.g. it expired), await ``after`` (the handler's after-reply work, ``runtime/context.py``)
+        and acknowledge it: after this it is never delivered again."""
         ...
 
     async def set_prefetch(self, n: int) -> None:

@@ -12,7 +12,7 @@ import math
 import time
 from collections import deque
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Callable, cast
+from typing import AsyncIterator, Awaitable, Callable, cast
 
 import trio
 
@@ -84,13 +84,16 @@ class LocalWorkSource:
                 continue
             await q.lot.park()
 
-    async def settle(self, request: Request, reply: Reply | None) -> None:
+    async def settle(self, request: Request, reply: Reply | None, *,
+                     after: Callable[[], Awaitable[None]] | None = None) -> None:
         delivery = cast(LocalDelivery, request)  # a source settles only what it handed out
-        self.unsettled.discard(delivery)
         pending = delivery._pending
         if pending is not None and reply is not None:
             pending.reply = reply
             pending.event.set()
+        if after is not None:
+            await after()
+        self.unsettled.discard(delivery)   # the ack: after the reply and its after-reply work
 
     async def set_prefetch(self, n: int) -> None:
         await trio.lowlevel.checkpoint()  # the consumer's limiter is the only bound in process

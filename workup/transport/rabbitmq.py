@@ -31,7 +31,7 @@ import itertools
 import logging
 import time
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Sequence, cast
+from typing import AsyncIterator, Awaitable, Callable, Sequence, cast
 
 import msgspec
 import trio
@@ -124,14 +124,17 @@ class AmqpWorkSource:
         raw.ack()
         return False
 
-    async def settle(self, request: Request, reply: Reply | None) -> None:
+    async def settle(self, request: Request, reply: Reply | None, *,
+                     after: Callable[[], Awaitable[None]] | None = None) -> None:
         raw = cast(AmqpDelivery, request).raw  # a source settles only what it handed out
         if reply is not None:
             p = raw.properties
             if p.reply_to:
                 await self._channel.publish(encode(reply), routing_key=p.reply_to, properties=Properties(
                     correlation_id=p.correlation_id, user_id=self._t.user))
-        raw.ack()  # after the reply: a crash before this redelivers, never loses
+        if after is not None:
+            await after()
+        raw.ack()  # after the reply and its after-reply work: a crash before this redelivers, never loses
 
     async def set_prefetch(self, n: int) -> None:
         """``basic.qos`` binds consumers created after it, so the consumer is replaced; the old

@@ -14,6 +14,7 @@ import logging
 
 from ...messages.contracts import Contract
 from ...messages.payments import CancelContractRequests, CreatePaymentRequest
+from ...runtime.context import after_reply
 from ...runtime.outbox import EVENT, SAFETY_POLL, Intent, Relay, RowOutbox, event_step
 from ...runtime.service import Runtime
 from . import service
@@ -36,8 +37,14 @@ async def request_payment(rt: Runtime[ContractsDeps], c: StoredContract | Contra
         milestone_id=m.id, contract_id=c.id, client_id=c.client_id, freelancer_id=c.freelancer_id,
         amount=m.amount))
     request_id = str(ref["id"])
-    await rt.deps.store.note_payment_request(m, request_id)
-    await rt.deps.store.outbox.done(PAYMENT, m.id)
+
+    async def noted() -> None:
+        await rt.deps.store.note_payment_request(m, request_id)
+        await rt.deps.store.outbox.done(PAYMENT, m.id)
+    # after the reply when handling one (``runtime/context.py``): the public milestone does not
+    # show the request id and the reply carries it; a crash before the ack leaves the intent,
+    # whose relay step asks payments again (idempotent) and notes its answer
+    await after_reply(rt, noted)
     return request_id
 
 

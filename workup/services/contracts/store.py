@@ -29,13 +29,13 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from decimal import Decimal
-from typing import Any, Awaitable, TypeVar
+from typing import Any
 
 import datetime as dt
 
 import msgspec
-import trio
 
+from ...runtime.together import together
 from ...ids import CONTRACT_IDS, derived_id, rfc3339
 from ...messages.contracts import Contract, Milestone, TerminationRequest
 from ...runtime.inbox import Recorded
@@ -48,7 +48,6 @@ __all__ = ["TABLES", "StoredContract", "StoredMilestone", "StoredTermination", "
            "contract_id_for", "milestone_id_for"]
 
 TEXT, BIGINT, INT = "text", "bigint", "int"
-T = TypeVar("T")
 
 CONTRACTS = Table("contracts", {
     "id": TEXT, "job_id": TEXT, "job_title": TEXT, "proposal_id": TEXT, "client_id": TEXT,
@@ -130,10 +129,6 @@ class StoredTermination(msgspec.Struct, kw_only=True):
                                   reason=self.reason, status=self.status)
 
 
-async def _into(out: list[T], value: Awaitable[T]) -> None:
-    out.append(await value)
-
-
 def _contract(row: dict[str, Any]) -> StoredContract:
     return msgspec.convert(dict(row, milestone_ids=json.loads(row["milestone_ids"])), StoredContract, strict=False)
 
@@ -163,15 +158,20 @@ class ContractsStore:
     # contracts
     async def create_contract(self, c: StoredContract, milestones: list[StoredMilestone]) -> bool:
         """Milestones and indexes first, the contract row last (its presence means complete).
-        False when the contract existed already."""
-        for m in milestones:
-            row = msgspec.structs.asdict(m)
-            row.update(amount=str(m.amount), due_date=m.due_date.isoformat())
-            await self.db.insert_if_absent(MILESTONES, row)
-        await self.db.upsert_together(
+        False when the contract existed already. The milestone rows and the index batch go at
+        once: neither reads the other, every attempt writes the same rows (the milestones IF NOT
+        EXISTS), and only the contract row, written after both, makes any of them reachable, so
+        a crash at any point leaves what a redelivery or jobs' relay writes again. The milestones
+        stay one after the other: lightweight transactions on one partition at once contend."""
+        async def milestone_rows() -> None:
+            for m in milestones:
+                row = msgspec.structs.asdict(m)
+                row.update(amount=str(m.amount), due_date=m.due_date.isoformat())
+                await self.db.insert_if_absent(MILESTONES, row)
+        await together(milestone_rows(), self.db.upsert_together(
             [(MILESTONES_BY_ID, {"id": m.id, "contract_id": m.contract_id, "position": m.position}) for m in milestones]
             + [(CONTRACTS_BY_PARTY, {"user_id": user, "created_ms": c.created_ms, "contract_id": c.id})
-               for user in c.parties()])
+               for user in c.parties()]))
         for m in milestones:
             # inserted now or before: either way the row at (contract, position) is this id's
             self._located(m.id, m.contract_id, m.position)
@@ -221,13 +221,10 @@ class ContractsStore:
         if where is None:
             m = await self.get_milestone(milestone_id)
             return None if m is None else (m, await self.get_contract(m.contract_id))
-        contract: list[StoredContract | None] = []
-        async with trio.open_nursery() as both:
-            both.start_soon(lambda: _into(contract, self.get_contract(where[0])))
-            m = await self.get_milestone(milestone_id)
+        contract, m = await together(self.get_contract(where[0]), self.get_milestone(milestone_id))
         if m is None:
             return None
-        return m, contract[0] if m.contract_id == where[0] else await self.get_contract(m.contract_id)
+        return m, contract if m.contract_id == where[0] else await self.get_contract(m.contract_id)
 
     async def milestone_among(self, milestone_id: str) -> tuple[StoredMilestone, list[StoredMilestone]] | None:
         """The milestone and all of its contract's (itself included, in proposal order): by one

@@ -6,10 +6,7 @@ caller, so the gateway cannot serve it): every proposal write of that job invali
 
 from __future__ import annotations
 
-from typing import Awaitable
-
 import msgspec
-import trio
 
 from ...transport.envelope import Caller
 from ...messages.jobs import (CreateProposal, GetJobProposals, GetMyProposals, GetProposal, Proposal,
@@ -19,6 +16,8 @@ from ...runtime.readcache import fill_soon, invalidate, lookup
 from ...ids import REQUEST_IDS, derived_id, now_ms
 from ...runtime.outbox import EventCheck, drop_event, intend_event, publish_event
 from ...runtime.inbox import record
+from ...runtime.context import after_reply
+from ...runtime.together import together
 from . import service
 from .deps import Ctx, JobsDeps
 from .rules import can_read_proposal, require_role, visible_proposals
@@ -39,10 +38,6 @@ async def next_version(deps: JobsDeps, job_id: str) -> int:
     return max([now_ms(), *(p.updated_ms + 1 for p in await deps.store.proposals_of_job(job_id))])
 
 
-async def _into(out: list[int], value: Awaitable[int]) -> None:
-    out.append(await value)
-
-
 async def _job(deps: JobsDeps, job_id: str) -> StoredJob:
     job = await deps.store.get_job(job_id)
     if job is None:
@@ -58,29 +53,33 @@ async def create_proposal(ctx: Ctx, req: CreateProposal) -> Proposal:
     if not job.active:
         raise conflict("the job is no longer active")
     pid = derived_id(REQUEST_IDS, "proposal", ctx.request_id)
-    holder, claimed_ms = await store.guard_proposal_at(job.id, freelancer_id, pid, now_ms())
+    # The slot, the list's version and the event's intent at once: none reads what another
+    # writes, and all three come before the proposal's write (the intent before the change it
+    # guards). A crash leaves a slot held by no proposal (reclaimable: storage/slots.py) or an
+    # intent the relay drops (its proposal does not exist); a redelivery claims the slot again
+    # with the same id.
+    (holder, claimed_ms), now, event = await together(
+        store.guard_proposal_at(job.id, freelancer_id, pid, now_ms()), next_version(ctx.deps, job.id),
+        intend_event(store.outbox, "proposal.created", [job.client_id], {"proposalId": pid, "jobId": job.id},
+                     EventCheck("proposal", pid, ("PENDING", "ACCEPTED"))))
     if holder != pid:
+        await after_reply(ctx, lambda: drop_event(store.outbox, event))
         raise conflict("you already have a pending proposal on this job")
-    versions: list[int] = []
-    async with trio.open_nursery() as first:      # independent: read and written at once
-        first.start_soon(lambda: _into(versions, next_version(ctx.deps, job.id)))
-        event = await intend_event(store.outbox, "proposal.created", [job.client_id],
-                                   {"proposalId": pid, "jobId": job.id},
-                                   EventCheck("proposal", pid, ("PENDING", "ACCEPTED")))
-    now = versions[0]
     # created when its slot was claimed: a redelivery writes the same proposals_by_freelancer row
     p = StoredProposal(id=pid, job_id=job.id, freelancer_id=freelancer_id, cover_letter=req.cover_letter,
                        job_duration=req.job_duration, status="PENDING", milestones=req.milestones,
                        attachments=req.attachments, created_ms=min(claimed_ms, now), updated_ms=now)
     if not await store.add_proposal(p):
         p = await store.get_proposal(pid) or p   # a redelivery
-    await proposals_changed(ctx.deps, job.id, now)
-    if not (await _job(ctx.deps, job.id)).active:
+    # after the write, at once: the list's invalidation and the job's second read (the race
+    # with an accept needs that read after the write only; the invalidation reads nothing)
+    _, job = await together(proposals_changed(ctx.deps, job.id, now), _job(ctx.deps, job.id))
+    if not job.active:
         # the job was accepted while we wrote: this proposal can no longer be considered
         now = await next_version(ctx.deps, job.id)
         await store.decide_proposal(job.id, pid, "REJECTED", now)
         await proposals_changed(ctx.deps, job.id, now)
-        await drop_event(store.outbox, event)
+        await after_reply(ctx, lambda: drop_event(store.outbox, event))
         raise conflict("the job is no longer active")
     await publish_event(ctx, store.outbox, event)
     return p.public()
