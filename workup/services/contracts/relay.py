@@ -50,7 +50,8 @@ async def request_payment(rt: Runtime[ContractsDeps], c: StoredContract | Contra
 
 async def cancel_requests(rt: Runtime[ContractsDeps], contract_id: str) -> None:
     await rt.call("payments.CancelContractRequests", CancelContractRequests(contract_id=contract_id))
-    await rt.deps.store.outbox.done(CANCEL, contract_id)
+    # payments answered: the intent is forgotten after the reply (as in request_payment)
+    await after_reply(rt, lambda: rt.deps.store.outbox.done(CANCEL, contract_id))
 
 
 @RELAY.step(PAYMENT)
