@@ -14,6 +14,8 @@ from urllib.parse import unquote, urlsplit
 
 import trio
 
+from .._fdio import read_some, write_all
+
 __all__ = ["RespError", "RespProtocolError", "NEED_DATA", "BROKEN", "encode_command", "RespParser", "RespPool",
            "parse_redis_url"]
 
@@ -120,9 +122,10 @@ class _Connection:
         self.pooled = False   # it went back to the pool once: a failure may just mean it went stale
 
     async def command(self, *args: bytes | str | int) -> Any:
-        await self.stream.send_all(encode_command(*args))
+        sock = self.stream.socket
+        await write_all(sock, encode_command(*args))
         while (reply := self.parser.next()) is NEED_DATA:
-            data = await self.stream.receive_some(65536)
+            data = await read_some(sock, 65536)
             if not data:
                 raise ConnectionError("redis closed the connection")
             self.parser.feed(data)

@@ -25,6 +25,8 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import trio
 
+from .._fdio import read_some, write_all
+
 __all__ = ["FrameBuffer", "Frame", "CqlConnection", "CqlNodes", "HEADER"]
 
 HEADER = 9                     # v4 frame header: version, flags, stream (2), opcode, length (4)
@@ -171,7 +173,7 @@ class CqlConnection:
                 with trio.CancelScope(shield=True) as scope:
                     scope.deadline = trio.current_time() + SEND_TIME
                     try:
-                        await self._stream.send_all(data)
+                        await write_all(self._stream.socket, data)
                     except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                         self._fail(exc)
                 if scope.cancelled_caught:
@@ -184,7 +186,7 @@ class CqlConnection:
         try:
             while waiter.frame is None and self.failure is None:
                 try:
-                    data = await self._stream.receive_some(65536)
+                    data = await read_some(self._stream.socket, 65536)
                 except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                     self._fail(exc)
                     return
