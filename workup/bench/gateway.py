@@ -18,7 +18,7 @@ import socket
 import sys
 import tempfile
 import time
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import click
 
@@ -35,12 +35,17 @@ GATEWAY_OVER_BARE = 0.70   # issue 4's target: the cached gateway read keeps 70 
 # --- the load generator -------------------------------------------------------------------------
 
 class HttpConnection:
-    """One keep-alive HTTP/1.1 connection sending the same request again and again."""
+    """One keep-alive HTTP/1.1 connection sending the same request again and again. A server may
+    end a kept-alive connection (``Connection: close`` on an answer: hypercorn does after
+    ``keep_alive_max_requests``, 1,000); the next request then goes on a new connection, as any
+    HTTP client would do."""
 
-    def __init__(self, stream: Any, request: bytes) -> None:
-        self.stream = stream
+    def __init__(self, connect: Callable[[], Awaitable[Any]], request: bytes) -> None:
+        self._connect = connect
+        self.stream: Any = None
         self.request = request
         self.buffer = bytearray()
+        self.reconnects = 0
 
     async def _fill(self) -> None:
         data = await self.stream.receive_some(65536)
@@ -49,16 +54,23 @@ class HttpConnection:
         self.buffer += data
 
     async def roundtrip(self) -> tuple[int, bytes]:
+        if self.stream is None:
+            self.stream = await self._connect()
+            self.buffer.clear()
         await self.stream.send_all(self.request)
         while (end := self.buffer.find(b"\r\n\r\n")) < 0:
             await self._fill()
         head = bytes(self.buffer[:end]).decode("latin-1").split("\r\n")
         status = int(head[0].split(" ", 2)[1])
         length = None
+        close = False
         for line in head[1:]:
             name, _, value = line.partition(":")
-            if name.strip().lower() == "content-length":
+            name = name.strip().lower()
+            if name == "content-length":
                 length = int(value)
+            elif name == "connection" and value.strip().lower() == "close":
+                close = True
         if length is None:
             raise ConnectionError("response without Content-Length")
         total = end + 4 + length
@@ -66,6 +78,10 @@ class HttpConnection:
             await self._fill()
         body = bytes(self.buffer[end + 4:total])
         del self.buffer[:total]
+        if close:
+            await self.stream.aclose()
+            self.stream = None
+            self.reconnects += 1
         return status, body
 
 
@@ -75,11 +91,14 @@ async def _load(host: str, port: int, path: str, token: str, connections: int,
 
     request = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
                + (f"Authorization: Bearer {token}\r\n" if token else "") + "\r\n").encode()
-    idle: list[HttpConnection] = []
-    for _ in range(connections):
+    async def connect() -> Any:
         stream = await trio.open_tcp_stream(host, port)
         stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        idle.append(HttpConnection(stream, request))
+        return stream
+
+    idle = [HttpConnection(connect, request) for _ in range(connections)]
+    for conn in idle:
+        conn.stream = await connect()
 
     async def call() -> None:
         conn = idle.pop()
