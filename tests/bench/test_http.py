@@ -111,29 +111,3 @@ def test_only_plain_http_urls() -> None:
     with pytest.raises(ValueError):
         Client("https://example.com")
 
-
-async def test_gateway_bench_connection_follows_connection_close() -> None:
-    """``workup bench gateway``'s keep-alive client: an answer with ``Connection: close`` (hypercorn
-    sends one after 1,000 requests on a connection) ends that connection, and the next request
-    goes on a new one instead of failing."""
-    from workup.bench.gateway import HttpConnection
-
-    async with trio.open_nursery() as nursery:
-        port, seen = await _serve(nursery, [
-            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-            b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nyes",
-            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nno",
-        ], close_after=1)
-        opened = 0
-
-        async def connect() -> trio.SocketStream:
-            nonlocal opened
-            opened += 1
-            return await trio.open_tcp_stream("127.0.0.1", port)
-
-        conn = HttpConnection(connect, b"GET /me HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert await conn.roundtrip() == (200, b"ok")
-        assert await conn.roundtrip() == (200, b"yes")
-        assert opened == 2 and conn.reconnects == 1
-        assert [s.split(b"\r\n")[0] for s in seen] == [b"GET /me HTTP/1.1"] * 2
-        nursery.cancel_scope.cancel()

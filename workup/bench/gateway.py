@@ -5,7 +5,7 @@ server configuration: the real gateway (with the users and payments services in 
 in-process transport, SQLite stores in a temporary directory, the in-process cache, or Redis with
 ``--redis-url``) serving an authenticated ``GET /api/v1/users/me`` from the cache, and a bare app
 whose one route returns a JSON body of the same size. The load generator is a third process: a
-minimal keep-alive HTTP/1.1 client on trio sockets, ``--connections`` connections each with one
+keep-alive HTTP/1.1 client of ``bench/http.py``, ``--connections`` connections each with one
 request in flight (closed loop), warm-up then a measure window; the servers' CPU time is read at
 the window's edges. Rounds alternate bare / gateway so drift hits both. Target (issue 4): the
 cached GET ≥ 0.7× the bare endpoint.
@@ -18,14 +18,14 @@ import socket
 import sys
 import tempfile
 import time
-from typing import Any, Awaitable, Callable
 
 import click
 
+from .http import Client
 from ._harness import (Server, Target, check_option, closed_loop_trio, emit_result, judge, machine, mark,
                        run_client, save_json, table)
 
-__all__ = ["command", "HttpConnection"]
+__all__ = ["command"]
 
 ME = "/api/v1/users/me"
 BARE = "/bare"
@@ -34,78 +34,18 @@ GATEWAY_OVER_BARE = 0.70   # issue 4's target: the cached gateway read keeps 70 
 
 # --- the load generator -------------------------------------------------------------------------
 
-class HttpConnection:
-    """One keep-alive HTTP/1.1 connection sending the same request again and again. A server may
-    end a kept-alive connection (``Connection: close`` on an answer: hypercorn does after
-    ``keep_alive_max_requests``, 1,000); the next request then goes on a new connection, as any
-    HTTP client would do."""
-
-    def __init__(self, connect: Callable[[], Awaitable[Any]], request: bytes) -> None:
-        self._connect = connect
-        self.stream: Any = None
-        self.request = request
-        self.buffer = bytearray()
-        self.reconnects = 0
-
-    async def _fill(self) -> None:
-        data = await self.stream.receive_some(65536)
-        if not data:
-            raise ConnectionError("server closed the connection")
-        self.buffer += data
-
-    async def roundtrip(self) -> tuple[int, bytes]:
-        if self.stream is None:
-            self.stream = await self._connect()
-            self.buffer.clear()
-        await self.stream.send_all(self.request)
-        while (end := self.buffer.find(b"\r\n\r\n")) < 0:
-            await self._fill()
-        head = bytes(self.buffer[:end]).decode("latin-1").split("\r\n")
-        status = int(head[0].split(" ", 2)[1])
-        length = None
-        close = False
-        for line in head[1:]:
-            name, _, value = line.partition(":")
-            name = name.strip().lower()
-            if name == "content-length":
-                length = int(value)
-            elif name == "connection" and value.strip().lower() == "close":
-                close = True
-        if length is None:
-            raise ConnectionError("response without Content-Length")
-        total = end + 4 + length
-        while len(self.buffer) < total:
-            await self._fill()
-        body = bytes(self.buffer[end + 4:total])
-        del self.buffer[:total]
-        if close:
-            await self.stream.aclose()
-            self.stream = None
-            self.reconnects += 1
-        return status, body
-
-
 async def _load(host: str, port: int, path: str, token: str, connections: int,
                 warmup: float, duration: float, name: str) -> None:
-    import trio
-
-    request = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-               + (f"Authorization: Bearer {token}\r\n" if token else "") + "\r\n").encode()
-    async def connect() -> Any:
-        stream = await trio.open_tcp_stream(host, port)
-        stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return stream
-
-    idle = [HttpConnection(connect, request) for _ in range(connections)]
-    for conn in idle:
-        conn.stream = await connect()
+    # the bench's keep-alive client (``bench/http.py``; it opens a new connection after a
+    # ``Connection: close``, as hypercorn sends after 1,000 requests), one per connection
+    idle = [Client(f"http://{host}:{port}") for _ in range(connections)]
 
     async def call() -> None:
-        conn = idle.pop()
+        client = idle.pop()
         try:
-            status, _ = await conn.roundtrip()
+            status = (await client.request("GET", path, token=token or None)).status
         finally:
-            idle.append(conn)
+            idle.append(client)
         if status != 200:
             raise RuntimeError(f"HTTP {status}")
 
