@@ -39,12 +39,14 @@ class WalletBalance(Message):
 
 class CreatePaymentRequest(Message):
     """contracts → payments when a milestone is ACCEPTED; idempotent on milestone_id.
-    Reply: ``PaymentRequestRef``."""
+    Reply: ``PaymentRequestRef``. ``id``: the request's id, derived by contracts from the milestone's
+    (a fresh one when absent); a retry gets the first request's id whatever it sends."""
     milestone_id: str
     contract_id: str
     client_id: str
     freelancer_id: str
     amount: Decimal
+    id: str | None = None
 
 
 class PaymentRequestRef(Message):

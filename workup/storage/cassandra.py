@@ -73,7 +73,7 @@ class CassandraDb:
     async def connect(cls, contact_points: list[tuple[str, int]], keyspace: str,
                       tables: Sequence[Table], *, replication: int = 1, in_flight: int = 128) -> "CassandraDb":
         def setup() -> CassandraDb:
-            from cassandra import AlreadyExists, ConsistencyLevel
+            from cassandra import AlreadyExists, ConsistencyLevel, InvalidRequest
             from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
             from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
             from cassandra.query import dict_factory
@@ -111,6 +111,14 @@ class CassandraDb:
                 # ALTER is a schema change the whole cluster must agree on)
                 for t in tables:
                     meta = cluster.metadata.keyspaces[keyspace].tables.get(t.name) if t.name in existing else None
+                    for column in t.added(meta.columns) if meta is not None else ():   # an older release's table
+                        try:
+                            session.execute(f"ALTER TABLE {keyspace}.{t.name} ADD {column} {t.columns[column]}",
+                                            timeout=60)
+                        except InvalidRequest:   # another process added it meanwhile?
+                            cluster.refresh_table_metadata(keyspace, t.name)
+                            if column not in cluster.metadata.keyspaces[keyspace].tables[t.name].columns:
+                                raise
                     if (meta is not None and t.gc_grace_seconds is not None
                             and int(meta.options.get("gc_grace_seconds", -1)) != t.gc_grace_seconds):
                         session.execute(f"ALTER TABLE {keyspace}.{t.name} WITH gc_grace_seconds = "

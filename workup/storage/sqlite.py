@@ -8,7 +8,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 import trio
 
-from .table import Row, Table, _in_keys, _insert_sql, _select_sql, _where
+from .table import _SQLITE_TYPES, Row, Table, _in_keys, _insert_sql, _select_sql, _where
 
 __all__ = ["SqliteDb"]
 
@@ -29,6 +29,9 @@ class SqliteDb:
         self._bools = {t.name: [c for c, ty in t.columns.items() if ty == "boolean"] for t in tables}
         for t in tables:
             self._conn.execute(t.sqlite())
+            have = {r[1] for r in self._conn.execute(f"PRAGMA table_info({t.name})")}
+            for column in t.added(have):   # a data directory of an older release
+                self._conn.execute(f"ALTER TABLE {t.name} ADD COLUMN {column} {_SQLITE_TYPES[t.columns[column]]}")
         self._limiter = trio.CapacityLimiter(1)
 
     async def _run(self, fn: Callable[[], T]) -> T:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Collection, Protocol, Sequence
 
 __all__ = ["Table", "Db", "Row", "located"]
 
@@ -54,6 +54,12 @@ class Table:
         cols = ", ".join(f"{c} {_SQLITE_TYPES[t]}" for c, t in self.columns.items())
         return (f"CREATE TABLE IF NOT EXISTS {self.name} ({cols}, "
                 f"PRIMARY KEY ({', '.join(self.key)})) WITHOUT ROWID")
+
+    def added(self, existing: Collection[str]) -> list[str]:
+        """The columns a table made by an older release lacks (``existing``: its columns now),
+        in declaration order: each adapter adds them when it opens the store (a new column is
+        ``null`` in the rows written before, which every reader of it takes as "none yet")."""
+        return [c for c in self.columns if c not in existing]
 
 
 class Db(Protocol):

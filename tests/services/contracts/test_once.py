@@ -16,6 +16,7 @@ import trio
 
 from workup.messages.contracts import (CreateContract, EvaluateMilestone, GetContract, GetMilestone,
     GetMyContracts, HandleTermination, MilestoneSpec, ProgressMilestone)
+from workup.services.contracts.store import payment_request_id_for
 from workup.settings import Settings
 from workup.testing import running_system
 from workup.transport.envelope import SERVICE_CALLER, Caller, reply_body
@@ -69,6 +70,28 @@ async def test_a_redelivered_evaluation_answers_its_first_answer_and_applies_onc
     assert got["status"] == "IN_PROGRESS"
 
 
+async def test_a_progress_repeated_after_later_moves_answers_its_first_answer_and_moves_nothing(system):
+    """The milestone row keeps the first answers of the commands that moved it (several of them):
+    a repeat of the first progress after the second one and an evaluation back to IN_PROGRESS would
+    otherwise move the milestone again (IN_PROGRESS → IN_REVIEW); it gets its own first answer."""
+    client, fay, c = await system.contract()
+    m1 = c["milestoneIds"][0]
+    me, rid = Caller(fay.id, "FREELANCER"), new_id()
+    first = await _send(system, ProgressMilestone(milestone_id=m1), me, rid)
+    assert first[0] == 200 and first[1]["status"] == "IN_PROGRESS"
+    second = await _send(system, ProgressMilestone(milestone_id=m1), me, new_id())
+    assert second[0] == 200 and second[1]["status"] == "IN_REVIEW"
+    back = await _send(system, EvaluateMilestone(milestone_id=m1, evaluated_state="IN_PROGRESS"),
+                       Caller(client.id, "CLIENT"), new_id())
+    assert back[0] == 200 and back[1]["status"] == "IN_PROGRESS"
+    assert await _send(system, ProgressMilestone(milestone_id=m1), me, rid) == first
+    assert await _send(system, ProgressMilestone(milestone_id=m1), me, rid) == first
+    got = (await system.http.get(f"{C}/milestones/{m1}", headers=client.auth)).json()
+    assert got["status"] == "IN_PROGRESS"                            # not moved by the repeats
+    in_review = [e for e in system.services.events_of("milestone.in_review") if e.data["milestoneId"] == m1]
+    assert len(in_review) == 1
+
+
 async def test_a_redelivered_termination_decision_answers_its_first_answer_and_applies_once(system):
     client, fay, c = await system.contract()
     cid, admin = c["id"], Caller(new_id(), "ADMIN")
@@ -99,7 +122,7 @@ CHILD = "tests.services.contracts._evaluate_then_die"   # run as a module from t
 
 
 async def test_an_evaluation_redelivered_after_a_kill_answers_once(amqp_url, cassandra_hosts, keyspace_prefix, tmp_path):
-    """Cassandra: the worker is SIGKILLed after the milestone's move and its answer's row, before
+    """Cassandra: the worker is SIGKILLed after the milestone's move (which wrote its answer), before
     the payment request, the reply and the ack. The broker redelivers the command to a fresh
     instance, which answers the waiting caller the first answer (ACCEPTED, not 409); its relay
     then asks payments for the request and announces the evaluation, once each."""
@@ -135,9 +158,12 @@ async def test_an_evaluation_redelivered_after_a_kill_answers_once(amqp_url, cas
                 await system.start("contracts")
             [(status, body)] = answers
             assert status == 200 and isinstance(body, dict) and body["status"] == "ACCEPTED", body
-            assert body.get("paymentRequestId") is None   # the first answer, recorded before payments was asked
+            # the first answer, recorded with the move before payments was asked: the request's id
+            # is derived from the milestone's, and the relay opens the request under it
+            assert body.get("paymentRequestId") == payment_request_id_for(m1)
             await system.wait_for(lambda: m1 in payments.requests and system.events_of("milestone.evaluated"),
                                   timeout=30)
+            assert payments.ids[m1] == body["paymentRequestId"]
             got = reply_body(await system.call("contracts.GetMilestone", GetMilestone(milestone_id=m1), client))
             assert got["status"] == "ACCEPTED"
             await trio.sleep(0.5)

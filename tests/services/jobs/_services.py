@@ -37,7 +37,7 @@ class FakePayments:
     async def _create(self, ctx: Context[None], req: CreatePaymentRequest) -> PaymentRequestRef:
         assert ctx.caller.role == "SERVICE"
         self.requests[req.milestone_id] = req
-        return PaymentRequestRef(id=self.ids.setdefault(req.milestone_id, new_id()))
+        return PaymentRequestRef(id=self.ids.setdefault(req.milestone_id, req.id or new_id()))   # as payments does
 
     async def _cancel(self, ctx: Context[None], req: CancelContractRequests) -> None:
         self.cancelled.append(req.contract_id)

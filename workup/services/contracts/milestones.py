@@ -1,8 +1,12 @@
 """Milestone commands: list, get, progress (freelancer), evaluate (client), mark paid (payments).
 
-Evaluating ACCEPTED asks payments for a payment request (idempotent on the milestone id). The
-ACCEPTED milestone without a ``payment_request_id`` plus a ``payment`` outbox intent, written
-before the state change, is what the relay (``relay.py``) finishes if this process dies first.
+Evaluating ACCEPTED asks payments for a payment request (idempotent on the milestone id, whose
+request id is derived from it: ``store.payment_request_id_for``). The ACCEPTED milestone without a
+``payment_request_id`` plus a ``payment`` outbox intent, written before the state change, is what
+the relay (``relay.py``) finishes if this process dies first.
+
+Progress and evaluate are ``once``: their first answer is written into the milestone row by the
+move itself (``store.MilestoneInbox``), and a repeat finds it when it reads the row.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from ...messages.contracts import (EvaluateMilestone, EvaluatedMilestone, GetCon
     GetMilestone, MarkMilestonePaid, Milestone, ProgressMilestone)
 from ...problems import ProblemError, conflict, forbidden, not_found
 from ...ids import now_ms
-from ...runtime.inbox import Recorded, record
+from ...runtime.inbox import Recorded, Replayed, record, recorded_in
 from ...runtime.outbox import EventCheck, EventIntent, drop_event, intend_event, publish_event
 from . import service
 from .deps import ContractsDeps, Ctx
@@ -24,7 +28,7 @@ from .contracts import require_service
 from .reads import contract_changed, milestone_changed, read_milestone, readable_contract
 from .relay import PAYMENT, request_payment
 from .rules import completes, evaluated, is_party, payable, progressed
-from .store import StoredContract, StoredMilestone
+from .store import StoredContract, StoredMilestone, payment_request_id_for
 
 log = logging.getLogger("workup.contracts")
 
@@ -46,6 +50,8 @@ async def _party_milestone(ctx: Ctx, milestone_id: str, role: str) -> tuple[Stor
         raise forbidden(f"only the contract's {role.lower()} may do this")
     found = await ctx.deps.store.milestone_and_contract(milestone_id)
     m, c = found if found is not None else (None, None)
+    if m is not None and ctx.once is not None and (first := recorded_in(m.inbox, ctx.once.key.id)) is not None:
+        raise Replayed(first)      # this command moved it already: its first answer, whatever came since
     if m is None or c is None:
         raise not_found("milestone")
     if not is_party(ctx.caller, c.client_id, c.freelancer_id):
@@ -114,10 +120,12 @@ async def evaluate_milestone(ctx: Ctx, req: EvaluateMilestone) -> EvaluatedMiles
             intents.start_soon(ctx.deps.store.outbox.add, PAYMENT, m.id, now_ms())
         event = await intend_event(ctx.deps.store.outbox, "milestone.evaluated", [c.freelancer_id],
                                    {"milestoneId": m.id, "contractId": c.id}, EventCheck("milestone", m.id, _REACHED[nxt]))
-    answer = record(ctx.once, _evaluated(msgspec.structs.replace(m, status=nxt), None))
+    # the answer is whole before the move: the request's id is derived from the milestone's, and
+    # payments opens it under that id (now, or the relay later if payments cannot be reached)
+    request_id = payment_request_id_for(m.id) if nxt == "ACCEPTED" else None
+    answer = record(ctx.once, _evaluated(msgspec.structs.replace(m, status=nxt), request_id))
     m = await _move(ctx.deps, m, nxt, event, answer)
     await publish_event(ctx, ctx.deps.store.outbox, event)
-    request_id = None
     if nxt == "ACCEPTED":
         try:
             request_id = await request_payment(ctx, c, m)

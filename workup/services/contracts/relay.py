@@ -19,7 +19,7 @@ from ...runtime.outbox import EVENT, SAFETY_POLL, Intent, Relay, RowOutbox, even
 from ...runtime.service import Runtime
 from . import service
 from .deps import ContractsDeps
-from .store import StoredContract, StoredMilestone
+from .store import StoredContract, StoredMilestone, payment_request_id_for
 
 __all__ = ["PAYMENT", "CANCEL", "RELAY", "request_payment", "cancel_requests"]
 
@@ -35,7 +35,7 @@ async def request_payment(rt: Runtime[ContractsDeps], c: StoredContract | Contra
     """Open (or find) the milestone's payment request; returns its id."""
     ref = await rt.call("payments.CreatePaymentRequest", CreatePaymentRequest(
         milestone_id=m.id, contract_id=c.id, client_id=c.client_id, freelancer_id=c.freelancer_id,
-        amount=m.amount))
+        amount=m.amount, id=payment_request_id_for(m.id)))
     request_id = str(ref["id"])
 
     async def noted() -> None:

@@ -10,12 +10,18 @@
 | terminations_by_id | id | where a termination request lives |
 | termination_slots | (contract_id, requester_id) | one PENDING request per party and contract (LWT, see ``workup.storage.slots``) |
 | outbox | kind, item | payment requests / cancellations not acknowledged yet (relay) |
-| inbox | once_key | first answers of the ``once`` commands (``workup.storage.inbox``) |
+| inbox | once_key | first answers of the ``once`` commands (``workup.storage.inbox``) but the milestones' |
 
 A contract's id is derived from its proposal's id, a milestone's from (contract, position), and a
 contract's ``created_ms`` (the ``contracts_by_party`` clustering key) is the acceptance's time that
 ``CreateContract`` carries, so a retried ``CreateContract`` writes the very same rows; every state row is created with
 ``IF NOT EXISTS``, so a retry never resets a state that moved on.
+
+The milestone commands that are ``once`` (progress, evaluate) keep their first answers in the
+milestone row they move, written by the very lightweight transaction that moves it
+(:class:`MilestoneInbox`): no read of the inbox before the command and no write after it (two
+statements fewer per command, issue 15), and no window between the move and its answer in which
+a crash would let a repeat move the milestone a second time.
 
 Where a milestone lives (its contract and position) never changes once its row exists, so the
 store keeps the locations it has seen (written by :meth:`ContractsStore.create_contract` or found
@@ -38,14 +44,14 @@ import msgspec
 from ...runtime.together import together
 from ...ids import CONTRACT_IDS, derived_id, rfc3339
 from ...messages.contracts import Contract, Milestone, TerminationRequest
-from ...runtime.inbox import Recorded
+from ...runtime.inbox import OnceKey, Recorded, kept
 from ...runtime.outbox import Bell
 from ...storage import OUTBOX, Db, Outbox, Table, claim_slot, located, slot_table
 from ...storage.inbox import INBOX, DbInbox, update_if_once
 from ...storage.slots import HolderState
 
 __all__ = ["TABLES", "StoredContract", "StoredMilestone", "StoredTermination", "ContractsStore",
-           "contract_id_for", "milestone_id_for"]
+           "MilestoneInbox", "IN_MILESTONE_ROW", "contract_id_for", "milestone_id_for", "payment_request_id_for"]
 
 TEXT, BIGINT, INT = "text", "bigint", "int"
 
@@ -58,6 +64,7 @@ CONTRACTS_BY_PARTY = Table("contracts_by_party", {"user_id": TEXT, "created_ms":
 MILESTONES = Table("milestones_by_contract", {
     "contract_id": TEXT, "position": INT, "id": TEXT, "description": TEXT, "amount": TEXT,
     "due_date": TEXT, "status": TEXT, "payment_request_id": TEXT, "updated_ms": BIGINT,
+    "inbox": TEXT,   # JSON: the first answers of the once commands that moved it (MilestoneInbox)
 }, ("contract_id",), (("position", "ASC"),))
 MILESTONES_BY_ID = Table("milestones_by_id", {"id": TEXT, "contract_id": TEXT, "position": INT}, ("id",))
 TERMINATIONS = Table("terminations_by_contract", {
@@ -76,6 +83,12 @@ def contract_id_for(proposal_id: str) -> str:
 
 def milestone_id_for(contract_id: str, position: int) -> str:
     return derived_id(CONTRACT_IDS, "milestone", contract_id, str(position))
+
+
+def payment_request_id_for(milestone_id: str) -> str:
+    """The id payments gives the milestone's one payment request (``CreatePaymentRequest.id``):
+    known before payments is asked, so an evaluation's answer is whole when it is recorded."""
+    return derived_id(CONTRACT_IDS, "payment request", milestone_id)
 
 
 class StoredContract(msgspec.Struct, kw_only=True):
@@ -109,6 +122,7 @@ class StoredMilestone(msgspec.Struct, kw_only=True):
     status: Any
     payment_request_id: str | None = None
     updated_ms: int
+    inbox: list[Recorded] = []     # the once commands' first answers (MilestoneInbox)
 
     def public(self) -> Milestone:
         return Milestone(id=self.id, contract_id=self.contract_id, description=self.description,
@@ -133,7 +147,13 @@ def _contract(row: dict[str, Any]) -> StoredContract:
     return msgspec.convert(dict(row, milestone_ids=json.loads(row["milestone_ids"])), StoredContract, strict=False)
 
 
+_INBOX = msgspec.json.Decoder(list[Recorded])
+_inbox_json = msgspec.json.Encoder()
+
+
 def _milestone(row: dict[str, Any]) -> StoredMilestone:
+    inbox = row.get("inbox")
+    row = dict(row, inbox=_INBOX.decode(inbox) if inbox else [])
     return msgspec.convert(row, StoredMilestone, strict=False)
 
 
@@ -153,7 +173,7 @@ class ContractsStore:
         self._locations: OrderedDict[str, tuple[str, int]] = OrderedDict()
         self.bell = Bell()      # rung by each intent written: wakes the relay
         self.outbox = Outbox(db, self.bell)
-        self.inbox = DbInbox(db)
+        self.inbox = MilestoneInbox(DbInbox(db))
 
     # contracts
     async def create_contract(self, c: StoredContract, milestones: list[StoredMilestone]) -> bool:
@@ -167,6 +187,7 @@ class ContractsStore:
             for m in milestones:
                 row = msgspec.structs.asdict(m)
                 row.update(amount=str(m.amount), due_date=m.due_date.isoformat())
+                del row["inbox"]       # none yet
                 await self.db.insert_if_absent(MILESTONES, row)
         await together(milestone_rows(), self.db.upsert_together(
             [(MILESTONES_BY_ID, {"id": m.id, "contract_id": m.contract_id, "position": m.position}) for m in milestones]
@@ -248,9 +269,16 @@ class ContractsStore:
 
     async def move_milestone(self, m: StoredMilestone, status: str, now: int, once: Recorded | None = None,
                              **extra: Any) -> bool:
-        """``m.status`` → ``status`` if the milestone is still in ``m.status``."""
-        return await update_if_once(self.db, MILESTONES, {"contract_id": m.contract_id, "position": m.position},
-                                     {"status": status, "updated_ms": now, **extra}, {"status": m.status}, once)
+        """``m.status`` → ``status`` if the milestone is still as read (its status and
+        ``updated_ms``), with ``once``, the command's answer, added to the row's inbox by the same
+        lightweight transaction (:class:`MilestoneInbox`). The condition names ``updated_ms`` too,
+        so a move that read the row before another move and back (IN_REVIEW → IN_PROGRESS) fails
+        instead of writing an inbox that lacks the other's answer."""
+        changes: dict[str, Any] = {"status": status, "updated_ms": now, **extra}
+        if once is not None:
+            changes["inbox"] = _inbox_json.encode(kept(m.inbox, once, now)).decode()
+        return await self.db.update_if(MILESTONES, {"contract_id": m.contract_id, "position": m.position},
+                                       changes, {"status": m.status, "updated_ms": m.updated_ms})
 
     async def record_payment_request(self, m: StoredMilestone, request_id: str) -> bool:
         return await self.db.update_if(MILESTONES, {"contract_id": m.contract_id, "position": m.position},
@@ -302,3 +330,29 @@ class ContractsStore:
                                once: Recorded | None = None) -> bool:
         return await update_if_once(self.db, TERMINATIONS, {"contract_id": t.contract_id, "id": t.id},
                                      {"status": status, "updated_ms": now}, {"status": expect}, once)
+
+
+# the once commands whose first answers live in the milestone row they move
+IN_MILESTONE_ROW = frozenset({"contracts.ProgressMilestone", "contracts.EvaluateMilestone"})
+
+
+class MilestoneInbox:
+    """The contracts service's :class:`~workup.runtime.inbox.Inbox`: the ``inbox`` table for its
+    ``once`` commands (``workup/storage/inbox.py``), except those of :data:`IN_MILESTONE_ROW`,
+    whose answers :meth:`ContractsStore.move_milestone` writes into the milestone row. For them,
+    as for the users' documents, :meth:`recall` answers ``None`` without a read: the handler
+    reads the row anyway and raises :class:`~workup.runtime.inbox.Replayed` when it finds its
+    key there (``milestones.py``)."""
+
+    def __init__(self, table: DbInbox) -> None:
+        self.table = table
+
+    async def recall(self, key: OnceKey) -> Recorded | None:
+        return None if key.command in IN_MILESTONE_ROW else await self.table.recall(key)
+
+    async def remember(self, key: OnceKey, answer: Recorded) -> None:
+        """Their answers are whole when recorded (an evaluation's payment request id is derived
+        beforehand: :func:`payment_request_id_for`), so the runtime has nothing to replace."""
+        if key.command in IN_MILESTONE_ROW:
+            raise RuntimeError(f"{key.command}: its first answer is kept in the milestone row, whole")
+        await self.table.remember(key, answer)

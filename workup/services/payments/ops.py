@@ -348,9 +348,11 @@ def _event(type: str, recipient: str, request_id: str) -> tuple[str, str, bytes]
 def create_request(tx: Tx, cmd: CreatePaymentRequest) -> tuple[str, bool]:
     """``(id, created)``: idempotent on the milestone (a retry gets the first request's id)."""
     at = utc_now()
+    # no conflict target: with the id given, a retry's row collides on the id as well as on the
+    # milestone, and either means the request exists
     row = tx.one(f"INSERT INTO payment_requests ({_PR}) VALUES (?, ?, ?, ?, ?, ?, 'PENDING', ?, ?) "
-                 "ON CONFLICT (milestone_id) DO NOTHING RETURNING id",
-                 new_id(), cmd.client_id, cmd.freelancer_id, cmd.contract_id, cmd.milestone_id,
+                 "ON CONFLICT DO NOTHING RETURNING id",
+                 cmd.id or new_id(), cmd.client_id, cmd.freelancer_id, cmd.contract_id, cmd.milestone_id,
                  tx.money(cmd.amount), tx.ts(at), tx.ts(at))
     if row is None:
         found = tx.one("SELECT id FROM payment_requests WHERE milestone_id = ?", cmd.milestone_id)
