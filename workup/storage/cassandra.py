@@ -8,7 +8,7 @@ from typing import Any, Iterator, Sequence
 import trio
 
 from ._cql import CqlNodes, batch_queries
-from .table import Row, Table, _in_keys, _insert_sql, _qualified, _select_sql, _where
+from .table import Row, Table, _in_keys, _insert_sql, _qualified, _select_sql, _where, create_batches
 
 __all__ = ["CassandraDb", "keyspace_name"]
 
@@ -16,6 +16,7 @@ __all__ = ["CassandraDb", "keyspace_name"]
 # single-partition batch is exempt from the batch size thresholds, CASSANDRA-10876); rows of
 # different partitions are fanned out by the coordinator, kept small
 _BULK_ONE, _BULK = 1000, 100
+_BATCH_BYTES = 40 * 1024   # below Cassandra's batch_size_fail_threshold (50 KiB by default)
 _IN = 100     # keys per statement of select_in: a coordinator fans out a partition-key IN itself
 # The driver's default (1 s doubling to 10 min) tried a node back from a 15 s outage only ~30 s
 # later, a minute for a longer one: every jobs/contracts request answered 503 meanwhile. 0.5 s
@@ -210,17 +211,24 @@ class CassandraDb:
     async def upsert(self, table: Table, row: Row) -> None:
         await self._exec(_insert_sql(self._t(table), row), list(row.values()))
 
-    async def _batch(self, statements: Sequence[tuple[str, list[Any]]], logged: bool = True) -> None:
-        """One batch of prepared statements: logged (all or none) unless ``logged`` is false."""
+    async def _batch(self, statements: Sequence[tuple[str, list[Any]]], logged: bool = True,
+                     at_us: int | None = None) -> None:
+        """One batch of prepared statements: logged (all or none) unless ``logged`` is false;
+        written at ``at_us`` (µs since the epoch) when given, else now."""
         bound = [(await self._stmt(cql)).bind(params) for cql, params in statements]
         message = self._proto.BatchMessage(self._batch_types[0 if logged else 1], batch_queries(bound),
-                                           *self._consistency, self._cluster.timestamp_generator())
+                                           *self._consistency,
+                                           self._cluster.timestamp_generator() if at_us is None else at_us)
         async with self._limiter:
             await self._ask(bound[0], message, None, "BATCH " + "; ".join(b.prepared_statement.query_string for b in bound))
 
     async def upsert_together(self, writes: Sequence[tuple[Table, Row]]) -> None:
         if writes:
             await self._batch([(_insert_sql(self._t(t), r), list(r.values())) for t, r in writes])
+
+    async def create(self, writes: Sequence[tuple[Table, Row]], made_ms: int) -> None:
+        for chunk in create_batches(writes, _BATCH_BYTES):
+            await self._batch([(_insert_sql(self._t(t), r), list(r.values())) for t, r in chunk], at_us=made_ms * 1000)
 
     async def upsert_bulk(self, writes: Sequence[tuple[Table, Row]]) -> None:
         # rows of one partition go in one unlogged batch (one mutation for the replica); rows

@@ -65,6 +65,11 @@ class SqliteDb:
             statements = [(_insert_sql(t, r, "INSERT OR REPLACE"), list(r.values())) for t, r in writes]
             await self._run(lambda: self._together(statements))
 
+    async def create(self, writes: Sequence[tuple[Table, Row]], made_ms: int) -> None:
+        if writes:
+            statements = [(_insert_sql(t, r, "INSERT OR IGNORE"), list(r.values())) for t, r in writes]
+            await self._run(lambda: self._together(statements))
+
     async def upsert_bulk(self, writes: Sequence[tuple[Table, Row]]) -> None:
         await self.upsert_together(writes)   # one transaction is SQLite's cheapest bulk write
 

@@ -75,6 +75,16 @@ class Db(Protocol):
         a lightweight transaction cannot share a batch with other partitions."""
         ...
 
+    async def create(self, writes: Sequence[tuple[Table, Row]], made_ms: int) -> None:
+        """Rows a command makes, as made at ``made_ms``, which every attempt of the command agrees
+        on (a redelivery, a relay's twin: ids derived, the time of the first attempt), so every
+        attempt writes the same rows: none of them undoes a change made after ``made_ms``.
+        Cassandra writes them with ``made_ms`` as their write time (any later write wins over a
+        late attempt) in one logged batch (or a few, in order, for rows too big for one: the row
+        whose presence means "complete" goes last); SQLite keeps a row already there, in one
+        transaction. What ``INSERT … IF NOT EXISTS`` guarded, without its lightweight transaction."""
+        ...
+
     async def upsert_bulk(self, writes: Sequence[tuple[Table, Row]]) -> None:
         """Many upserts for bulk loading (``workup bench corpus``): no atomicity between them,
         as cheap as the store allows (on Cassandra unlogged batches, one per partition where
@@ -156,6 +166,22 @@ def _in_keys(keys: Sequence[Row]) -> tuple[list[str], list[tuple[Any, ...]]]:
 
 def _insert_sql(table: Table, row: Row, verb: str = "INSERT") -> str:
     return f"{verb} INTO {table.name} ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})"
+
+
+def create_batches(writes: Sequence[tuple[Table, Row]], limit: int) -> list[list[tuple[Table, Row]]]:
+    """``writes`` cut, in order, into runs whose values take at most ``limit`` bytes (a row
+    bigger than that alone): Cassandra refuses a batch past ``batch_size_fail_threshold`` (50 KiB
+    by default), and a command's rows are rarely near it (one chunk: all or none)."""
+    chunks: list[list[tuple[Table, Row]]] = []
+    size = limit + 1
+    for table, row in writes:
+        n = sum(len(v.encode()) if isinstance(v, str) else len(v) if isinstance(v, bytes) else 8 for v in row.values())
+        if size + n > limit:
+            chunks.append([])
+            size = 0
+        chunks[-1].append((table, row))
+        size += n
+    return chunks
 
 
 def _qualified(table: Table, keyspace: str) -> Table:

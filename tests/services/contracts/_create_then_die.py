@@ -16,18 +16,22 @@ import trio
 from workup.storage import CassandraDb, Row, Table
 from tests.services.contracts._evaluate_then_die import serve_contracts
 
-_upsert_together = CassandraDb.upsert_together
+_create = CassandraDb.create
 
 
-async def _then_die(self: CassandraDb, writes: Sequence[tuple[Table, Row]]) -> None:
-    await _upsert_together(self, writes)
-    if any(table.name == "contracts_by_party" for table, _ in writes):
-        print("indexed", flush=True)
-        os.kill(os.getpid(), signal.SIGKILL)     # after the index rows, before the contract row
+async def _then_die(self: CassandraDb, writes: Sequence[tuple[Table, Row]], made_ms: int) -> None:
+    # as when the rows need more than one batch: the contract row (which means "complete") goes
+    # last, so a kill can fall after the index rows and before it
+    cut = next((i for i, (table, _) in enumerate(writes) if table.name == "contracts"), None)
+    if cut is None or not any(table.name == "contracts_by_party" for table, _ in writes[:cut]):
+        return await _create(self, writes, made_ms)
+    await _create(self, writes[:cut], made_ms)
+    print("indexed", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)     # after the index rows, before the contract row
 
 
 async def main(*args: str) -> None:
-    CassandraDb.upsert_together = _then_die    # type: ignore[method-assign]
+    CassandraDb.create = _then_die    # type: ignore[method-assign]
     await serve_contracts(*args)
 
 

@@ -13,7 +13,8 @@ import trio
 from workup.cache import MemoryCache
 from workup.messages.contracts import Contract, CreateContract, MilestoneSpec, contract_cache_key
 from workup.services.contracts import contracts as contracts_module
-from workup.services.contracts.contracts import create_contract
+from workup.services.contracts.contracts import FRESH_FILL_MS, create_contract
+from workup.ids import now_ms
 from workup.services.contracts.store import (CONTRACTS_BY_PARTY, TABLES, ContractsStore, StoredContract,
     StoredMilestone, StoredTermination, contract_id_for, milestone_id_for)
 from workup.transport.envelope import SERVICE_CALLER
@@ -42,8 +43,9 @@ def contract(client: str, freelancer: str, ms: int, n: int = 2) -> tuple[StoredC
 async def test_contracts(store):
     client, f1, f2 = new_id(), new_id(), new_id()
     (a, am), (b, bm) = contract(client, f1, 1000), contract(client, f2, 2000)
-    assert await store.create_contract(a, am) and await store.create_contract(b, bm)
-    assert not await store.create_contract(a, am)   # idempotent
+    await store.create_contract(a, am)
+    await store.create_contract(b, bm)
+    await store.create_contract(a, am)   # idempotent: the same rows
     assert await store.get_contract(a.id) == a and await store.get_contract(new_id()) is None
     assert [c.id for c in await store.contracts_of(client)] == [b.id, a.id]
     assert [c.id for c in await store.contracts_of(f1)] == [a.id]
@@ -74,6 +76,9 @@ async def test_milestones(store):
     assert (await store.get_milestone(m.id)).payment_request_id == "pr1"
     await store.create_contract(c, [StoredMilestone(**{**{f: getattr(m, f) for f in m.__struct_fields__}, "status": "OPEN"})])
     assert (await store.get_milestone(m.id)).status == "IN_PROGRESS"   # a retried create resets nothing
+    assert await store.move_contract(c.id, "COMPLETED", "ACTIVE", 3000)
+    await store.create_contract(c, ms)
+    assert (await store.get_contract(c.id)).status == "COMPLETED"         # nor the contract
 
 
 async def test_terminations(store):
@@ -218,7 +223,7 @@ async def test_a_milestone_and_its_contract(store):
 async def test_a_created_contract_is_in_the_cache_and_a_repeat_fills_nothing(store):
     """The parties' first read of a new contract (the flow's "get contract") needs no store read."""
     ctx = _ServiceCtx(store)
-    req = _create(new_id(), new_id(), new_id(), accepted_ms=1_700_000_000_000)
+    req = _create(new_id(), new_id(), new_id(), accepted_ms=now_ms())    # accepted just now
     cid = (await create_contract(ctx, req)).id
     key = contract_cache_key(cid)
     with trio.fail_after(5):
@@ -229,3 +234,7 @@ async def test_a_created_contract_is_in_the_cache_and_a_repeat_fills_nothing(sto
     await create_contract(ctx, req)                     # the contract existed: its row may have moved on
     await trio.sleep(0.1)
     assert await ctx.deps.cache.get(key) is None
+    late = _create(new_id(), new_id(), new_id(), accepted_ms=now_ms() - FRESH_FILL_MS - 1)
+    await create_contract(ctx, late)                    # too late to know nothing moved: no fill
+    await trio.sleep(0.1)
+    assert await ctx.deps.cache.get(contract_cache_key(contract_id_for(late.proposal_id))) is None

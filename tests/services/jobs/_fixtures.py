@@ -66,3 +66,11 @@ class DiesBefore:
         if table.name == self._table:
             raise RuntimeError(f"killed before the {self._table} row")
         return await self._db.insert_if_absent(table, row)
+
+    async def create(self, writes: Any, made_ms: int) -> None:
+        """The rows before the first of ``table`` written (as when ``Db.create`` needs several
+        batches: the row that means "complete" comes last), then the kill."""
+        cut = next((i for i, (t, _) in enumerate(writes) if t.name == self._table), None)
+        await self._db.create(writes if cut is None else writes[:cut], made_ms)
+        if cut is not None:
+            raise RuntimeError(f"killed before the {self._table} row")

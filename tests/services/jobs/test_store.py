@@ -89,7 +89,9 @@ async def test_proposals(store):
     await store.create_job(j, ["*"])
     p = proposal(j.id, f, 7100)
     assert await store.guard_proposal(j.id, f, p.id, 7100) == p.id
-    assert await store.add_proposal(p) and not await store.add_proposal(p)
+    await store.add_proposal(p)
+    await store.add_proposal(p)   # a redelivery: the same rows, once
+    assert [x.id for x in await store.proposals_of_job(j.id)] == [p.id]
     assert await store.guard_proposal(j.id, f, new_id(), 7100 + GRACE_MS + 1) == p.id   # one per freelancer and job
     assert await store.get_proposal(p.id) == p
     q = proposal(j.id, new_id(), 7200)
@@ -243,8 +245,13 @@ async def test_a_redelivered_proposal_keeps_its_first_claim_time(store):
     first = msgspec.structs.replace(p, created_ms=1000, updated_ms=1000)
     with pytest.raises(RuntimeError):
         await JobsStore(DiesBefore(store.db, "proposals_by_job")).add_proposal(first)
-    assert await store.add_proposal(msgspec.structs.replace(first, updated_ms=9000))
+    await store.add_proposal(msgspec.structs.replace(first, updated_ms=9000))
     assert [x.id for x in await store.proposals_of_freelancer(f)] == [p.id]
+    assert (await store.get_proposal(p.id)).created_ms == 1000
+    # decided since: a later redelivery of the create resets nothing
+    assert await store.decide_proposal(j, p.id, "REJECTED", 9500)
+    await store.add_proposal(msgspec.structs.replace(first, updated_ms=9900))
+    assert (await store.get_proposal(p.id)).status == "REJECTED"
 
 
 async def test_a_proposal_of_a_known_job_is_read_by_one_statement(store):

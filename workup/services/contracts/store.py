@@ -14,8 +14,8 @@
 
 A contract's id is derived from its proposal's id, a milestone's from (contract, position), and a
 contract's ``created_ms`` (the ``contracts_by_party`` clustering key) is the acceptance's time that
-``CreateContract`` carries, so a retried ``CreateContract`` writes the very same rows; every state row is created with
-``IF NOT EXISTS``, so a retry never resets a state that moved on.
+``CreateContract`` carries, so a retried ``CreateContract`` writes the very same rows, as made at
+that time (:meth:`Db.create`): a retry never resets a state that moved on.
 
 The milestone commands that are ``once`` (progress, evaluate) keep their first answers in the
 milestone row they move, written by the very lightweight transaction that moves it
@@ -176,29 +176,27 @@ class ContractsStore:
         self.inbox = MilestoneInbox(DbInbox(db))
 
     # contracts
-    async def create_contract(self, c: StoredContract, milestones: list[StoredMilestone]) -> bool:
-        """Milestones and indexes first, the contract row last (its presence means complete).
-        False when the contract existed already. The milestone rows and the index batch go at
-        once: neither reads the other, every attempt writes the same rows (the milestones IF NOT
-        EXISTS), and only the contract row, written after both, makes any of them reachable, so
-        a crash at any point leaves what a redelivery or jobs' relay writes again. The milestones
-        stay one after the other: lightweight transactions on one partition at once contend."""
-        async def milestone_rows() -> None:
-            for m in milestones:
-                row = msgspec.structs.asdict(m)
-                row.update(amount=str(m.amount), due_date=m.due_date.isoformat())
-                del row["inbox"]       # none yet
-                await self.db.insert_if_absent(MILESTONES, row)
-        await together(milestone_rows(), self.db.upsert_together(
-            [(MILESTONES_BY_ID, {"id": m.id, "contract_id": m.contract_id, "position": m.position}) for m in milestones]
-            + [(CONTRACTS_BY_PARTY, {"user_id": user, "created_ms": c.created_ms, "contract_id": c.id})
-               for user in c.parties()]))
+    async def create_contract(self, c: StoredContract, milestones: list[StoredMilestone]) -> None:
+        """The milestones, the indexes and the contract row, as made at ``c.created_ms`` (the
+        acceptance's time, which every attempt carries: :meth:`Db.create`), so a late attempt
+        (a redelivery, jobs' relay twin) never resets a milestone or a contract that moved since,
+        without a lightweight transaction per row. One logged batch, all or none; should the
+        rows be too big for one, the contract row goes last (its presence means complete)."""
+        rows: list[tuple[Table, dict[str, Any]]] = []
         for m in milestones:
-            # inserted now or before: either way the row at (contract, position) is this id's
+            row = msgspec.structs.asdict(m)
+            row.update(amount=str(m.amount), due_date=m.due_date.isoformat())
+            del row["inbox"]       # none yet
+            rows += [(MILESTONES, row),
+                     (MILESTONES_BY_ID, {"id": m.id, "contract_id": m.contract_id, "position": m.position})]
+        rows += [(CONTRACTS_BY_PARTY, {"user_id": user, "created_ms": c.created_ms, "contract_id": c.id})
+                 for user in c.parties()]
+        contract = msgspec.structs.asdict(c)
+        contract["milestone_ids"] = json.dumps(c.milestone_ids)
+        await self.db.create([*rows, (CONTRACTS, contract)], c.created_ms)
+        for m in milestones:
+            # written now or before: either way the row at (contract, position) is this id's
             self._located(m.id, m.contract_id, m.position)
-        row = msgspec.structs.asdict(c)
-        row["milestone_ids"] = json.dumps(c.milestone_ids)
-        return await self.db.insert_if_absent(CONTRACTS, row)
 
     async def get_contract(self, contract_id: str) -> StoredContract | None:
         rows = await self.db.select(CONTRACTS, {"id": contract_id})

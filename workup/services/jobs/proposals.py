@@ -58,19 +58,21 @@ async def create_proposal(ctx: Ctx, req: CreateProposal) -> Proposal:
     # guards). A crash leaves a slot held by no proposal (reclaimable: storage/slots.py) or an
     # intent the relay drops (its proposal does not exist); a redelivery claims the slot again
     # with the same id.
+    claiming = now_ms()
     (holder, claimed_ms), now, event = await together(
-        store.guard_proposal_at(job.id, freelancer_id, pid, now_ms()), next_version(ctx.deps, job.id),
+        store.guard_proposal_at(job.id, freelancer_id, pid, claiming), next_version(ctx.deps, job.id),
         intend_event(store.outbox, "proposal.created", [job.client_id], {"proposalId": pid, "jobId": job.id},
                      EventCheck("proposal", pid, ("PENDING", "ACCEPTED"))))
     if holder != pid:
         await after_reply(ctx, lambda: drop_event(store.outbox, event))
         raise conflict("you already have a pending proposal on this job")
-    # created when its slot was claimed: a redelivery writes the same proposals_by_freelancer row
+    # created when its slot was claimed: a redelivery writes the same rows, as of that time
     p = StoredProposal(id=pid, job_id=job.id, freelancer_id=freelancer_id, cover_letter=req.cover_letter,
                        job_duration=req.job_duration, status="PENDING", milestones=req.milestones,
                        attachments=req.attachments, created_ms=min(claimed_ms, now), updated_ms=now)
-    if not await store.add_proposal(p):
-        p = await store.get_proposal(pid) or p   # a redelivery
+    await store.add_proposal(p)
+    if claimed_ms != claiming:      # the slot was this request's already: a redelivery answers what is stored
+        p = await store.get_proposal(pid) or p
     # after the write, at once: the list's invalidation and the job's second read (the race
     # with an accept needs that read after the write only; the invalidation reads nothing)
     _, job = await together(proposals_changed(ctx.deps, job.id, now), _job(ctx.deps, job.id))

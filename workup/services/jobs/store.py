@@ -243,12 +243,16 @@ class JobsStore:
         return await claim_slot(self.db, PROPOSAL_SLOTS, {"job_id": job_id, "freelancer_id": freelancer_id},
                                 "proposal_id", proposal_id, now, state)
 
-    async def add_proposal(self, p: StoredProposal) -> bool:
-        await self.db.upsert_together([
+    async def add_proposal(self, p: StoredProposal) -> None:
+        """The proposal's rows, as made at ``p.created_ms``: its slot's claim time, which every
+        attempt of one request agrees on (:meth:`guard_proposal_at`), so a late attempt (a
+        redelivery) never resets a proposal updated or decided since (:meth:`Db.create`: one
+        logged batch, no lightweight transaction; the state row last should they need more)."""
+        await self.db.create([
             (PROPOSALS_BY_ID, {"id": p.id, "job_id": p.job_id}),
             (PROPOSALS_BY_FREELANCER, {"freelancer_id": p.freelancer_id, "created_ms": p.created_ms,
-                                       "id": p.id, "job_id": p.job_id})])
-        return await self.db.insert_if_absent(PROPOSALS, _proposal_row(p))
+                                       "id": p.id, "job_id": p.job_id}),
+            (PROPOSALS, _proposal_row(p))], p.created_ms)
 
     async def get_proposal(self, proposal_id: str) -> StoredProposal | None:
         row = await located(self.db, PROPOSALS_BY_ID, PROPOSALS, {"id": proposal_id})
