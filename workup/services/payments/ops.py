@@ -9,7 +9,8 @@ cycle: idempotency key → payment requests (by id) → wallets (by user id) →
 Checks come before writes, so a script that raises :class:`ProblemError` has written nothing.
 
 Round trips: a write whose result the script does not read goes through :meth:`Tx.queue`, which
-PostgreSQL's adapter pipelines with the commit; versions of rows the script holds locked are
+PostgreSQL's adapter pipelines with the commit (so does :meth:`Tx.returning`, the outbox insert
+whose row numbers its handler reads after the commit); versions of rows the script holds locked are
 known without ``RETURNING`` (the one read under the lock, plus one). So a payment is four round
 trips (``BEGIN`` + key, request, wallets, the writes + ``COMMIT``), a deposit three. Scripts of
 ONE statement (reads, outbox claims) run without a transaction (``SqlStore._single``).
@@ -31,10 +32,10 @@ from ...messages.payments import (CreatePaymentRequest, PaymentRequest, PaymentT
 from ...problems import ProblemError, conflict, forbidden, not_found
 
 __all__ = [
-    "Tx", "IdemKey", "Outcome", "Changed", "OutboxItem", "Audit", "MAX_BALANCE",
+    "Tx", "IdemKey", "Outcome", "Changed", "OutboxItem", "Written", "Audit", "MAX_BALANCE",
     "ensure_wallet", "balance", "wallet", "deposit", "withdraw", "wallet_transactions", "wallet_transaction",
     "requests_of", "transactions_of", "get_request", "create_request", "cancel_contract_requests",
-    "pay", "remember", "claim_outbox", "outbox_done", "outbox_retry", "outbox_dead", "purge_idempotency", "audit",
+    "pay", "remember", "claim_outbox", "outbox_done", "outbox_forget", "outbox_retry", "outbox_dead", "purge_idempotency", "audit",
 ]
 
 # NUMERIC(14,2): the largest balance a wallet can hold; a deposit or credit beyond it is refused.
@@ -48,6 +49,7 @@ class Tx(Protocol):
     def all(self, sql: str, *params: Any) -> list[tuple]: ...
     def run(self, sql: str, *params: Any) -> int: ...
     def queue(self, sql: str, *params: Any) -> None: ...   # a write whose result is not read
+    def returning(self, sql: str, *params: Any) -> Callable[[], list[tuple]]: ...   # ... read after the commit
     def money(self, value: Decimal) -> Any: ...       # Python → column
     def decimal(self, value: Any) -> Decimal: ...     # column → Python
     def ts(self, value: dt.datetime) -> Any: ...
@@ -70,21 +72,39 @@ class Changed(msgspec.Struct, frozen=True):
     balance: Decimal | None = None      # a wallet's new balance
 
 
-class Outcome(msgspec.Struct, frozen=True):
-    """The answer of an idempotent command: what the caller gets, now and on every retry."""
-    status: int
-    body: bytes                           # JSON: the result, or a Problem when status >= 400
-    replayed: bool = False
-    changed: tuple[Changed, ...] = ()
-    outbox: bool = False                  # an outbox row was written: wake the relay
-
-
 class OutboxItem(msgspec.Struct, frozen=True):
     seq: int
     kind: str          # "call" | "event"
     name: str          # "contracts.MarkMilestonePaid" | "payment.paid"
     payload: bytes     # JSON
     attempts: int
+
+
+class Written:
+    """The outbox rows one transaction wrote, for its handler to deliver: what they carry, known
+    at once, and their ``seq``s, read from the insert's ``RETURNING`` once the transaction
+    committed (:meth:`Tx.returning`). Call :meth:`items` only then."""
+
+    __slots__ = ("_rows", "_seqs")
+
+    def __init__(self, rows: Sequence[tuple[str, str, bytes]], seqs: Callable[[], list[tuple]]) -> None:
+        self._rows = tuple(rows)
+        self._seqs = seqs
+
+    def items(self) -> list[OutboxItem]:
+        # one INSERT numbers its rows in the order of its VALUES
+        seqs = sorted(int(r[0]) for r in self._seqs())
+        return [OutboxItem(seq=seq, kind=kind, name=name, payload=payload, attempts=0)
+                for seq, (kind, name, payload) in zip(seqs, self._rows, strict=True)]
+
+
+class Outcome(msgspec.Struct, frozen=True):
+    """The answer of an idempotent command: what the caller gets, now and on every retry."""
+    status: int
+    body: bytes                           # JSON: the result, or a Problem when status >= 400
+    replayed: bool = False
+    changed: tuple[Changed, ...] = ()
+    outbox: Written | None = None         # the outbox rows written, for the handler to deliver
 
 
 class Audit(msgspec.Struct, frozen=True):
@@ -97,7 +117,7 @@ class Audit(msgspec.Struct, frozen=True):
 class _Effect(msgspec.Struct, frozen=True):
     result: Any
     changed: tuple[Changed, ...] = ()
-    outbox: bool = False
+    outbox: Written | None = None
 
 
 # --- idempotency --------------------------------------------------------------------------------
@@ -334,19 +354,24 @@ def transactions_of(tx: Tx, user_id: str, side: str) -> list[PaymentTransaction]
     return [_payment_tx(tx, r) for r in rows]
 
 
-def _enqueue(tx: Tx, at: dt.datetime, *items: tuple[str, str, bytes]) -> None:
-    """Outbox rows ``(kind, name, payload)``, in one statement."""
+def _enqueue(tx: Tx, at: dt.datetime, hold: float, *items: tuple[str, str, bytes]) -> Written:
+    """Outbox rows ``(kind, name, payload)``, in one statement. ``hold`` > 0: their writer delivers
+    them; no relay claims them for that many seconds (``next_attempt_at``), so one that does is
+    finishing the delivery of a writer that died or failed."""
+    due = tx.ts(at + dt.timedelta(seconds=hold)) if hold else tx.ts(at)
     marks = ", ".join("(?, ?, ?, ?, ?)" for _ in items)
-    params = [v for kind, name, payload in items for v in (kind, name, payload, tx.ts(at), tx.ts(at))]
-    tx.queue(f"INSERT INTO outbox (kind, name, payload, next_attempt_at, created_at) VALUES {marks}", *params)
+    params = [v for kind, name, payload in items for v in (kind, name, payload, due, tx.ts(at))]
+    return Written(items, tx.returning("INSERT INTO outbox (kind, name, payload, next_attempt_at, created_at) "
+                                       f"VALUES {marks} RETURNING seq", *params))
 
 
 def _event(type: str, recipient: str, request_id: str) -> tuple[str, str, bytes]:
     return "event", type, encode_json({"recipients": [recipient], "data": {"paymentRequestId": request_id}})
 
 
-def create_request(tx: Tx, cmd: CreatePaymentRequest) -> tuple[str, bool]:
-    """``(id, created)``: idempotent on the milestone (a retry gets the first request's id)."""
+def create_request(tx: Tx, cmd: CreatePaymentRequest, hold: float = 0.0) -> tuple[str, Written | None]:
+    """``(id, outbox rows written)``: idempotent on the milestone (a retry gets the first request's
+    id, and ``None``: nothing written)."""
     at = utc_now()
     row = tx.one(f"INSERT INTO payment_requests ({_PR}) VALUES (?, ?, ?, ?, ?, ?, 'PENDING', ?, ?) "
                  "ON CONFLICT (milestone_id) DO NOTHING RETURNING id",
@@ -355,9 +380,8 @@ def create_request(tx: Tx, cmd: CreatePaymentRequest) -> tuple[str, bool]:
     if row is None:
         found = tx.one("SELECT id FROM payment_requests WHERE milestone_id = ?", cmd.milestone_id)
         assert found is not None
-        return found[0], False
-    _enqueue(tx, at, _event("payment.requested", cmd.client_id, row[0]))
-    return row[0], True
+        return found[0], None
+    return row[0], _enqueue(tx, at, hold, _event("payment.requested", cmd.client_id, row[0]))
 
 
 def cancel_contract_requests(tx: Tx, contract_id: str) -> list[Changed]:
@@ -368,7 +392,7 @@ def cancel_contract_requests(tx: Tx, contract_id: str) -> list[Changed]:
     return [_set_status(tx, _request(tx, r), int(r[9]), "CANCELLED", at) for r in rows]
 
 
-def pay(tx: Tx, request_id: str, payer_id: str, idem: IdemKey | None) -> Outcome:
+def pay(tx: Tx, request_id: str, payer_id: str, idem: IdemKey | None, hold: float = 0.0) -> Outcome:
     """Debit the client, credit the freelancer, record the payment and both wallet entries, mark
     the request PAID, and queue ``contracts.MarkMilestonePaid`` + ``payment.paid``: all or nothing."""
     at = utc_now()
@@ -400,10 +424,10 @@ def pay(tx: Tx, request_id: str, payer_id: str, idem: IdemKey | None) -> Outcome
                         (req.freelancer_id, req.amount, "CREDIT", note, payment_id))
         changed.append(_set_status(tx, req, int(r[9]), "PAID", at))
         mark = MarkMilestonePaid(milestone_id=req.milestone_id, payment_request_id=req.id)
-        _enqueue(tx, at, ("call", "contracts.MarkMilestonePaid", encode_json(mark)),
-                 _event("payment.paid", req.freelancer_id, req.id))
+        written = _enqueue(tx, at, hold, ("call", "contracts.MarkMilestonePaid", encode_json(mark)),
+                           _event("payment.paid", req.freelancer_id, req.id))
         return _Effect(PayResult(transaction_id=payment_id, payment_request_id=req.id),
-                       changed=tuple(changed), outbox=True)
+                       changed=tuple(changed), outbox=written)
     return _idempotent(tx, idem, at, effect)
 
 
@@ -425,6 +449,11 @@ def claim_outbox(tx: Tx, limit: int, lease: float, kind: str | None = None) -> l
 
 def outbox_done(tx: Tx, seq: int) -> None:
     tx.run("DELETE FROM outbox WHERE seq = ?", seq)
+
+
+def outbox_forget(tx: Tx, seqs: Sequence[int]) -> None:
+    """Delivered rows, in ONE statement."""
+    tx.run(f"DELETE FROM outbox WHERE seq IN ({', '.join('?' for _ in seqs)})", *seqs)
 
 
 def outbox_retry(tx: Tx, seq: int, delay: float, error: str) -> None:
