@@ -1,7 +1,8 @@
 """The outbox rows a command writes are delivered by its own handler after the reply and forgotten
 in one statement (``workup/services/payments/relay.py``); the relay is only the safety net: rows
 are written held, so no relay claims them while their writer may still deliver them, and a
-delivery that fails is retried by the relay when due."""
+delivery that fails is retried by the relay when due. Also the other cut of the transactions' round
+trips: a deposit's guarded update sent with the idempotency key's insert still moves money once."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 import trio
 
 from workup.messages import payments as m
+from workup.services.payments.ops import IdemKey
 from workup.settings import Settings
 
 from ._harness import FakeContracts, running
@@ -120,3 +122,22 @@ async def test_a_create_request_s_event_goes_out_from_its_handler(pg_url, tmp_pa
         with trio.fail_after(5):
             while await trio.to_thread.run_sync(_outbox_rows, pg_url, request_id):
                 await trio.sleep(0.05)
+
+
+@pytest.mark.parametrize("op", ["deposit", "withdraw"])
+async def test_concurrent_retries_of_one_key_move_the_money_once(store, op):
+    """The guarded update travels with the key's insert (one round trip) and applies only in the
+    transaction whose insert is fresh: ten concurrent calls with one key, one effect, one answer."""
+    user = await funded(store, "50.00")
+    key = IdemKey(user, f"wallet/{op}", uuid.uuid4().hex)
+    answers = []
+
+    async def one() -> None:
+        answers.append(await getattr(store, op)(user, D("7.00"), None, key))
+    async with trio.open_nursery() as n:
+        for _ in range(10):
+            n.start_soon(one)
+    assert {(a.status, a.body) for a in answers} == {(200, answers[0].body)}
+    assert sum(not a.replayed for a in answers) == 1
+    assert await store.balance(user) == (D("57.00") if op == "deposit" else D("43.00"))
+    assert len(await store.wallet_transactions(user)) == 2          # the seed and this one

@@ -72,11 +72,11 @@ class _PgTx(SqlTx):
             self._pipeline.sync()      # rowcount is known once the result is in
         return int(cur.rowcount)
 
-    def returning(self, sql: str, *params: Any) -> Callable[[], list[tuple]]:
-        """In a pipeline the rows arrive with the ``COMMIT`` (no sync of their own); the cursor
-        holds them then, and reading them touches the connection no more."""
+    def send(self, sql: str, *params: Any) -> Callable[[], list[tuple]]:
+        """In a pipeline the rows arrive with the first read after it, or with the ``COMMIT``; the
+        cursor holds them then, and reading them after the commit touches the connection no more."""
         if self._pipeline is None:
-            return super().returning(sql, *params)
+            return super().send(sql, *params)
         return self._target.execute(self._dialect.sql(sql), params).fetchall
 
     def money(self, value: Decimal) -> Decimal:

@@ -72,9 +72,10 @@ class SqlTx:
         (its error, if any, still aborts the transaction before the commit)."""
         self._target.execute(self._dialect.sql(sql), params)
 
-    def returning(self, sql: str, *params: Any) -> Callable[[], list[tuple]]:
-        """:meth:`queue` for a write whose ``RETURNING`` rows are read once the transaction
-        committed: call the answer then (here they are read at once)."""
+    def send(self, sql: str, *params: Any) -> Callable[[], list[tuple]]:
+        """A statement whose rows are read when the answer is called: before the commit (a
+        pipelining adapter sends the statements sent before that read together: one round trip),
+        or after it (the rows then travel with the ``COMMIT``). Here they are read at once."""
         rows = self._target.execute(self._dialect.sql(sql), params).fetchall()
         return lambda: rows
 
