@@ -141,13 +141,25 @@ class Step(Generic[D]):
 
 
 class Bell:
-    """Rung by a handler that just wrote intents: the relay scans now rather than at the next poll."""
+    """Rung by a handler that just wrote intents: the relay scans now rather than at the next poll.
+    :meth:`ring_at`: intents left to the relay that are due later (a handler's failed delivery,
+    rows held for a writer that may have died): the relay scans now and again then."""
 
     def __init__(self) -> None:
         self._event = trio.Event()
+        self._due: list[float] = []
 
     def ring(self) -> None:
         self._event.set()
+
+    def ring_at(self, when: float) -> None:
+        """Also scan at trio time ``when``."""
+        self._due.append(when)
+        self._event.set()
+
+    def _take_due(self) -> list[float]:
+        due, self._due = self._due, []
+        return due
 
     def _rearm(self) -> trio.Event:
         self._event = trio.Event()
@@ -207,6 +219,8 @@ class Relay(Generic[D]):
             except Exception:
                 self.log.exception("outbox relay scan failed; retrying")
                 claimed, failed, due_in = 0, True, None
+            if bell:
+                retries.extend(bell._take_due())
             if claimed >= BATCH and not failed:
                 continue                                      # more may be waiting
             wait = next_wait(failed, wait, self.poll)
@@ -241,16 +255,31 @@ class Relay(Generic[D]):
                 else:
                     young.append(self.grace_ms - age)
             claimed += len(due)
-            outcomes: list[bool] = []
-            if step.ordered:
-                for intent in due:
-                    await self._attempt(rt, outbox, step, intent, outcomes, retries)
-            else:
-                async with trio.open_nursery() as n:
-                    for intent in due:
-                        n.start_soon(self._attempt, rt, outbox, step, intent, outcomes, retries)
-            failed = failed or not all(outcomes)
+            failed = not await self._attempt_all(rt, outbox, step, due, retries) or failed
         return claimed, failed, (min(young) / 1000 if young else None)
+
+    async def deliver(self, rt: Runtime[D], outbox: Outbox, intents: Sequence[Intent]) -> list[float]:
+        """Attempt intents a handler holds (it just wrote them, no relay may claim them) as a scan
+        would: kinds in registration order, an ``ordered`` kind one at a time, each judged by
+        :func:`next_step` and reported to ``outbox``. Returns the trio times at which the
+        attempts that failed are due again (empty when none failed, or all for good)."""
+        retries: list[float] = []
+        for kind, step in self.steps.items():
+            await self._attempt_all(rt, outbox, step, [i for i in intents if i.kind == kind], retries)
+        return retries
+
+    async def _attempt_all(self, rt: Runtime[D], outbox: Outbox, step: Step[D], due: Sequence[Intent],
+                           retries: list[float]) -> bool:
+        """Attempt the ``due`` intents of one step; whether every attempt succeeded."""
+        outcomes: list[bool] = []
+        if step.ordered:
+            for intent in due:
+                await self._attempt(rt, outbox, step, intent, outcomes, retries)
+        else:
+            async with trio.open_nursery() as n:
+                for intent in due:
+                    n.start_soon(self._attempt, rt, outbox, step, intent, outcomes, retries)
+        return all(outcomes)
 
     async def _attempt(self, rt: Runtime[D], outbox: Outbox, step: Step[D], intent: Intent,
                        outcomes: list[bool], retries: list[float]) -> None:

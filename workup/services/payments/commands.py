@@ -9,14 +9,17 @@ from decimal import Decimal
 from typing import Protocol, Sequence
 
 import msgspec
+import trio
 
 from ...transport.envelope import Caller, encode_json
 from ...messages import payments as m
 from ...problems import FieldError, Problem, ProblemError, bad_request, forbidden, not_found
+from ...runtime.context import after_reply
 from ...runtime.readcache import fill, invalidate
 from . import service
 from .deps import Ctx, PaymentsDeps
-from .ops import Changed, IdemKey, Outcome
+from .ops import Changed, IdemKey, Outcome, Written
+from .relay import HOLD, deliver
 
 __all__ = ["account_holder", "require_service", "valid_amount", "idem_key", "inbox_key", "INBOX", "cache_keys",
            "answer"]
@@ -108,18 +111,27 @@ async def _as_now(deps: PaymentsDeps, wallets: Sequence[str], request_id: str | 
     return changes
 
 
+async def _deliver_after_reply(ctx: Ctx, written: Written | None) -> None:
+    """The outbox rows this handler's transaction wrote (held for it), delivered by it after its
+    reply (``relay.deliver``)."""
+    if written is not None:
+        await after_reply(ctx, lambda: deliver(ctx, written))
+
+
 async def _settle(ctx: Ctx, outcome: Outcome, wallets: Sequence[str], request_id: str | None = None) -> msgspec.Raw:
-    """After the commit and before the reply: invalidate what changed, ring the relay. A replayed
-    success invalidates again (at the current versions): the first attempt may have died between
-    its commit and its invalidation, and this reply must not be followed by a stale read."""
+    """After the commit and before the reply: invalidate what changed; the outbox rows go after
+    the reply. A replayed success invalidates again (at the current versions): the first attempt
+    may have died between its commit and its invalidation, and this reply must not be followed by
+    a stale read."""
     changes: Sequence[Changed] = outcome.changed
     if outcome.replayed and outcome.status < 400:
         changes = await _as_now(ctx.deps, wallets, request_id)
     await _invalidate(ctx.deps, changes)
-    if outcome.outbox or outcome.replayed:
-        # a replay too: the first attempt may have died before delivering its rows, and this
-        # instance's relay would otherwise find them only at its slow poll
-        ctx.deps.ring_outbox()
+    if outcome.replayed and request_id is not None:
+        # a pay's first attempt may have died before delivering its rows: they are the relay's
+        # once their hold is over, and its slow poll might come much later
+        ctx.deps.outbox_bell.ring_at(trio.current_time() + HOLD)
+    await _deliver_after_reply(ctx, outcome.outbox)
     return answer(outcome)
 
 
@@ -149,9 +161,8 @@ async def close_wallet(ctx: Ctx, req: m.CloseWallet) -> None:
 async def create_payment_request(ctx: Ctx, req: m.CreatePaymentRequest) -> m.PaymentRequestRef:
     require_service(ctx)
     req = msgspec.structs.replace(req, amount=valid_amount(req.amount))
-    request_id, created = await ctx.deps.store.create_request(req)
-    if created:
-        ctx.deps.ring_outbox()
+    request_id, written = await ctx.deps.store.open_request(req, HOLD)
+    await _deliver_after_reply(ctx, written)
     return m.PaymentRequestRef(id=request_id)
 
 
@@ -264,4 +275,4 @@ async def pay(ctx: Ctx, req: m.PayRequest) -> msgspec.Raw:
     if not _ID.match(req.id):
         return await _refused(ctx, idem, not_found("payment request"))
     once = idem or inbox_key(user, route, ctx.request_id, req)
-    return await _settle(ctx, await ctx.deps.store.pay(req.id, user, once), [], req.id)
+    return await _settle(ctx, await ctx.deps.store.pay(req.id, user, once, HOLD), [], req.id)

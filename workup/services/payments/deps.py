@@ -25,11 +25,8 @@ DEFAULT_POOL_SIZE = 8     # connections per process (PostgreSQL); `set-max-db-co
 class PaymentsDeps:
     store: SqlStore
     cache: Cache
+    # wakes the outbox relay when rows a handler left to it are due (``relay.py``)
     outbox_bell: Bell = field(default_factory=Bell)
-
-    def ring_outbox(self) -> None:
-        """A transaction wrote outbox rows: deliver now rather than at the next poll."""
-        self.outbox_bell.ring()
 
     @property
     def db_pool(self) -> DbPool:

@@ -9,9 +9,14 @@ cycle: idempotency key → payment requests (by id) → wallets (by user id) →
 Checks come before writes, so a script that raises :class:`ProblemError` has written nothing.
 
 Round trips: a write whose result the script does not read goes through :meth:`Tx.queue`, which
-PostgreSQL's adapter pipelines with the commit; versions of rows the script holds locked are
-known without ``RETURNING`` (the one read under the lock, plus one). So a payment is four round
-trips (``BEGIN`` + key, request, wallets, the writes + ``COMMIT``), a deposit three. Scripts of
+PostgreSQL's adapter pipelines with the commit, and the statements a script sends with
+:meth:`Tx.send` travel together until one of their answers is read: the effect's first statements
+go with the idempotency key's insert (``_idempotent``'s ``ahead``: the request and wallet locks of
+a payment, a deposit's guarded update, which applies only if that insert was this transaction's),
+and the outbox insert, whose row numbers its handler reads after the commit, with the ``COMMIT``.
+Versions of rows the script holds locked are known without ``RETURNING`` (the one read under the
+lock, plus one). So a payment or a deposit is two round trips (``BEGIN`` + key + the effect's first
+statements, the writes + ``COMMIT``). Scripts of
 ONE statement (reads, outbox claims) run without a transaction (``SqlStore._single``).
 """
 
@@ -31,10 +36,10 @@ from ...messages.payments import (CreatePaymentRequest, PaymentRequest, PaymentT
 from ...problems import ProblemError, conflict, forbidden, not_found
 
 __all__ = [
-    "Tx", "IdemKey", "Outcome", "Changed", "OutboxItem", "Audit", "MAX_BALANCE",
+    "Tx", "IdemKey", "Outcome", "Changed", "OutboxItem", "Written", "Audit", "MAX_BALANCE",
     "ensure_wallet", "balance", "wallet", "deposit", "withdraw", "wallet_transactions", "wallet_transaction",
     "requests_of", "transactions_of", "get_request", "create_request", "cancel_contract_requests",
-    "pay", "remember", "claim_outbox", "outbox_done", "outbox_retry", "outbox_dead", "purge_idempotency", "audit",
+    "pay", "remember", "claim_outbox", "outbox_done", "outbox_forget", "outbox_retry", "outbox_dead", "purge_idempotency", "audit",
 ]
 
 # NUMERIC(14,2): the largest balance a wallet can hold; a deposit or credit beyond it is refused.
@@ -48,6 +53,7 @@ class Tx(Protocol):
     def all(self, sql: str, *params: Any) -> list[tuple]: ...
     def run(self, sql: str, *params: Any) -> int: ...
     def queue(self, sql: str, *params: Any) -> None: ...   # a write whose result is not read
+    def send(self, sql: str, *params: Any) -> Callable[[], list[tuple]]: ...   # rows read when called
     def money(self, value: Decimal) -> Any: ...       # Python → column
     def decimal(self, value: Any) -> Decimal: ...     # column → Python
     def ts(self, value: dt.datetime) -> Any: ...
@@ -70,21 +76,39 @@ class Changed(msgspec.Struct, frozen=True):
     balance: Decimal | None = None      # a wallet's new balance
 
 
-class Outcome(msgspec.Struct, frozen=True):
-    """The answer of an idempotent command: what the caller gets, now and on every retry."""
-    status: int
-    body: bytes                           # JSON: the result, or a Problem when status >= 400
-    replayed: bool = False
-    changed: tuple[Changed, ...] = ()
-    outbox: bool = False                  # an outbox row was written: wake the relay
-
-
 class OutboxItem(msgspec.Struct, frozen=True):
     seq: int
     kind: str          # "call" | "event"
     name: str          # "contracts.MarkMilestonePaid" | "payment.paid"
     payload: bytes     # JSON
     attempts: int
+
+
+class Written:
+    """The outbox rows one transaction wrote, for its handler to deliver: what they carry, known
+    at once, and their ``seq``s, read from the insert's ``RETURNING`` once the transaction
+    committed (:meth:`Tx.send`). Call :meth:`items` only then."""
+
+    __slots__ = ("_rows", "_seqs")
+
+    def __init__(self, rows: Sequence[tuple[str, str, bytes]], seqs: Callable[[], list[tuple]]) -> None:
+        self._rows = tuple(rows)
+        self._seqs = seqs
+
+    def items(self) -> list[OutboxItem]:
+        # one INSERT numbers its rows in the order of its VALUES
+        seqs = sorted(int(r[0]) for r in self._seqs())
+        return [OutboxItem(seq=seq, kind=kind, name=name, payload=payload, attempts=0)
+                for seq, (kind, name, payload) in zip(seqs, self._rows, strict=True)]
+
+
+class Outcome(msgspec.Struct, frozen=True):
+    """The answer of an idempotent command: what the caller gets, now and on every retry."""
+    status: int
+    body: bytes                           # JSON: the result, or a Problem when status >= 400
+    replayed: bool = False
+    changed: tuple[Changed, ...] = ()
+    outbox: Written | None = None         # the outbox rows written, for the handler to deliver
 
 
 class Audit(msgspec.Struct, frozen=True):
@@ -97,19 +121,23 @@ class Audit(msgspec.Struct, frozen=True):
 class _Effect(msgspec.Struct, frozen=True):
     result: Any
     changed: tuple[Changed, ...] = ()
-    outbox: bool = False
+    outbox: Written | None = None
 
 
 # --- idempotency --------------------------------------------------------------------------------
 
-def _idempotent(tx: Tx, idem: IdemKey | None, at: dt.datetime, effect: Callable[[], _Effect]) -> Outcome:
+def _idempotent(tx: Tx, idem: IdemKey | None, at: dt.datetime, effect: Callable[[], _Effect],
+                ahead: Callable[[IdemKey | None], None] | None = None) -> Outcome:
     """Run ``effect`` once per key. The key row is inserted FIRST, in the same transaction as the
     effect: a concurrent duplicate blocks on the primary key until this transaction ends, then
-    finds the stored answer; if this transaction rolls back, the key is free again."""
-    if idem is not None:
-        first = remember(tx, idem, 0, b"", at)      # status 0: in progress, set below
-        if first.replayed:
-            return first
+    finds the stored answer; if this transaction rolls back, the key is free again. ``ahead``
+    sends the effect's first statements right after the insert (:meth:`Tx.send`: one round trip
+    for all); one that writes must apply only if the insert was this transaction's (:func:`_fresh`)."""
+    first = None if idem is None else _remember(tx, idem, 0, b"", at)    # status 0: in progress, set below
+    if ahead is not None:
+        ahead(idem)
+    if first is not None and (answer := first()).replayed:
+        return answer
     try:
         done = effect()
         outcome = Outcome(200, encode_json(done.result), changed=done.changed, outbox=done.outbox)
@@ -124,15 +152,33 @@ def _idempotent(tx: Tx, idem: IdemKey | None, at: dt.datetime, effect: Callable[
 def remember(tx: Tx, idem: IdemKey, status: int, body: bytes, at: dt.datetime | None = None) -> Outcome:
     """Make (status, body) the key's first answer unless it has one; returns the first answer
     (``replayed`` when it was already there)."""
-    fresh = tx.one("INSERT INTO idempotency_keys (user_id, route, key, status, body, created_at) "
-                   "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING status",
-                   idem.user_id, idem.route, idem.key, status, body, tx.ts(at or utc_now()))
-    if fresh is not None:
-        return Outcome(status=status, body=body)
-    row = tx.one("SELECT status, body FROM idempotency_keys WHERE user_id = ? AND route = ? AND key = ?",
-                 idem.user_id, idem.route, idem.key)
-    assert row is not None
-    return Outcome(status=int(row[0]), body=bytes(row[1]), replayed=True)
+    return _remember(tx, idem, status, body, at)()
+
+
+def _remember(tx: Tx, idem: IdemKey, status: int, body: bytes, at: dt.datetime | None) -> Callable[[], Outcome]:
+    """:func:`remember` with its insert sent now and its answer read when called."""
+    fresh = tx.send("INSERT INTO idempotency_keys (user_id, route, key, status, body, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING status",
+                    idem.user_id, idem.route, idem.key, status, body, tx.ts(at or utc_now()))
+
+    def first() -> Outcome:
+        if fresh():
+            return Outcome(status=status, body=body)
+        row = tx.one("SELECT status, body FROM idempotency_keys WHERE user_id = ? AND route = ? AND key = ?",
+                     idem.user_id, idem.route, idem.key)
+        assert row is not None
+        return Outcome(status=int(row[0]), body=bytes(row[1]), replayed=True)
+    return first
+
+
+def _fresh(idem: IdemKey | None) -> tuple[str, tuple[str, ...]]:
+    """A condition (and its parameters) true only in the transaction whose insert of ``idem``'s
+    row is in progress: status 0 is never committed (``_idempotent`` stores the answer before its
+    commit, ``remember``'s callers a 4xx), and another transaction's uncommitted row is invisible."""
+    if idem is None:
+        return "", ()
+    return (" AND EXISTS (SELECT 1 FROM idempotency_keys WHERE user_id = ? AND route = ? AND key = ? "
+            "AND status = 0)", (idem.user_id, idem.route, idem.key))
 
 
 def purge_idempotency(tx: Tx, before: dt.datetime) -> int:
@@ -157,15 +203,17 @@ def balance(tx: Tx, user_id: str) -> Decimal:
     return wallet(tx, user_id)[0]
 
 
-def _locked_balances(tx: Tx, user_ids: Sequence[str], at: dt.datetime) -> dict[str, tuple[Decimal, int]]:
-    """Lock the wallets in user-id order and read their balances and versions; wallets that do
-    not exist yet are created first (only then: the common case costs one statement). A closed
-    wallet is 409."""
+def _locked_balances(tx: Tx, user_ids: Sequence[str], at: dt.datetime,
+                     sent: list[tuple] | None = None) -> dict[str, tuple[Decimal, int]]:
+    """Lock the wallets in user-id order and read their balances and versions (``sent``: the rows
+    of that lock, already asked); wallets that do not exist yet are created first (only then: the
+    common case costs one statement). A closed wallet is 409."""
     ids = sorted(set(user_ids))
     marks = ", ".join("?" for _ in ids)
-    for _ in range(2):
-        rows = tx.all(f"SELECT user_id, balance, closed_at, version FROM wallets WHERE user_id IN ({marks}) "
-                      "ORDER BY user_id{lock}", *ids)
+    for attempt in range(2):
+        rows = sent if attempt == 0 and sent is not None else tx.all(
+            f"SELECT user_id, balance, closed_at, version FROM wallets WHERE user_id IN ({marks}) "
+            "ORDER BY user_id{lock}", *ids)
         if len(rows) == len(ids):
             for r in rows:
                 if r[2] is not None:
@@ -211,16 +259,26 @@ def _credit_check(old: Decimal, amount: Decimal) -> Decimal:
     return new
 
 
-def _add(tx: Tx, user_id: str, delta: Decimal, guard: str, bound: Decimal, at: dt.datetime) -> Changed | None:
+def _send_add(tx: Tx, user_id: str, delta: Decimal, guard: str, bound: Decimal, at: dt.datetime,
+              idem: IdemKey | None = None) -> Callable[[], list[tuple]]:
+    """The statement of :func:`_add`, sent; with ``idem``, it applies only if this transaction
+    holds that key's fresh row (:func:`_fresh`), so it may go with the key's insert."""
+    fresh, params = _fresh(idem)
+    return tx.send(f"UPDATE wallets SET balance = balance + ?, updated_at = ?, version = version + 1 "
+                   f"WHERE user_id = ? AND closed_at IS NULL AND balance {guard} ?{fresh} RETURNING balance, version",
+                   tx.money(delta), tx.ts(at), user_id, tx.money(bound), *params)
+
+
+def _add(tx: Tx, user_id: str, delta: Decimal, guard: str, bound: Decimal, at: dt.datetime,
+         sent: Callable[[], list[tuple]] | None = None) -> Changed | None:
     """``balance += delta`` when ``balance <guard> bound`` holds, in ONE statement: it locks the
     row, re-checks the guard on the newest version (READ COMMITTED) and writes, so the row lock is
     held only for this, one insert and the commit. ``None`` when the guard fails; 409 when the
     wallet is closed. A wallet that does not exist yet is created (only then: the common case
-    costs one statement)."""
-    for _ in range(2):
-        row = tx.one(f"UPDATE wallets SET balance = balance + ?, updated_at = ?, version = version + 1 "
-                     f"WHERE user_id = ? AND closed_at IS NULL AND balance {guard} ? RETURNING balance, version",
-                     tx.money(delta), tx.ts(at), user_id, tx.money(bound))
+    costs one statement). ``sent``: that statement, already sent (:func:`_send_add`)."""
+    for attempt in range(2):
+        rows = (sent if attempt == 0 and sent is not None else _send_add(tx, user_id, delta, guard, bound, at))()
+        row = rows[0] if rows else None
         if row is not None:
             return Changed("wallet", user_id, int(row[1]), (user_id,), tx.decimal(row[0]))
         found = tx.one("SELECT closed_at FROM wallets WHERE user_id = ?", user_id)
@@ -253,29 +311,34 @@ def close_wallet(tx: Tx, user_id: str) -> Changed | None:
 
 
 def deposit(tx: Tx, user_id: str, amount: Decimal, description: str | None, idem: IdemKey | None) -> Outcome:
-    at = utc_now()
-
-    def effect() -> _Effect:
-        changed = _add(tx, user_id, amount, "<=", MAX_BALANCE - amount, at)
-        if changed is None:
-            raise conflict(f"the balance would exceed the maximum of {MAX_BALANCE}")
-        assert changed.balance is not None  # _add's Changed always carries the new balance
-        _wallet_entries(tx, at, (user_id, amount, "CREDIT", description, None))
-        return _Effect(WalletBalance(balance=changed.balance), changed=(changed,))
-    return _idempotent(tx, idem, at, effect)
+    return _move(tx, user_id, amount, "CREDIT", description, idem)
 
 
 def withdraw(tx: Tx, user_id: str, amount: Decimal, description: str | None, idem: IdemKey | None) -> Outcome:
+    return _move(tx, user_id, amount, "DEBIT", description, idem)
+
+
+def _move(tx: Tx, user_id: str, amount: Decimal, kind: str, description: str | None,
+          idem: IdemKey | None) -> Outcome:
+    """A deposit (CREDIT) or withdrawal (DEBIT); its guarded update goes with the key's insert."""
     at = utc_now()
+    if kind == "CREDIT":
+        delta, guard, bound, refusal = amount, "<=", MAX_BALANCE - amount, f"the balance would exceed the maximum of {MAX_BALANCE}"
+    else:
+        delta, guard, bound, refusal = -amount, ">=", amount, "insufficient balance"
+    sent: list[Callable[[], list[tuple]]] = []
+
+    def ahead(key: IdemKey | None) -> None:
+        sent.append(_send_add(tx, user_id, delta, guard, bound, at, key))
 
     def effect() -> _Effect:
-        changed = _add(tx, user_id, -amount, ">=", amount, at)
+        changed = _add(tx, user_id, delta, guard, bound, at, sent[0])
         if changed is None:
-            raise conflict("insufficient balance")
+            raise conflict(refusal)
         assert changed.balance is not None  # _add's Changed always carries the new balance
-        _wallet_entries(tx, at, (user_id, amount, "DEBIT", description, None))
+        _wallet_entries(tx, at, (user_id, amount, kind, description, None))
         return _Effect(WalletBalance(balance=changed.balance), changed=(changed,))
-    return _idempotent(tx, idem, at, effect)
+    return _idempotent(tx, idem, at, effect, ahead)
 
 
 _WT = "id, amount, transaction_type, description, payment_transaction_id, created_at"
@@ -334,19 +397,24 @@ def transactions_of(tx: Tx, user_id: str, side: str) -> list[PaymentTransaction]
     return [_payment_tx(tx, r) for r in rows]
 
 
-def _enqueue(tx: Tx, at: dt.datetime, *items: tuple[str, str, bytes]) -> None:
-    """Outbox rows ``(kind, name, payload)``, in one statement."""
+def _enqueue(tx: Tx, at: dt.datetime, hold: float, *items: tuple[str, str, bytes]) -> Written:
+    """Outbox rows ``(kind, name, payload)``, in one statement. ``hold`` > 0: their writer delivers
+    them; no relay claims them for that many seconds (``next_attempt_at``), so one that does is
+    finishing the delivery of a writer that died or failed."""
+    due = tx.ts(at + dt.timedelta(seconds=hold)) if hold else tx.ts(at)
     marks = ", ".join("(?, ?, ?, ?, ?)" for _ in items)
-    params = [v for kind, name, payload in items for v in (kind, name, payload, tx.ts(at), tx.ts(at))]
-    tx.queue(f"INSERT INTO outbox (kind, name, payload, next_attempt_at, created_at) VALUES {marks}", *params)
+    params = [v for kind, name, payload in items for v in (kind, name, payload, due, tx.ts(at))]
+    return Written(items, tx.send("INSERT INTO outbox (kind, name, payload, next_attempt_at, created_at) "
+                                 f"VALUES {marks} RETURNING seq", *params))
 
 
 def _event(type: str, recipient: str, request_id: str) -> tuple[str, str, bytes]:
     return "event", type, encode_json({"recipients": [recipient], "data": {"paymentRequestId": request_id}})
 
 
-def create_request(tx: Tx, cmd: CreatePaymentRequest) -> tuple[str, bool]:
-    """``(id, created)``: idempotent on the milestone (a retry gets the first request's id)."""
+def create_request(tx: Tx, cmd: CreatePaymentRequest, hold: float = 0.0) -> tuple[str, Written | None]:
+    """``(id, outbox rows written)``: idempotent on the milestone (a retry gets the first request's
+    id, and ``None``: nothing written)."""
     at = utc_now()
     # no conflict target: with the id given, a retry's row collides on the id as well as on the
     # milestone, and either means the request exists
@@ -357,9 +425,8 @@ def create_request(tx: Tx, cmd: CreatePaymentRequest) -> tuple[str, bool]:
     if row is None:
         found = tx.one("SELECT id FROM payment_requests WHERE milestone_id = ?", cmd.milestone_id)
         assert found is not None
-        return found[0], False
-    _enqueue(tx, at, _event("payment.requested", cmd.client_id, row[0]))
-    return row[0], True
+        return found[0], None
+    return row[0], _enqueue(tx, at, hold, _event("payment.requested", cmd.client_id, row[0]))
 
 
 def cancel_contract_requests(tx: Tx, contract_id: str) -> list[Changed]:
@@ -370,15 +437,25 @@ def cancel_contract_requests(tx: Tx, contract_id: str) -> list[Changed]:
     return [_set_status(tx, _request(tx, r), int(r[9]), "CANCELLED", at) for r in rows]
 
 
-def pay(tx: Tx, request_id: str, payer_id: str, idem: IdemKey | None) -> Outcome:
+def pay(tx: Tx, request_id: str, payer_id: str, idem: IdemKey | None, hold: float = 0.0) -> Outcome:
     """Debit the client, credit the freelancer, record the payment and both wallet entries, mark
     the request PAID, and queue ``contracts.MarkMilestonePaid`` + ``payment.paid``: all or nothing."""
     at = utc_now()
+    sent: list[Callable[[], list[tuple]]] = []
+
+    def ahead(key: IdemKey | None) -> None:
+        # the request and its parties' wallets, locked in the global order, asked with the key
+        sent.append(tx.send(f"SELECT {_PRV} FROM payment_requests WHERE id = ?{{lock}}", request_id))
+        sent.append(tx.send("SELECT user_id, balance, closed_at, version FROM wallets WHERE user_id IN "
+                            "(SELECT client_id FROM payment_requests WHERE id = ? "
+                            "UNION SELECT freelancer_id FROM payment_requests WHERE id = ?) ORDER BY user_id{lock}",
+                            request_id, request_id))
 
     def effect() -> _Effect:
-        r = tx.one(f"SELECT {_PRV} FROM payment_requests WHERE id = ?{{lock}}", request_id)
-        if r is None:
+        found = sent[0]()
+        if not found:
             raise not_found("payment request")
+        r = found[0]
         req = _request(tx, r)
         if req.client_id != payer_id:
             raise forbidden("only the request's client can pay it")
@@ -386,7 +463,7 @@ def pay(tx: Tx, request_id: str, payer_id: str, idem: IdemKey | None) -> Outcome
             raise conflict("payment request already paid")
         if req.status != "PENDING":
             raise conflict(f"payment request is {req.status.lower()}")
-        locked = _locked_balances(tx, [req.client_id, req.freelancer_id], at)
+        locked = _locked_balances(tx, [req.client_id, req.freelancer_id], at, sent[1]())
         balances = {user_id: balance for user_id, (balance, _) in locked.items()}
         if balances[req.client_id] < req.amount:
             raise conflict("insufficient balance")
@@ -402,11 +479,11 @@ def pay(tx: Tx, request_id: str, payer_id: str, idem: IdemKey | None) -> Outcome
                         (req.freelancer_id, req.amount, "CREDIT", note, payment_id))
         changed.append(_set_status(tx, req, int(r[9]), "PAID", at))
         mark = MarkMilestonePaid(milestone_id=req.milestone_id, payment_request_id=req.id)
-        _enqueue(tx, at, ("call", "contracts.MarkMilestonePaid", encode_json(mark)),
-                 _event("payment.paid", req.freelancer_id, req.id))
+        written = _enqueue(tx, at, hold, ("call", "contracts.MarkMilestonePaid", encode_json(mark)),
+                           _event("payment.paid", req.freelancer_id, req.id))
         return _Effect(PayResult(transaction_id=payment_id, payment_request_id=req.id),
-                       changed=tuple(changed), outbox=True)
-    return _idempotent(tx, idem, at, effect)
+                       changed=tuple(changed), outbox=written)
+    return _idempotent(tx, idem, at, effect, ahead)
 
 
 # --- outbox -------------------------------------------------------------------------------------
@@ -427,6 +504,11 @@ def claim_outbox(tx: Tx, limit: int, lease: float, kind: str | None = None) -> l
 
 def outbox_done(tx: Tx, seq: int) -> None:
     tx.run("DELETE FROM outbox WHERE seq = ?", seq)
+
+
+def outbox_forget(tx: Tx, seqs: Sequence[int]) -> None:
+    """Delivered rows, in ONE statement."""
+    tx.run(f"DELETE FROM outbox WHERE seq IN ({', '.join('?' for _ in seqs)})", *seqs)
 
 
 def outbox_retry(tx: Tx, seq: int, delay: float, error: str) -> None:

@@ -1,16 +1,25 @@
 """The payments outbox: delivers what a committed transaction queued (``contracts.MarkMilestonePaid``
 calls and ``payment.*`` events) until it is acknowledged.
 
-The rows were written in the same transaction as the payment, so a process killed between the
-commit and the delivery loses nothing: the next relay (this process's on restart, or any other
-instance's) claims them. Receivers are idempotent, so a delivery repeated after a crash between
-"delivered" and "deleted" is harmless. Claims are leased (``SKIP LOCKED`` on PostgreSQL), so
-several instances share the work without delivering a row twice in the normal case. The relay is
-woken by the handler that wrote the rows and otherwise scans every ``SAFETY_POLL`` seconds (for
-the rows of an instance that died). The loop and
-its retry/dead-letter policy are :mod:`workup.runtime.outbox`'s; :class:`SqlOutbox` adapts the
-``outbox`` table to its port (each row keeps its attempts, next due time and last error; a dead
-one stays, ``status = 'DEAD'``, for an operator).
+The rows are written in the same transaction as the payment, so a process killed between the
+commit and the delivery loses nothing. The handler that wrote them delivers them itself after its
+reply (:func:`deliver`: events first, as the relay does, then ONE statement forgets them all), so a
+flow costs no relay scan and no per-row delete. They are written held for :data:`HOLD` seconds
+(``next_attempt_at``): no relay claims them meanwhile, so a relay that does is finishing the work
+of a writer that died or was cut off. A delivery that fails is judged by the same policy as the
+relay's (``next_step``): the row is retried by this process's relay when due (0.5 s, doubling;
+the bell's ``ring_at`` wakes it then) or parked DEAD; rows a handler could not forget (the
+statement failed, the after-reply work was cut off) are the relay's once the hold is over, and a
+process that died leaves them until then too: a redelivered command's replay rings the relay for
+that moment, and otherwise the next scan (every ``SAFETY_POLL`` seconds) finds them, so such a
+row goes out :data:`HOLD` to ``HOLD + SAFETY_POLL`` seconds after its commit.
+
+Receivers are idempotent, so a delivery repeated after a crash between "delivered" and "deleted"
+is harmless. Claims are leased (``SKIP LOCKED`` on PostgreSQL), so several instances share the
+work without delivering a row twice in the normal case. The loop and its retry/dead-letter policy
+are :mod:`workup.runtime.outbox`'s; :class:`SqlOutbox` adapts the ``outbox`` table to its port
+(each row keeps its attempts, next due time and last error; a dead one stays, ``status =
+'DEAD'``, for an operator).
 """
 
 from __future__ import annotations
@@ -22,18 +31,22 @@ import msgspec
 import trio
 
 from ...messages.contracts import MarkMilestonePaid
+from ...runtime.instance import AFTER_REPLY_LIMIT
 from ...runtime.outbox import EVENT, SAFETY_POLL, Intent, Relay, event_step
 from ...runtime.service import Runtime
 from .deps import PaymentsDeps
+from .ops import OutboxItem, Written
 from .store import SqlStore
 
-__all__ = ["RELAY", "SqlOutbox", "purge_idempotency_keys"]
+__all__ = ["RELAY", "SqlOutbox", "HOLD", "deliver", "purge_idempotency_keys"]
 
 log = logging.getLogger("workup.payments.outbox")
 
 CALL = "call"
 CALLS: dict[str, type] = {"contracts.MarkMilestonePaid": MarkMilestonePaid}
 LEASE = 30.0          # seconds a claimed row is left to its relay
+# seconds a handler's rows are left to it: its after-reply work is cut off after AFTER_REPLY_LIMIT
+HOLD = AFTER_REPLY_LIMIT + 2.0
 CALL_TIMEOUT = 5.0
 KEEP_KEYS = dt.timedelta(hours=48)     # idempotency answers are kept ≥ 24 h (docs/api.md): 48 h
 PURGE_EVERY = 3600.0
@@ -61,8 +74,7 @@ class SqlOutbox:
         claimed = await self.store.claim_outbox(limit, self.lease)
         self._kept_at = trio.current_time()
         for i in claimed:
-            self._kept.setdefault(i.kind, []).append(
-                Intent(kind=i.kind, item=i.payload.decode(), key=str(i.seq), attempts=i.attempts, name=i.name))
+            self._kept.setdefault(i.kind, []).append(_intent(i))
         for other in CALL, EVENT:
             self._kept.setdefault(other, [])
         return self._kept.pop(kind, [])
@@ -77,8 +89,51 @@ class SqlOutbox:
         await self.store.outbox_dead(int(intent.key), error)
 
 
-# woken by the handlers that write rows (``PaymentsDeps.ring_outbox``); the slow poll only finds
-# the rows of an instance that died before delivering them
+def _intent(i: OutboxItem) -> Intent:
+    return Intent(kind=i.kind, item=i.payload.decode(), key=str(i.seq), attempts=i.attempts, name=i.name)
+
+
+class _Held:
+    """The port over rows their writer delivers: a delivered row is only noted (:func:`deliver`
+    forgets them all in one statement), a failed one is retried or parked as the relay would."""
+
+    def __init__(self, table: SqlOutbox) -> None:
+        self.table = table
+        self.delivered: list[int] = []
+
+    async def claim(self, kind: str, limit: int) -> list[Intent]:
+        return []                          # the writer's rows only: never scanned
+
+    async def done(self, intent: Intent) -> None:
+        self.delivered.append(int(intent.key))
+
+    async def retry(self, intent: Intent, delay: float, error: str) -> None:
+        await self.table.retry(intent, delay, error)
+
+    async def dead(self, intent: Intent, error: str) -> None:
+        await self.table.dead(intent, error)
+
+
+async def deliver(rt: Runtime[PaymentsDeps], written: Written) -> None:
+    """The rows ``written`` (held, ``HOLD``) by the caller's committed transaction: attempted with
+    the relay's steps and policy (:meth:`Relay.deliver`), the delivered ones forgotten in ONE
+    statement. A failed one is retried by the relay when due; anything left unfinished (this
+    raised or was cut off) is the relay's when the hold is over."""
+    deps = rt.deps
+    held = _Held(SqlOutbox(deps.store))
+    try:
+        retries = await RELAY.deliver(rt, held, [_intent(i) for i in written.items()])
+        if held.delivered:
+            await deps.store.outbox_forget(held.delivered)
+    except BaseException:
+        deps.outbox_bell.ring_at(trio.current_time() + HOLD)
+        raise
+    if retries:
+        deps.outbox_bell.ring_at(min(retries))
+
+
+# the safety net: rows a writer left (it died, failed or was cut off) are found by the slow poll,
+# or when the bell says they are due (``ring_at``: a failed delivery, a replayed command)
 RELAY: Relay[PaymentsDeps] = Relay(outbox=lambda deps: SqlOutbox(deps.store), bell=lambda deps: deps.outbox_bell,
                                    idle_poll=SAFETY_POLL, log=log)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from decimal import Decimal
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 import trio
 
@@ -23,7 +23,7 @@ from ...messages.payments import CreatePaymentRequest, PaymentRequest, PaymentTr
 from ...ids import utc_now
 from ...problems import ProblemError, unavailable
 from . import ops as _ops
-from .ops import Audit, Changed, IdemKey, OutboxItem, Outcome, Tx
+from .ops import Audit, Changed, IdemKey, OutboxItem, Outcome, Tx, Written
 
 __all__ = ["SqlStore", "SqlTx", "Dialect", "MAX_TX_ATTEMPTS", "contended"]
 
@@ -71,6 +71,13 @@ class SqlTx:
         """A write whose result nobody reads: a pipelining adapter sends it with what follows
         (its error, if any, still aborts the transaction before the commit)."""
         self._target.execute(self._dialect.sql(sql), params)
+
+    def send(self, sql: str, *params: Any) -> Callable[[], list[tuple]]:
+        """A statement whose rows are read when the answer is called: before the commit (a
+        pipelining adapter sends the statements sent before that read together: one round trip),
+        or after it (the rows then travel with the ``COMMIT``). Here they are read at once."""
+        rows = self._target.execute(self._dialect.sql(sql), params).fetchall()
+        return lambda: rows
 
 
 class SqlStore:
@@ -145,13 +152,20 @@ class SqlStore:
         return await self._single(_ops.get_request, id)
 
     async def create_request(self, cmd: CreatePaymentRequest) -> tuple[str, bool]:
-        return await self._run(_ops.create_request, cmd)
+        request_id, written = await self.open_request(cmd)
+        return request_id, written is not None
+
+    async def open_request(self, cmd: CreatePaymentRequest, hold: float = 0.0) -> tuple[str, Written | None]:
+        """:meth:`create_request` with the outbox rows it wrote (``None``: the milestone had its
+        request already), held ``hold`` seconds for their writer (``ops._enqueue``)."""
+        return await self._run(_ops.create_request, cmd, hold)
 
     async def cancel_contract_requests(self, contract_id: str) -> list[Changed]:
         return await self._run(_ops.cancel_contract_requests, contract_id)
 
-    async def pay(self, request_id: str, payer_id: str, idem: IdemKey | None = None) -> Outcome:
-        return await self._run(_ops.pay, request_id, payer_id, idem)
+    async def pay(self, request_id: str, payer_id: str, idem: IdemKey | None = None, hold: float = 0.0) -> Outcome:
+        """``hold``: as :meth:`open_request`'s."""
+        return await self._run(_ops.pay, request_id, payer_id, idem, hold)
 
     async def remember(self, idem: IdemKey, status: int, body: bytes) -> Outcome:
         return await self._run(_ops.remember, idem, status, body)
@@ -161,6 +175,9 @@ class SqlStore:
 
     async def outbox_done(self, seq: int) -> None:
         await self._single(_ops.outbox_done, seq)
+
+    async def outbox_forget(self, seqs: Sequence[int]) -> None:
+        await self._single(_ops.outbox_forget, seqs)
 
     async def outbox_retry(self, seq: int, delay: float, error: str) -> None:
         await self._single(_ops.outbox_retry, seq, delay, error)
