@@ -38,7 +38,7 @@ from .deps import PaymentsDeps
 from .ops import OutboxItem, Written
 from .store import SqlStore
 
-__all__ = ["RELAY", "SqlOutbox", "HOLD", "deliver", "purge_idempotency_keys"]
+__all__ = ["RELAY", "SqlOutbox", "HOLD", "deliver", "run_relay", "purge_idempotency_keys"]
 
 log = logging.getLogger("workup.payments.outbox")
 
@@ -146,6 +146,14 @@ RELAY.step(EVENT, ordered=True)(event_step())    # written in the payment's tran
 @RELAY.step(CALL)
 async def _call(rt: Runtime[PaymentsDeps], intent: Intent) -> None:
     await rt.call(intent.name, msgspec.json.decode(intent.item, type=CALLS[intent.name]), timeout=CALL_TIMEOUT)
+
+
+async def run_relay(rt: Runtime[PaymentsDeps]) -> None:
+    """:data:`RELAY`, which also scans once the hold of rows written before this process started
+    is over: a predecessor killed between its commit and its delivery (a restart, a redeployed
+    worker) is finished :data:`HOLD` seconds after, not at a slow poll up to ``SAFETY_POLL`` later."""
+    rt.deps.outbox_bell.ring_at(trio.current_time() + HOLD)
+    await RELAY.run(rt)
 
 
 async def purge_idempotency_keys(rt: Runtime[PaymentsDeps]) -> None:
