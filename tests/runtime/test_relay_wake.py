@@ -20,9 +20,12 @@ class CountedRows(Rows):
     def __init__(self) -> None:
         super().__init__()
         self.scans = 0
+        self.hidden_until = 0.0     # trio time before which no row is claimable (a store's hold)
 
     async def pending(self, kind: str, limit: int = 100) -> list[tuple[str, int]]:
         self.scans += 1
+        if trio.current_time() < self.hidden_until:
+            return []
         return await super().pending(kind, limit)
 
 
@@ -78,3 +81,27 @@ async def test_a_failed_attempt_is_retried_when_due_not_at_the_safety_poll():
     await rows.add("k", "a", 0)
     await _until_done(_woken(rows, bell, attempted, fail_first=True), rows, 10)
     assert len(attempted) == 2
+
+
+async def test_a_relay_whose_rows_are_held_scans_again_when_the_hold_of_earlier_rows_is_over():
+    """``Relay(held=...)`` (payments: a writer delivers its own rows, held from every relay
+    meanwhile): a row a killed predecessor left, still held when this relay starts, is taken once
+    the hold is over, long before the safety poll, with no write or ring to wake it."""
+    rows, bell, attempted = CountedRows(), Bell(), []
+    relay, _, _ = _relay(rows, bell=lambda deps: bell, idle_poll=IDLE, held=0.3)
+
+    @relay.step("k")
+    async def step(rt, intent: Intent) -> None:
+        attempted.append(trio.current_time())
+
+    rows.hidden_until = trio.current_time() + 0.3     # what the store's hold does: not claimable yet
+    await rows.add("k", "left", now_ms())
+    started = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(relay.run, Rt(None))
+        with trio.fail_after(5):
+            while not attempted:
+                await trio.sleep(0.01)
+        assert 0.3 * 0.9 <= attempted[0] - started < IDLE
+        assert rows.scans == 2                          # at the start, then at the hold's end
+        nursery.cancel_scope.cancel()

@@ -66,7 +66,7 @@ def test_messages_are_camel_case_and_strict():
     req = CreatePaymentRequest(milestone_id="m", contract_id="c", client_id="a", freelancer_id="b",
                                amount=Decimal("5.25"))
     wire = msgspec.json.decode(msgspec.json.encode(req))
-    assert set(wire) == {"milestoneId", "contractId", "clientId", "freelancerId", "amount"}
+    assert set(wire) == {"milestoneId", "contractId", "clientId", "freelancerId", "amount", "id"}
     with pytest.raises(msgspec.ValidationError):
         msgspec.json.decode(b'{"milestoneId":"m","contractId":"c","clientId":"a","freelancerId":"b",'
                             b'"amount":1,"extra":1}', type=CreatePaymentRequest)

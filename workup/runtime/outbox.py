@@ -178,13 +178,16 @@ class Relay(Generic[D]):
 
     ``grace_ms``: intents younger than this belong to a live handler and are left alone.
     ``bell``: the deps' :class:`Bell`, when handlers ring one. ``idle_poll``: with a bell, the
-    wait after a clean scan (the safety net; default ``poll``)."""
+    wait after a clean scan (the safety net; default ``poll``). ``held``: seconds the store keeps
+    a new intent from every relay (payments: its writer delivers it); the loop scans again that
+    long after it starts, for what a predecessor killed before delivering left."""
 
     outbox: Callable[[D], Outbox]
     poll: float = POLL_INTERVAL
     grace_ms: int = 0
     bell: Callable[[D], Bell] | None = None
     idle_poll: float | None = None
+    held: float = 0.0
     log: logging.Logger = _log
     steps: dict[str, Step[D]] = field(default_factory=dict)
 
@@ -212,6 +215,8 @@ class Relay(Generic[D]):
         bell = self.bell(rt.deps) if self.bell else None
         wait = self.poll
         retries: list[float] = []           # trio times at which intents retried by this loop are due
+        if self.held:
+            retries.append(trio.current_time() + self.held)   # what was written before we started
         while True:
             rung = bell._rearm() if bell else trio.Event()   # a ring from now on wakes the wait below
             try:

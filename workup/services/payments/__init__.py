@@ -15,7 +15,7 @@ service: Service[PaymentsDeps] = Service("payments", open_deps=open_payments_dep
 
 # the command modules, whose @service.command decorators fill the table above
 from . import commands  # noqa: E402,F401
-from .relay import purge_idempotency_keys, run_relay  # noqa: E402
+from .relay import RELAY, purge_idempotency_keys  # noqa: E402
 
-service.background_task(run_relay)
+service.background_task(RELAY.run)
 service.background_task(purge_idempotency_keys)

@@ -38,7 +38,7 @@ from .deps import PaymentsDeps
 from .ops import OutboxItem, Written
 from .store import SqlStore
 
-__all__ = ["RELAY", "SqlOutbox", "HOLD", "deliver", "run_relay", "purge_idempotency_keys"]
+__all__ = ["RELAY", "SqlOutbox", "HOLD", "deliver", "purge_idempotency_keys"]
 
 log = logging.getLogger("workup.payments.outbox")
 
@@ -133,9 +133,10 @@ async def deliver(rt: Runtime[PaymentsDeps], written: Written) -> None:
 
 
 # the safety net: rows a writer left (it died, failed or was cut off) are found by the slow poll,
-# or when the bell says they are due (``ring_at``: a failed delivery, a replayed command)
+# when the bell says they are due (``ring_at``: a failed delivery, a replayed command), or once
+# the hold of what was written before this process started is over (``held``)
 RELAY: Relay[PaymentsDeps] = Relay(outbox=lambda deps: SqlOutbox(deps.store), bell=lambda deps: deps.outbox_bell,
-                                   idle_poll=SAFETY_POLL, log=log)
+                                   idle_poll=SAFETY_POLL, held=HOLD, log=log)
 
 
 # events first, in order: a payment is announced before what it causes elsewhere
@@ -146,14 +147,6 @@ RELAY.step(EVENT, ordered=True)(event_step())    # written in the payment's tran
 @RELAY.step(CALL)
 async def _call(rt: Runtime[PaymentsDeps], intent: Intent) -> None:
     await rt.call(intent.name, msgspec.json.decode(intent.item, type=CALLS[intent.name]), timeout=CALL_TIMEOUT)
-
-
-async def run_relay(rt: Runtime[PaymentsDeps]) -> None:
-    """:data:`RELAY`, which also scans once the hold of rows written before this process started
-    is over: a predecessor killed between its commit and its delivery (a restart, a redeployed
-    worker) is finished :data:`HOLD` seconds after, not at a slow poll up to ``SAFETY_POLL`` later."""
-    rt.deps.outbox_bell.ring_at(trio.current_time() + HOLD)
-    await RELAY.run(rt)
 
 
 async def purge_idempotency_keys(rt: Runtime[PaymentsDeps]) -> None:
