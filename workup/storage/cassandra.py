@@ -222,13 +222,16 @@ class CassandraDb:
         async with self._limiter:
             await self._ask(bound[0], message, None, "BATCH " + "; ".join(b.prepared_statement.query_string for b in bound))
 
+    def _inserts(self, writes: Sequence[tuple[Table, Row]]) -> list[tuple[str, list[Any]]]:
+        return [(_insert_sql(self._t(t), r), list(r.values())) for t, r in writes]
+
     async def upsert_together(self, writes: Sequence[tuple[Table, Row]]) -> None:
         if writes:
-            await self._batch([(_insert_sql(self._t(t), r), list(r.values())) for t, r in writes])
+            await self._batch(self._inserts(writes))
 
     async def create(self, writes: Sequence[tuple[Table, Row]], made_ms: int) -> None:
         for chunk in create_batches(writes, _BATCH_BYTES):
-            await self._batch([(_insert_sql(self._t(t), r), list(r.values())) for t, r in chunk], at_us=made_ms * 1000)
+            await self._batch(self._inserts(chunk), at_us=made_ms * 1000)
 
     async def upsert_bulk(self, writes: Sequence[tuple[Table, Row]]) -> None:
         # rows of one partition go in one unlogged batch (one mutation for the replica); rows

@@ -60,15 +60,16 @@ class SqliteDb:
             for sql, params in statements:
                 self._conn.execute(sql, params)
 
-    async def upsert_together(self, writes: Sequence[tuple[Table, Row]]) -> None:
+    async def _inserts_together(self, writes: Sequence[tuple[Table, Row]], verb: str) -> None:
         if writes:
-            statements = [(_insert_sql(t, r, "INSERT OR REPLACE"), list(r.values())) for t, r in writes]
+            statements = [(_insert_sql(t, r, verb), list(r.values())) for t, r in writes]
             await self._run(lambda: self._together(statements))
 
+    async def upsert_together(self, writes: Sequence[tuple[Table, Row]]) -> None:
+        await self._inserts_together(writes, "INSERT OR REPLACE")
+
     async def create(self, writes: Sequence[tuple[Table, Row]], made_ms: int) -> None:
-        if writes:
-            statements = [(_insert_sql(t, r, "INSERT OR IGNORE"), list(r.values())) for t, r in writes]
-            await self._run(lambda: self._together(statements))
+        await self._inserts_together(writes, "INSERT OR IGNORE")
 
     async def upsert_bulk(self, writes: Sequence[tuple[Table, Row]]) -> None:
         await self.upsert_together(writes)   # one transaction is SQLite's cheapest bulk write
