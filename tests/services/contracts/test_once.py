@@ -208,3 +208,12 @@ async def test_a_contract_created_again_after_a_kill_between_its_index_and_its_r
                 listed = reply_body(await system.call("contracts.GetMyContracts", GetMyContracts(), party))
                 assert [c["id"] for c in listed] == [ref["id"]], listed
                 assert listed[0]["createdAt"].startswith("2023-11-14T22:13:20")
+
+
+def test_the_commands_answered_from_the_milestone_row_are_registered_once_commands():
+    """``MilestoneInbox`` skips the inbox table for these names: each must be a ``once`` command
+    of the service, or its repeats would look in the wrong place."""
+    from workup.services.contracts import service
+    from workup.services.contracts.store import IN_MILESTONE_ROW
+    assert IN_MILESTONE_ROW == {"contracts.ProgressMilestone", "contracts.EvaluateMilestone"}
+    assert all(service.commands[name].once for name in IN_MILESTONE_ROW)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from ...messages.contracts import (ActiveContractAnswer, Contract, ContractRef, ContractText, CreateContract,
     GetContract, GetMyContracts, HasActiveContract, PrintContract, contract_cache_key)
 from ...problems import ProblemError
-from ...runtime.readcache import fill_soon
 from ...ids import now_ms
+from ...runtime.readcache import fill_soon
 from . import service
 from .deps import Ctx
 from .reads import readable_contract

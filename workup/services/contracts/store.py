@@ -43,7 +43,7 @@ import msgspec
 
 from ...runtime.together import together
 from ...ids import CONTRACT_IDS, derived_id, rfc3339
-from ...messages.contracts import Contract, Milestone, TerminationRequest
+from ...messages.contracts import Contract, EvaluateMilestone, Milestone, ProgressMilestone, TerminationRequest
 from ...runtime.inbox import OnceKey, Recorded, kept
 from ...runtime.outbox import Bell
 from ...storage import OUTBOX, Db, Outbox, Table, claim_slot, located, slot_table
@@ -330,8 +330,9 @@ class ContractsStore:
                                      {"status": status, "updated_ms": now}, {"status": expect}, once)
 
 
-# the once commands whose first answers live in the milestone row they move
-IN_MILESTONE_ROW = frozenset({"contracts.ProgressMilestone", "contracts.EvaluateMilestone"})
+# the once commands whose first answers live in the milestone row they move (the runtime names a
+# command "<service>.<request type>")
+IN_MILESTONE_ROW = frozenset(f"contracts.{t.__name__}" for t in (ProgressMilestone, EvaluateMilestone))
 
 
 class MilestoneInbox:

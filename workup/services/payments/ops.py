@@ -39,7 +39,7 @@ __all__ = [
     "Tx", "IdemKey", "Outcome", "Changed", "OutboxItem", "Written", "Audit", "MAX_BALANCE",
     "ensure_wallet", "balance", "wallet", "deposit", "withdraw", "wallet_transactions", "wallet_transaction",
     "requests_of", "transactions_of", "get_request", "create_request", "cancel_contract_requests",
-    "pay", "remember", "claim_outbox", "outbox_done", "outbox_forget", "outbox_retry", "outbox_dead", "purge_idempotency", "audit",
+    "pay", "remember", "claim_outbox", "outbox_forget", "outbox_retry", "outbox_dead", "purge_idempotency", "audit",
 ]
 
 # NUMERIC(14,2): the largest balance a wallet can hold; a deposit or credit beyond it is refused.
@@ -502,12 +502,8 @@ def claim_outbox(tx: Tx, limit: int, lease: float, kind: str | None = None) -> l
                    for r in rows), key=lambda i: i.seq)
 
 
-def outbox_done(tx: Tx, seq: int) -> None:
-    tx.run("DELETE FROM outbox WHERE seq = ?", seq)
-
-
 def outbox_forget(tx: Tx, seqs: Sequence[int]) -> None:
-    """Delivered rows, in ONE statement."""
+    """Delivered rows (one, or all a handler delivered), in ONE statement."""
     tx.run(f"DELETE FROM outbox WHERE seq IN ({', '.join('?' for _ in seqs)})", *seqs)
 
 

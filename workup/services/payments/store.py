@@ -174,7 +174,7 @@ class SqlStore:
         return await self._single(_ops.claim_outbox, limit, lease, kind)
 
     async def outbox_done(self, seq: int) -> None:
-        await self._single(_ops.outbox_done, seq)
+        await self._single(_ops.outbox_forget, [seq])
 
     async def outbox_forget(self, seqs: Sequence[int]) -> None:
         await self._single(_ops.outbox_forget, seqs)
