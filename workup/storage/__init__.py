@@ -5,9 +5,9 @@ adapters turn them into CQL or SQLite. Tables are modelled the Cassandra way (on
 partition key + clustering columns), so every operation the port offers is one Cassandra access
 path: no secondary index, no ``ALLOW FILTERING``. State changes that race are conditional
 (:meth:`Db.insert_if_absent`, :meth:`Db.update_if`): lightweight transactions on Cassandra, a
-single conditional statement on SQLite. Rows of one entity in several tables go together
-(:meth:`Db.upsert_together`, :meth:`Db.delete_many`): a logged batch on Cassandra, one
-transaction on SQLite.
+single conditional statement on SQLite. The rows a command makes go together (:meth:`Db.create`:
+a logged batch on Cassandra, one transaction on SQLite); index rows, which readers check against
+the row they point at, go in one unlogged batch (:meth:`Db.upsert_bulk`, :meth:`Db.delete_many`).
 
 Values are plain ``text`` / ``bigint`` / ``int`` / ``boolean``; the stores encode anything richer
 (money as decimal text, lists as JSON) so both adapters hold the same bytes.

@@ -225,10 +225,6 @@ class CassandraDb:
     def _inserts(self, writes: Sequence[tuple[Table, Row]]) -> list[tuple[str, list[Any]]]:
         return [(_insert_sql(self._t(t), r), list(r.values())) for t, r in writes]
 
-    async def upsert_together(self, writes: Sequence[tuple[Table, Row]]) -> None:
-        if writes:
-            await self._batch(self._inserts(writes))
-
     async def create(self, writes: Sequence[tuple[Table, Row]], made_ms: int) -> None:
         for chunk in create_batches(writes, _BATCH_BYTES):
             await self._batch(self._inserts(chunk), at_us=made_ms * 1000)
@@ -252,7 +248,7 @@ class CassandraDb:
         if keys:
             clause, _ = _where(table, keys[0], None)
             cql = f"DELETE FROM {self._t(table).name} WHERE {clause}"
-            await self._batch([(cql, list(k.values())) for k in keys])
+            await self._batch([(cql, list(k.values())) for k in keys], logged=False)
 
     def _update_cql(self, table: Table, key: Row, changes: Row) -> str:
         sets = ", ".join(f"{c} = ?" for c in changes)

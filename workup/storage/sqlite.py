@@ -65,14 +65,11 @@ class SqliteDb:
             statements = [(_insert_sql(t, r, verb), list(r.values())) for t, r in writes]
             await self._run(lambda: self._together(statements))
 
-    async def upsert_together(self, writes: Sequence[tuple[Table, Row]]) -> None:
-        await self._inserts_together(writes, "INSERT OR REPLACE")
-
     async def create(self, writes: Sequence[tuple[Table, Row]], made_ms: int) -> None:
         await self._inserts_together(writes, "INSERT OR IGNORE")
 
     async def upsert_bulk(self, writes: Sequence[tuple[Table, Row]]) -> None:
-        await self.upsert_together(writes)   # one transaction is SQLite's cheapest bulk write
+        await self._inserts_together(writes, "INSERT OR REPLACE")   # one transaction: SQLite's cheapest bulk write
 
     async def delete_many(self, table: Table, keys: Sequence[Row]) -> None:
         if keys:

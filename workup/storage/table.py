@@ -69,12 +69,6 @@ class Db(Protocol):
 
     async def upsert(self, table: Table, row: Row) -> None: ...
 
-    async def upsert_together(self, writes: Sequence[tuple[Table, Row]]) -> None:
-        """Upserts that belong together (rows of one entity in several tables): one round trip,
-        all or none (a logged batch on Cassandra, one transaction on SQLite). No conditions:
-        a lightweight transaction cannot share a batch with other partitions."""
-        ...
-
     async def create(self, writes: Sequence[tuple[Table, Row]], made_ms: int) -> None:
         """Rows a command makes, as made at ``made_ms``, which every attempt of the command agrees
         on (a redelivery, a relay's twin: ids derived, the time of the first attempt), so every
@@ -92,7 +86,9 @@ class Db(Protocol):
         ...
 
     async def delete_many(self, table: Table, keys: Sequence[Row]) -> None:
-        """Deletes of rows that go together (an entity's index rows), like :meth:`upsert_together`."""
+        """Deletes of an entity's index rows, in one round trip: an unlogged batch on Cassandra
+        (readers check every index row against the entity's own row, so none needs the others
+        gone with it; a batch log would buy nothing), one transaction on SQLite."""
         ...
 
     async def update_if(self, table: Table, key: Row, changes: Row, expect: Row) -> bool:
