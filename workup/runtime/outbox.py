@@ -39,7 +39,8 @@ from .service import Runtime
 __all__ = ["Intent", "Outbox", "IntentLog", "IntentRows", "RowOutbox", "Schedule", "RetryLater", "Bell",
            "Relay", "Step", "next_step", "next_wait", "transient", "POLL_INTERVAL", "SAFETY_POLL", "MAX_BACKOFF",
            "MAX_DELAY", "TRANSIENT_DELAY", "JITTER",
-           "EVENT", "EventCheck", "EventIntent", "event_step", "intend_event", "publish_event", "drop_event"]
+           "EVENT", "EventCheck", "EventIntent", "event_step", "event_intent", "intend_event", "publish_event",
+           "drop_event"]
 
 D = TypeVar("D")
 
@@ -358,6 +359,10 @@ class IntentLog(Protocol):
 
     async def add(self, kind: str, item: str, now: int) -> None: ...
 
+    async def add_all(self, intents: Sequence[tuple[str, str]], now: int) -> None:
+        """Several ``(kind, item)`` intents, all written when it returns, in one round trip."""
+        ...
+
     async def done(self, kind: str, item: str) -> None: ...
 
 
@@ -450,13 +455,25 @@ def event_step(status_of: Status[D] | None = None) -> StepFn[D]:
     return publish
 
 
-async def intend_event(outbox: IntentLog, type: str, recipients: Sequence[str], data: dict[str, str],
-                       check: EventCheck) -> EventIntent:
-    """Record the event before the write that makes it true."""
-    now = now_ms()
+def event_intent(type: str, recipients: Sequence[str], data: dict[str, str], check: EventCheck,
+                 now: int) -> tuple[EventIntent, str]:
+    """The intent of an event announced at ``now``, and the item that stores it (kind
+    :data:`EVENT`): for a store that writes it in a batch of its own, beside the change."""
     intent = EventIntent(id=new_id(), type=type, at=rfc3339(now), recipients=list(recipients),
                          data=dict(data), check=check)
-    await outbox.add(EVENT, _encode.encode(intent).decode(), now)
+    return intent, _encode.encode(intent).decode()
+
+
+async def intend_event(outbox: IntentLog, type: str, recipients: Sequence[str], data: dict[str, str],
+                       check: EventCheck, *, also: Sequence[tuple[str, str]] = ()) -> EventIntent:
+    """Record the event before the write that makes it true; ``also``: the step's other intents
+    (``(kind, item)``), recorded in the same round trip."""
+    now = now_ms()
+    intent, item = event_intent(type, recipients, data, check, now)
+    if also:
+        await outbox.add_all([(EVENT, item), *also], now)
+    else:
+        await outbox.add(EVENT, item, now)
     return intent
 
 

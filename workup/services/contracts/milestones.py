@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 
 import msgspec
-import trio
 
 from ...messages.contracts import (EvaluateMilestone, EvaluatedMilestone, GetContractMilestones,
     GetMilestone, MarkMilestonePaid, Milestone, ProgressMilestone)
@@ -115,11 +114,10 @@ async def evaluate_milestone(ctx: Ctx, req: EvaluateMilestone) -> EvaluatedMiles
     nxt = evaluated(m.status, req.evaluated_state)
     if nxt is None:
         raise conflict(f"only an IN_REVIEW milestone can be evaluated; this one is {m.status}")
-    async with trio.open_nursery() as intents:     # both written before the move, at once
-        if nxt == "ACCEPTED":
-            intents.start_soon(ctx.deps.store.outbox.add, PAYMENT, m.id, now_ms())
-        event = await intend_event(ctx.deps.store.outbox, "milestone.evaluated", [c.freelancer_id],
-                                   {"milestoneId": m.id, "contractId": c.id}, EventCheck("milestone", m.id, _REACHED[nxt]))
+    # the event's intent and an acceptance's payment intent, both before the move, in one write
+    event = await intend_event(ctx.deps.store.outbox, "milestone.evaluated", [c.freelancer_id],
+                               {"milestoneId": m.id, "contractId": c.id}, EventCheck("milestone", m.id, _REACHED[nxt]),
+                               also=[(PAYMENT, m.id)] if nxt == "ACCEPTED" else ())
     # the answer is whole before the move: the request's id is derived from the milestone's, and
     # payments opens it under that id (now, or the relay later if payments cannot be reached)
     request_id = payment_request_id_for(m.id) if nxt == "ACCEPTED" else None

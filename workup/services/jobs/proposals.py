@@ -14,7 +14,7 @@ from ...messages.jobs import (CreateProposal, GetJobProposals, GetMyProposals, G
 from ...problems import conflict, forbidden, not_found
 from ...runtime.readcache import fill_soon, invalidate, lookup
 from ...ids import REQUEST_IDS, derived_id, now_ms
-from ...runtime.outbox import EventCheck, drop_event, intend_event, publish_event
+from ...runtime.outbox import EVENT, EventCheck, drop_event, event_intent, publish_event
 from ...runtime.inbox import record
 from ...runtime.context import after_reply
 from ...runtime.together import together
@@ -53,24 +53,22 @@ async def create_proposal(ctx: Ctx, req: CreateProposal) -> Proposal:
     if not job.active:
         raise conflict("the job is no longer active")
     pid = derived_id(REQUEST_IDS, "proposal", ctx.request_id)
-    # The slot, the list's version and the event's intent at once: none reads what another
-    # writes, and all three come before the proposal's write (the intent before the change it
-    # guards). A crash leaves a slot held by no proposal (reclaimable: storage/slots.py) or an
-    # intent the relay drops (its proposal does not exist); a redelivery claims the slot again
-    # with the same id.
+    # The slot and the list's version at once (neither reads what the other writes). A crash
+    # leaves a slot held by no proposal (reclaimable: storage/slots.py); a redelivery claims the
+    # slot again with the same id.
     claiming = now_ms()
-    (holder, claimed_ms), now, event = await together(
-        store.guard_proposal_at(job.id, freelancer_id, pid, claiming), next_version(ctx.deps, job.id),
-        intend_event(store.outbox, "proposal.created", [job.client_id], {"proposalId": pid, "jobId": job.id},
-                     EventCheck("proposal", pid, ("PENDING", "ACCEPTED"))))
+    (holder, claimed_ms), now = await together(
+        store.guard_proposal_at(job.id, freelancer_id, pid, claiming), next_version(ctx.deps, job.id))
     if holder != pid:
-        await after_reply(ctx, lambda: drop_event(store.outbox, event))
         raise conflict("you already have a pending proposal on this job")
+    # the event's intent is written with the proposal's rows, in their batch: no change without it
+    event, item = event_intent("proposal.created", [job.client_id], {"proposalId": pid, "jobId": job.id},
+                               EventCheck("proposal", pid, ("PENDING", "ACCEPTED")), claiming)
     # created when its slot was claimed: a redelivery writes the same rows, as of that time
     p = StoredProposal(id=pid, job_id=job.id, freelancer_id=freelancer_id, cover_letter=req.cover_letter,
                        job_duration=req.job_duration, status="PENDING", milestones=req.milestones,
                        attachments=req.attachments, created_ms=min(claimed_ms, now), updated_ms=now)
-    await store.add_proposal(p)
+    await store.add_proposal(p, [(EVENT, item, claiming)])
     if claimed_ms != claiming:      # the slot was this request's already: a redelivery answers what is stored
         p = await store.get_proposal(pid) or p
     # after the write, at once: the list's invalidation and the job's second read (the race

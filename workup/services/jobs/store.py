@@ -247,16 +247,21 @@ class JobsStore:
         return await claim_slot(self.db, PROPOSAL_SLOTS, {"job_id": job_id, "freelancer_id": freelancer_id},
                                 "proposal_id", proposal_id, now, state)
 
-    async def add_proposal(self, p: StoredProposal) -> None:
+    async def add_proposal(self, p: StoredProposal, intents: Sequence[tuple[str, str, int]] = ()) -> None:
         """The proposal's rows, as made at ``p.created_ms``: its slot's claim time, which every
         attempt of one request agrees on (:meth:`guard_proposal_at`), so a late attempt (a
         redelivery) never resets a proposal updated or decided since (:meth:`Db.create`: one
-        logged batch, no lightweight transaction; the state row last should they need more)."""
+        logged batch, no lightweight transaction; the state row last should they need more).
+        ``intents`` (``(kind, item, created_ms)``) go in the same batch: written with the change
+        they announce, and a forgotten one stays forgotten (its delete is newer than the batch)."""
         await self.db.create([
+            *(self.outbox.row(kind, item, at) for kind, item, at in intents),
             (PROPOSALS_BY_ID, {"id": p.id, "job_id": p.job_id}),
             (PROPOSALS_BY_FREELANCER, {"freelancer_id": p.freelancer_id, "created_ms": p.created_ms,
                                        "id": p.id, "job_id": p.job_id}),
             (PROPOSALS, _proposal_row(p))], p.created_ms)
+        if intents:
+            self.outbox.added()
 
     async def get_proposal(self, proposal_id: str) -> StoredProposal | None:
         row = await located(self.db, PROPOSALS_BY_ID, PROPOSALS, {"id": proposal_id})
