@@ -13,7 +13,7 @@ import trio.testing
 from workup.problems import ProblemError
 from workup.runtime.outbox import (
     EVENT, JITTER, MAX_BACKOFF, MAX_DELAY, POLL_INTERVAL, TRANSIENT_DELAY, Bell, EventCheck, EventIntent, Intent, Relay, RetryLater,
-    RowOutbox, Schedule, drop_event, event_step, intend_event, next_step, next_wait, publish_event, transient)
+    RowOutbox, Schedule, drop_event, event_intent, event_step, intend_event, next_step, next_wait, publish_event, transient)
 from workup.transport import DeadlineExceeded, NoResponder
 from workup.runtime.service import Service
 
@@ -127,9 +127,18 @@ class Rows:
 
     def __init__(self) -> None:
         self.rows: dict[tuple[str, str], int] = {}
+        self.forgotten: list[tuple[str, str]] = []
 
     async def add(self, kind: str, item: str, now: int) -> None:
         self.rows[(kind, item)] = now
+
+    async def add_all(self, intents: Sequence[tuple[str, str]], now: int) -> None:
+        for kind, item in intents:
+            self.rows[(kind, item)] = now
+
+    def forget(self, kind: str, item: str) -> None:   # the real one deletes within a moment
+        self.forgotten.append((kind, item))
+        self.rows.pop((kind, item), None)
 
     async def pending(self, kind: str, limit: int = 100) -> list[tuple[str, int]]:
         return sorted((i, t) for (k, i), t in self.rows.items() if k == kind)[:limit]
@@ -309,6 +318,15 @@ async def test_an_event_is_published_then_dropped():
     assert [k for k, _ in rows.rows] == [EVENT]
     assert await publish_event(rt, rows, event)
     assert rt.emitted == [("thing.done", ["u1"], {"thingId": "t"}, event.at)] and not rows.rows
+
+
+async def test_a_step_s_other_intents_are_written_with_the_event_s():
+    rows = Rows()
+    event = await intend_event(rows, "thing.done", ["u1"], {}, EventCheck("thing", "t", ("DONE",)),
+                               also=[("pay", "t")])
+    assert sorted(k for k, _ in rows.rows) == [EVENT, "pay"]
+    _, item = event_intent(event.type, event.recipients, event.data, event.check, 0)
+    assert msgspec.json.decode(item)["type"] == "thing.done"
 
 
 async def test_a_failed_publish_leaves_the_intent_to_the_relay():

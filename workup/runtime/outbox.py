@@ -33,10 +33,9 @@ import trio
 from ..problems import ProblemError
 from ..ids import new_id, now_ms, rfc3339
 from ..transport import DeadlineExceeded, NoResponder
-from .context import after_reply
 from .service import Runtime
 
-__all__ = ["Intent", "Outbox", "IntentLog", "IntentRows", "RowOutbox", "Schedule", "RetryLater", "Bell",
+__all__ = ["Intent", "Outbox", "IntentLog", "Forgetting", "IntentRows", "RowOutbox", "Schedule", "RetryLater", "Bell",
            "Relay", "Step", "next_step", "next_wait", "transient", "POLL_INTERVAL", "SAFETY_POLL", "MAX_BACKOFF",
            "MAX_DELAY", "TRANSIENT_DELAY", "JITTER",
            "EVENT", "EventCheck", "EventIntent", "event_step", "event_intent", "intend_event", "publish_event",
@@ -178,6 +177,7 @@ class Relay(Generic[D]):
         async def finish_accept(rt: Runtime[JobsDeps], intent: Intent) -> None: ...
 
     ``grace_ms``: intents younger than this belong to a live handler and are left alone.
+    ``forgetting``: the store whose forgotten intents this task deletes (:class:`Forgetting`).
     ``bell``: the deps' :class:`Bell`, when handlers ring one. ``idle_poll``: with a bell, the
     wait after a clean scan (the safety net; default ``poll``). ``held``: seconds the store keeps
     a new intent from every relay (payments: its writer delivers it); the loop scans again that
@@ -189,6 +189,7 @@ class Relay(Generic[D]):
     bell: Callable[[D], Bell] | None = None
     idle_poll: float | None = None
     held: float = 0.0
+    forgetting: Callable[[D], Forgetting] | None = None
     log: logging.Logger = _log
     steps: dict[str, Step[D]] = field(default_factory=dict)
 
@@ -212,6 +213,14 @@ class Relay(Generic[D]):
         relay, and the slow poll is only the safety net for intents written by a process that is
         gone; such a wait ends early when an intent the loop saw (too young, or retried later)
         is due."""
+        if self.forgetting is None:
+            await self._run(rt)
+            return
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.forgetting(rt.deps).forget_loop)
+            await self._run(rt)
+
+    async def _run(self, rt: Runtime[D]) -> None:
         outbox = self.outbox(rt.deps)
         bell = self.bell(rt.deps) if self.bell else None
         wait = self.poll
@@ -363,7 +372,18 @@ class IntentLog(Protocol):
         """Several ``(kind, item)`` intents, all written when it returns, in one round trip."""
         ...
 
+    def forget(self, kind: str, item: str) -> None:
+        """Forget an intent whose step succeeded, without waiting (``storage.Outbox``: the
+        deletes of a moment go together)."""
+        ...
+
     async def done(self, kind: str, item: str) -> None: ...
+
+
+class Forgetting(Protocol):
+    """A store whose :meth:`IntentLog.forget` needs a loop running: the relay runs it."""
+
+    async def forget_loop(self) -> None: ...
 
 
 class IntentRows(Protocol):
@@ -478,17 +498,17 @@ async def intend_event(outbox: IntentLog, type: str, recipients: Sequence[str], 
 
 
 async def publish_event(rt: Runtime[object], outbox: IntentLog, intent: EventIntent) -> bool:
-    """After the write applied: announce it, then forget the intent: after the reply when ``rt``
-    is a request's context (``context.py``; the relay leaves an intent younger than its
-    ``grace_ms`` alone, so the deferred delete is never raced by a second publish in the normal
-    case), else at once. A publish that fails (the broker is away) is logged and left to the
-    relay: the change itself succeeded."""
+    """After the write applied: announce it, then forget the intent (:meth:`IntentLog.forget`:
+    deleted within a moment, with the others of that moment; the relay leaves an intent younger
+    than its ``grace_ms`` alone, so the delete is never raced by a second publish in the normal
+    case). A publish that fails (the broker is away) is logged and left to the relay: the change
+    itself succeeded."""
     try:
         await rt.emit(intent.type, intent.recipients, intent.data, at=intent.at)
     except Exception as exc:
         _log.warning("event %s not published yet (%s); the relay retries", intent.type, exc)
         return False
-    await after_reply(rt, lambda: drop_event(outbox, intent))
+    outbox.forget(EVENT, _encode.encode(intent).decode())
     return True
 
 

@@ -27,7 +27,8 @@ log = logging.getLogger("workup.contracts")
 PAYMENT, CANCEL = "payment", "cancel"
 
 RELAY: Relay[ContractsDeps] = Relay(outbox=lambda deps: RowOutbox(deps.store.outbox), grace_ms=3000, log=log,
-                                bell=lambda deps: deps.store.bell, idle_poll=SAFETY_POLL)
+                                bell=lambda deps: deps.store.bell, idle_poll=SAFETY_POLL,
+                                forgetting=lambda deps: deps.store.outbox)
 service.background_task(RELAY.run)
 
 
@@ -40,7 +41,7 @@ async def request_payment(rt: Runtime[ContractsDeps], c: StoredContract | Contra
 
     async def noted() -> None:
         await rt.deps.store.note_payment_request(m, request_id)
-        await rt.deps.store.outbox.done(PAYMENT, m.id)
+        rt.deps.store.outbox.forget(PAYMENT, m.id)
     # after the reply when handling one (``runtime/context.py``): the public milestone does not
     # show the request id and the reply carries it; a crash before the ack leaves the intent,
     # whose relay step asks payments again (idempotent) and notes its answer
@@ -50,8 +51,8 @@ async def request_payment(rt: Runtime[ContractsDeps], c: StoredContract | Contra
 
 async def cancel_requests(rt: Runtime[ContractsDeps], contract_id: str) -> None:
     await rt.call("payments.CancelContractRequests", CancelContractRequests(contract_id=contract_id))
-    # payments answered: the intent is forgotten after the reply (as in request_payment)
-    await after_reply(rt, lambda: rt.deps.store.outbox.done(CANCEL, contract_id))
+    # payments answered: the intent is forgotten (as in request_payment)
+    rt.deps.store.outbox.forget(CANCEL, contract_id)
 
 
 @RELAY.step(PAYMENT)

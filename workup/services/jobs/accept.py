@@ -22,8 +22,8 @@ What runs at once (``runtime/together.py``), and why the order does not matter:
   the index, and ``CreateContract``. Each is idempotent and none reads what another writes; the
   intent, written before the claim, stays until all of them are done, so a crash anywhere leaves
   it for a redelivery or the relay, which run the whole of step 2 again.
-- the intent dropped after the reply, before the ack (``runtime/context.py``): a crash in
-  between leaves it, and the relay finishes as above. The contract id is recorded on the job
+- the intent forgotten once they are (``storage.Outbox.forget``: deleted within a moment, with
+  the other deletes of that moment): a crash before leaves it, and the relay finishes as above. The contract id is recorded on the job
   before the reply (a retried accept that finds it answers without running step 2 again).
 """
 
@@ -37,7 +37,6 @@ from ...messages.contracts import CreateContract, MilestoneSpec
 from ...messages.jobs import AcceptProposal, Acceptance, JobRef, ProposalRef, job_cache_key
 from ...problems import ProblemError, conflict, forbidden, not_found
 from ...runtime.outbox import EVENT, SAFETY_POLL, Intent, Relay, RowOutbox, event_step
-from ...runtime.context import after_reply
 from ...runtime.readcache import invalidate
 from ...runtime.service import Runtime
 from ...runtime.together import together
@@ -55,7 +54,8 @@ log = logging.getLogger("workup.jobs")
 KIND = "accept"
 
 RELAY: Relay[JobsDeps] = Relay(outbox=lambda deps: RowOutbox(deps.store.outbox), grace_ms=3000, log=log,
-                                bell=lambda deps: deps.store.bell, idle_poll=SAFETY_POLL)
+                                bell=lambda deps: deps.store.bell, idle_poll=SAFETY_POLL,
+                                forgetting=lambda deps: deps.store.outbox)
 service.background_task(RELAY.run)
 
 
@@ -114,7 +114,7 @@ async def finish_acceptance(rt: Runtime[JobsDeps], job: StoredJob) -> str:
                                        store.unindex_job(job, sorted(job_terms(job.title, job.description, job.skills))),
                                        _contract(rt, job, pid, proposals))
     # last: the intent guards every step above
-    await after_reply(rt, lambda: store.outbox.done(KIND, job.id))
+    store.outbox.forget(KIND, job.id)
     return contract_id
 
 
