@@ -1,7 +1,8 @@
 """The :class:`~workup.runtime.Runtime` and :class:`~workup.runtime.Context` a handler receives.
 
 After-reply work (:meth:`RequestContext.after_reply`, :func:`after_reply`): a handler hands over
-work its reply does not depend on (forgetting an outbox intent whose step it just did); the
+work its reply does not depend on (noting a payment request's id on its milestone; payments'
+delivery of the outbox rows its transaction wrote); the
 worker loop (``instance.py``) sends the reply, runs that work, then acks the delivery. A crash
 between the reply and the ack redelivers the request, the state every handler already survives
 (a crash before the reply is the same one); work that fails or is cut off is only logged, since

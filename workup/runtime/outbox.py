@@ -35,7 +35,7 @@ from ..ids import new_id, now_ms, rfc3339
 from ..transport import DeadlineExceeded, NoResponder
 from .service import Runtime
 
-__all__ = ["Intent", "Outbox", "IntentLog", "Forgetting", "IntentRows", "RowOutbox", "Schedule", "RetryLater", "Bell",
+__all__ = ["Intent", "Outbox", "IntentLog", "Deletes", "IntentRows", "RowOutbox", "Schedule", "RetryLater", "Bell",
            "Relay", "Step", "next_step", "next_wait", "transient", "POLL_INTERVAL", "SAFETY_POLL", "MAX_BACKOFF",
            "MAX_DELAY", "TRANSIENT_DELAY", "JITTER",
            "EVENT", "EventCheck", "EventIntent", "event_step", "event_intent", "intend_event", "publish_event",
@@ -177,7 +177,7 @@ class Relay(Generic[D]):
         async def finish_accept(rt: Runtime[JobsDeps], intent: Intent) -> None: ...
 
     ``grace_ms``: intents younger than this belong to a live handler and are left alone.
-    ``forgetting``: the store whose forgotten intents this task deletes (:class:`Forgetting`).
+    ``deletes``: the store's gathered deletes (:class:`Deletes`), whose loop this task runs too.
     ``bell``: the deps' :class:`Bell`, when handlers ring one. ``idle_poll``: with a bell, the
     wait after a clean scan (the safety net; default ``poll``). ``held``: seconds the store keeps
     a new intent from every relay (payments: its writer delivers it); the loop scans again that
@@ -189,7 +189,7 @@ class Relay(Generic[D]):
     bell: Callable[[D], Bell] | None = None
     idle_poll: float | None = None
     held: float = 0.0
-    forgetting: Callable[[D], Forgetting] | None = None
+    deletes: Callable[[D], Deletes] | None = None
     log: logging.Logger = _log
     steps: dict[str, Step[D]] = field(default_factory=dict)
 
@@ -213,11 +213,12 @@ class Relay(Generic[D]):
         relay, and the slow poll is only the safety net for intents written by a process that is
         gone; such a wait ends early when an intent the loop saw (too young, or retried later)
         is due."""
-        if self.forgetting is None:
+        if self.deletes is None:
             await self._run(rt)
             return
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self.forgetting(rt.deps).forget_loop)
+            # a forgotten intent must be gone well before a relay may take it for unfinished
+            nursery.start_soon(self.deletes(rt.deps).run, self.grace_ms / 4000 if self.grace_ms else None)
             await self._run(rt)
 
     async def _run(self, rt: Runtime[D]) -> None:
@@ -380,10 +381,13 @@ class IntentLog(Protocol):
     async def done(self, kind: str, item: str) -> None: ...
 
 
-class Forgetting(Protocol):
-    """A store whose :meth:`IntentLog.forget` needs a loop running: the relay runs it."""
+class Deletes(Protocol):
+    """The deletes a store gathers and sends together (``storage.DeleteLater``: forgotten
+    intents, stale index rows); its loop runs beside the relay's."""
 
-    async def forget_loop(self) -> None: ...
+    async def run(self, within: float | None = None) -> None:
+        """Forever: send what was asked, each delete within ``within`` seconds at the latest."""
+        ...
 
 
 class IntentRows(Protocol):

@@ -5,20 +5,12 @@ The relay that finishes them, and its retry policy, is :mod:`workup.runtime.outb
 
 from __future__ import annotations
 
-import logging
 from typing import Protocol, Sequence
 
-import trio
-
+from .later import DeleteLater
 from .table import Db, Row, Table
 
-__all__ = ["OUTBOX", "Outbox", "Ringer", "FORGET_WINDOW"]
-
-# seconds the deletes asked for by :meth:`Outbox.forget` gather before they are sent, one statement
-# per kind (the partition): well under the relays' grace (3 s), within which no relay takes an
-# intent for unfinished
-FORGET_WINDOW = 0.05
-_log = logging.getLogger("workup.storage.outbox")
+__all__ = ["OUTBOX", "Outbox", "Ringer"]
 
 # Rows live seconds (written before a step, deleted after it), so each kind's partition collects a
 # tombstone per step: keep them one hour, not Cassandra's ten days. (Should a replica miss a delete
@@ -38,11 +30,10 @@ class Outbox:
     acknowledged it; the service's relay finishes whatever is left (after a crash, say).
     ``bell`` is rung after each intent is written, so the relay needs no fast poll."""
 
-    def __init__(self, db: Db, bell: Ringer | None = None) -> None:
+    def __init__(self, db: Db, bell: Ringer | None = None, later: DeleteLater | None = None) -> None:
         self.db = db
         self.bell = bell
-        self._forgotten: dict[str, set[str]] = {}
-        self._forgetting = trio.Event()
+        self.later = later if later is not None else DeleteLater(db)
 
     async def add(self, kind: str, item: str, now: int) -> None:
         await self.db.upsert(OUTBOX, self.row(kind, item, now)[1])
@@ -74,33 +65,8 @@ class Outbox:
         await self.db.delete(OUTBOX, {"kind": kind, "item": item})
 
     def forget(self, kind: str, item: str) -> None:
-        """:meth:`done` without waiting, for a step that succeeded: the deletes asked for within
-        :data:`FORGET_WINDOW` go together, one statement per kind, sent by :meth:`forget_loop`
-        (under load a handful of a step's deletes cost one write). Should the process die first,
-        the intent stays and a relay does its step again: every step here is idempotent (an
-        event is announced twice)."""
-        self._forgotten.setdefault(kind, set()).add(item)
-        self._forgetting.set()
-
-    async def forget_loop(self) -> None:
-        """Send what :meth:`forget` was asked, forever (the service's relay runs it beside its
-        scans); on the way out, what is still gathered (bounded: 2 s)."""
-        try:
-            while True:
-                await self._forgetting.wait()
-                await trio.sleep(FORGET_WINDOW)
-                await self._send_forgotten()
-        finally:
-            with trio.CancelScope(shield=True, deadline=trio.current_time() + 2):
-                await self._send_forgotten()
-
-    async def _send_forgotten(self) -> None:
-        self._forgetting = trio.Event()     # a forget from now on wakes the next round
-        gathered, self._forgotten = self._forgotten, {}
-        for kind, items in gathered.items():
-            try:
-                await self.db.delete_many(OUTBOX, [{"kind": kind, "item": item} for item in items])
-            except Exception as exc:       # the store is away: the relay finishes these steps again
-                _log.warning("forgetting %d %s intents failed (a relay does their steps again): %s",
-                             len(items), kind, exc)
+        """:meth:`done` without waiting, for a step that succeeded: deleted with the others of
+        its moment (:class:`~workup.storage.later.DeleteLater`, whose loop the service's relay
+        runs)."""
+        self.later.delete(OUTBOX, {"kind": kind, "item": item})
 

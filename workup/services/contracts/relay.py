@@ -28,7 +28,7 @@ PAYMENT, CANCEL = "payment", "cancel"
 
 RELAY: Relay[ContractsDeps] = Relay(outbox=lambda deps: RowOutbox(deps.store.outbox), grace_ms=3000, log=log,
                                 bell=lambda deps: deps.store.bell, idle_poll=SAFETY_POLL,
-                                forgetting=lambda deps: deps.store.outbox)
+                                deletes=lambda deps: deps.store.later)
 service.background_task(RELAY.run)
 
 

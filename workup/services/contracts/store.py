@@ -46,7 +46,7 @@ from ...ids import CONTRACT_IDS, derived_id, rfc3339
 from ...messages.contracts import Contract, EvaluateMilestone, Milestone, ProgressMilestone, TerminationRequest
 from ...runtime.inbox import OnceKey, Recorded, kept
 from ...runtime.outbox import Bell
-from ...storage import OUTBOX, Db, Outbox, Table, claim_slot, located, slot_table
+from ...storage import OUTBOX, Db, DeleteLater, Outbox, Table, claim_slot, located, slot_table
 from ...storage.inbox import INBOX, DbInbox, update_if_once
 from ...storage.slots import HolderState
 
@@ -172,7 +172,8 @@ class ContractsStore:
         self.db = db
         self._locations: OrderedDict[str, tuple[str, int]] = OrderedDict()
         self.bell = Bell()      # rung by each intent written: wakes the relay
-        self.outbox = Outbox(db, self.bell)
+        self.later = DeleteLater(db)    # forgotten intents
+        self.outbox = Outbox(db, self.bell, self.later)
         self.inbox = MilestoneInbox(DbInbox(db))
 
     # contracts

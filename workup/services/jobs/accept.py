@@ -5,7 +5,9 @@
    persisted decision; of two concurrent accepts on one job exactly one claim applies.
 2. Finish: the proposal PENDING → ACCEPTED, every other PENDING one → REJECTED, the job out of
    the search index, ``contracts.CreateContract`` (idempotent on the proposal id), the contract
-   id recorded on the job, the intent dropped.
+   id recorded on the job, the intent dropped. The index rows are only kept small (every reader
+   skips an inactive job): they go with the store's gathered deletes (``storage/later.py``),
+   which a crash may lose.
 
 Every step of 2 is idempotent, so the handler, a retried accept and the background relay
 (:data:`RELAY`, which finishes the intents older than its ``grace_ms`` left by a process that died)
@@ -17,9 +19,9 @@ What runs at once (``runtime/together.py``), and why the order does not matter:
 - after the claim, the job's cache invalidation beside step 2 (which never reads the cache); both
   are done before the reply.
 - in step 2, after the proposals are read again (that read must follow the claim: a proposal
-  written meanwhile is either seen here or sees the job inactive and rejects itself), three
-  branches at once: the decisions (+ their events and the list's invalidation), the job out of
-  the index, and ``CreateContract``. Each is idempotent and none reads what another writes; the
+  written meanwhile is either seen here or sees the job inactive and rejects itself), two
+  branches at once: the decisions (+ their events and the list's invalidation) and
+  ``CreateContract``. Each is idempotent and none reads what another writes; the
   intent, written before the claim, stays until all of them are done, so a crash anywhere leaves
   it for a redelivery or the relay, which run the whole of step 2 again.
 - the intent forgotten once they are (``storage.Outbox.forget``: deleted within a moment, with
@@ -55,7 +57,7 @@ KIND = "accept"
 
 RELAY: Relay[JobsDeps] = Relay(outbox=lambda deps: RowOutbox(deps.store.outbox), grace_ms=3000, log=log,
                                 bell=lambda deps: deps.store.bell, idle_poll=SAFETY_POLL,
-                                forgetting=lambda deps: deps.store.outbox)
+                                deletes=lambda deps: deps.store.later)
 service.background_task(RELAY.run)
 
 
@@ -109,10 +111,10 @@ async def finish_acceptance(rt: Runtime[JobsDeps], job: StoredJob) -> str:
     pid = job.accepted_proposal_id
     assert pid is not None
     proposals = await store.proposals_of_job(job.id)
-    # the decisions, the index and the contract at once: see the module's docstring
-    _, _, contract_id = await together(_decide(rt, job, pid, proposals),
-                                       store.unindex_job(job, sorted(job_terms(job.title, job.description, job.skills))),
-                                       _contract(rt, job, pid, proposals))
+    # the decisions and the contract at once, the index rows left to the store's gathered
+    # deletes: see the module's docstring
+    store.unindex_job(job, sorted(job_terms(job.title, job.description, job.skills)))
+    _, contract_id = await together(_decide(rt, job, pid, proposals), _contract(rt, job, pid, proposals))
     # last: the intent guards every step above
     store.outbox.forget(KIND, job.id)
     return contract_id

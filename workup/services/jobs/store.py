@@ -26,7 +26,7 @@ from ...messages.jobs import Attachment, Job, JobListing, Proposal, ProposalMile
 from ...ids import rfc3339
 from ...runtime.inbox import Recorded
 from ...runtime.outbox import Bell
-from ...storage import OUTBOX, Db, Outbox, Table, claim_slot, located, slot_table
+from ...storage import OUTBOX, Db, DeleteLater, Outbox, Table, claim_slot, located, slot_table
 from ...storage.inbox import INBOX, DbInbox, update_if_once
 from ...storage.slots import HolderState
 
@@ -147,7 +147,8 @@ class JobsStore:
     def __init__(self, db: Db) -> None:
         self.db = db
         self.bell = Bell()      # rung by each intent written: wakes the relay
-        self.outbox = Outbox(db, self.bell)
+        self.later = DeleteLater(db)    # forgotten intents, an inactive job's index rows
+        self.outbox = Outbox(db, self.bell, self.later)
         self.inbox = DbInbox(db)
 
     # jobs
@@ -211,9 +212,12 @@ class JobsStore:
         present = {(r["created_ms"], r["job_id"]) for r in rows}
         return [k for k in keys if k in present]
 
-    async def unindex_job(self, job: StoredJob, terms: Sequence[str]) -> None:
-        await self.db.delete_many(JOB_INDEX, [{"term": t, "created_ms": job.created_ms, "job_id": job.id}
-                                              for t in terms])
+    def unindex_job(self, job: StoredJob, terms: Sequence[str]) -> None:
+        """The job's search-index rows, deleted with the others of their moment
+        (:class:`DeleteLater`): an inactive job is skipped by every reader, so they are only
+        kept small; a term's rows of many jobs go in one mutation of its partition."""
+        for t in terms:
+            self.later.delete(JOB_INDEX, {"term": t, "created_ms": job.created_ms, "job_id": job.id})
 
     async def claim_job(self, job_id: str, proposal_id: str, now: int) -> bool:
         """Make the job inactive with ``proposal_id`` accepted, if no proposal was accepted yet."""
