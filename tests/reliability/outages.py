@@ -182,11 +182,12 @@ async def run(base_url: str, server: Server, figures: Figures, *, lanes: int, wa
 
     async def health() -> None:
         while True:
-            # asked (not answered) while away, and past the kill's first 1.5 s: the gateway's
-            # view of a queue's consumers is kept for 1 s, and the kill itself takes a moment
-            away = "down" in marks and "back" not in marks and trio.current_time() - t0 >= marks["down"] + 1.5
+            # asked and answered while away, past the kill's first 1.5 s (the gateway's view of
+            # a queue's consumers is kept for 1 s, and the kill itself takes a moment) and before
+            # the restart began (the server answers before its start-up command returns)
+            away = "down" in marks and "restarting" not in marks and trio.current_time() - t0 >= marks["down"] + 1.5
             _, outcome = await api.attempt("GET", "/health")
-            if away and "back" not in marks:
+            if away and "restarting" not in marks:
                 figures.health_while_down[outcome] = figures.health_while_down.get(outcome, 0) + 1
             await trio.sleep(1)
 
@@ -218,6 +219,7 @@ async def run(base_url: str, server: Server, figures: Figures, *, lanes: int, wa
         await trio.to_thread.run_sync(server.down)
         await trio.sleep(down)
         began = trio.current_time()
+        marks["restarting"] = began - t0
         await trio.to_thread.run_sync(server.up)
         figures.restart_s = round(trio.current_time() - began, 1)
         marks["back"] = trio.current_time() - t0
