@@ -54,7 +54,7 @@ async def _until(check: Any) -> None:
 async def test_deletes_of_a_moment_go_in_one_statement_per_table(store):
     db = Counting(store.db)
     later = DeleteLater(db, window=0.2)
-    outbox = Outbox(db, later=later)
+    outbox = Outbox(db, later)
     kind_a, kind_b, term = f"a{new_id()[:6]}", f"b{new_id()[:6]}", f"t{new_id()[:6]}"
     items = [new_id() for _ in range(5)]
     await outbox.add_all([(kind_a, i) for i in items] + [(kind_b, items[0])], 1)
@@ -84,7 +84,7 @@ async def test_deletes_of_a_moment_go_in_one_statement_per_table(store):
 async def test_a_refused_delete_leaves_the_rows(store, caplog):
     db = Counting(store.db)
     later = DeleteLater(db, window=0.05)
-    outbox = Outbox(db, later=later)
+    outbox = Outbox(db, later)
     kind = f"k{new_id()[:6]}"
     await outbox.add(kind, "x", 1)
     db.fail = True

@@ -30,10 +30,10 @@ class Outbox:
     acknowledged it; the service's relay finishes whatever is left (after a crash, say).
     ``bell`` is rung after each intent is written, so the relay needs no fast poll."""
 
-    def __init__(self, db: Db, bell: Ringer | None = None, later: DeleteLater | None = None) -> None:
+    def __init__(self, db: Db, later: DeleteLater, bell: Ringer | None = None) -> None:
         self.db = db
+        self.later = later      # where forget() gathers its deletes (its loop: the relay's)
         self.bell = bell
-        self.later = later if later is not None else DeleteLater(db)
 
     async def add(self, kind: str, item: str, now: int) -> None:
         await self.db.upsert(OUTBOX, self.row(kind, item, now)[1])

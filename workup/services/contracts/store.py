@@ -173,7 +173,7 @@ class ContractsStore:
         self._locations: OrderedDict[str, tuple[str, int]] = OrderedDict()
         self.bell = Bell()      # rung by each intent written: wakes the relay
         self.later = DeleteLater(db)    # forgotten intents
-        self.outbox = Outbox(db, self.bell, self.later)
+        self.outbox = Outbox(db, self.later, self.bell)
         self.inbox = MilestoneInbox(DbInbox(db))
 
     # contracts

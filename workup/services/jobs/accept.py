@@ -25,8 +25,9 @@ What runs at once (``runtime/together.py``), and why the order does not matter:
   intent, written before the claim, stays until all of them are done, so a crash anywhere leaves
   it for a redelivery or the relay, which run the whole of step 2 again.
 - the intent forgotten once they are (``storage.Outbox.forget``: deleted within a moment, with
-  the other deletes of that moment): a crash before leaves it, and the relay finishes as above. The contract id is recorded on the job
-  before the reply (a retried accept that finds it answers without running step 2 again).
+  the other deletes of that moment): a crash before leaves it, and the relay finishes as above.
+  The contract id is recorded on the job before the reply (a retried accept that finds it
+  answers without running step 2 again).
 """
 
 from __future__ import annotations

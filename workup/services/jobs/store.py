@@ -148,7 +148,7 @@ class JobsStore:
         self.db = db
         self.bell = Bell()      # rung by each intent written: wakes the relay
         self.later = DeleteLater(db)    # forgotten intents, an inactive job's index rows
-        self.outbox = Outbox(db, self.bell, self.later)
+        self.outbox = Outbox(db, self.later, self.bell)
         self.inbox = DbInbox(db)
 
     # jobs
