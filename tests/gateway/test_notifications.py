@@ -30,8 +30,6 @@ async def system():
     transport = LocalTransport()
     app = make_app(transport)
     async with served(app) as (client, base):
-        with trio.fail_after(5):
-            await app.gw.hub.ready.wait()
         yield app, transport, client, base
 
 
@@ -133,3 +131,37 @@ async def test_client_messages_are_ignored_and_sockets_close_with_the_account(sy
             with pytest.raises(Exception):
                 await ws.get_message()
             assert ws.closed is not None and ws.closed.code == 1008
+
+
+async def test_the_event_stream_is_held_only_while_a_socket_wants_it(system):
+    app, transport, _, base = system
+    app.gw.hub.linger = 0.3
+    await trio.sleep(0.2)
+    assert transport.subscriber_count() == 0 and not app.gw.hub.ready.is_set()   # nobody listens
+    token = app.gw.tokens.issue("dana", "CLIENT")
+    with trio.fail_after(10):
+        async with open_websocket_url(ws_url(base, f"?token={token}")) as ws:
+            assert transport.subscriber_count() == 1   # live before the handshake completed
+            await transport.publish_event(event("payment.paid", "dana", paymentRequestId="r1"))
+            assert json.loads(await ws.get_message())["data"] == {"paymentRequestId": "r1"}
+            await trio.sleep(0.6)   # longer than the linger: an open socket keeps the stream
+            assert transport.subscriber_count() == 1
+        while transport.subscriber_count():   # the last socket closed: gone after the linger
+            await trio.sleep(0.05)
+        assert not app.gw.hub.ready.is_set()
+        async with open_websocket_url(ws_url(base, f"?token={token}")) as ws:   # and back on demand
+            await transport.publish_event(event("payment.paid", "dana", paymentRequestId="r2"))
+            assert json.loads(await ws.get_message())["data"] == {"paymentRequestId": "r2"}
+
+
+async def test_a_socket_within_the_linger_reuses_the_live_stream(system):
+    app, transport, _, base = system
+    token = app.gw.tokens.issue("erin", "CLIENT")
+    with trio.fail_after(10):
+        async with open_websocket_url(ws_url(base, f"?token={token}")):
+            pass
+        assert transport.subscriber_count() == 1 and app.gw.hub.ready.is_set()   # linger: 30 s
+        async with open_websocket_url(ws_url(base, f"?token={token}")) as ws:
+            assert transport.subscriber_count() == 1
+            await transport.publish_event(event("payment.paid", "erin", paymentRequestId="r3"))
+            assert json.loads(await ws.get_message())["data"] == {"paymentRequestId": "r3"}

@@ -109,8 +109,6 @@ async def system(request):
                 demo, Settings(), transport, concurrency=8, grace=0.5, control_secret=SECRET,
                 task_status=task_status))
             async with served(app) as (client, _):
-                with trio.fail_after(10):   # the event subscription is set up (not cut mid-way)
-                    await app.gw.hub.ready.wait()
                 yield app, transport, client, instance
             nursery.cancel_scope.cancel()
 

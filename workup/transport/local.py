@@ -233,6 +233,10 @@ class LocalTransport:
         q = self._queues.get(service)
         return q.consumers if q else 0
 
+    def subscriber_count(self) -> int:
+        """Event subscriptions open now (:meth:`subscribe`)."""
+        return len(self._subscribers)
+
     # -- server side -----------------------------------------------------------------------
     @asynccontextmanager
     async def consume(self, service: str, prefetch: int) -> AsyncIterator[LocalWorkSource]:

@@ -14,7 +14,7 @@ from .._state import gateway
 __all__ = ["blueprint", "PATH"]
 
 PATH = "/api/v1/notifications"
-READY_WAIT = 5.0   # seconds a handshake may wait for the event subscription after start-up
+READY_WAIT = 5.0   # seconds a handshake may wait for the hub's event subscription to be live
 
 blueprint = Blueprint("notifications", __name__)
 
@@ -41,15 +41,16 @@ async def notifications() -> Response | None:
     g.request_id = new_request_id()
     try:
         caller = await caller_for_token(_token(), gw)
-        with trio.move_on_after(READY_WAIT):
-            await gw.hub.ready.wait()
-        if not gw.hub.ready.is_set():
-            raise ProblemError(503, "notifications are not available right now")
     except ProblemError as exc:  # refused before the upgrade, as a plain HTTP answer
         headers = {"WWW-Authenticate": 'Bearer realm="workup"'} if exc.status == 401 else None
         return problem_response(exc.problem, headers)
     assert caller.user_id is not None
+    # registered first: that starts the hub's subscription if none is live (_notification_hub.py)
     with gw.hub.subscribe(caller.user_id) as sub:
+        with trio.move_on_after(READY_WAIT):
+            await gw.hub.ready.wait()
+        if not gw.hub.ready.is_set():
+            return problem_response(ProblemError(503, "notifications are not available right now").problem)
         await websocket.accept()
         with gw.metrics.websockets.track_inprogress():
             async with trio.open_nursery() as nursery:
