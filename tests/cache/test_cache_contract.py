@@ -59,6 +59,20 @@ async def test_delete_with_older_version_keeps_newer_value(cache, key):
     assert await cache.get(key) == b"v3"
 
 
+async def test_delete_many_is_delete_of_each_at_its_own_version(cache, key):
+    newer, older, missing = f"{key}:newer", f"{key}:older", f"{key}:missing"
+    await cache.set(newer, b"v9", version=9, ttl=30)   # newer than its tombstone: kept
+    await cache.set(older, b"v1", version=1, ttl=30)   # read before the write: dropped
+    await cache.delete_many([(newer, 5), (older, 2), (missing, 7)])
+    assert await cache.get(newer) == b"v9"
+    assert await cache.get(older) is None
+    assert await cache.set(older, b"v1", version=1, ttl=30) is False     # stale fills stay out
+    assert await cache.set(missing, b"v6", version=6, ttl=30) is False
+    assert await cache.set(older, b"v2", version=2, ttl=30) is True      # a fresh read fills
+    assert await cache.get(older) == b"v2"
+    await cache.delete_many([])   # nothing to do, no error
+
+
 async def test_delete_of_missing_key_still_blocks_stale_fill(cache, key):
     await cache.delete(key, version=7)
     assert await cache.set(key, b"old", version=6, ttl=30) is False

@@ -38,6 +38,10 @@ class Sick(MemoryCache):
         await self._sick()
         await super().delete(key, version=version)
 
+    async def delete_many(self, entries):
+        await self._sick()
+        await super().delete_many(entries)
+
     async def get_flag(self, key):
         await self._sick()
         return await super().get_flag(key)
@@ -135,6 +139,21 @@ async def test_invalidations_that_did_not_land_are_replayed_when_the_cache_is_ba
     assert await sick.get("k") is None                # the old entry is gone
     assert await guarded.set("k", b"old", version=1, ttl=60) is False   # and cannot come back
     assert await guarded.set("k", b"new", version=3, ttl=60) is True
+
+
+async def test_a_batch_of_invalidations_that_did_not_land_is_replayed_key_by_key(autojump_clock, sick, guarded):
+    await guarded.set("a", b"old", version=1, ttl=60)
+    await guarded.set("b", b"old", version=1, ttl=60)
+    sick.mode = "refuse"
+    with pytest.raises(CacheUnavailable):
+        await guarded.delete_many([("a", 2), ("b", 4)])
+    assert guarded.pending == {"a": 2, "b": 4}
+    sick.mode = "ok"
+    await trio.sleep(RETRY + TIMEOUT)
+    assert guarded.pending == {}
+    assert await guarded.set("a", b"old", version=1, ttl=60) is False
+    assert await guarded.set("b", b"v3", version=3, ttl=60) is False
+    assert await guarded.set("b", b"v4", version=4, ttl=60) is True
 
 
 async def test_pending_invalidations_are_bounded(autojump_clock, sick, guarded, monkeypatch):

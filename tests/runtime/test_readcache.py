@@ -22,6 +22,9 @@ class Down:
     async def delete(self, key, *, version):
         raise CacheUnavailable("down (test)")
 
+    async def delete_many(self, entries):
+        raise CacheUnavailable("down (test)")
+
 
 class Slow(MemoryCache):
     """Fills wait until ``release`` is set."""

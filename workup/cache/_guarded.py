@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from typing import Awaitable, Callable, TypeVar
+from typing import Awaitable, Callable, Sequence, TypeVar
 
 import trio
 
@@ -94,6 +94,14 @@ class GuardedCache:
             await self._guarded(lambda: self.inner.delete(key, version=version))
         except CacheUnavailable:
             self._remember(key, version)
+            raise
+
+    async def delete_many(self, entries: Sequence[tuple[str, int]]) -> None:
+        try:
+            await self._guarded(lambda: self.inner.delete_many(entries))
+        except CacheUnavailable:
+            for key, version in entries:
+                self._remember(key, version)
             raise
 
     async def set_flag(self, key: str, value: bytes = b"1") -> None:

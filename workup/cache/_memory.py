@@ -6,7 +6,7 @@ import math
 import secrets
 import time
 from collections import OrderedDict
-from typing import Callable
+from typing import Callable, Sequence
 
 from ._policy import TOMBSTONE_TTL, accepts, check_version
 from ._protocol import CacheLife
@@ -63,6 +63,10 @@ class MemoryCache:
 
     async def delete(self, key: str, *, version: int) -> None:
         self._put(key, version, None, TOMBSTONE_TTL)
+
+    async def delete_many(self, entries: Sequence[tuple[str, int]]) -> None:
+        for key, version in entries:
+            self._put(key, version, None, TOMBSTONE_TTL)
 
     async def set_flag(self, key: str, value: bytes = b"1") -> None:
         self._flags[key] = bytes(value)

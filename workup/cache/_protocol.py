@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, Sequence
 
 import msgspec
 
@@ -29,6 +29,10 @@ class Cache(Protocol):
     async def delete(self, key: str, *, version: int) -> None:
         """Invalidate after committing ``version``: a tombstone keeps older fills out for
         :data:`~workup.cache.TOMBSTONE_TTL` seconds."""
+        ...
+
+    async def delete_many(self, entries: Sequence[tuple[str, int]]) -> None:
+        """:meth:`delete` of each ``(key, version)``, in one round trip where the cache is remote."""
         ...
 
     async def set_flag(self, key: str, value: bytes = b"1") -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import trio
 
@@ -29,15 +29,20 @@ class CacheUnavailable(Exception):
     """Redis could not be reached (or answered with an error)."""
 
 
+# one or more keys (ARGV: version, packed value, TTL ms for each key in turn); returns how many
+# were stored: a key already holding a newer version (value or tombstone) is left alone
 PUT_SCRIPT = """
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  local cv = string.match(cur, '^(%d+)[:!]')
-  local nv = ARGV[1]
-  if cv and (#cv > #nv or (#cv == #nv and cv > nv)) then return 0 end
+local stored = 0
+for i, key in ipairs(KEYS) do
+  local nv = ARGV[3 * i - 2]
+  local cur = redis.call('GET', key)
+  local cv = cur and string.match(cur, '^(%d+)[:!]')
+  if not (cv and (#cv > #nv or (#cv == #nv and cv > nv))) then
+    redis.call('SET', key, ARGV[3 * i - 1], 'PX', ARGV[3 * i])
+    stored = stored + 1
+  end
 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return 1
+return stored
 """
 _PUT_SHA = hashlib.sha1(PUT_SCRIPT.encode()).hexdigest()
 
@@ -73,19 +78,22 @@ class _Resp:
     async def set(self, key: str, value: bytes) -> None:
         await self.run("SET", key, value)
 
-    async def _eval(self, script: str, sha: str, key: str, *args: Any) -> Any:
+    async def _eval(self, script: str, sha: str, keys: Sequence[str], *args: Any) -> Any:
         try:
-            return await self.run("EVALSHA", sha, 1, key, *args)
+            return await self.run("EVALSHA", sha, len(keys), *keys, *args)
         except CacheUnavailable as exc:
             if "NOSCRIPT" not in str(exc):
                 raise
-        return await self.run("EVAL", script, 1, key, *args)
+        return await self.run("EVAL", script, len(keys), *keys, *args)
 
     async def put(self, key: str, version: str, packed: bytes, ttl_ms: int) -> bool:
-        return bool(await self._eval(PUT_SCRIPT, _PUT_SHA, key, version, packed, ttl_ms))
+        return bool(await self._eval(PUT_SCRIPT, _PUT_SHA, (key,), version, packed, ttl_ms))
+
+    async def put_many(self, keys: Sequence[str], args: Sequence[Any]) -> None:
+        await self._eval(PUT_SCRIPT, _PUT_SHA, keys, *args)
 
     async def count(self, key: str, by: int, ttl_ms: int) -> list[int]:
-        return list(await self._eval(COUNT_SCRIPT, _COUNT_SHA, key, by, ttl_ms))
+        return list(await self._eval(COUNT_SCRIPT, _COUNT_SHA, (key,), by, ttl_ms))
 
     async def server_info(self) -> dict[str, str]:
         raw = await self.run("INFO", "server")
@@ -122,6 +130,9 @@ class _RedisPy:
 
     async def put(self, key: str, version: str, packed: bytes, ttl_ms: int) -> bool:
         return bool(await self._run(lambda: self._script(keys=[key], args=[version, packed, ttl_ms])))
+
+    async def put_many(self, keys: Sequence[str], args: Sequence[Any]) -> None:
+        await self._run(lambda: self._script(keys=list(keys), args=list(args)))
 
     async def count(self, key: str, by: int, ttl_ms: int) -> list[int]:
         return list(await self._run(lambda: self._count(keys=[key], args=[by, ttl_ms])))
@@ -160,6 +171,17 @@ class RedisCache:
 
     async def delete(self, key: str, *, version: int) -> None:
         await self._put(key, version, None, TOMBSTONE_TTL)
+
+    async def delete_many(self, entries: Sequence[tuple[str, int]]) -> None:
+        """Every tombstone in one script call (one round trip)."""
+        if not entries:
+            return
+        ttl_ms = max(1, math.ceil(TOMBSTONE_TTL * 1000))
+        args: list[Any] = []
+        for _, version in entries:
+            check_version(version)
+            args += [str(version), pack(version, None), ttl_ms]
+        await self._backend.put_many([key for key, _ in entries], args)
 
     async def set_flag(self, key: str, value: bytes = b"1") -> None:
         await self._backend.set(key, bytes(value))

@@ -19,7 +19,7 @@ from trio.lowlevel import RunVar
 from ..cache import Cache, CacheUnavailable
 from ..transport.envelope import encode_json
 
-__all__ = ["TTL", "MAX_PENDING_FILLS", "lookup", "fill", "fill_soon", "invalidate"]
+__all__ = ["TTL", "MAX_PENDING_FILLS", "lookup", "fill", "fill_soon", "invalidate", "invalidate_each"]
 
 B = TypeVar("B")
 
@@ -92,19 +92,20 @@ async def _fill(cache: Cache, key: str, version: int, data: bytes) -> None:
 
 
 async def invalidate(cache: Cache, keys: Sequence[str], version: int) -> None:
-    """After committing ``version``: drop every entry read from it (concurrently when several).
-    An outage here is logged; the entries then live at most :data:`TTL` seconds."""
-    if len(keys) < 2:   # the usual case: no nursery
-        for key in keys:
-            await _invalidate(cache, key, version)
+    """After committing ``version``: drop every entry read from it (one cache round trip however
+    many keys). An outage here is logged; the entries then live at most :data:`TTL` seconds."""
+    await invalidate_each(cache, [(key, version) for key in keys])
+
+
+async def invalidate_each(cache: Cache, entries: Sequence[tuple[str, int]]) -> None:
+    """:func:`invalidate` of keys committed at versions of their own, in one round trip."""
+    if not entries:
         return
-    async with trio.open_nursery() as nursery:
-        for key in keys:
-            nursery.start_soon(_invalidate, cache, key, version)
-
-
-async def _invalidate(cache: Cache, key: str, version: int) -> None:
     try:
-        await cache.delete(key, version=version)
+        if len(entries) == 1:
+            await cache.delete(entries[0][0], version=entries[0][1])
+        else:
+            await cache.delete_many(entries)
     except CacheUnavailable as exc:
-        log.error("cache invalidation of %s failed (entry lives at most %ss): %s", key, TTL, exc)
+        keys = ", ".join(key for key, _ in entries)
+        log.error("cache invalidation of %s failed (entries live at most %ss): %s", keys, TTL, exc)

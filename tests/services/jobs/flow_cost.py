@@ -84,7 +84,7 @@ def install(tables: bool = False) -> None:
     CassandraDb._batch = _counted(_batch_tables if tables else "cql batch", CassandraDb._batch)  # type: ignore[method-assign]
     AmqpTransport.call = _counted("rpc", AmqpTransport.call)  # type: ignore[method-assign]
     AmqpTransport.publish_event = _counted("event", AmqpTransport.publish_event)  # type: ignore[method-assign]
-    for method in ("get", "set", "delete", "set_flag", "get_flag", "count"):
+    for method in ("get", "set", "delete", "delete_many", "set_flag", "get_flag", "count"):
         setattr(GuardedCache, method, _counted("cache", getattr(GuardedCache, method)))
 
 

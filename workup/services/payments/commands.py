@@ -15,7 +15,7 @@ from ...transport.envelope import Caller, encode_json
 from ...messages import payments as m
 from ...problems import FieldError, Problem, ProblemError, bad_request, forbidden, not_found
 from ...runtime.context import after_reply
-from ...runtime.readcache import fill, invalidate
+from ...runtime.readcache import fill, invalidate_each
 from . import service
 from .deps import Ctx, PaymentsDeps
 from .ops import Changed, IdemKey, Outcome, Written
@@ -94,8 +94,8 @@ def answer(outcome: Outcome) -> msgspec.Raw:
 # --- effects --------------------------------------------------------------------------------------
 
 async def _invalidate(deps: PaymentsDeps, changes: Sequence[Changed]) -> None:
-    for change in changes:
-        await invalidate(deps.cache, cache_keys(change), change.version)
+    """Every changed row's entries, each at its row's version, in one cache round trip."""
+    await invalidate_each(deps.cache, [(key, change.version) for change in changes for key in cache_keys(change)])
 
 
 async def _as_now(deps: PaymentsDeps, wallets: Sequence[str], request_id: str | None = None) -> list[Changed]:
