@@ -143,7 +143,7 @@ class Rows:
     async def pending(self, kind: str, limit: int = 100) -> list[tuple[str, int]]:
         return sorted((i, t) for (k, i), t in self.rows.items() if k == kind)[:limit]
 
-    async def done(self, kind: str, item: str) -> None:
+    async def done(self, kind: str, item: str, created_ms: int = 0) -> None:
         self.rows.pop((kind, item), None)
 
 

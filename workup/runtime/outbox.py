@@ -398,7 +398,9 @@ class IntentRows(Protocol):
         """``(item, created_ms)`` of the intents of ``kind`` (``created_ms`` 0 when not kept)."""
         ...
 
-    async def done(self, kind: str, item: str) -> None: ...
+    async def done(self, kind: str, item: str, created_ms: int) -> None:
+        """Delete an intent, as :meth:`pending` listed it."""
+        ...
 
 
 class RowOutbox:
@@ -417,7 +419,7 @@ class RowOutbox:
         return [i for i in found if i is not None][:limit]
 
     async def done(self, intent: Intent) -> None:
-        await self.rows.done(intent.kind, intent.item)
+        await self.rows.done(intent.kind, intent.item, intent.created_ms)
         self.schedule.forget(intent)
 
     async def retry(self, intent: Intent, delay: float, error: str) -> None:

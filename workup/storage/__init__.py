@@ -16,10 +16,10 @@ Values are plain ``text`` / ``bigint`` / ``int`` / ``boolean``; the stores encod
 from .cassandra import CassandraDb, keyspace_name
 from .later import DeleteLater
 from .open import open_db, opened_store
-from .outbox import OUTBOX, Outbox
+from .outbox import OUTBOX, OUTBOX_TABLES, Outbox
 from .slots import claim_slot, slot_table
 from .sqlite import SqliteDb
 from .table import Db, Row, Table, located
 
 __all__ = ["Table", "Db", "Row", "SqliteDb", "CassandraDb", "open_db", "opened_store", "keyspace_name",
-           "OUTBOX", "Outbox", "DeleteLater", "located", "claim_slot", "slot_table"]
+           "OUTBOX", "OUTBOX_TABLES", "Outbox", "DeleteLater", "located", "claim_slot", "slot_table"]

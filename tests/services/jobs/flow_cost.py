@@ -50,7 +50,7 @@ def kind_of(cql: str) -> str:
     handlers only write and delete its rows)."""
     head = cql.lstrip().split(None, 1)[0].upper()
     if head == "SELECT":
-        return "relay scan" if ".outbox " in cql else "cql read"
+        return "relay scan" if re.search(r"\.outbox(_intents|_buckets)? ", cql) else "cql read"
     if head == "BEGIN":
         return "cql batch"
     return "cql LWT" if " IF " in cql else "cql write"

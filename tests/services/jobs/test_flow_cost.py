@@ -8,6 +8,9 @@ from tests.services.jobs.flow_cost import COLUMNS, by_table, census, kind_of, ma
 def test_statements_are_counted_by_kind():
     assert kind_of("SELECT * FROM ks.jobs WHERE id = ?") == "cql read"
     assert kind_of("SELECT * FROM ks.outbox WHERE kind = ? LIMIT 100") == "relay scan"
+    assert kind_of("SELECT * FROM ks.outbox_intents WHERE kind = ? AND bucket = ? LIMIT 100") == "relay scan"
+    assert kind_of("SELECT * FROM ks.outbox_buckets WHERE kind = ?") == "relay scan"
+    assert kind_of("SELECT * FROM ks.outboxes WHERE kind = ?") == "cql read"
     assert kind_of("INSERT INTO ks.jobs (id) VALUES (?)") == "cql write"
     assert kind_of("DELETE FROM ks.outbox WHERE kind = ? AND item = ?") == "cql write"
     assert kind_of("INSERT INTO ks.jobs (id) VALUES (?) IF NOT EXISTS") == "cql LWT"

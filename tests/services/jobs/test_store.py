@@ -174,7 +174,7 @@ async def test_outbox_keeps_tombstones_one_hour_on_cassandra(cassandra_hosts):
 
     async def gc_grace(db: CassandraDb) -> int:
         rows = await trio.to_thread.run_sync(lambda: list(db._session.execute(
-            "SELECT gc_grace_seconds FROM system_schema.tables WHERE keyspace_name = %s AND table_name = 'outbox'",
+            "SELECT gc_grace_seconds FROM system_schema.tables WHERE keyspace_name = %s AND table_name = 'outbox_intents'",
             (keyspace,))))
         return rows[0]["gc_grace_seconds"]
 
@@ -182,7 +182,7 @@ async def test_outbox_keeps_tombstones_one_hour_on_cassandra(cassandra_hosts):
     try:
         assert await gc_grace(db) == 3600
         await trio.to_thread.run_sync(lambda: db._session.execute(
-            f"ALTER TABLE {keyspace}.outbox WITH gc_grace_seconds = 864000", timeout=60))
+            f"ALTER TABLE {keyspace}.outbox_intents WITH gc_grace_seconds = 864000", timeout=60))
         assert await gc_grace(db) == 864000       # as a table made by an older version
         again = await CassandraDb.connect(points, keyspace, [OUTBOX])
         try:

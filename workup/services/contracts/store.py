@@ -9,7 +9,9 @@
 | terminations_by_contract | contract_id, id | a contract's termination requests (state rows) |
 | terminations_by_id | id | where a termination request lives |
 | termination_slots | (contract_id, requester_id) | one PENDING request per party and contract (LWT, see ``workup.storage.slots``) |
-| outbox | kind, item | payment requests / cancellations not acknowledged yet (relay) |
+| outbox_intents | (kind, bucket), item | payment requests / cancellations not acknowledged yet, event intents (relay; ``workup.storage.outbox``) |
+| outbox_buckets | kind, bucket | the minutes whose intents a relay scan reads |
+| outbox | kind, item | an earlier release's intents, moved into buckets when first scanned |
 | inbox | once_key | first answers of the ``once`` commands (``workup.storage.inbox``) but the milestones' |
 
 A contract's id is derived from its proposal's id, a milestone's from (contract, position), and a
@@ -46,7 +48,7 @@ from ...ids import CONTRACT_IDS, derived_id, rfc3339
 from ...messages.contracts import Contract, EvaluateMilestone, Milestone, ProgressMilestone, TerminationRequest
 from ...runtime.inbox import OnceKey, Recorded, kept
 from ...runtime.outbox import Bell
-from ...storage import OUTBOX, Db, DeleteLater, Outbox, Table, claim_slot, located, slot_table
+from ...storage import OUTBOX_TABLES, Db, DeleteLater, Outbox, Table, claim_slot, located, slot_table
 from ...storage.inbox import INBOX, DbInbox, update_if_once
 from ...storage.slots import HolderState
 
@@ -75,7 +77,7 @@ TERMINATIONS_BY_ID = Table("terminations_by_id", {"id": TEXT, "contract_id": TEX
 TERMINATION_SLOTS = slot_table("termination_slots", ("contract_id", "requester_id"), "termination_id")
 
 TABLES = [CONTRACTS, CONTRACTS_BY_PARTY, MILESTONES, MILESTONES_BY_ID, TERMINATIONS, TERMINATIONS_BY_ID,
-          TERMINATION_SLOTS, OUTBOX, INBOX]
+          TERMINATION_SLOTS, *OUTBOX_TABLES, INBOX]
 
 def contract_id_for(proposal_id: str) -> str:
     return derived_id(CONTRACT_IDS, "contract", proposal_id)

@@ -9,7 +9,9 @@
 | proposals_by_id | id | which job a proposal belongs to |
 | proposals_by_freelancer | freelancer_id, (created_ms, id) DESC | a freelancer's proposals |
 | proposal_slots | (job_id, freelancer_id) | at most one proposal per freelancer and job (LWT, see ``workup.storage.slots``) |
-| outbox | kind, item | accepted jobs whose contract is not recorded yet (relay) |
+| outbox_intents | (kind, bucket), item | accepted jobs whose contract is not recorded yet, event intents (relay; ``workup.storage.outbox``) |
+| outbox_buckets | kind, bucket | the minutes whose intents a relay scan reads |
+| outbox | kind, item | an earlier release's intents, moved into buckets when first scanned |
 | inbox | once_key | first answers of the ``once`` commands (``workup.storage.inbox``) |
 """
 
@@ -26,7 +28,7 @@ from ...messages.jobs import Attachment, Job, JobListing, Proposal, ProposalMile
 from ...ids import rfc3339
 from ...runtime.inbox import Recorded
 from ...runtime.outbox import Bell
-from ...storage import OUTBOX, Db, DeleteLater, Outbox, Table, claim_slot, located, slot_table
+from ...storage import OUTBOX_TABLES, Db, DeleteLater, Outbox, Table, claim_slot, located, slot_table
 from ...storage.inbox import INBOX, DbInbox, update_if_once
 from ...storage.slots import HolderState
 
@@ -54,7 +56,7 @@ PROPOSALS_BY_FREELANCER = Table("proposals_by_freelancer", {
 PROPOSAL_SLOTS = slot_table("proposal_slots", ("job_id", "freelancer_id"), "proposal_id")
 
 TABLES = [JOBS, JOBS_BY_CLIENT, JOB_INDEX, PROPOSALS, PROPOSALS_BY_ID, PROPOSALS_BY_FREELANCER,
-          PROPOSAL_SLOTS, OUTBOX, INBOX]
+          PROPOSAL_SLOTS, *OUTBOX_TABLES, INBOX]
 
 
 class StoredJob(msgspec.Struct, kw_only=True):
@@ -259,13 +261,13 @@ class JobsStore:
         ``intents`` (``(kind, item, created_ms)``) go in the same batch: written with the change
         they announce, and a forgotten one stays forgotten (its delete is newer than the batch)."""
         await self.db.create([
-            *(self.outbox.row(kind, item, at) for kind, item, at in intents),
+            *self.outbox.rows(intents),
             (PROPOSALS_BY_ID, {"id": p.id, "job_id": p.job_id}),
             (PROPOSALS_BY_FREELANCER, {"freelancer_id": p.freelancer_id, "created_ms": p.created_ms,
                                        "id": p.id, "job_id": p.job_id}),
             (PROPOSALS, _proposal_row(p))], p.created_ms)
         if intents:
-            self.outbox.added()
+            self.outbox.added(intents)
 
     async def get_proposal(self, proposal_id: str) -> StoredProposal | None:
         row = await located(self.db, PROPOSALS_BY_ID, PROPOSALS, {"id": proposal_id})

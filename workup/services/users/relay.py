@@ -38,7 +38,7 @@ class Flags:
     async def pending(self, kind: str, limit: int = 100) -> list[tuple[str, int]]:
         return [(user.id, 0) for user in await self.store.pending(_flag(kind), limit)]
 
-    async def done(self, kind: str, item: str) -> None:
+    async def done(self, kind: str, item: str, created_ms: int = 0) -> None:
         await self.store.clear_pending(_flag(kind), item)
 
 
