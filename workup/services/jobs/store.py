@@ -228,14 +228,10 @@ class JobsStore:
             {"accepted_proposal_id": proposal_id, "active": False, "updated_ms": now},
             {"accepted_proposal_id": None, "active": True})
 
-    async def set_job_contract(self, job_id: str, proposal_id: str, contract_id: str) -> bool:
-        return await self.db.update_if(JOBS, {"id": job_id}, {"contract_id": contract_id},
-                                       {"accepted_proposal_id": proposal_id})
-
     async def record_contract(self, job: StoredJob, contract_id: str) -> None:
-        """:meth:`set_job_contract` for a job already claimed (``job.accepted_proposal_id`` set,
-        which nothing changes afterwards): every writer (handler, relay, redelivery) writes the
-        same id, derived from the proposal's, so a plain write does (no lightweight transaction)."""
+        """The contract id of a job already claimed (``job.accepted_proposal_id`` set, which
+        nothing changes afterwards): every writer (handler, relay, redelivery) writes the same id,
+        derived from the proposal's, so a plain write does (no lightweight transaction)."""
         assert job.accepted_proposal_id is not None
         await self.db.update(JOBS, {"id": job.id}, {"contract_id": contract_id})
 
