@@ -90,11 +90,7 @@ class GuardedCache:
         return await self._guarded(lambda: self.inner.set(key, value, version=version, ttl=ttl))
 
     async def delete(self, key: str, *, version: int) -> None:
-        try:
-            await self._guarded(lambda: self.inner.delete(key, version=version))
-        except CacheUnavailable:
-            self._remember(key, version)
-            raise
+        await self.delete_many([(key, version)])
 
     async def delete_many(self, entries: Sequence[tuple[str, int]]) -> None:
         try:

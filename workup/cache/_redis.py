@@ -170,7 +170,7 @@ class RedisCache:
         return await self._put(key, version, bytes(value), ttl)
 
     async def delete(self, key: str, *, version: int) -> None:
-        await self._put(key, version, None, TOMBSTONE_TTL)
+        await self.delete_many([(key, version)])
 
     async def delete_many(self, entries: Sequence[tuple[str, int]]) -> None:
         """Every tombstone in one script call (one round trip)."""

@@ -102,10 +102,7 @@ async def invalidate_each(cache: Cache, entries: Sequence[tuple[str, int]]) -> N
     if not entries:
         return
     try:
-        if len(entries) == 1:
-            await cache.delete(entries[0][0], version=entries[0][1])
-        else:
-            await cache.delete_many(entries)
+        await cache.delete_many(entries)
     except CacheUnavailable as exc:
         keys = ", ".join(key for key, _ in entries)
         log.error("cache invalidation of %s failed (entries live at most %ss): %s", keys, TTL, exc)

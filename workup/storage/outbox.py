@@ -154,10 +154,10 @@ class Outbox:
         if key is not None:
             await self.db.delete(OUTBOX, key)
 
-    def forget(self, kind: str, item: str, created_ms: int | None = None) -> None:
+    def forget(self, kind: str, item: str) -> None:
         """:meth:`done` without waiting, for a step that succeeded: deleted with the others of
         its moment (:class:`~workup.storage.later.DeleteLater`, whose loop the service's relay
-        runs)."""
-        key = self._key(kind, item, created_ms)
+        runs). One this process did not write is left for the relay's :meth:`done`."""
+        key = self._key(kind, item, None)
         if key is not None:
             self.later.delete(OUTBOX, key)
